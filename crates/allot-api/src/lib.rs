@@ -1,0 +1,207 @@
+//! The HTTP face of Allot: routes, request and response shapes, authentication, the one
+//! error mapping to problem+json, request metrics and the generated OpenAPI document.
+//!
+//! What it must never do: business logic or SQL. A handler parses its input into core
+//! types (`params`), calls one `allot_app` function and renders a view (`views`).
+//!
+//! Every `/v1` route sits behind the key check (a router layer, so no handler can forget
+//! it); role checks are the first line of the handlers that need them.
+
+mod error;
+mod json;
+mod params;
+mod query;
+mod routes;
+mod views;
+mod wire;
+
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use allot_app::App;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::{ApiError, Problem};
+
+/// Body limit of ordinary requests (8 MiB).
+pub const BODY_LIMIT_BYTES: usize = 8 * 1024 * 1024;
+/// Body limit of bulk feed requests (deltas, snapshots): 64 MiB, room for 200,000 deltas.
+pub const BULK_BODY_LIMIT_BYTES: usize = 64 * 1024 * 1024;
+/// A request still running after this long is answered 503 and dropped.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct ApiState {
+    pub app: App,
+    metrics: PrometheusHandle,
+}
+
+impl ApiState {
+    pub fn new(app: App) -> ApiState {
+        ApiState {
+            app,
+            metrics: metrics_handle().clone(),
+        }
+    }
+}
+
+/// The process-wide Prometheus recorder (installed once, on first use).
+fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets(&[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ])
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder is installed already; then ours renders nothing
+        // but the server still runs.
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+        }
+        handle
+    })
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Allot", description = "Distributed order management: network, catalog, inventory and availability."),
+    components(schemas(error::Problem, error::ProblemField)),
+    modifiers(&ApiKeyScheme)
+)]
+struct ApiDoc;
+
+struct ApiKeyScheme;
+
+impl Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The whole router and its OpenAPI document.
+pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
+    let v1 = OpenApiRouter::new()
+        .merge(routes::nodes::router())
+        .merge(routes::items::router())
+        .merge(routes::inventory::router().layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)))
+        .merge(routes::inventory::bulk_router().layer(DefaultBodyLimit::max(BULK_BODY_LIMIT_BYTES)))
+        .layer(middleware::from_fn_with_state(state.clone(), require_key));
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(v1)
+        .merge(routes::ops::router())
+        .split_for_parts();
+    let document = openapi.clone();
+    let request_id = HeaderName::from_static("x-request-id");
+    let router = router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let document = document.clone();
+                async move { axum::Json(document) }
+            }),
+        )
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                "no such route",
+            )
+        })
+        .layer(middleware::from_fn(track_request))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal().into_response()
+        }))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+        ]))
+        .with_state(state);
+    (router, openapi)
+}
+
+/// Authenticates `Authorization: Bearer <key>` and puts the caller's [`allot_app::Principal`]
+/// into the request for handlers to check roles.
+async fn require_key(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = token else {
+        return ApiError::from(allot_app::AppError::Unauthenticated).into_response();
+    };
+    match state.app.authenticate(token).await {
+        Ok(principal) => {
+            req.extensions_mut().insert(principal);
+            next.run(req).await
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// Counts and times every request by route template and status. Logs method, route,
+/// status and latency only: no query strings, bodies or headers (no personal data).
+async fn track_request(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(req).await;
+    let elapsed = start.elapsed();
+    let status = response.status().as_u16().to_string();
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route.clone()),
+        ("status", status),
+    ];
+    metrics::counter!("allot_http_requests_total", &labels).increment(1);
+    metrics::histogram!("allot_http_request_duration_seconds", &labels)
+        .record(elapsed.as_secs_f64());
+    tracing::debug!(%method, route, status = response.status().as_u16(), latency_us = elapsed.as_micros() as u64, "request");
+    response
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (router, _) = router(state);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,44 @@
+//! The app's error type: every way a use case can refuse, with enough context for the
+//! API to render a precise problem document.
+
+use allot_store::StoreError;
+
+/// One offending input field, named by its JSON path (`deltas[3].sku`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl ToString) -> FieldError {
+        FieldError {
+            field: field.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Input that parses but breaks a rule; every offending field is listed.
+    #[error("invalid input ({} problems)", .0.len())]
+    Invalid(Vec<FieldError>),
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    /// A sequenced update older than what is stored.
+    #[error("stale update")]
+    Stale(Vec<FieldError>),
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("this key may not {action}")]
+    Forbidden { action: &'static str },
+    #[error("storage failure")]
+    Store(#[from] StoreError),
+}
+
+impl AppError {
+    pub fn invalid(field: impl Into<String>, message: impl ToString) -> AppError {
+        AppError::Invalid(vec![FieldError::new(field, message)])
+    }
+}

@@ -1,0 +1,88 @@
+//! Allot's use cases: one function per thing a caller can do (put a node, apply inventory
+//! deltas, ask for availability, authenticate a key, …).
+//!
+//! What it owns: transactions (each use case is one), the clock, id and key generation,
+//! and the in-memory read model that serves hot reads. What it must never do: speak HTTP
+//! or SQL. Handlers call exactly one function here; this crate calls the store and the
+//! pure core.
+//!
+//! Key invariant: the read model is updated after, and only after, the database commit
+//! of the change, and only with row versions newer than those it holds. A caller that
+//! got an answer to a write therefore reads its own write, and a slower request can never
+//! overwrite a newer state with an older one.
+
+mod auth;
+mod clock;
+mod demo;
+mod error;
+mod inventory;
+mod network;
+mod read_model;
+
+use std::sync::Arc;
+
+use allot_store::Store;
+
+pub use allot_store::{DbConfig, StoredItem, StoredNode};
+pub use auth::{NewKey, Principal, Role};
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use demo::LoadSummary;
+pub use error::{AppError, FieldError};
+pub use inventory::{
+    Availability, AvailabilityQuery, DeltaInput, NodeAvailability, SkuAvailability, SnapshotInput,
+};
+pub use network::{ListPage, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
+pub use read_model::ReadModel;
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+/// The application: a store, a clock and the read model, shared by every request.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    read: read_model::SharedReadModel,
+    keys: auth::KeyCache,
+}
+
+impl App {
+    /// Opens the database (running migrations) and loads the read model.
+    pub async fn open(db: &DbConfig, clock: Arc<dyn Clock>) -> Result<App> {
+        let store = Store::open(db).await?;
+        let read = read_model::SharedReadModel::load(&store).await?;
+        Ok(App {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                read,
+                keys: auth::KeyCache::default(),
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        self.inner.store.backend_name()
+    }
+
+    /// Readiness: the database answers.
+    pub async fn ready(&self) -> Result<()> {
+        Ok(self.inner.store.ping().await?)
+    }
+
+    /// Closes the database connections (after the server has drained).
+    pub async fn close(&self) {
+        self.inner.store.close().await;
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.inner.clock.now().as_millisecond()
+    }
+}

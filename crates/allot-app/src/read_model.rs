@@ -1,0 +1,96 @@
+//! The in-memory read model: nodes, items and positions, loaded at start-up and updated
+//! after every committed write. Hot reads (availability, positions, node and item
+//! lookups) are answered from here without touching the database.
+//!
+//! Every entry carries its row version; [`ReadModel`] only accepts a newer version, so
+//! two concurrent writes whose commits and cache updates interleave still leave the
+//! newest state.
+//!
+//! Limitation (until the orders issue adds change notification): on PostgreSQL with
+//! several servers, a server does not see other servers' writes in its read model.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{RwLock, RwLockReadGuard};
+
+use allot_core::{NodeId, Sku};
+use allot_store::{Store, StoredItem, StoredNode, StoredPosition};
+
+use crate::Result;
+
+#[derive(Default)]
+pub struct ReadModel {
+    pub(crate) nodes: BTreeMap<NodeId, StoredNode>,
+    pub(crate) items: BTreeMap<Sku, StoredItem>,
+    /// SKU → node → position: availability asks by SKU.
+    pub(crate) positions: HashMap<Sku, HashMap<NodeId, StoredPosition>>,
+}
+
+impl ReadModel {
+    pub fn node(&self, id: &str) -> Option<&StoredNode> {
+        self.nodes.get(id)
+    }
+
+    pub fn item(&self, sku: &str) -> Option<&StoredItem> {
+        self.items.get(sku)
+    }
+
+    pub fn position(&self, node_id: &str, sku: &str) -> Option<&StoredPosition> {
+        self.positions
+            .get(sku)
+            .and_then(|by_node| by_node.get(node_id))
+    }
+
+    pub(crate) fn apply_node(&mut self, n: StoredNode) {
+        match self.nodes.get(&n.node.id) {
+            Some(old) if old.version >= n.version => {}
+            _ => {
+                self.nodes.insert(n.node.id.clone(), n);
+            }
+        }
+    }
+
+    pub(crate) fn apply_item(&mut self, i: StoredItem) {
+        match self.items.get(&i.item.sku) {
+            Some(old) if old.version >= i.version => {}
+            _ => {
+                self.items.insert(i.item.sku.clone(), i);
+            }
+        }
+    }
+
+    pub(crate) fn apply_position(&mut self, p: StoredPosition) {
+        let by_node = self.positions.entry(p.position.sku.clone()).or_default();
+        match by_node.get(&p.position.node_id) {
+            Some(old) if old.version >= p.version => {}
+            _ => {
+                by_node.insert(p.position.node_id.clone(), p);
+            }
+        }
+    }
+}
+
+pub(crate) struct SharedReadModel(RwLock<ReadModel>);
+
+impl SharedReadModel {
+    pub(crate) async fn load(store: &Store) -> Result<SharedReadModel> {
+        let mut model = ReadModel::default();
+        for n in store.nodes().await? {
+            model.apply_node(n);
+        }
+        for i in store.items().await? {
+            model.apply_item(i);
+        }
+        for p in store.positions().await? {
+            model.apply_position(p);
+        }
+        Ok(SharedReadModel(RwLock::new(model)))
+    }
+
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, ReadModel> {
+        self.0.read().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    pub(crate) fn update(&self, f: impl FnOnce(&mut ReadModel)) {
+        f(&mut self.0.write().unwrap_or_else(|poison| poison.into_inner()));
+    }
+}

@@ -1,0 +1,29 @@
+//! Allot's pure domain: identifiers, quantities, money, the fulfillment network, the
+//! catalog, inventory positions and the arithmetic of availability (ATP).
+//!
+//! This crate must never do I/O, read a clock, spawn tasks or draw unseeded random
+//! numbers: the server, the simulator and the benchmarks call the very same functions and
+//! must get the very same answers. Time, when it matters, is a parameter.
+//!
+//! Key invariant: every value of a domain type is valid. Constructors parse and check
+//! (`NodeId::parse`, `Qty::new`, `GeoPoint::new`, …); once a value exists, nothing
+//! downstream re-validates it.
+
+pub mod catalog;
+pub mod geo;
+pub mod ids;
+pub mod inventory;
+pub mod money;
+pub mod network;
+pub mod places;
+pub mod qty;
+pub mod rng;
+pub mod scenario;
+
+pub use catalog::{FulfillmentMethod, Item};
+pub use geo::GeoPoint;
+pub use ids::{ChannelId, IdError, NodeId, Sku};
+pub use inventory::{Position, PositionCounts};
+pub use money::Currency;
+pub use network::{Capability, Node, NodeCapacity, NodeCosts, NodeStatus, NodeType, TimeZoneName};
+pub use qty::{Qty, QtyError};

@@ -1,0 +1,252 @@
+//! Persistence for Allot: one transaction-first interface with two implementations,
+//! embedded SQLite (the default: one file, zero set-up) and PostgreSQL (scale-out: many
+//! stateless servers share one database).
+//!
+//! What it owns: the schema and migrations of both backends, the SQL, and the mapping
+//! between rows and core types. What it must never do: decide business rules. Use cases
+//! (in `allot-app`) open a [`Tx`], read what they need, compute the change with the pure
+//! core, and write it back, all in one transaction.
+//!
+//! Key invariant: the database repeats the core's invariants as `CHECK` constraints (no
+//! negative counts, valid statuses), so a bug above this layer cannot corrupt stock.
+//!
+//! Dispatch over the backend happens here, once, through enums ([`Store`], [`Tx`]).
+//! Statements whose SQL is the same on both backends are written once and expanded for
+//! each by the `on_tx!` macro; statements that differ (row locking, bulk input) are
+//! written per backend.
+
+mod error;
+mod keys;
+mod nodes;
+mod positions;
+mod rows;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
+
+pub use error::StoreError;
+pub use keys::StoredKey;
+pub use positions::StoredPosition;
+pub use rows::{StoredItem, StoredNode};
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Connections kept open to PostgreSQL per server process.
+pub const PG_MAX_CONNECTIONS: u32 = 16;
+/// Read connections to the SQLite file (the write connection is separate and single).
+pub const SQLITE_READ_CONNECTIONS: u32 = 4;
+/// How long a SQLite statement waits for a lock held by another process before failing.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which database, and where.
+#[derive(Debug, Clone)]
+pub enum DbConfig {
+    /// A SQLite file; created with its parent directory if missing.
+    Sqlite { path: std::path::PathBuf },
+    /// A PostgreSQL URL. `schema`, when set, is created if missing and used as the
+    /// `search_path` (tests use one schema each).
+    Postgres { url: String, schema: Option<String> },
+}
+
+/// The database behind Allot.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+/// SQLite: one write connection (SQLite admits one writer at a time; queuing writers in
+/// the pool instead of in SQLite's busy loop is fairer and never deadlocks) and a few
+/// read connections that see committed data through WAL.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// An open write transaction. Dropping it without [`Tx::commit`] rolls it back.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// Runs the same statement code against whichever backend a [`Tx`] or [`Store`] holds.
+/// The body is compiled once per backend, so the SQL must be valid on both (positional
+/// `$N` parameters, `ON CONFLICT … DO UPDATE`, `RETURNING` are).
+macro_rules! on_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match $tx {
+            $crate::Tx::Sqlite(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+            $crate::Tx::Postgres(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_tx;
+
+macro_rules! on_read {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store {
+            $crate::Store::Sqlite(s) => {
+                let $pool = &s.read;
+                $body
+            }
+            $crate::Store::Postgres(s) => {
+                let $pool = &s.pool;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_read;
+
+impl Store {
+    /// Connects (creating the SQLite file if needed) and runs pending migrations.
+    pub async fn open(config: &DbConfig) -> Result<Store> {
+        let store = match config {
+            DbConfig::Sqlite { path } => Store::Sqlite(open_sqlite(path).await?),
+            DbConfig::Postgres { url, schema } => {
+                Store::Postgres(open_postgres(url, schema.as_deref()).await?)
+            }
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => sqlx::migrate!("./migrations/sqlite").run(&s.write).await?,
+            Store::Postgres(s) => sqlx::migrate!("./migrations/postgres").run(&s.pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Begins a write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so a transaction that reads before it writes cannot fail
+    /// half-way on a lock upgrade.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match self {
+            Store::Sqlite(s) => Tx::Sqlite(s.write.begin_with("BEGIN IMMEDIATE").await?),
+            Store::Postgres(s) => Tx::Postgres(s.pool.begin().await?),
+        })
+    }
+
+    /// Whether the database answers (readiness probe).
+    pub async fn ping(&self) -> Result<()> {
+        on_read!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for those in use to be returned. On SQLite the
+    /// last close checkpoints the WAL into the main file.
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(s) => {
+                s.read.close().await;
+                s.write.close().await;
+            }
+            Store::Postgres(s) => s.pool.close().await,
+        }
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+}
+
+async fn open_sqlite(path: &Path) -> Result<SqliteStore> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // Acknowledged means durable: FULL syncs the WAL on every commit.
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(SQLITE_BUSY_TIMEOUT);
+    let write = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .connect_with(options.clone())
+        .await?;
+    let read = SqlitePoolOptions::new()
+        .max_connections(SQLITE_READ_CONNECTIONS)
+        .connect_with(options.read_only(true))
+        .await?;
+    Ok(SqliteStore { write, read })
+}
+
+async fn open_postgres(url: &str, schema: Option<&str>) -> Result<PgStore> {
+    let mut options = PgConnectOptions::from_str(url)?;
+    if let Some(schema) = schema {
+        // A schema name is an identifier we quote; refuse anything that needs escaping.
+        if !schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || schema.is_empty()
+        {
+            return Err(StoreError::BadConfig(format!(
+                "schema name {schema:?} must be [A-Za-z0-9_]+"
+            )));
+        }
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+        )))
+        .execute(&admin)
+        .await?;
+        admin.close().await;
+        options = options.options([("search_path", schema)]);
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(PG_MAX_CONNECTIONS)
+        .connect_with(options)
+        .await?;
+    Ok(PgStore { pool })
+}

@@ -1,0 +1,224 @@
+//! The `allot` binary: `serve`, `demo`, `keys create`.
+//!
+//! Configuration comes from flags, each with an `ALLOT_*` environment variable. The
+//! defaults run with no configuration at all: SQLite in `./allot-data/allot.db`, HTTP on
+//! 127.0.0.1:8080.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use allot_api::ApiState;
+use allot_app::{App, DbConfig, Role, SystemClock};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "allot", version, about = "Allot: distributed order management")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API.
+    Serve(ServeArgs),
+    /// Load the demo network (4 DCs, 56 stores, 500 SKUs) if the database is empty, then serve.
+    Demo(ServeArgs),
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it once (only its SHA-256 digest is stored).
+    Create {
+        /// admin | channel:<channel_id> | node:<node_id>
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Args, Clone)]
+struct DbArgs {
+    /// Directory of the embedded SQLite database (used unless a database URL is given).
+    #[arg(long, env = "ALLOT_DATA_DIR", default_value = "./allot-data")]
+    data_dir: PathBuf,
+    /// PostgreSQL URL, e.g. postgres://user@host:5432/db. Overrides --data-dir.
+    #[arg(long, env = "ALLOT_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+impl DbArgs {
+    fn config(&self) -> anyhow::Result<DbConfig> {
+        match &self.database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(DbConfig::Postgres {
+                    url: url.clone(),
+                    schema: None,
+                })
+            }
+            Some(_) => anyhow::bail!("--database-url must start with postgres:// or postgresql://"),
+            None => Ok(DbConfig::Sqlite {
+                path: self.data_dir.join("allot.db"),
+            }),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.database_url {
+            Some(_) => "PostgreSQL".to_owned(),
+            None => format!("SQLite at {}", self.data_dir.join("allot.db").display()),
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ALLOT_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ALLOT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args, false).await,
+            Command::Demo(args) => serve(args, true).await,
+            Command::Keys {
+                command: KeysCommand::Create { role, db },
+            } => create_key(&role, &db).await,
+        }
+    })
+}
+
+async fn open(db: &DbArgs) -> anyhow::Result<App> {
+    App::open(&db.config()?, Arc::new(SystemClock))
+        .await
+        .with_context(|| format!("opening the database ({})", db.describe()))
+}
+
+async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
+    let app = open(&args.db).await?;
+    let configured = std::env::var("ALLOT_ADMIN_KEY")
+        .ok()
+        .filter(|k| !k.is_empty());
+    let mut printed_key = app
+        .bootstrap_admin(configured.as_deref())
+        .await
+        .context("preparing the admin key")?;
+
+    if demo {
+        let scenario = allot_core::scenario::generate(&allot_core::scenario::ScenarioSpec::demo());
+        let summary = app
+            .load_scenario_if_empty(&scenario)
+            .await
+            .context("loading the demo network")?;
+        if summary.loaded {
+            eprintln!(
+                "demo network loaded: {} nodes, {} items, {} inventory positions",
+                summary.nodes, summary.items, summary.positions
+            );
+        } else {
+            eprintln!("the database already holds a network; demo data left as it is");
+        }
+        // The demo must always hand out a working key: a fresh one when the first-start
+        // key was printed on an earlier run.
+        if printed_key.is_none() && configured.is_none() {
+            printed_key = Some(
+                app.create_key(Role::Admin)
+                    .await
+                    .context("creating a demo admin key")?,
+            );
+        }
+    }
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    eprintln!(
+        "allot {} listening on {url} ({})",
+        env!("CARGO_PKG_VERSION"),
+        args.db.describe()
+    );
+    match (&printed_key, &configured) {
+        (Some(key), _) => {
+            eprintln!("admin key (shown once, store it now): {}", key.secret);
+            eprintln!(
+                "try: curl -H 'Authorization: Bearer {}' '{url}/v1/availability?sku=SKU-00001'",
+                key.secret
+            );
+        }
+        (None, Some(_)) => eprintln!("admin key: the value of ALLOT_ADMIN_KEY"),
+        (None, None) => eprintln!(
+            "admin key: as printed on first start (or create one with `allot keys create --role admin`)"
+        ),
+    }
+    allot_api::serve(listener, ApiState::new(app.clone()), shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    app.close().await;
+    eprintln!("allot stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM. In-flight requests then finish before the process exits.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn create_key(role: &str, db: &DbArgs) -> anyhow::Result<()> {
+    let role = Role::parse(role).map_err(anyhow::Error::msg)?;
+    let app = open(db).await?;
+    let key = app.create_key(role).await?;
+    app.close().await;
+    println!("{}", key.secret);
+    eprintln!(
+        "created {} with role {} (shown once; only its digest is stored)",
+        key.key_id,
+        key.role.to_text()
+    );
+    Ok(())
+}
