@@ -43,36 +43,15 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(
-        status: StatusCode,
-        kind: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> ApiError {
-        ApiError {
-            status,
-            kind,
-            title,
-            detail: detail.into(),
-            errors: Vec::new(),
-        }
+    pub fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError { status, kind, title, detail: detail.into(), errors: Vec::new() }
     }
 
     /// Malformed request (JSON syntax, wrong types, unknown fields).
     pub fn bad_request(field: Option<String>, detail: impl Into<String>) -> ApiError {
         let detail = detail.into();
-        let errors = field
-            .map(|f| vec![FieldError::new(f, &detail)])
-            .unwrap_or_default();
-        ApiError {
-            errors,
-            ..ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad-request",
-                "Malformed request",
-                detail,
-            )
-        }
+        let errors = field.map(|f| vec![FieldError::new(f, &detail)]).unwrap_or_default();
+        ApiError { errors, ..ApiError::new(StatusCode::BAD_REQUEST, "bad-request", "Malformed request", detail) }
     }
 
     /// Well-formed input that breaks a rule.
@@ -80,22 +59,12 @@ impl ApiError {
         let detail = summary(&errors);
         ApiError {
             errors,
-            ..ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation-failed",
-                "Invalid input",
-                detail,
-            )
+            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation-failed", "Invalid input", detail)
         }
     }
 
     pub fn not_found(what: &str, id: &str) -> ApiError {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            "Not found",
-            format!("{what} {id} not found"),
-        )
+        ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("{what} {id} not found"))
     }
 
     pub fn internal() -> ApiError {
@@ -116,12 +85,7 @@ fn summary(errors: &[FieldError]) -> String {
     match errors {
         [] => "the request is invalid".to_owned(),
         [one] => format!("{}: {}", one.field, one.message),
-        [first, rest @ ..] => format!(
-            "{}: {} (and {} more)",
-            first.field,
-            first.message,
-            rest.len()
-        ),
+        [first, rest @ ..] => format!("{}: {} (and {} more)", first.field, first.message, rest.len()),
     }
 }
 
@@ -174,20 +138,10 @@ impl IntoResponse for ApiError {
             title: self.title.to_owned(),
             status: self.status.as_u16(),
             detail: self.detail,
-            errors: self
-                .errors
-                .into_iter()
-                .map(|e| ProblemField {
-                    field: e.field,
-                    message: e.message,
-                })
-                .collect(),
+            errors: self.errors.into_iter().map(|e| ProblemField { field: e.field, message: e.message }).collect(),
         };
         let mut response = (self.status, axum::Json(body)).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         response
     }
 }

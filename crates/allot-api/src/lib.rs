@@ -52,10 +52,7 @@ pub struct ApiState {
 
 impl ApiState {
     pub fn new(app: App) -> ApiState {
-        ApiState {
-            app,
-            metrics: metrics_handle().clone(),
-        }
+        ApiState { app, metrics: metrics_handle().clone() }
     }
 }
 
@@ -64,10 +61,7 @@ fn metrics_handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new()
-            .set_buckets(&[
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0,
-            ])
+            .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -93,10 +87,7 @@ struct ApiKeyScheme;
 impl Modify for ApiKeyScheme {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
+        components.add_security_scheme("api_key", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
     }
 }
 
@@ -108,10 +99,8 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::inventory::router().layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)))
         .merge(routes::inventory::bulk_router().layer(DefaultBodyLimit::max(BULK_BODY_LIMIT_BYTES)))
         .layer(middleware::from_fn_with_state(state.clone(), require_key));
-    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(v1)
-        .merge(routes::ops::router())
-        .split_for_parts();
+    let (router, openapi) =
+        OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(v1).merge(routes::ops::router()).split_for_parts();
     let document = openapi.clone();
     let request_id = HeaderName::from_static("x-request-id");
     let router = router
@@ -122,28 +111,14 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
                 async move { axum::Json(document) }
             }),
         )
-        .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                "Not found",
-                "no such route",
-            )
-        })
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such route") })
         .layer(middleware::from_fn(track_request))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
-        ))
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::internal().into_response()
-        }))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-        ]))
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
         .with_state(state);
     (router, openapi)
 }
@@ -174,22 +149,14 @@ async fn require_key(State(state): State<ApiState>, mut req: Request, next: Next
 async fn track_request(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
     let response = next.run(req).await;
     let elapsed = start.elapsed();
     let status = response.status().as_u16().to_string();
-    let labels = [
-        ("method", method.to_string()),
-        ("route", route.clone()),
-        ("status", status),
-    ];
+    let labels = [("method", method.to_string()), ("route", route.clone()), ("status", status)];
     metrics::counter!("allot_http_requests_total", &labels).increment(1);
-    metrics::histogram!("allot_http_request_duration_seconds", &labels)
-        .record(elapsed.as_secs_f64());
+    metrics::histogram!("allot_http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
     tracing::debug!(%method, route, status = response.status().as_u16(), latency_us = elapsed.as_micros() as u64, "request");
     response
 }
@@ -201,7 +168,5 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (router, _) = router(state);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }

@@ -6,9 +6,7 @@ use allot_app::{DeltaInput, FieldError, SnapshotInput};
 use allot_core::catalog::{ITEM_NAME_MAX_CHARS, SUBSTITUTES_MAX};
 use allot_core::inventory::{AbsolutePosition, SnapshotEntry};
 use allot_core::network::{NODE_NAME_MAX_CHARS, canonical_capabilities};
-use allot_core::{
-    Currency, GeoPoint, Item, Node, NodeCapacity, NodeCosts, NodeId, Qty, Sku, TimeZoneName,
-};
+use allot_core::{Currency, GeoPoint, Item, Node, NodeCapacity, NodeCosts, NodeId, Qty, Sku, TimeZoneName};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -29,11 +27,7 @@ impl Errors {
     }
 
     /// Runs a parse, recording its error under `field`.
-    pub fn check<T, E: ToString>(
-        &mut self,
-        field: impl Into<String>,
-        r: Result<T, E>,
-    ) -> Option<T> {
+    pub fn check<T, E: ToString>(&mut self, field: impl Into<String>, r: Result<T, E>) -> Option<T> {
         match r {
             Ok(v) => Some(v),
             Err(e) => {
@@ -57,10 +51,7 @@ fn text(errors: &mut Errors, field: &str, value: &str, max_chars: usize) -> Opti
         errors.push(field, "must not be empty");
         None
     } else if n > max_chars {
-        errors.push(
-            field,
-            format!("must be at most {max_chars} characters, got {n}"),
-        );
+        errors.push(field, format!("must be at most {max_chars} characters, got {n}"));
         None
     } else {
         Some(value.to_owned())
@@ -156,10 +147,7 @@ impl PutNode {
     pub fn parse(self, id: NodeId) -> Result<Node, Vec<FieldError>> {
         let mut e = Errors::default();
         let name = text(&mut e, "name", &self.name, NODE_NAME_MAX_CHARS);
-        let location = e.check(
-            "location",
-            GeoPoint::new(self.location.lat, self.location.lon),
-        );
+        let location = e.check("location", GeoPoint::new(self.location.lat, self.location.lon));
         let time_zone = e.check("time_zone", TimeZoneName::parse(&self.time_zone));
         let currency = e.check("currency", Currency::parse(&self.currency));
         let per_order = money(&mut e, "costs.per_order_minor", self.costs.per_order_minor);
@@ -171,19 +159,13 @@ impl PutNode {
                 name: name?,
                 location: location?,
                 time_zone: time_zone?,
-                capabilities: canonical_capabilities(
-                    self.capabilities.iter().map(|c| (*c).into()).collect(),
-                ),
+                capabilities: canonical_capabilities(self.capabilities.iter().map(|c| (*c).into()).collect()),
                 status: self.status.into(),
                 capacity: NodeCapacity {
                     orders_per_day: self.capacity.orders_per_day,
                     units_per_day: self.capacity.units_per_day,
                 },
-                costs: NodeCosts {
-                    per_order_minor: per_order?,
-                    per_unit_minor: per_unit?,
-                    currency: currency?,
-                },
+                costs: NodeCosts { per_order_minor: per_order?, per_unit_minor: per_unit?, currency: currency? },
             })
         })();
         e.finish(node)
@@ -191,10 +173,7 @@ impl PutNode {
 }
 
 fn all_methods() -> Vec<FulfillmentMethod> {
-    allot_core::FulfillmentMethod::ALL
-        .iter()
-        .map(|m| (*m).into())
-        .collect()
+    allot_core::FulfillmentMethod::ALL.iter().map(|m| (*m).into()).collect()
 }
 
 /// `PUT /v1/items/{sku}`: an item, created or replaced whole.
@@ -230,10 +209,7 @@ impl PutItem {
             e.push("methods", "must list at least one method");
         }
         if self.substitutes.len() > SUBSTITUTES_MAX {
-            e.push(
-                "substitutes",
-                format!("at most {SUBSTITUTES_MAX} substitutes"),
-            );
+            e.push("substitutes", format!("at most {SUBSTITUTES_MAX} substitutes"));
         }
         let substitutes: Vec<Sku> = self
             .substitutes
@@ -241,8 +217,7 @@ impl PutItem {
             .enumerate()
             .filter_map(|(i, s)| e.check(format!("substitutes[{i}]"), Sku::parse(s)))
             .collect();
-        let mut methods: Vec<allot_core::FulfillmentMethod> =
-            self.methods.iter().map(|m| (*m).into()).collect();
+        let mut methods: Vec<allot_core::FulfillmentMethod> = self.methods.iter().map(|m| (*m).into()).collect();
         methods.sort();
         methods.dedup();
         let item = name.map(|name| Item {
@@ -326,28 +301,16 @@ impl PostDeltas {
             let node_id = e.check(format!("deltas[{i}].node_id"), NodeId::parse(&d.node_id));
             let sku = e.check(format!("deltas[{i}].sku"), Sku::parse(&d.sku));
             if d.on_hand_delta.unsigned_abs() > Qty::MAX.get() {
-                e.push(
-                    format!("deltas[{i}].on_hand_delta"),
-                    format!("must be within ±{}", Qty::MAX),
-                );
+                e.push(format!("deltas[{i}].on_hand_delta"), format!("must be within ±{}", Qty::MAX));
             }
             let seq = seq(&mut e, &format!("deltas[{i}].seq"), d.seq);
             if let Some(r) = &d.reason
                 && r.chars().count() > REASON_MAX_CHARS
             {
-                e.push(
-                    format!("deltas[{i}].reason"),
-                    format!("must be at most {REASON_MAX_CHARS} characters"),
-                );
+                e.push(format!("deltas[{i}].reason"), format!("must be at most {REASON_MAX_CHARS} characters"));
             }
             if let (Some(node_id), Some(sku), Some(seq)) = (node_id, sku, seq) {
-                out.push(DeltaInput {
-                    node_id,
-                    sku,
-                    on_hand_delta: d.on_hand_delta,
-                    seq,
-                    reason: d.reason,
-                });
+                out.push(DeltaInput { node_id, sku, on_hand_delta: d.on_hand_delta, seq, reason: d.reason });
             }
         }
         e.finish(Some(out))
@@ -393,21 +356,10 @@ impl PostSnapshot {
                 Some(s) => qty(&mut e, &f("safety_stock"), s).map(Some),
                 None => Some(None),
             };
-            if let (
-                Some(sku),
-                Some(on_hand),
-                Some(damaged),
-                Some(quarantined),
-                Some(safety_stock),
-            ) = (sku, on_hand, damaged, quarantined, safety_stock)
+            if let (Some(sku), Some(on_hand), Some(damaged), Some(quarantined), Some(safety_stock)) =
+                (sku, on_hand, damaged, quarantined, safety_stock)
             {
-                entries.push(SnapshotEntry {
-                    sku,
-                    on_hand,
-                    damaged,
-                    quarantined,
-                    safety_stock,
-                });
+                entries.push(SnapshotEntry { sku, on_hand, damaged, quarantined, safety_stock });
             }
         }
         let seq = seq(&mut e, "seq", self.seq);

@@ -21,10 +21,7 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
             .map_err(|_| ApiError::bad_request(None, "unreadable query string"))?;
         let raw = raw.unwrap_or_default();
         if raw.len() > QUERY_MAX_LEN {
-            return Err(ApiError::bad_request(
-                None,
-                format!("query string longer than {QUERY_MAX_LEN} bytes"),
-            ));
+            return Err(ApiError::bad_request(None, format!("query string longer than {QUERY_MAX_LEN} bytes")));
         }
         serde_urlencoded::from_str::<Vec<(String, String)>>(&raw)
             .map(QueryPairs)
@@ -35,27 +32,16 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
 impl QueryPairs {
     /// The only value of `key`; an error if it is repeated or if `allowed` lacks a key given.
     pub fn single(&self, key: &str) -> Result<Option<&str>, ApiError> {
-        let mut values = self
-            .0
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str());
+        let mut values = self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str());
         let first = values.next();
         if values.next().is_some() {
-            return Err(ApiError::bad_request(
-                Some(key.to_owned()),
-                "given more than once",
-            ));
+            return Err(ApiError::bad_request(Some(key.to_owned()), "given more than once"));
         }
         Ok(first)
     }
 
     pub fn all(&self, key: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
     }
 
     /// Rejects parameters this endpoint does not know (typos should not pass silently).
@@ -63,10 +49,7 @@ impl QueryPairs {
         match self.0.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
             Some((k, _)) => Err(ApiError::bad_request(
                 Some(k.clone()),
-                format!(
-                    "unknown query parameter; expected one of: {}",
-                    allowed.join(", ")
-                ),
+                format!("unknown query parameter; expected one of: {}", allowed.join(", ")),
             )),
             None => Ok(()),
         }
@@ -77,10 +60,7 @@ impl QueryPairs {
         T::Err: std::fmt::Display,
     {
         self.single(key)?
-            .map(|v| {
-                v.parse::<T>()
-                    .map_err(|e| ApiError::bad_request(Some(key.to_owned()), e.to_string()))
-            })
+            .map(|v| v.parse::<T>().map_err(|e| ApiError::bad_request(Some(key.to_owned()), e.to_string())))
             .transpose()
     }
 }

@@ -51,10 +51,7 @@ impl From<StoredNode> for NodeView {
             node_id: n.id.to_string(),
             node_type: n.node_type.into(),
             name: n.name,
-            location: LocationView {
-                lat: n.location.lat(),
-                lon: n.location.lon(),
-            },
+            location: LocationView { lat: n.location.lat(), lon: n.location.lon() },
             time_zone: n.time_zone.as_str().to_owned(),
             capabilities: n.capabilities.into_iter().map(Into::into).collect(),
             status: n.status.into(),
@@ -62,10 +59,7 @@ impl From<StoredNode> for NodeView {
                 orders_per_day: n.capacity.orders_per_day,
                 units_per_day: n.capacity.units_per_day,
             },
-            costs: CostsView {
-                per_order_minor: n.costs.per_order_minor,
-                per_unit_minor: n.costs.per_unit_minor,
-            },
+            costs: CostsView { per_order_minor: n.costs.per_order_minor, per_unit_minor: n.costs.per_unit_minor },
             currency: n.costs.currency.code().to_owned(),
             version: s.version,
         }
@@ -83,10 +77,7 @@ pub struct NodeList {
 
 impl From<ListPage<StoredNode>> for NodeList {
     fn from(p: ListPage<StoredNode>) -> NodeList {
-        NodeList {
-            nodes: p.entries.into_iter().map(Into::into).collect(),
-            next_cursor: p.next_cursor,
-        }
+        NodeList { nodes: p.entries.into_iter().map(Into::into).collect(), next_cursor: p.next_cursor }
     }
 }
 
@@ -131,10 +122,7 @@ pub struct ItemList {
 
 impl From<ListPage<StoredItem>> for ItemList {
     fn from(p: ListPage<StoredItem>) -> ItemList {
-        ItemList {
-            items: p.entries.into_iter().map(Into::into).collect(),
-            next_cursor: p.next_cursor,
-        }
+        ItemList { items: p.entries.into_iter().map(Into::into).collect(), next_cursor: p.next_cursor }
     }
 }
 

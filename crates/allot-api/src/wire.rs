@@ -54,11 +54,7 @@ mod tests {
     use super::*;
 
     fn spelling<T: Serialize>(v: T) -> String {
-        serde_json::to_value(v)
-            .unwrap()
-            .as_str()
-            .unwrap()
-            .to_owned()
+        serde_json::to_value(v).unwrap().as_str().unwrap().to_owned()
     }
 
     #[test]

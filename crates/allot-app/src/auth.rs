@@ -29,15 +29,9 @@ impl Role {
     pub fn parse(text: &str) -> Result<Role, String> {
         match text.split_once(':') {
             None if text == "admin" => Ok(Role::Admin),
-            Some(("channel", id)) => ChannelId::parse(id)
-                .map(Role::Channel)
-                .map_err(|e| format!("channel id: {e}")),
-            Some(("node", id)) => NodeId::parse(id)
-                .map(Role::Node)
-                .map_err(|e| format!("node id: {e}")),
-            _ => Err(format!(
-                "{text:?} is not a role: expected admin, channel:<channel_id> or node:<node_id>"
-            )),
+            Some(("channel", id)) => ChannelId::parse(id).map(Role::Channel).map_err(|e| format!("channel id: {e}")),
+            Some(("node", id)) => NodeId::parse(id).map(Role::Node).map_err(|e| format!("node id: {e}")),
+            _ => Err(format!("{text:?} is not a role: expected admin, channel:<channel_id> or node:<node_id>")),
         }
     }
 
@@ -86,9 +80,7 @@ fn digest_hex(secret: &str) -> String {
 fn random_hex(bytes: usize) -> Result<String> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).map_err(|e| {
-        AppError::Store(allot_store::StoreError::BadConfig(format!(
-            "operating system randomness unavailable: {e}"
-        )))
+        AppError::Store(allot_store::StoreError::BadConfig(format!("operating system randomness unavailable: {e}")))
     })?;
     Ok(hex::encode(buf))
 }
@@ -103,38 +95,14 @@ impl App {
             return Err(AppError::Unauthenticated);
         }
         let digest = digest_hex(token);
-        if let Some(p) = self
-            .inner
-            .keys
-            .0
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&digest)
-        {
+        if let Some(p) = self.inner.keys.0.read().unwrap_or_else(|p| p.into_inner()).get(&digest) {
             return Ok(p.clone());
         }
-        let stored = self
-            .inner
-            .store
-            .key_by_digest(&digest)
-            .await?
-            .ok_or(AppError::Unauthenticated)?;
-        let role = Role::parse(&stored.role).map_err(|e| {
-            AppError::Store(allot_store::StoreError::Corrupt {
-                table: "api_keys",
-                detail: e,
-            })
-        })?;
-        let principal = Principal {
-            key_id: stored.key_id,
-            role,
-        };
-        self.inner
-            .keys
-            .0
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(digest, principal.clone());
+        let stored = self.inner.store.key_by_digest(&digest).await?.ok_or(AppError::Unauthenticated)?;
+        let role = Role::parse(&stored.role)
+            .map_err(|e| AppError::Store(allot_store::StoreError::Corrupt { table: "api_keys", detail: e }))?;
+        let principal = Principal { key_id: stored.key_id, role };
+        self.inner.keys.0.write().unwrap_or_else(|p| p.into_inner()).insert(digest, principal.clone());
         Ok(principal)
     }
 
@@ -147,14 +115,9 @@ impl App {
     async fn store_key(&self, secret: &str, role: &Role) -> Result<NewKey> {
         let key_id = format!("key_{}", uuid::Uuid::now_v7().simple());
         let mut tx = self.inner.store.begin().await?;
-        tx.insert_key(&key_id, &digest_hex(secret), &role.to_text(), self.now_ms())
-            .await?;
+        tx.insert_key(&key_id, &digest_hex(secret), &role.to_text(), self.now_ms()).await?;
         tx.commit().await?;
-        Ok(NewKey {
-            key_id,
-            secret: secret.to_owned(),
-            role: role.clone(),
-        })
+        Ok(NewKey { key_id, secret: secret.to_owned(), role: role.clone() })
     }
 
     /// Makes sure an admin can get in. With `configured` (from `ALLOT_ADMIN_KEY`) that key
@@ -164,18 +127,9 @@ impl App {
     pub async fn bootstrap_admin(&self, configured: Option<&str>) -> Result<Option<NewKey>> {
         if let Some(secret) = configured {
             if secret.len() < 16 || secret.len() > KEY_MAX_LEN {
-                return Err(AppError::invalid(
-                    "ALLOT_ADMIN_KEY",
-                    "must be 16 to 256 characters",
-                ));
+                return Err(AppError::invalid("ALLOT_ADMIN_KEY", "must be 16 to 256 characters"));
             }
-            if self
-                .inner
-                .store
-                .key_by_digest(&digest_hex(secret))
-                .await?
-                .is_none()
-            {
+            if self.inner.store.key_by_digest(&digest_hex(secret)).await?.is_none() {
                 self.store_key(secret, &Role::Admin).await?;
             }
             return Ok(None);
@@ -187,14 +141,9 @@ impl App {
         }
         let secret = format!("allot_{}", random_hex(32)?);
         let key_id = format!("key_{}", uuid::Uuid::now_v7().simple());
-        tx.insert_key(&key_id, &digest_hex(&secret), "admin", self.now_ms())
-            .await?;
+        tx.insert_key(&key_id, &digest_hex(&secret), "admin", self.now_ms()).await?;
         tx.commit().await?;
-        Ok(Some(NewKey {
-            key_id,
-            secret,
-            role: Role::Admin,
-        }))
+        Ok(Some(NewKey { key_id, secret, role: Role::Admin }))
     }
 }
 
@@ -205,14 +154,8 @@ mod tests {
     #[test]
     fn roles_parse_and_print() {
         assert_eq!(Role::parse("admin"), Ok(Role::Admin));
-        assert_eq!(
-            Role::parse("channel:web").map(|r| r.to_text()),
-            Ok("channel:web".to_owned())
-        );
-        assert_eq!(
-            Role::parse("node:DC-1").map(|r| r.to_text()),
-            Ok("node:DC-1".to_owned())
-        );
+        assert_eq!(Role::parse("channel:web").map(|r| r.to_text()), Ok("channel:web".to_owned()));
+        assert_eq!(Role::parse("node:DC-1").map(|r| r.to_text()), Ok("node:DC-1".to_owned()));
         assert!(Role::parse("root").is_err());
         assert!(Role::parse("channel:").is_err());
         assert!(Role::parse("node:a/b").is_err());

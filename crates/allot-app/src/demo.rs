@@ -24,12 +24,7 @@ impl App {
     pub async fn load_scenario_if_empty(&self, scenario: &Scenario) -> Result<LoadSummary> {
         let existing = self.nodes(None, Some(1))?;
         if !existing.entries.is_empty() {
-            return Ok(LoadSummary {
-                nodes: 0,
-                items: 0,
-                positions: 0,
-                loaded: false,
-            });
+            return Ok(LoadSummary { nodes: 0, items: 0, positions: 0, loaded: false });
         }
         for item in scenario.items.iter().filter(|i| i.substitutes.is_empty()) {
             self.put_item(item.clone()).await?;
@@ -42,28 +37,18 @@ impl App {
         }
         let mut by_node: BTreeMap<_, Vec<SnapshotEntry>> = BTreeMap::new();
         for p in &scenario.positions {
-            by_node
-                .entry(p.node_id.clone())
-                .or_default()
-                .push(SnapshotEntry {
-                    sku: p.sku.clone(),
-                    on_hand: p.counts.on_hand,
-                    damaged: p.counts.damaged,
-                    quarantined: p.counts.quarantined,
-                    safety_stock: Some(p.counts.safety_stock),
-                });
+            by_node.entry(p.node_id.clone()).or_default().push(SnapshotEntry {
+                sku: p.sku.clone(),
+                on_hand: p.counts.on_hand,
+                damaged: p.counts.damaged,
+                quarantined: p.counts.quarantined,
+                safety_stock: Some(p.counts.safety_stock),
+            });
         }
         let mut positions = 0;
         for (node_id, entries) in by_node {
-            positions += self
-                .apply_snapshot(node_id, SnapshotInput { entries, seq: None })
-                .await?;
+            positions += self.apply_snapshot(node_id, SnapshotInput { entries, seq: None }).await?;
         }
-        Ok(LoadSummary {
-            nodes: scenario.nodes.len(),
-            items: scenario.items.len(),
-            positions,
-            loaded: true,
-        })
+        Ok(LoadSummary { nodes: scenario.nodes.len(), items: scenario.items.len(), positions, loaded: true })
     }
 }

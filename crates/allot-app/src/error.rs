@@ -12,10 +12,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl ToString) -> FieldError {
-        FieldError {
-            field: field.into(),
-            message: message.to_string(),
-        }
+        FieldError { field: field.into(), message: message.to_string() }
     }
 }
 

@@ -6,9 +6,7 @@
 
 use std::collections::HashMap;
 
-use allot_core::inventory::{
-    self, AbsolutePosition, OnHandDelta, Position, SnapshotEntry, UpdateError,
-};
+use allot_core::inventory::{self, AbsolutePosition, OnHandDelta, Position, SnapshotEntry, UpdateError};
 use allot_core::{FulfillmentMethod, GeoPoint, NodeId, Qty, Sku};
 use allot_store::StoredPosition;
 
@@ -80,16 +78,10 @@ impl App {
     fn require_node_and_item(&self, node_id: &NodeId, sku: &Sku) -> Result<()> {
         let read = self.inner.read.read();
         if read.node(node_id.as_str()).is_none() {
-            return Err(AppError::NotFound {
-                what: "node",
-                id: node_id.to_string(),
-            });
+            return Err(AppError::NotFound { what: "node", id: node_id.to_string() });
         }
         if read.item(sku.as_str()).is_none() {
-            return Err(AppError::NotFound {
-                what: "item",
-                id: sku.to_string(),
-            });
+            return Err(AppError::NotFound { what: "item", id: sku.to_string() });
         }
         Ok(())
     }
@@ -107,12 +99,7 @@ impl App {
     }
 
     /// Replaces the feed-owned counts of one position. Stale `seq`: `AppError::Stale`.
-    pub async fn put_position(
-        &self,
-        node_id: NodeId,
-        sku: Sku,
-        update: AbsolutePosition,
-    ) -> Result<Position> {
+    pub async fn put_position(&self, node_id: NodeId, sku: Sku, update: AbsolutePosition) -> Result<Position> {
         self.require_node_and_item(&node_id, &sku)?;
         let now = self.now_ms();
         let mut tx = self.inner.store.begin().await?;
@@ -139,10 +126,7 @@ impl App {
             return Err(AppError::invalid("deltas", "must not be empty"));
         }
         if deltas.len() > DELTAS_MAX {
-            return Err(AppError::invalid(
-                "deltas",
-                format!("at most {DELTAS_MAX} deltas per request"),
-            ));
+            return Err(AppError::invalid("deltas", format!("at most {DELTAS_MAX} deltas per request")));
         }
         let mut errors = Vec::new();
         let mut known = Vec::with_capacity(deltas.len());
@@ -158,10 +142,7 @@ impl App {
                     ));
                 }
                 if !item_ok {
-                    errors.push(FieldError::new(
-                        format!("deltas[{index}].sku"),
-                        format!("unknown SKU {}", d.sku),
-                    ));
+                    errors.push(FieldError::new(format!("deltas[{index}].sku"), format!("unknown SKU {}", d.sku)));
                 }
                 if node_ok && item_ok {
                     known.push(index);
@@ -180,10 +161,7 @@ impl App {
                 }
             })
             .collect();
-        let keys: Vec<(NodeId, Sku)> = core_deltas
-            .iter()
-            .map(|d| (d.node_id.clone(), d.sku.clone()))
-            .collect();
+        let keys: Vec<(NodeId, Sku)> = core_deltas.iter().map(|d| (d.node_id.clone(), d.sku.clone())).collect();
 
         let now = self.now_ms();
         let mut tx = self.inner.store.begin().await?;
@@ -191,21 +169,12 @@ impl App {
             .lock_positions(&keys, now)
             .await?
             .into_iter()
-            .map(|p| {
-                (
-                    (p.position.node_id.clone(), p.position.sku.clone()),
-                    p.position,
-                )
-            })
+            .map(|p| ((p.position.node_id.clone(), p.position.sku.clone()), p.position))
             .collect();
         let touched = match inventory::apply_deltas(&mut state, &core_deltas) {
             Ok(touched) => touched,
             Err(core_errors) => {
-                errors.extend(
-                    core_errors
-                        .iter()
-                        .map(|(i, e)| update_error_field(known[*i], e)),
-                );
+                errors.extend(core_errors.iter().map(|(i, e)| update_error_field(known[*i], e)));
                 Vec::new()
             }
         };
@@ -213,11 +182,7 @@ impl App {
             tx.rollback().await?;
             errors.sort_by_key(|e| field_index(&e.field));
             let all_stale = errors.iter().all(|e| e.field.ends_with(".seq"));
-            return Err(if all_stale {
-                AppError::Stale(errors)
-            } else {
-                AppError::Invalid(errors)
-            });
+            return Err(if all_stale { AppError::Stale(errors) } else { AppError::Invalid(errors) });
         }
         let changed: Vec<Position> = touched.iter().filter_map(|k| state.remove(k)).collect();
         let written = tx.write_positions(&changed, now).await?;
@@ -231,27 +196,19 @@ impl App {
     /// Returns the number of positions written.
     pub async fn apply_snapshot(&self, node_id: NodeId, snapshot: SnapshotInput) -> Result<usize> {
         if snapshot.entries.len() > SNAPSHOT_POSITIONS_MAX {
-            return Err(AppError::invalid(
-                "positions",
-                format!("at most {SNAPSHOT_POSITIONS_MAX} positions"),
-            ));
+            return Err(AppError::invalid("positions", format!("at most {SNAPSHOT_POSITIONS_MAX} positions")));
         }
         let skus: Vec<Sku> = snapshot.entries.iter().map(|e| e.sku.clone()).collect();
         {
             let read = self.inner.read.read();
             if read.node(node_id.as_str()).is_none() {
-                return Err(AppError::NotFound {
-                    what: "node",
-                    id: node_id.to_string(),
-                });
+                return Err(AppError::NotFound { what: "node", id: node_id.to_string() });
             }
             let unknown: Vec<FieldError> = skus
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| read.item(s.as_str()).is_none())
-                .map(|(i, s)| {
-                    FieldError::new(format!("positions[{i}].sku"), format!("unknown SKU {s}"))
-                })
+                .map(|(i, s)| FieldError::new(format!("positions[{i}].sku"), format!("unknown SKU {s}")))
                 .collect();
             if !unknown.is_empty() {
                 return Err(AppError::Invalid(unknown));
@@ -259,24 +216,19 @@ impl App {
         }
         let now = self.now_ms();
         let mut tx = self.inner.store.begin().await?;
-        let stored: Vec<Position> = tx
-            .lock_node_positions(&node_id, &skus, now)
-            .await?
-            .into_iter()
-            .map(|p| p.position)
-            .collect();
-        let next =
-            match inventory::apply_snapshot(&node_id, &stored, &snapshot.entries, snapshot.seq) {
-                Ok(next) => next,
-                Err(e @ inventory::SnapshotError::StaleSeq { .. }) => {
-                    tx.rollback().await?;
-                    return Err(AppError::Stale(vec![FieldError::new("seq", e)]));
-                }
-                Err(e @ inventory::SnapshotError::DuplicateSku { second, .. }) => {
-                    tx.rollback().await?;
-                    return Err(AppError::invalid(format!("positions[{second}].sku"), e));
-                }
-            };
+        let stored: Vec<Position> =
+            tx.lock_node_positions(&node_id, &skus, now).await?.into_iter().map(|p| p.position).collect();
+        let next = match inventory::apply_snapshot(&node_id, &stored, &snapshot.entries, snapshot.seq) {
+            Ok(next) => next,
+            Err(e @ inventory::SnapshotError::StaleSeq { .. }) => {
+                tx.rollback().await?;
+                return Err(AppError::Stale(vec![FieldError::new("seq", e)]));
+            }
+            Err(e @ inventory::SnapshotError::DuplicateSku { second, .. }) => {
+                tx.rollback().await?;
+                return Err(AppError::invalid(format!("positions[{second}].sku"), e));
+            }
+        };
         let written = tx.write_positions(&next, now).await?;
         tx.commit().await?;
         let count = written.len();
@@ -301,10 +253,7 @@ impl App {
             return Err(AppError::invalid("sku", "give at least one sku"));
         }
         if query.skus.len() > AVAILABILITY_SKUS_MAX {
-            return Err(AppError::invalid(
-                "sku",
-                format!("at most {AVAILABILITY_SKUS_MAX} SKUs per request"),
-            ));
+            return Err(AppError::invalid("sku", format!("at most {AVAILABILITY_SKUS_MAX} SKUs per request")));
         }
         if query.radius_km.is_some() && query.near.is_none() {
             return Err(AppError::invalid("radius_km", "needs lat and lon"));
@@ -344,11 +293,7 @@ impl App {
                         {
                             return None;
                         }
-                        Some(NodeAvailability {
-                            node_id: node.id.clone(),
-                            atp,
-                            distance_km,
-                        })
+                        Some(NodeAvailability { node_id: node.id.clone(), atp, distance_km })
                     })
                     .collect();
                 nodes.sort_by(|a, b| {
@@ -357,11 +302,7 @@ impl App {
                         .total_cmp(&b.distance_km.unwrap_or(0.0))
                         .then_with(|| a.node_id.cmp(&b.node_id))
                 });
-                SkuAvailability {
-                    sku: sku.clone(),
-                    atp: nodes.iter().map(|n| n.atp.get()).sum(),
-                    nodes,
-                }
+                SkuAvailability { sku: sku.clone(), atp: nodes.iter().map(|n| n.atp.get()).sum(), nodes }
             })
             .collect();
         Ok(Availability { items })

@@ -28,9 +28,7 @@ pub use auth::{NewKey, Principal, Role};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use demo::LoadSummary;
 pub use error::{AppError, FieldError};
-pub use inventory::{
-    Availability, AvailabilityQuery, DeltaInput, NodeAvailability, SkuAvailability, SnapshotInput,
-};
+pub use inventory::{Availability, AvailabilityQuery, DeltaInput, NodeAvailability, SkuAvailability, SnapshotInput};
 pub use network::{ListPage, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
 pub use read_model::ReadModel;
 
@@ -54,14 +52,7 @@ impl App {
     pub async fn open(db: &DbConfig, clock: Arc<dyn Clock>) -> Result<App> {
         let store = Store::open(db).await?;
         let read = read_model::SharedReadModel::load(&store).await?;
-        Ok(App {
-            inner: Arc::new(Inner {
-                store,
-                clock,
-                read,
-                keys: auth::KeyCache::default(),
-            }),
-        })
+        Ok(App { inner: Arc::new(Inner { store, clock, read, keys: auth::KeyCache::default() }) })
     }
 
     pub fn store(&self) -> &Store {

@@ -34,19 +34,13 @@ fn page<'a, K: AsRef<str> + Ord + 'a, V: Clone + 'a>(
     } else {
         None
     };
-    ListPage {
-        entries,
-        next_cursor,
-    }
+    ListPage { entries, next_cursor }
 }
 
 fn check_limit(limit: Option<usize>) -> Result<usize> {
     match limit.unwrap_or(PAGE_LIMIT_DEFAULT) {
         0 => Err(AppError::invalid("limit", "must be at least 1")),
-        n if n > PAGE_LIMIT_MAX => Err(AppError::invalid(
-            "limit",
-            format!("must be at most {PAGE_LIMIT_MAX}"),
-        )),
+        n if n > PAGE_LIMIT_MAX => Err(AppError::invalid("limit", format!("must be at most {PAGE_LIMIT_MAX}"))),
         n => Ok(n),
     }
 }
@@ -63,26 +57,12 @@ impl App {
     }
 
     pub fn node(&self, id: &str) -> Result<StoredNode> {
-        self.inner
-            .read
-            .read()
-            .node(id)
-            .cloned()
-            .ok_or_else(|| AppError::NotFound {
-                what: "node",
-                id: id.to_owned(),
-            })
+        self.inner.read.read().node(id).cloned().ok_or_else(|| AppError::NotFound { what: "node", id: id.to_owned() })
     }
 
-    pub fn nodes(
-        &self,
-        cursor: Option<&str>,
-        limit: Option<usize>,
-    ) -> Result<ListPage<StoredNode>> {
+    pub fn nodes(&self, cursor: Option<&str>, limit: Option<usize>) -> Result<ListPage<StoredNode>> {
         let limit = check_limit(limit)?;
-        Ok(page(&self.inner.read.read().nodes, cursor, limit, |n| {
-            n.node.id.to_string()
-        }))
+        Ok(page(&self.inner.read.read().nodes, cursor, limit, |n| n.node.id.to_string()))
     }
 
     /// Creates or replaces an item. Substitutes must name existing items (or itself is
@@ -97,10 +77,7 @@ impl App {
                 .filter_map(|(i, s)| {
                     let field = format!("substitutes[{i}]");
                     if *s == item.sku {
-                        Some(crate::FieldError::new(
-                            field,
-                            "an item cannot substitute itself",
-                        ))
+                        Some(crate::FieldError::new(field, "an item cannot substitute itself"))
                     } else if read.item(s.as_str()).is_none() {
                         Some(crate::FieldError::new(field, format!("unknown SKU {s}")))
                     } else {
@@ -121,25 +98,11 @@ impl App {
     }
 
     pub fn item(&self, sku: &str) -> Result<StoredItem> {
-        self.inner
-            .read
-            .read()
-            .item(sku)
-            .cloned()
-            .ok_or_else(|| AppError::NotFound {
-                what: "item",
-                id: sku.to_owned(),
-            })
+        self.inner.read.read().item(sku).cloned().ok_or_else(|| AppError::NotFound { what: "item", id: sku.to_owned() })
     }
 
-    pub fn items(
-        &self,
-        cursor: Option<&str>,
-        limit: Option<usize>,
-    ) -> Result<ListPage<StoredItem>> {
+    pub fn items(&self, cursor: Option<&str>, limit: Option<usize>) -> Result<ListPage<StoredItem>> {
         let limit = check_limit(limit)?;
-        Ok(page(&self.inner.read.read().items, cursor, limit, |i| {
-            i.item.sku.to_string()
-        }))
+        Ok(page(&self.inner.read.read().items, cursor, limit, |i| i.item.sku.to_string()))
     }
 }

@@ -35,9 +35,7 @@ impl ReadModel {
     }
 
     pub fn position(&self, node_id: &str, sku: &str) -> Option<&StoredPosition> {
-        self.positions
-            .get(sku)
-            .and_then(|by_node| by_node.get(node_id))
+        self.positions.get(sku).and_then(|by_node| by_node.get(node_id))
     }
 
     pub(crate) fn apply_node(&mut self, n: StoredNode) {

@@ -23,10 +23,7 @@ fn check_id(raw: &str) -> Result<(), IdError> {
     if raw.is_empty() {
         return Err(IdError::Empty);
     }
-    if let Some(found) = raw
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':')))
-    {
+    if let Some(found) = raw.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'))) {
         return Err(IdError::BadChar { found });
     }
     if raw.len() > ID_MAX_LEN {
@@ -93,22 +90,14 @@ mod tests {
     #[test]
     fn ids_accept_the_documented_alphabet() {
         for ok in ["DC-1", "store.042", "SKU_9:red", &"a".repeat(ID_MAX_LEN)] {
-            assert_eq!(
-                NodeId::parse(ok).map(|id| id.to_string()),
-                Ok(ok.to_owned())
-            );
+            assert_eq!(NodeId::parse(ok).map(|id| id.to_string()), Ok(ok.to_owned()));
         }
     }
 
     #[test]
     fn ids_reject_empty_long_and_unsafe_input() {
         assert_eq!(Sku::parse(""), Err(IdError::Empty));
-        assert_eq!(
-            Sku::parse(&"a".repeat(ID_MAX_LEN + 1)),
-            Err(IdError::TooLong {
-                len: ID_MAX_LEN + 1
-            })
-        );
+        assert_eq!(Sku::parse(&"a".repeat(ID_MAX_LEN + 1)), Err(IdError::TooLong { len: ID_MAX_LEN + 1 }));
         assert_eq!(Sku::parse("a/b"), Err(IdError::BadChar { found: '/' }));
         assert_eq!(Sku::parse("a b"), Err(IdError::BadChar { found: ' ' }));
         assert_eq!(Sku::parse("é"), Err(IdError::BadChar { found: 'é' }));

@@ -34,15 +34,8 @@ pub struct PositionCounts {
 impl PositionCounts {
     /// Units that may still be promised at this node (before node status is considered).
     pub fn atp(&self) -> Qty {
-        let held = [
-            self.damaged,
-            self.quarantined,
-            self.reserved,
-            self.allocated,
-            self.safety_stock,
-        ];
-        held.iter()
-            .fold(self.on_hand, |left, h| left.saturating_sub(*h))
+        let held = [self.damaged, self.quarantined, self.reserved, self.allocated, self.safety_stock];
+        held.iter().fold(self.on_hand, |left, h| left.saturating_sub(*h))
     }
 }
 
@@ -57,12 +50,7 @@ pub struct Position {
 
 impl Position {
     pub fn empty(node_id: NodeId, sku: Sku) -> Position {
-        Position {
-            node_id,
-            sku,
-            counts: PositionCounts::default(),
-            seq: None,
-        }
+        Position { node_id, sku, counts: PositionCounts::default(), seq: None }
     }
 }
 
@@ -80,9 +68,7 @@ pub enum UpdateError {
 /// Checks a sequenced update against the stored sequence number.
 pub fn check_seq(stored: Option<u64>, given: Option<u64>) -> Result<(), UpdateError> {
     match (stored, given) {
-        (Some(stored), Some(given)) if given <= stored => {
-            Err(UpdateError::StaleSeq { given, stored })
-        }
+        (Some(stored), Some(given)) if given <= stored => Err(UpdateError::StaleSeq { given, stored }),
         _ => Ok(()),
     }
 }
@@ -104,10 +90,7 @@ pub struct AbsolutePosition {
 }
 
 /// Applies an absolute position update to the current position.
-pub fn apply_absolute(
-    current: &Position,
-    update: &AbsolutePosition,
-) -> Result<Position, UpdateError> {
+pub fn apply_absolute(current: &Position, update: &AbsolutePosition) -> Result<Position, UpdateError> {
     check_seq(current.seq, update.seq)?;
     let counts = PositionCounts {
         on_hand: update.on_hand,
@@ -116,12 +99,11 @@ pub fn apply_absolute(
         safety_stock: update.safety_stock,
         ..current.counts
     };
-    Ok(Position {
-        counts,
-        seq: next_seq(current.seq, update.seq),
-        ..current.clone()
-    })
+    Ok(Position { counts, seq: next_seq(current.seq, update.seq), ..current.clone() })
 }
+
+/// A position's key: node and SKU.
+pub type PositionKey = (NodeId, Sku);
 
 /// One signed on-hand change from a feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,9 +123,9 @@ pub struct OnHandDelta {
 /// touch order; on failure every offending delta index is listed and the caller must
 /// discard the map.
 pub fn apply_deltas(
-    current: &mut HashMap<(NodeId, Sku), Position>,
+    current: &mut HashMap<PositionKey, Position>,
     deltas: &[OnHandDelta],
-) -> Result<Vec<(NodeId, Sku)>, Vec<(usize, UpdateError)>> {
+) -> Result<Vec<PositionKey>, Vec<(usize, UpdateError)>> {
     let mut touched = Vec::new();
     let mut errors = Vec::new();
     for (index, delta) in deltas.iter().enumerate() {
@@ -161,20 +143,15 @@ pub fn apply_deltas(
                 position.counts.on_hand = on_hand;
                 position.seq = next_seq(position.seq, delta.seq);
             }
-            Err(QtyError::Negative { value }) => {
-                errors.push((index, UpdateError::NegativeOnHand { value }))
-            }
+            Err(QtyError::Negative { value }) => errors.push((index, UpdateError::NegativeOnHand { value })),
             Err(e @ QtyError::TooLarge { .. }) => errors.push((index, UpdateError::TooLarge(e))),
         }
     }
     if errors.is_empty() {
         // Keys that existed before are touched too; report them after new ones, sorted,
         // so the order is deterministic.
-        let mut existing: Vec<_> = deltas
-            .iter()
-            .map(|d| (d.node_id.clone(), d.sku.clone()))
-            .filter(|k| !touched.contains(k))
-            .collect();
+        let mut existing: Vec<_> =
+            deltas.iter().map(|d| (d.node_id.clone(), d.sku.clone())).filter(|k| !touched.contains(k)).collect();
         existing.sort();
         existing.dedup();
         touched.extend(existing);
@@ -201,11 +178,7 @@ pub enum SnapshotError {
     #[error("stale snapshot: seq {given} is not greater than seq {stored} stored for SKU {sku}")]
     StaleSeq { given: u64, stored: u64, sku: Sku },
     #[error("SKU {sku} appears more than once (entries {first} and {second})")]
-    DuplicateSku {
-        sku: Sku,
-        first: usize,
-        second: usize,
-    },
+    DuplicateSku { sku: Sku, first: usize, second: usize },
 }
 
 /// Computes a node's positions after a full snapshot: listed SKUs take the snapshot's
@@ -221,25 +194,14 @@ pub fn apply_snapshot(
     let mut seen: HashMap<&Sku, usize> = HashMap::with_capacity(entries.len());
     for (index, entry) in entries.iter().enumerate() {
         if let Some(first) = seen.insert(&entry.sku, index) {
-            return Err(SnapshotError::DuplicateSku {
-                sku: entry.sku.clone(),
-                first,
-                second: index,
-            });
+            return Err(SnapshotError::DuplicateSku { sku: entry.sku.clone(), first, second: index });
         }
     }
     if let Some(given) = seq
-        && let Some(p) = stored
-            .iter()
-            .filter(|p| p.seq.is_some_and(|s| s >= given))
-            .max_by_key(|p| p.seq)
+        && let Some(p) = stored.iter().filter(|p| p.seq.is_some_and(|s| s >= given)).max_by_key(|p| p.seq)
     {
         let stored_seq = p.seq.unwrap_or_default();
-        return Err(SnapshotError::StaleSeq {
-            given,
-            stored: stored_seq,
-            sku: p.sku.clone(),
-        });
+        return Err(SnapshotError::StaleSeq { given, stored: stored_seq, sku: p.sku.clone() });
     }
     let by_sku: HashMap<&Sku, &Position> = stored.iter().map(|p| (&p.sku, p)).collect();
     let mut out = Vec::with_capacity(entries.len() + stored.len());
@@ -255,24 +217,11 @@ pub fn apply_snapshot(
             safety_stock: entry.safety_stock.unwrap_or(base.counts.safety_stock),
             ..base.counts
         };
-        out.push(Position {
-            counts,
-            seq: next_seq(base.seq, seq),
-            ..base
-        });
+        out.push(Position { counts, seq: next_seq(base.seq, seq), ..base });
     }
     for p in stored.iter().filter(|p| !seen.contains_key(&p.sku)) {
-        let counts = PositionCounts {
-            on_hand: Qty::ZERO,
-            damaged: Qty::ZERO,
-            quarantined: Qty::ZERO,
-            ..p.counts
-        };
-        out.push(Position {
-            counts,
-            seq: next_seq(p.seq, seq),
-            ..p.clone()
-        });
+        let counts = PositionCounts { on_hand: Qty::ZERO, damaged: Qty::ZERO, quarantined: Qty::ZERO, ..p.counts };
+        out.push(Position { counts, seq: next_seq(p.seq, seq), ..p.clone() });
     }
     Ok(out)
 }
@@ -338,20 +287,8 @@ mod tests {
         assert_eq!(check_seq(None, Some(1)), Ok(()));
         assert_eq!(check_seq(Some(5), None), Ok(()));
         assert_eq!(check_seq(Some(5), Some(6)), Ok(()));
-        assert_eq!(
-            check_seq(Some(5), Some(5)),
-            Err(UpdateError::StaleSeq {
-                given: 5,
-                stored: 5
-            })
-        );
-        assert_eq!(
-            check_seq(Some(5), Some(4)),
-            Err(UpdateError::StaleSeq {
-                given: 4,
-                stored: 5
-            })
-        );
+        assert_eq!(check_seq(Some(5), Some(5)), Err(UpdateError::StaleSeq { given: 5, stored: 5 }));
+        assert_eq!(check_seq(Some(5), Some(4)), Err(UpdateError::StaleSeq { given: 4, stored: 5 }));
         assert_eq!(next_seq(Some(5), None), Some(5));
     }
 
@@ -360,30 +297,13 @@ mod tests {
         let mut current = Position::empty(node(), sku("A"));
         current.counts.allocated = q(3);
         current.counts.reserved = q(2);
-        let update = AbsolutePosition {
-            on_hand: q(10),
-            damaged: q(1),
-            quarantined: q(0),
-            safety_stock: q(1),
-            seq: Some(7),
-        };
+        let update =
+            AbsolutePosition { on_hand: q(10), damaged: q(1), quarantined: q(0), safety_stock: q(1), seq: Some(7) };
         let next = apply_absolute(&current, &update).unwrap();
-        assert_eq!(
-            (next.counts.allocated, next.counts.reserved, next.seq),
-            (q(3), q(2), Some(7))
-        );
+        assert_eq!((next.counts.allocated, next.counts.reserved, next.seq), (q(3), q(2), Some(7)));
         assert_eq!(next.counts.atp(), q(3));
-        let stale = AbsolutePosition {
-            seq: Some(7),
-            ..update
-        };
-        assert_eq!(
-            apply_absolute(&next, &stale),
-            Err(UpdateError::StaleSeq {
-                given: 7,
-                stored: 7
-            })
-        );
+        let stale = AbsolutePosition { seq: Some(7), ..update };
+        assert_eq!(apply_absolute(&next, &stale), Err(UpdateError::StaleSeq { given: 7, stored: 7 }));
     }
 
     #[test]
@@ -401,38 +321,21 @@ mod tests {
         };
 
         let mut ok = current.clone();
-        let touched = apply_deltas(
-            &mut ok,
-            &[d("A", -5, Some(11)), d("A", 2, None), d("B", 4, Some(1))],
-        )
-        .unwrap();
+        let touched = apply_deltas(&mut ok, &[d("A", -5, Some(11)), d("A", 2, None), d("B", 4, Some(1))]).unwrap();
         assert_eq!(touched, vec![(node(), sku("B")), (node(), sku("A"))]);
         assert_eq!(ok[&(node(), sku("A"))].counts.on_hand, q(2));
         assert_eq!(ok[&(node(), sku("A"))].seq, Some(11));
         assert_eq!(ok[&(node(), sku("B"))].counts.on_hand, q(4));
 
         let mut bad = current.clone();
-        let errors = apply_deltas(
-            &mut bad,
-            &[
-                d("A", -6, None),
-                d("A", 1, Some(10)),
-                d("B", 1, None),
-                d("B", -2, None),
-            ],
-        )
-        .unwrap_err();
+        let errors =
+            apply_deltas(&mut bad, &[d("A", -6, None), d("A", 1, Some(10)), d("B", 1, None), d("B", -2, None)])
+                .unwrap_err();
         assert_eq!(
             errors,
             vec![
                 (0, UpdateError::NegativeOnHand { value: -1 }),
-                (
-                    1,
-                    UpdateError::StaleSeq {
-                        given: 10,
-                        stored: 10
-                    }
-                ),
+                (1, UpdateError::StaleSeq { given: 10, stored: 10 }),
                 (3, UpdateError::NegativeOnHand { value: -1 }),
             ]
         );
@@ -441,42 +344,20 @@ mod tests {
     #[test]
     fn snapshot_zeroes_omitted_skus_and_keeps_safety_stock() {
         let mut a = Position::empty(node(), sku("A"));
-        a.counts = PositionCounts {
-            on_hand: q(9),
-            damaged: q(1),
-            safety_stock: q(2),
-            allocated: q(1),
-            ..Default::default()
-        };
+        a.counts =
+            PositionCounts { on_hand: q(9), damaged: q(1), safety_stock: q(2), allocated: q(1), ..Default::default() };
         a.seq = Some(3);
         let mut b = Position::empty(node(), sku("B"));
         b.counts.on_hand = q(4);
         let entries = [
-            SnapshotEntry {
-                sku: sku("B"),
-                on_hand: q(7),
-                damaged: q(0),
-                quarantined: q(1),
-                safety_stock: None,
-            },
-            SnapshotEntry {
-                sku: sku("C"),
-                on_hand: q(2),
-                damaged: q(0),
-                quarantined: q(0),
-                safety_stock: Some(q(1)),
-            },
+            SnapshotEntry { sku: sku("B"), on_hand: q(7), damaged: q(0), quarantined: q(1), safety_stock: None },
+            SnapshotEntry { sku: sku("C"), on_hand: q(2), damaged: q(0), quarantined: q(0), safety_stock: Some(q(1)) },
         ];
         let out = apply_snapshot(&node(), &[a.clone(), b], &entries, Some(4)).unwrap();
         let get = |s: &str| out.iter().find(|p| p.sku.as_str() == s).unwrap().clone();
         assert_eq!(
             get("A").counts,
-            PositionCounts {
-                on_hand: q(0),
-                safety_stock: q(2),
-                allocated: q(1),
-                ..Default::default()
-            }
+            PositionCounts { on_hand: q(0), safety_stock: q(2), allocated: q(1), ..Default::default() }
         );
         assert_eq!(get("B").counts.on_hand, q(7));
         assert_eq!(get("C").counts.safety_stock, q(1));
@@ -484,16 +365,9 @@ mod tests {
 
         assert_eq!(
             apply_snapshot(&node(), &[a], &entries, Some(3)),
-            Err(SnapshotError::StaleSeq {
-                given: 3,
-                stored: 3,
-                sku: sku("A")
-            })
+            Err(SnapshotError::StaleSeq { given: 3, stored: 3, sku: sku("A") })
         );
         let dup = [entries[0].clone(), entries[0].clone()];
-        assert!(matches!(
-            apply_snapshot(&node(), &[], &dup, None),
-            Err(SnapshotError::DuplicateSku { .. })
-        ));
+        assert!(matches!(apply_snapshot(&node(), &[], &dup, None), Err(SnapshotError::DuplicateSku { .. })));
     }
 }

@@ -15,11 +15,7 @@ pub struct UnknownCurrency {
 
 impl Currency {
     pub fn parse(code: &str) -> Result<Currency, UnknownCurrency> {
-        iso_currency::Currency::from_str(code)
-            .map(Currency)
-            .map_err(|_| UnknownCurrency {
-                code: code.to_owned(),
-            })
+        iso_currency::Currency::from_str(code).map(Currency).map_err(|_| UnknownCurrency { code: code.to_owned() })
     }
 
     pub fn code(self) -> &'static str {

@@ -92,9 +92,7 @@ impl TimeZoneName {
         // `get` accepts "UTC" and "Etc/…" too; it is a pure lookup in the bundled tzdb.
         match jiff::tz::TimeZone::get(name) {
             Ok(_) if !name.is_empty() && name.len() <= 64 => Ok(TimeZoneName(name.to_owned())),
-            _ => Err(UnknownTimeZone {
-                name: name.to_owned(),
-            }),
+            _ => Err(UnknownTimeZone { name: name.to_owned() }),
         }
     }
 

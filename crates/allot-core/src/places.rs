@@ -19,11 +19,7 @@ pub struct Place {
 /// Every embedded place, largest population first. Lines that do not parse are skipped
 /// (the file is generated and checked by a test, so none should be).
 pub fn us_places() -> Vec<Place> {
-    US_PLACES_CSV
-        .lines()
-        .skip(1)
-        .filter_map(parse_line)
-        .collect()
+    US_PLACES_CSV.lines().skip(1).filter_map(parse_line).collect()
 }
 
 fn parse_line(line: &str) -> Option<Place> {
@@ -35,14 +31,7 @@ fn parse_line(line: &str) -> Option<Place> {
     let lon = f.next()?.parse().ok()?;
     let population = f.next()?.parse().ok()?;
     let time_zone = f.next()?.to_owned();
-    Some(Place {
-        geonames_id,
-        name,
-        state,
-        location: GeoPoint::new(lat, lon).ok()?,
-        population,
-        time_zone,
-    })
+    Some(Place { geonames_id, name, state, location: GeoPoint::new(lat, lon).ok()?, population, time_zone })
 }
 
 #[cfg(test)]

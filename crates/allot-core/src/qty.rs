@@ -22,9 +22,7 @@ impl Qty {
 
     pub fn new(value: u64) -> Result<Qty, QtyError> {
         if value > Self::MAX.0 {
-            return Err(QtyError::TooLarge {
-                value: u128::from(value),
-            });
+            return Err(QtyError::TooLarge { value: u128::from(value) });
         }
         Ok(Qty(value))
     }
@@ -74,12 +72,7 @@ mod tests {
     #[test]
     fn quantity_limit_is_one_billion() {
         assert!(Qty::new(1_000_000_000).is_ok());
-        assert_eq!(
-            Qty::new(1_000_000_001),
-            Err(QtyError::TooLarge {
-                value: 1_000_000_001
-            })
-        );
+        assert_eq!(Qty::new(1_000_000_001), Err(QtyError::TooLarge { value: 1_000_000_001 }));
     }
 
     #[test]
@@ -87,16 +80,8 @@ mod tests {
         let q = Qty::new(5).unwrap();
         assert_eq!(q.apply_delta(-5), Ok(Qty::ZERO));
         assert_eq!(q.apply_delta(-6), Err(QtyError::Negative { value: -1 }));
-        assert_eq!(
-            q.apply_delta(i64::MIN),
-            Err(QtyError::Negative {
-                value: 5 + i128::from(i64::MIN)
-            })
-        );
-        assert!(matches!(
-            q.apply_delta(i64::MAX),
-            Err(QtyError::TooLarge { .. })
-        ));
+        assert_eq!(q.apply_delta(i64::MIN), Err(QtyError::Negative { value: 5 + i128::from(i64::MIN) }));
+        assert!(matches!(q.apply_delta(i64::MAX), Err(QtyError::TooLarge { .. })));
         assert_eq!(Qty::MAX.apply_delta(0), Ok(Qty::MAX));
     }
 }

@@ -10,9 +10,7 @@ use crate::catalog::{FulfillmentMethod, Item};
 use crate::ids::{NodeId, Sku};
 use crate::inventory::{Position, PositionCounts};
 use crate::money::Currency;
-use crate::network::{
-    Capability, Node, NodeCapacity, NodeCosts, NodeStatus, NodeType, TimeZoneName,
-};
+use crate::network::{Capability, Node, NodeCapacity, NodeCosts, NodeStatus, NodeType, TimeZoneName};
 use crate::places::{Place, us_places};
 use crate::qty::Qty;
 use crate::rng::SplitMix64;
@@ -33,12 +31,7 @@ impl ScenarioSpec {
     /// The demo network.
     pub fn demo() -> ScenarioSpec {
         ScenarioSpec {
-            dc_cities: vec![
-                ("Allentown", "PA"),
-                ("Memphis", "TN"),
-                ("Salt Lake City", "UT"),
-                ("Ontario", "CA"),
-            ],
+            dc_cities: vec![("Allentown", "PA"), ("Memphis", "TN"), ("Salt Lake City", "UT"), ("Ontario", "CA")],
             dcs: 4,
             stores: 56,
             skus: 500,
@@ -92,11 +85,8 @@ const PRODUCTS: &[(&str, u64, u64)] = &[
     ("Sunglasses", 50, 150),
     ("Throw Blanket", 800, 1800),
 ];
-const HAZMAT_PRODUCTS: &[(&str, u64, u64)] = &[
-    ("Lithium Battery Pack", 300, 900),
-    ("Camping Fuel Canister", 400, 800),
-    ("Aerosol Sunscreen", 200, 400),
-];
+const HAZMAT_PRODUCTS: &[(&str, u64, u64)] =
+    &[("Lithium Battery Pack", 300, 900), ("Camping Fuel Canister", 400, 800), ("Aerosol Sunscreen", 200, 400)];
 
 fn slug(name: &str) -> String {
     name.chars()
@@ -108,28 +98,15 @@ fn slug(name: &str) -> String {
         .collect()
 }
 
-fn node_from_place(
-    id: String,
-    node_type: NodeType,
-    place: &Place,
-    rng: &mut SplitMix64,
-) -> Option<Node> {
+fn node_from_place(id: String, node_type: NodeType, place: &Place, rng: &mut SplitMix64) -> Option<Node> {
     let (capabilities, capacity, costs) = match node_type {
         NodeType::Dc => (
             vec![Capability::Ship, Capability::Returns],
-            NodeCapacity {
-                orders_per_day: Some(20_000),
-                units_per_day: Some(60_000),
-            },
+            NodeCapacity { orders_per_day: Some(20_000), units_per_day: Some(60_000) },
             (150, 25),
         ),
         _ => {
-            let mut caps = vec![
-                Capability::Ship,
-                Capability::Pickup,
-                Capability::ShipToStore,
-                Capability::Returns,
-            ];
+            let mut caps = vec![Capability::Ship, Capability::Pickup, Capability::ShipToStore, Capability::Returns];
             if rng.chance(0.7) {
                 caps.push(Capability::Curbside);
             }
@@ -137,14 +114,7 @@ fn node_from_place(
                 caps.push(Capability::SameDay);
             }
             let orders = rng.range(150, 600) as u32;
-            (
-                caps,
-                NodeCapacity {
-                    orders_per_day: Some(orders),
-                    units_per_day: Some(orders * 3),
-                },
-                (400, 50),
-            )
+            (caps, NodeCapacity { orders_per_day: Some(orders), units_per_day: Some(orders * 3) }, (400, 50))
         }
     };
     Some(Node {
@@ -159,11 +129,7 @@ fn node_from_place(
         capabilities: crate::network::canonical_capabilities(capabilities),
         status: NodeStatus::Active,
         capacity,
-        costs: NodeCosts {
-            per_order_minor: costs.0,
-            per_unit_minor: costs.1,
-            currency: Currency::parse("USD").ok()?,
-        },
+        costs: NodeCosts { per_order_minor: costs.0, per_unit_minor: costs.1, currency: Currency::parse("USD").ok()? },
     })
 }
 
@@ -177,33 +143,20 @@ pub fn generate(spec: &ScenarioSpec) -> Scenario {
     let mut used: Vec<u64> = Vec::new();
     for (name, state) in spec.dc_cities.iter().take(spec.dcs) {
         if let Some(place) = find(name, state)
-            && let Some(node) =
-                node_from_place(format!("DC-{}", slug(name)), NodeType::Dc, place, &mut rng)
+            && let Some(node) = node_from_place(format!("DC-{}", slug(name)), NodeType::Dc, place, &mut rng)
         {
             used.push(place.geonames_id);
             nodes.push(node);
         }
     }
     // Remaining DCs: large cities, one per time zone in turn.
-    let zones = [
-        "America/New_York",
-        "America/Chicago",
-        "America/Denver",
-        "America/Los_Angeles",
-    ];
+    let zones = ["America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles"];
     let mut zone = 0;
     while nodes.len() < spec.dcs {
         let tz = zones[zone % zones.len()];
         zone += 1;
-        if let Some(place) = places
-            .iter()
-            .find(|p| p.time_zone == tz && !used.contains(&p.geonames_id))
-            && let Some(node) = node_from_place(
-                format!("DC-{}", slug(&place.name)),
-                NodeType::Dc,
-                place,
-                &mut rng,
-            )
+        if let Some(place) = places.iter().find(|p| p.time_zone == tz && !used.contains(&p.geonames_id))
+            && let Some(node) = node_from_place(format!("DC-{}", slug(&place.name)), NodeType::Dc, place, &mut rng)
         {
             used.push(place.geonames_id);
             nodes.push(node);
@@ -213,11 +166,7 @@ pub fn generate(spec: &ScenarioSpec) -> Scenario {
         }
     }
     // Stores: the most populous places not hosting a DC.
-    for place in places
-        .iter()
-        .filter(|p| !used.contains(&p.geonames_id))
-        .take(spec.stores)
-    {
+    for place in places.iter().filter(|p| !used.contains(&p.geonames_id)).take(spec.stores) {
         let id = format!("ST-{}-{}", place.state, slug(&place.name));
         if let Some(node) = node_from_place(id, NodeType::Store, place, &mut rng)
             && !nodes.iter().any(|n| n.id == node.id)
@@ -230,11 +179,7 @@ pub fn generate(spec: &ScenarioSpec) -> Scenario {
     let mut items = Vec::with_capacity(spec.skus);
     for i in 0..spec.skus {
         let hazmat = rng.chance(0.02);
-        let (noun, lo, hi) = if hazmat {
-            *rng.pick(HAZMAT_PRODUCTS)
-        } else {
-            *rng.pick(PRODUCTS)
-        };
+        let (noun, lo, hi) = if hazmat { *rng.pick(HAZMAT_PRODUCTS) } else { *rng.pick(PRODUCTS) };
         let weight_g = rng.range(lo, hi) as u32;
         let ship_alone = weight_g >= 15_000;
         let methods = if ship_alone {
@@ -242,11 +187,7 @@ pub fn generate(spec: &ScenarioSpec) -> Scenario {
         } else {
             FulfillmentMethod::ALL.to_vec()
         };
-        let dims = [
-            rng.range(50, 600) as u32,
-            rng.range(50, 400) as u32,
-            rng.range(20, 300) as u32,
-        ];
+        let dims = [rng.range(50, 600) as u32, rng.range(50, 400) as u32, rng.range(20, 300) as u32];
         let Ok(sku) = Sku::parse(&format!("SKU-{:05}", i + 1)) else {
             continue;
         };
@@ -266,27 +207,15 @@ pub fn generate(spec: &ScenarioSpec) -> Scenario {
         if !rng.chance(0.125) {
             continue;
         }
-        let noun = items[i]
-            .name
-            .split_once(' ')
-            .map(|(_, n)| n.to_owned())
-            .unwrap_or_default();
-        let subs: Vec<Sku> = items[..i]
-            .iter()
-            .rev()
-            .filter(|o| o.name.ends_with(&noun))
-            .take(2)
-            .map(|o| o.sku.clone())
-            .collect();
+        let noun = items[i].name.split_once(' ').map(|(_, n)| n.to_owned()).unwrap_or_default();
+        let subs: Vec<Sku> =
+            items[..i].iter().rev().filter(|o| o.name.ends_with(&noun)).take(2).map(|o| o.sku.clone()).collect();
         items[i].substitutes = subs;
     }
 
     // Stock. Rank = catalog order (SKU-00001 is the most popular).
     let mut positions = Vec::new();
-    let stores: Vec<&Node> = nodes
-        .iter()
-        .filter(|n| n.node_type == NodeType::Store)
-        .collect();
+    let stores: Vec<&Node> = nodes.iter().filter(|n| n.node_type == NodeType::Store).collect();
     for (rank, item) in items.iter().enumerate() {
         let popularity = 1.0 / ((rank + 1) as f64).powf(1.1); // 1.0 for the top SKU
         let roll = rng.unit();
@@ -307,10 +236,7 @@ pub fn generate(spec: &ScenarioSpec) -> Scenario {
         let (store_share, max_units) = if only_few_stores {
             (4.0 / stores.len().max(1) as f64, 3)
         } else {
-            (
-                (0.15 + 0.85 * popularity.sqrt()).min(0.95),
-                (4.0 + 40.0 * popularity) as u64,
-            )
+            ((0.15 + 0.85 * popularity.sqrt()).min(0.95), (4.0 + 40.0 * popularity) as u64)
         };
         for store in &stores {
             if rng.chance(store_share) {
@@ -320,20 +246,12 @@ pub fn generate(spec: &ScenarioSpec) -> Scenario {
             }
         }
     }
-    Scenario {
-        nodes,
-        items,
-        positions,
-    }
+    Scenario { nodes, items, positions }
 }
 
 fn position(node: &Node, item: &Item, on_hand: u64, safety: u64, rng: &mut SplitMix64) -> Position {
     let on_hand = Qty::new(on_hand).unwrap_or(Qty::MAX);
-    let damaged = if rng.chance(0.02) {
-        Qty::new(1).unwrap_or_default().min(on_hand)
-    } else {
-        Qty::ZERO
-    };
+    let damaged = if rng.chance(0.02) { Qty::new(1).unwrap_or_default().min(on_hand) } else { Qty::ZERO };
     Position {
         node_id: node.id.clone(),
         sku: item.sku.clone(),
@@ -357,29 +275,16 @@ mod tests {
         let b = generate(&ScenarioSpec::demo());
         assert_eq!(a.positions, b.positions);
         assert_eq!(a.items, b.items);
-        let dcs: Vec<_> = a
-            .nodes
-            .iter()
-            .filter(|n| n.node_type == NodeType::Dc)
-            .collect();
-        let stores = a
-            .nodes
-            .iter()
-            .filter(|n| n.node_type == NodeType::Store)
-            .count();
+        let dcs: Vec<_> = a.nodes.iter().filter(|n| n.node_type == NodeType::Dc).collect();
+        let stores = a.nodes.iter().filter(|n| n.node_type == NodeType::Store).count();
         assert_eq!(dcs.len(), 4);
         assert!(stores >= 50, "{stores}");
         assert_eq!(a.items.len(), 500);
-        let zones: std::collections::BTreeSet<_> =
-            a.nodes.iter().map(|n| n.time_zone.as_str()).collect();
+        let zones: std::collections::BTreeSet<_> = a.nodes.iter().map(|n| n.time_zone.as_str()).collect();
         assert!(zones.len() >= 4, "{zones:?}");
         // Popularity skew: the top SKU is stocked more deeply than the median one.
         let units = |sku: &str| -> u64 {
-            a.positions
-                .iter()
-                .filter(|p| p.sku.as_str() == sku)
-                .map(|p| p.counts.on_hand.get())
-                .sum()
+            a.positions.iter().filter(|p| p.sku.as_str() == sku).map(|p| p.counts.on_hand.get()).sum()
         };
         assert!(units("SKU-00001") > 10 * units("SKU-00250").max(1));
         // Some SKUs are nowhere, some only in a few stores.

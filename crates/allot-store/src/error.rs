@@ -24,10 +24,7 @@ pub enum StoreError {
 
 impl StoreError {
     pub(crate) fn corrupt(table: &'static str, detail: impl std::fmt::Display) -> StoreError {
-        StoreError::Corrupt {
-            table,
-            detail: detail.to_string(),
-        }
+        StoreError::Corrupt { table, detail: detail.to_string() }
     }
 
     /// Whether the error is a transient conflict between concurrent transactions

@@ -10,13 +10,7 @@ pub struct StoredKey {
 }
 
 impl Tx {
-    pub async fn insert_key(
-        &mut self,
-        key_id: &str,
-        digest_hex: &str,
-        role: &str,
-        now_ms: i64,
-    ) -> Result<()> {
+    pub async fn insert_key(&mut self, key_id: &str, digest_hex: &str, role: &str, now_ms: i64) -> Result<()> {
         on_tx!(self, |conn| {
             sqlx::query("INSERT INTO api_keys (key_id, digest, role, created_at_ms) VALUES ($1, $2, $3, $4)")
                 .bind(key_id)
@@ -31,9 +25,7 @@ impl Tx {
 
     pub async fn key_count(&mut self) -> Result<i64> {
         let n = on_tx!(self, |conn| {
-            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM api_keys")
-                .fetch_one(conn)
-                .await?
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM api_keys").fetch_one(conn).await?
         });
         Ok(n)
     }
@@ -42,12 +34,10 @@ impl Tx {
 impl Store {
     pub async fn key_by_digest(&self, digest_hex: &str) -> Result<Option<StoredKey>> {
         let row = on_read!(self, |pool| {
-            sqlx::query_as::<_, (String, String)>(
-                "SELECT key_id, role FROM api_keys WHERE digest = $1",
-            )
-            .bind(digest_hex)
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_as::<_, (String, String)>("SELECT key_id, role FROM api_keys WHERE digest = $1")
+                .bind(digest_hex)
+                .fetch_optional(pool)
+                .await?
         });
         Ok(row.map(|(key_id, role)| StoredKey { key_id, role }))
     }

@@ -120,9 +120,7 @@ impl Store {
     pub async fn open(config: &DbConfig) -> Result<Store> {
         let store = match config {
             DbConfig::Sqlite { path } => Store::Sqlite(open_sqlite(path).await?),
-            DbConfig::Postgres { url, schema } => {
-                Store::Postgres(open_postgres(url, schema.as_deref()).await?)
-            }
+            DbConfig::Postgres { url, schema } => Store::Postgres(open_postgres(url, schema.as_deref()).await?),
         };
         store.migrate().await?;
         Ok(store)
@@ -194,10 +192,7 @@ impl Tx {
 
 async fn open_sqlite(path: &Path) -> Result<SqliteStore> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-            path: dir.to_owned(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_owned(), source })?;
     }
     let options = SqliteConnectOptions::new()
         .filename(path)
@@ -207,15 +202,9 @@ async fn open_sqlite(path: &Path) -> Result<SqliteStore> {
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(SQLITE_BUSY_TIMEOUT);
-    let write = SqlitePoolOptions::new()
-        .max_connections(1)
-        .min_connections(1)
-        .connect_with(options.clone())
-        .await?;
-    let read = SqlitePoolOptions::new()
-        .max_connections(SQLITE_READ_CONNECTIONS)
-        .connect_with(options.read_only(true))
-        .await?;
+    let write = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
+    let read =
+        SqlitePoolOptions::new().max_connections(SQLITE_READ_CONNECTIONS).connect_with(options.read_only(true)).await?;
     Ok(SqliteStore { write, read })
 }
 
@@ -223,30 +212,14 @@ async fn open_postgres(url: &str, schema: Option<&str>) -> Result<PgStore> {
     let mut options = PgConnectOptions::from_str(url)?;
     if let Some(schema) = schema {
         // A schema name is an identifier we quote; refuse anything that needs escaping.
-        if !schema
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            || schema.is_empty()
-        {
-            return Err(StoreError::BadConfig(format!(
-                "schema name {schema:?} must be [A-Za-z0-9_]+"
-            )));
+        if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || schema.is_empty() {
+            return Err(StoreError::BadConfig(format!("schema name {schema:?} must be [A-Za-z0-9_]+")));
         }
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
-        )))
-        .execute(&admin)
-        .await?;
+        let admin = PgPoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))).execute(&admin).await?;
         admin.close().await;
         options = options.options([("search_path", schema)]);
     }
-    let pool = PgPoolOptions::new()
-        .max_connections(PG_MAX_CONNECTIONS)
-        .connect_with(options)
-        .await?;
+    let pool = PgPoolOptions::new().max_connections(PG_MAX_CONNECTIONS).connect_with(options).await?;
     Ok(PgStore { pool })
 }

@@ -47,10 +47,7 @@ impl Tx {
     pub async fn put_item(&mut self, item: &Item, now_ms: i64) -> Result<i64> {
         let methods = join(&item.methods, |m| m.as_str());
         let substitutes = join(&item.substitutes, |s| s.as_str());
-        let [l, w, h] = item
-            .dims_mm
-            .map(|d| d.map(|v| Some(i64::from(v))))
-            .unwrap_or([None; 3]);
+        let [l, w, h] = item.dims_mm.map(|d| d.map(|v| Some(i64::from(v)))).unwrap_or([None; 3]);
         let version = on_tx!(self, |conn| {
             sqlx::query_scalar::<_, i64>(
                 "INSERT INTO items (sku, name, weight_g, length_mm, width_mm, height_mm, hazmat, ship_alone, \
@@ -108,11 +105,9 @@ impl Store {
     /// Every item, ordered by SKU.
     pub async fn items(&self) -> Result<Vec<StoredItem>> {
         let rows = on_read!(self, |pool| {
-            sqlx::query_as::<_, ItemRow>(sqlx::AssertSqlSafe(format!(
-                "SELECT {ITEM_COLUMNS} FROM items ORDER BY sku"
-            )))
-            .fetch_all(pool)
-            .await?
+            sqlx::query_as::<_, ItemRow>(sqlx::AssertSqlSafe(format!("SELECT {ITEM_COLUMNS} FROM items ORDER BY sku")))
+                .fetch_all(pool)
+                .await?
         });
         rows.into_iter().map(StoredItem::try_from).collect()
     }

@@ -38,7 +38,8 @@ struct PositionRow {
     version: i64,
 }
 
-const COLUMNS: &str = "p.node_id, p.sku, p.on_hand, p.damaged, p.quarantined, p.safety_stock, p.reserved, p.allocated, p.seq, p.version";
+const COLUMNS: &str =
+    "p.node_id, p.sku, p.on_hand, p.damaged, p.quarantined, p.safety_stock, p.reserved, p.allocated, p.seq, p.version";
 
 impl TryFrom<PositionRow> for StoredPosition {
     type Error = StoreError;
@@ -62,15 +63,9 @@ impl TryFrom<PositionRow> for StoredPosition {
                 reserved: qty("reserved", r.reserved)?,
                 allocated: qty("allocated", r.allocated)?,
             },
-            seq: r
-                .seq
-                .map(|s| u64::try_from(s).map_err(|_| StoreError::corrupt(T, format!("seq {s}"))))
-                .transpose()?,
+            seq: r.seq.map(|s| u64::try_from(s).map_err(|_| StoreError::corrupt(T, format!("seq {s}")))).transpose()?,
         };
-        Ok(StoredPosition {
-            position,
-            version: r.version,
-        })
+        Ok(StoredPosition { position, version: r.version })
     }
 }
 
@@ -94,11 +89,7 @@ impl Tx {
     /// Locks and returns the stored positions among `keys`. On PostgreSQL missing rows are
     /// first inserted at zero (so every key comes back); on SQLite missing keys are simply
     /// absent. Either way the caller treats an absent key as an empty position.
-    pub async fn lock_positions(
-        &mut self,
-        keys: &[(NodeId, Sku)],
-        now_ms: i64,
-    ) -> Result<Vec<StoredPosition>> {
+    pub async fn lock_positions(&mut self, keys: &[(NodeId, Sku)], now_ms: i64) -> Result<Vec<StoredPosition>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -159,9 +150,7 @@ impl Tx {
             }
             Tx::Postgres(_) => {
                 self.lock_positions(&keys, now_ms).await?;
-                let Tx::Postgres(t) = self else {
-                    unreachable!("matched above")
-                };
+                let Tx::Postgres(t) = self else { unreachable!("matched above") };
                 sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(format!(
                     "SELECT {COLUMNS} FROM positions p WHERE p.node_id = $1 ORDER BY p.sku FOR UPDATE"
                 )))
@@ -175,11 +164,7 @@ impl Tx {
 
     /// Writes positions (creating missing rows) and returns them with their new versions,
     /// in no particular order. Only call with positions locked in this transaction.
-    pub async fn write_positions(
-        &mut self,
-        positions: &[Position],
-        now_ms: i64,
-    ) -> Result<Vec<StoredPosition>> {
+    pub async fn write_positions(&mut self, positions: &[Position], now_ms: i64) -> Result<Vec<StoredPosition>> {
         if positions.is_empty() {
             return Ok(Vec::new());
         }
@@ -240,29 +225,18 @@ impl Tx {
         if versions.len() != positions.len() {
             return Err(StoreError::corrupt(
                 "positions",
-                format!(
-                    "wrote {} positions, {} came back",
-                    positions.len(),
-                    versions.len()
-                ),
+                format!("wrote {} positions, {} came back", positions.len(), versions.len()),
             ));
         }
-        let mut by_key: std::collections::HashMap<(&str, &str), &Position> = positions
-            .iter()
-            .map(|p| ((p.node_id.as_str(), p.sku.as_str()), p))
-            .collect();
+        let mut by_key: std::collections::HashMap<(&str, &str), &Position> =
+            positions.iter().map(|p| ((p.node_id.as_str(), p.sku.as_str()), p)).collect();
         versions
             .iter()
             .map(|(node, sku, version)| {
                 let p = by_key
                     .remove(&(node.as_str(), sku.as_str()))
-                    .ok_or_else(|| {
-                        StoreError::corrupt("positions", format!("unexpected row {node}/{sku}"))
-                    })?;
-                Ok(StoredPosition {
-                    position: p.clone(),
-                    version: *version,
-                })
+                    .ok_or_else(|| StoreError::corrupt("positions", format!("unexpected row {node}/{sku}")))?;
+                Ok(StoredPosition { position: p.clone(), version: *version })
             })
             .collect()
     }
@@ -272,11 +246,9 @@ impl Store {
     /// Every position (loaded once at start-up into the read model).
     pub async fn positions(&self) -> Result<Vec<StoredPosition>> {
         let rows = on_read!(self, |pool| {
-            sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM positions p"
-            )))
-            .fetch_all(pool)
-            .await?
+            sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM positions p")))
+                .fetch_all(pool)
+                .await?
         });
         rows_to_positions(rows)
     }

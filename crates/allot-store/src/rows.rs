@@ -4,8 +4,8 @@
 
 use allot_core::catalog::FulfillmentMethod;
 use allot_core::{
-    Capability, Currency, GeoPoint, Item, Node, NodeCapacity, NodeCosts, NodeId, NodeStatus,
-    NodeType, Sku, TimeZoneName,
+    Capability, Currency, GeoPoint, Item, Node, NodeCapacity, NodeCosts, NodeId, NodeStatus, NodeType, Sku,
+    TimeZoneName,
 };
 
 use crate::StoreError;
@@ -58,8 +58,7 @@ fn split(text: &str) -> impl Iterator<Item = &str> {
 }
 
 fn u32_col(table: &'static str, what: &str, v: Option<i64>) -> Result<Option<u32>, StoreError> {
-    v.map(|v| u32::try_from(v).map_err(|_| bad(table, what, v)))
-        .transpose()
+    v.map(|v| u32::try_from(v).map_err(|_| bad(table, what, v))).transpose()
 }
 
 impl TryFrom<NodeRow> for StoredNode {
@@ -72,8 +71,7 @@ impl TryFrom<NodeRow> for StoredNode {
             .collect::<Result<Vec<_>, _>>()?;
         let node = Node {
             id: NodeId::parse(&r.node_id).map_err(|e| bad(T, "node_id", e))?,
-            node_type: NodeType::parse(&r.node_type)
-                .ok_or_else(|| bad(T, "node_type", &r.node_type))?,
+            node_type: NodeType::parse(&r.node_type).ok_or_else(|| bad(T, "node_type", &r.node_type))?,
             name: r.name,
             location: GeoPoint::new(r.lat, r.lon).map_err(|e| bad(T, "location", e))?,
             time_zone: TimeZoneName::parse(&r.time_zone).map_err(|e| bad(T, "time_zone", e))?,
@@ -89,10 +87,7 @@ impl TryFrom<NodeRow> for StoredNode {
                 currency: Currency::parse(&r.currency).map_err(|e| bad(T, "currency", e))?,
             },
         };
-        Ok(StoredNode {
-            node,
-            version: r.version,
-        })
+        Ok(StoredNode { node, version: r.version })
     }
 }
 
@@ -111,7 +106,8 @@ pub(crate) struct ItemRow {
     version: i64,
 }
 
-pub(crate) const ITEM_COLUMNS: &str = "sku, name, weight_g, length_mm, width_mm, height_mm, hazmat, ship_alone, methods, substitutes, version";
+pub(crate) const ITEM_COLUMNS: &str =
+    "sku, name, weight_g, length_mm, width_mm, height_mm, hazmat, ship_alone, methods, substitutes, version";
 
 impl TryFrom<ItemRow> for StoredItem {
     type Error = StoreError;
@@ -141,9 +137,6 @@ impl TryFrom<ItemRow> for StoredItem {
                 .map(|s| Sku::parse(s).map_err(|e| bad(T, "substitute", e)))
                 .collect::<Result<_, _>>()?,
         };
-        Ok(StoredItem {
-            item,
-            version: r.version,
-        })
+        Ok(StoredItem { item, version: r.version })
     }
 }

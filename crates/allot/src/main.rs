@@ -59,15 +59,10 @@ impl DbArgs {
     fn config(&self) -> anyhow::Result<DbConfig> {
         match &self.database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Ok(DbConfig::Postgres {
-                    url: url.clone(),
-                    schema: None,
-                })
+                Ok(DbConfig::Postgres { url: url.clone(), schema: None })
             }
             Some(_) => anyhow::bail!("--database-url must start with postgres:// or postgresql://"),
-            None => Ok(DbConfig::Sqlite {
-                path: self.data_dir.join("allot.db"),
-            }),
+            None => Ok(DbConfig::Sqlite { path: self.data_dir.join("allot.db") }),
         }
     }
 
@@ -97,17 +92,12 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve(args, false).await,
             Command::Demo(args) => serve(args, true).await,
-            Command::Keys {
-                command: KeysCommand::Create { role, db },
-            } => create_key(&role, &db).await,
+            Command::Keys { command: KeysCommand::Create { role, db } } => create_key(&role, &db).await,
         }
     })
 }
@@ -120,20 +110,12 @@ async fn open(db: &DbArgs) -> anyhow::Result<App> {
 
 async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     let app = open(&args.db).await?;
-    let configured = std::env::var("ALLOT_ADMIN_KEY")
-        .ok()
-        .filter(|k| !k.is_empty());
-    let mut printed_key = app
-        .bootstrap_admin(configured.as_deref())
-        .await
-        .context("preparing the admin key")?;
+    let configured = std::env::var("ALLOT_ADMIN_KEY").ok().filter(|k| !k.is_empty());
+    let mut printed_key = app.bootstrap_admin(configured.as_deref()).await.context("preparing the admin key")?;
 
     if demo {
         let scenario = allot_core::scenario::generate(&allot_core::scenario::ScenarioSpec::demo());
-        let summary = app
-            .load_scenario_if_empty(&scenario)
-            .await
-            .context("loading the demo network")?;
+        let summary = app.load_scenario_if_empty(&scenario).await.context("loading the demo network")?;
         if summary.loaded {
             eprintln!(
                 "demo network loaded: {} nodes, {} items, {} inventory positions",
@@ -145,39 +127,25 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         // The demo must always hand out a working key: a fresh one when the first-start
         // key was printed on an earlier run.
         if printed_key.is_none() && configured.is_none() {
-            printed_key = Some(
-                app.create_key(Role::Admin)
-                    .await
-                    .context("creating a demo admin key")?,
-            );
+            printed_key = Some(app.create_key(Role::Admin).await.context("creating a demo admin key")?);
         }
     }
 
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let url = format!("http://{}", listener.local_addr()?);
-    eprintln!(
-        "allot {} listening on {url} ({})",
-        env!("CARGO_PKG_VERSION"),
-        args.db.describe()
-    );
+    eprintln!("allot {} listening on {url} ({})", env!("CARGO_PKG_VERSION"), args.db.describe());
     match (&printed_key, &configured) {
         (Some(key), _) => {
             eprintln!("admin key (shown once, store it now): {}", key.secret);
-            eprintln!(
-                "try: curl -H 'Authorization: Bearer {}' '{url}/v1/availability?sku=SKU-00001'",
-                key.secret
-            );
+            eprintln!("try: curl -H 'Authorization: Bearer {}' '{url}/v1/availability?sku=SKU-00001'", key.secret);
         }
         (None, Some(_)) => eprintln!("admin key: the value of ALLOT_ADMIN_KEY"),
-        (None, None) => eprintln!(
-            "admin key: as printed on first start (or create one with `allot keys create --role admin`)"
-        ),
+        (None, None) => {
+            eprintln!("admin key: as printed on first start (or create one with `allot keys create --role admin`)")
+        }
     }
-    allot_api::serve(listener, ApiState::new(app.clone()), shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    allot_api::serve(listener, ApiState::new(app.clone()), shutdown_signal()).await.context("serving HTTP")?;
     app.close().await;
     eprintln!("allot stopped");
     Ok(())
@@ -215,10 +183,6 @@ async fn create_key(role: &str, db: &DbArgs) -> anyhow::Result<()> {
     let key = app.create_key(role).await?;
     app.close().await;
     println!("{}", key.secret);
-    eprintln!(
-        "created {} with role {} (shown once; only its digest is stored)",
-        key.key_id,
-        key.role.to_text()
-    );
+    eprintln!("created {} with role {} (shown once; only its digest is stored)", key.key_id, key.role.to_text());
     Ok(())
 }

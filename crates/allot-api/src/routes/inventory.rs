@@ -17,16 +17,12 @@ use crate::views::{AvailabilityView, DeltasApplied, PositionView, SnapshotApplie
 
 /// Routes with the default body limit.
 pub fn router() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new()
-        .routes(routes!(put_position, get_position))
-        .routes(routes!(availability))
+    OpenApiRouter::new().routes(routes!(put_position, get_position)).routes(routes!(availability))
 }
 
 /// Bulk feed routes, which get the larger body limit.
 pub fn bulk_router() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new()
-        .routes(routes!(post_deltas))
-        .routes(routes!(post_snapshot))
+    OpenApiRouter::new().routes(routes!(post_deltas)).routes(routes!(post_snapshot))
 }
 
 fn ids(node_id: &str, sku: &str) -> Result<(NodeId, Sku), ApiError> {
@@ -83,10 +79,7 @@ async fn post_deltas(
     let deltas = body.parse().map_err(ApiError::invalid)?;
     let applied = deltas.len();
     let positions_changed = s.app.apply_deltas(deltas).await?;
-    Ok(Json(DeltasApplied {
-        applied,
-        positions_changed,
-    }))
+    Ok(Json(DeltasApplied { applied, positions_changed }))
 }
 
 /// Replace a node's whole inventory (admin): SKUs absent from the snapshot go to zero.
@@ -106,10 +99,7 @@ async fn post_snapshot(
     let node = NodeId::parse(&node_id).map_err(|_| ApiError::not_found("node", &node_id))?;
     let snapshot = body.parse().map_err(ApiError::invalid)?;
     let positions_written = s.app.apply_snapshot(node.clone(), snapshot).await?;
-    Ok(Json(SnapshotApplied {
-        node_id: node.to_string(),
-        positions_written,
-    }))
+    Ok(Json(SnapshotApplied { node_id: node.to_string(), positions_written }))
 }
 
 /// Network and per-node ATP for up to 100 SKUs.
@@ -120,25 +110,16 @@ async fn post_snapshot(
            ("method" = Option<String>, Query, description = "ship, pickup, curbside, ship_to_store, same_day")),
     responses((status = 200, body = AvailabilityView), (status = 400, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
-async fn availability(
-    State(s): State<ApiState>,
-    q: QueryPairs,
-) -> ApiResult<Json<AvailabilityView>> {
+async fn availability(State(s): State<ApiState>, q: QueryPairs) -> ApiResult<Json<AvailabilityView>> {
     q.only(&["sku", "lat", "lon", "radius_km", "method"])?;
     let mut errors = Vec::new();
     let skus: Vec<Sku> = q
         .all("sku")
         .into_iter()
-        .filter_map(|raw| {
-            Sku::parse(raw)
-                .map_err(|e| errors.push(FieldError::new("sku", e)))
-                .ok()
-        })
+        .filter_map(|raw| Sku::parse(raw).map_err(|e| errors.push(FieldError::new("sku", e))).ok())
         .collect();
     let near = match (q.parse::<f64>("lat")?, q.parse::<f64>("lon")?) {
-        (Some(lat), Some(lon)) => GeoPoint::new(lat, lon)
-            .map_err(|e| errors.push(FieldError::new("lat", e)))
-            .ok(),
+        (Some(lat), Some(lon)) => GeoPoint::new(lat, lon).map_err(|e| errors.push(FieldError::new("lat", e))).ok(),
         (None, None) => None,
         _ => {
             errors.push(FieldError::new("lat", "lat and lon go together"));
@@ -147,17 +128,11 @@ async fn availability(
     };
     let radius_km = q.parse::<f64>("radius_km")?;
     if radius_km.is_some_and(|r| !(r.is_finite() && r >= 0.0)) {
-        errors.push(FieldError::new(
-            "radius_km",
-            "must be a non-negative number",
-        ));
+        errors.push(FieldError::new("radius_km", "must be a non-negative number"));
     }
     let method = match q.single("method")? {
         Some(m) => FulfillmentMethod::parse(m).or_else(|| {
-            errors.push(FieldError::new(
-                "method",
-                format!("expected one of {}", FulfillmentMethod::expected()),
-            ));
+            errors.push(FieldError::new("method", format!("expected one of {}", FulfillmentMethod::expected())));
             None
         }),
         None => None,
@@ -165,11 +140,6 @@ async fn availability(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let query = AvailabilityQuery {
-        skus,
-        near,
-        radius_km,
-        method,
-    };
+    let query = AvailabilityQuery { skus, near, radius_km, method };
     Ok(Json(s.app.availability(&query)?.into()))
 }

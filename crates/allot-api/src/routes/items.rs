@@ -17,9 +17,7 @@ use crate::query::QueryPairs;
 use crate::views::{ItemList, ItemView};
 
 pub fn router() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new()
-        .routes(routes!(put_item, get_item))
-        .routes(routes!(list_items))
+    OpenApiRouter::new().routes(routes!(put_item, get_item)).routes(routes!(list_items))
 }
 
 /// Create or replace an item (admin).
@@ -39,15 +37,10 @@ async fn put_item(
     Body(body): Body<PutItem>,
 ) -> ApiResult<(StatusCode, Json<ItemView>)> {
     caller.require_admin("change the catalog")?;
-    let sku = Sku::parse(&sku)
-        .map_err(|e| ApiError::invalid(vec![allot_app::FieldError::new("sku", e)]))?;
+    let sku = Sku::parse(&sku).map_err(|e| ApiError::invalid(vec![allot_app::FieldError::new("sku", e)]))?;
     let item = body.parse(sku).map_err(ApiError::invalid)?;
     let (stored, created) = s.app.put_item(item).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(stored.into())))
 }
 
@@ -67,7 +60,5 @@ async fn get_item(State(s): State<ApiState>, Path(sku): Path<String>) -> ApiResu
     security(("api_key" = [])))]
 async fn list_items(State(s): State<ApiState>, q: QueryPairs) -> ApiResult<Json<ItemList>> {
     q.only(&["cursor", "limit"])?;
-    Ok(Json(
-        s.app.items(q.single("cursor")?, q.parse("limit")?)?.into(),
-    ))
+    Ok(Json(s.app.items(q.single("cursor")?, q.parse("limit")?)?.into()))
 }

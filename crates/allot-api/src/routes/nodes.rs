@@ -17,9 +17,7 @@ use crate::query::QueryPairs;
 use crate::views::{NodeList, NodeView};
 
 pub fn router() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new()
-        .routes(routes!(put_node, get_node))
-        .routes(routes!(list_nodes))
+    OpenApiRouter::new().routes(routes!(put_node, get_node)).routes(routes!(list_nodes))
 }
 
 /// Create or replace a node (admin).
@@ -39,15 +37,10 @@ async fn put_node(
     Body(body): Body<PutNode>,
 ) -> ApiResult<(StatusCode, Json<NodeView>)> {
     caller.require_admin("change the network")?;
-    let id = NodeId::parse(&node_id)
-        .map_err(|e| ApiError::invalid(vec![allot_app::FieldError::new("node_id", e)]))?;
+    let id = NodeId::parse(&node_id).map_err(|e| ApiError::invalid(vec![allot_app::FieldError::new("node_id", e)]))?;
     let node = body.parse(id).map_err(ApiError::invalid)?;
     let (stored, created) = s.app.put_node(node).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(stored.into())))
 }
 
@@ -56,10 +49,7 @@ async fn put_node(
     params(("node_id" = String, Path)),
     responses((status = 200, body = NodeView), (status = 404, body = Problem)),
     security(("api_key" = [])))]
-async fn get_node(
-    State(s): State<ApiState>,
-    Path(node_id): Path<String>,
-) -> ApiResult<Json<NodeView>> {
+async fn get_node(State(s): State<ApiState>, Path(node_id): Path<String>) -> ApiResult<Json<NodeView>> {
     Ok(Json(s.app.node(&node_id)?.into()))
 }
 
@@ -71,7 +61,5 @@ async fn get_node(
     security(("api_key" = [])))]
 async fn list_nodes(State(s): State<ApiState>, q: QueryPairs) -> ApiResult<Json<NodeList>> {
     q.only(&["cursor", "limit"])?;
-    Ok(Json(
-        s.app.nodes(q.single("cursor")?, q.parse("limit")?)?.into(),
-    ))
+    Ok(Json(s.app.nodes(q.single("cursor")?, q.parse("limit")?)?.into()))
 }

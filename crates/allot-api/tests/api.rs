@@ -1,0 +1,529 @@
+//! API behaviour, run against SQLite always and PostgreSQL when configured.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use allot_app::Role;
+use common::{ADMIN_KEY, TestServer, node_json};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+backend_tests!(
+    requests_without_a_valid_key_are_401_and_roles_without_rights_are_403,
+    node_put_creates_then_replaces_and_lists_by_page,
+    invalid_node_names_every_bad_field_and_writes_nothing,
+    unknown_fields_and_malformed_json_are_rejected_naming_the_field,
+    items_round_trip_and_substitutes_must_exist,
+    position_put_reports_atp_and_stale_seq_is_409_and_changes_nothing,
+    deltas_are_all_or_nothing_and_list_every_offending_index,
+    deltas_that_are_only_stale_answer_409,
+    hundred_thousand_deltas_apply_in_one_request,
+    snapshot_zeroes_absent_skus_and_stale_snapshot_changes_nothing,
+    availability_counts_active_capable_nodes_nearest_first,
+    availability_rejects_bad_queries,
+    everything_acknowledged_survives_a_restart,
+    limits_are_enforced_with_problem_documents,
+    operations_endpoints_answer_without_a_key,
+);
+
+async fn requests_without_a_valid_key_are_401_and_roles_without_rights_are_403(s: TestServer) {
+    s.seed().await;
+    let no_key = s.send(s.client.get(s.url("/v1/nodes"))).await;
+    assert_eq!(no_key.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(no_key.1["type"], "urn:allot:problem:unauthorized");
+    let wrong = s.get_as("not-a-key", "/v1/nodes").await;
+    assert_eq!(wrong.0, StatusCode::UNAUTHORIZED);
+    let basic = s.send(s.client.get(s.url("/v1/nodes")).header("authorization", format!("Basic {ADMIN_KEY}"))).await;
+    assert_eq!(basic.0, StatusCode::UNAUTHORIZED);
+
+    let channel = s.app.create_key(Role::parse("channel:web").unwrap()).await.unwrap().secret;
+    let node = s.app.create_key(Role::parse("node:ST-CHI").unwrap()).await.unwrap().secret;
+    for key in [&channel, &node] {
+        // Reads are allowed …
+        assert_eq!(s.get_as(key, "/v1/nodes/DC-EAST").await.0, StatusCode::OK);
+        assert_eq!(s.get_as(key, "/v1/availability?sku=SKU-1").await.0, StatusCode::OK);
+        // … writes to network, catalog and inventory are admin-only, and change nothing.
+        let (status, body) = s.put_as(key, "/v1/nodes/DC-NEW", node_json("dc", 1.0, 1.0, "UTC", &["ship"])).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(body["type"], "urn:allot:problem:forbidden");
+        assert_eq!(s.put_as(key, "/v1/items/SKU-9", json!({"name": "x"})).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(s.put_as(key, "/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 5})).await.0, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(s.get("/v1/nodes/DC-NEW").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(s.get("/v1/items/SKU-9").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(s.get("/v1/inventory/DC-EAST/SKU-1").await.1["on_hand"], 0);
+}
+
+async fn node_put_creates_then_replaces_and_lists_by_page(s: TestServer) {
+    let body = node_json("store", 41.85, -87.65, "America/Chicago", &["pickup", "ship", "pickup"]);
+    let (status, created) = s.put("/v1/nodes/ST-1", body.clone()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(created["node_id"], "ST-1");
+    assert_eq!(created["capabilities"], json!(["ship", "pickup"]), "sorted in declaration order, deduplicated");
+    assert_eq!(created["version"], 1);
+
+    let (status, same) = s.put("/v1/nodes/ST-1", body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "replacing answers 200");
+    assert_eq!(same["name"], created["name"]);
+
+    let mut paused = body.clone();
+    paused["status"] = json!("paused");
+    paused["name"] = json!("Chicago Loop");
+    let (_, replaced) = s.put("/v1/nodes/ST-1", paused).await;
+    let (status, got) = s.get("/v1/nodes/ST-1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got, replaced);
+    assert_eq!(got["status"], "paused");
+    assert_eq!(got["name"], "Chicago Loop");
+
+    // Defaults: status active, no capabilities, USD, zero costs.
+    let minimal = json!({"type": "dc", "name": "Minimal", "location": {"lat": 0.0, "lon": 0.0}, "time_zone": "UTC"});
+    let (status, min) = s.put("/v1/nodes/DC-MIN", minimal).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!((min["status"].clone(), min["currency"].clone()), (json!("active"), json!("USD")));
+
+    for i in 0..5 {
+        s.put(&format!("/v1/nodes/N-{i}"), body.clone()).await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/nodes?limit=3&cursor={c}"),
+            None => "/v1/nodes?limit=3".to_owned(),
+        };
+        let (status, page) = s.get(&path).await;
+        assert_eq!(status, StatusCode::OK);
+        let ids: Vec<String> =
+            page["nodes"].as_array().unwrap().iter().map(|n| n["node_id"].as_str().unwrap().to_owned()).collect();
+        assert!(ids.len() <= 3);
+        seen.extend(ids);
+        match page.get("next_cursor").and_then(Value::as_str) {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec!["DC-MIN", "N-0", "N-1", "N-2", "N-3", "N-4", "ST-1"]);
+    assert_eq!(s.get("/v1/nodes?limit=0").await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(s.get("/v1/nodes?limit=1001").await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(s.get("/v1/nodes?limt=3").await.0, StatusCode::BAD_REQUEST);
+}
+
+fn fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|a| a.iter().map(|e| e["field"].as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+async fn invalid_node_names_every_bad_field_and_writes_nothing(s: TestServer) {
+    let bad = json!({
+        "type": "dc", "name": "  ", "location": {"lat": 91.0, "lon": 0.0}, "time_zone": "Mars/Base",
+        "currency": "XXY", "costs": {"per_order_minor": 2_000_000_000_000_000_i64, "per_unit_minor": 1}
+    });
+    let (status, problem) = s.put("/v1/nodes/DC-BAD", bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["type"], "urn:allot:problem:validation-failed");
+    assert_eq!(problem["status"], 422);
+    assert_eq!(fields(&problem), vec!["name", "location", "time_zone", "currency", "costs.per_order_minor"]);
+    assert_eq!(s.get("/v1/nodes/DC-BAD").await.0, StatusCode::NOT_FOUND);
+
+    let (status, problem) = s.put("/v1/nodes/bad%20id", node_json("dc", 0.0, 0.0, "UTC", &[])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(fields(&problem), vec!["node_id"]);
+    let (_, list) = s.get("/v1/nodes").await;
+    assert_eq!(list["nodes"], json!([]));
+}
+
+async fn unknown_fields_and_malformed_json_are_rejected_naming_the_field(s: TestServer) {
+    let mut body = node_json("dc", 0.0, 0.0, "UTC", &[]);
+    body["colour"] = json!("red");
+    let (status, problem) = s.put("/v1/nodes/DC-1", body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(problem["type"], "urn:allot:problem:bad-request");
+    assert!(problem["detail"].as_str().unwrap().contains("unknown field `colour`"), "{problem}");
+
+    let mut nested = node_json("dc", 0.0, 0.0, "UTC", &[]);
+    nested["capacity"]["orders_per_day"] = json!(-5);
+    let (status, problem) = s.put("/v1/nodes/DC-1", nested).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(fields(&problem), vec!["capacity.orders_per_day"]);
+
+    let mut wrong_enum = node_json("dc", 0.0, 0.0, "UTC", &[]);
+    wrong_enum["type"] = json!("warehouse");
+    let (status, problem) = s.put("/v1/nodes/DC-1", wrong_enum).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(fields(&problem), vec!["type"]);
+
+    let raw = s
+        .client
+        .put(s.url("/v1/nodes/DC-1"))
+        .bearer_auth(ADMIN_KEY)
+        .header("content-type", "application/json")
+        .body("{\"type\": ");
+    assert_eq!(s.send(raw).await.0, StatusCode::BAD_REQUEST);
+    let text = s.client.put(s.url("/v1/nodes/DC-1")).bearer_auth(ADMIN_KEY).body("type=dc");
+    assert_eq!(s.send(text).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(s.get("/v1/nodes/DC-1").await.0, StatusCode::NOT_FOUND);
+}
+
+async fn items_round_trip_and_substitutes_must_exist(s: TestServer) {
+    let (status, item) = s.put("/v1/items/SKU-A", json!({"name": "Tent", "weight_g": 4200, "dims_mm": [600, 200, 200], "hazmat": false, "ship_alone": true, "methods": ["ship"]})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(item["methods"], json!(["ship"]));
+    let (_, default_methods) = s.put("/v1/items/SKU-B", json!({"name": "Cup"})).await;
+    assert_eq!(default_methods["methods"], json!(["ship", "pickup", "curbside", "ship_to_store", "same_day"]));
+
+    let (status, problem) =
+        s.put("/v1/items/SKU-C", json!({"name": "Mug", "substitutes": ["SKU-B", "SKU-NOPE", "SKU-C"]})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(fields(&problem), vec!["substitutes[1]", "substitutes[2]"]);
+    assert_eq!(s.get("/v1/items/SKU-C").await.0, StatusCode::NOT_FOUND);
+
+    let (status, _) = s.put("/v1/items/SKU-C", json!({"name": "Mug", "substitutes": ["SKU-B", "SKU-A"]})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, got) = s.get("/v1/items/SKU-C").await;
+    assert_eq!(got["substitutes"], json!(["SKU-B", "SKU-A"]));
+    let (status, problem) = s.put("/v1/items/SKU-D", json!({"name": "x", "methods": []})).await;
+    assert_eq!((status, fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["methods".to_owned()]));
+    let (_, list) = s.get("/v1/items?limit=2").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    assert_eq!(list["next_cursor"], "SKU-B");
+}
+
+async fn position_put_reports_atp_and_stale_seq_is_409_and_changes_nothing(s: TestServer) {
+    s.seed().await;
+    let (status, p) = s
+        .put(
+            "/v1/inventory/DC-EAST/SKU-1",
+            json!({"on_hand": 100, "damaged": 3, "quarantined": 2, "safety_stock": 5, "seq": 10}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(p["atp"], 90);
+    assert_eq!((p["reserved"].clone(), p["allocated"].clone(), p["seq"].clone()), (json!(0), json!(0), json!(10)));
+    let (_, got) = s.get("/v1/inventory/DC-EAST/SKU-1").await;
+    assert_eq!(got, p);
+
+    for stale in [10, 9] {
+        let (status, problem) = s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 1, "seq": stale})).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(problem["type"], "urn:allot:problem:stale-update");
+    }
+    assert_eq!(s.get("/v1/inventory/DC-EAST/SKU-1").await.1, p, "a stale update changes nothing");
+
+    // Without seq the update applies and the stored seq is kept for later checks.
+    let (_, p2) = s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 7})).await;
+    assert_eq!((p2["on_hand"].clone(), p2["atp"].clone(), p2["seq"].clone()), (json!(7), json!(7), json!(10)));
+    assert_eq!(s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 1, "seq": 10})).await.0, StatusCode::CONFLICT);
+
+    // Holds larger than on hand floor ATP at zero.
+    let (_, p3) = s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 4, "safety_stock": 9, "seq": 11})).await;
+    assert_eq!(p3["atp"], 0);
+
+    // A position never written reads as zeros; unknown node or SKU is 404.
+    let (status, zero) = s.get("/v1/inventory/DC-WEST/SKU-2").await;
+    assert_eq!((status, zero["on_hand"].clone(), zero["seq"].clone()), (StatusCode::OK, json!(0), Value::Null));
+    assert_eq!(s.get("/v1/inventory/DC-NOPE/SKU-2").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(s.get("/v1/inventory/DC-WEST/SKU-NOPE").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(s.put("/v1/inventory/DC-NOPE/SKU-2", json!({"on_hand": 1})).await.0, StatusCode::NOT_FOUND);
+}
+
+async fn deltas_are_all_or_nothing_and_list_every_offending_index(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 10, "seq": 5})).await;
+    s.put("/v1/inventory/DC-WEST/SKU-2", json!({"on_hand": 3})).await;
+    let before = (s.get("/v1/inventory/DC-EAST/SKU-1").await.1, s.get("/v1/inventory/DC-WEST/SKU-2").await.1);
+
+    let bad = json!({"deltas": [
+        {"node_id": "DC-EAST", "sku": "SKU-1", "on_hand_delta": 5, "seq": 6},       // fine
+        {"node_id": "DC-NOPE", "sku": "SKU-1", "on_hand_delta": 1},                 // unknown node
+        {"node_id": "DC-WEST", "sku": "SKU-NOPE", "on_hand_delta": 1},              // unknown sku
+        {"node_id": "DC-WEST", "sku": "SKU-2", "on_hand_delta": -4},                // 3 - 4 < 0
+        {"node_id": "DC-EAST", "sku": "SKU-1", "on_hand_delta": 1, "seq": 6},       // stale after index 0
+        {"node_id": "DC-WEST", "sku": "SKU-3", "on_hand_delta": 2, "reason": "receipt"}  // fine
+    ]});
+    let (status, problem) = s.post("/v1/inventory/deltas", bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        fields(&problem),
+        vec!["deltas[1].node_id", "deltas[2].sku", "deltas[3].on_hand_delta", "deltas[4].seq"]
+    );
+    let after = (s.get("/v1/inventory/DC-EAST/SKU-1").await.1, s.get("/v1/inventory/DC-WEST/SKU-2").await.1);
+    assert_eq!(before, after, "a rejected batch changes nothing");
+    assert_eq!(s.get("/v1/inventory/DC-WEST/SKU-3").await.1["on_hand"], 0);
+
+    let good = json!({"deltas": [
+        {"node_id": "DC-EAST", "sku": "SKU-1", "on_hand_delta": 5, "seq": 6},
+        {"node_id": "DC-EAST", "sku": "SKU-1", "on_hand_delta": -15, "seq": 7},
+        {"node_id": "DC-WEST", "sku": "SKU-3", "on_hand_delta": 2},
+        {"node_id": "DC-WEST", "sku": "SKU-3", "on_hand_delta": 2}
+    ]});
+    let (status, body) = s.post("/v1/inventory/deltas", good).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"applied": 4, "positions_changed": 2}));
+    let p = s.get("/v1/inventory/DC-EAST/SKU-1").await.1;
+    assert_eq!((p["on_hand"].clone(), p["seq"].clone()), (json!(0), json!(7)));
+    assert_eq!(s.get("/v1/inventory/DC-WEST/SKU-3").await.1["on_hand"], 4);
+
+    let (status, problem) = s.post("/v1/inventory/deltas", json!({"deltas": []})).await;
+    assert_eq!((status, fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["deltas".to_owned()]));
+    let (status, problem) = s
+        .post(
+            "/v1/inventory/deltas",
+            json!({"deltas": [{"node_id": "a b", "sku": "", "on_hand_delta": 2_000_000_000}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(fields(&problem), vec!["deltas[0].node_id", "deltas[0].sku", "deltas[0].on_hand_delta"]);
+}
+
+async fn deltas_that_are_only_stale_answer_409(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 10, "seq": 5})).await;
+    let (status, problem) = s
+        .post(
+            "/v1/inventory/deltas",
+            json!({"deltas": [
+            {"node_id": "DC-EAST", "sku": "SKU-2", "on_hand_delta": 1},
+            {"node_id": "DC-EAST", "sku": "SKU-1", "on_hand_delta": 1, "seq": 5}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(fields(&problem), vec!["deltas[1].seq"]);
+    assert_eq!(s.get("/v1/inventory/DC-EAST/SKU-2").await.1["on_hand"], 0);
+}
+
+async fn hundred_thousand_deltas_apply_in_one_request(s: TestServer) {
+    // 10 nodes × 2,500 SKUs, each position receiving 4 deltas.
+    let nodes: Vec<String> = (0..10).map(|i| format!("N-{i}")).collect();
+    for n in &nodes {
+        s.put(&format!("/v1/nodes/{n}"), node_json("store", 40.0, -75.0, "America/New_York", &["ship"])).await;
+    }
+    let skus: Vec<String> = (0..2500).map(|i| format!("S-{i:05}")).collect();
+    for chunk in skus.chunks(500) {
+        // Items are created through the API one by one; keep it quick with a few at a time.
+        let paths: Vec<String> = chunk.iter().map(|sku| format!("/v1/items/{sku}")).collect();
+        let futures = paths.iter().map(|path| s.put(path, json!({"name": "x"})));
+        for (status, _) in futures::future::join_all(futures).await {
+            assert_eq!(status, StatusCode::CREATED);
+        }
+    }
+    let mut deltas = Vec::with_capacity(100_000);
+    for round in 0..4 {
+        for n in &nodes {
+            for sku in &skus {
+                deltas.push(json!({"node_id": n, "sku": sku, "on_hand_delta": round + 1, "seq": round + 1}));
+            }
+        }
+    }
+    assert_eq!(deltas.len(), 100_000);
+    let (status, body) = s.post("/v1/inventory/deltas", json!({"deltas": deltas})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"applied": 100_000, "positions_changed": 25_000}));
+    let p = s.get("/v1/inventory/N-7/S-01234").await.1;
+    assert_eq!((p["on_hand"].clone(), p["seq"].clone()), (json!(10), json!(4)));
+    let (_, avail) = s.get("/v1/availability?sku=S-02499").await;
+    assert_eq!(avail["items"][0]["atp"], 100);
+}
+
+async fn snapshot_zeroes_absent_skus_and_stale_snapshot_changes_nothing(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/ST-CHI/SKU-1", json!({"on_hand": 9, "damaged": 1, "safety_stock": 2})).await;
+    s.put("/v1/inventory/ST-CHI/SKU-2", json!({"on_hand": 4})).await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 50})).await;
+
+    let (status, body) = s
+        .post(
+            "/v1/inventory/snapshots/ST-CHI",
+            json!({"seq": 100, "positions": [
+            {"sku": "SKU-2", "on_hand": 6}, {"sku": "SKU-3", "on_hand": 2, "quarantined": 1, "safety_stock": 1}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"node_id": "ST-CHI", "positions_written": 3}));
+    let p1 = s.get("/v1/inventory/ST-CHI/SKU-1").await.1;
+    assert_eq!(
+        (p1["on_hand"].clone(), p1["damaged"].clone(), p1["safety_stock"].clone(), p1["seq"].clone()),
+        (json!(0), json!(0), json!(2), json!(100)),
+        "absent from the snapshot: counts to zero, safety stock kept"
+    );
+    assert_eq!(s.get("/v1/inventory/ST-CHI/SKU-2").await.1["on_hand"], 6);
+    assert_eq!(s.get("/v1/inventory/ST-CHI/SKU-3").await.1["atp"], 0);
+    assert_eq!(s.get("/v1/inventory/DC-EAST/SKU-1").await.1["on_hand"], 50, "other nodes untouched");
+
+    let before = s.get("/v1/inventory/ST-CHI/SKU-2").await.1;
+    let (status, _) = s.post("/v1/inventory/snapshots/ST-CHI", json!({"seq": 100, "positions": []})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(s.get("/v1/inventory/ST-CHI/SKU-2").await.1, before);
+
+    let (status, problem) = s
+        .post(
+            "/v1/inventory/snapshots/ST-CHI",
+            json!({"positions": [{"sku": "SKU-1", "on_hand": 1}, {"sku": "SKU-NOPE", "on_hand": 1}]}),
+        )
+        .await;
+    assert_eq!((status, fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["positions[1].sku".to_owned()]));
+    let (status, problem) = s
+        .post(
+            "/v1/inventory/snapshots/ST-CHI",
+            json!({"positions": [{"sku": "SKU-1", "on_hand": 1}, {"sku": "SKU-1", "on_hand": 2}]}),
+        )
+        .await;
+    assert_eq!((status, fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["positions[1].sku".to_owned()]));
+    assert_eq!(s.get("/v1/inventory/ST-CHI/SKU-1").await.1["on_hand"], 0);
+    assert_eq!(s.post("/v1/inventory/snapshots/DC-NOPE", json!({"positions": []})).await.0, StatusCode::NOT_FOUND);
+}
+
+async fn availability_counts_active_capable_nodes_nearest_first(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 10, "safety_stock": 2})).await;
+    s.put("/v1/inventory/DC-WEST/SKU-1", json!({"on_hand": 5})).await;
+    s.put("/v1/inventory/ST-CHI/SKU-1", json!({"on_hand": 3})).await;
+    s.put("/v1/inventory/ST-CHI/SKU-2", json!({"on_hand": 0})).await;
+
+    let (status, a) = s.get("/v1/availability?sku=SKU-1&sku=SKU-2").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(a["items"][0]["sku"], "SKU-1");
+    assert_eq!(a["items"][0]["atp"], 16);
+    let ids = |v: &Value| {
+        v["nodes"].as_array().unwrap().iter().map(|n| n["node_id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&a["items"][0]), vec!["DC-EAST", "DC-WEST", "ST-CHI"], "by id without a point");
+    assert_eq!(a["items"][0]["nodes"][0]["distance_km"], Value::Null);
+    assert_eq!(a["items"][1], json!({"sku": "SKU-2", "atp": 0, "nodes": []}));
+
+    // Near Chicago: nearest first, distances given, radius bounds.
+    let (_, near) = s.get("/v1/availability?sku=SKU-1&lat=41.88&lon=-87.63").await;
+    assert_eq!(ids(&near["items"][0]), vec!["ST-CHI", "DC-EAST", "DC-WEST"]);
+    let d0 = near["items"][0]["nodes"][0]["distance_km"].as_f64().unwrap();
+    assert!(d0 < 10.0, "{d0}");
+    let (_, radius) = s.get("/v1/availability?sku=SKU-1&lat=41.88&lon=-87.63&radius_km=1500").await;
+    assert_eq!(ids(&radius["items"][0]), vec!["ST-CHI", "DC-EAST"]);
+    assert_eq!(radius["items"][0]["atp"], 11);
+
+    // Method: only nodes with the capability.
+    let (_, pickup) = s.get("/v1/availability?sku=SKU-1&method=pickup").await;
+    assert_eq!(ids(&pickup["items"][0]), vec!["ST-CHI"]);
+    assert_eq!(pickup["items"][0]["atp"], 3);
+
+    // A paused node contributes nothing, and the change shows on the very next read.
+    let mut paused = node_json("dc", 40.6084, -75.4902, "America/New_York", &["ship", "returns"]);
+    paused["status"] = json!("paused");
+    s.put("/v1/nodes/DC-EAST", paused).await;
+    let (_, after) = s.get("/v1/availability?sku=SKU-1").await;
+    assert_eq!(after["items"][0]["atp"], 8);
+    assert_eq!(ids(&after["items"][0]), vec!["DC-WEST", "ST-CHI"]);
+
+    // Writes show on the next read (read-your-writes from the in-memory read model).
+    s.post("/v1/inventory/deltas", json!({"deltas": [{"node_id": "DC-WEST", "sku": "SKU-1", "on_hand_delta": -5}]}))
+        .await;
+    assert_eq!(s.get("/v1/availability?sku=SKU-1").await.1["items"][0]["atp"], 3);
+}
+
+async fn availability_rejects_bad_queries(s: TestServer) {
+    s.seed().await;
+    for (query, status) in [
+        ("", StatusCode::UNPROCESSABLE_ENTITY),
+        ("?sku=SKU-NOPE", StatusCode::UNPROCESSABLE_ENTITY),
+        ("?sku=SKU-1&lat=100&lon=0", StatusCode::UNPROCESSABLE_ENTITY),
+        ("?sku=SKU-1&lat=10", StatusCode::UNPROCESSABLE_ENTITY),
+        ("?sku=SKU-1&radius_km=5", StatusCode::UNPROCESSABLE_ENTITY),
+        ("?sku=SKU-1&lat=1&lon=1&radius_km=-5", StatusCode::UNPROCESSABLE_ENTITY),
+        ("?sku=SKU-1&method=teleport", StatusCode::UNPROCESSABLE_ENTITY),
+        ("?sku=SKU-1&lat=abc&lon=1", StatusCode::BAD_REQUEST),
+        ("?sku=SKU-1&lat=1&lat=2&lon=1", StatusCode::BAD_REQUEST),
+        ("?sku=SKU-1&colour=red", StatusCode::BAD_REQUEST),
+    ] {
+        let (got, problem) = s.get(&format!("/v1/availability{query}")).await;
+        assert_eq!(got, status, "{query}: {problem}");
+        assert!(problem["type"].as_str().unwrap().starts_with("urn:allot:problem:"));
+    }
+}
+
+async fn everything_acknowledged_survives_a_restart(mut s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 10, "seq": 3})).await;
+    s.post("/v1/inventory/deltas", json!({"deltas": [{"node_id": "DC-WEST", "sku": "SKU-2", "on_hand_delta": 7}]}))
+        .await;
+    s.post("/v1/inventory/snapshots/ST-CHI", json!({"positions": [{"sku": "SKU-3", "on_hand": 4}]})).await;
+    let before = (
+        s.get("/v1/nodes").await.1,
+        s.get("/v1/items").await.1,
+        s.get("/v1/availability?sku=SKU-1&sku=SKU-2&sku=SKU-3").await.1,
+        s.get("/v1/inventory/DC-EAST/SKU-1").await.1,
+    );
+    s.restart().await;
+    let after = (
+        s.get("/v1/nodes").await.1,
+        s.get("/v1/items").await.1,
+        s.get("/v1/availability?sku=SKU-1&sku=SKU-2&sku=SKU-3").await.1,
+        s.get("/v1/inventory/DC-EAST/SKU-1").await.1,
+    );
+    assert_eq!(before, after);
+    assert_eq!(after.2["items"][1]["atp"], 7);
+    // Keys survive too, and the stale check still holds after the restart.
+    assert_eq!(s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 1, "seq": 3})).await.0, StatusCode::CONFLICT);
+}
+
+async fn limits_are_enforced_with_problem_documents(s: TestServer) {
+    s.seed().await;
+    let (status, problem) =
+        s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 1_000_000_001_u64, "damaged": 1})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(fields(&problem), vec!["on_hand"]);
+    let (status, _) = s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 1_000_000_000_u64})).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let long_name = "x".repeat(201);
+    let mut body = node_json("dc", 0.0, 0.0, "UTC", &[]);
+    body["name"] = json!(long_name);
+    let (status, problem) = s.put("/v1/nodes/DC-LONG", body).await;
+    assert_eq!((status, fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["name".to_owned()]));
+
+    // 9 MiB on an ordinary route is over its 8 MiB limit.
+    let big = json!({"name": "y".repeat(9 * 1024 * 1024)});
+    let (status, problem) = s.put("/v1/items/SKU-BIG", big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(problem["type"], "urn:allot:problem:payload-too-large");
+    assert_eq!(s.get("/v1/items/SKU-BIG").await.0, StatusCode::NOT_FOUND);
+    let (status, problem) = s.get("/v1/no-such-route").await;
+    assert_eq!((status, problem["type"].clone()), (StatusCode::NOT_FOUND, json!("urn:allot:problem:not-found")));
+}
+
+async fn operations_endpoints_answer_without_a_key(s: TestServer) {
+    let health = s.send(s.client.get(s.url("/healthz"))).await;
+    assert_eq!(health, (StatusCode::OK, json!({"status": "ok"})));
+    let ready = s.send(s.client.get(s.url("/readyz"))).await;
+    assert_eq!(ready, (StatusCode::OK, json!({"status": "ready"})));
+
+    s.get("/v1/nodes").await;
+    let metrics = s.client.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("allot_http_requests_total{"), "{metrics}");
+    assert!(metrics.contains("route=\"/v1/nodes\""), "{metrics}");
+    assert!(metrics.contains("allot_http_request_duration_seconds_bucket{"), "{metrics}");
+
+    let (status, doc) = s.send(s.client.get(s.url("/openapi.json"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, methods) in [
+        ("/v1/nodes/{node_id}", &["put", "get"][..]),
+        ("/v1/nodes", &["get"]),
+        ("/v1/items/{sku}", &["put", "get"]),
+        ("/v1/items", &["get"]),
+        ("/v1/inventory/{node_id}/{sku}", &["put", "get"]),
+        ("/v1/inventory/deltas", &["post"]),
+        ("/v1/inventory/snapshots/{node_id}", &["post"]),
+        ("/v1/availability", &["get"]),
+        ("/healthz", &["get"]),
+        ("/readyz", &["get"]),
+        ("/metrics", &["get"]),
+    ] {
+        for m in methods {
+            assert!(paths[path].get(*m).is_some(), "{m} {path} missing from the OpenAPI document");
+        }
+    }
+    assert_eq!(paths.len(), 11, "every route is documented and nothing else: {:?}", paths.keys());
+    assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
+}
