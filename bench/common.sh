@@ -1,0 +1,23 @@
+# Shared by the benchmark scripts: build the release binary, start a demo server on a
+# fresh data directory on loopback, stop it on exit.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/allot-target}"
+BIN="$CARGO_TARGET_DIR/release/allot"
+PORT="${PORT:-18181}"
+URL="http://127.0.0.1:$PORT"
+export ALLOT_ADMIN_KEY="bench-admin-key-0123456789"
+export ALLOT_LOG=warn
+DATA="$(mktemp -d /tmp/allot-bench.XXXXXX)"
+
+start_server() {
+  (cd "$ROOT" && cargo build --release --quiet -p allot)
+  "$BIN" demo --listen "127.0.0.1:$PORT" --data-dir "$DATA" "$@" >"$DATA/server.log" 2>&1 &
+  SERVER_PID=$!
+  trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null; rm -rf "$DATA"' EXIT
+  for _ in $(seq 1 100); do
+    curl -sf "$URL/healthz" >/dev/null && return 0
+    sleep 0.2
+  done
+  echo "server did not start:"; cat "$DATA/server.log"; exit 1
+}
