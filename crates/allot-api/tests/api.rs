@@ -25,6 +25,7 @@ backend_tests!(
     everything_acknowledged_survives_a_restart,
     limits_are_enforced_with_problem_documents,
     operations_endpoints_answer_without_a_key,
+    concurrent_feed_writes_all_count_and_never_drive_stock_negative,
 );
 
 async fn requests_without_a_valid_key_are_401_and_roles_without_rights_are_403(s: TestServer) {
@@ -526,4 +527,47 @@ async fn operations_endpoints_answer_without_a_key(s: TestServer) {
     }
     assert_eq!(paths.len(), 11, "every route is documented and nothing else: {:?}", paths.keys());
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
+}
+
+async fn concurrent_feed_writes_all_count_and_never_drive_stock_negative(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-WEST/SKU-3", json!({"on_hand": 5})).await;
+    // 32 concurrent +1 batches on three positions, two of which do not exist yet (the first
+    // writes race to create them), and 8 concurrent −1 on a position holding 5.
+    let adds = (0..32).map(|_| {
+        s.post(
+            "/v1/inventory/deltas",
+            json!({"deltas": [
+                {"node_id": "DC-EAST", "sku": "SKU-1", "on_hand_delta": 1},
+                {"node_id": "ST-CHI", "sku": "SKU-2", "on_hand_delta": 2},
+                {"node_id": "DC-WEST", "sku": "SKU-1", "on_hand_delta": 3}]}),
+        )
+    });
+    let takes = (0..8).map(|_| {
+        s.post("/v1/inventory/deltas", json!({"deltas": [{"node_id": "DC-WEST", "sku": "SKU-3", "on_hand_delta": -1}]}))
+    });
+    let (added, taken) = futures::future::join(futures::future::join_all(adds), futures::future::join_all(takes)).await;
+    assert!(added.iter().all(|(status, _)| *status == StatusCode::OK), "{added:?}");
+    let ok = taken.iter().filter(|(status, _)| *status == StatusCode::OK).count();
+    let refused = taken.iter().filter(|(status, _)| *status == StatusCode::UNPROCESSABLE_ENTITY).count();
+    assert_eq!((ok, refused), (5, 3), "{taken:?}");
+
+    // Count what the database holds, not what the server answered.
+    let on_hand = |node: &'static str, sku: &'static str| {
+        let store = s.app.store().clone();
+        async move {
+            let p = store
+                .position(&allot_core::NodeId::parse(node).unwrap(), &allot_core::Sku::parse(sku).unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            p.position.counts.on_hand.get()
+        }
+    };
+    assert_eq!(on_hand("DC-EAST", "SKU-1").await, 32);
+    assert_eq!(on_hand("ST-CHI", "SKU-2").await, 64);
+    assert_eq!(on_hand("DC-WEST", "SKU-1").await, 96);
+    assert_eq!(on_hand("DC-WEST", "SKU-3").await, 0);
+    // The read model agrees with the database.
+    assert_eq!(s.get("/v1/inventory/DC-WEST/SKU-1").await.1["on_hand"], 96);
 }

@@ -150,8 +150,9 @@ pub fn apply_deltas(
     if errors.is_empty() {
         // Keys that existed before are touched too; report them after new ones, sorted,
         // so the order is deterministic.
-        let mut existing: Vec<_> =
-            deltas.iter().map(|d| (d.node_id.clone(), d.sku.clone())).filter(|k| !touched.contains(k)).collect();
+        let created: std::collections::HashSet<&PositionKey> = touched.iter().collect();
+        let mut existing: Vec<PositionKey> =
+            deltas.iter().map(|d| (d.node_id.clone(), d.sku.clone())).filter(|k| !created.contains(k)).collect();
         existing.sort();
         existing.dedup();
         touched.extend(existing);
