@@ -1,0 +1,161 @@
+//! The `allot` binary as an operator uses it: first start prints an admin key once,
+//! `keys create` makes keys with roles, SIGTERM stops the server cleanly, and data
+//! survives a restart of the process.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+
+const BIN: &str = env!("CARGO_BIN_EXE_allot");
+
+struct Server {
+    child: Child,
+    url: String,
+    stderr: mpsc::Receiver<String>,
+    lines: Vec<String>,
+}
+
+fn data_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("allot-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn start(dir: &Path, command: &str) -> Server {
+    let mut child = Command::new(BIN)
+        .args([command, "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env_remove("ALLOT_ADMIN_KEY")
+        .env_remove("ALLOT_DATABASE_URL")
+        .env("ALLOT_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    loop {
+        let line = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("server printed its address");
+        lines.push(line.clone());
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let url = rest.split_whitespace().next().unwrap().to_owned();
+            // The key line(s) follow the address line.
+            lines.push(rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap());
+            return Server { child, url, stderr: rx, lines };
+        }
+    }
+}
+
+impl Server {
+    fn printed_key(&self) -> Option<String> {
+        self.lines.iter().find_map(|l| l.strip_prefix("admin key (shown once, store it now): ").map(str::to_owned))
+    }
+
+    /// SIGTERM, then the exit status and what the server printed while stopping.
+    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        (exit, self.stderr.try_iter().collect())
+    }
+}
+
+fn get(url: &str, key: &str) -> (u16, serde_json::Value) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let resp = reqwest::Client::new().get(url).bearer_auth(key).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    })
+}
+
+fn put(url: &str, key: &str, body: serde_json::Value) -> u16 {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        reqwest::Client::new().put(url).bearer_auth(key).json(&body).send().await.unwrap().status().as_u16()
+    })
+}
+
+#[test]
+fn first_start_prints_an_admin_key_once_and_sigterm_stops_cleanly_keeping_the_data() {
+    let dir = data_dir("serve");
+    let server = start(&dir, "serve");
+    let admin = server.printed_key().expect("first start on an empty database prints an admin key");
+    assert!(admin.starts_with("allot_") && admin.len() == 70, "{admin}");
+    let node = serde_json::json!({"type": "dc", "name": "Reno", "location": {"lat": 39.53, "lon": -119.81},
+        "time_zone": "America/Los_Angeles", "capabilities": ["ship"]});
+    assert_eq!(put(&format!("{}/v1/nodes/DC-RENO", server.url), &admin, node), 201);
+    let (exit, after) = server.terminate();
+    assert!(exit.success(), "exit status {exit:?}");
+    assert!(after.iter().any(|l| l == "allot stopped"), "{after:?}");
+
+    // The second start prints no key, and the first key and the node are still there.
+    let server = start(&dir, "serve");
+    assert_eq!(server.printed_key(), None);
+    let (status, body) = get(&format!("{}/v1/nodes/DC-RENO", server.url), &admin);
+    assert_eq!((status, body["name"].as_str()), (200, Some("Reno")));
+
+    // `keys create` works against the same data directory while the server runs.
+    let out = Command::new(BIN)
+        .args(["keys", "create", "--role", "channel:web", "--data-dir"])
+        .arg(&dir)
+        .env_remove("ALLOT_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let channel_key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(get(&format!("{}/v1/nodes/DC-RENO", server.url), &channel_key).0, 200);
+    let write =
+        serde_json::json!({"type": "dc", "name": "x", "location": {"lat": 0.0, "lon": 0.0}, "time_zone": "UTC"});
+    assert_eq!(put(&format!("{}/v1/nodes/DC-X", server.url), &channel_key, write), 403);
+    assert_eq!(get(&format!("{}/v1/nodes/DC-RENO", server.url), "allot_wrong").0, 401);
+
+    let bad_role =
+        Command::new(BIN).args(["keys", "create", "--role", "root", "--data-dir"]).arg(&dir).output().unwrap();
+    assert!(!bad_role.status.success());
+    assert!(String::from_utf8_lossy(&bad_role.stderr).contains("is not a role"));
+
+    let (exit, _) = server.terminate();
+    assert!(exit.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn demo_loads_the_network_once_and_always_hands_out_a_working_key() {
+    let dir = data_dir("demo");
+    let server = start(&dir, "demo");
+    assert!(
+        server.lines.iter().any(|l| l.starts_with("demo network loaded: 60 nodes, 500 items")),
+        "{:?}",
+        server.lines
+    );
+    let key = server.printed_key().unwrap();
+    let (status, body) = get(&format!("{}/v1/nodes?limit=1000", server.url), &key);
+    assert_eq!(status, 200);
+    let nodes = body["nodes"].as_array().unwrap();
+    assert_eq!(nodes.iter().filter(|n| n["type"] == "dc").count(), 4);
+    assert!(nodes.iter().filter(|n| n["type"] == "store").count() >= 50);
+    let (status, avail) = get(&format!("{}/v1/availability?sku=SKU-00001", server.url), &key);
+    assert_eq!(status, 200);
+    assert!(avail["items"][0]["atp"].as_u64().unwrap() > 0);
+    server.terminate();
+
+    let again = start(&dir, "demo");
+    assert!(again.lines.iter().any(|l| l.contains("already holds a network")), "{:?}", again.lines);
+    let fresh = again.printed_key().expect("a fresh demo key on every demo start");
+    assert_ne!(fresh, key);
+    assert_eq!(get(&format!("{}/v1/nodes/DC-MEMPHIS", again.url), &fresh).0, 200);
+    again.terminate();
+    let _ = std::fs::remove_dir_all(&dir);
+}
