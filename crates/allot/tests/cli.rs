@@ -24,6 +24,8 @@ fn data_dir(tag: &str) -> PathBuf {
     dir
 }
 
+// The child is owned by the returned `Server`, which waits for it (terminate or drop).
+#[allow(clippy::zombie_processes)]
 fn start(dir: &Path, command: &str) -> Server {
     let mut child = Command::new(BIN)
         .args([command, "--listen", "127.0.0.1:0", "--data-dir"])
@@ -54,6 +56,14 @@ fn start(dir: &Path, command: &str) -> Server {
             lines.push(rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap());
             return Server { child, url, stderr: rx, lines };
         }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // A failing test must not leave a server running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
