@@ -19,6 +19,7 @@ pub mod places;
 pub mod qty;
 pub mod rng;
 pub mod scenario;
+pub mod sourcing;
 
 pub use catalog::{FulfillmentMethod, Item};
 pub use geo::GeoPoint;

@@ -1,0 +1,331 @@
+//! Routing policies: an ordered list of rules, each with a condition (`when`), eligibility
+//! filters, hard constraints and a cost model; the first rule whose condition matches an
+//! order is used, else the fallback.
+//!
+//! Every field has a default (see [`Filters::default`], [`Constraints::default`],
+//! [`CostModel::default`]), so a policy states only what differs. [`Policy::validate`]
+//! names every offending field by its path (`rules[1].cost.shipping_zones[0].max_km`).
+
+use crate::catalog::FulfillmentMethod;
+use crate::ids::{ChannelId, NodeId};
+use crate::network::NodeType;
+
+/// Most rules a policy may have (a named limit).
+pub const RULES_MAX: usize = 100;
+/// Most shipping zones a rule may have.
+pub const ZONES_MAX: usize = 50;
+/// Largest `max_nodes` accepted.
+pub const MAX_NODES_LIMIT: u32 = 10;
+
+/// When a rule applies. Every given list must contain the order's value; absent lists
+/// match anything; `{}` matches every order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Condition {
+    pub customer_tier: Option<Vec<String>>,
+    pub channel: Option<Vec<ChannelId>>,
+    /// Matches if any line of the order uses one of these methods.
+    pub method: Option<Vec<FulfillmentMethod>>,
+    /// Matches if any line asks for one of these service levels.
+    pub service_level: Option<Vec<String>>,
+    pub country: Option<Vec<String>>,
+    pub region: Option<Vec<String>>,
+    pub order_value_min_minor: Option<i64>,
+    pub order_value_max_minor: Option<i64>,
+    /// `Some(true)`: only orders with a hazmat line; `Some(false)`: only orders without.
+    pub any_hazmat: Option<bool>,
+}
+
+/// Which nodes may serve.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filters {
+    /// Node types allowed; `None` = all.
+    pub node_types: Option<Vec<NodeType>>,
+    /// Furthest a shipping node may be from the destination; `None` = no limit (the last
+    /// shipping zone still bounds it).
+    pub max_distance_km: Option<f64>,
+    pub exclude_nodes: Vec<NodeId>,
+    /// A store never goes below this ATP of a SKU through ship-type lines of this rule.
+    pub store_protection_units: u64,
+    /// Drop nodes whose daily order capacity is used up; cap units by daily unit capacity.
+    pub respect_capacity: bool,
+    /// Node types that may ship hazmat items. Default: DCs only.
+    pub hazmat_node_types: Vec<NodeType>,
+}
+
+impl Default for Filters {
+    fn default() -> Filters {
+        Filters {
+            node_types: None,
+            max_distance_km: None,
+            exclude_nodes: Vec::new(),
+            store_protection_units: 0,
+            respect_capacity: true,
+            hazmat_node_types: vec![NodeType::Dc],
+        }
+    }
+}
+
+/// Hard limits on a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Constraints {
+    /// Most nodes a destination's shipment may come from. Default 3.
+    pub max_nodes: u32,
+    /// May an order ship while some units are not allocated? Default true. When false, an
+    /// order that cannot be filled completely is not allocated at all.
+    pub allow_partial: bool,
+    /// May units that cannot be allocated be backordered (for lines that allow it)?
+    /// Default true.
+    pub allow_backorder: bool,
+}
+
+impl Default for Constraints {
+    fn default() -> Constraints {
+        Constraints { max_nodes: 3, allow_partial: true, allow_backorder: true }
+    }
+}
+
+/// One distance band of the shipping rate card.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShippingZone {
+    pub max_km: f64,
+    pub base_minor: i64,
+    pub per_kg_minor: i64,
+}
+
+/// The terms that rank plans. All money in minor units of the order's currency.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostModel {
+    /// Ascending by `max_km`; a node beyond the last zone cannot ship to the destination.
+    pub shipping_zones: Vec<ShippingZone>,
+    pub split_penalty_minor: i64,
+    pub capacity_penalty_minor: i64,
+    pub backorder_penalty_minor: i64,
+    pub unfilled_penalty_minor: i64,
+    /// Per day later than the promised date (takes effect with the promise engine).
+    pub late_penalty_minor_per_day: i64,
+    pub emissions_minor_per_kg_co2: i64,
+    pub co2_g_per_kg_km: i64,
+    /// Subtracted per unit drawn from stock flagged as aging.
+    pub aging_bonus_minor: i64,
+}
+
+impl Default for CostModel {
+    /// A US parcel rate card: 4 bands up to 5,000 km.
+    fn default() -> CostModel {
+        CostModel {
+            shipping_zones: vec![
+                ShippingZone { max_km: 150.0, base_minor: 500, per_kg_minor: 50 },
+                ShippingZone { max_km: 600.0, base_minor: 700, per_kg_minor: 80 },
+                ShippingZone { max_km: 1500.0, base_minor: 900, per_kg_minor: 120 },
+                ShippingZone { max_km: 5000.0, base_minor: 1200, per_kg_minor: 160 },
+            ],
+            split_penalty_minor: 300,
+            capacity_penalty_minor: 0,
+            backorder_penalty_minor: 4000,
+            unfilled_penalty_minor: 10000,
+            late_penalty_minor_per_day: 0,
+            emissions_minor_per_kg_co2: 0,
+            co2_g_per_kg_km: 0,
+            aging_bonus_minor: 0,
+        }
+    }
+}
+
+/// What a rule (or the fallback) decides with.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleBody {
+    pub filters: Filters,
+    pub constraints: Constraints,
+    pub cost: CostModel,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub name: String,
+    pub when: Condition,
+    pub body: RuleBody,
+}
+
+/// A named routing policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub name: String,
+    pub rules: Vec<Rule>,
+    /// Used when no rule matches. Default: all defaults.
+    pub fallback: RuleBody,
+}
+
+impl Default for Policy {
+    /// The built-in policy used until one is activated: no rules, default fallback.
+    fn default() -> Policy {
+        Policy { name: "builtin".to_owned(), rules: Vec::new(), fallback: RuleBody::default() }
+    }
+}
+
+/// One validation finding: the field's path and what is wrong.
+pub type PolicyProblem = (String, String);
+
+impl Policy {
+    /// Checks every rule; lists every problem with its path.
+    pub fn validate(&self) -> Result<(), Vec<PolicyProblem>> {
+        let mut problems = Vec::new();
+        if self.name.trim().is_empty() || self.name.len() > 64 {
+            problems.push(("name".to_owned(), "must be 1–64 characters".to_owned()));
+        }
+        if self.rules.len() > RULES_MAX {
+            problems.push(("rules".to_owned(), format!("at most {RULES_MAX} rules")));
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            let at = format!("rules[{i}]");
+            if rule.name.trim().is_empty() {
+                problems.push((format!("{at}.name"), "must not be empty".to_owned()));
+            }
+            if self.rules[..i].iter().any(|r| r.name == rule.name) {
+                problems.push((format!("{at}.name"), format!("duplicate rule name {:?}", rule.name)));
+            }
+            if let (Some(lo), Some(hi)) = (rule.when.order_value_min_minor, rule.when.order_value_max_minor)
+                && lo > hi
+            {
+                problems.push((format!("{at}.when.order_value_min_minor"), "must not exceed the max".to_owned()));
+            }
+            validate_body(&rule.body, &at, &mut problems);
+        }
+        validate_body(&self.fallback, "fallback", &mut problems);
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
+    }
+
+    /// The rule used for an order: the first matching rule, else the fallback. Returns the
+    /// rule's name (`None` for the fallback) and its body.
+    pub fn select(&self, facts: &OrderFacts) -> (Option<&Rule>, &RuleBody) {
+        match self.rules.iter().find(|r| r.when.matches(facts)) {
+            Some(rule) => (Some(rule), &rule.body),
+            None => (None, &self.fallback),
+        }
+    }
+}
+
+fn validate_body(body: &RuleBody, at: &str, problems: &mut Vec<PolicyProblem>) {
+    let mut push = |field: &str, msg: String| problems.push((format!("{at}.{field}"), msg));
+    if let Some(d) = body.filters.max_distance_km
+        && !(d.is_finite() && d > 0.0)
+    {
+        push("filters.max_distance_km", "must be a positive number".to_owned());
+    }
+    if body.filters.store_protection_units > 1_000_000_000 {
+        push("filters.store_protection_units", "must be at most 1000000000".to_owned());
+    }
+    let c = &body.constraints;
+    if c.max_nodes == 0 || c.max_nodes > MAX_NODES_LIMIT {
+        push("constraints.max_nodes", format!("must be 1–{MAX_NODES_LIMIT}"));
+    }
+    let cost = &body.cost;
+    if cost.shipping_zones.is_empty() {
+        push("cost.shipping_zones", "must have at least one zone".to_owned());
+    }
+    if cost.shipping_zones.len() > ZONES_MAX {
+        push("cost.shipping_zones", format!("at most {ZONES_MAX} zones"));
+    }
+    let mut last = 0.0;
+    for (i, z) in cost.shipping_zones.iter().enumerate() {
+        if !(z.max_km.is_finite() && z.max_km > last) {
+            push(&format!("cost.shipping_zones[{i}].max_km"), "must be finite and ascending".to_owned());
+        }
+        last = z.max_km;
+        if !(0..=MONEY_TERM_MAX).contains(&z.base_minor) {
+            push(&format!("cost.shipping_zones[{i}].base_minor"), format!("must be 0–{MONEY_TERM_MAX}"));
+        }
+        if !(0..=MONEY_TERM_MAX).contains(&z.per_kg_minor) {
+            push(&format!("cost.shipping_zones[{i}].per_kg_minor"), format!("must be 0–{MONEY_TERM_MAX}"));
+        }
+    }
+    for (name, v) in [
+        ("split_penalty_minor", cost.split_penalty_minor),
+        ("capacity_penalty_minor", cost.capacity_penalty_minor),
+        ("backorder_penalty_minor", cost.backorder_penalty_minor),
+        ("unfilled_penalty_minor", cost.unfilled_penalty_minor),
+        ("late_penalty_minor_per_day", cost.late_penalty_minor_per_day),
+        ("emissions_minor_per_kg_co2", cost.emissions_minor_per_kg_co2),
+        ("co2_g_per_kg_km", cost.co2_g_per_kg_km),
+        ("aging_bonus_minor", cost.aging_bonus_minor),
+    ] {
+        if !(0..=MONEY_TERM_MAX).contains(&v) {
+            push(&format!("cost.{name}"), format!("must be 0–{MONEY_TERM_MAX}"));
+        }
+    }
+}
+
+/// Largest value of any single cost term in a policy (10^9 minor units); keeps every plan
+/// cost far inside `i64`.
+pub const MONEY_TERM_MAX: i64 = 1_000_000_000;
+
+/// What rule conditions look at.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OrderFacts {
+    pub customer_tier: Option<String>,
+    pub channel: Option<ChannelId>,
+    pub methods: Vec<FulfillmentMethod>,
+    pub service_levels: Vec<String>,
+    pub country: Option<String>,
+    pub region: Option<String>,
+    pub order_value_minor: i64,
+    pub any_hazmat: bool,
+}
+
+impl Condition {
+    pub fn matches(&self, o: &OrderFacts) -> bool {
+        fn has<T: PartialEq>(list: &Option<Vec<T>>, v: Option<&T>) -> bool {
+            match list {
+                None => true,
+                Some(list) => v.is_some_and(|v| list.contains(v)),
+            }
+        }
+        fn any<T: PartialEq>(list: &Option<Vec<T>>, vs: &[T]) -> bool {
+            match list {
+                None => true,
+                Some(list) => vs.iter().any(|v| list.contains(v)),
+            }
+        }
+        has(&self.customer_tier, o.customer_tier.as_ref())
+            && has(&self.channel, o.channel.as_ref())
+            && any(&self.method, &o.methods)
+            && any(&self.service_level, &o.service_levels)
+            && has(&self.country, o.country.as_ref())
+            && has(&self.region, o.region.as_ref())
+            && self.order_value_min_minor.is_none_or(|min| o.order_value_minor >= min)
+            && self.order_value_max_minor.is_none_or(|max| o.order_value_minor <= max)
+            && self.any_hazmat.is_none_or(|h| h == o.any_hazmat)
+    }
+
+    /// Human-readable reasons the condition matched (for the explanation).
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(v) = &self.customer_tier {
+            parts.push(format!("customer_tier in {v:?}"));
+        }
+        if let Some(v) = &self.channel {
+            parts.push(format!("channel in {:?}", v.iter().map(|c| c.as_str()).collect::<Vec<_>>()));
+        }
+        if let Some(v) = &self.method {
+            parts.push(format!("a line's method in {:?}", v.iter().map(|m| m.as_str()).collect::<Vec<_>>()));
+        }
+        if let Some(v) = &self.service_level {
+            parts.push(format!("a line's service_level in {v:?}"));
+        }
+        if let Some(v) = &self.country {
+            parts.push(format!("country in {v:?}"));
+        }
+        if let Some(v) = &self.region {
+            parts.push(format!("region in {v:?}"));
+        }
+        if let Some(v) = self.order_value_min_minor {
+            parts.push(format!("order value >= {v}"));
+        }
+        if let Some(v) = self.order_value_max_minor {
+            parts.push(format!("order value <= {v}"));
+        }
+        if let Some(v) = self.any_hazmat {
+            parts.push(format!("any_hazmat = {v}"));
+        }
+        if parts.is_empty() { "matches every order".to_owned() } else { parts.join(" and ") }
+    }
+}
