@@ -7,6 +7,7 @@
 //! everywhere and a few are held only by a handful of stores.
 
 use crate::catalog::{FulfillmentMethod, Item};
+use crate::geo::GeoPoint;
 use crate::ids::{NodeId, Sku};
 use crate::inventory::{Position, PositionCounts};
 use crate::money::Currency;
@@ -297,4 +298,85 @@ mod tests {
             assert!(a.items.iter().any(|i| i.sku == p.sku));
         }
     }
+}
+
+/// What order stream to generate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderStreamSpec {
+    pub count: usize,
+    pub seed: u64,
+    /// Lines per order, inclusive range.
+    pub lines_min: usize,
+    pub lines_max: usize,
+    /// Share of lines picked up at the customer's nearest pickup store (within 50 km).
+    pub pickup_share: f64,
+}
+
+/// Generates orders against a scenario: customers placed by population (with up to ~10 km
+/// of jitter), SKUs drawn by popularity (Zipf, as the stock), 1–3 units per line.
+/// Deterministic for a seed.
+pub fn generate_orders(scenario: &Scenario, spec: &OrderStreamSpec) -> Vec<crate::sourcing::OrderToSource> {
+    use crate::sourcing::{LineToSource, OrderToSource};
+    let mut rng = SplitMix64::new(spec.seed);
+    let places = us_places();
+    let mut cum_pop = Vec::with_capacity(places.len());
+    let mut total = 0u64;
+    for p in &places {
+        total += p.population;
+        cum_pop.push(total);
+    }
+    let mut cum_sku = Vec::with_capacity(scenario.items.len());
+    let mut acc = 0.0;
+    for rank in 0..scenario.items.len() {
+        acc += 1.0 / ((rank + 1) as f64).powf(1.1);
+        cum_sku.push(acc);
+    }
+    let pickup_stores: Vec<&Node> =
+        scenario.nodes.iter().filter(|n| n.has(Capability::Pickup) && n.is_active()).collect();
+    let mut orders = Vec::with_capacity(spec.count);
+    for _ in 0..spec.count {
+        let at = rng.range(0, total.saturating_sub(1));
+        let place = &places[cum_pop.partition_point(|&c| c <= at).min(places.len() - 1)];
+        let lat = (place.location.lat() + (rng.unit() - 0.5) * 0.18).clamp(-90.0, 90.0);
+        let lon = (place.location.lon() + (rng.unit() - 0.5) * 0.18).clamp(-180.0, 180.0);
+        let ship_to = GeoPoint::new(lat, lon).unwrap_or(place.location);
+        let nearest_pickup = pickup_stores
+            .iter()
+            .map(|n| (n.location.distance_km(ship_to), *n))
+            .filter(|(d, _)| *d <= 50.0)
+            .min_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)))
+            .map(|(_, n)| n.id.clone());
+        let n_lines = rng.range(spec.lines_min as u64, spec.lines_max as u64) as usize;
+        let mut lines: Vec<LineToSource> = Vec::with_capacity(n_lines);
+        let mut guard = 0;
+        while lines.len() < n_lines && guard < 100 && !scenario.items.is_empty() {
+            guard += 1;
+            let x = rng.unit() * acc;
+            let item = &scenario.items[cum_sku.partition_point(|&c| c < x).min(scenario.items.len() - 1)];
+            if lines.iter().any(|l| l.sku == item.sku) {
+                continue;
+            }
+            let pickup =
+                nearest_pickup.is_some() && rng.chance(spec.pickup_share) && item.allows(FulfillmentMethod::Pickup);
+            lines.push(LineToSource {
+                line_id: (lines.len() + 1).to_string(),
+                sku: item.sku.clone(),
+                quantity: Qty::new(rng.range(1, 3)).unwrap_or(Qty::ZERO),
+                method: if pickup { FulfillmentMethod::Pickup } else { FulfillmentMethod::Ship },
+                pickup_node: if pickup { nearest_pickup.clone() } else { None },
+                service_level: None,
+                allow_backorder: rng.chance(0.3),
+                unit_price_minor: rng.range(500, 20_000) as i64,
+            });
+        }
+        orders.push(OrderToSource {
+            channel: None,
+            customer_tier: Some(if rng.chance(0.1) { "premium" } else { "standard" }.to_owned()),
+            ship_to: Some(ship_to),
+            country: Some("US".to_owned()),
+            region: Some(place.state.clone()),
+            lines,
+        });
+    }
+    orders
 }

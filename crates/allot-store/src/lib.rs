@@ -18,6 +18,7 @@
 mod error;
 mod keys;
 mod nodes;
+mod policies;
 mod positions;
 mod rows;
 
@@ -31,6 +32,7 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
 pub use error::StoreError;
 pub use keys::StoredKey;
+pub use policies::StoredPolicy;
 pub use positions::StoredPosition;
 pub use rows::{StoredItem, StoredNode};
 

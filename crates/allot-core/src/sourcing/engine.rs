@@ -55,9 +55,11 @@ pub struct Holding {
     pub aging: Qty,
 }
 
-/// What the engine reads about the network.
+/// What the engine reads about the network. Nodes are addressed by index
+/// (`0..node_count()`); [`Holding::node`] uses the same indices.
 pub trait SourcingNetwork {
-    fn nodes(&self) -> &[NodeState<'_>];
+    fn node_count(&self) -> usize;
+    fn node(&self, index: usize) -> NodeState<'_>;
     fn item(&self, sku: &Sku) -> Option<&Item>;
     /// Appends the holdings of a SKU (any order; nodes without the SKU may be omitted).
     fn holdings(&self, sku: &Sku, out: &mut Vec<Holding>);
@@ -182,8 +184,8 @@ pub struct CandidateView {
     /// Why it was dropped (when not kept).
     pub reason: Option<DropReason>,
     pub distance_km: Option<f64>,
-    /// Units usable per line (line id, units), for kept nodes.
-    pub usable: Vec<(String, u64)>,
+    /// Units the node could contribute over all lines (after protection), for kept nodes.
+    pub usable_units: u64,
     /// Whether the chosen plan uses it.
     pub chosen: bool,
 }
@@ -379,6 +381,13 @@ impl Group<'_> {
     }
 }
 
+/// Multi-node sets are searched among this many best single-node candidates …
+const SHORTLIST_BEST: usize = 10;
+/// … plus this many cheapest holders per line …
+const SHORTLIST_PER_LINE: usize = 5;
+/// … or every holder of a line held by at most this many candidates.
+const SCARCE_HOLDERS: usize = 12;
+
 /// Emissions per kg (×1000): `ceil(km) × co2_g_per_kg_km × emissions_minor_per_kg_co2`.
 fn emissions_per_kg_milli(cost: &CostModel, km_ceil: i64) -> i64 {
     (i128::from(km_ceil) * i128::from(cost.co2_g_per_kg_km) * i128::from(cost.emissions_minor_per_kg_co2)) as i64
@@ -531,8 +540,8 @@ impl Search<'_, '_> {
         for p in from..self.order.len() {
             let ci = self.order[p];
             set.push(ci);
-            let exact = self.bound_exact(set);
-            if self.worth(exact) {
+            let exact = if set.len() == 1 { i64::MAX } else { self.bound_exact(set) };
+            if set.len() > 1 && self.worth(exact) {
                 if self.sets >= self.opts.max_sets || self.leaves >= self.opts.max_leaves {
                     self.exhausted = true;
                     self.open_bound = self.open_bound.min(exact);
@@ -709,8 +718,9 @@ fn is_ship_type(m: FulfillmentMethod) -> bool {
 
 /// Sources an order. Never fails; see [`Decision`].
 pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy, opts: &SearchOptions) -> Decision {
-    let nodes = net.nodes();
-    let index: HashMap<&NodeId, usize> = nodes.iter().enumerate().map(|(i, n)| (&n.node.id, i)).collect();
+    let nodes: Vec<NodeState<'_>> = (0..net.node_count()).map(|i| net.node(i)).collect();
+    let nodes = nodes.as_slice();
+    let find_node = |id: &NodeId| nodes.iter().position(|n| &n.node.id == id);
     let items: Vec<Option<&Item>> = order.lines.iter().map(|l| net.item(&l.sku)).collect();
 
     let facts = OrderFacts {
@@ -771,7 +781,7 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
         if is_ship_type(line.method) {
             continue;
         }
-        let Some(&ni) = line.pickup_node.as_ref().and_then(|p| index.get(p)) else { continue };
+        let Some(ni) = line.pickup_node.as_ref().and_then(find_node) else { continue };
         let st = &nodes[ni];
         let ok = st.node.is_active()
             && st.node.has(line.method.required_capability())
@@ -812,7 +822,7 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
             continue;
         }
         let dest = if line.method == FulfillmentMethod::ShipToStore {
-            line.pickup_node.as_ref().and_then(|p| index.get(p)).map(|&ni| nodes[ni].node.location)
+            line.pickup_node.as_ref().and_then(find_node).map(|ni| nodes[ni].node.location)
         } else {
             order.ship_to
         };
@@ -961,13 +971,13 @@ fn source_group(
     for (ni, st) in nodes.iter().enumerate() {
         let n = st.node;
         // Node-level reasons first; distance only for nodes holding something.
-        let stocks: Vec<(u64, u64)> = skus.iter().map(|s| stock_at(s, ni)).collect();
+        let holds_any = skus.iter().any(|s| stock_at(s, ni).0 > 0);
         let mut view = CandidateView {
             node_id: n.id.clone(),
             kept: false,
             reason: None,
             distance_km: None,
-            usable: Vec::new(),
+            usable_units: 0,
             chosen: false,
         };
         let node_reason = if f.exclude_nodes.contains(&n.id) {
@@ -978,7 +988,7 @@ fn source_group(
             Some(DropReason::Inactive)
         } else if f.respect_capacity && n.capacity.orders_per_day.is_some_and(|c| st.orders_today >= c) {
             Some(DropReason::CapacityFull)
-        } else if stocks.iter().all(|(atp, _)| *atp == 0) {
+        } else if !holds_any {
             Some(DropReason::NoStock)
         } else {
             None
@@ -1008,7 +1018,7 @@ fn source_group(
         let mut stock = vec![0u64; skus.len()];
         let mut aging = vec![0u64; skus.len()];
         for (slot, sku) in skus.iter().enumerate() {
-            let (atp, ag) = stocks[slot];
+            let (atp, ag) = stock_at(sku, ni);
             let pinned = pinned_used.get(&(ni, *sku)).copied().unwrap_or(0);
             let usable = atp.saturating_sub(pinned).saturating_sub(protection);
             stock[slot] = usable;
@@ -1024,7 +1034,11 @@ fn source_group(
             {
                 Some(DropReason::Hazmat)
             } else if stock[line.slot] == 0 {
-                if stocks[line.slot].0 > 0 { Some(DropReason::ProtectedStock) } else { Some(DropReason::NoStock) }
+                if stock_at(skus[line.slot], ni).0 > 0 {
+                    Some(DropReason::ProtectedStock)
+                } else {
+                    Some(DropReason::NoStock)
+                }
             } else {
                 None
             };
@@ -1041,13 +1055,12 @@ fn source_group(
             continue;
         }
         view.kept = true;
-        view.usable = lines
+        view.usable_units = lines
             .iter()
             .enumerate()
-            .map(|(l, line)| {
-                (order.lines[line.order_index].line_id.clone(), if eligible[l] { stock[line.slot] } else { 0 })
-            })
-            .collect();
+            .filter(|(l, _)| eligible[*l])
+            .map(|(_, line)| stock[line.slot].min(line.qty))
+            .sum();
         candidates.push(view);
         let unit_cap = match (f.respect_capacity, n.capacity.units_per_day) {
             (true, Some(c)) => u64::from(c.saturating_sub(st.units_today)),
@@ -1088,18 +1101,62 @@ fn source_group(
         order: Vec::new(),
         suffix: Vec::new(),
     };
-    // Search order: by the bound of serving the group from that node alone (good plans
-    // first, so the threshold tightens early), then by node id.
-    let mut scored: Vec<(i64, usize)> = (0..group.cands.len()).map(|ci| (search.bound_exact(&[ci]), ci)).collect();
-    scored.sort_unstable();
-    search.order = scored.into_iter().map(|(_, ci)| ci).collect();
-    search.build_suffixes();
-
     // The empty plan (nothing allocated) is always possible.
     let empty_cost: i64 = group.lines.iter().map(|l| l.penalty * l.qty as i64).sum();
     search.offer(Found { cost: empty_cost, set: Vec::new(), units: vec![Vec::new(); group.lines.len()] });
-    let mut set = Vec::new();
-    search.sets(&mut set, 0);
+
+    // Phase 1: every single-node plan, cheapest bound first. The bound is admissible, so
+    // once one exceeds the threshold all later ones do.
+    let mut scored: Vec<(i64, usize)> = (0..group.cands.len()).map(|ci| (search.bound_exact(&[ci]), ci)).collect();
+    scored.sort_unstable();
+    for &(bound, ci) in &scored {
+        if !search.worth(bound) {
+            break;
+        }
+        search.sets += 1;
+        search.allocate(&[ci]);
+    }
+
+    // Phase 2: multi-node sets from a shortlist: the best single-node bounds, and per line
+    // the cheapest holders (and every holder of a scarce line).
+    let mut shortlist: Vec<usize> = scored.iter().take(SHORTLIST_BEST).map(|&(_, ci)| ci).collect();
+    for (l, line) in group.lines.iter().enumerate() {
+        let mut holders: Vec<(i64, usize)> = (0..group.cands.len())
+            .filter(|&ci| group.cands[ci].eligible[l] && group.cands[ci].stock[line.slot] > 0)
+            .map(|ci| (group.cands[ci].fixed + group.cands[ci].base + group.unit_lb_milli(l, ci) / 1000, ci))
+            .collect();
+        holders.sort_unstable();
+        let take = if holders.len() <= SCARCE_HOLDERS { holders.len() } else { SHORTLIST_PER_LINE };
+        shortlist.extend(holders.iter().take(take).map(|&(_, ci)| ci));
+    }
+    let rank: HashMap<usize, usize> = scored.iter().enumerate().map(|(r, &(_, ci))| (ci, r)).collect();
+    shortlist.sort_by_key(|ci| rank.get(ci).copied().unwrap_or(usize::MAX));
+    shortlist.dedup();
+    if group.max_nodes > 1 {
+        search.order = shortlist.clone();
+        search.build_suffixes();
+        let mut set = Vec::new();
+        search.sets(&mut set, 0);
+    }
+
+    // Phase 3: a set with a node outside the shortlist has at least two nodes (single-node
+    // plans were all considered), so it costs at least that node's fixed cost, another
+    // node's, a split penalty and the linear relaxation over every candidate.
+    let in_shortlist: std::collections::HashSet<usize> = shortlist.iter().copied().collect();
+    let outsiders: Vec<usize> = (0..group.cands.len()).filter(|ci| !in_shortlist.contains(ci)).collect();
+    if group.max_nodes > 1 && !outsiders.is_empty() {
+        let all: Vec<usize> = (0..group.cands.len()).collect();
+        let lp_all = search.lp(&all, None);
+        let min_fixed_all = group.cands.iter().map(|c| c.fixed + c.base).min().unwrap_or(0);
+        let min_fixed_out = outsiders.iter().map(|&ci| group.cands[ci].fixed + group.cands[ci].base).min().unwrap_or(0);
+        let lb_out = min_fixed_out + min_fixed_all + group.split_penalty + lp_all;
+        let best_cost = search.top.first().map_or(empty_cost, |f| f.cost);
+        if lb_out < best_cost {
+            // Not proven: the best plan found stands, with the gap to the bound.
+            search.exhausted = true;
+            search.open_bound = search.open_bound.min(lb_out);
+        }
+    }
 
     let ids =
         |f: &Found| -> Vec<NodeId> { f.set.iter().map(|&ci| nodes[group.cands[ci].node].node.id.clone()).collect() };

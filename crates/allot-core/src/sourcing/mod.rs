@@ -26,10 +26,12 @@
 //! cost go to the plan whose sorted node ids compare lowest.
 
 mod engine;
+mod memory;
 pub mod policy;
 
 pub use engine::{
     CandidateView, CostBreakdown, Decision, DropReason, Explanation, Holding, LineQty, LineToSource, NodeState,
     OrderToSource, Package, PackageKind, Plan, PlanSummary, SearchOptions, SourcingNetwork, source,
 };
+pub use memory::MemoryNetwork;
 pub use policy::{Condition, Constraints, CostModel, Filters, OrderFacts, Policy, Rule, RuleBody, ShippingZone};

@@ -34,8 +34,11 @@ impl<'a> View<'a> {
 }
 
 impl SourcingNetwork for View<'_> {
-    fn nodes(&self) -> &[NodeState<'_>] {
-        &self.states
+    fn node_count(&self) -> usize {
+        self.states.len()
+    }
+    fn node(&self, index: usize) -> NodeState<'_> {
+        self.states[index]
     }
     fn item(&self, sku: &Sku) -> Option<&Item> {
         self.net.items.iter().find(|i| &i.sku == sku)
