@@ -366,3 +366,283 @@ impl PostSnapshot {
         e.finish(seq.map(|seq| SnapshotInput { entries, seq }))
     }
 }
+
+/// Most lines an order may have (a named limit).
+pub const LINES_MAX: usize = 500;
+/// Longest address field accepted.
+pub const ADDRESS_TEXT_MAX: usize = 200;
+/// Longest line id, external id, customer id or tier accepted.
+pub const SHORT_TEXT_MAX: usize = 64;
+
+/// Service level a line asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceLevel {
+    Standard,
+    Express,
+    NextDay,
+}
+
+impl ServiceLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceLevel::Standard => "standard",
+            ServiceLevel::Express => "express",
+            ServiceLevel::NextDay => "next_day",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldKind {
+    Fraud,
+    Payment,
+    Address,
+    Manual,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerParam {
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Free text matched by policy rules (`standard`, `premium`, …).
+    #[serde(default)]
+    pub tier: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShipToParam {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub address1: Option<String>,
+    #[serde(default)]
+    pub city: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub postal_code: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// Required for ship and same-day lines.
+    #[serde(default)]
+    pub lat: Option<f64>,
+    #[serde(default)]
+    pub lon: Option<f64>,
+}
+
+fn default_method() -> FulfillmentMethod {
+    FulfillmentMethod::Ship
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderLineParam {
+    pub line_id: String,
+    pub sku: String,
+    pub quantity: u64,
+    #[serde(default)]
+    pub unit_price_minor: i64,
+    /// Default `ship`.
+    #[serde(default = "default_method")]
+    pub method: FulfillmentMethod,
+    /// Required for pickup, curbside and ship_to_store.
+    #[serde(default)]
+    pub pickup_node_id: Option<String>,
+    #[serde(default)]
+    pub service_level: Option<ServiceLevel>,
+    #[serde(default)]
+    pub allow_backorder: bool,
+    /// Read by order placement (issue 4); a quote never substitutes.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub allow_substitution: bool,
+}
+
+/// An order as channels send it (`POST /v1/orders`), also the body of a sourcing quote.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderParam {
+    /// Required with an admin key; a channel key implies its own channel.
+    #[serde(default)]
+    pub channel: Option<String>,
+    #[serde(default)]
+    pub external_id: Option<String>,
+    #[serde(default)]
+    pub customer: Option<CustomerParam>,
+    #[serde(default)]
+    pub ship_to: Option<ShipToParam>,
+    /// ISO 4217; default USD.
+    #[serde(default)]
+    pub currency: Option<String>,
+    pub lines: Vec<OrderLineParam>,
+    /// Read by order placement (issue 4); holds do not change a quote.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub holds: Vec<HoldKind>,
+    /// Read by order placement (issue 4).
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub reservation_id: Option<String>,
+    /// A stored policy's name; default: the active policy.
+    #[serde(default)]
+    pub policy: Option<String>,
+}
+
+fn short(e: &mut Errors, field: &str, v: &Option<String>) {
+    if let Some(v) = v
+        && v.chars().count() > SHORT_TEXT_MAX
+    {
+        e.push(field, format!("must be at most {SHORT_TEXT_MAX} characters"));
+    }
+}
+
+impl OrderParam {
+    /// Parses into the engine's order. `channel` is the caller's channel when the key is a
+    /// channel key (the body may repeat it but not name another).
+    pub fn parse(
+        &self,
+        key_channel: Option<&allot_core::ChannelId>,
+    ) -> Result<allot_core::sourcing::OrderToSource, Vec<FieldError>> {
+        use allot_core::sourcing::{LineToSource, OrderToSource};
+        let mut e = Errors::default();
+        let channel = match (&self.channel, key_channel) {
+            (Some(c), Some(k)) if c != k.as_str() => {
+                e.push("channel", "a channel key may only send orders of its own channel");
+                None
+            }
+            (_, Some(k)) => Some(k.clone()),
+            (Some(c), None) => e.check("channel", allot_core::ChannelId::parse(c)),
+            (None, None) => None,
+        };
+        short(&mut e, "external_id", &self.external_id);
+        if let Some(c) = &self.customer {
+            short(&mut e, "customer.id", &c.id);
+            short(&mut e, "customer.tier", &c.tier);
+            if c.email.as_ref().is_some_and(|m| m.len() > 254) {
+                e.push("customer.email", "must be at most 254 characters");
+            }
+        }
+        if let Some(c) = &self.currency {
+            e.check("currency", Currency::parse(c));
+        }
+        let ship_to = self.ship_to.clone().unwrap_or_default();
+        for (field, value) in [
+            ("ship_to.name", &ship_to.name),
+            ("ship_to.address1", &ship_to.address1),
+            ("ship_to.city", &ship_to.city),
+            ("ship_to.region", &ship_to.region),
+            ("ship_to.postal_code", &ship_to.postal_code),
+            ("ship_to.country", &ship_to.country),
+        ] {
+            if value.as_ref().is_some_and(|v| v.chars().count() > ADDRESS_TEXT_MAX) {
+                e.push(field, format!("must be at most {ADDRESS_TEXT_MAX} characters"));
+            }
+        }
+        let point = match (ship_to.lat, ship_to.lon) {
+            (Some(lat), Some(lon)) => e.check("ship_to", GeoPoint::new(lat, lon)),
+            (None, None) => None,
+            _ => {
+                e.push("ship_to.lat", "lat and lon go together");
+                None
+            }
+        };
+        if self.lines.is_empty() {
+            e.push("lines", "an order needs at least one line");
+        }
+        if self.lines.len() > LINES_MAX {
+            e.push("lines", format!("at most {LINES_MAX} lines"));
+        }
+        let mut lines = Vec::with_capacity(self.lines.len());
+        for (i, l) in self.lines.iter().enumerate() {
+            let f = |name: &str| format!("lines[{i}].{name}");
+            if l.line_id.is_empty() || l.line_id.chars().count() > SHORT_TEXT_MAX {
+                e.push(f("line_id"), format!("must be 1–{SHORT_TEXT_MAX} characters"));
+            } else if self.lines[..i].iter().any(|o| o.line_id == l.line_id) {
+                e.push(f("line_id"), format!("duplicate line id {:?}", l.line_id));
+            }
+            let sku = e.check(f("sku"), Sku::parse(&l.sku));
+            let quantity = if l.quantity == 0 {
+                e.push(f("quantity"), "must be at least 1");
+                None
+            } else {
+                qty(&mut e, &f("quantity"), l.quantity)
+            };
+            let unit_price = money(&mut e, &f("unit_price_minor"), l.unit_price_minor);
+            if l.unit_price_minor < 0 {
+                e.push(f("unit_price_minor"), "must not be negative");
+            }
+            let method: allot_core::FulfillmentMethod = l.method.into();
+            let needs_node = matches!(
+                method,
+                allot_core::FulfillmentMethod::Pickup
+                    | allot_core::FulfillmentMethod::Curbside
+                    | allot_core::FulfillmentMethod::ShipToStore
+            );
+            let pickup_node = match (&l.pickup_node_id, needs_node) {
+                (Some(n), true) => e.check(f("pickup_node_id"), NodeId::parse(n)),
+                (None, true) => {
+                    e.push(f("pickup_node_id"), format!("required for {} lines", method.as_str()));
+                    None
+                }
+                (Some(_), false) => {
+                    e.push(
+                        f("pickup_node_id"),
+                        format!("only for pickup, curbside and ship_to_store lines, not {}", method.as_str()),
+                    );
+                    None
+                }
+                (None, false) => None,
+            };
+            let ships_to_customer =
+                matches!(method, allot_core::FulfillmentMethod::Ship | allot_core::FulfillmentMethod::SameDay);
+            if ships_to_customer && point.is_none() && ship_to.lat.is_none() {
+                e.push(
+                    "ship_to.lat",
+                    format!("coordinates are required for {} lines (line {})", method.as_str(), l.line_id),
+                );
+            }
+            if let (Some(sku), Some(quantity), Some(unit_price_minor)) = (sku, quantity, unit_price) {
+                lines.push(LineToSource {
+                    line_id: l.line_id.clone(),
+                    sku,
+                    quantity,
+                    method,
+                    pickup_node,
+                    service_level: l.service_level.map(|s| s.as_str().to_owned()),
+                    allow_backorder: l.allow_backorder,
+                    unit_price_minor,
+                });
+            }
+        }
+        // One message per missing-coordinates problem is enough.
+        let mut errors = e.0;
+        let mut seen_coords = false;
+        errors.retain(|err| {
+            if err.field == "ship_to.lat" && err.message.starts_with("coordinates are required") {
+                let keep = !seen_coords;
+                seen_coords = true;
+                keep
+            } else {
+                true
+            }
+        });
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(OrderToSource {
+            channel,
+            customer_tier: self.customer.as_ref().and_then(|c| c.tier.clone()),
+            ship_to: point,
+            country: ship_to.country.clone(),
+            region: ship_to.region.clone(),
+            lines,
+        })
+    }
+}

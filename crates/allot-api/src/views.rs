@@ -230,3 +230,206 @@ impl From<Availability> for AvailabilityView {
 pub struct HealthView {
     pub status: &'static str,
 }
+
+/// A stored policy version.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyView {
+    pub name: String,
+    pub version: i64,
+    /// Hex SHA-256 of the canonical document; stamped on every decision.
+    pub hash: String,
+    /// Whether this version is the one orders and quotes use.
+    pub active: bool,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// The canonical document: every default written out.
+    #[schema(value_type = Object)]
+    pub document: serde_json::Value,
+}
+
+impl From<allot_app::PolicyInfo> for PolicyView {
+    fn from(p: allot_app::PolicyInfo) -> PolicyView {
+        let s = p.stored;
+        PolicyView {
+            created_at: jiff::Timestamp::from_millisecond(s.created_at_ms).map(|t| t.to_string()).unwrap_or_default(),
+            document: serde_json::from_str(&s.document).unwrap_or(serde_json::Value::Null),
+            name: s.name,
+            version: s.version,
+            hash: s.hash,
+            active: p.active,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyList {
+    /// The latest version of each policy.
+    pub policies: Vec<PolicyView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyStampView {
+    pub name: String,
+    /// 0 for the built-in default used until a policy is activated.
+    pub version: i64,
+    pub hash: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LineQtyView {
+    pub line_id: String,
+    pub sku: String,
+    pub quantity: u64,
+}
+
+impl From<&allot_core::sourcing::LineQty> for LineQtyView {
+    fn from(l: &allot_core::sourcing::LineQty) -> LineQtyView {
+        LineQtyView { line_id: l.line_id.clone(), sku: l.sku.to_string(), quantity: l.quantity.get() }
+    }
+}
+
+/// Cost terms in minor units of the order's currency.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CostView {
+    pub shipping: i64,
+    pub handling: i64,
+    pub split_penalty: i64,
+    pub capacity: i64,
+    pub emissions: i64,
+    pub aging_bonus: i64,
+    pub total: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PackageView {
+    pub node_id: String,
+    /// `ship`, `ship_alone` (one unit in its own package) or `pickup`.
+    pub kind: &'static str,
+    pub lines: Vec<LineQtyView>,
+    pub weight_g: u64,
+    pub cost_minor: CostView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanView {
+    pub packages: Vec<PackageView>,
+    pub backordered: Vec<LineQtyView>,
+    pub unfilled: Vec<LineQtyView>,
+    pub backorder_penalty_minor: i64,
+    pub unfilled_penalty_minor: i64,
+    pub total_cost_minor: i64,
+    /// Proven optimal for the policy's cost model.
+    pub plan_is_optimal: bool,
+    /// When not proven optimal: how much cheaper the optimum could at most be.
+    pub gap_minor: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CandidateViewJson {
+    pub node_id: String,
+    pub kept: bool,
+    /// Why the node was dropped: excluded, node_type_not_allowed, inactive, capacity_full,
+    /// beyond_radius, beyond_shipping_zones, no_capability, method_not_allowed_for_item,
+    /// hazmat, protected_stock, no_stock.
+    pub reason: Option<&'static str>,
+    pub distance_km: Option<f64>,
+    pub usable_units: u64,
+    pub chosen: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlternativeView {
+    pub nodes: Vec<String>,
+    pub total_cost_minor: i64,
+    pub allocated_units: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExplanationView {
+    /// The rule used; null means the fallback.
+    pub rule: Option<String>,
+    pub rule_reason: String,
+    pub candidates: Vec<CandidateViewJson>,
+    /// The next best plans with other node sets, cheapest first.
+    pub alternatives: Vec<AlternativeView>,
+    pub sets_evaluated: u32,
+    pub budget_exhausted: bool,
+}
+
+/// A sourcing decision: the plan, why, and which policy made it. Nothing is reserved.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuoteView {
+    pub plan: PlanView,
+    pub explanation: ExplanationView,
+    pub policy: PolicyStampView,
+}
+
+impl From<allot_app::Quote> for QuoteView {
+    fn from(q: allot_app::Quote) -> QuoteView {
+        use allot_core::sourcing::PackageKind;
+        let p = q.decision.plan;
+        let x = q.decision.explanation;
+        QuoteView {
+            plan: PlanView {
+                packages: p
+                    .packages
+                    .iter()
+                    .map(|pk| PackageView {
+                        node_id: pk.node_id.to_string(),
+                        kind: match pk.kind {
+                            PackageKind::Ship => "ship",
+                            PackageKind::ShipAlone => "ship_alone",
+                            PackageKind::Pickup => "pickup",
+                        },
+                        lines: pk.lines.iter().map(Into::into).collect(),
+                        weight_g: pk.weight_g,
+                        cost_minor: CostView {
+                            shipping: pk.cost.shipping,
+                            handling: pk.cost.handling,
+                            split_penalty: pk.cost.split_penalty,
+                            capacity: pk.cost.capacity,
+                            emissions: pk.cost.emissions,
+                            aging_bonus: pk.cost.aging_bonus,
+                            total: pk.cost.total,
+                        },
+                    })
+                    .collect(),
+                backordered: p.backordered.iter().map(Into::into).collect(),
+                unfilled: p.unfilled.iter().map(Into::into).collect(),
+                backorder_penalty_minor: p.backorder_penalty_minor,
+                unfilled_penalty_minor: p.unfilled_penalty_minor,
+                total_cost_minor: p.total_cost_minor,
+                plan_is_optimal: p.plan_is_optimal,
+                gap_minor: p.gap_minor,
+            },
+            explanation: ExplanationView {
+                rule: x.rule,
+                rule_reason: x.rule_reason,
+                candidates: x
+                    .candidates
+                    .iter()
+                    .map(|c| CandidateViewJson {
+                        node_id: c.node_id.to_string(),
+                        kept: c.kept,
+                        reason: c.reason.map(|r| r.as_str()),
+                        distance_km: c.distance_km,
+                        usable_units: c.usable_units,
+                        chosen: c.chosen,
+                    })
+                    .collect(),
+                alternatives: x
+                    .alternatives
+                    .iter()
+                    .map(|a| AlternativeView {
+                        nodes: a.nodes.iter().map(|n| n.to_string()).collect(),
+                        total_cost_minor: a.total_cost_minor,
+                        allocated_units: a.allocated_units,
+                    })
+                    .collect(),
+                sets_evaluated: x.sets_evaluated,
+                budget_exhausted: x.budget_exhausted,
+            },
+            policy: PolicyStampView { name: q.policy.name, version: q.policy.version, hash: q.policy.hash },
+        }
+    }
+}

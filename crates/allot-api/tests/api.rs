@@ -26,6 +26,9 @@ backend_tests!(
     limits_are_enforced_with_problem_documents,
     operations_endpoints_answer_without_a_key,
     concurrent_feed_writes_all_count_and_never_drive_stock_negative,
+    policies_are_versioned_validated_and_activated,
+    quotes_route_from_stock_explain_and_reserve_nothing,
+    quote_input_is_validated_naming_every_field,
 );
 
 async fn requests_without_a_valid_key_are_401_and_roles_without_rights_are_403(s: TestServer) {
@@ -520,12 +523,16 @@ async fn operations_endpoints_answer_without_a_key(s: TestServer) {
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
         ("/metrics", &["get"]),
+        ("/v1/policies/{name}", &["put", "get"]),
+        ("/v1/policies", &["get"]),
+        ("/v1/policies/{name}/activate", &["post"]),
+        ("/v1/sourcing/quote", &["post"]),
     ] {
         for m in methods {
             assert!(paths[path].get(*m).is_some(), "{m} {path} missing from the OpenAPI document");
         }
     }
-    assert_eq!(paths.len(), 11, "every route is documented and nothing else: {:?}", paths.keys());
+    assert_eq!(paths.len(), 15, "every route is documented and nothing else: {:?}", paths.keys());
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
 }
 
@@ -570,4 +577,176 @@ async fn concurrent_feed_writes_all_count_and_never_drive_stock_negative(s: Test
     assert_eq!(on_hand("DC-WEST", "SKU-3").await, 0);
     // The read model agrees with the database.
     assert_eq!(s.get("/v1/inventory/DC-WEST/SKU-1").await.1["on_hand"], 96);
+}
+
+async fn put_raw(s: &TestServer, path: &str, content_type: &str, body: &str) -> (StatusCode, Value) {
+    s.send(s.client.put(s.url(path)).bearer_auth(ADMIN_KEY).header("content-type", content_type).body(body.to_owned()))
+        .await
+}
+
+const FAST: &str = r#"{"rules": [{"name": "premium", "when": {"customer_tier": ["premium"]},
+    "constraints": {"max_nodes": 1}}], "fallback": {"cost": {"split_penalty_minor": 500}}}"#;
+
+async fn policies_are_versioned_validated_and_activated(mut s: TestServer) {
+    let (status, v1) = put_raw(&s, "/v1/policies/fast", "application/json", FAST).await;
+    assert_eq!(status, StatusCode::CREATED, "{v1}");
+    assert_eq!(
+        (v1["name"].clone(), v1["version"].clone(), v1["active"].clone()),
+        (json!("fast"), json!(1), json!(false))
+    );
+    assert_eq!(v1["hash"].as_str().unwrap().len(), 64);
+    assert_eq!(v1["document"]["rules"][0]["constraints"]["max_nodes"], 1);
+    assert_eq!(v1["document"]["fallback"]["constraints"]["max_nodes"], 3, "defaults are written out");
+    assert_eq!(v1["document"]["fallback"]["cost"]["split_penalty_minor"], 500);
+
+    let (status, same) = put_raw(&s, "/v1/policies/fast", "application/json", FAST).await;
+    assert_eq!((status, same["version"].clone()), (StatusCode::OK, json!(1)), "identical content is not a new version");
+
+    let toml = "[fallback.cost]\nsplit_penalty_minor = 900\n";
+    let (status, v2) = put_raw(&s, "/v1/policies/fast", "application/toml", toml).await;
+    assert_eq!((status, v2["version"].clone()), (StatusCode::CREATED, json!(2)), "{v2}");
+    assert_ne!(v2["hash"], v1["hash"]);
+
+    let bad = r#"{"rules": [{"name": "x", "constraints": {"max_nodes": 0}, "cost": {"shipping_zones": []}}]}"#;
+    let (status, problem) = put_raw(&s, "/v1/policies/fast", "application/json", bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(fields(&problem), vec!["rules[0].constraints.max_nodes", "rules[0].cost.shipping_zones"]);
+    let (status, problem) =
+        put_raw(&s, "/v1/policies/fast", "application/json", r#"{"rules": [{"name": "x", "filters": {"colour": 1}}]}"#)
+            .await;
+    assert_eq!(
+        (status, fields(&problem)),
+        (StatusCode::UNPROCESSABLE_ENTITY, vec!["rules[0].filters.colour".to_owned()])
+    );
+    assert_eq!(put_raw(&s, "/v1/policies/fast", "text/plain", FAST).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(s.get("/v1/policies/fast").await.1["version"], 2, "refused documents change nothing");
+
+    assert_eq!(s.get("/v1/policies/fast?version=1").await.1["hash"], v1["hash"]);
+    assert_eq!(s.get("/v1/policies/fast?version=9").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(s.get("/v1/policies/nope").await.0, StatusCode::NOT_FOUND);
+
+    let channel = s.app.create_key(Role::parse("channel:web").unwrap()).await.unwrap().secret;
+    let forbidden = s
+        .send(
+            s.client
+                .put(s.url("/v1/policies/fast"))
+                .bearer_auth(&channel)
+                .header("content-type", "application/json")
+                .body(FAST),
+        )
+        .await;
+    assert_eq!(forbidden.0, StatusCode::FORBIDDEN);
+
+    let (status, active) = s.post("/v1/policies/fast/activate?version=1", json!(null)).await;
+    assert_eq!((status, active["version"].clone(), active["active"].clone()), (StatusCode::OK, json!(1), json!(true)));
+    let (_, list) = s.get("/v1/policies").await;
+    assert_eq!(list["policies"][0]["version"], 2);
+    assert_eq!(list["policies"][0]["active"], false, "the latest version is not the active one");
+    assert_eq!(s.post("/v1/policies/nope/activate", json!(null)).await.0, StatusCode::NOT_FOUND);
+
+    s.restart().await;
+    assert_eq!(s.get("/v1/policies/fast?version=1").await.1["active"], true, "activation survives a restart");
+}
+
+fn quote_body(lines: Value) -> Value {
+    json!({"channel": "web", "customer": {"tier": "standard"},
+           "ship_to": {"city": "Philadelphia", "country": "US", "lat": 39.95, "lon": -75.16},
+           "lines": lines})
+}
+
+async fn quotes_route_from_stock_explain_and_reserve_nothing(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 10})).await;
+    s.put("/v1/inventory/DC-WEST/SKU-1", json!({"on_hand": 10})).await;
+    s.put("/v1/inventory/ST-CHI/SKU-2", json!({"on_hand": 1})).await;
+    let before = s.get("/v1/inventory/DC-EAST/SKU-1").await.1;
+
+    let body = quote_body(json!([{"line_id": "1", "sku": "SKU-1", "quantity": 2, "unit_price_minor": 1999}]));
+    let (status, q) = s.post("/v1/sourcing/quote", body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{q}");
+    assert_eq!(q["plan"]["packages"].as_array().unwrap().len(), 1);
+    assert_eq!(q["plan"]["packages"][0]["node_id"], "DC-EAST", "the nearer DC ships");
+    assert_eq!(q["plan"]["packages"][0]["lines"], json!([{"line_id": "1", "sku": "SKU-1", "quantity": 2}]));
+    let cost = &q["plan"]["packages"][0]["cost_minor"];
+    assert_eq!(cost["handling"], 150 + 2 * 25);
+    assert_eq!(cost["total"], q["plan"]["total_cost_minor"]);
+    assert_eq!(q["plan"]["plan_is_optimal"], true);
+    assert_eq!(q["policy"]["name"], "builtin");
+    assert_eq!(q["policy"]["version"], 0);
+    let candidates = q["explanation"]["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 3, "every node is a candidate");
+    let st = candidates.iter().find(|c| c["node_id"] == "ST-CHI").unwrap();
+    assert_eq!((st["kept"].clone(), st["reason"].clone()), (json!(false), json!("no_stock")));
+    let west = candidates.iter().find(|c| c["node_id"] == "DC-WEST").unwrap();
+    assert_eq!((west["kept"].clone(), west["chosen"].clone()), (json!(true), json!(false)));
+    assert_eq!(q["explanation"]["alternatives"][0]["nodes"], json!(["DC-WEST"]));
+    assert_eq!(s.get("/v1/inventory/DC-EAST/SKU-1").await.1, before, "a quote reserves nothing");
+
+    // A policy that excludes DC-EAST, activated, moves the plan and stamps the decision.
+    let policy = r#"{"fallback": {"filters": {"exclude_nodes": ["DC-EAST"]}}}"#;
+    let (_, stored) = put_raw(&s, "/v1/policies/west-only", "application/json", policy).await;
+    s.post("/v1/policies/west-only/activate", json!(null)).await;
+    let (_, q2) = s.post("/v1/sourcing/quote", body.clone()).await;
+    assert_eq!(q2["plan"]["packages"][0]["node_id"], "DC-WEST");
+    assert_eq!(q2["policy"], json!({"name": "west-only", "version": 1, "hash": stored["hash"]}));
+    let east =
+        q2["explanation"]["candidates"].as_array().unwrap().iter().find(|c| c["node_id"] == "DC-EAST").unwrap().clone();
+    assert_eq!(east["reason"], "excluded");
+
+    // A named policy overrides the active one.
+    put_raw(&s, "/v1/policies/plain", "application/json", "{}").await;
+    let mut named = body.clone();
+    named["policy"] = json!("plain");
+    let (_, q3) = s.post("/v1/sourcing/quote", named).await;
+    assert_eq!(q3["plan"]["packages"][0]["node_id"], "DC-EAST");
+    assert_eq!(q3["policy"]["name"], "plain");
+
+    // Pickup lines take the store's stock or are backordered; nothing else can serve them.
+    let pickup = quote_body(json!([{"line_id": "p", "sku": "SKU-2", "quantity": 2, "method": "pickup",
+                                    "pickup_node_id": "ST-CHI", "allow_backorder": true}]));
+    let (status, q4) = s.post("/v1/sourcing/quote", pickup).await;
+    assert_eq!(status, StatusCode::OK, "{q4}");
+    assert_eq!(q4["plan"]["packages"][0]["kind"], "pickup");
+    assert_eq!(q4["plan"]["packages"][0]["lines"][0]["quantity"], 1);
+    assert_eq!(q4["plan"]["backordered"], json!([{"line_id": "p", "sku": "SKU-2", "quantity": 1}]));
+
+    // Keys: a channel key quotes for its own channel; a node key may not quote.
+    let web = s.app.create_key(Role::parse("channel:web").unwrap()).await.unwrap().secret;
+    let app = s.app.create_key(Role::parse("channel:app").unwrap()).await.unwrap().secret;
+    let node = s.app.create_key(Role::parse("node:ST-CHI").unwrap()).await.unwrap().secret;
+    let as_key = |key: &str| s.client.post(s.url("/v1/sourcing/quote")).bearer_auth(key).json(&body);
+    assert_eq!(s.send(as_key(&web)).await.0, StatusCode::OK);
+    let (status, problem) = s.send(as_key(&app)).await;
+    assert_eq!((status, fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["channel".to_owned()]));
+    assert_eq!(s.send(as_key(&node)).await.0, StatusCode::FORBIDDEN);
+}
+
+async fn quote_input_is_validated_naming_every_field(s: TestServer) {
+    s.seed().await;
+    let bad = json!({"lines": [
+        {"line_id": "1", "sku": "SKU-NOPE", "quantity": 1},
+        {"line_id": "1", "sku": "SKU-1", "quantity": 0},
+        {"line_id": "3", "sku": "SKU-1", "quantity": 1, "method": "pickup"},
+        {"line_id": "4", "sku": "SKU-1", "quantity": 1, "method": "pickup", "pickup_node_id": "DC-EAST"}
+    ], "currency": "XXY"});
+    let (status, problem) = s.post("/v1/sourcing/quote", bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(
+        fields(&problem),
+        vec!["currency", "ship_to.lat", "lines[1].line_id", "lines[1].quantity", "lines[2].pickup_node_id"]
+    );
+    // Catalog and network checks come once the shape is right.
+    let (status, problem) = s
+        .post(
+            "/v1/sourcing/quote",
+            json!({"ship_to": {"lat": 40.0, "lon": -75.0}, "lines": [
+            {"line_id": "1", "sku": "SKU-NOPE", "quantity": 1},
+            {"line_id": "2", "sku": "SKU-1", "quantity": 1, "method": "pickup", "pickup_node_id": "DC-EAST"}],
+            "policy": "missing"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(fields(&problem), vec!["lines[0].sku", "lines[1].pickup_node_id", "policy"]);
+    let (status, problem) = s.post("/v1/sourcing/quote", json!({"lines": [], "extra": 1})).await;
+    assert_eq!((status, problem["type"].clone()), (StatusCode::BAD_REQUEST, json!("urn:allot:problem:bad-request")));
 }

@@ -17,6 +17,8 @@ mod demo;
 mod error;
 mod inventory;
 mod network;
+mod policies;
+pub mod policy_doc;
 mod read_model;
 
 use std::sync::Arc;
@@ -30,6 +32,7 @@ pub use demo::LoadSummary;
 pub use error::{AppError, FieldError};
 pub use inventory::{Availability, AvailabilityQuery, DeltaInput, NodeAvailability, SkuAvailability, SnapshotInput};
 pub use network::{ListPage, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
+pub use policies::{LoadedPolicy, PolicyInfo, PolicyStamp, Quote};
 pub use read_model::ReadModel;
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;

@@ -165,12 +165,14 @@ pub fn parse_doc(text: &str, format: DocFormat) -> Result<PolicyDoc, Vec<FieldEr
     match format {
         DocFormat::Json => {
             let de = &mut serde_json::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                vec![FieldError::new(e.path().to_string(), e.into_inner().to_string())]
-            })
+            serde_path_to_error::deserialize(de)
+                .map_err(|e| vec![FieldError::new(e.path().to_string(), e.into_inner().to_string())])
         }
         DocFormat::Toml => toml::from_str::<PolicyDoc>(text).map_err(|e| {
-            vec![FieldError::new("", e.message().to_owned() + &e.span().map(|s| format!(" (at byte {})", s.start)).unwrap_or_default())]
+            vec![FieldError::new(
+                "",
+                e.message().to_owned() + &e.span().map(|s| format!(" (at byte {})", s.start)).unwrap_or_default(),
+            )]
         }),
     }
 }
@@ -197,10 +199,14 @@ fn enum_list<T>(
 
 fn body(doc: &BodyParts<'_>, at: &str, errors: &mut Vec<FieldError>) -> RuleBody {
     let f = doc.filters;
-    let node_types =
-        f.node_types.as_ref().map(|v| enum_list(errors, &format!("{at}.filters.node_types"), v, NodeType::parse, &NodeType::expected()));
+    let node_types = f
+        .node_types
+        .as_ref()
+        .map(|v| enum_list(errors, &format!("{at}.filters.node_types"), v, NodeType::parse, &NodeType::expected()));
     let hazmat_node_types = match &f.hazmat_node_types {
-        Some(v) => enum_list(errors, &format!("{at}.filters.hazmat_node_types"), v, NodeType::parse, &NodeType::expected()),
+        Some(v) => {
+            enum_list(errors, &format!("{at}.filters.hazmat_node_types"), v, NodeType::parse, &NodeType::expected())
+        }
         None => Filters::default().hazmat_node_types,
     };
     let exclude_nodes = f
@@ -208,7 +214,9 @@ fn body(doc: &BodyParts<'_>, at: &str, errors: &mut Vec<FieldError>) -> RuleBody
         .iter()
         .enumerate()
         .filter_map(|(i, n)| {
-            NodeId::parse(n).map_err(|e| errors.push(FieldError::new(format!("{at}.filters.exclude_nodes[{i}]"), e))).ok()
+            NodeId::parse(n)
+                .map_err(|e| errors.push(FieldError::new(format!("{at}.filters.exclude_nodes[{i}]"), e)))
+                .ok()
         })
         .collect();
     let defaults = Constraints::default();
@@ -276,12 +284,20 @@ pub fn to_policy(name: &str, doc: &PolicyDoc) -> Result<Policy, Vec<FieldError>>
                     v.iter()
                         .enumerate()
                         .filter_map(|(j, c)| {
-                            ChannelId::parse(c).map_err(|e| errors.push(FieldError::new(format!("{at}.when.channel[{j}]"), e))).ok()
+                            ChannelId::parse(c)
+                                .map_err(|e| errors.push(FieldError::new(format!("{at}.when.channel[{j}]"), e)))
+                                .ok()
                         })
                         .collect()
                 }),
                 method: w.method.as_ref().map(|v| {
-                    enum_list(&mut errors, &format!("{at}.when.method"), v, FulfillmentMethod::parse, &FulfillmentMethod::expected())
+                    enum_list(
+                        &mut errors,
+                        &format!("{at}.when.method"),
+                        v,
+                        FulfillmentMethod::parse,
+                        &FulfillmentMethod::expected(),
+                    )
                 }),
                 service_level: w.service_level.clone(),
                 country: w.country.clone(),
@@ -295,7 +311,8 @@ pub fn to_policy(name: &str, doc: &PolicyDoc) -> Result<Policy, Vec<FieldError>>
         })
         .collect();
     let fallback_doc = doc.fallback.clone().unwrap_or_default();
-    let parts = BodyParts { filters: &fallback_doc.filters, constraints: &fallback_doc.constraints, cost: &fallback_doc.cost };
+    let parts =
+        BodyParts { filters: &fallback_doc.filters, constraints: &fallback_doc.constraints, cost: &fallback_doc.cost };
     let fallback = body(&parts, "fallback", &mut errors);
     let policy = Policy { name: name.to_owned(), rules, fallback };
     if let Err(problems) = policy.validate() {
@@ -430,8 +447,9 @@ mod tests {
 
     #[test]
     fn bad_policies_name_every_offending_path() {
-        let unknown = parse_doc(r#"{"rules": [{"name": "a", "filters": {"colour": 1}}]}"#, DocFormat::Json).unwrap_err();
-        assert_eq!(unknown[0].field, "rules[0].filters");
+        let unknown =
+            parse_doc(r#"{"rules": [{"name": "a", "filters": {"colour": 1}}]}"#, DocFormat::Json).unwrap_err();
+        assert_eq!(unknown[0].field, "rules[0].filters.colour");
         assert!(unknown[0].message.contains("unknown field `colour`"));
 
         let doc = parse_doc(

@@ -12,7 +12,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{RwLock, RwLockReadGuard};
 
-use allot_core::{NodeId, Sku};
+use allot_core::sourcing::{Holding, NodeState, SourcingNetwork};
+use allot_core::{Item, Node, NodeId, Sku};
 use allot_store::{Store, StoredItem, StoredNode, StoredPosition};
 
 use crate::Result;
@@ -20,6 +21,13 @@ use crate::Result;
 #[derive(Default)]
 pub struct ReadModel {
     pub(crate) nodes: BTreeMap<NodeId, StoredNode>,
+    /// Nodes by dense index (the sourcing engine addresses nodes by index); a node keeps
+    /// its index for the life of the process.
+    pub(crate) node_slots: Vec<Node>,
+    pub(crate) node_slot: HashMap<NodeId, usize>,
+    /// Parsed policies (latest version per name) and the active one.
+    pub(crate) policies: HashMap<String, std::sync::Arc<crate::policies::LoadedPolicy>>,
+    pub(crate) active_policy: Option<std::sync::Arc<crate::policies::LoadedPolicy>>,
     pub(crate) items: BTreeMap<Sku, StoredItem>,
     /// SKU → node → position: availability asks by SKU.
     pub(crate) positions: HashMap<Sku, HashMap<NodeId, StoredPosition>>,
@@ -42,6 +50,13 @@ impl ReadModel {
         match self.nodes.get(&n.node.id) {
             Some(old) if old.version >= n.version => {}
             _ => {
+                match self.node_slot.get(&n.node.id) {
+                    Some(&i) => self.node_slots[i] = n.node.clone(),
+                    None => {
+                        self.node_slot.insert(n.node.id.clone(), self.node_slots.len());
+                        self.node_slots.push(n.node.clone());
+                    }
+                }
                 self.nodes.insert(n.node.id.clone(), n);
             }
         }
@@ -67,6 +82,35 @@ impl ReadModel {
     }
 }
 
+/// The engine reads the network straight from the read model (under its read lock).
+/// Daily capacity use is zero until orders exist (issue 4).
+impl SourcingNetwork for ReadModel {
+    fn node_count(&self) -> usize {
+        self.node_slots.len()
+    }
+
+    fn node(&self, index: usize) -> NodeState<'_> {
+        NodeState { node: &self.node_slots[index], orders_today: 0, units_today: 0 }
+    }
+
+    fn item(&self, sku: &Sku) -> Option<&Item> {
+        self.items.get(sku).map(|i| &i.item)
+    }
+
+    fn holdings(&self, sku: &Sku, out: &mut Vec<Holding>) {
+        let Some(by_node) = self.positions.get(sku) else { return };
+        for (node_id, p) in by_node {
+            let atp = p.position.counts.atp();
+            if atp.get() == 0 {
+                continue;
+            }
+            if let Some(&node) = self.node_slot.get(node_id) {
+                out.push(Holding { node, atp, aging: allot_core::Qty::ZERO });
+            }
+        }
+    }
+}
+
 pub(crate) struct SharedReadModel(RwLock<ReadModel>);
 
 impl SharedReadModel {
@@ -81,6 +125,7 @@ impl SharedReadModel {
         for p in store.positions().await? {
             model.apply_position(p);
         }
+        crate::policies::load_into(store, &mut model).await?;
         Ok(SharedReadModel(RwLock::new(model)))
     }
 

@@ -4,3 +4,4 @@ pub mod inventory;
 pub mod items;
 pub mod nodes;
 pub mod ops;
+pub mod policies;

@@ -1,0 +1,215 @@
+//! Routing policies (versioned documents) and sourcing quotes.
+
+use std::sync::Arc;
+
+use allot_core::sourcing::{Decision, OrderToSource, Policy, SearchOptions, source};
+use allot_store::{Store, StoredPolicy};
+
+use crate::policy_doc::{DocFormat, canonical_json_and_hash, parse_doc, to_policy};
+use crate::read_model::ReadModel;
+use crate::{App, AppError, FieldError, Result};
+
+/// A stored policy version with its parsed form.
+#[derive(Debug, Clone)]
+pub struct LoadedPolicy {
+    pub stored: StoredPolicy,
+    pub policy: Policy,
+}
+
+/// Which policy made a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyStamp {
+    pub name: String,
+    /// 0 for the built-in policy used before any is activated.
+    pub version: i64,
+    pub hash: String,
+}
+
+/// A policy as shown to callers.
+#[derive(Debug, Clone)]
+pub struct PolicyInfo {
+    pub stored: StoredPolicy,
+    pub active: bool,
+}
+
+/// A sourcing decision with the stamp of the policy that made it.
+#[derive(Debug, Clone)]
+pub struct Quote {
+    pub decision: Decision,
+    pub policy: PolicyStamp,
+}
+
+fn parse_stored(stored: &StoredPolicy) -> Result<Policy> {
+    let doc = parse_doc(&stored.document, DocFormat::Json).map_err(|e| corrupt(stored, &e))?;
+    to_policy(&stored.name, &doc).map_err(|e| corrupt(stored, &e))
+}
+
+fn corrupt(stored: &StoredPolicy, e: &[FieldError]) -> AppError {
+    AppError::Store(allot_store::StoreError::Corrupt {
+        table: "policies",
+        detail: format!("{} v{}: {:?}", stored.name, stored.version, e.first().map(|f| &f.message)),
+    })
+}
+
+pub(crate) async fn load_into(store: &Store, model: &mut ReadModel) -> Result<()> {
+    for stored in store.latest_policies().await? {
+        let policy = parse_stored(&stored)?;
+        model.policies.insert(stored.name.clone(), Arc::new(LoadedPolicy { stored, policy }));
+    }
+    if let Some((name, version)) = store.active_policy().await?
+        && let Some(stored) = store.policy(&name, Some(version)).await?
+    {
+        let policy = parse_stored(&stored)?;
+        model.active_policy = Some(Arc::new(LoadedPolicy { stored, policy }));
+    }
+    Ok(())
+}
+
+/// The policy used when none is activated: no rules, every default.
+fn builtin() -> (Policy, PolicyStamp) {
+    let policy = Policy::default();
+    let (_, hash) = canonical_json_and_hash(&policy);
+    let stamp = PolicyStamp { name: policy.name.clone(), version: 0, hash };
+    (policy, stamp)
+}
+
+fn check_name(name: &str) -> Result<()> {
+    allot_core::ChannelId::parse(name).map(|_| ()).map_err(|e| AppError::invalid("name", format!("policy name {e}")))
+}
+
+impl App {
+    /// Stores a policy document as a new version (or returns the latest version unchanged
+    /// when the canonical content is identical). Returns it with `true` when a version was
+    /// created.
+    pub async fn put_policy(&self, name: &str, text: &str, format: DocFormat) -> Result<(PolicyInfo, bool)> {
+        check_name(name)?;
+        let doc = parse_doc(text, format).map_err(AppError::Invalid)?;
+        let policy = to_policy(name, &doc).map_err(AppError::Invalid)?;
+        let (document, hash) = canonical_json_and_hash(&policy);
+        let mut tx = self.inner.store.begin().await?;
+        let latest = tx.lock_latest_policy(name).await?;
+        if let Some(latest) = latest.filter(|l| l.hash == hash) {
+            tx.rollback().await?;
+            let active = self.is_active(&latest);
+            return Ok((PolicyInfo { stored: latest, active }, false));
+        }
+        let version = tx.lock_latest_policy(name).await?.map_or(1, |l| l.version + 1);
+        let stored = StoredPolicy { name: name.to_owned(), version, document, hash, created_at_ms: self.now_ms() };
+        tx.insert_policy(&stored).await?;
+        tx.commit().await?;
+        let loaded = Arc::new(LoadedPolicy { stored: stored.clone(), policy });
+        self.inner.read.update(|m| {
+            let newer = m.policies.get(name).is_none_or(|p| p.stored.version < version);
+            if newer {
+                m.policies.insert(name.to_owned(), loaded);
+            }
+        });
+        let active = self.is_active(&stored);
+        Ok((PolicyInfo { stored, active }, true))
+    }
+
+    fn is_active(&self, p: &StoredPolicy) -> bool {
+        self.inner
+            .read
+            .read()
+            .active_policy
+            .as_ref()
+            .is_some_and(|a| a.stored.name == p.name && a.stored.version == p.version)
+    }
+
+    /// A policy version (the latest when `version` is `None`).
+    pub async fn policy(&self, name: &str, version: Option<i64>) -> Result<PolicyInfo> {
+        let stored = self.inner.store.policy(name, version).await?.ok_or_else(|| AppError::NotFound {
+            what: "policy",
+            id: match version {
+                Some(v) => format!("{name} version {v}"),
+                None => name.to_owned(),
+            },
+        })?;
+        let active = self.is_active(&stored);
+        Ok(PolicyInfo { stored, active })
+    }
+
+    /// The latest version of every policy.
+    pub fn policies(&self) -> Vec<PolicyInfo> {
+        let read = self.inner.read.read();
+        let mut list: Vec<PolicyInfo> = read
+            .policies
+            .values()
+            .map(|p| PolicyInfo {
+                stored: p.stored.clone(),
+                active: read
+                    .active_policy
+                    .as_ref()
+                    .is_some_and(|a| a.stored.name == p.stored.name && a.stored.version == p.stored.version),
+            })
+            .collect();
+        list.sort_by(|a, b| a.stored.name.cmp(&b.stored.name));
+        list
+    }
+
+    /// Makes a policy version (the latest when `None`) the one orders and quotes use.
+    pub async fn activate_policy(&self, name: &str, version: Option<i64>) -> Result<PolicyInfo> {
+        let mut tx = self.inner.store.begin().await?;
+        let stored = match version {
+            Some(v) => tx.policy_version(name, v).await?,
+            None => tx.lock_latest_policy(name).await?,
+        };
+        let Some(stored) = stored else {
+            tx.rollback().await?;
+            return Err(AppError::NotFound { what: "policy", id: name.to_owned() });
+        };
+        tx.set_active_policy(name, stored.version, self.now_ms()).await?;
+        tx.commit().await?;
+        let policy = parse_stored(&stored)?;
+        let loaded = Arc::new(LoadedPolicy { stored: stored.clone(), policy });
+        self.inner.read.update(|m| m.active_policy = Some(loaded));
+        Ok(PolicyInfo { stored, active: true })
+    }
+
+    /// Sources an order without reserving anything: the plan orders would get now.
+    /// `policy` names a stored policy (its latest version); else the active one; else the
+    /// built-in default.
+    pub fn quote(&self, order: &OrderToSource, policy: Option<&str>) -> Result<Quote> {
+        let read = self.inner.read.read();
+        let mut errors = Vec::new();
+        for (i, line) in order.lines.iter().enumerate() {
+            if read.item(line.sku.as_str()).is_none() {
+                errors.push(FieldError::new(format!("lines[{i}].sku"), format!("unknown SKU {}", line.sku)));
+            }
+            if let Some(node) = &line.pickup_node {
+                match read.node(node.as_str()) {
+                    None => errors
+                        .push(FieldError::new(format!("lines[{i}].pickup_node_id"), format!("unknown node {node}"))),
+                    Some(n) if !n.node.has(line.method.required_capability()) => errors.push(FieldError::new(
+                        format!("lines[{i}].pickup_node_id"),
+                        format!("node {node} cannot do {}", line.method),
+                    )),
+                    Some(_) => {}
+                }
+            }
+        }
+        let chosen = match policy {
+            Some(name) => match read.policies.get(name) {
+                Some(p) => Some(p.clone()),
+                None => {
+                    errors.push(FieldError::new("policy", format!("unknown policy {name}")));
+                    None
+                }
+            },
+            None => read.active_policy.clone(),
+        };
+        if !errors.is_empty() {
+            return Err(AppError::Invalid(errors));
+        }
+        let (policy, stamp) = match chosen {
+            Some(p) => (
+                p.policy.clone(),
+                PolicyStamp { name: p.stored.name.clone(), version: p.stored.version, hash: p.stored.hash.clone() },
+            ),
+            None => builtin(),
+        };
+        let decision = source(order, &*read, &policy, &SearchOptions::default());
+        Ok(Quote { decision, policy: stamp })
+    }
+}
