@@ -169,3 +169,27 @@ fn demo_loads_the_network_once_and_always_hands_out_a_working_key() {
     again.terminate();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn policy_check_accepts_the_example_and_names_every_problem_in_a_bad_file() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policies/default.toml");
+    let ok = Command::new(BIN).args(["policy", "check", example]).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let out = String::from_utf8(ok.stdout).unwrap();
+    assert!(out.starts_with("policy default: valid, hash "), "{out}");
+    assert!(out.contains("rule 1 \"premium\" when customer_tier in [\"premium\"]"), "{out}");
+
+    let bad = std::env::temp_dir().join(format!("allot-bad-policy-{}.json", std::process::id()));
+    std::fs::write(
+        &bad,
+        r#"{"rules": [{"name": "a", "constraints": {"max_nodes": 0}, "filters": {"node_types": ["mall"]}}]}"#,
+    )
+    .unwrap();
+    let out = Command::new(BIN).args(["policy", "check"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("rules[0].filters.node_types[0]: \"mall\" is not one of"), "{err}");
+    assert!(err.contains("rules[0].constraints.max_nodes: must be 1–10"), "{err}");
+    assert!(err.contains("2 problem(s)"), "{err}");
+    let _ = std::fs::remove_file(&bad);
+}
