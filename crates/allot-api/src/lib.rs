@@ -9,7 +9,7 @@
 
 mod error;
 mod json;
-mod params;
+pub mod params;
 mod query;
 mod routes;
 mod views;

@@ -13,6 +13,8 @@ use allot_app::{App, DbConfig, Role, SystemClock};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+mod scenario;
+
 #[derive(Parser)]
 #[command(name = "allot", version, about = "Allot: distributed order management")]
 struct Cli {
@@ -31,10 +33,39 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Generate scenarios (network, catalog, stock, orders) as importable files.
+    Scenario {
+        #[command(subcommand)]
+        command: ScenarioCommand,
+    },
+    /// Import a scenario directory (nodes.json, items.json, inventory.json) into the database.
+    Import {
+        dir: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Work with routing policy files.
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScenarioCommand {
+    /// Write a deterministic scenario: DCs and stores in real US places, items with skewed
+    /// popularity, stock skewed by popularity and node type, an order stream.
+    Generate {
+        #[arg(long, default_value_t = 60)]
+        nodes: usize,
+        #[arg(long, default_value_t = 500)]
+        skus: usize,
+        #[arg(long, default_value_t = 1000)]
+        orders: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -114,6 +145,15 @@ fn main() -> anyhow::Result<()> {
             Command::Serve(args) => serve(args, false).await,
             Command::Demo(args) => serve(args, true).await,
             Command::Keys { command: KeysCommand::Create { role, db } } => create_key(&role, &db).await,
+            Command::Scenario { command: ScenarioCommand::Generate { nodes, skus, orders, seed, out } } => {
+                scenario::write(nodes, skus, orders, seed, &out)
+            }
+            Command::Import { dir, db } => {
+                let app = open(&db).await?;
+                let result = scenario::import(&app, &dir).await;
+                app.close().await;
+                result
+            }
             Command::Policy { command: PolicyCommand::Check { file, name } } => check_policy(&file, name.as_deref()),
         }
     })

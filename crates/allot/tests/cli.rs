@@ -193,3 +193,53 @@ fn policy_check_accepts_the_example_and_names_every_problem_in_a_bad_file() {
     assert!(err.contains("2 problem(s)"), "{err}");
     let _ = std::fs::remove_file(&bad);
 }
+
+fn post(url: &str, key: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let resp = reqwest::Client::new().post(url).bearer_auth(key).json(body).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    })
+}
+
+#[test]
+fn generated_scenarios_are_deterministic_import_cleanly_and_their_orders_can_be_quoted() {
+    let out = data_dir("scenario-files");
+    let again = data_dir("scenario-files-again");
+    for dir in [&out, &again] {
+        let generated = Command::new(BIN)
+            .args(["scenario", "generate", "--nodes", "40", "--skus", "200", "--orders", "30", "--seed", "9", "--out"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    }
+    for file in ["nodes.json", "items.json", "inventory.json", "orders.jsonl"] {
+        assert_eq!(std::fs::read(out.join(file)).unwrap(), std::fs::read(again.join(file)).unwrap(), "{file} differs");
+    }
+    let db = data_dir("scenario-db");
+    for _ in 0..2 {
+        // Importing twice is harmless: PUT semantics and full snapshots.
+        let imp = Command::new(BIN).arg("import").arg(&out).arg("--data-dir").arg(&db).output().unwrap();
+        assert!(imp.status.success(), "{}", String::from_utf8_lossy(&imp.stderr));
+        assert!(String::from_utf8_lossy(&imp.stderr).contains("imported 40 nodes"));
+    }
+    let server = start(&db, "serve");
+    let key = Command::new(BIN).args(["keys", "create", "--role", "admin", "--data-dir"]).arg(&db).output().unwrap();
+    let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
+    let orders = std::fs::read_to_string(out.join("orders.jsonl")).unwrap();
+    let mut quoted = 0;
+    for line in orders.lines().take(10) {
+        let body: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (status, q) = post(&format!("{}/v1/sourcing/quote", server.url), &key, &body);
+        assert_eq!(status, 200, "{q}");
+        assert!(q["plan"]["total_cost_minor"].as_i64().unwrap() > 0);
+        quoted += 1;
+    }
+    assert_eq!(quoted, 10);
+    server.terminate();
+    for dir in [&out, &again, &db] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
