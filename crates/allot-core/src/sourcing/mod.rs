@@ -25,10 +25,12 @@
 //! Determinism: candidates are ordered by (score, node id); ties between plans of equal
 //! cost go to the plan whose sorted node ids compare lowest.
 
+mod batch;
 mod engine;
 mod memory;
 pub mod policy;
 
+pub use batch::{BATCH_IMPROVEMENT_ROUNDS, source_batch, source_one_by_one};
 pub use engine::{
     CandidateView, CostBreakdown, Decision, DropReason, Explanation, Holding, LineQty, LineToSource, NodeState,
     OrderToSource, Package, PackageKind, Plan, PlanSummary, SearchOptions, SourcingNetwork, source,
