@@ -113,6 +113,7 @@ impl App {
         let next = inventory::apply_absolute(&current, &update)
             .map_err(|e| AppError::Stale(vec![FieldError::new("seq", e)]))?;
         let written = tx.write_positions(std::slice::from_ref(&next), now).await?;
+        self.notify(&mut tx, self.positions_note(&written)).await?;
         tx.commit().await?;
         self.refresh_positions(written);
         Ok(next)
@@ -186,6 +187,7 @@ impl App {
         }
         let changed: Vec<Position> = touched.iter().filter_map(|k| state.remove(k)).collect();
         let written = tx.write_positions(&changed, now).await?;
+        self.notify(&mut tx, self.positions_note(&written)).await?;
         tx.commit().await?;
         let count = written.len();
         self.refresh_positions(written);
@@ -230,10 +232,20 @@ impl App {
             }
         };
         let written = tx.write_positions(&next, now).await?;
+        let note = crate::changes::ChangeNote { node_positions: vec![node_id.to_string()], ..self.change() };
+        self.notify(&mut tx, note).await?;
         tx.commit().await?;
         let count = written.len();
         self.refresh_positions(written);
         Ok(count)
+    }
+
+    fn positions_note(&self, written: &[StoredPosition]) -> crate::changes::ChangeNote {
+        if self.backend_name() != "postgres" {
+            return self.change();
+        }
+        let positions = written.iter().map(|p| (p.position.node_id.to_string(), p.position.sku.to_string())).collect();
+        crate::changes::ChangeNote { positions, ..self.change() }
     }
 
     fn refresh_positions(&self, written: Vec<StoredPosition>) {

@@ -12,6 +12,7 @@
 //! overwrite a newer state with an older one.
 
 mod auth;
+mod changes;
 mod clock;
 mod demo;
 mod error;
@@ -48,6 +49,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     read: read_model::SharedReadModel,
     keys: auth::KeyCache,
+    /// This process's id in change notes (so it skips its own).
+    instance: String,
 }
 
 impl App {
@@ -55,7 +58,10 @@ impl App {
     pub async fn open(db: &DbConfig, clock: Arc<dyn Clock>) -> Result<App> {
         let store = Store::open(db).await?;
         let read = read_model::SharedReadModel::load(&store).await?;
-        Ok(App { inner: Arc::new(Inner { store, clock, read, keys: auth::KeyCache::default() }) })
+        let instance = uuid::Uuid::now_v7().simple().to_string();
+        let app = App { inner: Arc::new(Inner { store, clock, read, keys: auth::KeyCache::default(), instance }) };
+        app.start_change_listener().await?;
+        Ok(app)
     }
 
     pub fn store(&self) -> &Store {

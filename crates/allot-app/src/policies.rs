@@ -96,6 +96,7 @@ impl App {
         let version = tx.lock_latest_policy(name).await?.map_or(1, |l| l.version + 1);
         let stored = StoredPolicy { name: name.to_owned(), version, document, hash, created_at_ms: self.now_ms() };
         tx.insert_policy(&stored).await?;
+        self.notify(&mut tx, crate::changes::ChangeNote { policies: true, ..self.change() }).await?;
         tx.commit().await?;
         let loaded = Arc::new(LoadedPolicy { stored: stored.clone(), policy });
         self.inner.read.update(|m| {
@@ -160,6 +161,7 @@ impl App {
             return Err(AppError::NotFound { what: "policy", id: name.to_owned() });
         };
         tx.set_active_policy(name, stored.version, self.now_ms()).await?;
+        self.notify(&mut tx, crate::changes::ChangeNote { policies: true, ..self.change() }).await?;
         tx.commit().await?;
         let policy = parse_stored(&stored)?;
         let loaded = Arc::new(LoadedPolicy { stored: stored.clone(), policy });

@@ -129,6 +129,10 @@ impl SharedReadModel {
         Ok(SharedReadModel(RwLock::new(model)))
     }
 
+    pub(crate) fn into_inner(self) -> ReadModel {
+        self.0.into_inner().unwrap_or_else(|poison| poison.into_inner())
+    }
+
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, ReadModel> {
         self.0.read().unwrap_or_else(|poison| poison.into_inner())
     }

@@ -15,6 +15,7 @@
 //! each by the `on_tx!` macro; statements that differ (row locking, bulk input) are
 //! written per backend.
 
+mod changes;
 mod error;
 mod keys;
 mod nodes;
@@ -30,6 +31,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
+pub use changes::{CHANGE_PAYLOAD_MAX, ChangeFeed, FeedEvent};
 pub use error::StoreError;
 pub use keys::StoredKey;
 pub use policies::StoredPolicy;

@@ -253,6 +253,19 @@ impl Store {
         rows_to_positions(rows)
     }
 
+    /// Every position of one node.
+    pub async fn node_positions(&self, node_id: &NodeId) -> Result<Vec<StoredPosition>> {
+        let rows = on_read!(self, |pool| {
+            sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM positions p WHERE p.node_id = $1"
+            )))
+            .bind(node_id.as_str())
+            .fetch_all(pool)
+            .await?
+        });
+        rows_to_positions(rows)
+    }
+
     pub async fn position(&self, node_id: &NodeId, sku: &Sku) -> Result<Option<StoredPosition>> {
         let row = on_read!(self, |pool| {
             sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(format!(

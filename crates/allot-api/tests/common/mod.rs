@@ -92,6 +92,22 @@ impl TestServer {
         Some(s)
     }
 
+    /// A second server on the same database (PostgreSQL: the scale-out set-up).
+    pub async fn replica(&self) -> TestServer {
+        let mut r = TestServer {
+            base: String::new(),
+            client: reqwest::Client::new(),
+            app: open(&self.db).await,
+            db: self.db.clone(),
+            dir: None,
+            pg: None,
+            shutdown: None,
+            task: None,
+        };
+        r.listen().await;
+        r
+    }
+
     async fn listen(&mut self) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         self.base = format!("http://{}", listener.local_addr().unwrap());

@@ -1,0 +1,80 @@
+//! Two servers on one PostgreSQL database: each one's reads reflect the other's committed
+//! writes within a second (change notifications refresh the in-memory read models).
+//! PostgreSQL only; skipped without `ALLOT_TEST_DATABASE_URL`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Backend, TestServer};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// Polls `path` on `server` until `check` holds or a second has passed; returns whether it held.
+async fn within_a_second(server: &TestServer, path: &str, check: impl Fn(&Value) -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let (status, body) = server.get(path).await;
+        if status == StatusCode::OK && check(&body) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_replica_sees_the_others_committed_writes_within_a_second() {
+    let Some(a) = TestServer::start(Backend::Postgres).await else {
+        eprintln!("skipped: ALLOT_TEST_DATABASE_URL is not set, PostgreSQL test not run");
+        return;
+    };
+    let b = a.replica().await;
+    a.seed().await;
+    assert!(within_a_second(&b, "/v1/nodes/DC-EAST", |n| n["type"] == "dc").await, "node");
+    assert!(within_a_second(&b, "/v1/items/SKU-3", |i| i["name"] == "Item SKU-3").await, "item");
+
+    a.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 10})).await;
+    assert!(within_a_second(&b, "/v1/availability?sku=SKU-1", |v| v["items"][0]["atp"] == 10).await, "position");
+
+    b.post("/v1/inventory/deltas", json!({"deltas": [{"node_id": "DC-EAST", "sku": "SKU-1", "on_hand_delta": -4}]}))
+        .await;
+    assert!(within_a_second(&a, "/v1/inventory/DC-EAST/SKU-1", |p| p["on_hand"] == 6).await, "delta the other way");
+
+    b.post("/v1/inventory/snapshots/DC-WEST", json!({"positions": [{"sku": "SKU-2", "on_hand": 3}]})).await;
+    assert!(within_a_second(&a, "/v1/availability?sku=SKU-2", |v| v["items"][0]["atp"] == 3).await, "snapshot");
+
+    // A bulk write too large to list its keys still reaches the other replica.
+    let deltas: Vec<Value> = (0..3)
+        .flat_map(|_| ["DC-EAST", "DC-WEST", "ST-CHI"].into_iter())
+        .flat_map(|n| {
+            ["SKU-1", "SKU-2", "SKU-3"].into_iter().map(move |s| json!({"node_id": n, "sku": s, "on_hand_delta": 1}))
+        })
+        .cycle()
+        .take(3000)
+        .collect();
+    let (status, _) = a.post("/v1/inventory/deltas", json!({"deltas": deltas})).await;
+    assert_eq!(status, StatusCode::OK);
+    let expected = a.get("/v1/availability?sku=SKU-3").await.1["items"][0]["atp"].clone();
+    assert!(within_a_second(&b, "/v1/availability?sku=SKU-3", |v| v["items"][0]["atp"] == expected).await, "bulk");
+
+    // Policies: activation on one replica routes quotes on the other.
+    let put = a
+        .client
+        .put(a.url("/v1/policies/p"))
+        .bearer_auth(common::ADMIN_KEY)
+        .header("content-type", "application/json")
+        .body(r#"{"fallback": {"filters": {"exclude_nodes": ["DC-EAST"]}}}"#);
+    assert_eq!(a.send(put).await.0, StatusCode::CREATED);
+    a.post("/v1/policies/p/activate", json!(null)).await;
+    assert!(within_a_second(&b, "/v1/policies", |v| v["policies"][0]["active"] == true).await, "policy");
+    let body =
+        json!({"ship_to": {"lat": 40.0, "lon": -75.0}, "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 1}]});
+    let (status, q) = b.post("/v1/sourcing/quote", body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(q["policy"]["name"], "p");
+}

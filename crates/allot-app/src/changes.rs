@@ -1,0 +1,207 @@
+//! Keeping the read model fresh across servers that share one PostgreSQL database.
+//!
+//! Every write use case queues a [`ChangeNote`] in its transaction (delivered by
+//! PostgreSQL after the commit). Each server listens; on a note from another server it
+//! re-reads the rows named and applies them to its read model (row versions keep the
+//! newest). A lost connection triggers a full reload. Within one server nothing changes:
+//! its own writes update its read model right after commit, before it answers.
+
+use allot_core::{NodeId, Sku};
+use allot_store::{CHANGE_PAYLOAD_MAX, FeedEvent, Store, Tx};
+use serde::{Deserialize, Serialize};
+
+use crate::read_model::SharedReadModel;
+use crate::{App, Result};
+
+/// What changed, as small as possible; bigger sets degrade to coarser refreshes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub(crate) struct ChangeNote {
+    /// The writing server's instance id (a server ignores its own notes).
+    pub src: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub positions: Vec<(String, String)>,
+    /// Every position of these nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_positions: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_positions: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub policies: bool,
+}
+
+impl ChangeNote {
+    /// The JSON payload, degraded until it fits a notification.
+    fn payload(mut self) -> String {
+        let mut text = serde_json::to_string(&self).unwrap_or_default();
+        if text.len() > CHANGE_PAYLOAD_MAX && !self.positions.is_empty() {
+            let mut nodes: Vec<String> = self.positions.drain(..).map(|(n, _)| n).collect();
+            nodes.sort();
+            nodes.dedup();
+            self.node_positions.extend(nodes);
+            text = serde_json::to_string(&self).unwrap_or_default();
+        }
+        if text.len() > CHANGE_PAYLOAD_MAX {
+            self.node_positions.clear();
+            self.all_positions = true;
+            self.nodes.clear();
+            self.items.clear();
+            text = serde_json::to_string(&ChangeNote { src: self.src.clone(), all_positions: true, ..self.clone() })
+                .unwrap_or_default();
+            if text.len() > CHANGE_PAYLOAD_MAX {
+                text = serde_json::to_string(&ChangeNote {
+                    src: self.src,
+                    all_positions: true,
+                    policies: true,
+                    nodes: vec!["*".to_owned()],
+                    items: vec!["*".to_owned()],
+                    ..Default::default()
+                })
+                .unwrap_or_default();
+            }
+        }
+        text
+    }
+}
+
+impl App {
+    pub(crate) fn change(&self) -> ChangeNote {
+        ChangeNote { src: self.inner.instance.clone(), ..Default::default() }
+    }
+
+    /// Queues the note in the transaction (PostgreSQL; nothing on SQLite).
+    pub(crate) async fn notify(&self, tx: &mut Tx, note: ChangeNote) -> Result<()> {
+        if self.inner.store.backend_name() == "postgres" {
+            tx.notify_change(&note.payload()).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts the listener (PostgreSQL only). It ends when the store is closed.
+    pub(crate) async fn start_change_listener(&self) -> Result<()> {
+        let Some(mut feed) = self.inner.store.change_feed().await? else { return Ok(()) };
+        let app = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match feed.next().await {
+                    FeedEvent::Closed => break,
+                    FeedEvent::Resync => {
+                        if let Err(e) = app.refresh_all().await {
+                            tracing::warn!(error = %e, "read model resync failed");
+                        }
+                    }
+                    FeedEvent::Change(payload) => {
+                        let Ok(note) = serde_json::from_str::<ChangeNote>(&payload) else {
+                            tracing::warn!("unreadable change note; resynchronising");
+                            let _ = app.refresh_all().await;
+                            continue;
+                        };
+                        if note.src == app.inner.instance {
+                            continue;
+                        }
+                        if let Err(e) = app.apply_note(&note).await {
+                            tracing::warn!(error = %e, "applying a change note failed; resynchronising");
+                            let _ = app.refresh_all().await;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn refresh_all(&self) -> Result<()> {
+        let fresh = SharedReadModel::load(&self.inner.store).await?;
+        let loaded = fresh.into_inner();
+        self.inner.read.update(|m| {
+            for n in loaded.nodes.into_values() {
+                m.apply_node(n);
+            }
+            for i in loaded.items.into_values() {
+                m.apply_item(i);
+            }
+            for p in loaded.positions.into_values().flat_map(|by_node| by_node.into_values()) {
+                m.apply_position(p);
+            }
+            m.policies = loaded.policies;
+            m.active_policy = loaded.active_policy;
+        });
+        Ok(())
+    }
+
+    async fn apply_note(&self, note: &ChangeNote) -> Result<()> {
+        let store: &Store = &self.inner.store;
+        if note.nodes.iter().any(|n| n == "*") || note.items.iter().any(|i| i == "*") {
+            return self.refresh_all().await;
+        }
+        if !note.nodes.is_empty() {
+            let nodes = store.nodes().await?;
+            self.inner.read.update(|m| nodes.into_iter().for_each(|n| m.apply_node(n)));
+        }
+        for sku in &note.items {
+            if let Ok(sku) = Sku::parse(sku)
+                && let Some(item) = store.item(&sku).await?
+            {
+                self.inner.read.update(|m| m.apply_item(item));
+            }
+        }
+        let mut positions = Vec::new();
+        if note.all_positions {
+            positions = store.positions().await?;
+        } else {
+            for node in &note.node_positions {
+                if let Ok(node) = NodeId::parse(node) {
+                    positions.extend(store.node_positions(&node).await?);
+                }
+            }
+            for (node, sku) in &note.positions {
+                if let (Ok(node), Ok(sku)) = (NodeId::parse(node), Sku::parse(sku))
+                    && let Some(p) = store.position(&node, &sku).await?
+                {
+                    positions.push(p);
+                }
+            }
+        }
+        if !positions.is_empty() {
+            self.inner.read.update(|m| positions.into_iter().for_each(|p| m.apply_position(p)));
+        }
+        if note.policies {
+            let mut fresh = crate::read_model::ReadModel::default();
+            crate::policies::load_into(store, &mut fresh).await?;
+            self.inner.read.update(|m| {
+                m.policies = fresh.policies;
+                m.active_policy = fresh.active_policy;
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_notes_degrade_to_coarser_refreshes_that_fit() {
+        let small = ChangeNote { src: "a".into(), positions: vec![("N1".into(), "S1".into())], ..Default::default() };
+        let back: ChangeNote = serde_json::from_str(&small.clone().payload()).unwrap();
+        assert_eq!(back, small);
+
+        let many: Vec<(String, String)> = (0..2000).map(|i| (format!("N{}", i % 7), format!("SKU-{i:05}"))).collect();
+        let note = ChangeNote { src: "a".into(), positions: many, ..Default::default() };
+        let text = note.payload();
+        assert!(text.len() <= CHANGE_PAYLOAD_MAX);
+        let back: ChangeNote = serde_json::from_str(&text).unwrap();
+        assert!(back.positions.is_empty());
+        assert_eq!(back.node_positions.len(), 7);
+
+        let huge: Vec<(String, String)> = (0..5000).map(|i| (format!("NODE-{i:05}"), "S".into())).collect();
+        let back: ChangeNote =
+            serde_json::from_str(&ChangeNote { src: "a".into(), positions: huge, ..Default::default() }.payload())
+                .unwrap();
+        assert!(back.all_positions && back.node_positions.is_empty());
+    }
+}
