@@ -99,6 +99,11 @@ impl From<AppError> for ApiError {
                 errors,
                 ..ApiError::new(StatusCode::CONFLICT, "stale-update", "Stale update", "")
             },
+            AppError::Conflict(errors) => ApiError {
+                detail: summary(&errors),
+                errors,
+                ..ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", "")
+            },
             AppError::Unauthenticated => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",

@@ -44,13 +44,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             }
             other => ApiError::bad_request(None, other.body_text()),
         })?;
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let field = (path != ".").then_some(path);
-            ApiError::bad_request(field, e.into_inner().to_string())
-        })?;
-        Ok(Body(value))
+        Ok(Body(parse_json(&bytes)?))
     }
 }
 
@@ -84,4 +78,14 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
         })?;
         Ok(RawBody { media_type, bytes })
     }
+}
+
+/// Parses JSON, naming the offending field's path in the problem.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = (path != ".").then_some(path);
+        ApiError::bad_request(field, e.into_inner().to_string())
+    })
 }

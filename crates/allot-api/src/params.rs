@@ -393,7 +393,7 @@ impl ServiceLevel {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HoldKind {
     Fraud,
@@ -482,9 +482,8 @@ pub struct OrderParam {
     #[serde(default)]
     pub currency: Option<String>,
     pub lines: Vec<OrderLineParam>,
-    /// Read by order placement (issue 4); holds do not change a quote.
+    /// An order with holds is allocated but its fulfillment orders are not released.
     #[serde(default)]
-    #[allow(dead_code)]
     pub holds: Vec<HoldKind>,
     /// Read by order placement (issue 4).
     #[serde(default)]

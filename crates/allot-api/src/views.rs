@@ -433,3 +433,116 @@ impl From<allot_app::Quote> for QuoteView {
         }
     }
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AllocationView {
+    pub node_id: String,
+    pub quantity: i64,
+    pub fulfillment_order_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderLineView {
+    pub line_id: String,
+    pub sku: String,
+    pub quantity: i64,
+    /// allocated, partially_allocated, backordered, unfilled, cancelled
+    pub status: String,
+    pub allocated_quantity: i64,
+    pub backordered_quantity: i64,
+    pub unfilled_quantity: i64,
+    pub allocations: Vec<AllocationView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FulfillmentOrderLineView {
+    pub line_id: String,
+    pub sku: String,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FulfillmentOrderView {
+    pub id: String,
+    pub node_id: String,
+    /// created (held back by a hold), released, …
+    pub status: String,
+    pub lines: Vec<FulfillmentOrderLineView>,
+}
+
+/// An order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderView {
+    pub order_id: String,
+    pub channel: String,
+    pub external_id: String,
+    /// allocated, partially_allocated, backordered, unfilled, on_hold
+    pub status: String,
+    pub holds: Vec<String>,
+    pub created_at: String,
+    pub lines: Vec<OrderLineView>,
+    pub fulfillment_orders: Vec<FulfillmentOrderView>,
+    pub policy: PolicyStampView,
+    /// The sourcing decision made at capture: plan and explanation (as in a quote).
+    #[schema(value_type = Object)]
+    pub sourcing: serde_json::Value,
+}
+
+impl From<allot_app::StoredOrder> for OrderView {
+    fn from(o: allot_app::StoredOrder) -> OrderView {
+        let lines = o
+            .lines
+            .iter()
+            .map(|l| OrderLineView {
+                line_id: l.line_id.clone(),
+                sku: l.sku.clone(),
+                quantity: l.quantity,
+                status: l.status.clone(),
+                allocated_quantity: l.allocated,
+                backordered_quantity: l.backordered,
+                unfilled_quantity: l.unfilled,
+                allocations: o
+                    .allocations
+                    .iter()
+                    .filter(|a| a.line_id == l.line_id)
+                    .map(|a| AllocationView {
+                        node_id: a.node_id.clone(),
+                        quantity: a.quantity,
+                        fulfillment_order_id: a.fulfillment_order_id.clone(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let fulfillment_orders = o
+            .fulfillment_orders
+            .iter()
+            .map(|f| FulfillmentOrderView {
+                id: f.fulfillment_order_id.clone(),
+                node_id: f.node_id.clone(),
+                status: f.status.clone(),
+                lines: o
+                    .allocations
+                    .iter()
+                    .filter(|a| a.fulfillment_order_id == f.fulfillment_order_id)
+                    .map(|a| FulfillmentOrderLineView {
+                        line_id: a.line_id.clone(),
+                        sku: a.sku.clone(),
+                        quantity: a.quantity,
+                    })
+                    .collect(),
+            })
+            .collect();
+        OrderView {
+            created_at: jiff::Timestamp::from_millisecond(o.created_at_ms).map(|t| t.to_string()).unwrap_or_default(),
+            sourcing: serde_json::from_str(&o.decision).unwrap_or(serde_json::Value::Null),
+            policy: PolicyStampView { name: o.policy_name, version: o.policy_version, hash: o.policy_hash },
+            order_id: o.order_id,
+            channel: o.channel,
+            external_id: o.external_id,
+            status: o.status,
+            holds: o.holds,
+            lines,
+            fulfillment_orders,
+        }
+    }
+}

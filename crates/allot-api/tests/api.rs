@@ -527,12 +527,14 @@ async fn operations_endpoints_answer_without_a_key(s: TestServer) {
         ("/v1/policies", &["get"]),
         ("/v1/policies/{name}/activate", &["post"]),
         ("/v1/sourcing/quote", &["post"]),
+        ("/v1/orders", &["post"]),
+        ("/v1/orders/{order_id}", &["get"]),
     ] {
         for m in methods {
             assert!(paths[path].get(*m).is_some(), "{m} {path} missing from the OpenAPI document");
         }
     }
-    assert_eq!(paths.len(), 15, "every route is documented and nothing else: {:?}", paths.keys());
+    assert_eq!(paths.len(), 17, "every route is documented and nothing else: {:?}", paths.keys());
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
 }
 

@@ -26,6 +26,9 @@ pub enum AppError {
     /// A sequenced update older than what is stored.
     #[error("stale update")]
     Stale(Vec<FieldError>),
+    /// The request conflicts with stored state (e.g. an external id reused with another body).
+    #[error("conflict")]
+    Conflict(Vec<FieldError>),
     #[error("authentication required")]
     Unauthenticated,
     #[error("this key may not {action}")]

@@ -248,6 +248,14 @@ impl App {
         crate::changes::ChangeNote { positions, ..self.change() }
     }
 
+    pub(crate) fn positions_note_pub(&self, written: &[StoredPosition]) -> crate::changes::ChangeNote {
+        self.positions_note(written)
+    }
+
+    pub(crate) fn refresh_positions_pub(&self, written: Vec<StoredPosition>) {
+        self.refresh_positions(written)
+    }
+
     fn refresh_positions(&self, written: Vec<StoredPosition>) {
         self.inner.read.update(|m| {
             for p in written {

@@ -18,6 +18,7 @@ mod demo;
 mod error;
 mod inventory;
 mod network;
+mod orders;
 mod policies;
 pub mod policy_doc;
 mod read_model;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 
 use allot_store::Store;
 
+pub use allot_store::StoredOrder;
 pub use allot_store::{DbConfig, StoredItem, StoredNode};
 pub use auth::{NewKey, Principal, Role};
 pub use clock::{Clock, FixedClock, SystemClock};
@@ -33,6 +35,7 @@ pub use demo::LoadSummary;
 pub use error::{AppError, FieldError};
 pub use inventory::{Availability, AvailabilityQuery, DeltaInput, NodeAvailability, SkuAvailability, SnapshotInput};
 pub use network::{ListPage, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
+pub use orders::{PLACE_ATTEMPTS, PlaceOrder, Placed};
 pub use policies::{LoadedPolicy, PolicyInfo, PolicyStamp, Quote};
 pub use read_model::ReadModel;
 
@@ -85,4 +88,10 @@ impl App {
     fn now_ms(&self) -> i64 {
         self.inner.clock.now().as_millisecond()
     }
+}
+
+/// Hex SHA-256 of some bytes (request identities for idempotency).
+pub fn content_hash(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }

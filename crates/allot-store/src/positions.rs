@@ -25,7 +25,7 @@ pub struct StoredPosition {
 }
 
 #[derive(sqlx::FromRow)]
-struct PositionRow {
+pub(crate) struct PositionRow {
     node_id: String,
     sku: String,
     on_hand: i64,
@@ -37,6 +37,10 @@ struct PositionRow {
     seq: Option<i64>,
     version: i64,
 }
+
+/// The position columns without a table alias (for `RETURNING`).
+pub(crate) const POSITION_COLUMNS_PLAIN: &str =
+    "node_id, sku, on_hand, damaged, quarantined, safety_stock, reserved, allocated, seq, version";
 
 const COLUMNS: &str =
     "p.node_id, p.sku, p.on_hand, p.damaged, p.quarantined, p.safety_stock, p.reserved, p.allocated, p.seq, p.version";

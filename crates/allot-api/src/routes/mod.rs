@@ -4,4 +4,5 @@ pub mod inventory;
 pub mod items;
 pub mod nodes;
 pub mod ops;
+pub mod orders;
 pub mod policies;

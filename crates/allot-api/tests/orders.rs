@@ -1,0 +1,152 @@
+//! Order capture: allocation in the same transaction, idempotency, holds, visibility by
+//! key, and no overselling under concurrency — counted in the database, not from answers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use allot_app::Role;
+use common::TestServer;
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+backend_tests!(
+    orders_are_placed_allocated_idempotent_and_visible_only_to_their_channel,
+    invalid_orders_are_refused_and_write_nothing,
+    a_hot_sku_is_never_oversold_by_concurrent_orders,
+);
+
+fn order(ext: &str, lines: Value) -> Value {
+    json!({"channel": "web", "external_id": ext, "customer": {"id": "C-1", "tier": "standard"},
+           "ship_to": {"city": "Philadelphia", "country": "US", "lat": 39.95, "lon": -75.16},
+           "currency": "USD", "lines": lines})
+}
+
+async fn orders_are_placed_allocated_idempotent_and_visible_only_to_their_channel(mut s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 10})).await;
+    let body = order(
+        "W-1",
+        json!([
+        {"line_id": "1", "sku": "SKU-1", "quantity": 3, "unit_price_minor": 1999},
+        {"line_id": "2", "sku": "SKU-2", "quantity": 1, "unit_price_minor": 999, "allow_backorder": true}]),
+    );
+    let (status, o) = s.post("/v1/orders", body.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{o}");
+    assert_eq!(o["status"], "partially_allocated");
+    assert_eq!(o["lines"][0]["status"], "allocated");
+    assert_eq!(o["lines"][0]["allocations"][0]["node_id"], "DC-EAST");
+    assert_eq!(o["lines"][0]["allocations"][0]["quantity"], 3);
+    assert_eq!(
+        (o["lines"][1]["status"].clone(), o["lines"][1]["backordered_quantity"].clone()),
+        (json!("backordered"), json!(1))
+    );
+    let fo = &o["fulfillment_orders"][0];
+    assert_eq!((fo["node_id"].clone(), fo["status"].clone()), (json!("DC-EAST"), json!("released")));
+    assert_eq!(fo["lines"], json!([{"line_id": "1", "sku": "SKU-1", "quantity": 3}]));
+    assert_eq!(o["lines"][0]["allocations"][0]["fulfillment_order_id"], fo["id"]);
+    assert_eq!(o["policy"]["name"], "builtin");
+    assert_eq!(o["sourcing"]["plan"]["packages"][0]["node_id"], "DC-EAST");
+    let p = s.get("/v1/inventory/DC-EAST/SKU-1").await.1;
+    assert_eq!((p["allocated"].clone(), p["atp"].clone()), (json!(3), json!(7)));
+
+    // The same order again (keys in another order): 200, same order, no more stock taken.
+    let mut reordered = serde_json::Map::new();
+    for (k, v) in body.as_object().unwrap().iter().rev() {
+        reordered.insert(k.clone(), v.clone());
+    }
+    let (status, again) = s.post("/v1/orders", Value::Object(reordered)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["order_id"], o["order_id"]);
+    assert_eq!(s.get("/v1/inventory/DC-EAST/SKU-1").await.1["allocated"], 3);
+
+    // Same external id, different body: 409 naming it, nothing changes.
+    let (status, problem) =
+        s.post("/v1/orders", order("W-1", json!([{"line_id": "1", "sku": "SKU-1", "quantity": 1}]))).await;
+    assert_eq!((status, problem["type"].clone()), (StatusCode::CONFLICT, json!("urn:allot:problem:conflict")));
+    assert_eq!(problem["errors"][0]["field"], "external_id");
+    assert_eq!(s.get("/v1/inventory/DC-EAST/SKU-1").await.1["allocated"], 3);
+
+    // Holds: allocated, but fulfillment orders wait.
+    let mut held = order("W-2", json!([{"line_id": "1", "sku": "SKU-1", "quantity": 1}]));
+    held["holds"] = json!(["fraud"]);
+    let (status, h) = s.post("/v1/orders", held).await;
+    assert_eq!(status, StatusCode::CREATED, "{h}");
+    assert_eq!((h["status"].clone(), h["holds"].clone()), (json!("on_hold"), json!(["fraud"])));
+    assert_eq!(h["fulfillment_orders"][0]["status"], "created");
+    assert_eq!(s.get("/v1/inventory/DC-EAST/SKU-1").await.1["allocated"], 4);
+
+    // Visibility: the order's channel sees it, another channel and nodes get 404.
+    let id = o["order_id"].as_str().unwrap().to_owned();
+    let web = s.app.create_key(Role::parse("channel:web").unwrap()).await.unwrap().secret;
+    let other = s.app.create_key(Role::parse("channel:app").unwrap()).await.unwrap().secret;
+    let node = s.app.create_key(Role::parse("node:DC-EAST").unwrap()).await.unwrap().secret;
+    assert_eq!(s.get_as(&web, &format!("/v1/orders/{id}")).await.0, StatusCode::OK);
+    assert_eq!(s.get_as(&other, &format!("/v1/orders/{id}")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(s.get_as(&node, &format!("/v1/orders/{id}")).await.0, StatusCode::NOT_FOUND);
+    // A channel key's orders are its own channel's; naming another is refused.
+    let mine = json!({"external_id": "A-1", "ship_to": {"lat": 39.95, "lon": -75.16},
+                      "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 1}]});
+    let (status, a) = s.send(s.client.post(s.url("/v1/orders")).bearer_auth(&other).json(&mine)).await;
+    assert_eq!((status, a["channel"].clone()), (StatusCode::CREATED, json!("app")));
+
+    // Everything answered 201 is there after a restart, with its stock.
+    let (_, before) = s.get(&format!("/v1/orders/{id}")).await;
+    s.restart().await;
+    assert_eq!(s.get(&format!("/v1/orders/{id}")).await.1, before);
+    assert_eq!(s.get("/v1/inventory/DC-EAST/SKU-1").await.1["allocated"], 5);
+    assert_eq!(s.app.store().allocation_totals().await.unwrap(), (5, 5));
+}
+
+async fn invalid_orders_are_refused_and_write_nothing(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 10})).await;
+    let fields = |p: &Value| {
+        p["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    let mut no_channel = order("X-1", json!([{"line_id": "1", "sku": "SKU-1", "quantity": 1}]));
+    no_channel.as_object_mut().unwrap().remove("channel");
+    no_channel.as_object_mut().unwrap().remove("external_id");
+    let (status, problem) = s.post("/v1/orders", no_channel).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(fields(&problem), vec!["external_id", "channel"]);
+    let (status, problem) =
+        s.post("/v1/orders", order("X-2", json!([{"line_id": "1", "sku": "SKU-NOPE", "quantity": 1}]))).await;
+    assert_eq!((status, fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["lines[0].sku".to_owned()]));
+    let too_many: Vec<Value> =
+        (0..501).map(|i| json!({"line_id": i.to_string(), "sku": "SKU-1", "quantity": 1})).collect();
+    let (status, problem) = s.post("/v1/orders", order("X-3", json!(too_many))).await;
+    assert_eq!((status, fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["lines".to_owned()]));
+    assert_eq!(s.get("/v1/inventory/DC-EAST/SKU-1").await.1["allocated"], 0);
+    assert_eq!(s.app.store().allocation_totals().await.unwrap(), (0, 0));
+}
+
+async fn a_hot_sku_is_never_oversold_by_concurrent_orders(mut s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 500})).await;
+    // 64 concurrent clients place 2,000 single-unit orders that may not be backordered.
+    let answers: Vec<(StatusCode, Value)> = futures::stream::iter(0..2000)
+        .map(|i| {
+            let body = order(&format!("HOT-{i}"), json!([{"line_id": "1", "sku": "SKU-1", "quantity": 1}]));
+            let s = &s;
+            async move { s.post("/v1/orders", body).await }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    assert!(answers.iter().all(|(status, _)| *status == StatusCode::CREATED), "every order is captured");
+    let allocated = answers.iter().filter(|(_, o)| o["status"] == "allocated").count();
+    let unfilled = answers.iter().filter(|(_, o)| o["status"] == "unfilled").count();
+    assert_eq!((allocated, unfilled), (500, 1500));
+
+    // Count in the database: allocations, the position, and no allocation without an order.
+    assert_eq!(s.app.store().allocation_totals().await.unwrap(), (500, 500));
+    s.restart().await;
+    let p = s.get("/v1/inventory/DC-EAST/SKU-1").await.1;
+    assert_eq!((p["on_hand"].clone(), p["allocated"].clone(), p["atp"].clone()), (json!(500), json!(500), json!(0)));
+    for (_, o) in answers.iter().step_by(97) {
+        let id = o["order_id"].as_str().unwrap();
+        assert_eq!(s.get(&format!("/v1/orders/{id}")).await.1["status"], o["status"], "answered orders survive");
+    }
+}

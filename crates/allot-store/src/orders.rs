@@ -1,0 +1,260 @@
+//! Orders, lines, fulfillment orders, allocations, and the one statement that takes stock.
+//!
+//! [`Tx::allocate`] is check-and-take in a single conditional `UPDATE`: it adds to
+//! `allocated` only while ATP covers the quantity, so concurrent transactions (on
+//! PostgreSQL, across servers) can never allocate more than there is. The `CHECK`
+//! constraints of `positions` are the second guard.
+
+use allot_core::{NodeId, Sku};
+
+use crate::positions::{POSITION_COLUMNS_PLAIN, PositionRow};
+use crate::{Result, Store, StoredPosition, Tx, on_read, on_tx};
+
+/// An order to insert, with everything derived from its sourcing decision.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub order_id: String,
+    pub channel: String,
+    pub external_id: String,
+    pub request_hash: String,
+    pub status: String,
+    pub holds: Vec<String>,
+    pub document: String,
+    pub decision: String,
+    pub policy_name: String,
+    pub policy_version: i64,
+    pub policy_hash: String,
+    pub created_at_ms: i64,
+    pub lines: Vec<OrderLineRow>,
+    pub fulfillment_orders: Vec<FulfillmentOrderRow>,
+    pub allocations: Vec<AllocationRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OrderLineRow {
+    pub line_id: String,
+    pub sku: String,
+    pub quantity: i64,
+    pub allocated: i64,
+    pub backordered: i64,
+    pub unfilled: i64,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct FulfillmentOrderRow {
+    pub fulfillment_order_id: String,
+    pub node_id: String,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AllocationRow {
+    pub line_id: String,
+    pub node_id: String,
+    pub sku: String,
+    pub quantity: i64,
+    pub fulfillment_order_id: String,
+}
+
+/// A stored order with its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOrder {
+    pub order_id: String,
+    pub channel: String,
+    pub external_id: String,
+    pub request_hash: String,
+    pub status: String,
+    pub holds: Vec<String>,
+    pub document: String,
+    pub decision: String,
+    pub policy_name: String,
+    pub policy_version: i64,
+    pub policy_hash: String,
+    pub created_at_ms: i64,
+    pub lines: Vec<OrderLineRow>,
+    pub fulfillment_orders: Vec<FulfillmentOrderRow>,
+    pub allocations: Vec<AllocationRow>,
+}
+
+type OrderRow = (String, String, String, String, String, String, String, String, String, i64, String, i64);
+const ORDER_COLUMNS: &str = "order_id, channel, external_id, request_hash, status, holds, document, decision, \
+     policy_name, policy_version, policy_hash, created_at_ms";
+
+impl Tx {
+    /// Takes `quantity` of ATP at a position as allocated, in one conditional statement.
+    /// `None` when ATP does not cover it (nothing changes).
+    pub async fn allocate(
+        &mut self,
+        node: &NodeId,
+        sku: &Sku,
+        quantity: u64,
+        now_ms: i64,
+    ) -> Result<Option<StoredPosition>> {
+        let q = i64::try_from(quantity).unwrap_or(i64::MAX);
+        let row = on_tx!(self, |conn| {
+            sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(format!(
+                "UPDATE positions SET allocated = allocated + $3, version = version + 1, updated_at_ms = $4 \
+                 WHERE node_id = $1 AND sku = $2 \
+                   AND on_hand - damaged - quarantined - reserved - allocated - safety_stock >= $3 \
+                 RETURNING {POSITION_COLUMNS_PLAIN}"
+            )))
+            .bind(node.as_str())
+            .bind(sku.as_str())
+            .bind(q)
+            .bind(now_ms)
+            .fetch_optional(conn)
+            .await?
+        });
+        row.map(StoredPosition::try_from).transpose()
+    }
+
+    /// The order id and request hash of a channel's order, if it exists.
+    pub async fn order_by_external(&mut self, channel: &str, external_id: &str) -> Result<Option<(String, String)>> {
+        let row = on_tx!(self, |conn| {
+            sqlx::query_as::<_, (String, String)>(
+                "SELECT order_id, request_hash FROM orders WHERE channel = $1 AND external_id = $2",
+            )
+            .bind(channel)
+            .bind(external_id)
+            .fetch_optional(conn)
+            .await?
+        });
+        Ok(row)
+    }
+
+    pub async fn insert_order(&mut self, o: &NewOrder) -> Result<()> {
+        on_tx!(self, |conn| {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            )))
+            .bind(&o.order_id)
+            .bind(&o.channel)
+            .bind(&o.external_id)
+            .bind(&o.request_hash)
+            .bind(&o.status)
+            .bind(o.holds.join(","))
+            .bind(&o.document)
+            .bind(&o.decision)
+            .bind(&o.policy_name)
+            .bind(o.policy_version)
+            .bind(&o.policy_hash)
+            .bind(o.created_at_ms)
+            .execute(&mut *conn)
+            .await?;
+            for l in &o.lines {
+                sqlx::query(
+                    "INSERT INTO order_lines (order_id, line_id, sku, quantity, allocated, backordered, unfilled, status) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&o.order_id)
+                .bind(&l.line_id)
+                .bind(&l.sku)
+                .bind(l.quantity)
+                .bind(l.allocated)
+                .bind(l.backordered)
+                .bind(l.unfilled)
+                .bind(&l.status)
+                .execute(&mut *conn)
+                .await?;
+            }
+            for f in &o.fulfillment_orders {
+                sqlx::query(
+                    "INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, status, created_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&f.fulfillment_order_id)
+                .bind(&o.order_id)
+                .bind(&f.node_id)
+                .bind(&f.status)
+                .bind(o.created_at_ms)
+                .execute(&mut *conn)
+                .await?;
+            }
+            for a in &o.allocations {
+                sqlx::query(
+                    "INSERT INTO allocations (order_id, line_id, node_id, sku, quantity, fulfillment_order_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&o.order_id)
+                .bind(&a.line_id)
+                .bind(&a.node_id)
+                .bind(&a.sku)
+                .bind(a.quantity)
+                .bind(&a.fulfillment_order_id)
+                .execute(&mut *conn)
+                .await?;
+            }
+        });
+        Ok(())
+    }
+}
+
+impl Store {
+    pub async fn order(&self, order_id: &str) -> Result<Option<StoredOrder>> {
+        let found = on_read!(self, |pool| {
+            let row = sqlx::query_as::<_, OrderRow>(sqlx::AssertSqlSafe(format!(
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = $1"
+            )))
+            .bind(order_id)
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                None => None,
+                Some(r) => {
+                    let lines = sqlx::query_as::<_, OrderLineRow>(
+                        "SELECT line_id, sku, quantity, allocated, backordered, unfilled, status FROM order_lines \
+                         WHERE order_id = $1 ORDER BY line_id",
+                    )
+                    .bind(order_id)
+                    .fetch_all(pool)
+                    .await?;
+                    let fos = sqlx::query_as::<_, FulfillmentOrderRow>(
+                        "SELECT fulfillment_order_id, node_id, status FROM fulfillment_orders WHERE order_id = $1 \
+                         ORDER BY node_id",
+                    )
+                    .bind(order_id)
+                    .fetch_all(pool)
+                    .await?;
+                    let allocations = sqlx::query_as::<_, AllocationRow>(
+                        "SELECT line_id, node_id, sku, quantity, fulfillment_order_id FROM allocations \
+                         WHERE order_id = $1 ORDER BY line_id, node_id",
+                    )
+                    .bind(order_id)
+                    .fetch_all(pool)
+                    .await?;
+                    Some((r, lines, fos, allocations))
+                }
+            }
+        });
+        Ok(found.map(|(r, lines, fulfillment_orders, allocations)| StoredOrder {
+            order_id: r.0,
+            channel: r.1,
+            external_id: r.2,
+            request_hash: r.3,
+            status: r.4,
+            holds: r.5.split(',').filter(|h| !h.is_empty()).map(str::to_owned).collect(),
+            document: r.6,
+            decision: r.7,
+            policy_name: r.8,
+            policy_version: r.9,
+            policy_hash: r.10,
+            created_at_ms: r.11,
+            lines,
+            fulfillment_orders,
+            allocations,
+        }))
+    }
+
+    /// Sum of allocations per position, and the positions' allocated column, for checks.
+    pub async fn allocation_totals(&self) -> Result<(i64, i64)> {
+        let sums = on_read!(self, |pool| {
+            let a: Option<i64> =
+                sqlx::query_scalar("SELECT CAST(SUM(quantity) AS BIGINT) FROM allocations").fetch_one(pool).await?;
+            let p: Option<i64> =
+                sqlx::query_scalar("SELECT CAST(SUM(allocated) AS BIGINT) FROM positions").fetch_one(pool).await?;
+            (a.unwrap_or(0), p.unwrap_or(0))
+        });
+        Ok(sums)
+    }
+}
