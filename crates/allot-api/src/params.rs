@@ -645,3 +645,33 @@ impl OrderParam {
         })
     }
 }
+
+/// Body of the cancel endpoints (optional: an empty body cancels everything open with
+/// reason `customer_request`).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelParam {
+    /// Units of the line to cancel (line cancel only); default: all open units.
+    #[serde(default)]
+    pub quantity: Option<u64>,
+    /// Reason code, e.g. `customer_request`, `fraud`, `out_of_stock` (1–100 characters).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldParam {
+    pub hold: HoldKind,
+}
+
+impl HoldKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldKind::Fraud => "fraud",
+            HoldKind::Payment => "payment",
+            HoldKind::Address => "address",
+            HoldKind::Manual => "manual",
+        }
+    }
+}

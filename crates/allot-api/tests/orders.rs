@@ -15,6 +15,7 @@ backend_tests!(
     orders_are_placed_allocated_idempotent_and_visible_only_to_their_channel,
     invalid_orders_are_refused_and_write_nothing,
     a_hot_sku_is_never_oversold_by_concurrent_orders,
+    cancellations_release_stock_at_once_and_holds_gate_release,
 );
 
 fn order(ext: &str, lines: Value) -> Value {
@@ -149,4 +150,90 @@ async fn a_hot_sku_is_never_oversold_by_concurrent_orders(mut s: TestServer) {
         let id = o["order_id"].as_str().unwrap();
         assert_eq!(s.get(&format!("/v1/orders/{id}")).await.1["status"], o["status"], "answered orders survive");
     }
+}
+
+async fn cancellations_release_stock_at_once_and_holds_gate_release(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 10})).await;
+    let (_, o) = s
+        .post(
+            "/v1/orders",
+            order(
+                "W-1",
+                json!([
+            {"line_id": "1", "sku": "SKU-1", "quantity": 4},
+            {"line_id": "2", "sku": "SKU-2", "quantity": 2, "allow_backorder": true}]),
+            ),
+        )
+        .await;
+    let id = o["order_id"].as_str().unwrap().to_owned();
+    assert_eq!(allocated(&s).await, 4);
+
+    let (status, after) =
+        s.post(&format!("/v1/orders/{id}/lines/1/cancel"), json!({"quantity": 1, "reason": "customer_request"})).await;
+    assert_eq!(status, StatusCode::OK, "{after}");
+    assert_eq!(
+        (after["lines"][0]["allocated_quantity"].clone(), after["lines"][0]["status"].clone()),
+        (json!(3), json!("allocated"))
+    );
+    assert_eq!(allocated(&s).await, 3, "released to ATP at once");
+    assert_eq!(s.get("/v1/inventory/DC-EAST/SKU-1").await.1["atp"], 7);
+
+    let (_, after) = s.post(&format!("/v1/orders/{id}/lines/2/cancel"), json!({})).await;
+    assert_eq!(
+        (after["lines"][1]["status"].clone(), after["lines"][1]["backordered_quantity"].clone()),
+        (json!("cancelled"), json!(0))
+    );
+    assert_eq!(after["status"], "allocated", "what is left is fully allocated");
+
+    let (status, problem) = s.post(&format!("/v1/orders/{id}/lines/1/cancel"), json!({"quantity": 5})).await;
+    assert_eq!((status, problem["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("quantity")));
+    assert_eq!(s.post(&format!("/v1/orders/{id}/lines/9/cancel"), json!({})).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(allocated(&s).await, 3, "refused cancellations change nothing");
+
+    let other = s.app.create_key(Role::parse("channel:app").unwrap()).await.unwrap().secret;
+    let foreign = s.send(s.client.post(s.url(&format!("/v1/orders/{id}/cancel"))).bearer_auth(&other)).await;
+    assert_eq!(foreign.0, StatusCode::NOT_FOUND);
+
+    let (status, cancelled) =
+        s.send(s.client.post(s.url(&format!("/v1/orders/{id}/cancel"))).bearer_auth(common::ADMIN_KEY)).await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(cancelled["fulfillment_orders"][0]["status"], "cancelled");
+    assert_eq!(allocated(&s).await, 0);
+    let (status, again) = s.post(&format!("/v1/orders/{id}/cancel"), json!({"reason": "customer_request"})).await;
+    assert_eq!(
+        (status, again["status"].clone()),
+        (StatusCode::OK, json!("cancelled")),
+        "retrying a cancel is harmless"
+    );
+    assert_eq!(s.app.store().allocation_totals().await.unwrap(), (0, 0));
+
+    // Holds gate the release of fulfillment orders.
+    let (_, o2) = s.post("/v1/orders", order("W-2", json!([{"line_id": "1", "sku": "SKU-1", "quantity": 1}]))).await;
+    let id2 = o2["order_id"].as_str().unwrap().to_owned();
+    assert_eq!(o2["fulfillment_orders"][0]["status"], "released");
+    let (_, h) = s.post(&format!("/v1/orders/{id2}/holds"), json!({"hold": "payment"})).await;
+    assert_eq!(
+        (h["status"].clone(), h["fulfillment_orders"][0]["status"].clone()),
+        (json!("on_hold"), json!("created"))
+    );
+    let (_, h) = s.post(&format!("/v1/orders/{id2}/holds"), json!({"hold": "fraud"})).await;
+    assert_eq!(h["holds"], json!(["payment", "fraud"]));
+    let (_, h) = s.post(&format!("/v1/orders/{id2}/holds/payment/release"), json!(null)).await;
+    assert_eq!(
+        (h["status"].clone(), h["fulfillment_orders"][0]["status"].clone()),
+        (json!("on_hold"), json!("created"))
+    );
+    let (_, h) = s.post(&format!("/v1/orders/{id2}/holds/fraud/release"), json!(null)).await;
+    assert_eq!(
+        (h["status"].clone(), h["fulfillment_orders"][0]["status"].clone()),
+        (json!("allocated"), json!("released"))
+    );
+    assert_eq!(s.post(&format!("/v1/orders/{id2}/holds/fraud/release"), json!(null)).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(s.post(&format!("/v1/orders/{id2}/holds"), json!({"hold": "vibes"})).await.0, StatusCode::BAD_REQUEST);
+}
+
+async fn allocated(s: &TestServer) -> Value {
+    s.get("/v1/inventory/DC-EAST/SKU-1").await.1["allocated"].clone()
 }

@@ -41,6 +41,45 @@ pub struct Placed {
     pub created: bool,
 }
 
+/// Longest cancellation reason accepted.
+pub const REASON_MAX_CHARS: usize = 100;
+
+/// A line's status from its quantities.
+fn line_status(l: &OrderLineRow) -> &'static str {
+    let open = l.quantity - l.cancelled;
+    if open == 0 {
+        "cancelled"
+    } else if l.allocated == open {
+        "allocated"
+    } else if l.allocated > 0 {
+        "partially_allocated"
+    } else if l.backordered > 0 {
+        "backordered"
+    } else {
+        "unfilled"
+    }
+}
+
+/// An order's status from its lines and holds.
+fn order_status(lines: &[OrderLineRow], holds: &[String]) -> &'static str {
+    let open: i64 = lines.iter().map(|l| l.quantity - l.cancelled).sum();
+    let allocated: i64 = lines.iter().map(|l| l.allocated).sum();
+    let backordered: i64 = lines.iter().map(|l| l.backordered).sum();
+    if open == 0 {
+        "cancelled"
+    } else if !holds.is_empty() {
+        "on_hold"
+    } else if allocated == open {
+        "allocated"
+    } else if allocated > 0 {
+        "partially_allocated"
+    } else if backordered > 0 {
+        "backordered"
+    } else {
+        "unfilled"
+    }
+}
+
 fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }
@@ -174,40 +213,21 @@ impl App {
                 let allocated: i64 = taken.iter().filter(|((i, _), _)| *i == li).map(|(_, u)| *u as i64).sum();
                 let rest = q - allocated;
                 let (backordered, unfilled) = if allow_backorder(li) { (rest, 0) } else { (0, rest) };
-                let status = if allocated == q {
-                    "allocated"
-                } else if allocated > 0 {
-                    "partially_allocated"
-                } else if backordered > 0 {
-                    "backordered"
-                } else {
-                    "unfilled"
-                };
-                OrderLineRow {
+                let mut row = OrderLineRow {
                     line_id: l.line_id.clone(),
                     sku: l.sku.to_string(),
                     quantity: q,
                     allocated,
                     backordered,
                     unfilled,
-                    status: status.to_owned(),
-                }
+                    cancelled: 0,
+                    status: String::new(),
+                };
+                row.status = line_status(&row).to_owned();
+                row
             })
             .collect();
-        let total: i64 = lines.iter().map(|l| l.quantity).sum();
-        let allocated: i64 = lines.iter().map(|l| l.allocated).sum();
-        let backordered: i64 = lines.iter().map(|l| l.backordered).sum();
-        let status = if on_hold {
-            "on_hold"
-        } else if allocated == total {
-            "allocated"
-        } else if allocated > 0 {
-            "partially_allocated"
-        } else if backordered > 0 {
-            "backordered"
-        } else {
-            "unfilled"
-        };
+        let status = order_status(&lines, &input.holds);
         // Fulfillment orders go to their nodes at once unless the order is on hold.
         let fo_status = if on_hold { "created" } else { "released" };
         let fulfillment_orders = fo_ids
@@ -255,5 +275,172 @@ impl App {
             }
             _ => Ok(order),
         }
+    }
+}
+
+impl App {
+    /// Locks an order for a change and loads it (visible to `channel` only if given).
+    async fn lock_for_change(
+        &self,
+        tx: &mut allot_store::Tx,
+        order_id: &str,
+        channel: Option<&ChannelId>,
+    ) -> Result<StoredOrder> {
+        if !tx.lock_order(order_id).await? {
+            return Err(AppError::NotFound { what: "order", id: order_id.to_owned() });
+        }
+        let order = self.order_by_id(order_id).await?;
+        if channel.is_some_and(|c| c.as_str() != order.channel) {
+            return Err(AppError::NotFound { what: "order", id: order_id.to_owned() });
+        }
+        Ok(order)
+    }
+
+    /// Cancels units of one line (all its open units when `quantity` is `None`): unfilled
+    /// and backordered units first, then allocated ones, whose stock returns to ATP at
+    /// once. Cancelling an already cancelled line answers the order as it is.
+    pub async fn cancel_line(
+        &self,
+        order_id: &str,
+        line_id: &str,
+        quantity: Option<u64>,
+        reason: &str,
+        channel: Option<&ChannelId>,
+    ) -> Result<StoredOrder> {
+        self.cancel(order_id, Some((line_id, quantity)), reason, channel).await
+    }
+
+    /// Cancels every open unit of an order.
+    pub async fn cancel_order(&self, order_id: &str, reason: &str, channel: Option<&ChannelId>) -> Result<StoredOrder> {
+        self.cancel(order_id, None, reason, channel).await
+    }
+
+    async fn cancel(
+        &self,
+        order_id: &str,
+        target: Option<(&str, Option<u64>)>,
+        reason: &str,
+        channel: Option<&ChannelId>,
+    ) -> Result<StoredOrder> {
+        if reason.trim().is_empty() || reason.chars().count() > REASON_MAX_CHARS {
+            return Err(AppError::invalid("reason", format!("must be 1–{REASON_MAX_CHARS} characters")));
+        }
+        let now = self.now_ms();
+        let mut tx = self.inner.store.begin().await?;
+        let mut order = self.lock_for_change(&mut tx, order_id, channel).await?;
+        let picks: Vec<(usize, i64)> = match target {
+            None => order.lines.iter().enumerate().map(|(i, l)| (i, l.quantity - l.cancelled)).collect(),
+            Some((line_id, q)) => {
+                let Some(i) = order.lines.iter().position(|l| l.line_id == line_id) else {
+                    tx.rollback().await?;
+                    return Err(AppError::NotFound { what: "order line", id: format!("{order_id}/{line_id}") });
+                };
+                let open = order.lines[i].quantity - order.lines[i].cancelled;
+                let want = q.map_or(open, |q| i64::try_from(q).unwrap_or(i64::MAX));
+                if q == Some(0) || want > open {
+                    tx.rollback().await?;
+                    return Err(AppError::invalid("quantity", format!("must be 1–{open} (the line's open units)")));
+                }
+                vec![(i, want)]
+            }
+        };
+        let mut written = Vec::new();
+        for (i, mut left) in picks {
+            if left == 0 {
+                continue;
+            }
+            let total = left;
+            let line = &mut order.lines[i];
+            for bucket in [&mut line.unfilled, &mut line.backordered] {
+                let take = left.min(*bucket);
+                *bucket -= take;
+                left -= take;
+            }
+            // Allocated units: release stock node by node (node id order).
+            let mut allocs: Vec<&mut AllocationRow> =
+                order.allocations.iter_mut().filter(|a| a.line_id == line.line_id).collect();
+            allocs.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+            for a in allocs {
+                if left == 0 {
+                    break;
+                }
+                let take = left.min(a.quantity);
+                let (node, sku) = (NodeId::parse(&a.node_id), Sku::parse(&a.sku));
+                let (Ok(node), Ok(sku)) = (node, sku) else { continue };
+                match tx.release(&node, &sku, take as u64, now).await? {
+                    Some(p) => written.push(p),
+                    None => {
+                        return Err(AppError::Store(allot_store::StoreError::Corrupt {
+                            table: "positions",
+                            detail: format!("{node}/{sku} holds less allocated stock than order {order_id}"),
+                        }));
+                    }
+                }
+                a.quantity -= take;
+                line.allocated -= take;
+                left -= take;
+                tx.set_allocation(order_id, a).await?;
+            }
+            line.cancelled += total;
+            line.status = line_status(line).to_owned();
+            tx.update_line(order_id, line).await?;
+            tx.insert_cancellation(order_id, &line.line_id, total, reason, now).await?;
+        }
+        for fo in &order.fulfillment_orders {
+            let left: i64 = order
+                .allocations
+                .iter()
+                .filter(|a| a.fulfillment_order_id == fo.fulfillment_order_id)
+                .map(|a| a.quantity)
+                .sum();
+            if left == 0 && fo.status != "cancelled" {
+                tx.set_fulfillment_order_status(&fo.fulfillment_order_id, "cancelled").await?;
+            }
+        }
+        tx.update_order(order_id, order_status(&order.lines, &order.holds), &order.holds).await?;
+        self.notify(&mut tx, self.positions_note_pub(&written)).await?;
+        tx.commit().await?;
+        self.refresh_positions_pub(written);
+        self.order_by_id(order_id).await
+    }
+
+    /// Adds a hold: fulfillment orders not yet worked on are held back. Adding a hold the
+    /// order already has changes nothing.
+    pub async fn add_hold(&self, order_id: &str, hold: &str, channel: Option<&ChannelId>) -> Result<StoredOrder> {
+        let mut tx = self.inner.store.begin().await?;
+        let mut order = self.lock_for_change(&mut tx, order_id, channel).await?;
+        if order.status == "cancelled" {
+            tx.rollback().await?;
+            return Err(AppError::Conflict(vec![FieldError::new("hold", "the order is cancelled")]));
+        }
+        if !order.holds.iter().any(|h| h == hold) {
+            order.holds.push(hold.to_owned());
+            for fo in order.fulfillment_orders.iter().filter(|f| f.status == "released") {
+                tx.set_fulfillment_order_status(&fo.fulfillment_order_id, "created").await?;
+            }
+            tx.update_order(order_id, order_status(&order.lines, &order.holds), &order.holds).await?;
+        }
+        tx.commit().await?;
+        self.order_by_id(order_id).await
+    }
+
+    /// Releases a hold; when the last one goes, fulfillment orders are released to their
+    /// nodes. Releasing a hold the order does not have is "not found".
+    pub async fn release_hold(&self, order_id: &str, hold: &str, channel: Option<&ChannelId>) -> Result<StoredOrder> {
+        let mut tx = self.inner.store.begin().await?;
+        let mut order = self.lock_for_change(&mut tx, order_id, channel).await?;
+        let Some(at) = order.holds.iter().position(|h| h == hold) else {
+            tx.rollback().await?;
+            return Err(AppError::NotFound { what: "hold", id: format!("{order_id}/{hold}") });
+        };
+        order.holds.remove(at);
+        if order.holds.is_empty() {
+            for fo in order.fulfillment_orders.iter().filter(|f| f.status == "created") {
+                tx.set_fulfillment_order_status(&fo.fulfillment_order_id, "released").await?;
+            }
+        }
+        tx.update_order(order_id, order_status(&order.lines, &order.holds), &order.holds).await?;
+        tx.commit().await?;
+        self.order_by_id(order_id).await
     }
 }

@@ -38,6 +38,7 @@ pub struct OrderLineRow {
     pub allocated: i64,
     pub backordered: i64,
     pub unfilled: i64,
+    pub cancelled: i64,
     pub status: String,
 }
 
@@ -144,8 +145,8 @@ impl Tx {
             .await?;
             for l in &o.lines {
                 sqlx::query(
-                    "INSERT INTO order_lines (order_id, line_id, sku, quantity, allocated, backordered, unfilled, status) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    "INSERT INTO order_lines (order_id, line_id, sku, quantity, allocated, backordered, unfilled, \
+                       cancelled, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(&o.order_id)
                 .bind(&l.line_id)
@@ -154,6 +155,7 @@ impl Tx {
                 .bind(l.allocated)
                 .bind(l.backordered)
                 .bind(l.unfilled)
+                .bind(l.cancelled)
                 .bind(&l.status)
                 .execute(&mut *conn)
                 .await?;
@@ -190,6 +192,143 @@ impl Tx {
     }
 }
 
+impl Tx {
+    /// Locks an order for a change (PostgreSQL: row lock; SQLite: the write lock is held
+    /// already). Every change to an order takes this lock first. `false` if it does not exist.
+    pub async fn lock_order(&mut self, order_id: &str) -> Result<bool> {
+        let found = match self {
+            Tx::Sqlite(t) => sqlx::query_scalar::<_, String>("SELECT order_id FROM orders WHERE order_id = $1")
+                .bind(order_id)
+                .fetch_optional(&mut **t)
+                .await?
+                .is_some(),
+            Tx::Postgres(t) => {
+                sqlx::query_scalar::<_, String>("SELECT order_id FROM orders WHERE order_id = $1 FOR UPDATE")
+                    .bind(order_id)
+                    .fetch_optional(&mut **t)
+                    .await?
+                    .is_some()
+            }
+        };
+        Ok(found)
+    }
+
+    /// Gives allocated stock back to ATP. `None` if the position holds less allocated
+    /// than asked (nothing changes).
+    pub async fn release(
+        &mut self,
+        node: &NodeId,
+        sku: &Sku,
+        quantity: u64,
+        now_ms: i64,
+    ) -> Result<Option<StoredPosition>> {
+        let q = i64::try_from(quantity).unwrap_or(i64::MAX);
+        let row = on_tx!(self, |conn| {
+            sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(format!(
+                "UPDATE positions SET allocated = allocated - $3, version = version + 1, updated_at_ms = $4 \
+                 WHERE node_id = $1 AND sku = $2 AND allocated >= $3 RETURNING {POSITION_COLUMNS_PLAIN}"
+            )))
+            .bind(node.as_str())
+            .bind(sku.as_str())
+            .bind(q)
+            .bind(now_ms)
+            .fetch_optional(conn)
+            .await?
+        });
+        row.map(StoredPosition::try_from).transpose()
+    }
+
+    pub async fn update_order(&mut self, order_id: &str, status: &str, holds: &[String]) -> Result<()> {
+        on_tx!(self, |conn| {
+            sqlx::query("UPDATE orders SET status = $2, holds = $3 WHERE order_id = $1")
+                .bind(order_id)
+                .bind(status)
+                .bind(holds.join(","))
+                .execute(conn)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn update_line(&mut self, order_id: &str, l: &OrderLineRow) -> Result<()> {
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "UPDATE order_lines SET allocated = $3, backordered = $4, unfilled = $5, cancelled = $6, status = $7 \
+                 WHERE order_id = $1 AND line_id = $2",
+            )
+            .bind(order_id)
+            .bind(&l.line_id)
+            .bind(l.allocated)
+            .bind(l.backordered)
+            .bind(l.unfilled)
+            .bind(l.cancelled)
+            .bind(&l.status)
+            .execute(conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Sets an allocation's quantity; zero deletes it.
+    pub async fn set_allocation(&mut self, order_id: &str, a: &AllocationRow) -> Result<()> {
+        on_tx!(self, |conn| {
+            if a.quantity == 0 {
+                sqlx::query("DELETE FROM allocations WHERE order_id = $1 AND line_id = $2 AND node_id = $3")
+                    .bind(order_id)
+                    .bind(&a.line_id)
+                    .bind(&a.node_id)
+                    .execute(conn)
+                    .await?;
+            } else {
+                sqlx::query(
+                    "UPDATE allocations SET quantity = $4 WHERE order_id = $1 AND line_id = $2 AND node_id = $3",
+                )
+                .bind(order_id)
+                .bind(&a.line_id)
+                .bind(&a.node_id)
+                .bind(a.quantity)
+                .execute(conn)
+                .await?;
+            }
+        });
+        Ok(())
+    }
+
+    pub async fn set_fulfillment_order_status(&mut self, fulfillment_order_id: &str, status: &str) -> Result<()> {
+        on_tx!(self, |conn| {
+            sqlx::query("UPDATE fulfillment_orders SET status = $2 WHERE fulfillment_order_id = $1")
+                .bind(fulfillment_order_id)
+                .bind(status)
+                .execute(conn)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn insert_cancellation(
+        &mut self,
+        order_id: &str,
+        line_id: &str,
+        quantity: i64,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<()> {
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO cancellations (order_id, line_id, quantity, reason, cancelled_at_ms) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(order_id)
+            .bind(line_id)
+            .bind(quantity)
+            .bind(reason)
+            .bind(now_ms)
+            .execute(conn)
+            .await?;
+        });
+        Ok(())
+    }
+}
+
 impl Store {
     pub async fn order(&self, order_id: &str) -> Result<Option<StoredOrder>> {
         let found = on_read!(self, |pool| {
@@ -203,7 +342,7 @@ impl Store {
                 None => None,
                 Some(r) => {
                     let lines = sqlx::query_as::<_, OrderLineRow>(
-                        "SELECT line_id, sku, quantity, allocated, backordered, unfilled, status FROM order_lines \
+                        "SELECT line_id, sku, quantity, allocated, backordered, unfilled, cancelled, status FROM order_lines \
                          WHERE order_id = $1 ORDER BY line_id",
                     )
                     .bind(order_id)

@@ -10,12 +10,101 @@ use utoipa_axum::routes;
 
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::json::{RawBody, parse_json};
-use crate::params::{OrderParam, SHORT_TEXT_MAX};
+use crate::json::{Body, RawBody, parse_json};
+use crate::params::{CancelParam, HoldParam, OrderParam, SHORT_TEXT_MAX};
 use crate::views::{OrderView, QuoteView};
 
 pub fn router() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new().routes(routes!(place_order)).routes(routes!(get_order))
+    OpenApiRouter::new()
+        .routes(routes!(place_order))
+        .routes(routes!(get_order))
+        .routes(routes!(cancel_order))
+        .routes(routes!(cancel_line))
+        .routes(routes!(add_hold))
+        .routes(routes!(release_hold))
+}
+
+/// The channel a caller is limited to (`None` for admins); node keys have no order rights.
+fn order_scope<'a>(caller: &'a Principal, order_id: &str) -> Result<Option<&'a allot_core::ChannelId>, ApiError> {
+    match &caller.role {
+        Role::Admin => Ok(None),
+        Role::Channel(c) => Ok(Some(c)),
+        Role::Node(_) => Err(ApiError::not_found("order", order_id)),
+    }
+}
+
+fn cancel_body(body: &RawBody) -> Result<CancelParam, ApiError> {
+    if body.bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(CancelParam::default());
+    }
+    parse_json(&body.bytes)
+}
+
+/// Cancel every open unit of an order; allocated stock returns to ATP at once.
+#[utoipa::path(post, path = "/v1/orders/{order_id}/cancel", tag = "orders",
+    params(("order_id" = String, Path)), request_body(content = CancelParam, description = "optional"),
+    responses((status = 200, body = OrderView), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+async fn cancel_order(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+    Path(order_id): Path<String>,
+    body: RawBody,
+) -> ApiResult<Json<OrderView>> {
+    let scope = order_scope(&caller, &order_id)?;
+    let p = cancel_body(&body)?;
+    if p.quantity.is_some() {
+        return Err(ApiError::invalid(vec![allot_app::FieldError::new("quantity", "only for line cancellation")]));
+    }
+    let reason = p.reason.unwrap_or_else(|| "customer_request".to_owned());
+    Ok(Json(s.app.cancel_order(&order_id, &reason, scope).await?.into()))
+}
+
+/// Cancel units of one line (default: all its open units).
+#[utoipa::path(post, path = "/v1/orders/{order_id}/lines/{line_id}/cancel", tag = "orders",
+    params(("order_id" = String, Path), ("line_id" = String, Path)),
+    request_body(content = CancelParam, description = "optional"),
+    responses((status = 200, body = OrderView), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+async fn cancel_line(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+    Path((order_id, line_id)): Path<(String, String)>,
+    body: RawBody,
+) -> ApiResult<Json<OrderView>> {
+    let scope = order_scope(&caller, &order_id)?;
+    let p = cancel_body(&body)?;
+    let reason = p.reason.unwrap_or_else(|| "customer_request".to_owned());
+    Ok(Json(s.app.cancel_line(&order_id, &line_id, p.quantity, &reason, scope).await?.into()))
+}
+
+/// Put a hold on an order: its fulfillment orders are held back until the last hold is released.
+#[utoipa::path(post, path = "/v1/orders/{order_id}/holds", tag = "orders",
+    params(("order_id" = String, Path)), request_body = HoldParam,
+    responses((status = 200, body = OrderView), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("api_key" = [])))]
+async fn add_hold(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+    Path(order_id): Path<String>,
+    Body(p): Body<HoldParam>,
+) -> ApiResult<Json<OrderView>> {
+    let scope = order_scope(&caller, &order_id)?;
+    Ok(Json(s.app.add_hold(&order_id, p.hold.as_str(), scope).await?.into()))
+}
+
+/// Release a hold; the last release sends the fulfillment orders to their nodes.
+#[utoipa::path(post, path = "/v1/orders/{order_id}/holds/{hold}/release", tag = "orders",
+    params(("order_id" = String, Path), ("hold" = String, Path, description = "fraud, payment, address, manual")),
+    responses((status = 200, body = OrderView), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+async fn release_hold(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+    Path((order_id, hold)): Path<(String, String)>,
+) -> ApiResult<Json<OrderView>> {
+    let scope = order_scope(&caller, &order_id)?;
+    Ok(Json(s.app.release_hold(&order_id, &hold, scope).await?.into()))
 }
 
 /// The request's identity for idempotency: the JSON re-serialised with sorted keys and

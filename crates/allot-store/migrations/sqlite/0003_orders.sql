@@ -26,9 +26,10 @@ CREATE TABLE order_lines (
     allocated       INTEGER NOT NULL CHECK (allocated >= 0),
     backordered     INTEGER NOT NULL CHECK (backordered >= 0),
     unfilled        INTEGER NOT NULL CHECK (unfilled >= 0),
+    cancelled       INTEGER NOT NULL CHECK (cancelled >= 0),
     status          TEXT NOT NULL CHECK (status IN ('allocated','partially_allocated','backordered','unfilled','cancelled')),
     PRIMARY KEY (order_id, line_id),
-    CHECK (allocated + backordered + unfilled = quantity)
+    CHECK (allocated + backordered + unfilled + cancelled = quantity)
 ) STRICT;
 
 CREATE TABLE fulfillment_orders (
@@ -53,3 +54,12 @@ CREATE TABLE allocations (
 
 CREATE INDEX allocations_by_position ON allocations (node_id, sku);
 CREATE INDEX orders_by_channel ON orders (channel, order_id);
+
+-- Every cancellation, whole order or part of a line, with its reason code.
+CREATE TABLE cancellations (
+    order_id        TEXT NOT NULL REFERENCES orders (order_id),
+    line_id         TEXT NOT NULL,
+    quantity        INTEGER NOT NULL CHECK (quantity >= 1),
+    reason          TEXT NOT NULL,
+    cancelled_at_ms INTEGER NOT NULL
+) STRICT;
