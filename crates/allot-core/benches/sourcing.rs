@@ -4,7 +4,8 @@
 //! Two measurements per network: criterion's estimate of the time per decision over a
 //! round-robin stream of distinct orders, and a latency distribution (p50, p99, max) of
 //! 20,000 individually timed decisions, printed to stdout.
-//! Run: `cargo bench -p allot-core --bench sourcing`
+//! Run: `cargo bench -p allot-core --bench sourcing`. `ALLOT_BENCH_DECISIONS` sets the number
+//! of timed decisions; `ALLOT_BENCH_ONLY=<text>` keeps the networks whose name contains it.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -49,7 +50,11 @@ fn distribution(name: &str, net: &MemoryNetwork, orders: &[allot_core::sourcing:
 fn bench(c: &mut Criterion) {
     let cases =
         [("3 lines, 500 nodes", network(20, 480, 2000), 3), ("5 lines, 2000 nodes", network(40, 1960, 5000), 5)];
+    let only = std::env::var("ALLOT_BENCH_ONLY").ok();
     for (name, net, lines) in &cases {
+        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
         let scenario_for_orders = allot_core::scenario::Scenario {
             nodes: net.nodes.clone(),
             items: {

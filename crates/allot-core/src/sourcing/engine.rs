@@ -1,4 +1,14 @@
 //! The search itself. See the module docs of `sourcing` for the algorithm.
+//!
+//! Map: cost arithmetic (exact, shared by the search and the reported packages); bound
+//! arithmetic (×1000, saturating); `Group` (the candidates of one destination group as
+//! flat per-candidate × per-line arrays); `Agg`, `CoverTable` and `drop_dominated` (what
+//! superset bounds and the candidate pool are built from); `Alloc` (exact allocation over
+//! one node set); `Search` (the top three, the budget, set bounds, seeding and the depth
+//! first search over sets); `source` and `source_group` (eligibility and reporting).
+//!
+//! Every bound must stay admissible — never above the cost of any plan it stands for —
+//! and `engine/tests.rs` checks plans and both alternatives against brute force.
 
 use std::collections::HashMap;
 
@@ -68,9 +78,10 @@ pub trait SourcingNetwork {
 /// Bounds on the search: beyond them the best plan so far is returned as not optimal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SearchOptions {
-    /// Node sets whose allocation is solved.
+    /// Node sets whose allocation is solved; node sets only bounded count 1/64 each.
     pub max_sets: u32,
-    /// Allocation leaves (complete assignments) evaluated, over all sets.
+    /// Allocation steps (a line's split across a set, whether or not it completes an
+    /// assignment), over all sets.
     pub max_leaves: u32,
 }
 
@@ -231,6 +242,9 @@ fn zone(cost: &CostModel, km: f64) -> Option<(i64, i64)> {
 /// Emissions cost of a package: `co2_g = kg × ceil(km) × co2_g_per_kg_km`, charged at
 /// `emissions_minor_per_kg_co2` per kg CO2, rounded down.
 fn emissions(cost: &CostModel, kg: i64, km_ceil: i64) -> i64 {
+    if cost.co2_g_per_kg_km == 0 || cost.emissions_minor_per_kg_co2 == 0 || kg == 0 || km_ceil == 0 {
+        return 0;
+    }
     let co2_g = i128::from(kg) * i128::from(km_ceil) * i128::from(cost.co2_g_per_kg_km);
     (co2_g * i128::from(cost.emissions_minor_per_kg_co2) / 1000) as i64
 }
@@ -238,13 +252,74 @@ fn emissions(cost: &CostModel, kg: i64, km_ceil: i64) -> i64 {
 /// `capacity_penalty × (orders_today ÷ orders_per_day)²`, rounded down.
 fn capacity_pressure(cost: &CostModel, state: &NodeState<'_>) -> i64 {
     match state.node.capacity.orders_per_day {
-        Some(cap) if cap > 0 => {
+        Some(cap) if cap > 0 && cost.capacity_penalty_minor != 0 && state.orders_today > 0 => {
             let o = i128::from(state.orders_today);
             let c = i128::from(cap);
             (i128::from(cost.capacity_penalty_minor) * o * o / (c * c)) as i64
         }
         _ => 0,
     }
+}
+
+/// Emissions per kg (×1000): `ceil(km) × co2_g_per_kg_km × emissions_minor_per_kg_co2`.
+fn emissions_per_kg_milli(cost: &CostModel, km_ceil: i64) -> i128 {
+    i128::from(km_ceil) * i128::from(cost.co2_g_per_kg_km) * i128::from(cost.emissions_minor_per_kg_co2)
+}
+
+// ---------------------------------------------------------------------------------------
+// Bound arithmetic: lower bounds are kept ×1000 ("milli") so that shipping weight can stay
+// un-rounded; they saturate instead of overflowing, which keeps them lower bounds.
+
+/// A lower bound at or above this means "no feasible plan in this subtree".
+const INF: i64 = i64::MAX / 4;
+
+/// Largest linear unit cost kept (×1000); larger ones are clamped down (still a bound).
+const UNIT_MILLI_MAX: i128 = 1 << 52;
+
+fn mul(a: i64, u: u64) -> i64 {
+    a.saturating_mul(i64::try_from(u).unwrap_or(i64::MAX))
+}
+
+fn clamp_milli(v: i128) -> i64 {
+    v.min(UNIT_MILLI_MAX) as i64
+}
+
+/// Minor units of a milli amount, rounded down (INF stays INF).
+fn floor_milli(v: i64) -> i64 {
+    if v >= INF { INF } else { v.div_euclid(1000) }
+}
+
+/// The linear relaxation of one line over a few options `(unit cost ×1000, units)`: the
+/// cheapest units up to the line's quantity (only those cheaper than its penalty, unless
+/// every unit must be placed), the rest at the penalty. INF when all-or-nothing cannot
+/// place every unit.
+fn settle(opts: &mut [(i64, u64)], qty: u64, penalty_milli: i64, must_fill: bool) -> i64 {
+    match opts.len() {
+        0 | 1 => {}
+        2 => {
+            if opts[0].0 > opts[1].0 {
+                opts.swap(0, 1);
+            }
+        }
+        _ => opts.sort_unstable_by_key(|o| o.0),
+    }
+    let mut left = qty;
+    let mut total = 0i64;
+    for &(unit, n) in opts.iter() {
+        if left == 0 || (!must_fill && unit >= penalty_milli) {
+            break;
+        }
+        let take = left.min(n);
+        total = total.saturating_add(mul(unit, take));
+        left -= take;
+    }
+    if left > 0 {
+        if must_fill {
+            return INF;
+        }
+        total = total.saturating_add(mul(penalty_milli, left));
+    }
+    total
 }
 
 // ---------------------------------------------------------------------------------------
@@ -257,11 +332,14 @@ struct GLine {
     slot: usize, // index of its SKU among the group's distinct SKUs
     qty: u64,
     weight_g: u64,
+    /// Billed kg of one unit (the package of a ship-alone unit).
+    unit_kg: i64,
     ship_alone: bool,
     penalty: i64, // per unallocated unit
+    penalty_milli: i64,
 }
 
-/// A kept candidate node of a group.
+/// A kept candidate node of a group that can give units to at least one line.
 #[derive(Debug, Clone)]
 struct Cand {
     node: usize,
@@ -271,165 +349,1059 @@ struct Cand {
     per_kg: i64,
     km_ceil: i64,
     per_unit: i64,
-    /// Usable stock per SKU slot (after protection).
-    stock: Vec<u64>,
-    /// Aging units per SKU slot.
-    aging: Vec<u64>,
-    /// Whether each group line may use this node.
-    eligible: Vec<bool>,
     /// Remaining units the node may take today (respect_capacity), else u64::MAX.
     unit_cap: u64,
+    /// What every plan using the node pays at least, besides units: fixed + base + split
+    /// penalty (a used node sends one package at least; plan bounds take the first
+    /// package's split penalty back once), less one minor unit for the rounding down of
+    /// the emissions of its regular package.
+    entry: i64,
+    /// Extra cost ×1000 of a ship-alone unit whose package the entry does not pay for:
+    /// the base rate and split penalty of its own package.
+    alone_extra: i64,
+    /// Lines the node can give units to (bit `l`, for lines below 64).
+    mask: u64,
+    /// Kinds of lines it can serve: 1 regular, 2 ship-alone.
+    kinds: u8,
 }
 
 struct Group<'r> {
     lines: Vec<GLine>,
-    cands: Vec<Cand>,
+    slots: usize,
     cost: &'r CostModel,
     split_penalty: i64,
     max_nodes: usize,
     /// `allow_partial = false`: only complete allocations (or the empty plan) count.
     all_or_nothing: bool,
-}
-
-/// A complete allocation: units[line][position in set].
-#[derive(Debug, Clone)]
-struct Found {
-    cost: i64,
-    set: Vec<usize>, // candidate indices, ascending
-    units: Vec<Vec<u64>>,
+    /// Aging bonus ×1000 (0: none).
+    bonus_milli: i64,
+    /// Whether some line is ship-alone.
+    has_alone: bool,
+    cands: Vec<Cand>,
+    /// Per candidate and line (`c × lines + l`): units the line may take there alone
+    /// (eligibility, usable stock, unit capacity and the line's quantity); 0: none.
+    avail: Vec<u64>,
+    /// Per candidate and line: linear lower bound of one unit's cost ×1000, before the
+    /// aging bonus and the ship-alone package extras (shipping weight un-rounded; a
+    /// ship-alone unit's base rate is in `Cand::entry` or `Cand::alone_extra`).
+    unit: Vec<i64>,
+    /// Per candidate and SKU slot (`c × slots + s`): usable stock and its aging units.
+    stock: Vec<u64>,
+    aging: Vec<u64>,
 }
 
 impl Group<'_> {
-    /// Exact cost of an allocation over `set` (candidate indices); units[l][k] for set[k].
-    fn cost_of(&self, set: &[usize], units: &[Vec<u64>]) -> i64 {
+    fn nl(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Aging units the relaxation credits to line `l` at candidate `c` among `a` units.
+    fn aged(&self, c: usize, l: usize, a: u64) -> u64 {
+        if self.bonus_milli == 0 { 0 } else { self.aging[c * self.slots + self.lines[l].slot].min(a) }
+    }
+
+    /// Relaxed cost ×1000 of `u` units of line `l` at candidate `c` (`ag` aging units):
+    /// linear unit costs, the aging bonus on at most `ag` units, and for ship-alone lines
+    /// a package base and split penalty on every unit, except the first when `free_first`
+    /// (the node's entry may pay for that package: when it has no regular package and no
+    /// other ship-alone unit). Never above the exact cost those units add.
+    fn units_cost(&self, c: usize, l: usize, u: u64, ag: u64, free_first: bool) -> i64 {
+        if u == 0 {
+            return 0;
+        }
+        let mut v = mul(self.unit[c * self.nl() + l], u).saturating_sub(mul(self.bonus_milli, u.min(ag)));
+        if self.lines[l].ship_alone {
+            v = v.saturating_add(mul(self.cands[c].alone_extra, if free_first { u - 1 } else { u }));
+        }
+        v
+    }
+
+    /// The relaxed unit costs of up to `a` units of line `l` at `c`, as ascending
+    /// segments `(cost per unit ×1000, units)` (their prefix sums are `units_cost`).
+    fn push_segments(&self, c: usize, l: usize, a: u64, free_first: bool, out: &mut Vec<(i64, u64)>) {
+        if a == 0 {
+            return;
+        }
+        let c0 = self.unit[c * self.nl() + l];
+        let ag = self.aged(c, l, a);
+        let b = self.bonus_milli;
+        let extra = if self.lines[l].ship_alone { self.cands[c].alone_extra } else { 0 };
+        if extra == 0 || !free_first {
+            let c1 = c0.saturating_add(extra);
+            if ag > 0 {
+                out.push((c1.saturating_sub(b), ag));
+            }
+            if a > ag {
+                out.push((c1, a - ag));
+            }
+        } else {
+            out.push((if ag > 0 { c0.saturating_sub(b) } else { c0 }, 1));
+            let mid = ag.saturating_sub(1);
+            if mid > 0 {
+                out.push((c0.saturating_add(extra).saturating_sub(b), mid));
+            }
+            let rest = a - 1 - mid;
+            if rest > 0 {
+                out.push((c0.saturating_add(extra), rest));
+            }
+        }
+    }
+
+    /// Cheapest relaxed unit of line `l` at `c` (×1000) that pays its own package.
+    fn full_unit(&self, c: usize, l: usize) -> i64 {
+        let extra = if self.lines[l].ship_alone { self.cands[c].alone_extra } else { 0 };
+        self.first_unit(c, l).saturating_add(extra)
+    }
+
+    /// Cheapest relaxed unit of line `l` at `c` (×1000).
+    fn first_unit(&self, c: usize, l: usize) -> i64 {
+        let a = self.avail[c * self.nl() + l];
+        let c0 = self.unit[c * self.nl() + l];
+        if self.aged(c, l, a) > 0 { c0.saturating_sub(self.bonus_milli) } else { c0 }
+    }
+
+    /// Exact cost of candidate `c` shipping `x(l)` units of each line, and its packages.
+    fn node_cost(&self, c: usize, x: impl Fn(usize) -> u64, slot_units: &mut [u64]) -> (i64, i64) {
+        let cand = &self.cands[c];
+        let mut units = 0u64;
+        let mut reg_weight = 0u64;
+        let mut reg = false;
         let mut total = 0i64;
         let mut packages = 0i64;
-        for (k, &ci) in set.iter().enumerate() {
-            let c = &self.cands[ci];
-            let mut any = false;
-            let mut reg_weight = 0u64;
-            let mut reg = false;
-            for (l, line) in self.lines.iter().enumerate() {
-                let u = units[l][k];
-                if u == 0 {
-                    continue;
-                }
-                any = true;
-                total += c.per_unit * u as i64;
-                if line.ship_alone {
-                    let kg = billed_kg(line.weight_g);
-                    total += (c.base + c.per_kg * kg + emissions(self.cost, kg, c.km_ceil)) * u as i64;
-                    packages += u as i64;
-                } else {
-                    reg = true;
-                    reg_weight += line.weight_g * u;
-                }
-            }
-            if !any {
+        if self.bonus_milli > 0 {
+            slot_units.fill(0);
+        }
+        for (l, line) in self.lines.iter().enumerate() {
+            let u = x(l);
+            if u == 0 {
                 continue;
             }
-            total += c.fixed;
-            if reg {
-                let kg = billed_kg(reg_weight);
-                total += c.base + c.per_kg * kg + emissions(self.cost, kg, c.km_ceil);
-                packages += 1;
+            units += u;
+            if self.bonus_milli > 0 {
+                slot_units[line.slot] += u;
             }
-            total -= self.aging_bonus(c, k, units);
+            if line.ship_alone {
+                let kg = line.unit_kg;
+                total += (cand.base + cand.per_kg * kg + emissions(self.cost, kg, cand.km_ceil)) * u as i64;
+                packages += u as i64;
+            } else {
+                reg = true;
+                reg_weight += line.weight_g * u;
+            }
+        }
+        if units == 0 {
+            return (0, 0);
+        }
+        total += cand.fixed + cand.per_unit * units as i64;
+        if reg {
+            let kg = billed_kg(reg_weight);
+            total += cand.base + cand.per_kg * kg + emissions(self.cost, kg, cand.km_ceil);
+            packages += 1;
+        }
+        if self.bonus_milli > 0 {
+            let aging = &self.aging[c * self.slots..(c + 1) * self.slots];
+            let aged: u64 = slot_units.iter().zip(aging).map(|(u, a)| (*u).min(*a)).sum();
+            total -= aged as i64 * self.cost.aging_bonus_minor;
+        }
+        (total, packages)
+    }
+
+    /// Exact cost of an allocation over `set`; `x[l × set.len() + k]` units of line `l`
+    /// at `set[k]`.
+    fn plan_cost(&self, set: &[usize], x: &[u64], slot_units: &mut [u64]) -> i64 {
+        let m = set.len();
+        let mut total = 0i64;
+        let mut packages = 0i64;
+        for (k, &c) in set.iter().enumerate() {
+            let (cost, p) = self.node_cost(c, |l| x[l * m + k], slot_units);
+            total += cost;
+            packages += p;
         }
         total += self.split_penalty * (packages - 1).max(0);
         for (l, line) in self.lines.iter().enumerate() {
-            let placed: u64 = units[l].iter().sum();
+            let placed: u64 = x[l * m..(l + 1) * m].iter().sum();
             total += line.penalty * (line.qty - placed) as i64;
         }
         total
     }
 
-    /// Aging bonus at one node: units drawn from aging stock, per SKU slot.
-    fn aging_bonus(&self, c: &Cand, k: usize, units: &[Vec<u64>]) -> i64 {
-        if self.cost.aging_bonus_minor == 0 {
-            return 0;
-        }
-        let mut by_slot: HashMap<usize, u64> = HashMap::new();
-        for (l, line) in self.lines.iter().enumerate() {
-            *by_slot.entry(line.slot).or_default() += units[l][k];
-        }
-        by_slot.iter().map(|(slot, u)| (*u).min(c.aging[*slot]) as i64 * self.cost.aging_bonus_minor).sum()
+    /// Σ entry − split penalty of a set, ×1000.
+    fn entry_milli(&self, set: &[usize]) -> i64 {
+        let e = set.iter().fold(0i64, |a, &c| a.saturating_add(self.cands[c].entry));
+        e.saturating_sub(self.split_penalty).saturating_mul(1000)
     }
-
-    /// Linear per-unit lower bound of placing one unit of line `l` at candidate `ci`
-    /// (excluding the node's fixed and package base costs). Scaled by 1000 to stay integer:
-    /// returns cost×1000.
-    fn unit_lb_milli(&self, l: usize, ci: usize) -> i64 {
-        let c = &self.cands[ci];
-        let line = &self.lines[l];
-        let aging = if c.aging[line.slot] > 0 { self.cost.aging_bonus_minor } else { 0 };
-        let emis_per_kg_milli = emissions_per_kg_milli(self.cost, c.km_ceil);
-        if line.ship_alone {
-            let kg = billed_kg(line.weight_g);
-            // Each ship-alone unit is a package of its own. Its base rate is left out: the
-            // node's one base rate is already in the set's fixed part of every bound.
-            (c.per_unit - aging + c.per_kg * kg + emissions(self.cost, kg, c.km_ceil)) * 1000
-        } else {
-            // Shipping weight un-rounded (per_kg × grams / 1000 ≤ per_kg × billed kg);
-            // emissions likewise, less one minor unit for its rounding down.
-            let rounding = if emis_per_kg_milli > 0 { 1000 } else { 0 };
-            (c.per_unit - aging) * 1000
-                + c.per_kg * line.weight_g as i64
-                + (emis_per_kg_milli * line.weight_g as i64) / 1000
-                - rounding
-        }
-    }
-}
-
-/// Multi-node sets are searched among this many best single-node candidates …
-const SHORTLIST_BEST: usize = 10;
-/// … plus this many cheapest holders per line …
-const SHORTLIST_PER_LINE: usize = 5;
-/// … or every holder of a line held by at most this many candidates.
-const SCARCE_HOLDERS: usize = 12;
-
-/// Emissions per kg (×1000): `ceil(km) × co2_g_per_kg_km × emissions_minor_per_kg_co2`.
-fn emissions_per_kg_milli(cost: &CostModel, km_ceil: i64) -> i64 {
-    (i128::from(km_ceil) * i128::from(cost.co2_g_per_kg_km) * i128::from(cost.emissions_minor_per_kg_co2)) as i64
 }
 
 // ---------------------------------------------------------------------------------------
-// Branch and bound
+// Bounds on node sets
+
+/// What a group of candidates (all of them, or a suffix of the search order) can add to
+/// a node set, per line: for superset bounds.
+#[derive(Debug, Default)]
+struct Agg {
+    lines: usize,
+    /// Per position: cheapest entry cost among the candidates from that position on.
+    min_entry: Vec<i64>,
+    /// Per position and line: cheapest entry among those that can serve the line (INF).
+    cover: Vec<i64>,
+    /// Per position and line: cheapest relaxed unit cost ×1000 for the line (INF).
+    min_unit: Vec<i64>,
+    /// Per position and line: the same without the first-unit package discount of
+    /// ship-alone lines (each added node gives at most one unit that discount).
+    min_full: Vec<i64>,
+    /// Per position and line: most units one candidate can give the line.
+    max_avail: Vec<u64>,
+}
+
+impl Agg {
+    /// Aggregates of every suffix of `order` (position `order.len()` is empty).
+    fn suffixes(g: &Group<'_>, order: &[usize]) -> Agg {
+        let nl = g.nl();
+        let n = order.len();
+        let mut a = Agg {
+            lines: nl,
+            min_entry: vec![INF; n + 1],
+            cover: vec![INF; (n + 1) * nl],
+            min_unit: vec![INF; (n + 1) * nl],
+            min_full: vec![INF; (n + 1) * nl],
+            max_avail: vec![0; (n + 1) * nl],
+        };
+        for p in (0..n).rev() {
+            let c = order[p];
+            a.min_entry[p] = a.min_entry[p + 1].min(g.cands[c].entry);
+            for l in 0..nl {
+                let (here, next) = (p * nl + l, (p + 1) * nl + l);
+                let av = g.avail[c * nl + l];
+                a.cover[here] = a.cover[next];
+                a.min_unit[here] = a.min_unit[next];
+                a.min_full[here] = a.min_full[next];
+                a.max_avail[here] = a.max_avail[next].max(av);
+                if av > 0 {
+                    a.cover[here] = a.cover[here].min(g.cands[c].entry);
+                    a.min_unit[here] = a.min_unit[here].min(g.first_unit(c, l));
+                    a.min_full[here] = a.min_full[here].min(g.full_unit(c, l));
+                }
+            }
+        }
+        a
+    }
+
+    /// Aggregates of all candidates (one position).
+    fn all(g: &Group<'_>) -> Agg {
+        let nl = g.nl();
+        let mut a = Agg {
+            lines: nl,
+            min_entry: vec![INF],
+            cover: vec![INF; nl],
+            min_unit: vec![INF; nl],
+            min_full: vec![INF; nl],
+            max_avail: vec![0; nl],
+        };
+        for (c, cand) in g.cands.iter().enumerate() {
+            a.min_entry[0] = a.min_entry[0].min(cand.entry);
+            for l in 0..nl {
+                let av = g.avail[c * nl + l];
+                if av > 0 {
+                    a.max_avail[l] = a.max_avail[l].max(av);
+                    a.cover[l] = a.cover[l].min(cand.entry);
+                    a.min_unit[l] = a.min_unit[l].min(g.first_unit(c, l));
+                    a.min_full[l] = a.min_full[l].min(g.full_unit(c, l));
+                }
+            }
+        }
+        a
+    }
+
+    fn at(&self, p: usize) -> AggView<'_> {
+        let r = p * self.lines..(p + 1) * self.lines;
+        AggView {
+            min_entry: self.min_entry[p],
+            cover: &self.cover[r.clone()],
+            min_unit: &self.min_unit[r.clone()],
+            min_full: &self.min_full[r.clone()],
+            max_avail: &self.max_avail[r],
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct AggView<'a> {
+    min_entry: i64,
+    cover: &'a [i64],
+    min_unit: &'a [i64],
+    min_full: &'a [i64],
+    max_avail: &'a [u64],
+}
+
+/// Node ids of the candidates, compared quickly: by their first 8 bytes (computed when
+/// first needed), then in full.
+struct Ids<'a> {
+    ids: Vec<&'a NodeId>,
+    keys: Vec<std::cell::Cell<u64>>,
+}
+
+/// No key: id bytes are ASCII, so no id's key has this value.
+const NO_KEY: u64 = u64::MAX;
+
+impl<'a> Ids<'a> {
+    fn new(ids: Vec<&'a NodeId>) -> Ids<'a> {
+        let keys = vec![std::cell::Cell::new(NO_KEY); ids.len()];
+        Ids { ids, keys }
+    }
+
+    fn key(&self, c: usize) -> u64 {
+        let k = self.keys[c].get();
+        if k != NO_KEY {
+            return k;
+        }
+        let mut bytes = [0u8; 8];
+        let b = self.ids[c].as_str().as_bytes();
+        let n = b.len().min(8);
+        bytes[..n].copy_from_slice(&b[..n]);
+        let k = u64::from_be_bytes(bytes);
+        self.keys[c].set(k);
+        k
+    }
+
+    fn cmp(&self, a: usize, b: usize) -> std::cmp::Ordering {
+        self.key(a).cmp(&self.key(b)).then_with(|| self.ids[a].cmp(self.ids[b]))
+    }
+}
+
+/// Drops from `pool` the candidates no top-three plan can use: a candidate `b` with
+/// `max_nodes + 2` dominators among all candidates. `a` dominates `b` when every
+/// allocation `b` can take `a` can take too (eligible for every line `b` serves, at least
+/// as much stock per SKU and unit capacity, up to what the lines ask) and costs no more
+/// for it (fixed, per-unit, base and per-kg costs no higher, no farther when emissions are
+/// charged, no fewer aging units), ties going to the lower node id. Moving `b`'s units to
+/// an unused dominator gives a plan at most as costly on a set that ranks before, and a
+/// set with `b` leaves at least three dominators unused: three sets rank before it.
+///
+/// Candidates are grouped by their cost terms; `b`'s dominators are searched in the groups
+/// that cost no more, strongest first (a dominator offers at least as many units).
+///
+/// For a kept candidate with r ≥ 3 dominators found, `companions` gets them: a top-three
+/// set with it leaves at most two of them out (each one left out gives a set that ranks
+/// before), so it holds at least r − 2 of them.
+fn drop_dominated(g: &Group<'_>, ids: &Ids<'_>, pool: &mut Vec<usize>, companions: &mut Vec<(usize, Vec<usize>)>) {
+    let (nl, ns) = (g.nl(), g.slots);
+    let need = g.max_nodes + 2;
+    let n = g.cands.len();
+    if pool.is_empty() || n <= need {
+        return;
+    }
+    let mut slot_qty = vec![0u64; ns];
+    for line in &g.lines {
+        slot_qty[line.slot] = slot_qty[line.slot].saturating_add(line.qty);
+    }
+    let total_qty = slot_qty.iter().fold(0u64, |a, q| a.saturating_add(*q));
+    let emissions_on = g.cost.co2_g_per_kg_km > 0 && g.cost.emissions_minor_per_kg_co2 > 0;
+    let key = |c: usize| -> [i64; 5] {
+        let x = &g.cands[c];
+        [x.fixed, x.per_unit, x.base, x.per_kg, if emissions_on { x.km_ceil } else { 0 }]
+    };
+    let strength = |c: usize| -> u64 { g.avail[c * nl..(c + 1) * nl].iter().fold(0u64, |a, v| a.saturating_add(*v)) };
+    // Whether `a` offers whatever `b` does (costs aside). Fast path: per-SKU stock (up to
+    // what the lines ask) packed a byte each, compared bytewise at once.
+    let packed = ns <= 8 && slot_qty.iter().all(|&q| q < 128) && (g.bonus_milli == 0 || ns <= 4);
+    let sig: Vec<u64> = if packed {
+        (0..n)
+            .map(|c| {
+                let mut v = 0u64;
+                for (s, &q) in slot_qty.iter().enumerate() {
+                    v |= g.stock[c * ns + s].min(q) << (8 * s);
+                    if g.bonus_milli > 0 {
+                        v |= g.aging[c * ns + s].min(q) << (8 * (s + 4));
+                    }
+                }
+                v
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let covers = |a: usize, b: usize| -> bool {
+        let (ca, cb) = (&g.cands[a], &g.cands[b]);
+        if ca.unit_cap.min(total_qty) < cb.unit_cap.min(total_qty) {
+            return false;
+        }
+        if nl <= 64 {
+            if cb.mask & !ca.mask != 0 {
+                return false;
+            }
+        } else if (0..nl).any(|l| g.avail[b * nl + l] > 0 && g.avail[a * nl + l] == 0) {
+            return false;
+        }
+        if packed {
+            // Every byte of a ≥ the same byte of b (all bytes below 128).
+            return ((sig[a] | HIGH) - sig[b]) & HIGH == HIGH;
+        }
+        for (s, &q) in slot_qty.iter().enumerate() {
+            if g.stock[a * ns + s].min(q) < g.stock[b * ns + s].min(q) {
+                return false;
+            }
+            if g.bonus_milli > 0 && g.aging[a * ns + s].min(q) < g.aging[b * ns + s].min(q) {
+                return false;
+            }
+        }
+        true
+    };
+    // Groups of equal cost terms (few: node types × zones, typically). With too many, one
+    // group, and costs compared pair by pair.
+    let mut groups: Vec<[i64; 5]> = Vec::new();
+    let mut group_of = vec![0usize; n];
+    let mut last = 0usize;
+    for (c, slot) in group_of.iter_mut().enumerate() {
+        let k = key(c);
+        let at = if groups.get(last).is_some_and(|gk| *gk == k) {
+            last
+        } else if let Some(at) = groups.iter().position(|gk| *gk == k) {
+            at
+        } else {
+            if groups.len() == DOMINANCE_GROUPS {
+                break;
+            }
+            groups.push(k);
+            groups.len() - 1
+        };
+        last = at;
+        *slot = at;
+    }
+    let pairwise = groups.len() == DOMINANCE_GROUPS;
+    if pairwise {
+        groups.truncate(1);
+        group_of.iter_mut().for_each(|g| *g = 0);
+    }
+    // Whether `a` costs no more than `b` for any allocation, and strictly less.
+    let cheaper_pair = |a: usize, b: usize| -> Option<bool> {
+        let (ka, kb) = (key(a), key(b));
+        ka.iter().zip(kb.iter()).all(|(x, y)| x <= y).then(|| ka[0] < kb[0] || ka[1] < kb[1] || ka[2] < kb[2])
+    };
+    // Buckets by group and by the lines served (a dominator serves every line `b` does),
+    // members strongest first, then by index.
+    let mask_bits = if nl <= DOMINANCE_MASK_LINES { nl } else { 0 };
+    let masks = 1usize << mask_bits;
+    let bucket_of = |c: usize| group_of[c] * masks + (g.cands[c].mask as usize & (masks - 1));
+    let mut start = vec![0usize; groups.len() * masks + 1];
+    for c in 0..n {
+        start[bucket_of(c) + 1] += 1;
+    }
+    for i in 1..start.len() {
+        start[i] += start[i - 1];
+    }
+    let mut fill = start.clone();
+    let mut members = vec![(0u64, 0usize); n];
+    for c in 0..n {
+        let b = bucket_of(c);
+        members[fill[b]] = (strength(c), c);
+        fill[b] += 1;
+    }
+    for bucket in start.windows(2) {
+        members[bucket[0]..bucket[1]].sort_by_key(|m| std::cmp::Reverse(m.0));
+    }
+    // Per group, its non-empty line masks, most lines first.
+    let mut used_masks: Vec<Vec<usize>> = vec![Vec::new(); groups.len()];
+    for (j, list) in used_masks.iter_mut().enumerate() {
+        list.extend((0..masks).filter(|&m| start[j * masks + m + 1] > start[j * masks + m]));
+        list.sort_by_key(|m| std::cmp::Reverse(m.count_ones()));
+    }
+    // Per group, the groups that cost no more, and whether strictly less on every plan.
+    let ng = groups.len();
+    let mut cheaper: Vec<Vec<(usize, bool)>> = vec![Vec::new(); ng];
+    for (h, kh) in groups.iter().enumerate() {
+        for (j, kj) in groups.iter().enumerate() {
+            if pairwise || kj.iter().zip(kh.iter()).all(|(a, b)| a <= b) {
+                let strict = kj[0] < kh[0] || kj[1] < kh[1] || kj[2] < kh[2];
+                cheaper[h].push((j, strict));
+            }
+        }
+    }
+    let mut checks = 0usize;
+    let mut doms: Vec<usize> = Vec::with_capacity(need);
+    pool.retain(|&b| {
+        let sb = strength(b);
+        let mb = g.cands[b].mask as usize & (masks - 1);
+        let mut found = 0;
+        doms.clear();
+        let mut keep = |doms: &Vec<usize>| {
+            if doms.len() >= 3 {
+                companions.push((b, doms.clone()));
+            }
+            true
+        };
+        for &(j, strict) in &cheaper[group_of[b]] {
+            for &m in &used_masks[j] {
+                if m & mb != mb {
+                    continue;
+                }
+                let bucket = j * masks + m;
+                for &(sa, a) in &members[start[bucket]..start[bucket + 1]] {
+                    if sa < sb {
+                        break;
+                    }
+                    if a == b {
+                        continue;
+                    }
+                    checks += 1;
+                    if checks > DOMINANCE_CHECKS {
+                        return keep(&doms);
+                    }
+                    let strict = if pairwise {
+                        match cheaper_pair(a, b) {
+                            Some(strict) => strict,
+                            None => continue,
+                        }
+                    } else {
+                        strict
+                    };
+                    if covers(a, b) && (strict || ids.cmp(a, b).is_lt()) {
+                        found += 1;
+                        if found >= need {
+                            return false;
+                        }
+                        doms.push(a);
+                    }
+                }
+            }
+        }
+        keep(&doms)
+    });
+}
+
+/// Lines up to which dominance candidates are bucketed by the lines they serve.
+const DOMINANCE_MASK_LINES: usize = 8;
+/// Most cost groups compared group by group (beyond, costs are compared pair by pair) …
+const DOMINANCE_GROUPS: usize = 64;
+/// … and most dominance checks per decision.
+const DOMINANCE_CHECKS: usize = 200_000;
+
+/// Lower bounds on the entry costs of the nodes added to a set, by the lines they cover:
+/// `b[(r − 1) × 2^L + X]` is the cheapest Σ entry of 1..=r candidates (any, repeats
+/// allowed) that can together serve every line of `X`. Built when 3^L × r is small.
+struct CoverTable {
+    lines: usize,
+    rows: usize,
+    b: Vec<i64>,
+}
+
+/// Largest 3^L × (max_nodes − 1) for which the cover table is built.
+const COVER_TABLE_WORK: usize = 30_000;
+/// Superset bounds enumerate the subsets of at most this many lines; beyond, a weaker
+/// one-dimensional bound is used.
+const ENUM_LINES: usize = 8;
+
+impl CoverTable {
+    fn build(g: &Group<'_>) -> Option<CoverTable> {
+        let nl = g.nl();
+        let rows = g.max_nodes.saturating_sub(1);
+        if rows == 0 || nl > 16 || 3usize.pow(nl as u32).saturating_mul(rows) > COVER_TABLE_WORK {
+            return None;
+        }
+        let size = 1usize << nl;
+        // One node: cheapest entry over candidates covering a superset of X.
+        let mut one = vec![INF; size];
+        for c in &g.cands {
+            let m = c.mask as usize & (size - 1);
+            one[m] = one[m].min(c.entry);
+        }
+        for bit in 0..nl {
+            for x in 0..size {
+                if x & (1 << bit) == 0 {
+                    one[x] = one[x].min(one[x | (1 << bit)]);
+                }
+            }
+        }
+        let mut b = Vec::with_capacity(rows * size);
+        b.extend_from_slice(&one);
+        let mut exact = one.clone(); // exactly r nodes (repeats allowed)
+        for _ in 1..rows {
+            let mut next = vec![INF; size];
+            for (x, nx) in next.iter_mut().enumerate() {
+                // Split X between the new node (Y) and the r others (X \ Y).
+                let mut y = x;
+                loop {
+                    let v = one[y].saturating_add(exact[x & !y]);
+                    if v < *nx {
+                        *nx = v;
+                    }
+                    if y == 0 {
+                        break;
+                    }
+                    y = (y - 1) & x;
+                }
+                *nx = (*nx).min(INF);
+            }
+            let prev = b.len() - size;
+            for x in 0..size {
+                let v = b[prev + x].min(next[x]);
+                b.push(v);
+            }
+            exact = next;
+        }
+        Some(CoverTable { lines: nl, rows, b })
+    }
+
+    fn get(&self, r: usize, x: u64) -> i64 {
+        let r = r.min(self.rows);
+        self.b[(r - 1) * (1 << self.lines) + x as usize]
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Allocation within a node set
+
+/// Exact allocation over a fixed set: depth-first over lines (regular lines first, so that
+/// a node's regular package and billed weight are known when its ship-alone units are
+/// costed), each line's splits across the set (cheapest node first, largest share first),
+/// pruned by the relaxed cost of the lines fixed so far plus the linear relaxation of the
+/// others.
+#[derive(Debug, Default)]
+struct Alloc {
+    m: usize,
+    set: Vec<usize>,
+    /// `x[l × m + k]`: units of line `l` at `set[k]`.
+    x: Vec<u64>,
+    /// Lines in search order.
+    lines: Vec<usize>,
+    rem_stock: Vec<u64>,
+    rem_cap: Vec<u64>,
+    used: Vec<u64>,
+    /// Per position: regular units, ship-alone units and regular weight placed so far.
+    reg_units: Vec<u64>,
+    alone_units: Vec<u64>,
+    reg_weight: Vec<u64>,
+    /// Per line, the set positions that may serve it, cheapest first.
+    order: Vec<usize>,
+    count: Vec<usize>,
+    base_milli: i64,
+    /// Costs above this are of no use (the top-three threshold).
+    limit: i64,
+    best_cost: i64,
+    best_x: Vec<u64>,
+    steps: u64,
+    max_steps: u64,
+    cut: bool,
+    buf: Vec<(i64, u64)>,
+    slot_units: Vec<u64>,
+    /// Lines never compete (distinct SKUs, unit capacity never binding): the relaxation
+    /// of the lines from search position `p` on is fixed, `rest[p]`, and position `k` can
+    /// serve a later line iff `last[k] > p` (`last[k]`: one past its last position).
+    independent: bool,
+    rest: Vec<i64>,
+    last: Vec<usize>,
+    /// Symmetry: per position, an earlier position with the same profile (or MAX), and
+    /// whether their units have been equal on every line so far.
+    twin: Vec<usize>,
+    tied: Vec<bool>,
+    /// `reg_room[p × m + k]`: most regular weight position `k` may receive from search
+    /// position `p` on.
+    reg_room: Vec<u64>,
+}
+
+impl Alloc {
+    /// Solves the allocation of `set`; `twin[k]`: an earlier position whose node has the
+    /// same profile as `set[k]` (`usize::MAX`: none).
+    fn solve(&mut self, g: &Group<'_>, set: &[usize], twin: &[usize], limit: i64, max_steps: u64) {
+        let (nl, ns, m) = (g.nl(), g.slots, set.len());
+        self.m = m;
+        self.set.clear();
+        self.set.extend_from_slice(set);
+        self.x.clear();
+        self.x.resize(nl * m, 0);
+        self.lines.clear();
+        self.lines.extend((0..nl).filter(|&l| !g.lines[l].ship_alone));
+        // Heaviest regular lines first: the billed weight is settled early.
+        self.lines.sort_by_key(|&l| (std::cmp::Reverse(g.lines[l].weight_g.saturating_mul(g.lines[l].qty)), l));
+        self.lines.extend((0..nl).filter(|&l| g.lines[l].ship_alone));
+        self.rem_stock.clear();
+        self.rem_cap.clear();
+        for &c in set {
+            self.rem_stock.extend_from_slice(&g.stock[c * ns..(c + 1) * ns]);
+            self.rem_cap.push(g.cands[c].unit_cap);
+        }
+        for v in [&mut self.used, &mut self.reg_units, &mut self.alone_units, &mut self.reg_weight] {
+            v.clear();
+            v.resize(m, 0);
+        }
+        self.order.clear();
+        self.order.resize(nl * m, 0);
+        self.count.clear();
+        for l in 0..nl {
+            let mut n = 0;
+            for (k, &c) in set.iter().enumerate() {
+                if g.avail[c * nl + l] > 0 {
+                    self.order[l * m + n] = k;
+                    n += 1;
+                }
+            }
+            self.order[l * m..l * m + n].sort_by_key(|&k| (g.unit[set[k] * nl + l], k));
+            self.count.push(n);
+        }
+        self.slot_units.clear();
+        self.slot_units.resize(ns, 0);
+        self.twin.clear();
+        self.twin.extend_from_slice(twin);
+        self.tied.clear();
+        self.tied.resize(m, true);
+        // Most regular weight each position may still receive from search position p on.
+        self.reg_room.clear();
+        self.reg_room.resize((nl + 1) * m, 0);
+        for p in (0..nl).rev() {
+            let l = self.lines[p];
+            for (k, &c) in set.iter().enumerate() {
+                let add =
+                    if g.lines[l].ship_alone { 0 } else { g.lines[l].weight_g.saturating_mul(g.avail[c * nl + l]) };
+                self.reg_room[p * m + k] = self.reg_room[(p + 1) * m + k].saturating_add(add);
+            }
+        }
+        self.last.clear();
+        for &c in set {
+            let serves = |p: usize| g.avail[c * nl + self.lines[p]] > 0;
+            self.last.push((0..nl).rev().find(|&p| serves(p)).map_or(0, |p| p + 1));
+        }
+        let distinct_slots = ns == nl;
+        self.independent = distinct_slots
+            && set.iter().all(|&c| {
+                let most = g.avail[c * nl..(c + 1) * nl].iter().fold(0u64, |a, v| a.saturating_add(*v));
+                g.cands[c].unit_cap >= most
+            });
+        self.rest.clear();
+        if self.independent {
+            self.rest.resize(nl + 1, 0);
+            for p in (0..nl).rev() {
+                let v = self.line_lp(g, self.lines[p]);
+                self.rest[p] =
+                    if v >= INF || self.rest[p + 1] >= INF { INF } else { v.saturating_add(self.rest[p + 1]) };
+            }
+        }
+        self.base_milli = g.entry_milli(set);
+        self.limit = limit;
+        self.best_cost = INF;
+        self.steps = 0;
+        self.max_steps = max_steps;
+        self.cut = false;
+        self.line(g, 0, 0);
+    }
+
+    fn line(&mut self, g: &Group<'_>, p: usize, committed: i64) {
+        if p == g.nl() {
+            self.leaf(g);
+            return;
+        }
+        let l = self.lines[p];
+        self.split(g, p, l, 0, g.lines[l].qty, committed, 0);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn split(&mut self, g: &Group<'_>, p: usize, l: usize, j: usize, left: u64, committed: i64, acc: i64) {
+        let m = self.m;
+        let nl = g.nl();
+        if j == self.count[l] {
+            self.steps += 1;
+            if self.steps > self.max_steps {
+                self.cut = true;
+                return;
+            }
+            let line = &g.lines[l];
+            let mut acc = acc;
+            if left > 0 {
+                if g.all_or_nothing {
+                    return;
+                }
+                acc = acc.saturating_add(mul(line.penalty_milli, left));
+            }
+            let committed = committed.saturating_add(acc);
+            // Every node of the set must still be able to receive a unit.
+            for k in 0..m {
+                if self.used[k] == 0
+                    && !(if self.independent { self.last[k] > p + 1 } else { self.can_serve_from(g, k, p + 1) })
+                {
+                    return;
+                }
+            }
+            let rest = if self.independent { self.rest[p + 1] } else { self.rest_lp(g, p + 1) };
+            if rest >= INF {
+                return;
+            }
+            // Twins: a node's units, line by line, never exceed its earlier twin's.
+            let mut untied = 0u64;
+            for k in 0..m {
+                let t = self.twin[k];
+                if t != usize::MAX && self.tied[k] {
+                    let (a, b) = (self.x[l * m + t], self.x[l * m + k]);
+                    if a < b {
+                        return;
+                    }
+                    if a > b && k < 64 {
+                        untied |= 1 << k;
+                    }
+                }
+            }
+            // Billed weight: whatever regular weight a node may still receive, its kg are
+            // at least those of the weight it has.
+            let mut rounding = 0i64;
+            for k in 0..m {
+                let w = self.reg_weight[k];
+                if w > 0 {
+                    let up = w.div_ceil(1000) * 1000 - w;
+                    let room = self.reg_room[(p + 1) * m + k];
+                    if up > room {
+                        rounding =
+                            rounding.saturating_add(g.cands[self.set[k]].per_kg.saturating_mul((up - room) as i64));
+                    }
+                }
+            }
+            let bound =
+                floor_milli(self.base_milli.saturating_add(committed).saturating_add(rest).saturating_add(rounding));
+            if bound > self.limit.min(self.best_cost - 1) {
+                return;
+            }
+            for k in 0..m.min(64) {
+                if untied & (1 << k) != 0 {
+                    self.tied[k] = false;
+                }
+            }
+            self.line(g, p + 1, committed);
+            for k in 0..m.min(64) {
+                if untied & (1 << k) != 0 {
+                    self.tied[k] = true;
+                }
+            }
+            return;
+        }
+        let k = self.order[l * m + j];
+        let c = self.set[k];
+        let si = k * g.slots + g.lines[l].slot;
+        let full = g.avail[c * nl + l];
+        let max_u = left.min(self.rem_stock[si]).min(self.rem_cap[k]).min(full);
+        let ag = g.aged(c, l, full);
+        let alone = g.lines[l].ship_alone;
+        let w = if alone { 0 } else { g.lines[l].weight_g };
+        // A ship-alone unit rides on the node's entry only if it is the node's first package.
+        let free_first = alone && self.reg_units[k] == 0 && self.alone_units[k] == 0;
+        for u in (0..=max_u).rev() {
+            self.x[l * m + k] = u;
+            self.rem_stock[si] -= u;
+            self.rem_cap[k] -= u;
+            self.used[k] += u;
+            if alone {
+                self.alone_units[k] += u;
+            } else {
+                self.reg_units[k] += u;
+                self.reg_weight[k] += w * u;
+            }
+            let cost = g.units_cost(c, l, u, ag, free_first);
+            self.split(g, p, l, j + 1, left - u, committed, acc.saturating_add(cost));
+            self.rem_stock[si] += u;
+            self.rem_cap[k] += u;
+            self.used[k] -= u;
+            if alone {
+                self.alone_units[k] -= u;
+            } else {
+                self.reg_units[k] -= u;
+                self.reg_weight[k] -= w * u;
+            }
+            if self.cut {
+                break;
+            }
+        }
+        self.x[l * m + k] = 0;
+    }
+
+    fn remaining(&self, g: &Group<'_>, k: usize, l: usize) -> u64 {
+        let c = self.set[k];
+        g.avail[c * g.nl() + l].min(self.rem_stock[k * g.slots + g.lines[l].slot]).min(self.rem_cap[k])
+    }
+
+    fn can_serve_from(&self, g: &Group<'_>, k: usize, from: usize) -> bool {
+        (from..g.nl()).any(|p| self.remaining(g, k, self.lines[p]) > 0)
+    }
+
+    /// Linear relaxation of the lines from search position `from` on, with the stock and
+    /// capacity left.
+    fn rest_lp(&mut self, g: &Group<'_>, from: usize) -> i64 {
+        let mut total = 0i64;
+        for p in from..g.nl() {
+            let v = self.line_lp(g, self.lines[p]);
+            if v >= INF {
+                return INF;
+            }
+            total = total.saturating_add(v);
+        }
+        total
+    }
+
+    /// Linear relaxation of line `l` with the stock and capacity left.
+    fn line_lp(&mut self, g: &Group<'_>, l: usize) -> i64 {
+        let m = self.m;
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        for j in 0..self.count[l] {
+            let k = self.order[l * m + j];
+            let a = self.remaining(g, k, l);
+            let free_first = self.reg_units[k] == 0 && self.alone_units[k] == 0;
+            g.push_segments(self.set[k], l, a, free_first, &mut buf);
+        }
+        let line = &g.lines[l];
+        let v = settle(&mut buf, line.qty, line.penalty_milli, g.all_or_nothing);
+        self.buf = buf;
+        v
+    }
+
+    fn leaf(&mut self, g: &Group<'_>) {
+        if self.used.contains(&0) {
+            return;
+        }
+        let cost = g.plan_cost(&self.set, &self.x, &mut self.slot_units);
+        if cost <= self.limit && cost < self.best_cost {
+            self.best_cost = cost;
+            self.best_x.clone_from(&self.x);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Branch and bound over node sets
+
+/// A complete allocation.
+#[derive(Debug, Clone)]
+struct Found {
+    cost: i64,
+    /// Candidate indices, in node id order.
+    set: Vec<usize>,
+    /// `units[l × set.len() + k]`.
+    units: Vec<u64>,
+}
+
+/// The least quick bound of any candidate (the one with the cheapest entry).
+fn quick_floor(g: &Group<'_>, pre: &OnePre, min_entry: i64) -> i64 {
+    floor_milli(min_entry.saturating_sub(g.split_penalty).saturating_mul(1000).saturating_add(pre.cheap))
+}
+
+/// What the entries of the nodes a superset bound adds pay for (see `Search::bound`).
+#[derive(Clone, Copy)]
+enum Added {
+    /// Their regular package.
+    Regular,
+    /// Ship-alone units, first units of any lines (a relaxation for several nodes).
+    FreeAll,
+    /// One added node: the first unit of ship-alone line `j`.
+    FreeOne(usize),
+}
+
+/// The added nodes' option for a line: `units` at their cheapest unit `first`, except that
+/// beyond one per added node (`room`) they pay at least `full` (ship-alone packages).
+fn push_added(out: &mut Vec<(i64, u64)>, first: i64, full: i64, units: u64, room: u64) {
+    let cheap = units.min(room);
+    out.push((first, cheap));
+    if units > cheap {
+        out.push((full, units - cheap));
+    }
+}
+
+/// Constants of one group for the bounds of single candidates.
+struct OnePre {
+    /// Per line: the relaxation for a candidate that cannot serve it, alone and with the
+    /// option of the added nodes.
+    none_alone: Vec<i64>,
+    none_with: Vec<i64>,
+    /// Per line: the added nodes' option (cheapest unit ×1000 of any candidate, units).
+    agg: Vec<(i64, u64)>,
+    /// Per line subset (groups of at most `ENUM_LINES` lines): lower bound ×1000 on the
+    /// entries of 1..=max_nodes − 1 added nodes serving those lines.
+    fix: Option<Vec<i64>>,
+    /// Σ of the cheapest conceivable cost of every line, plus one added node's entry
+    /// (×1000): a candidate's entry plus this bounds every multi-node plan with it.
+    cheap: i64,
+}
+
+/// Seeding: greedy extensions from this many best single candidates …
+const SEED_STARTS: usize = 3;
+/// … trying the shortlisted candidates: this many per line (the cheapest to serve it) …
+const SEED_PER_LINE: usize = 3;
+/// … and solving this many best extensions at every step. Candidates are picked among the
+/// best `SEED_POOL` by each score, one per profile.
+const SEED_BRANCHES: usize = 2;
+const SEED_POOL: usize = 12;
+
+/// Largest set, and most package-choice combinations, whose bound accounts packages
+/// exactly (see `Search::bound`).
+const REFINED_NODES: usize = 4;
+const REFINED_CHOICES: usize = 256;
+
+/// Node sets bounded (without solving their allocation) per unit of `max_sets`.
+const BOUNDS_PER_SET: u64 = 64;
 
 struct Search<'g, 'r> {
     g: &'g Group<'r>,
+    /// Node id of each candidate.
+    ids: Ids<'g>,
     opts: SearchOptions,
     sets: u32,
-    leaves: u32,
+    leaves: u64,
+    bounds: u64,
     exhausted: bool,
+    /// Budget spent: nothing more is searched.
+    stopped: bool,
     /// The best three plans with distinct sets, cheapest first (ties: lowest node ids).
     top: Vec<Found>,
     /// Lowest bound among subtrees skipped for lack of budget.
     open_bound: i64,
-    /// Search order of candidates and, per suffix of it, aggregates for superset bounds.
-    order: Vec<usize>,
-    suffix: Vec<Suffix>,
+    cover: Option<CoverTable>,
+    /// min(0, cheapest entry): what each further node could at most take off a bound.
+    neg_entry: i64,
+    alloc: Alloc,
+    buf: Vec<(i64, u64)>,
+    /// Lines a superset bound may hand to the added nodes: (δ ×1000, cover entry, line).
+    delta: Vec<(i64, i64, usize)>,
+    /// Scratch for `bound`: each node's package choices, and memoized line values.
+    choices: [Vec<usize>; REFINED_NODES],
+    memo: Vec<(i64, i64)>,
+    /// Layout of `memo`: per line `memo_masks` node masks × 3 added-node states (refined
+    /// values), then from `memo_plain` 3 per line (plain values).
+    memo_masks: usize,
+    memo_plain: usize,
+    /// Scratch for superset bounds: (lines, largest cover entry, saving) per subset.
+    subsets: Vec<(u64, i64, i64)>,
+    /// Profile id per candidate (`u32::MAX`: not yet known), and the ids by profile.
+    profiles: Vec<u32>,
+    profile_ids: HashMap<Vec<i64>, u32>,
+    /// Solved sets by their sorted profile ids: the limit used, and the best allocation
+    /// (cost, units by position in profile order) if one was within it.
+    solved: HashMap<Vec<u32>, SolvedSet>,
+    /// Per candidate, its entry in `companion_sets` (`u32::MAX`: none): dominators of which
+    /// a top-three set with the candidate holds all but two (see `drop_dominated`).
+    companions: Vec<u32>,
+    companion_sets: Vec<(usize, Vec<usize>)>,
 }
 
-/// What the candidates from one position of the search order onwards offer, per line.
-#[derive(Debug, Clone, Default)]
-struct Suffix {
-    /// Cheapest fixed + base of any candidate in the suffix.
-    min_fixed: i64,
-    /// Per line: cheapest linear unit cost (×1000) among eligible candidates with stock.
-    min_unit: Vec<i64>,
-    /// Per line: the largest stocks of eligible candidates, descending, at most max_nodes.
-    top_stock: Vec<Vec<u64>>,
-}
+/// A solved set's limit and best allocation within it.
+type SolvedSet = (i64, Option<(i64, Vec<u64>)>);
 
 impl Search<'_, '_> {
-    fn threshold(&self) -> i64 {
-        if self.top.len() < 3 { i64::MAX } else { self.top[2].cost }
+    fn cmp_sets(&self, a: &[usize], b: &[usize]) -> std::cmp::Ordering {
+        for (&x, &y) in a.iter().zip(b) {
+            let o = self.ids.cmp(x, y);
+            if o.is_ne() {
+                return o;
+            }
+        }
+        a.len().cmp(&b.len())
     }
 
-    /// Whether a plan or subtree with this lower bound could still enter the top three.
-    fn worth(&self, bound: i64) -> bool {
-        bound <= self.threshold()
+    /// Costs above this cannot enter the top three (bounds equal to it might).
+    fn threshold(&self) -> i64 {
+        if self.top.len() < 3 { INF - 1 } else { self.top[2].cost }
+    }
+
+    /// Highest cost with which a plan over `set` (node id order) enters the top three.
+    fn limit_for(&self, set: &[usize]) -> i64 {
+        match self.top.get(2) {
+            None => INF - 1,
+            Some(t) if self.cmp_sets(set, &t.set).is_lt() => t.cost,
+            Some(t) => t.cost - 1,
+        }
     }
 
     fn offer(&mut self, found: Found) {
@@ -440,272 +1412,728 @@ impl Search<'_, '_> {
         } else {
             self.top.push(found);
         }
-        // Candidate indices follow node id order, so comparing sorted sets compares ids.
-        self.top.sort_by(|a, b| a.cost.cmp(&b.cost).then_with(|| a.set.cmp(&b.set)));
-        self.top.truncate(3);
+        let mut top = std::mem::take(&mut self.top);
+        top.sort_by(|a, b| a.cost.cmp(&b.cost).then_with(|| self.cmp_sets(&a.set, &b.set)));
+        top.truncate(3);
+        self.top = top;
     }
 
-    fn build_suffixes(&mut self) {
+    fn budget_left(&self) -> bool {
+        self.sets < self.opts.max_sets && self.leaves < u64::from(self.opts.max_leaves)
+    }
+
+    /// Solves the allocation of `set` (any order) whose bound is `bound`, if the budget
+    /// allows; else records the bound as open and stops the search.
+    fn allocate(&mut self, set: &[usize], bound: i64) -> Option<i64> {
+        let mut sorted = set.to_vec();
+        sorted.sort_by(|&a, &b| self.ids.cmp(a, b));
+        let limit = self.limit_for(&sorted);
+        if bound > limit {
+            return None;
+        }
+        // Sets of the same node profiles have the same allocations and costs.
+        let mut canon: Vec<(u32, usize)> = sorted.iter().enumerate().map(|(k, &c)| (self.profile(c), k)).collect();
+        canon.sort_unstable();
+        let key: Vec<u32> = canon.iter().map(|&(p, _)| p).collect();
+        let nl = self.g.nl();
+        let m = sorted.len();
+        if let Some((seen_limit, result)) = self.solved.get(&key) {
+            match result {
+                Some((cost, units)) => {
+                    let cost = *cost;
+                    if cost > limit {
+                        return None;
+                    }
+                    // Cached units are by canonical position; map them to this set's.
+                    let mut mine = vec![0u64; nl * m];
+                    for (j, &(_, k)) in canon.iter().enumerate() {
+                        for l in 0..nl {
+                            mine[l * m + k] = units[l * m + j];
+                        }
+                    }
+                    self.offer(Found { cost, set: sorted, units: mine });
+                    return Some(cost);
+                }
+                None if limit <= *seen_limit => return None,
+                None => {}
+            }
+        }
+        if !self.budget_left() {
+            self.stop(bound);
+            return None;
+        }
+        self.sets += 1;
+        let max_steps = u64::from(self.opts.max_leaves) - self.leaves;
+        let mut twin = vec![usize::MAX; m];
+        for (k, t) in twin.iter_mut().enumerate() {
+            let pk = self.profile(sorted[k]);
+            *t = (0..k).rev().find(|&j| self.profile(sorted[j]) == pk).unwrap_or(usize::MAX);
+        }
+        self.alloc.solve(self.g, &sorted, &twin, limit, max_steps);
+        self.leaves += self.alloc.steps.min(max_steps);
+        if self.alloc.cut {
+            self.stop(bound);
+        }
+        let found = (self.alloc.best_cost < INF).then(|| (self.alloc.best_cost, self.alloc.best_x.clone()));
+        if !self.alloc.cut {
+            let cached = found.as_ref().map(|(cost, x)| {
+                let mut units = vec![0u64; nl * m];
+                for (j, &(_, k)) in canon.iter().enumerate() {
+                    for l in 0..nl {
+                        units[l * m + j] = x[l * m + k];
+                    }
+                }
+                (*cost, units)
+            });
+            self.solved.insert(key, (limit, cached));
+        }
+        let (cost, units) = found?;
+        self.offer(Found { cost, set: sorted, units });
+        Some(cost)
+    }
+
+    /// The profile of a candidate: equal profiles mean equal costs and feasibility for
+    /// every allocation (cost terms, eligibility, stock and capacity up to what the lines
+    /// ask, aging).
+    fn profile(&mut self, c: usize) -> u32 {
+        if self.profiles.is_empty() {
+            self.profiles = vec![u32::MAX; self.g.cands.len()];
+        }
+        if self.profiles[c] != u32::MAX {
+            return self.profiles[c];
+        }
         let g = self.g;
-        let n = self.order.len();
-        let lines = g.lines.len();
-        let k = g.max_nodes;
-        let mut suffix =
-            vec![
-                Suffix { min_fixed: i64::MAX, min_unit: vec![i64::MAX; lines], top_stock: vec![Vec::new(); lines] };
-                n + 1
-            ];
-        for p in (0..n).rev() {
-            let ci = self.order[p];
-            let c = &g.cands[ci];
-            let mut here = suffix[p + 1].clone();
-            here.min_fixed = here.min_fixed.min(c.fixed + c.base);
-            for (l, line) in g.lines.iter().enumerate() {
-                let st = c.stock[line.slot].min(c.unit_cap);
-                if c.eligible[l] && st > 0 {
-                    here.min_unit[l] = here.min_unit[l].min(g.unit_lb_milli(l, ci));
-                    let top = &mut here.top_stock[l];
-                    let at = top.partition_point(|&x| x >= st);
-                    top.insert(at, st);
-                    top.truncate(k);
+        let (nl, ns) = (g.nl(), g.slots);
+        let x = &g.cands[c];
+        let mut slot_qty = vec![0u64; ns];
+        for line in &g.lines {
+            slot_qty[line.slot] = slot_qty[line.slot].saturating_add(line.qty);
+        }
+        let total = slot_qty.iter().fold(0u64, |a, q| a.saturating_add(*q));
+        let emissions_on = g.cost.co2_g_per_kg_km > 0 && g.cost.emissions_minor_per_kg_co2 > 0;
+        let km = if emissions_on { x.km_ceil } else { 0 };
+        let mut key: Vec<i64> = vec![x.fixed, x.per_unit, x.base, x.per_kg, km, x.unit_cap.min(total) as i64];
+        key.extend(g.avail[c * nl..(c + 1) * nl].iter().map(|&a| a as i64));
+        key.extend((0..ns).map(|s| g.stock[c * ns + s].min(slot_qty[s]) as i64));
+        if g.bonus_milli > 0 {
+            key.extend((0..ns).map(|s| g.aging[c * ns + s].min(slot_qty[s]) as i64));
+        }
+        let next = self.profile_ids.len() as u32;
+        let id = *self.profile_ids.entry(key).or_insert(next);
+        self.profiles[c] = id;
+        id
+    }
+
+    /// Seeds the top three with multi-node plans before the exhaustive search, so that
+    /// its threshold starts low: from each of the best single candidates, greedily adds
+    /// the shortlisted candidate with the best set bound (solving the two best sets of
+    /// every step).
+    fn seed(&mut self, starts: &[usize], shortlist: &[usize]) {
+        let k = self.g.max_nodes;
+        let mut set: Vec<usize> = Vec::with_capacity(k);
+        for &s in starts {
+            set.clear();
+            set.push(s);
+            while set.len() < k && !self.stopped {
+                let mut best = [(INF, usize::MAX); SEED_BRANCHES];
+                for &c in shortlist {
+                    if set.contains(&c) {
+                        continue;
+                    }
+                    set.push(c);
+                    let b = self.set_bound(&set);
+                    set.pop();
+                    if let Some(at) = best.iter().position(|&(bb, bc)| (b, c) < (bb, bc)) {
+                        best[at..].rotate_right(1);
+                        best[at] = (b, c);
+                    }
+                }
+                let mut next = None;
+                for &(b, c) in &best {
+                    if b > self.threshold() || self.stopped {
+                        break;
+                    }
+                    set.push(c);
+                    let cost = self.allocate(&set, b).unwrap_or(INF);
+                    set.pop();
+                    if next.is_none_or(|(nc, _)| cost < nc) {
+                        next = Some((cost, c));
+                    }
+                }
+                match next {
+                    Some((_, c)) => set.push(c),
+                    None => break,
                 }
             }
-            suffix[p] = here;
         }
-        self.suffix = suffix;
     }
 
-    /// Σ fixed + base of the set, plus split penalties between its nodes.
-    fn set_fixed(&self, set: &[usize]) -> i64 {
+    fn stop(&mut self, bound: i64) {
+        self.exhausted = true;
+        self.stopped = true;
+        self.open_bound = self.open_bound.min(bound);
+    }
+
+    /// Counts one bound evaluation against the budget.
+    fn count_bound(&mut self) -> bool {
+        self.bounds += 1;
+        self.bounds <= u64::from(self.opts.max_sets) * BOUNDS_PER_SET
+    }
+
+    /// The relaxation of line `l` (which `c` can serve) over candidate `c` alone, and with
+    /// one more option `extra` (INF unit: none); groups without ship-alone lines.
+    fn line_pair(&mut self, c: usize, l: usize, extra: (i64, u64)) -> (i64, i64) {
         let g = self.g;
-        let fixed: i64 = set.iter().map(|&ci| g.cands[ci].fixed + g.cands[ci].base).sum();
-        fixed + g.split_penalty * (set.len() as i64 - 1).max(0)
-    }
-
-    /// Lower bound on plans using exactly the nodes of `set` (each at least once).
-    fn bound_exact(&self, set: &[usize]) -> i64 {
-        self.set_fixed(set) + self.lp(set, None)
-    }
-
-    /// Lower bound on plans using `set` plus 1..=`room` candidates from suffix `p`.
-    fn bound_supersets(&self, set: &[usize], p: usize, room: usize) -> i64 {
-        let sfx = &self.suffix[p];
-        if room == 0 || sfx.min_fixed == i64::MAX {
-            return i64::MAX;
+        let line = &g.lines[l];
+        let a = g.avail[c * g.nl() + l];
+        let (q, pen, fill) = (line.qty, line.penalty_milli, g.all_or_nothing);
+        if g.aged(c, l, a) == 0 {
+            let u = g.unit[c * g.nl() + l];
+            let alone = settle(&mut [(u, a)], q, pen, fill);
+            let with = if extra.0 < INF { settle(&mut [(u, a), extra], q, pen, fill) } else { alone };
+            (alone, with)
+        } else {
+            self.buf.clear();
+            g.push_segments(c, l, a, true, &mut self.buf);
+            let alone = settle(&mut self.buf, q, pen, fill);
+            let with = if extra.0 < INF {
+                self.buf.push(extra);
+                settle(&mut self.buf, q, pen, fill)
+            } else {
+                alone
+            };
+            (alone, with)
         }
-        self.set_fixed(set) + sfx.min_fixed + self.g.split_penalty + self.lp(set, Some((sfx, room)))
     }
 
-    /// Linear relaxation of unit costs: each line independently takes its cheapest units
-    /// among the set's nodes (and, for supersets, one aggregate option standing for the
-    /// suffix: its cheapest unit cost for as many units as its `room` largest stocks),
-    /// the rest at its penalty. Competition between lines for one stock is relaxed away.
-    fn lp(&self, set: &[usize], extra: Option<(&Suffix, usize)>) -> i64 {
+    /// `set_bound(&[c])`, faster; with ship-alone lines the plain relaxation (package
+    /// choices are accounted for when the candidate is solved).
+    fn single_bound(&mut self, c: usize, pre: &OnePre) -> i64 {
         let g = self.g;
-        let mut total_milli = 0i64;
-        let mut options: Vec<(i64, u64)> = Vec::with_capacity(set.len() + 1);
+        if g.bonus_milli > 0 && g.has_alone {
+            return self.bound(&[c], None, -INF);
+        }
+        let nl = g.nl();
+        let fill = g.all_or_nothing;
+        let mut total = g.entry_milli(&[c]);
         for (l, line) in g.lines.iter().enumerate() {
-            options.clear();
-            for &ci in set {
-                let c = &g.cands[ci];
-                let st = c.stock[line.slot].min(c.unit_cap);
-                if c.eligible[l] && st > 0 {
-                    options.push((g.unit_lb_milli(l, ci), st));
+            let a = g.avail[c * nl + l];
+            let v = if a == 0 {
+                pre.none_alone[l]
+            } else if g.bonus_milli == 0 {
+                // The first unit, then the others (a ship-alone line's pay their packages),
+                // each taken if cheaper than the penalty (or if all must be placed).
+                let first = g.unit[c * nl + l];
+                let rest = if line.ship_alone { first.saturating_add(g.cands[c].alone_extra) } else { first };
+                let (q, pen) = (line.qty, line.penalty_milli);
+                let take_first = u64::from(fill || first < pen).min(a).min(q);
+                let take_rest = if fill || rest < pen { (a.min(q)).saturating_sub(take_first) } else { 0 };
+                let left = q - take_first - take_rest;
+                if fill && left > 0 {
+                    INF
+                } else {
+                    mul(first, take_first).saturating_add(mul(rest, take_rest)).saturating_add(mul(pen, left))
+                }
+            } else {
+                self.line_pair(c, l, (INF, 0)).0
+            };
+            if v >= INF {
+                return INF;
+            }
+            total = total.saturating_add(v);
+        }
+        floor_milli(total)
+    }
+
+    /// Lower bound on plans of two or more nodes that use `c`: `ext_bound(&[c], all, k − 1)`,
+    /// faster, with the entries of the added nodes tabled per line subset.
+    fn multi_bound(&mut self, c: usize, pre: &OnePre, all: &Agg) -> i64 {
+        let g = self.g;
+        let nl = g.nl();
+        let (Some(fix), false) = (&pre.fix, g.has_alone) else {
+            return self.ext_bound(&[c], all.at(0), g.max_nodes - 1);
+        };
+        let mut sum = g.entry_milli(&[c]);
+        let mut mandatory = 0usize;
+        let mut d = 0usize;
+        let mut deltas = [0i64; ENUM_LINES];
+        let mut bits = [0usize; ENUM_LINES];
+        for l in 0..nl {
+            let (alone, with) = if g.avail[c * nl + l] == 0 {
+                (pre.none_alone[l], pre.none_with[l])
+            } else {
+                self.line_pair(c, l, pre.agg[l])
+            };
+            if with >= INF {
+                return INF;
+            }
+            if alone >= INF {
+                sum = sum.saturating_add(with);
+                mandatory |= 1 << l;
+            } else {
+                sum = sum.saturating_add(alone);
+                if with < alone {
+                    deltas[d] = with - alone;
+                    bits[d] = 1 << l;
+                    d += 1;
                 }
             }
-            if let Some((sfx, room)) = extra
-                && sfx.min_unit[l] != i64::MAX
-            {
-                let st: u64 = sfx.top_stock[l].iter().take(room).sum();
-                options.push((sfx.min_unit[l], st));
+        }
+        let mut sums = [0i64; 1 << ENUM_LINES];
+        let mut masks = [0usize; 1 << ENUM_LINES];
+        masks[0] = mandatory;
+        let mut best = fix[mandatory];
+        for t in 1..(1usize << d) {
+            let low = t.trailing_zeros() as usize;
+            let prev = t & (t - 1);
+            sums[t] = sums[prev].saturating_add(deltas[low]);
+            masks[t] = masks[prev] | bits[low];
+            best = best.min(fix[masks[t]].saturating_add(sums[t]));
+        }
+        if best >= INF {
+            return INF;
+        }
+        floor_milli(sum.saturating_add(best))
+    }
+
+    fn one_pre(&self, all: &Agg) -> OnePre {
+        let g = self.g;
+        let nl = g.nl();
+        let room = g.max_nodes.saturating_sub(1).max(1);
+        let others = mul(self.neg_entry, room as u64 - 1);
+        let floor_entry = all.min_entry.first().copied().unwrap_or(INF).saturating_add(others);
+        let mut pre = OnePre {
+            none_alone: Vec::with_capacity(nl),
+            none_with: Vec::with_capacity(nl),
+            agg: Vec::with_capacity(nl),
+            fix: None,
+            cheap: 0,
+        };
+        let mut cheap = floor_entry.saturating_mul(1000);
+        for (l, line) in g.lines.iter().enumerate() {
+            let (q, pen, fill) = (line.qty, line.penalty_milli, g.all_or_nothing);
+            let alone = settle(&mut [], q, pen, fill);
+            let unit = all.min_unit.get(l).copied().unwrap_or(INF);
+            let units = q.min(all.max_avail.get(l).copied().unwrap_or(0).saturating_mul(room as u64));
+            let with = if unit < INF { settle(&mut [(unit, units)], q, pen, fill) } else { alone };
+            let full = all.min_full.get(l).copied().unwrap_or(INF);
+            let any = if unit < INF {
+                let mut opts = Vec::with_capacity(2);
+                push_added(&mut opts, unit, full, q, g.max_nodes as u64);
+                settle(&mut opts, q, pen, fill)
+            } else {
+                alone
+            };
+            pre.none_alone.push(alone);
+            pre.none_with.push(with);
+            pre.agg.push((unit, units));
+            cheap = if any >= INF || cheap >= INF { INF } else { cheap.saturating_add(any) };
+        }
+        pre.cheap = cheap;
+        if nl <= ENUM_LINES && floor_entry < INF {
+            let size = 1usize << nl;
+            let mut cover_max = vec![i64::MIN; size];
+            let mut fix = vec![INF; size];
+            for x in 0..size {
+                if x > 0 {
+                    let low = x.trailing_zeros() as usize;
+                    cover_max[x] = cover_max[x & (x - 1)].max(all.cover[low]);
+                }
+                let mut entry = if x == 0 { floor_entry } else { floor_entry.max(cover_max[x].saturating_add(others)) };
+                if let Some(table) = &self.cover {
+                    entry = entry.max(table.get(room, x as u64));
+                }
+                fix[x] = if entry >= INF { INF } else { entry.saturating_mul(1000) };
             }
-            options.sort_unstable();
-            let mut left = line.qty;
-            let penalty_milli = line.penalty * 1000;
-            for &(unit, st) in &options {
-                if left == 0 || unit >= penalty_milli {
+            pre.fix = Some(fix);
+        }
+        pre
+    }
+
+    /// Lower bound on plans over exactly `set` (see `bound`).
+    fn set_bound(&mut self, set: &[usize]) -> i64 {
+        let cutoff = self.threshold();
+        self.bound(set, None, cutoff)
+    }
+
+    /// Lower bound on plans over `set` plus 1..=`room` more nodes described by `agg`.
+    fn ext_bound(&mut self, set: &[usize], agg: AggView<'_>, room: usize) -> i64 {
+        if room == 0 || agg.min_entry >= INF {
+            return INF;
+        }
+        let cutoff = self.threshold();
+        self.bound(set, Some((agg, room)), cutoff)
+    }
+
+    /// Lower bound on plans over `set`, exactly or plus 1..=room nodes described by an
+    /// aggregate.
+    ///
+    /// *The set*: Σ entry − split penalty, plus per line the linear relaxation over the
+    /// set's nodes. Package accounting is exact: a node's entry pays for one package,
+    /// either its regular package (the node may then serve regular lines, and each of its
+    /// ship-alone units pays its own package) or the first unit of one ship-alone line (it
+    /// then serves no regular line). The bound is the least over these choices (sets of
+    /// at most `REFINED_NODES` nodes and `REFINED_CHOICES` combinations; beyond, all
+    /// choices at once, which is weaker).
+    ///
+    /// *Added nodes*: per line one more option, their cheapest unit, for at most `room` ×
+    /// their largest stock. The lines T they serve cost their entries: at least the
+    /// cheapest entry among them, the cheapest entry of a node able to serve each line of
+    /// T, and (cover table) the cheapest Σ entry of `room` nodes able to serve all of T.
+    /// The least over T.
+    ///
+    /// Callers compare the bound with `cutoff`: the plain relaxation (every choice at
+    /// once, never above) is tried first, and once a choice is found at or below `cutoff`
+    /// the plain value is returned.
+    fn bound(&mut self, set: &[usize], ext: Option<(AggView<'_>, usize)>, cutoff: i64) -> i64 {
+        let g = self.g;
+        let (m, nl) = (set.len(), g.nl());
+        let mut counts = [1usize; REFINED_NODES];
+        let mut refined = g.has_alone && m <= REFINED_NODES && nl <= 64;
+        if refined {
+            let mut combos = 1usize;
+            for (k, &c) in set.iter().enumerate() {
+                let cand = &g.cands[c];
+                let ch = &mut self.choices[k];
+                ch.clear();
+                if cand.kinds & 1 != 0 || cand.alone_extra == 0 {
+                    ch.push(0);
+                }
+                if cand.alone_extra != 0 {
+                    ch.extend((0..nl).filter(|&l| g.lines[l].ship_alone && g.avail[c * nl + l] > 0).map(|l| l + 1));
+                }
+                if ch.is_empty() {
+                    ch.push(0);
+                }
+                counts[k] = ch.len();
+                combos = combos.saturating_mul(ch.len());
+            }
+            refined = combos <= REFINED_CHOICES;
+        }
+        let size = if refined { 1usize << m } else { 0 };
+        self.memo.clear();
+        self.memo.resize(3 * nl * (size + 1), (i64::MIN, 0));
+        self.memo_masks = size;
+        self.memo_plain = 3 * nl * size;
+        // What the added nodes' entries pay for: their regular package, or else ship-alone
+        // units (one added node: the first unit of one line, tried for each).
+        let variants = |search: &mut Self, refined: bool, choice: &[usize; REFINED_NODES]| -> i64 {
+            let mut v = search.bound_combination(set, ext, (refined, Added::Regular), choice);
+            if let Some((agg, room)) = ext
+                && g.has_alone
+            {
+                if room == 1 {
+                    let mut any = false;
+                    for j in (0..nl).filter(|&j| g.lines[j].ship_alone && agg.min_unit[j] < INF) {
+                        any = true;
+                        v = v.min(search.bound_combination(set, ext, (refined, Added::FreeOne(j)), choice));
+                    }
+                    if !any {
+                        v = v.min(search.bound_combination(set, ext, (refined, Added::FreeAll), choice));
+                    }
+                } else {
+                    v = v.min(search.bound_combination(set, ext, (refined, Added::FreeAll), choice));
+                }
+            }
+            v
+        };
+        let plain = variants(self, false, &[0; REFINED_NODES]);
+        if !refined || plain > cutoff {
+            return plain;
+        }
+        let mut pick = [0usize; REFINED_NODES];
+        let mut best = INF;
+        loop {
+            // This combination: per node, 0 = it sends a regular package, j + 1 = its
+            // first unit of ship-alone line j rides its entry.
+            let mut choice = [0usize; REFINED_NODES];
+            for k in 0..m {
+                choice[k] = self.choices[k][pick[k]];
+            }
+            let v = variants(self, true, &choice);
+            if v <= cutoff {
+                return plain;
+            }
+            best = best.min(v);
+            // Next combination.
+            let mut k = 0;
+            while k < m {
+                pick[k] += 1;
+                if pick[k] < counts[k] {
                     break;
                 }
-                let take = left.min(st);
-                total_milli += unit * take as i64;
-                left -= take;
+                pick[k] = 0;
+                k += 1;
             }
-            total_milli += penalty_milli * left as i64;
+            if k == m {
+                break;
+            }
         }
-        total_milli.div_euclid(1000)
+        best.max(plain)
     }
 
-    /// Depth-first over node sets in search order.
-    fn sets(&mut self, set: &mut Vec<usize>, from: usize) {
-        for p in from..self.order.len() {
-            let ci = self.order[p];
-            set.push(ci);
-            let exact = if set.len() == 1 { i64::MAX } else { self.bound_exact(set) };
-            if set.len() > 1 && self.worth(exact) {
-                if self.sets >= self.opts.max_sets || self.leaves >= self.opts.max_leaves {
-                    self.exhausted = true;
-                    self.open_bound = self.open_bound.min(exact);
-                } else {
-                    self.sets += 1;
-                    let mut sorted = set.clone();
-                    sorted.sort_unstable();
-                    self.allocate(&sorted);
-                }
-            }
-            let room = self.g.max_nodes.saturating_sub(set.len());
-            let sup = self.bound_supersets(set, p + 1, room);
-            if room > 0 && sup != i64::MAX && self.worth(sup) {
-                if self.sets >= self.opts.max_sets || self.leaves >= self.opts.max_leaves {
-                    self.exhausted = true;
-                    self.open_bound = self.open_bound.min(sup);
-                } else {
-                    self.sets(set, p + 1);
-                }
-            }
-            set.pop();
-        }
-    }
-
-    /// Exact allocation over a fixed set: depth-first over lines.
-    fn allocate(&mut self, set: &[usize]) {
-        let g = self.g;
-        let k = set.len();
-        let mut units = vec![vec![0u64; k]; g.lines.len()];
-        // Remaining stock per (set position, slot) and unit capacity per set position.
-        let slots = g.lines.iter().map(|l| l.slot + 1).max().unwrap_or(0);
-        let mut stock: Vec<Vec<u64>> = set.iter().map(|&ci| g.cands[ci].stock[..slots].to_vec()).collect();
-        let mut cap: Vec<u64> = set.iter().map(|&ci| g.cands[ci].unit_cap).collect();
-        let mut best: Option<Found> = None;
-        self.alloc_line(set, 0, &mut units, &mut stock, &mut cap, &mut best);
-        if let Some(found) = best {
-            self.offer(found);
-        }
-    }
-
-    fn alloc_line(
+    /// The relaxation of line `l` over `set` (alone, and with the added nodes' option),
+    /// for the nodes of `mask` (regular lines: those sending a regular package; ship-alone
+    /// lines: those whose first unit rides their entry); `mask` is ignored (every node,
+    /// every first unit) unless `refined`. Memoized per call of `bound`.
+    fn line_values(
         &mut self,
         set: &[usize],
+        ext: Option<(AggView<'_>, usize)>,
         l: usize,
-        units: &mut Vec<Vec<u64>>,
-        stock: &mut Vec<Vec<u64>>,
-        cap: &mut Vec<u64>,
-        best: &mut Option<Found>,
-    ) {
+        (refined, mask, state): (bool, usize, usize),
+    ) -> (i64, i64) {
         let g = self.g;
-        if self.leaves >= self.opts.max_leaves {
-            self.exhausted = true;
-            return;
-        }
-        if l == g.lines.len() {
-            // Every node of the set must be used.
-            if (0..set.len()).any(|k| units.iter().all(|u| u[k] == 0)) {
-                return;
-            }
-            if g.all_or_nothing && g.lines.iter().zip(units.iter()).any(|(line, u)| u.iter().sum::<u64>() < line.qty) {
-                return;
-            }
-            self.leaves += 1;
-            let cost = g.cost_of(set, units);
-            let better = best.as_ref().is_none_or(|b| cost < b.cost);
-            if better && self.worth(cost) {
-                *best = Some(Found { cost, set: set.to_vec(), units: units.clone() });
-            }
-            return;
+        let nl = g.nl();
+        let slot = state + if refined { 3 * (l * self.memo_masks + mask) } else { self.memo_plain + 3 * l };
+        if self.memo[slot].0 != i64::MIN {
+            return self.memo[slot];
         }
         let line = &g.lines[l];
-        // Enumerate splits of up to qty units across the set, largest first at the first
-        // node so that good plans are met early.
-        let limits: Vec<u64> = set
-            .iter()
-            .enumerate()
-            .map(|(k, &ci)| if g.cands[ci].eligible[l] { stock[k][line.slot].min(cap[k]).min(line.qty) } else { 0 })
-            .collect();
-        let mut split = vec![0u64; set.len()];
-        self.splits(set, l, 0, line.qty, &limits, &mut split, units, stock, cap, best);
+        self.buf.clear();
+        for (k, &c) in set.iter().enumerate() {
+            let a = g.avail[c * nl + l];
+            if a == 0 {
+                continue;
+            }
+            let inside = !refined || mask & (1 << k) != 0;
+            if line.ship_alone {
+                g.push_segments(c, l, a, inside, &mut self.buf);
+            } else if inside {
+                g.push_segments(c, l, a, true, &mut self.buf);
+            }
+        }
+        let alone = settle(&mut self.buf, line.qty, line.penalty_milli, g.all_or_nothing);
+        let with = match ext {
+            // State 0: the added nodes send a regular package (they may serve regular lines;
+            // one of their entries is spent); 1: they do not, and this line's first units
+            // may ride their entries; 2: they do not, and this line's units pay packages
+            // except beyond the first added node.
+            Some((agg, room)) if agg.min_unit[l] < INF && (line.ship_alone || state == 0) => {
+                let units = line.qty.min(agg.max_avail[l].saturating_mul(room as u64));
+                let free = if state == 1 { room as u64 } else { room as u64 - 1 };
+                push_added(&mut self.buf, agg.min_unit[l], agg.min_full[l], units, free);
+                settle(&mut self.buf, line.qty, line.penalty_milli, g.all_or_nothing)
+            }
+            _ => alone,
+        };
+        self.memo[slot] = (alone, with);
+        (alone, with)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn splits(
+    /// One combination of `bound`: the set's package choices and what the added nodes'
+    /// entries pay for.
+    fn bound_combination(
         &mut self,
         set: &[usize],
-        l: usize,
-        k: usize,
-        left: u64,
-        limits: &[u64],
-        split: &mut Vec<u64>,
-        units: &mut Vec<Vec<u64>>,
-        stock: &mut Vec<Vec<u64>>,
-        cap: &mut Vec<u64>,
-        best: &mut Option<Found>,
-    ) {
-        if self.exhausted && self.leaves >= self.opts.max_leaves {
-            return;
-        }
-        if k == set.len() {
-            let slot = self.g.lines[l].slot;
-            for (kk, &u) in split.iter().enumerate() {
-                units[l][kk] = u;
-                stock[kk][slot] -= u;
-                cap[kk] -= u;
+        ext: Option<(AggView<'_>, usize)>,
+        (refined, added): (bool, Added),
+        choice: &[usize; REFINED_NODES],
+    ) -> i64 {
+        let g = self.g;
+        let m = set.len().min(REFINED_NODES);
+        // The nodes of a line's mask: regular lines, those sending a regular package;
+        // ship-alone line l, those whose first unit of it rides their entry.
+        let mask_of = |line: &GLine, l: usize| -> usize {
+            let want = if line.ship_alone { l + 1 } else { 0 };
+            (0..m).filter(|&k| choice[k] == want).fold(0, |acc, k| acc | 1 << k)
+        };
+        let mut sum = g.entry_milli(set);
+        let Some((agg, room)) = ext else {
+            for (l, line) in g.lines.iter().enumerate() {
+                let mask = if refined { mask_of(line, l) } else { 0 };
+                let (alone, _) = self.line_values(set, None, l, (refined, mask, 0));
+                if alone >= INF {
+                    return INF;
+                }
+                sum = sum.saturating_add(alone);
             }
-            // Bound: what is placed so far exactly is hard to split from the rest, so use
-            // the partial cost of lines 0..=l plus a relaxation of the remaining lines.
-            let bound = self.partial_bound(set, l + 1, units);
-            if self.worth(bound) && best.as_ref().is_none_or(|b| bound < b.cost) {
-                self.alloc_line(set, l + 1, units, stock, cap, best);
+            return floor_milli(sum);
+        };
+        let others = mul(self.neg_entry, room as u64 - 1);
+        let mut mandatory = 0u64;
+        let mut mandatory_cover = i64::MIN;
+        let mut delta = std::mem::take(&mut self.delta);
+        delta.clear();
+        for (l, line) in g.lines.iter().enumerate() {
+            let mask = if refined { mask_of(line, l) } else { 0 };
+            let state = match added {
+                Added::Regular => 0,
+                Added::FreeAll => 1,
+                Added::FreeOne(j) => {
+                    if j == l {
+                        1
+                    } else {
+                        2
+                    }
+                }
+            };
+            let (alone, with) = self.line_values(set, ext, l, (refined, mask, state));
+            if with >= INF {
+                self.delta = delta;
+                return INF;
             }
-            for (kk, &u) in split.iter().enumerate() {
-                units[l][kk] = 0;
-                stock[kk][slot] += u;
-                cap[kk] += u;
+            if alone >= INF {
+                sum = sum.saturating_add(with);
+                if l < 64 {
+                    mandatory |= 1 << l;
+                }
+                mandatory_cover = mandatory_cover.max(agg.cover[l]);
+            } else {
+                sum = sum.saturating_add(alone);
+                if with < alone {
+                    delta.push((with - alone, agg.cover[l], l));
+                }
             }
-            return;
         }
-        let max = limits[k].min(left);
-        for u in (0..=max).rev() {
-            split[k] = u;
-            self.splits(set, l, k + 1, left - u, limits, split, units, stock, cap, best);
+        let floor_entry = agg.min_entry.saturating_add(others);
+        let fix = |cover_max: i64| -> i64 {
+            if cover_max == i64::MIN { floor_entry } else { floor_entry.max(cover_max.saturating_add(others)) }
+        };
+        let mut best;
+        match &self.cover {
+            Some(table) if delta.len() <= ENUM_LINES => {
+                // Every subset T of the lines with a saving, built from T minus its lowest.
+                let n = 1usize << delta.len();
+                let subsets = &mut self.subsets;
+                subsets.clear();
+                subsets.push((mandatory, mandatory_cover, 0));
+                best = fix(mandatory_cover).max(table.get(room, mandatory)).saturating_mul(1000);
+                for t in 1..n {
+                    let (pm, pc, ps) = subsets[t & (t - 1)];
+                    let (dl, cov, l) = delta[t.trailing_zeros() as usize];
+                    let (mask, cover, saving) = (pm | 1 << l, pc.max(cov), ps.saturating_add(dl));
+                    subsets.push((mask, cover, saving));
+                    let entry = fix(cover).max(table.get(room, mask));
+                    best = best.min(entry.saturating_mul(1000).saturating_add(saving));
+                }
+            }
+            table => {
+                // Lines taken in order of their cover entry: the best T with a given
+                // largest cover entry takes every line whose cover is at most it.
+                delta.sort_unstable_by_key(|d| (d.1, d.2));
+                let mut entry = fix(mandatory_cover);
+                if let Some(table) = table {
+                    entry = entry.max(table.get(room, mandatory));
+                }
+                best = entry.saturating_mul(1000);
+                let mut d = 0i64;
+                let mut cover_max = mandatory_cover;
+                for &(dl, cov, _) in delta.iter() {
+                    d = d.saturating_add(dl);
+                    cover_max = cover_max.max(cov);
+                    best = best.min(fix(cover_max).saturating_mul(1000).saturating_add(d));
+                }
+            }
         }
-        split[k] = 0;
+        self.delta = delta;
+        if best >= INF {
+            return INF;
+        }
+        floor_milli(sum.saturating_add(best))
     }
 
-    /// Lower bound for completing an allocation whose lines `0..next` are fixed: the exact
-    /// cost with the remaining lines left unplaced would overcount their penalties, so the
-    /// remaining lines are instead bounded by their linear relaxation over the set, and the
-    /// fixed part by the set's fixed costs plus placed units' linear costs.
-    fn partial_bound(&self, set: &[usize], next: usize, units: &[Vec<u64>]) -> i64 {
-        let g = self.g;
-        let mut fixed: i64 = set.iter().map(|&ci| g.cands[ci].fixed + g.cands[ci].base).sum();
-        fixed += g.split_penalty * (set.len() as i64 - 1);
-        let mut milli = 0i64;
-        for (l, line) in g.lines.iter().enumerate().take(next) {
-            let placed: u64 = units[l].iter().sum();
-            milli += line.penalty * 1000 * (line.qty - placed) as i64;
-            for (k, &ci) in set.iter().enumerate() {
-                milli += g.unit_lb_milli(l, ci) * units[l][k] as i64;
-            }
+    /// Whether `set` holds the companions its candidates need (see `drop_dominated`), and
+    /// whether it still can with `room` more nodes.
+    fn companions_held(&self, set: &[usize], room: usize) -> (bool, bool) {
+        if self.companion_sets.is_empty() {
+            return (true, true);
         }
-        // Remaining lines: cheapest per unit within the set, ignoring stock competition.
-        for (l, line) in g.lines.iter().enumerate().skip(next) {
-            let mut options: Vec<(i64, u64)> = set
-                .iter()
-                .map(|&ci| (ci, &g.cands[ci]))
-                .filter(|(_, c)| c.eligible[l] && c.stock[line.slot] > 0)
-                .map(|(ci, c)| (g.unit_lb_milli(l, ci), c.stock[line.slot]))
-                .collect();
-            options.sort_unstable();
-            let mut left = line.qty;
-            for (unit, s) in options {
-                if left == 0 || unit >= line.penalty * 1000 {
-                    break;
+        let mut complete = true;
+        for &b in set {
+            let i = self.companions[b];
+            if i == u32::MAX {
+                continue;
+            }
+            let doms = &self.companion_sets[i as usize].1;
+            let need = doms.len() - 2;
+            let have = set.iter().filter(|x| doms.contains(x)).count();
+            if have < need {
+                complete = false;
+                if have + room < need {
+                    return (false, false);
                 }
-                let take = left.min(s);
-                milli += unit * take as i64;
-                left -= take;
             }
-            milli += line.penalty * 1000 * left as i64;
         }
-        fixed + milli.div_euclid(1000)
+        (complete, true)
+    }
+
+    /// Depth-first over multi-node sets of the pool, in pool order (ascending multi-node
+    /// bound, so a candidate beyond the threshold ends the loop).
+    fn sets_from(
+        &mut self,
+        pool: &[usize],
+        agg: &Agg,
+        multi_bound: &[i64],
+        prefix: &mut Vec<usize>,
+        positions: std::ops::Range<usize>,
+    ) {
+        let k = self.g.max_nodes;
+        let mut end = positions.end;
+        if !prefix.is_empty() {
+            // Suffix cut: every set extending the prefix with nodes from position p on is
+            // bounded by its superset bound over that suffix, which grows with p; the
+            // first p beyond the threshold ends the loop.
+            let room = k.saturating_sub(prefix.len());
+            let (mut lo, mut hi) = (positions.start, end);
+            if lo < hi {
+                // Most prefixes end here: nothing after them is worth it.
+                if !self.count_bound() {
+                    self.stop(multi_bound[prefix[0]]);
+                    return;
+                }
+                if self.ext_bound(prefix, agg.at(lo), room) > self.threshold() {
+                    hi = lo;
+                } else {
+                    lo += 1;
+                }
+            }
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if !self.count_bound() {
+                    self.stop(multi_bound[prefix[0]]);
+                    return;
+                }
+                if self.ext_bound(prefix, agg.at(mid), room) > self.threshold() {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            end = lo;
+        }
+        for pos in positions.start..end {
+            if self.stopped {
+                return;
+            }
+            let c = pool[pos];
+            if multi_bound[c] > self.threshold() {
+                break;
+            }
+            prefix.push(c);
+            let room = k.saturating_sub(prefix.len());
+            let (complete, possible) = self.companions_held(prefix, room);
+            if !possible {
+                prefix.pop();
+                continue;
+            }
+            if prefix.len() >= 2 && complete {
+                if !self.count_bound() {
+                    self.stop(multi_bound[prefix[0]]);
+                    prefix.pop();
+                    return;
+                }
+                let bound = self.set_bound(prefix);
+                if bound <= self.threshold() {
+                    let set = prefix.clone();
+                    let _ = self.allocate(&set, bound);
+                }
+            }
+            if room > 0 && pos + 1 < pool.len() && !self.stopped {
+                self.sets_from(pool, agg, multi_bound, prefix, pos + 1..pool.len());
+            }
+            prefix.pop();
+        }
     }
 }
 
@@ -714,6 +2142,21 @@ impl Search<'_, '_> {
 
 fn is_ship_type(m: FulfillmentMethod) -> bool {
     matches!(m, FulfillmentMethod::Ship | FulfillmentMethod::SameDay | FulfillmentMethod::ShipToStore)
+}
+
+/// Stock of the order's SKUs, dense by node index: (atp, aging).
+struct DenseStock<'a> {
+    skus: Vec<(&'a Sku, Vec<(u64, u64)>)>,
+}
+
+impl DenseStock<'_> {
+    fn of(&self, sku: &Sku) -> &[(u64, u64)] {
+        self.skus.iter().find(|(s, _)| *s == sku).map_or(&[], |(_, d)| d.as_slice())
+    }
+
+    fn at(&self, sku: &Sku, node: usize) -> (u64, u64) {
+        self.of(sku).get(node).copied().unwrap_or((0, 0))
+    }
 }
 
 /// Sources an order. Never fails; see [`Decision`].
@@ -752,24 +2195,22 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
     };
 
     // Stock per SKU of the order, dense by node index.
-    let mut holdings: HashMap<&Sku, Vec<(u64, u64)>> = HashMap::new();
+    let mut stock = DenseStock { skus: Vec::new() };
     let mut buf = Vec::new();
     for line in &order.lines {
-        holdings.entry(&line.sku).or_insert_with(|| {
-            buf.clear();
-            net.holdings(&line.sku, &mut buf);
-            let mut dense = vec![(0u64, 0u64); nodes.len()];
-            for h in &buf {
-                if let Some(d) = dense.get_mut(h.node) {
-                    *d = (h.atp.get(), h.aging.get().min(h.atp.get()));
-                }
+        if stock.skus.iter().any(|(s, _)| *s == &line.sku) {
+            continue;
+        }
+        buf.clear();
+        net.holdings(&line.sku, &mut buf);
+        let mut dense = vec![(0u64, 0u64); nodes.len()];
+        for h in &buf {
+            if let Some(d) = dense.get_mut(h.node) {
+                *d = (h.atp.get(), h.aging.get().min(h.atp.get()));
             }
-            dense
-        });
+        }
+        stock.skus.push((&line.sku, dense));
     }
-    let stock_at = |sku: &Sku, node: usize| -> (u64, u64) {
-        holdings.get(sku).and_then(|d| d.get(node).copied()).unwrap_or((0, 0))
-    };
 
     let mut packages: Vec<Package> = Vec::new();
     let mut placed: Vec<u64> = vec![0; order.lines.len()];
@@ -790,7 +2231,7 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
             continue;
         }
         let used = pinned_used.entry((ni, &line.sku)).or_default();
-        let avail = stock_at(&line.sku, ni).0.saturating_sub(*used);
+        let avail = stock.at(&line.sku, ni).0.saturating_sub(*used);
         let take = avail.min(line.quantity.get());
         if take == 0 {
             continue;
@@ -837,9 +2278,9 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
     let mut sets_evaluated = 0;
     let mut exhausted = false;
     let mut gap = 0i64;
+    let ctx = GroupCtx { order, nodes, items: &items, body, stock: &stock, pinned_used: &pinned_used, opts };
     for (dest, line_idx) in &groups {
-        let outcome =
-            source_group(order, net, nodes, &items, body, *dest, line_idx, &stock_at, &pinned_used, &penalty_of, opts);
+        let outcome = source_group(&ctx, *dest, line_idx, &penalty_of);
         sets_evaluated += outcome.sets;
         exhausted |= outcome.exhausted;
         gap += outcome.gap;
@@ -926,22 +2367,27 @@ struct GroupOutcome {
     gap: i64,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What every destination group of an order shares.
+struct GroupCtx<'a, 'n> {
+    order: &'a OrderToSource,
+    nodes: &'a [NodeState<'n>],
+    items: &'a [Option<&'n Item>],
+    body: &'a RuleBody,
+    stock: &'a DenseStock<'a>,
+    pinned_used: &'a HashMap<(usize, &'a Sku), u64>,
+    opts: &'a SearchOptions,
+}
+
 fn source_group(
-    order: &OrderToSource,
-    _net: &dyn SourcingNetwork,
-    nodes: &[NodeState<'_>],
-    items: &[Option<&Item>],
-    body: &RuleBody,
+    ctx: &GroupCtx<'_, '_>,
     dest: Option<GeoPoint>,
     line_idx: &[usize],
-    stock_at: &dyn Fn(&Sku, usize) -> (u64, u64),
-    pinned_used: &HashMap<(usize, &Sku), u64>,
     penalty_of: &dyn Fn(&LineToSource) -> i64,
-    opts: &SearchOptions,
 ) -> GroupOutcome {
+    let (order, nodes, items, body) = (ctx.order, ctx.nodes, ctx.items, ctx.body);
     let f = &body.filters;
     let cost = &body.cost;
+    let split_penalty = cost.split_penalty_minor;
     // Distinct SKUs of the group.
     let mut skus: Vec<&Sku> = Vec::new();
     let lines: Vec<GLine> = line_idx
@@ -955,23 +2401,45 @@ fn source_group(
                     skus.len() - 1
                 }
             };
+            let weight_g = u64::from(items[i].map_or(0, |it| it.weight_g));
+            let penalty = penalty_of(l);
             GLine {
                 order_index: i,
                 slot,
                 qty: l.quantity.get(),
-                weight_g: u64::from(items[i].map_or(0, |it| it.weight_g)),
+                weight_g,
+                unit_kg: billed_kg(weight_g),
                 ship_alone: items[i].is_some_and(|it| it.ship_alone),
-                penalty: penalty_of(l),
+                penalty,
+                penalty_milli: penalty.saturating_mul(1000),
             }
         })
         .collect();
+    let nl = lines.len();
+    let ns = skus.len();
+    let slot_stock: Vec<&[(u64, u64)]> = skus.iter().map(|s| ctx.stock.of(s)).collect();
+    let stock_at = |slot: usize, ni: usize| slot_stock[slot].get(ni).copied().unwrap_or((0, 0));
+    // Node-independent parts of per-line eligibility.
+    let line_item_ok: Vec<bool> = lines
+        .iter()
+        .map(|line| items[line.order_index].is_some_and(|it| it.allows(order.lines[line.order_index].method)))
+        .collect();
+    let line_hazmat: Vec<bool> = lines.iter().map(|line| items[line.order_index].is_some_and(|it| it.hazmat)).collect();
+    let bonus_milli = cost.aging_bonus_minor.saturating_mul(1000);
 
     let mut candidates = Vec::with_capacity(nodes.len());
-    let mut cands: Vec<Cand> = Vec::new();
+    let mut cands: Vec<Cand> = Vec::with_capacity(nodes.len());
+    let mut avail: Vec<u64> = Vec::with_capacity(nodes.len() * nl);
+    let mut unit: Vec<i64> = Vec::with_capacity(nodes.len() * nl);
+    let mut cand_stock: Vec<u64> = Vec::with_capacity(nodes.len() * ns);
+    let mut cand_aging: Vec<u64> = Vec::with_capacity(nodes.len() * ns);
+    let mut eligible = vec![false; nl];
+    let mut usable = vec![0u64; ns];
+    let mut aged = vec![0u64; ns];
     for (ni, st) in nodes.iter().enumerate() {
         let n = st.node;
         // Node-level reasons first; distance only for nodes holding something.
-        let holds_any = skus.iter().any(|s| stock_at(s, ni).0 > 0);
+        let holds_any = (0..ns).any(|s| stock_at(s, ni).0 > 0);
         let mut view = CandidateView {
             node_id: n.id.clone(),
             kept: false,
@@ -1012,44 +2480,37 @@ fn source_group(
             continue;
         };
         // Per-line eligibility; remember the first reason for lines that fail.
-        let mut eligible = vec![false; lines.len()];
         let mut first_line_reason = None;
         let protection = if n.node_type == NodeType::Store { f.store_protection_units } else { 0 };
-        let mut stock = vec![0u64; skus.len()];
-        let mut aging = vec![0u64; skus.len()];
-        for (slot, sku) in skus.iter().enumerate() {
-            let (atp, ag) = stock_at(sku, ni);
-            let pinned = pinned_used.get(&(ni, *sku)).copied().unwrap_or(0);
-            let usable = atp.saturating_sub(pinned).saturating_sub(protection);
-            stock[slot] = usable;
-            aging[slot] = ag.min(usable);
+        for s in 0..ns {
+            let (atp, ag) = stock_at(s, ni);
+            let pinned =
+                if ctx.pinned_used.is_empty() { 0 } else { ctx.pinned_used.get(&(ni, skus[s])).copied().unwrap_or(0) };
+            usable[s] = atp.saturating_sub(pinned).saturating_sub(protection);
+            aged[s] = ag.min(usable[s]);
         }
+        let hazmat_ok = f.hazmat_node_types.contains(&n.node_type);
+        let mut any = false;
         for (l, line) in lines.iter().enumerate() {
             let ol = &order.lines[line.order_index];
             let reason = if !n.has(ol.method.required_capability()) {
                 Some(DropReason::NoCapability)
-            } else if !items[line.order_index].is_some_and(|it| it.allows(ol.method)) {
+            } else if !line_item_ok[l] {
                 Some(DropReason::MethodNotAllowedForItem)
-            } else if items[line.order_index].is_some_and(|it| it.hazmat) && !f.hazmat_node_types.contains(&n.node_type)
-            {
+            } else if line_hazmat[l] && !hazmat_ok {
                 Some(DropReason::Hazmat)
-            } else if stock[line.slot] == 0 {
-                if stock_at(skus[line.slot], ni).0 > 0 {
-                    Some(DropReason::ProtectedStock)
-                } else {
-                    Some(DropReason::NoStock)
-                }
+            } else if usable[line.slot] == 0 {
+                if stock_at(line.slot, ni).0 > 0 { Some(DropReason::ProtectedStock) } else { Some(DropReason::NoStock) }
             } else {
                 None
             };
-            match reason {
-                None => eligible[l] = true,
-                Some(r) => {
-                    first_line_reason.get_or_insert(r);
-                }
+            eligible[l] = reason.is_none();
+            any |= reason.is_none();
+            if let Some(r) = reason {
+                first_line_reason.get_or_insert(r);
             }
         }
-        if !eligible.iter().any(|e| *e) {
+        if !any {
             view.reason = first_line_reason;
             candidates.push(view);
             continue;
@@ -1059,128 +2520,255 @@ fn source_group(
             .iter()
             .enumerate()
             .filter(|(l, _)| eligible[*l])
-            .map(|(_, line)| stock[line.slot].min(line.qty))
+            .map(|(_, line)| usable[line.slot].min(line.qty))
             .sum();
         candidates.push(view);
         let unit_cap = match (f.respect_capacity, n.capacity.units_per_day) {
             (true, Some(c)) => u64::from(c.saturating_sub(st.units_today)),
             _ => u64::MAX,
         };
+        // Only nodes that can give some line a unit take part in the search.
+        let can_serve = lines.iter().enumerate().any(|(l, line)| eligible[l] && line.qty > 0) && unit_cap > 0;
+        if !can_serve {
+            continue;
+        }
+        let km_ceil = km_v.ceil() as i64;
+        let emis_milli = emissions_per_kg_milli(cost, km_ceil);
+        let per_unit = n.costs.per_unit_minor;
+        let fixed = n.costs.per_order_minor + capacity_pressure(cost, st);
+        let mut mask = 0u64;
+        let mut kinds = 0u8;
+        for (l, line) in lines.iter().enumerate() {
+            let a = if eligible[l] { usable[line.slot].min(unit_cap).min(line.qty) } else { 0 };
+            if a > 0 && l < 64 {
+                mask |= 1 << l;
+            }
+            if a > 0 {
+                kinds |= if line.ship_alone { 2 } else { 1 };
+            }
+            avail.push(a);
+            let u = if line.ship_alone {
+                let kg = line.unit_kg;
+                let package = i128::from(per_kg) * i128::from(kg) + i128::from(emissions(cost, kg, km_ceil));
+                (i128::from(per_unit) + package) * 1000
+            } else {
+                // Shipping weight un-rounded (per_kg × grams / 1000 ≤ per_kg × billed
+                // kg); emissions likewise (their rounding down is in `entry`).
+                let w = i128::from(line.weight_g);
+                let emis = if emis_milli > 0 { emis_milli * w / 1000 } else { 0 };
+                i128::from(per_unit) * 1000 + i128::from(per_kg) * w + emis
+            };
+            unit.push(clamp_milli(u));
+        }
+        cand_stock.extend_from_slice(&usable);
+        cand_aging.extend_from_slice(&aged);
+        let rounding = i64::from(emis_milli > 0);
         cands.push(Cand {
             node: ni,
-            fixed: n.costs.per_order_minor + capacity_pressure(cost, st),
+            fixed,
             base,
             per_kg,
-            km_ceil: km_v.ceil() as i64,
-            per_unit: n.costs.per_unit_minor,
-            stock,
-            aging,
-            eligible,
+            km_ceil,
+            per_unit,
             unit_cap,
+            entry: fixed.saturating_add(base).saturating_add(split_penalty) - rounding,
+            alone_extra: base.saturating_add(split_penalty).saturating_mul(1000),
+            mask,
+            kinds,
         });
     }
 
-    // Candidate indices in node id order: comparing sorted index sets compares node ids.
-    cands.sort_by(|a, b| nodes[a.node].node.id.cmp(&nodes[b.node].node.id));
+    let has_alone = lines.iter().any(|l| l.ship_alone);
     let group = Group {
+        has_alone,
         lines,
-        cands,
+        slots: ns,
         cost,
-        split_penalty: cost.split_penalty_minor,
+        split_penalty,
         max_nodes: body.constraints.max_nodes as usize,
         all_or_nothing: !body.constraints.allow_partial,
+        bonus_milli,
+        cands,
+        avail,
+        unit,
+        stock: cand_stock,
+        aging: cand_aging,
     };
+    let g = &group;
+    let n_cands = g.cands.len();
+    let min_entry = g.cands.iter().map(|c| c.entry).min().unwrap_or(0);
     let mut search = Search {
-        g: &group,
-        opts: *opts,
+        g,
+        ids: Ids::new(g.cands.iter().map(|c| &nodes[c.node].node.id).collect()),
+        opts: *ctx.opts,
         sets: 0,
         leaves: 0,
+        bounds: 0,
         exhausted: false,
+        stopped: false,
         top: Vec::new(),
-        open_bound: i64::MAX,
-        order: Vec::new(),
-        suffix: Vec::new(),
+        open_bound: INF,
+        cover: None,
+        neg_entry: min_entry.min(0),
+        alloc: Alloc::default(),
+        buf: Vec::new(),
+        delta: Vec::new(),
+        choices: Default::default(),
+        memo: Vec::new(),
+        memo_masks: 0,
+        memo_plain: 0,
+        subsets: Vec::new(),
+        profiles: Vec::new(),
+        profile_ids: HashMap::new(),
+        solved: HashMap::new(),
+        companions: Vec::new(),
+        companion_sets: Vec::new(),
     };
     // The empty plan (nothing allocated) is always possible.
-    let empty_cost: i64 = group.lines.iter().map(|l| l.penalty * l.qty as i64).sum();
-    search.offer(Found { cost: empty_cost, set: Vec::new(), units: vec![Vec::new(); group.lines.len()] });
+    let empty_cost: i64 = g.lines.iter().map(|l| l.penalty * l.qty as i64).sum();
+    search.offer(Found { cost: empty_cost, set: Vec::new(), units: Vec::new() });
 
-    // Phase 1: every single-node plan, cheapest bound first. The bound is admissible, so
-    // once one exceeds the threshold all later ones do.
-    let mut scored: Vec<(i64, usize)> = (0..group.cands.len()).map(|ci| (search.bound_exact(&[ci]), ci)).collect();
-    scored.sort_unstable();
-    for &(bound, ci) in &scored {
-        if !search.worth(bound) {
+    // Bounds of every candidate: alone, and in any set of two or more nodes.
+    let multi = g.max_nodes > 1 && n_cands > 1;
+    let all = if multi { Agg::all(g) } else { Agg::default() };
+    if multi {
+        search.cover = CoverTable::build(g);
+    }
+    let pre = search.one_pre(&all);
+    let single_bound: Vec<i64> = (0..n_cands).map(|c| search.single_bound(c, &pre)).collect();
+
+    // Phase 1: single-node plans, cheapest bound first. The bound is admissible, so once
+    // one exceeds the threshold all later ones do.
+    let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>> =
+        (0..n_cands).filter(|&c| single_bound[c] < INF).map(|c| std::cmp::Reverse((single_bound[c], c))).collect();
+    while let Some(std::cmp::Reverse((bound, c))) = heap.pop() {
+        if bound > search.threshold() {
             break;
         }
-        search.sets += 1;
-        search.allocate(&[ci]);
-    }
-
-    // Phase 2: multi-node sets from a shortlist: the best single-node bounds, and per line
-    // the cheapest holders (and every holder of a scarce line).
-    let mut shortlist: Vec<usize> = scored.iter().take(SHORTLIST_BEST).map(|&(_, ci)| ci).collect();
-    for (l, line) in group.lines.iter().enumerate() {
-        let mut holders: Vec<(i64, usize)> = (0..group.cands.len())
-            .filter(|&ci| group.cands[ci].eligible[l] && group.cands[ci].stock[line.slot] > 0)
-            .map(|ci| (group.cands[ci].fixed + group.cands[ci].base + group.unit_lb_milli(l, ci) / 1000, ci))
-            .collect();
-        holders.sort_unstable();
-        let take = if holders.len() <= SCARCE_HOLDERS { holders.len() } else { SHORTLIST_PER_LINE };
-        shortlist.extend(holders.iter().take(take).map(|&(_, ci)| ci));
-    }
-    let rank: HashMap<usize, usize> = scored.iter().enumerate().map(|(r, &(_, ci))| (ci, r)).collect();
-    shortlist.sort_by_key(|ci| rank.get(ci).copied().unwrap_or(usize::MAX));
-    shortlist.dedup();
-    if group.max_nodes > 1 {
-        search.order = shortlist.clone();
-        search.build_suffixes();
-        let mut set = Vec::new();
-        search.sets(&mut set, 0);
-    }
-
-    // Phase 3: a set with a node outside the shortlist has at least two nodes (single-node
-    // plans were all considered), so it costs at least that node's fixed cost, another
-    // node's, a split penalty and the linear relaxation over every candidate.
-    let in_shortlist: std::collections::HashSet<usize> = shortlist.iter().copied().collect();
-    let outsiders: Vec<usize> = (0..group.cands.len()).filter(|ci| !in_shortlist.contains(ci)).collect();
-    if group.max_nodes > 1 && !outsiders.is_empty() {
-        let all: Vec<usize> = (0..group.cands.len()).collect();
-        let lp_all = search.lp(&all, None);
-        let min_fixed_all = group.cands.iter().map(|c| c.fixed + c.base).min().unwrap_or(0);
-        let min_fixed_out = outsiders.iter().map(|&ci| group.cands[ci].fixed + group.cands[ci].base).min().unwrap_or(0);
-        let lb_out = min_fixed_out + min_fixed_all + group.split_penalty + lp_all;
-        let best_cost = search.top.first().map_or(empty_cost, |f| f.cost);
-        if lb_out < best_cost {
-            // Not proven: the best plan found stands, with the gap to the bound.
-            search.exhausted = true;
-            search.open_bound = search.open_bound.min(lb_out);
+        let bound = if g.has_alone { bound.max(search.set_bound(&[c])) } else { bound };
+        let _ = search.allocate(&[c], bound);
+        if search.stopped {
+            break;
         }
     }
 
-    let ids =
-        |f: &Found| -> Vec<NodeId> { f.set.iter().map(|&ci| nodes[group.cands[ci].node].node.id.clone()).collect() };
-    let top = search.top.clone();
+    // A multi-node plan costs at least a candidate's entry plus the cheapest conceivable
+    // rest (`OnePre::cheap`): the quick bound of every candidate in such sets.
+    let quick = |c: usize| floor_milli(g.entry_milli(&[c]).saturating_add(pre.cheap));
+    let multi = multi && quick_floor(g, &pre, min_entry) <= search.threshold();
+
+    // Seeding: good multi-node plans early, from the best single candidates and the best
+    // holders of each line.
+    if multi && !search.stopped {
+        // The best few by a score, skipping candidates of a profile already taken (twins
+        // would make the same plans).
+        let best_distinct = |search: &mut Search<'_, '_>, score: &dyn Fn(usize) -> Option<i64>, want: usize| {
+            let mut top: Vec<(i64, usize)> = Vec::with_capacity(SEED_POOL + 1);
+            for c in 0..n_cands {
+                let Some(v) = score(c) else { continue };
+                if top.len() == SEED_POOL && (v, c) >= top[SEED_POOL - 1] {
+                    continue;
+                }
+                let at = top.partition_point(|&x| x < (v, c));
+                top.insert(at, (v, c));
+                top.truncate(SEED_POOL);
+            }
+            let mut taken: Vec<usize> = Vec::with_capacity(want);
+            let mut profiles: Vec<u32> = Vec::with_capacity(want);
+            for (_, c) in top {
+                let p = search.profile(c);
+                if !profiles.contains(&p) {
+                    profiles.push(p);
+                    taken.push(c);
+                    if taken.len() == want {
+                        break;
+                    }
+                }
+            }
+            taken
+        };
+        let by_single =
+            best_distinct(&mut search, &|c| (single_bound[c] < INF).then_some(single_bound[c]), SEED_STARTS);
+        let mut shortlist: Vec<usize> = by_single.clone();
+        for l in 0..nl {
+            // Cheapest candidates to serve line l: entry plus the relaxed cost of its units.
+            let line = &g.lines[l];
+            let score = |c: usize| -> Option<i64> {
+                let a = g.avail[c * nl + l];
+                (a > 0).then(|| {
+                    let u = a.min(line.qty);
+                    g.entry_milli(&[c])
+                        .saturating_add(g.units_cost(c, l, u, g.aged(c, l, a), true))
+                        .saturating_add(mul(line.penalty_milli, line.qty - u))
+                })
+            };
+            shortlist.extend(best_distinct(&mut search, &score, SEED_PER_LINE));
+        }
+        shortlist.sort_unstable();
+        shortlist.dedup();
+        search.seed(&by_single, &shortlist);
+    }
+
+    // Phase 2: multi-node sets. Candidates whose quick bound (their entry plus the
+    // cheapest conceivable rest) cannot enter the top three are out, then those with
+    // enough dominators; the others are bounded in any set of two or more nodes, and
+    // the ones within the threshold form the pool, searched in order of that bound.
+    if multi {
+        if search.stopped {
+            let lowest = (0..n_cands).map(quick).min().unwrap_or(INF);
+            search.open_bound = search.open_bound.min(lowest);
+        } else {
+            let threshold = search.threshold();
+            // quick(c) ≤ threshold, without a division per candidate.
+            let within = threshold.saturating_mul(1000).saturating_add(999).saturating_sub(pre.cheap);
+            let split_milli = g.split_penalty.saturating_mul(1000);
+            let mut pool: Vec<usize> = (0..n_cands)
+                .filter(|&c| g.cands[c].entry.saturating_mul(1000).saturating_sub(split_milli) <= within)
+                .collect();
+            let mut companions = Vec::new();
+            drop_dominated(g, &search.ids, &mut pool, &mut companions);
+            search.companions = vec![u32::MAX; n_cands];
+            for (i, (b, _)) in companions.iter().enumerate() {
+                search.companions[*b] = i as u32;
+            }
+            search.companion_sets = companions;
+            let mut multi_bound = vec![INF; n_cands];
+            pool.retain(|&c| {
+                multi_bound[c] = search.multi_bound(c, &pre, &all);
+                multi_bound[c] <= threshold
+            });
+            pool.sort_unstable_by_key(|&c| (multi_bound[c], c));
+            let agg = Agg::suffixes(g, &pool);
+            let mut prefix = Vec::with_capacity(g.max_nodes);
+            for pos in 0..pool.len() {
+                search.sets_from(&pool, &agg, &multi_bound, &mut prefix, pos..pos + 1);
+                if search.stopped {
+                    // Every set not searched has its first pool node at `pos` or later.
+                    let lowest = pool[pos..].iter().map(|&c| multi_bound[c]).min().unwrap_or(INF);
+                    search.open_bound = search.open_bound.min(lowest);
+                    break;
+                }
+            }
+        }
+    }
+
+    let ids = |f: &Found| -> Vec<NodeId> { f.set.iter().map(|&c| nodes[g.cands[c].node].node.id.clone()).collect() };
+    let top = std::mem::take(&mut search.top);
     let best = top.first().cloned().unwrap_or(Found { cost: empty_cost, set: Vec::new(), units: Vec::new() });
     let gap = if search.exhausted { (best.cost - search.open_bound.min(best.cost)).max(0) } else { 0 };
     let alternatives = top
         .iter()
         .skip(1)
         .take(2)
-        .map(|f| PlanSummary {
-            nodes: ids(f),
-            total_cost_minor: f.cost,
-            allocated_units: f.units.iter().flatten().sum(),
-        })
+        .map(|f| PlanSummary { nodes: ids(f), total_cost_minor: f.cost, allocated_units: f.units.iter().sum() })
         .collect();
 
-    // Build packages of the best plan with itemised costs.
+    // Build packages of the best plan with itemised costs (the set is in node id order).
     let mut packages = Vec::new();
     let mut placed = Vec::new();
-    let mut set_order: Vec<(usize, usize)> = best.set.iter().enumerate().map(|(k, &ci)| (k, ci)).collect();
-    set_order.sort_by(|a, b| nodes[group.cands[a.1].node].node.id.cmp(&nodes[group.cands[b.1].node].node.id));
-    for (k, ci) in set_order {
-        let c = &group.cands[ci];
+    let m = best.set.len();
+    for (k, &ci) in best.set.iter().enumerate() {
+        let c = &g.cands[ci];
         let node = nodes[c.node].node;
         let mut regular = Package {
             node_id: node.id.clone(),
@@ -1191,19 +2779,19 @@ fn source_group(
         };
         let mut handling = c.fixed - capacity_pressure(cost, &nodes[c.node]);
         let mut alone = Vec::new();
-        let mut units_by_slot: HashMap<usize, u64> = HashMap::new();
-        for (l, line) in group.lines.iter().enumerate() {
-            let u = best.units[l][k];
+        let mut units_by_slot = vec![0u64; ns];
+        for (l, line) in g.lines.iter().enumerate() {
+            let u = best.units[l * m + k];
             if u == 0 {
                 continue;
             }
             placed.push((line.order_index, u));
-            *units_by_slot.entry(line.slot).or_default() += u;
+            units_by_slot[line.slot] += u;
             handling += c.per_unit * u as i64;
             let ol = &order.lines[line.order_index];
             if line.ship_alone {
                 for _ in 0..u {
-                    let kg = billed_kg(line.weight_g);
+                    let kg = line.unit_kg;
                     let mut pc = CostBreakdown {
                         shipping: c.base + c.per_kg * kg,
                         emissions: emissions(cost, kg, c.km_ceil),
@@ -1223,8 +2811,9 @@ fn source_group(
                 regular.lines.push(LineQty { line_id: ol.line_id.clone(), sku: ol.sku.clone(), quantity: qty(u) });
             }
         }
+        let aging = &g.aging[ci * ns..(ci + 1) * ns];
         let aging_bonus: i64 =
-            units_by_slot.iter().map(|(slot, u)| (*u).min(c.aging[*slot]) as i64 * cost.aging_bonus_minor).sum();
+            units_by_slot.iter().zip(aging).map(|(u, a)| (*u).min(*a) as i64 * cost.aging_bonus_minor).sum();
         let capacity = capacity_pressure(cost, &nodes[c.node]);
         // The node-level terms (handling, capacity, aging) go on the node's first package.
         let mut node_pkgs = Vec::new();

@@ -10,19 +10,37 @@
 //! 1. *Eligibility*: every node is a candidate; it is dropped with the first failing reason
 //!    (excluded, node type, not active, capacity full, beyond radius or rate card, then per
 //!    line: capability, item method, hazmat, protected or no stock).
-//! 2. *Branch and bound over node sets* (size ≤ `max_nodes`), candidates ordered by what
-//!    they could save alone. A set's subtree is pruned when its admissible lower bound
-//!    (fixed costs of the set, split penalties, and a linear relaxation of unit costs with
-//!    shipping weight un-rounded) cannot beat the third best plan found (so the two
-//!    runners-up in the explanation are exact too).
-//! 3. *Allocation within a set*: depth-first over lines, enumerating each line's split
-//!    across the set's nodes within stock and capacity, with the same bound; every node of
-//!    the set must receive units (smaller sets are their own branches).
+//! 2. *Bounds*: a kept candidate has an entry cost (handling per order, capacity pressure,
+//!    and one package's base rate and split penalty) and, per line, a linear lower bound
+//!    of its unit cost (shipping weight un-rounded). A node set's admissible lower bound is
+//!    its nodes' entries plus, per line, the cheapest units among them (the rest at the
+//!    line's penalty), with packages accounted exactly: a node's entry pays for one
+//!    package, its regular one or one ship-alone unit. A bound on the supersets of a set
+//!    adds the nodes still to come as one option per line (their cheapest unit) and the
+//!    entries of the cheapest nodes able to serve the lines they would take.
+//! 3. *Single-node plans*, cheapest bound first, then a few *seed* multi-node plans (the
+//!    best candidates greedily extended by the cheapest holders of each line), so that the
+//!    threshold starts low. The threshold is the third best plan: the explanation's two
+//!    runners-up (distinct node sets) are exact too.
+//! 4. *Multi-node sets* (size ≤ `max_nodes`): candidates that cannot be in a top-three set
+//!    are left out — those whose entry plus the cheapest conceivable rest exceeds the
+//!    threshold, and those with `max_nodes + 2` dominators (candidates that can take any
+//!    allocation they can take, for no more; swapping one in gives a set that ranks
+//!    before). A candidate with r ≥ 3 dominators only goes into sets holding r − 2 of them.
+//!    The others are bounded in any multi-node set and searched depth first in order of
+//!    that bound; a branch ends where the superset bound over the candidates left exceeds
+//!    the threshold.
+//! 5. *Allocation within a set*: depth first over lines (regular lines first, heaviest
+//!    first), enumerating each line's split across the set's nodes within stock and
+//!    capacity, pruned by the relaxed cost so far, the relaxation of the lines left and
+//!    the billed weight already certain. Every node of the set must receive units (smaller
+//!    sets are their own branches). Nodes of the same profile are interchangeable: their
+//!    mirror allocations are skipped, and sets of the same profiles are solved once.
 //!
 //! When the search exceeds its budget ([`SearchOptions`]) it stops, returns the best plan
 //! found, `plan_is_optimal = false`, and the gap to the lowest bound still open.
 //!
-//! Determinism: candidates are ordered by (score, node id); ties between plans of equal
+//! Determinism: the search order depends only on the inputs; ties between plans of equal
 //! cost go to the plan whose sorted node ids compare lowest.
 
 mod batch;

@@ -186,6 +186,13 @@ fn random_instance(seed: u64) -> (Net, OrderToSource, Policy) {
 /// Independent reference: the cost of an allocation x[line][node], written straight from
 /// the cost model's definition, and the set of feasible allocations by enumeration.
 fn brute_force(net: &Net, order: &OrderToSource, policy: &Policy) -> i64 {
+    brute_force_sets(net, order, policy).into_iter().map(|(cost, _)| cost).min().unwrap()
+}
+
+/// The same enumeration, by node set: every set of nodes some feasible allocation uses
+/// (each of them), with its cheapest such allocation's cost; the empty set is the plan
+/// that allocates nothing.
+fn brute_force_sets(net: &Net, order: &OrderToSource, policy: &Policy) -> Vec<(i64, u64)> {
     let body = &policy.fallback;
     let (f, c, k) = (&body.filters, &body.cost, &body.constraints);
     let dest = order.ship_to.unwrap();
@@ -274,7 +281,7 @@ fn brute_force(net: &Net, order: &OrderToSource, policy: &Policy) -> i64 {
         total
     };
     // Enumerate every x with per-line sums ≤ qty over eligible nodes.
-    let mut best = i64::MAX;
+    let mut best: std::collections::BTreeMap<u64, i64> = std::collections::BTreeMap::new();
     let lines = &order.lines;
     let mut x = vec![vec![0u64; n_nodes]; lines.len()];
     fn rec(
@@ -333,10 +340,13 @@ fn brute_force(net: &Net, order: &OrderToSource, policy: &Policy) -> i64 {
         if !k.allow_partial && !complete && !empty {
             return;
         }
-        best = best.min(cost_of(x));
+        let mask = (0..n_nodes).filter(|&n| x.iter().any(|xl| xl[n] > 0)).fold(0u64, |m, n| m | 1 << n);
+        let cost = cost_of(x);
+        let entry = best.entry(mask).or_insert(cost);
+        *entry = (*entry).min(cost);
     };
     rec(0, 0, &mut x, lines, &mut visit, &limit);
-    best
+    best.into_iter().map(|(mask, cost)| (cost, mask)).collect()
 }
 
 #[test]
@@ -365,6 +375,118 @@ fn engine_matches_brute_force_on_thousands_of_random_instances() {
     assert_eq!(checked, 5000);
     // The generator must exercise splits, or the test proves little.
     assert!(split_plans > 150, "only {split_plans} split plans");
+}
+
+/// A random instance crowded with look-alike nodes (few cost profiles, shared locations),
+/// where dominance between candidates matters: 6–10 nodes, 1–2 SKUs, 1–2 lines of 1–2
+/// units, multi-node plans often cheapest.
+fn random_crowded_instance(seed: u64) -> (Net, OrderToSource, Policy) {
+    let mut r = SplitMix64::new(seed ^ 0x5eed_c0de);
+    let n_nodes = r.range(6, 10) as usize;
+    let n_skus = r.range(1, 2) as usize;
+    let sites: Vec<(f64, f64)> =
+        (0..r.range(1, 3)).map(|_| (30.0 + r.unit() * 15.0, -120.0 + r.unit() * 45.0)).collect();
+    let profiles: Vec<(NodeType, i64, i64)> = (0..r.range(1, 3))
+        .map(|_| (*r.pick(&[NodeType::Dc, NodeType::Store]), r.range(0, 3) as i64 * 150, r.range(0, 2) as i64 * 25))
+        .collect();
+    let mut nodes = Vec::new();
+    for i in 0..n_nodes {
+        let (lat, lon) = *r.pick(&sites);
+        let (node_type, per_order, per_unit) = *r.pick(&profiles);
+        let mut n = node(i, node_type, lat, lon, vec![Capability::Ship]);
+        n.costs.per_order_minor = per_order;
+        n.costs.per_unit_minor = per_unit;
+        if r.chance(0.2) {
+            n.capacity =
+                NodeCapacity { orders_per_day: Some(r.range(2, 4) as u32), units_per_day: Some(r.range(1, 4) as u32) };
+        }
+        nodes.push(n);
+    }
+    let orders_today = (0..n_nodes).map(|_| r.range(0, 2) as u32).collect();
+    let units_today = (0..n_nodes).map(|_| r.range(0, 1) as u32).collect();
+    let mut items = Vec::new();
+    for i in 0..n_skus {
+        let mut it = item(i, r.range(50, 9000) as u32);
+        it.ship_alone = r.chance(0.3);
+        items.push(it);
+    }
+    let mut stock = Vec::new();
+    let scarce = r.chance(0.5);
+    for n in 0..n_nodes {
+        for s in 0..n_skus {
+            if r.chance(if scarce { 0.5 } else { 0.8 }) {
+                let atp = r.range(if scarce { 0 } else { 1 }, if scarce { 1 } else { 2 });
+                stock.push((n, sku(s), atp, r.range(0, atp)));
+            }
+        }
+    }
+    let mut lines = Vec::new();
+    for l in 0..r.range(1, 2) as usize {
+        let mut ln = line(&format!("{}", l + 1), r.range(0, n_skus as u64 - 1) as usize, r.range(1, 2));
+        ln.allow_backorder = r.chance(0.5);
+        lines.push(ln);
+    }
+    let order = OrderToSource {
+        ship_to: Some(GeoPoint::new(30.0 + r.unit() * 15.0, -120.0 + r.unit() * 45.0).unwrap()),
+        lines,
+        ..Default::default()
+    };
+    let cost = CostModel {
+        shipping_zones: vec![
+            ShippingZone { max_km: 800.0, base_minor: r.range(100, 700) as i64, per_kg_minor: r.range(0, 150) as i64 },
+            ShippingZone {
+                max_km: 6000.0,
+                base_minor: r.range(700, 1500) as i64,
+                per_kg_minor: r.range(50, 250) as i64,
+            },
+        ],
+        split_penalty_minor: r.range(0, 300) as i64,
+        capacity_penalty_minor: r.range(0, 1) as i64 * r.range(0, 900) as i64,
+        backorder_penalty_minor: r.range(1000, 5000) as i64,
+        unfilled_penalty_minor: r.range(2000, 9000) as i64,
+        late_penalty_minor_per_day: 0,
+        emissions_minor_per_kg_co2: r.range(0, 1) as i64 * r.range(0, 30) as i64,
+        co2_g_per_kg_km: r.range(0, 1) as i64 * r.range(0, 3) as i64,
+        aging_bonus_minor: r.range(0, 1) as i64 * r.range(0, 200) as i64,
+    };
+    let filters =
+        Filters { store_protection_units: r.range(0, 1), respect_capacity: r.chance(0.7), ..Filters::default() };
+    let constraints =
+        Constraints { max_nodes: r.range(2, 3) as u32, allow_partial: r.chance(0.8), allow_backorder: r.chance(0.7) };
+    let policy = Policy { name: "p".to_owned(), rules: Vec::new(), fallback: RuleBody { filters, constraints, cost } };
+    (Net { nodes, orders_today, units_today, items, stock }, order, policy)
+}
+
+#[test]
+fn the_plan_and_its_two_alternatives_are_the_three_best_node_sets() {
+    let mut dominated = 0;
+    for seed in 0..6000u64 {
+        let (net, order, policy) = random_crowded_instance(seed);
+        let view = View::new(&net);
+        let d = source(&order, &view, &policy, &SearchOptions::default());
+        assert!(d.plan.plan_is_optimal, "seed {seed}");
+        let id = |n: usize| net.nodes[n].id.as_str().to_owned();
+        let mut sets: Vec<(i64, Vec<String>)> = brute_force_sets(&net, &order, &policy)
+            .into_iter()
+            .map(|(cost, mask)| (cost, (0..net.nodes.len()).filter(|n| mask & (1 << n) != 0).map(id).collect()))
+            .collect();
+        sets.sort();
+        let mut chosen: Vec<String> = d.plan.packages.iter().map(|p| p.node_id.as_str().to_owned()).collect();
+        chosen.sort();
+        chosen.dedup();
+        assert_eq!((d.plan.total_cost_minor, chosen), sets[0], "seed {seed}");
+        let alternatives: Vec<(i64, Vec<String>)> = d
+            .explanation
+            .alternatives
+            .iter()
+            .map(|a| (a.total_cost_minor, a.nodes.iter().map(|n| n.as_str().to_owned()).collect()))
+            .collect();
+        assert_eq!(alternatives, sets[1..].iter().take(2).cloned().collect::<Vec<_>>(), "seed {seed}");
+        // Look-alike nodes: some candidate is beaten by as many others as the plan may have
+        // nodes plus two, for any allocation.
+        dominated += usize::from(sets.len() > 12);
+    }
+    assert!(dominated > 100, "only {dominated} crowded instances");
 }
 
 #[test]
