@@ -78,7 +78,7 @@ pub trait SourcingNetwork {
 /// Bounds on the search: beyond them the best plan so far is returned as not optimal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SearchOptions {
-    /// Node sets whose allocation is solved; node sets only bounded count 1/64 each.
+    /// Node sets whose allocation is solved; node sets only bounded count 1/16 each.
     pub max_sets: u32,
     /// Allocation steps (a line's split across a set, whether or not it completes an
     /// assignment), over all sets.
@@ -1331,7 +1331,7 @@ const REFINED_NODES: usize = 4;
 const REFINED_CHOICES: usize = 256;
 
 /// Node sets bounded (without solving their allocation) per unit of `max_sets`.
-const BOUNDS_PER_SET: u64 = 64;
+const BOUNDS_PER_SET: u64 = 16;
 
 struct Search<'g, 'r> {
     g: &'g Group<'r>,
