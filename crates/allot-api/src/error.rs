@@ -63,6 +63,10 @@ impl ApiError {
         }
     }
 
+    pub fn unsupported_media_type(detail: &str) -> ApiError {
+        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type", detail)
+    }
+
     pub fn not_found(what: &str, id: &str) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("{what} {id} not found"))
     }

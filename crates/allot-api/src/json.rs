@@ -16,35 +16,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|mime| {
-                let mime = mime.trim();
-                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
-            });
-        if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-                "send the body as `Content-Type: application/json`",
-            ));
+        let raw = RawBody::from_request(req, state).await?;
+        let m = raw.media_type.as_str();
+        if !(m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))) {
+            return Err(ApiError::unsupported_media_type("send the body as `Content-Type: application/json`"));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
-            BytesRejection::FailedToBufferBody(inner) if inner.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload-too-large",
-                    "Payload too large",
-                    "the request body exceeds this endpoint's size limit",
-                )
-            }
-            other => ApiError::bad_request(None, other.body_text()),
-        })?;
-        Ok(Body(parse_json(&bytes)?))
+        Ok(Body(parse_json(&raw.bytes)?))
     }
 }
 

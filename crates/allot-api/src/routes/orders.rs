@@ -127,12 +127,7 @@ async fn place_order(
     body: RawBody,
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
     if !body.media_type.is_empty() && body.media_type != "application/json" {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "Unsupported media type",
-            "send the body as `Content-Type: application/json`",
-        ));
+        return Err(ApiError::unsupported_media_type("send the body as `Content-Type: application/json`"));
     }
     let key_channel = match &caller.role {
         Role::Admin => None,

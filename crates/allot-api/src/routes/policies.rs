@@ -44,12 +44,7 @@ async fn put_policy(
         "application/json" => DocFormat::Json,
         "application/toml" | "text/toml" => DocFormat::Toml,
         _ => {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-                "send the policy as application/json or application/toml",
-            ));
+            return Err(ApiError::unsupported_media_type("send the policy as application/json or application/toml"));
         }
     };
     let text = std::str::from_utf8(&body.bytes).map_err(|_| ApiError::bad_request(None, "the body is not UTF-8"))?;
