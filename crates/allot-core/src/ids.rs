@@ -48,6 +48,14 @@ macro_rules! string_id {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// A copy of an identifier already parsed (its text kept elsewhere, e.g. in a
+            /// compact explanation), without checking it again.
+            #[allow(dead_code)]
+            pub(crate) fn from_parsed(raw: &str) -> Self {
+                debug_assert!(check_id(raw).is_ok(), "{raw:?} was not a parsed id");
+                Self(raw.to_owned())
+            }
         }
 
         impl fmt::Display for $name {

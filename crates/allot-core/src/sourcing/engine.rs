@@ -201,6 +201,129 @@ pub struct CandidateView {
     pub chosen: bool,
 }
 
+/// Every node of the network as a candidate of the order's first destination group, in
+/// node index order, stored compactly: node ids side by side in one string and a small
+/// fixed-size entry per node, so that a decision costs two allocations for the whole list
+/// instead of one id per node. [`CandidateView`]s are built when read ([`Candidates::iter`]).
+#[derive(Clone, Default, PartialEq)]
+pub struct Candidates {
+    /// Node ids, concatenated; entry `i`'s id ends at `entries[i].id_end`.
+    ids: String,
+    entries: Vec<CandidateEntry>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct CandidateEntry {
+    id_end: usize,
+    /// `None`: kept.
+    reason: Option<DropReason>,
+    chosen: bool,
+    /// Un-rounded (views round to the metre).
+    distance_km: Option<f64>,
+    usable_units: u64,
+}
+
+impl Candidates {
+    fn with_capacity(nodes: usize) -> Candidates {
+        Candidates { ids: String::with_capacity(nodes * 12), entries: Vec::with_capacity(nodes) }
+    }
+
+    /// Appends the next node: kept when there is no drop reason.
+    fn push(&mut self, id: &NodeId, reason: Option<DropReason>, distance_km: Option<f64>, usable_units: u64) {
+        self.ids.push_str(id.as_str());
+        self.entries.push(CandidateEntry { id_end: self.ids.len(), reason, chosen: false, distance_km, usable_units });
+    }
+
+    /// Marks the node of index `node` as used by the chosen plan.
+    fn choose(&mut self, node: usize) {
+        if let Some(e) = self.entries.get_mut(node) {
+            e.chosen = true;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The candidate of node index `index`.
+    pub fn get(&self, index: usize) -> Option<CandidateView> {
+        let e = self.entries.get(index)?;
+        let start = if index == 0 { 0 } else { self.entries[index - 1].id_end };
+        Some(CandidateView {
+            node_id: NodeId::from_parsed(&self.ids[start..e.id_end]),
+            kept: e.reason.is_none(),
+            reason: e.reason,
+            distance_km: e.distance_km.map(|k| (k * 1000.0).round() / 1000.0),
+            usable_units: e.usable_units,
+            chosen: e.chosen,
+        })
+    }
+
+    /// The candidates in node index order.
+    pub fn iter(&self) -> CandidatesIter<'_> {
+        CandidatesIter { candidates: self, next: 0 }
+    }
+
+    pub fn to_vec(&self) -> Vec<CandidateView> {
+        self.iter().collect()
+    }
+}
+
+impl std::fmt::Debug for Candidates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl FromIterator<CandidateView> for Candidates {
+    fn from_iter<I: IntoIterator<Item = CandidateView>>(iter: I) -> Candidates {
+        let mut out = Candidates::default();
+        for c in iter {
+            debug_assert_eq!(c.kept, c.reason.is_none(), "a candidate is kept exactly when it has no drop reason");
+            out.push(&c.node_id, c.reason, c.distance_km, c.usable_units);
+            if c.chosen {
+                out.choose(out.len() - 1);
+            }
+        }
+        out
+    }
+}
+
+impl<'a> IntoIterator for &'a Candidates {
+    type Item = CandidateView;
+    type IntoIter = CandidatesIter<'a>;
+    fn into_iter(self) -> CandidatesIter<'a> {
+        self.iter()
+    }
+}
+
+/// The candidates of an explanation, as views built one by one.
+#[derive(Debug, Clone)]
+pub struct CandidatesIter<'a> {
+    candidates: &'a Candidates,
+    next: usize,
+}
+
+impl Iterator for CandidatesIter<'_> {
+    type Item = CandidateView;
+    fn next(&mut self) -> Option<CandidateView> {
+        let v = self.candidates.get(self.next)?;
+        self.next += 1;
+        Some(v)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.candidates.len() - self.next.min(self.candidates.len());
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for CandidatesIter<'_> {}
+
 /// A runner-up plan, for the explanation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanSummary {
@@ -214,7 +337,7 @@ pub struct Explanation {
     /// The rule used; `None` means the fallback.
     pub rule: Option<String>,
     pub rule_reason: String,
-    pub candidates: Vec<CandidateView>,
+    pub candidates: Candidates,
     /// The next best plans (distinct node sets), cheapest first, at most two.
     pub alternatives: Vec<PlanSummary>,
     pub sets_evaluated: u32,
@@ -2218,6 +2341,8 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
     // Pickup and curbside lines are pinned to their node: its ATP or nothing.
     let mut pinned_used: HashMap<(usize, &Sku), u64> = HashMap::new();
     let mut pickup_pkgs: HashMap<usize, Package> = HashMap::new();
+    // Node indices of the packages, for the explanation's `chosen`.
+    let mut chosen_nodes: Vec<usize> = Vec::new();
     for (i, line) in order.lines.iter().enumerate() {
         if is_ship_type(line.method) {
             continue;
@@ -2249,6 +2374,7 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
         pkg.weight_g += u64::from(items[i].map_or(0, |it| it.weight_g)) * take;
         pkg.cost.handling += st.node.costs.per_unit_minor * take as i64;
     }
+    chosen_nodes.extend(pickup_pkgs.keys());
     let mut pickup_list: Vec<Package> = pickup_pkgs.into_values().collect();
     pickup_list.sort_by(|a, b| a.node_id.cmp(&b.node_id));
     for p in &mut pickup_list {
@@ -2273,7 +2399,7 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
         }
     }
 
-    let mut candidates_view: Vec<CandidateView> = Vec::new();
+    let mut candidates_view = Candidates::default();
     let mut alternatives: Vec<PlanSummary> = Vec::new();
     let mut sets_evaluated = 0;
     let mut exhausted = false;
@@ -2288,6 +2414,7 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
             placed[i] += u;
         }
         packages.extend(outcome.packages);
+        chosen_nodes.extend(outcome.chosen_nodes);
         if candidates_view.is_empty() {
             candidates_view = outcome.candidates;
             alternatives = outcome.alternatives;
@@ -2297,6 +2424,7 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
     let complete = order.lines.iter().enumerate().all(|(i, l)| placed[i] == l.quantity.get());
     if !body.constraints.allow_partial && !complete {
         packages.clear();
+        chosen_nodes.clear();
         placed.iter_mut().for_each(|p| *p = 0);
     }
 
@@ -2325,9 +2453,8 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
             unfilled.push(lq);
         }
     }
-    let chosen: Vec<&NodeId> = packages.iter().map(|p| &p.node_id).collect();
-    for c in &mut candidates_view {
-        c.chosen = chosen.contains(&&c.node_id);
+    for &ni in &chosen_nodes {
+        candidates_view.choose(ni);
     }
     let total = packages.iter().map(|p| p.cost.total).sum::<i64>() + backorder_penalty + unfilled_penalty;
     Decision {
@@ -2360,7 +2487,9 @@ fn qty(v: u64) -> Qty {
 struct GroupOutcome {
     packages: Vec<Package>,
     placed: Vec<(usize, u64)>,
-    candidates: Vec<CandidateView>,
+    /// Node indices of the best plan's set.
+    chosen_nodes: Vec<usize>,
+    candidates: Candidates,
     alternatives: Vec<PlanSummary>,
     sets: u32,
     exhausted: bool,
@@ -2427,7 +2556,9 @@ fn source_group(
     let line_hazmat: Vec<bool> = lines.iter().map(|line| items[line.order_index].is_some_and(|it| it.hazmat)).collect();
     let bonus_milli = cost.aging_bonus_minor.saturating_mul(1000);
 
-    let mut candidates = Vec::with_capacity(nodes.len());
+    let line_capability: Vec<_> =
+        lines.iter().map(|line| order.lines[line.order_index].method.required_capability()).collect();
+    let mut candidates = Candidates::with_capacity(nodes.len());
     let mut cands: Vec<Cand> = Vec::with_capacity(nodes.len());
     let mut avail: Vec<u64> = Vec::with_capacity(nodes.len() * nl);
     let mut unit: Vec<i64> = Vec::with_capacity(nodes.len() * nl);
@@ -2440,14 +2571,6 @@ fn source_group(
         let n = st.node;
         // Node-level reasons first; distance only for nodes holding something.
         let holds_any = (0..ns).any(|s| stock_at(s, ni).0 > 0);
-        let mut view = CandidateView {
-            node_id: n.id.clone(),
-            kept: false,
-            reason: None,
-            distance_km: None,
-            usable_units: 0,
-            chosen: false,
-        };
         let node_reason = if f.exclude_nodes.contains(&n.id) {
             Some(DropReason::Excluded)
         } else if f.node_types.as_ref().is_some_and(|t| !t.contains(&n.node_type)) {
@@ -2461,22 +2584,18 @@ fn source_group(
         } else {
             None
         };
-        if let Some(r) = node_reason {
-            view.reason = Some(r);
-            candidates.push(view);
+        if node_reason.is_some() {
+            candidates.push(&n.id, node_reason, None, 0);
             continue;
         }
         let km = dest.map(|d| d.distance_km(n.location));
-        view.distance_km = km.map(|k| (k * 1000.0).round() / 1000.0);
         let km_v = km.unwrap_or(f64::INFINITY);
         if f.max_distance_km.is_some_and(|max| km_v > max) {
-            view.reason = Some(DropReason::BeyondRadius);
-            candidates.push(view);
+            candidates.push(&n.id, Some(DropReason::BeyondRadius), km, 0);
             continue;
         }
         let Some((base, per_kg)) = zone(cost, km_v) else {
-            view.reason = Some(DropReason::BeyondShippingZones);
-            candidates.push(view);
+            candidates.push(&n.id, Some(DropReason::BeyondShippingZones), km, 0);
             continue;
         };
         // Per-line eligibility; remember the first reason for lines that fail.
@@ -2492,8 +2611,7 @@ fn source_group(
         let hazmat_ok = f.hazmat_node_types.contains(&n.node_type);
         let mut any = false;
         for (l, line) in lines.iter().enumerate() {
-            let ol = &order.lines[line.order_index];
-            let reason = if !n.has(ol.method.required_capability()) {
+            let reason = if !n.has(line_capability[l]) {
                 Some(DropReason::NoCapability)
             } else if !line_item_ok[l] {
                 Some(DropReason::MethodNotAllowedForItem)
@@ -2511,18 +2629,16 @@ fn source_group(
             }
         }
         if !any {
-            view.reason = first_line_reason;
-            candidates.push(view);
+            candidates.push(&n.id, first_line_reason, km, 0);
             continue;
         }
-        view.kept = true;
-        view.usable_units = lines
+        let usable_units = lines
             .iter()
             .enumerate()
             .filter(|(l, _)| eligible[*l])
             .map(|(_, line)| usable[line.slot].min(line.qty))
             .sum();
-        candidates.push(view);
+        candidates.push(&n.id, None, km, usable_units);
         let unit_cap = match (f.respect_capacity, n.capacity.units_per_day) {
             (true, Some(c)) => u64::from(c.saturating_sub(st.units_today)),
             _ => u64::MAX,
@@ -2834,7 +2950,17 @@ fn source_group(
         }
         packages.extend(node_pkgs);
     }
-    GroupOutcome { packages, placed, candidates, alternatives, sets: search.sets, exhausted: search.exhausted, gap }
+    let chosen_nodes = best.set.iter().map(|&c| g.cands[c].node).collect();
+    GroupOutcome {
+        packages,
+        placed,
+        chosen_nodes,
+        candidates,
+        alternatives,
+        sets: search.sets,
+        exhausted: search.exhausted,
+        gap,
+    }
 }
 
 #[cfg(test)]

@@ -50,8 +50,9 @@ pub mod policy;
 
 pub use batch::{BATCH_IMPROVEMENT_ROUNDS, source_batch, source_one_by_one};
 pub use engine::{
-    CandidateView, CostBreakdown, Decision, DropReason, Explanation, Holding, LineQty, LineToSource, NodeState,
-    OrderToSource, Package, PackageKind, Plan, PlanSummary, SearchOptions, SourcingNetwork, source,
+    CandidateView, Candidates, CandidatesIter, CostBreakdown, Decision, DropReason, Explanation, Holding, LineQty,
+    LineToSource, NodeState, OrderToSource, Package, PackageKind, Plan, PlanSummary, SearchOptions, SourcingNetwork,
+    source,
 };
 pub use memory::MemoryNetwork;
 pub use policy::{Condition, Constraints, CostModel, Filters, OrderFacts, Policy, Rule, RuleBody, ShippingZone};
