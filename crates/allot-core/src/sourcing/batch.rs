@@ -85,6 +85,10 @@ impl SourcingNetwork for Overlay<'_> {
         self.base.item(sku)
     }
 
+    fn node_points(&self) -> Option<&[crate::geo::SpherePoint]> {
+        self.base.node_points()
+    }
+
     fn holdings(&self, sku: &Sku, out: &mut Vec<Holding>) {
         let start = out.len();
         self.base.holdings(sku, out);

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use crate::catalog::{FulfillmentMethod, Item};
-use crate::geo::GeoPoint;
+use crate::geo::{ChordLimit, GeoPoint, SpherePoint};
 use crate::ids::{ChannelId, NodeId, Sku};
 use crate::network::{Node, NodeType};
 use crate::qty::Qty;
@@ -73,6 +73,14 @@ pub trait SourcingNetwork {
     fn item(&self, sku: &Sku) -> Option<&Item>;
     /// Appends the holdings of a SKU (any order; nodes without the SKU may be omitted).
     fn holdings(&self, sku: &Sku, out: &mut Vec<Holding>);
+    /// Every node's location as a [`SpherePoint`], by node index, if the network keeps
+    /// them (computed once, e.g. when the network is loaded): shipping zones and the
+    /// radius are then told apart without trigonometry per node and decision. `None` (the
+    /// default): the engine computes each node's great-circle distance. A point whose
+    /// location differs from the node's is ignored.
+    fn node_points(&self) -> Option<&[SpherePoint]> {
+        None
+    }
 }
 
 /// Bounds on the search: beyond them the best plan so far is returned as not optimal.
@@ -205,8 +213,10 @@ pub struct CandidateView {
 /// node index order, stored compactly: node ids side by side in one string and a small
 /// fixed-size entry per node, so that a decision costs two allocations for the whole list
 /// instead of one id per node. [`CandidateView`]s are built when read ([`Candidates::iter`]).
-#[derive(Clone, Default, PartialEq)]
+#[derive(Clone, Default)]
 pub struct Candidates {
+    /// The group's destination, for distances computed when read.
+    dest: Option<GeoPoint>,
     /// Node ids, concatenated; entry `i`'s id ends at `entries[i].id_end`.
     ids: String,
     entries: Vec<CandidateEntry>,
@@ -218,20 +228,31 @@ struct CandidateEntry {
     /// `None`: kept.
     reason: Option<DropReason>,
     chosen: bool,
-    /// Un-rounded (views round to the metre).
-    distance_km: Option<f64>,
+    distance: Distance,
     usable_units: u64,
 }
 
+/// A candidate's distance to the destination, as the explanation reports it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Distance {
+    /// Not reported (dropped before distance mattered, or no destination).
+    None,
+    /// Un-rounded km (views round to the metre).
+    Km(f64),
+    /// Not needed by the search: computed from the node's location when read.
+    From(GeoPoint),
+}
+
 impl Candidates {
-    fn with_capacity(nodes: usize) -> Candidates {
-        Candidates { ids: String::with_capacity(nodes * 12), entries: Vec::with_capacity(nodes) }
+    fn with_capacity(dest: Option<GeoPoint>, nodes: usize) -> Candidates {
+        Candidates { dest, ids: String::with_capacity(nodes * 12), entries: Vec::with_capacity(nodes) }
     }
 
     /// Appends the next node: kept when there is no drop reason.
-    fn push(&mut self, id: &NodeId, reason: Option<DropReason>, distance_km: Option<f64>, usable_units: u64) {
+    fn push(&mut self, id: &NodeId, reason: Option<DropReason>, distance: Distance, usable_units: u64) {
+        debug_assert!(!matches!(distance, Distance::From(_)) || self.dest.is_some());
         self.ids.push_str(id.as_str());
-        self.entries.push(CandidateEntry { id_end: self.ids.len(), reason, chosen: false, distance_km, usable_units });
+        self.entries.push(CandidateEntry { id_end: self.ids.len(), reason, chosen: false, distance, usable_units });
     }
 
     /// Marks the node of index `node` as used by the chosen plan.
@@ -257,7 +278,12 @@ impl Candidates {
             node_id: NodeId::from_parsed(&self.ids[start..e.id_end]),
             kept: e.reason.is_none(),
             reason: e.reason,
-            distance_km: e.distance_km.map(|k| (k * 1000.0).round() / 1000.0),
+            distance_km: match e.distance {
+                Distance::None => None,
+                Distance::Km(km) => Some(km),
+                Distance::From(at) => self.dest.map(|d| d.distance_km(at)),
+            }
+            .map(|km| (km * 1000.0).round() / 1000.0),
             usable_units: e.usable_units,
             chosen: e.chosen,
         })
@@ -273,6 +299,13 @@ impl Candidates {
     }
 }
 
+impl PartialEq for Candidates {
+    /// Equal when they read the same (a distance may be stored or computed when read).
+    fn eq(&self, other: &Candidates) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
 impl std::fmt::Debug for Candidates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.iter()).finish()
@@ -284,7 +317,8 @@ impl FromIterator<CandidateView> for Candidates {
         let mut out = Candidates::default();
         for c in iter {
             debug_assert_eq!(c.kept, c.reason.is_none(), "a candidate is kept exactly when it has no drop reason");
-            out.push(&c.node_id, c.reason, c.distance_km, c.usable_units);
+            let distance = c.distance_km.map_or(Distance::None, Distance::Km);
+            out.push(&c.node_id, c.reason, distance, c.usable_units);
             if c.chosen {
                 out.choose(out.len() - 1);
             }
@@ -2404,7 +2438,16 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
     let mut sets_evaluated = 0;
     let mut exhausted = false;
     let mut gap = 0i64;
-    let ctx = GroupCtx { order, nodes, items: &items, body, stock: &stock, pinned_used: &pinned_used, opts };
+    let ctx = GroupCtx {
+        order,
+        nodes,
+        items: &items,
+        body,
+        stock: &stock,
+        pinned_used: &pinned_used,
+        opts,
+        points: net.node_points(),
+    };
     for (dest, line_idx) in &groups {
         let outcome = source_group(&ctx, *dest, line_idx, &penalty_of);
         sets_evaluated += outcome.sets;
@@ -2505,6 +2548,43 @@ struct GroupCtx<'a, 'n> {
     stock: &'a DenseStock<'a>,
     pinned_used: &'a HashMap<(usize, &'a Sku), u64>,
     opts: &'a SearchOptions,
+    points: Option<&'a [SpherePoint]>,
+}
+
+/// A node's distance to a group's destination, computed exactly only when needed.
+struct NodeDistance {
+    dest: Option<GeoPoint>,
+    at: GeoPoint,
+    /// Squared chord to the destination, when the network keeps sphere points.
+    chord2: Option<f64>,
+    km: Option<f64>,
+}
+
+impl NodeDistance {
+    /// Great-circle km (infinite without a destination).
+    fn km(&mut self) -> f64 {
+        match self.dest {
+            None => f64::INFINITY,
+            Some(d) => *self.km.get_or_insert_with(|| d.distance_km(self.at)),
+        }
+    }
+
+    /// `self.km() <= limit_km`, through the chord when it can tell.
+    fn within(&mut self, limit: ChordLimit, limit_km: f64) -> bool {
+        match self.chord2.and_then(|c| limit.decide(c)) {
+            Some(within) => within,
+            None => self.km() <= limit_km,
+        }
+    }
+
+    /// The distance the explanation reports (the same km, computed when read if not yet).
+    fn reported(&self) -> Distance {
+        match (self.dest, self.km) {
+            (None, _) => Distance::None,
+            (Some(_), Some(km)) => Distance::Km(km),
+            (Some(_), None) => Distance::From(self.at),
+        }
+    }
 }
 
 fn source_group(
@@ -2558,7 +2638,16 @@ fn source_group(
 
     let line_capability: Vec<_> =
         lines.iter().map(|line| order.lines[line.order_index].method.required_capability()).collect();
-    let mut candidates = Candidates::with_capacity(nodes.len());
+    let mut candidates = Candidates::with_capacity(dest, nodes.len());
+    // Sphere points: the destination's, and the limits the distances are compared with.
+    let points = ctx.points.zip(dest).map(|(points, d)| (points, SpherePoint::new(d)));
+    // (`km > max` is `!(km <= max)` for every km, infinite too, unless max is NaN.)
+    let radius = f.max_distance_km.filter(|max| !max.is_nan()).map(|max| (max, ChordLimit::new(max)));
+    let zone_limits: Vec<ChordLimit> = match points {
+        Some(_) => cost.shipping_zones.iter().map(|z| ChordLimit::new(z.max_km)).collect(),
+        None => Vec::new(),
+    };
+    let emissions_charged = cost.co2_g_per_kg_km != 0 && cost.emissions_minor_per_kg_co2 != 0;
     let mut cands: Vec<Cand> = Vec::with_capacity(nodes.len());
     let mut avail: Vec<u64> = Vec::with_capacity(nodes.len() * nl);
     let mut unit: Vec<i64> = Vec::with_capacity(nodes.len() * nl);
@@ -2585,17 +2674,33 @@ fn source_group(
             None
         };
         if node_reason.is_some() {
-            candidates.push(&n.id, node_reason, None, 0);
+            candidates.push(&n.id, node_reason, Distance::None, 0);
             continue;
         }
-        let km = dest.map(|d| d.distance_km(n.location));
-        let km_v = km.unwrap_or(f64::INFINITY);
-        if f.max_distance_km.is_some_and(|max| km_v > max) {
-            candidates.push(&n.id, Some(DropReason::BeyondRadius), km, 0);
+        let mut km = NodeDistance {
+            dest,
+            at: n.location,
+            chord2: points
+                .and_then(|(points, d)| points.get(ni).filter(|p| p.point() == n.location).map(|p| d.chord2(*p))),
+            km: None,
+        };
+        if let Some((max, limit)) = radius
+            && !km.within(limit, max)
+        {
+            candidates.push(&n.id, Some(DropReason::BeyondRadius), km.reported(), 0);
             continue;
         }
-        let Some((base, per_kg)) = zone(cost, km_v) else {
-            candidates.push(&n.id, Some(DropReason::BeyondShippingZones), km, 0);
+        let band = if km.chord2.is_some() {
+            cost.shipping_zones
+                .iter()
+                .zip(&zone_limits)
+                .find(|(z, limit)| km.within(**limit, z.max_km))
+                .map(|(z, _)| (z.base_minor, z.per_kg_minor))
+        } else {
+            zone(cost, km.km())
+        };
+        let Some((base, per_kg)) = band else {
+            candidates.push(&n.id, Some(DropReason::BeyondShippingZones), km.reported(), 0);
             continue;
         };
         // Per-line eligibility; remember the first reason for lines that fail.
@@ -2629,7 +2734,7 @@ fn source_group(
             }
         }
         if !any {
-            candidates.push(&n.id, first_line_reason, km, 0);
+            candidates.push(&n.id, first_line_reason, km.reported(), 0);
             continue;
         }
         let usable_units = lines
@@ -2638,7 +2743,7 @@ fn source_group(
             .filter(|(l, _)| eligible[*l])
             .map(|(_, line)| usable[line.slot].min(line.qty))
             .sum();
-        candidates.push(&n.id, None, km, usable_units);
+        candidates.push(&n.id, None, km.reported(), usable_units);
         let unit_cap = match (f.respect_capacity, n.capacity.units_per_day) {
             (true, Some(c)) => u64::from(c.saturating_sub(st.units_today)),
             _ => u64::MAX,
@@ -2648,7 +2753,8 @@ fn source_group(
         if !can_serve {
             continue;
         }
-        let km_ceil = km_v.ceil() as i64;
+        // Only emissions depend on the distance beyond its zone.
+        let km_ceil = if emissions_charged { km.km().ceil() as i64 } else { 0 };
         let emis_milli = emissions_per_kg_milli(cost, km_ceil);
         let per_unit = n.costs.per_unit_minor;
         let fixed = n.costs.per_order_minor + capacity_pressure(cost, st);

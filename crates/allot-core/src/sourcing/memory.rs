@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use crate::catalog::Item;
+use crate::geo::SpherePoint;
 use crate::ids::Sku;
 use crate::inventory::Position;
 use crate::network::Node;
@@ -17,6 +18,9 @@ pub struct MemoryNetwork {
     pub units_today: Vec<u32>,
     pub items: HashMap<Sku, Item>,
     pub holdings: HashMap<Sku, Vec<Holding>>,
+    /// `nodes`' locations on the sphere, computed once (the engine ignores a point that no
+    /// longer matches its node's location).
+    points: Vec<SpherePoint>,
 }
 
 impl MemoryNetwork {
@@ -32,7 +36,9 @@ impl MemoryNetwork {
             }
         }
         let n = nodes.len();
+        let points = nodes.iter().map(|n| SpherePoint::new(n.location)).collect();
         MemoryNetwork {
+            points,
             nodes,
             orders_today: vec![0; n],
             units_today: vec![0; n],
@@ -67,5 +73,9 @@ impl SourcingNetwork for MemoryNetwork {
         if let Some(h) = self.holdings.get(sku) {
             out.extend_from_slice(h);
         }
+    }
+
+    fn node_points(&self) -> Option<&[SpherePoint]> {
+        Some(&self.points)
     }
 }
