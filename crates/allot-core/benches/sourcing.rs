@@ -56,7 +56,7 @@ fn bench(c: &mut Criterion) {
             continue;
         }
         let scenario_for_orders = allot_core::scenario::Scenario {
-            nodes: net.nodes.clone(),
+            nodes: net.nodes().to_vec(),
             items: {
                 let mut items: Vec<_> = net.items.values().cloned().collect();
                 items.sort_by(|a, b| a.sku.cmp(&b.sku));

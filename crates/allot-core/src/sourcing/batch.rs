@@ -85,8 +85,8 @@ impl SourcingNetwork for Overlay<'_> {
         self.base.item(sku)
     }
 
-    fn node_points(&self) -> Option<&[crate::geo::SpherePoint]> {
-        self.base.node_points()
+    fn node_table(&self) -> Option<&std::sync::Arc<crate::sourcing::NodeTable>> {
+        self.base.node_table()
     }
 
     fn holdings(&self, sku: &Sku, out: &mut Vec<Holding>) {
@@ -208,7 +208,7 @@ mod tests {
             }
         }
         for ((node, sku), u) in used {
-            let i = net.nodes.iter().position(|n| n.id == node).unwrap();
+            let i = net.nodes().iter().position(|n| n.id == node).unwrap();
             let atp: u64 =
                 net.holdings.get(&sku).into_iter().flatten().filter(|h| h.node == i).map(|h| h.atp.get()).sum();
             assert!(u <= atp, "{node}/{sku}: {u} > {atp}");
@@ -248,7 +248,7 @@ mod tests {
         let mut net = MemoryNetwork::from_scenario(&scenario);
         let a = scenario.items[0].sku.clone();
         let b = scenario.items[1].sku.clone();
-        let n0 = net.nodes[0].location;
+        let n0 = net.nodes()[0].location;
         net.holdings = HashMap::from([
             (
                 a.clone(),

@@ -13,11 +13,14 @@
 use std::collections::HashMap;
 
 use crate::catalog::{FulfillmentMethod, Item};
+use std::sync::Arc;
+
 use crate::geo::{ChordLimit, GeoPoint, SpherePoint};
 use crate::ids::{ChannelId, NodeId, Sku};
 use crate::network::{Node, NodeType};
 use crate::qty::Qty;
 use crate::sourcing::policy::{CostModel, OrderFacts, Policy, RuleBody};
+use crate::sourcing::table::{NodeTable, capability_bit};
 
 // ---------------------------------------------------------------------------------------
 // Inputs
@@ -73,12 +76,13 @@ pub trait SourcingNetwork {
     fn item(&self, sku: &Sku) -> Option<&Item>;
     /// Appends the holdings of a SKU (any order; nodes without the SKU may be omitted).
     fn holdings(&self, sku: &Sku, out: &mut Vec<Holding>);
-    /// Every node's location as a [`SpherePoint`], by node index, if the network keeps
-    /// them (computed once, e.g. when the network is loaded): shipping zones and the
-    /// radius are then told apart without trigonometry per node and decision. `None` (the
-    /// default): the engine computes each node's great-circle distance. A point whose
-    /// location differs from the node's is ignored.
-    fn node_points(&self) -> Option<&[SpherePoint]> {
+    /// The network's [`NodeTable`], if it keeps one (built when its nodes change): node
+    /// ids are then shared with the explanations instead of copied, and shipping zones and
+    /// the radius are told apart without trigonometry per node and decision. `None` (the
+    /// default): the engine copies the ids and computes every great-circle distance. A
+    /// table whose length is not `node_count()` is ignored, as is a sphere point whose
+    /// location differs from its node's.
+    fn node_table(&self) -> Option<&Arc<NodeTable>> {
         None
     }
 }
@@ -210,49 +214,50 @@ pub struct CandidateView {
 }
 
 /// Every node of the network as a candidate of the order's first destination group, in
-/// node index order, stored compactly: node ids side by side in one string and a small
-/// fixed-size entry per node, so that a decision costs two allocations for the whole list
-/// instead of one id per node. [`CandidateView`]s are built when read ([`Candidates::iter`]).
+/// node index order, stored compactly: the node ids stay in the network's [`NodeTable`]
+/// (shared, or copied once per decision when the network keeps none) and each node has a
+/// small fixed-size entry. [`CandidateView`]s are built when read ([`Candidates::iter`]).
 #[derive(Clone, Default)]
 pub struct Candidates {
+    /// Node ids (and sphere points) by node index.
+    table: Arc<NodeTable>,
     /// The group's destination, for distances computed when read.
     dest: Option<GeoPoint>,
-    /// Node ids, concatenated; entry `i`'s id ends at `entries[i].id_end`.
-    ids: String,
     entries: Vec<CandidateEntry>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct CandidateEntry {
-    id_end: usize,
+    usable_units: u64,
+    /// Un-rounded km when `distance` is `Km` (views round to the metre).
+    km: f64,
     /// `None`: kept.
     reason: Option<DropReason>,
     chosen: bool,
     distance: Distance,
-    usable_units: u64,
 }
 
-/// A candidate's distance to the destination, as the explanation reports it.
+/// Which distance to the destination the explanation reports for a candidate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Distance {
-    /// Not reported (dropped before distance mattered, or no destination).
+    /// None (dropped before distance mattered, or no destination).
     None,
-    /// Un-rounded km (views round to the metre).
-    Km(f64),
-    /// Not needed by the search: computed from the node's location when read.
-    From(GeoPoint),
+    /// The entry's `km`.
+    Km,
+    /// Not needed by the search: computed when read, from the table's sphere point.
+    FromTable,
 }
 
 impl Candidates {
-    fn with_capacity(dest: Option<GeoPoint>, nodes: usize) -> Candidates {
-        Candidates { dest, ids: String::with_capacity(nodes * 12), entries: Vec::with_capacity(nodes) }
+    fn new(table: Arc<NodeTable>, dest: Option<GeoPoint>) -> Candidates {
+        let entries = Vec::with_capacity(table.len());
+        Candidates { table, dest, entries }
     }
 
     /// Appends the next node: kept when there is no drop reason.
-    fn push(&mut self, id: &NodeId, reason: Option<DropReason>, distance: Distance, usable_units: u64) {
-        debug_assert!(!matches!(distance, Distance::From(_)) || self.dest.is_some());
-        self.ids.push_str(id.as_str());
-        self.entries.push(CandidateEntry { id_end: self.ids.len(), reason, chosen: false, distance, usable_units });
+    fn push(&mut self, reason: Option<DropReason>, (distance, km): (Distance, f64), usable_units: u64) {
+        debug_assert!(distance != Distance::FromTable || self.dest.is_some());
+        self.entries.push(CandidateEntry { usable_units, km, reason, chosen: false, distance });
     }
 
     /// Marks the node of index `node` as used by the chosen plan.
@@ -273,17 +278,16 @@ impl Candidates {
     /// The candidate of node index `index`.
     pub fn get(&self, index: usize) -> Option<CandidateView> {
         let e = self.entries.get(index)?;
-        let start = if index == 0 { 0 } else { self.entries[index - 1].id_end };
+        let km = match e.distance {
+            Distance::None => None,
+            Distance::Km => Some(e.km),
+            Distance::FromTable => self.dest.zip(self.table.points().get(index)).map(|(d, p)| d.distance_km(p.point())),
+        };
         Some(CandidateView {
-            node_id: NodeId::from_parsed(&self.ids[start..e.id_end]),
+            node_id: NodeId::from_parsed(self.table.id(index)?),
             kept: e.reason.is_none(),
             reason: e.reason,
-            distance_km: match e.distance {
-                Distance::None => None,
-                Distance::Km(km) => Some(km),
-                Distance::From(at) => self.dest.map(|d| d.distance_km(at)),
-            }
-            .map(|km| (km * 1000.0).round() / 1000.0),
+            distance_km: km.map(|km| (km * 1000.0).round() / 1000.0),
             usable_units: e.usable_units,
             chosen: e.chosen,
         })
@@ -314,13 +318,15 @@ impl std::fmt::Debug for Candidates {
 
 impl FromIterator<CandidateView> for Candidates {
     fn from_iter<I: IntoIterator<Item = CandidateView>>(iter: I) -> Candidates {
-        let mut out = Candidates::default();
-        for c in iter {
+        let views: Vec<CandidateView> = iter.into_iter().collect();
+        let table = NodeTable::ids_only(views.iter().map(|c| &c.node_id), views.len());
+        let mut out = Candidates::new(Arc::new(table), None);
+        for (i, c) in views.iter().enumerate() {
             debug_assert_eq!(c.kept, c.reason.is_none(), "a candidate is kept exactly when it has no drop reason");
-            let distance = c.distance_km.map_or(Distance::None, Distance::Km);
-            out.push(&c.node_id, c.reason, distance, c.usable_units);
+            let distance = c.distance_km.map_or((Distance::None, 0.0), |km| (Distance::Km, km));
+            out.push(c.reason, distance, c.usable_units);
             if c.chosen {
-                out.choose(out.len() - 1);
+                out.choose(i);
             }
         }
         out
@@ -2434,20 +2440,17 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
     }
 
     let mut candidates_view = Candidates::default();
+    let table = match net.node_table().filter(|t| t.len() == nodes.len()) {
+        Some(t) => Arc::clone(t),
+        None if groups.is_empty() => Arc::default(),
+        None => Arc::new(NodeTable::ids_only(nodes.iter().map(|n| &n.node.id), nodes.len())),
+    };
     let mut alternatives: Vec<PlanSummary> = Vec::new();
     let mut sets_evaluated = 0;
     let mut exhausted = false;
     let mut gap = 0i64;
-    let ctx = GroupCtx {
-        order,
-        nodes,
-        items: &items,
-        body,
-        stock: &stock,
-        pinned_used: &pinned_used,
-        opts,
-        points: net.node_points(),
-    };
+    let ctx =
+        GroupCtx { order, nodes, items: &items, body, stock: &stock, pinned_used: &pinned_used, opts, table: &table };
     for (dest, line_idx) in &groups {
         let outcome = source_group(&ctx, *dest, line_idx, &penalty_of);
         sets_evaluated += outcome.sets;
@@ -2548,7 +2551,8 @@ struct GroupCtx<'a, 'n> {
     stock: &'a DenseStock<'a>,
     pinned_used: &'a HashMap<(usize, &'a Sku), u64>,
     opts: &'a SearchOptions,
-    points: Option<&'a [SpherePoint]>,
+    /// The network's table, or ids copied for this decision.
+    table: &'a Arc<NodeTable>,
 }
 
 /// A node's distance to a group's destination, computed exactly only when needed.
@@ -2577,12 +2581,13 @@ impl NodeDistance {
         }
     }
 
-    /// The distance the explanation reports (the same km, computed when read if not yet).
-    fn reported(&self) -> Distance {
+    /// The distance the explanation reports (the same km, computed when read if not yet:
+    /// then the node has a sphere point in the table).
+    fn reported(&self) -> (Distance, f64) {
         match (self.dest, self.km) {
-            (None, _) => Distance::None,
-            (Some(_), Some(km)) => Distance::Km(km),
-            (Some(_), None) => Distance::From(self.at),
+            (None, _) => (Distance::None, 0.0),
+            (Some(_), Some(km)) => (Distance::Km, km),
+            (Some(_), None) => (Distance::FromTable, 0.0),
         }
     }
 }
@@ -2638,9 +2643,12 @@ fn source_group(
 
     let line_capability: Vec<_> =
         lines.iter().map(|line| order.lines[line.order_index].method.required_capability()).collect();
-    let mut candidates = Candidates::with_capacity(dest, nodes.len());
+    let mut candidates = Candidates::new(Arc::clone(ctx.table), dest);
     // Sphere points: the destination's, and the limits the distances are compared with.
-    let points = ctx.points.zip(dest).map(|(points, d)| (points, SpherePoint::new(d)));
+    let points =
+        (!ctx.table.points().is_empty()).then(|| dest.map(|d| (ctx.table.points(), SpherePoint::new(d)))).flatten();
+    let capability_bits = ctx.table.capabilities();
+    let line_capability_bit: Vec<u32> = line_capability.iter().map(|c| capability_bit(*c)).collect();
     // (`km > max` is `!(km <= max)` for every km, infinite too, unless max is NaN.)
     let radius = f.max_distance_km.filter(|max| !max.is_nan()).map(|max| (max, ChordLimit::new(max)));
     let zone_limits: Vec<ChordLimit> = match points {
@@ -2674,7 +2682,7 @@ fn source_group(
             None
         };
         if node_reason.is_some() {
-            candidates.push(&n.id, node_reason, Distance::None, 0);
+            candidates.push(node_reason, (Distance::None, 0.0), 0);
             continue;
         }
         let mut km = NodeDistance {
@@ -2687,7 +2695,7 @@ fn source_group(
         if let Some((max, limit)) = radius
             && !km.within(limit, max)
         {
-            candidates.push(&n.id, Some(DropReason::BeyondRadius), km.reported(), 0);
+            candidates.push(Some(DropReason::BeyondRadius), km.reported(), 0);
             continue;
         }
         let band = if km.chord2.is_some() {
@@ -2700,7 +2708,7 @@ fn source_group(
             zone(cost, km.km())
         };
         let Some((base, per_kg)) = band else {
-            candidates.push(&n.id, Some(DropReason::BeyondShippingZones), km.reported(), 0);
+            candidates.push(Some(DropReason::BeyondShippingZones), km.reported(), 0);
             continue;
         };
         // Per-line eligibility; remember the first reason for lines that fail.
@@ -2715,8 +2723,14 @@ fn source_group(
         }
         let hazmat_ok = f.hazmat_node_types.contains(&n.node_type);
         let mut any = false;
+        let bits = capability_bits.get(ni);
+        debug_assert!(ctx.table.describes(ni, n), "the node table describes node {ni}");
         for (l, line) in lines.iter().enumerate() {
-            let reason = if !n.has(line_capability[l]) {
+            let capable = match bits {
+                Some(bits) => bits & line_capability_bit[l] != 0,
+                None => n.has(line_capability[l]),
+            };
+            let reason = if !capable {
                 Some(DropReason::NoCapability)
             } else if !line_item_ok[l] {
                 Some(DropReason::MethodNotAllowedForItem)
@@ -2734,7 +2748,7 @@ fn source_group(
             }
         }
         if !any {
-            candidates.push(&n.id, first_line_reason, km.reported(), 0);
+            candidates.push(first_line_reason, km.reported(), 0);
             continue;
         }
         let usable_units = lines
@@ -2743,7 +2757,7 @@ fn source_group(
             .filter(|(l, _)| eligible[*l])
             .map(|(_, line)| usable[line.slot].min(line.qty))
             .sum();
-        candidates.push(&n.id, None, km.reported(), usable_units);
+        candidates.push(None, km.reported(), usable_units);
         let unit_cap = match (f.respect_capacity, n.capacity.units_per_day) {
             (true, Some(c)) => u64::from(c.saturating_sub(st.units_today)),
             _ => u64::MAX,

@@ -4,23 +4,24 @@
 use std::collections::HashMap;
 
 use crate::catalog::Item;
-use crate::geo::SpherePoint;
+use std::sync::Arc;
+
 use crate::ids::Sku;
 use crate::inventory::Position;
 use crate::network::Node;
 use crate::scenario::Scenario;
 use crate::sourcing::engine::{Holding, NodeState, SourcingNetwork};
+use crate::sourcing::table::NodeTable;
 
 #[derive(Debug, Clone, Default)]
 pub struct MemoryNetwork {
-    pub nodes: Vec<Node>,
+    /// Fixed at construction: the node table describes them.
+    nodes: Vec<Node>,
     pub orders_today: Vec<u32>,
     pub units_today: Vec<u32>,
     pub items: HashMap<Sku, Item>,
     pub holdings: HashMap<Sku, Vec<Holding>>,
-    /// `nodes`' locations on the sphere, computed once (the engine ignores a point that no
-    /// longer matches its node's location).
-    points: Vec<SpherePoint>,
+    table: Arc<NodeTable>,
 }
 
 impl MemoryNetwork {
@@ -36,15 +37,19 @@ impl MemoryNetwork {
             }
         }
         let n = nodes.len();
-        let points = nodes.iter().map(|n| SpherePoint::new(n.location)).collect();
+        let table = Arc::new(NodeTable::new(&nodes));
         MemoryNetwork {
-            points,
+            table,
             nodes,
             orders_today: vec![0; n],
             units_today: vec![0; n],
             items: items.into_iter().map(|i| (i.sku.clone(), i)).collect(),
             holdings,
         }
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
     }
 
     pub fn from_scenario(s: &Scenario) -> MemoryNetwork {
@@ -75,7 +80,7 @@ impl SourcingNetwork for MemoryNetwork {
         }
     }
 
-    fn node_points(&self) -> Option<&[SpherePoint]> {
-        Some(&self.points)
+    fn node_table(&self) -> Option<&Arc<NodeTable>> {
+        Some(&self.table)
     }
 }

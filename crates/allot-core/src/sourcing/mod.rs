@@ -47,6 +47,7 @@ mod batch;
 mod engine;
 mod memory;
 pub mod policy;
+mod table;
 
 pub use batch::{BATCH_IMPROVEMENT_ROUNDS, source_batch, source_one_by_one};
 pub use engine::{
@@ -56,3 +57,4 @@ pub use engine::{
 };
 pub use memory::MemoryNetwork;
 pub use policy::{Condition, Constraints, CostModel, Filters, OrderFacts, Policy, Rule, RuleBody, ShippingZone};
+pub use table::NodeTable;
