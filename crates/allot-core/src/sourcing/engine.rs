@@ -11,6 +11,7 @@
 //! and `engine/tests.rs` checks plans and both alternatives against brute force.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::catalog::{FulfillmentMethod, Item};
 use std::sync::Arc;
@@ -915,11 +916,14 @@ fn drop_dominated(g: &Group<'_>, ids: &Ids<'_>, pool: &mut Vec<usize>, companion
     let mut groups: Vec<[i64; 5]> = Vec::new();
     let mut group_of = vec![0usize; n];
     let mut last = 0usize;
+    // (Element by element: `==` on the arrays calls memcmp.)
+    let same =
+        |a: &[i64; 5], b: &[i64; 5]| a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4];
     for (c, slot) in group_of.iter_mut().enumerate() {
         let k = key(c);
-        let at = if groups.get(last).is_some_and(|gk| *gk == k) {
+        let at = if groups.get(last).is_some_and(|gk| same(gk, &k)) {
             last
-        } else if let Some(at) = groups.iter().position(|gk| *gk == k) {
+        } else if let Some(at) = groups.iter().position(|gk| same(gk, &k)) {
             at
         } else {
             if groups.len() == DOMINANCE_GROUPS {
@@ -1529,15 +1533,53 @@ struct Search<'g, 'r> {
     subsets: Vec<(u64, i64, i64)>,
     /// Profile id per candidate (`u32::MAX`: not yet known), and the ids by profile.
     profiles: Vec<u32>,
-    profile_ids: HashMap<Vec<i64>, u32>,
+    profile_ids: FxMap<Vec<i64>, u32>,
     /// Solved sets by their sorted profile ids: the limit used, and the best allocation
     /// (cost, units by position in profile order) if one was within it.
-    solved: HashMap<Vec<u32>, SolvedSet>,
+    solved: FxMap<Vec<u32>, SolvedSet>,
     /// Per candidate, its entry in `companion_sets` (`u32::MAX`: none): dominators of which
     /// a top-three set with the candidate holds all but two (see `drop_dominated`).
     companions: Vec<u32>,
     companion_sets: Vec<(usize, Vec<usize>)>,
 }
+
+/// The search's maps are keyed by short vectors of small integers built by the search
+/// itself: a multiply-rotate hash (as in rustc's FxHash) is enough and much cheaper than
+/// SipHash, and its order does not depend on a random seed (nothing iterates them).
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+
+    fn write_i64(&mut self, v: i64) {
+        self.write_u64(v as u64);
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// A solved set's limit and best allocation within it.
 type SolvedSet = (i64, Option<(i64, Vec<u64>)>);
@@ -2855,8 +2897,8 @@ fn source_group(
         memo_plain: 0,
         subsets: Vec::new(),
         profiles: Vec::new(),
-        profile_ids: HashMap::new(),
-        solved: HashMap::new(),
+        profile_ids: FxMap::default(),
+        solved: FxMap::default(),
         companions: Vec::new(),
         companion_sets: Vec::new(),
     };
