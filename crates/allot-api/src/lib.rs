@@ -8,6 +8,7 @@
 //! it); role checks are the first line of the handlers that need them.
 
 mod error;
+pub mod idempotency;
 mod json;
 pub mod params;
 mod query;
@@ -98,8 +99,10 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::items::router())
         .merge(routes::policies::router())
         .merge(routes::orders::router())
+        .merge(routes::reservations::router())
         .merge(routes::inventory::router().layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)))
         .merge(routes::inventory::bulk_router().layer(DefaultBodyLimit::max(BULK_BODY_LIMIT_BYTES)))
+        .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(middleware::from_fn_with_state(state.clone(), require_key));
     let (router, openapi) =
         OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(v1).merge(routes::ops::router()).split_for_parts();

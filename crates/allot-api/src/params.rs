@@ -485,9 +485,8 @@ pub struct OrderParam {
     /// An order with holds is allocated but its fulfillment orders are not released.
     #[serde(default)]
     pub holds: Vec<HoldKind>,
-    /// Read by order placement (issue 4).
+    /// A checkout reservation to convert into this order's allocation.
     #[serde(default)]
-    #[allow(dead_code)]
     pub reservation_id: Option<String>,
     /// A stored policy's name; default: the active policy.
     #[serde(default)]
@@ -673,5 +672,73 @@ impl HoldKind {
             HoldKind::Address => "address",
             HoldKind::Manual => "manual",
         }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReservationLineParam {
+    pub sku: String,
+    pub quantity: u64,
+    /// Reserve at this node; without it the sourcing engine chooses (see `ship_to`).
+    #[serde(default)]
+    pub node_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PointParam {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// A checkout reservation (`POST /v1/reservations`).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReservationParam {
+    pub lines: Vec<ReservationLineParam>,
+    /// Where the cart ships to: lines without a node are routed by the active policy.
+    /// Without it they are reserved at the nodes with the most ATP.
+    #[serde(default)]
+    pub ship_to: Option<PointParam>,
+    /// Seconds until it expires, 1–3600.
+    pub ttl_s: u64,
+}
+
+impl ReservationParam {
+    pub fn parse(&self, owner: Option<allot_core::ChannelId>) -> Result<allot_app::ReserveInput, Vec<FieldError>> {
+        let mut e = Errors::default();
+        let ship_to = self.ship_to.and_then(|p| e.check("ship_to", GeoPoint::new(p.lat, p.lon)));
+        let max = allot_app::RESERVATION_TTL_MAX_S;
+        let ttl_s = match u32::try_from(self.ttl_s) {
+            Ok(t) if (1..=max).contains(&t) => Some(t),
+            _ => {
+                e.push("ttl_s", format!("must be 1–{max} seconds"));
+                None
+            }
+        };
+        if self.lines.is_empty() || self.lines.len() > allot_app::RESERVATION_LINES_MAX {
+            e.push("lines", format!("1–{} lines", allot_app::RESERVATION_LINES_MAX));
+        }
+        let mut lines = Vec::with_capacity(self.lines.len());
+        for (i, l) in self.lines.iter().enumerate() {
+            let f = |name: &str| format!("lines[{i}].{name}");
+            let sku = e.check(f("sku"), Sku::parse(&l.sku));
+            let quantity = if l.quantity == 0 {
+                e.push(f("quantity"), "must be at least 1");
+                None
+            } else {
+                qty(&mut e, &f("quantity"), l.quantity)
+            };
+            let node = match &l.node_id {
+                Some(n) => e.check(f("node_id"), NodeId::parse(n)).map(Some),
+                None => Some(None),
+            };
+            if let (Some(sku), Some(quantity), Some(node)) = (sku, quantity, node) {
+                lines.push(allot_app::ReserveLine { sku, quantity, node });
+            }
+        }
+        let input = ttl_s.map(|ttl_s| allot_app::ReserveInput { owner, lines, ship_to, ttl_s });
+        e.finish(input)
     }
 }

@@ -451,6 +451,7 @@ pub struct OrderLineView {
     pub allocated_quantity: i64,
     pub backordered_quantity: i64,
     pub unfilled_quantity: i64,
+    pub cancelled_quantity: i64,
     pub allocations: Vec<AllocationView>,
 }
 
@@ -488,52 +489,63 @@ pub struct OrderView {
     pub sourcing: serde_json::Value,
 }
 
+/// Line and fulfillment-order views from an order's rows.
+fn order_parts(
+    lines: &[allot_app::OrderLineRow],
+    fos: &[allot_app::FulfillmentOrderRow],
+    allocations: &[allot_app::AllocationRow],
+) -> (Vec<OrderLineView>, Vec<FulfillmentOrderView>) {
+    let lines = lines
+        .iter()
+        .map(|l| OrderLineView {
+            line_id: l.line_id.clone(),
+            sku: l.sku.clone(),
+            quantity: l.quantity,
+            status: l.status.clone(),
+            allocated_quantity: l.allocated,
+            backordered_quantity: l.backordered,
+            unfilled_quantity: l.unfilled,
+            cancelled_quantity: l.cancelled,
+            allocations: allocations
+                .iter()
+                .filter(|a| a.line_id == l.line_id)
+                .map(|a| AllocationView {
+                    node_id: a.node_id.clone(),
+                    quantity: a.quantity,
+                    fulfillment_order_id: a.fulfillment_order_id.clone(),
+                })
+                .collect(),
+        })
+        .collect();
+    let fulfillment_orders = fos
+        .iter()
+        .map(|f| FulfillmentOrderView {
+            id: f.fulfillment_order_id.clone(),
+            node_id: f.node_id.clone(),
+            status: f.status.clone(),
+            lines: allocations
+                .iter()
+                .filter(|a| a.fulfillment_order_id == f.fulfillment_order_id)
+                .map(|a| FulfillmentOrderLineView {
+                    line_id: a.line_id.clone(),
+                    sku: a.sku.clone(),
+                    quantity: a.quantity,
+                })
+                .collect(),
+        })
+        .collect();
+    (lines, fulfillment_orders)
+}
+
+fn ms_to_rfc3339(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_default()
+}
+
 impl From<allot_app::StoredOrder> for OrderView {
     fn from(o: allot_app::StoredOrder) -> OrderView {
-        let lines = o
-            .lines
-            .iter()
-            .map(|l| OrderLineView {
-                line_id: l.line_id.clone(),
-                sku: l.sku.clone(),
-                quantity: l.quantity,
-                status: l.status.clone(),
-                allocated_quantity: l.allocated,
-                backordered_quantity: l.backordered,
-                unfilled_quantity: l.unfilled,
-                allocations: o
-                    .allocations
-                    .iter()
-                    .filter(|a| a.line_id == l.line_id)
-                    .map(|a| AllocationView {
-                        node_id: a.node_id.clone(),
-                        quantity: a.quantity,
-                        fulfillment_order_id: a.fulfillment_order_id.clone(),
-                    })
-                    .collect(),
-            })
-            .collect();
-        let fulfillment_orders = o
-            .fulfillment_orders
-            .iter()
-            .map(|f| FulfillmentOrderView {
-                id: f.fulfillment_order_id.clone(),
-                node_id: f.node_id.clone(),
-                status: f.status.clone(),
-                lines: o
-                    .allocations
-                    .iter()
-                    .filter(|a| a.fulfillment_order_id == f.fulfillment_order_id)
-                    .map(|a| FulfillmentOrderLineView {
-                        line_id: a.line_id.clone(),
-                        sku: a.sku.clone(),
-                        quantity: a.quantity,
-                    })
-                    .collect(),
-            })
-            .collect();
+        let (lines, fulfillment_orders) = order_parts(&o.lines, &o.fulfillment_orders, &o.allocations);
         OrderView {
-            created_at: jiff::Timestamp::from_millisecond(o.created_at_ms).map(|t| t.to_string()).unwrap_or_default(),
+            created_at: ms_to_rfc3339(o.created_at_ms),
             sourcing: serde_json::from_str(&o.decision).unwrap_or(serde_json::Value::Null),
             policy: PolicyStampView { name: o.policy_name, version: o.policy_version, hash: o.policy_hash },
             order_id: o.order_id,
@@ -543,6 +555,97 @@ impl From<allot_app::StoredOrder> for OrderView {
             holds: o.holds,
             lines,
             fulfillment_orders,
+        }
+    }
+}
+
+/// An order in a listing: as `GET /v1/orders/{id}` without the sourcing decision.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderSummaryView {
+    pub order_id: String,
+    pub channel: String,
+    pub external_id: String,
+    pub status: String,
+    pub holds: Vec<String>,
+    pub created_at: String,
+    pub lines: Vec<OrderLineView>,
+    pub fulfillment_orders: Vec<FulfillmentOrderView>,
+    pub policy: PolicyNameView,
+}
+
+/// The policy an order was sourced by (the hash is on the order itself).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyNameView {
+    pub name: String,
+    pub version: i64,
+}
+
+impl From<allot_app::OrderSummary> for OrderSummaryView {
+    fn from(o: allot_app::OrderSummary) -> OrderSummaryView {
+        let (lines, fulfillment_orders) = order_parts(&o.lines, &o.fulfillment_orders, &o.allocations);
+        OrderSummaryView {
+            created_at: ms_to_rfc3339(o.created_at_ms),
+            policy: PolicyNameView { name: o.policy_name, version: o.policy_version },
+            order_id: o.order_id,
+            channel: o.channel,
+            external_id: o.external_id,
+            status: o.status,
+            holds: o.holds,
+            lines,
+            fulfillment_orders,
+        }
+    }
+}
+
+/// A page of orders, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderList {
+    pub orders: Vec<OrderSummaryView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReservationLineView {
+    pub node_id: String,
+    pub sku: String,
+    pub quantity: i64,
+}
+
+/// A checkout reservation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReservationView {
+    pub reservation_id: String,
+    /// active, released, expired, converted
+    pub status: String,
+    pub created_at: String,
+    pub expires_at: String,
+    /// Seconds until it expires (0 once it is no longer active).
+    pub expires_in_s: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<String>,
+    /// The order that converted it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    pub lines: Vec<ReservationLineView>,
+}
+
+impl ReservationView {
+    pub fn new(r: allot_app::StoredReservation, now_ms: i64) -> ReservationView {
+        ReservationView {
+            expires_in_s: if r.status == "active" { ((r.expires_at_ms - now_ms).max(0) + 999) / 1000 } else { 0 },
+            created_at: ms_to_rfc3339(r.created_at_ms),
+            expires_at: ms_to_rfc3339(r.expires_at_ms),
+            closed_at: r.closed_at_ms.map(ms_to_rfc3339),
+            reservation_id: r.reservation_id,
+            status: r.status,
+            order_id: r.order_id,
+            lines: r
+                .lines
+                .into_iter()
+                .map(|l| ReservationLineView { node_id: l.node_id, sku: l.sku, quantity: l.quantity })
+                .collect(),
         }
     }
 }

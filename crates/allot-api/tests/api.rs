@@ -527,7 +527,9 @@ async fn operations_endpoints_answer_without_a_key(s: TestServer) {
         ("/v1/policies", &["get"]),
         ("/v1/policies/{name}/activate", &["post"]),
         ("/v1/sourcing/quote", &["post"]),
-        ("/v1/orders", &["post"]),
+        ("/v1/orders", &["post", "get"]),
+        ("/v1/reservations", &["post"]),
+        ("/v1/reservations/{reservation_id}", &["get", "delete"]),
         ("/v1/orders/{order_id}", &["get"]),
         ("/v1/orders/{order_id}/cancel", &["post"]),
         ("/v1/orders/{order_id}/lines/{line_id}/cancel", &["post"]),
@@ -538,7 +540,7 @@ async fn operations_endpoints_answer_without_a_key(s: TestServer) {
             assert!(paths[path].get(*m).is_some(), "{m} {path} missing from the OpenAPI document");
         }
     }
-    assert_eq!(paths.len(), 21, "every route is documented and nothing else: {:?}", paths.keys());
+    assert_eq!(paths.len(), 23, "every route is documented and nothing else: {:?}", paths.keys());
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
 }
 

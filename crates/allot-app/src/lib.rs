@@ -22,12 +22,17 @@ mod orders;
 mod policies;
 pub mod policy_doc;
 mod read_model;
+mod reservations;
 
 use std::sync::Arc;
 
 use allot_store::Store;
 
 pub use allot_store::StoredOrder;
+pub use allot_store::{
+    AllocationRow, Claim, FulfillmentOrderRow, IDEMPOTENCY_STALE_CLAIM_MS, IDEMPOTENCY_TTL_MS, OrderFilter,
+    OrderLineRow, OrderSummary, ReservationLineRow, StoredAnswer, StoredReservation,
+};
 pub use allot_store::{DbConfig, StoredItem, StoredNode};
 pub use auth::{NewKey, Principal, Role};
 pub use clock::{Clock, FixedClock, SystemClock};
@@ -38,6 +43,7 @@ pub use network::{ListPage, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
 pub use orders::{PLACE_ATTEMPTS, PlaceOrder, Placed};
 pub use policies::{LoadedPolicy, PolicyInfo, PolicyStamp, Quote};
 pub use read_model::ReadModel;
+pub use reservations::{RESERVATION_LINES_MAX, RESERVATION_TTL_MAX_S, ReserveInput, ReserveLine, SWEEP_INTERVAL};
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
@@ -64,6 +70,7 @@ impl App {
         let instance = uuid::Uuid::now_v7().simple().to_string();
         let app = App { inner: Arc::new(Inner { store, clock, read, keys: auth::KeyCache::default(), instance }) };
         app.start_change_listener().await?;
+        app.start_sweeper();
         Ok(app)
     }
 
@@ -85,7 +92,8 @@ impl App {
         self.inner.store.close().await;
     }
 
-    fn now_ms(&self) -> i64 {
+    /// The app clock, in Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
         self.inner.clock.now().as_millisecond()
     }
 }

@@ -31,7 +31,33 @@ pub struct PlaceOrder {
     pub document: String,
     pub holds: Vec<String>,
     pub policy: Option<String>,
+    /// A checkout reservation converted into this order's allocation.
+    pub reservation_id: Option<String>,
     pub order: OrderToSource,
+}
+
+/// How an order converts a reservation: units pinned to the reservation's nodes, and what
+/// is left to source.
+struct Conversion {
+    reservation_id: String,
+    /// (line index, node, SKU) → units taken over from the reservation.
+    pinned: BTreeMap<(usize, NodeId, Sku), u64>,
+    /// The order minus the pinned units (lines with nothing left are dropped).
+    residual: OrderToSource,
+}
+
+/// Whether a reservation can still be converted, as a conflict naming why not.
+fn check_convertible(r: &allot_store::StoredReservation, now: i64) -> Result<()> {
+    let why = match r.status.as_str() {
+        "active" if r.expires_at_ms > now => return Ok(()),
+        "active" | "expired" => "expired".to_owned(),
+        "converted" => format!("already converted into order {}", r.order_id.as_deref().unwrap_or("")),
+        other => other.to_owned(),
+    };
+    Err(AppError::Conflict(vec![FieldError::new(
+        "reservation_id",
+        format!("reservation {} is {why}", r.reservation_id),
+    )]))
 }
 
 /// The result of placing: the stored order, and whether this call created it.
@@ -80,7 +106,7 @@ fn order_status(lines: &[OrderLineRow], holds: &[String]) -> &'static str {
     }
 }
 
-fn new_id(prefix: &str) -> String {
+pub(crate) fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }
 
@@ -95,9 +121,15 @@ impl App {
         if let Some(existing) = self.existing_order(&input).await? {
             return Ok(existing);
         }
+        self.sweep_if_due().await?;
+        let conversion = match &input.reservation_id {
+            Some(id) => Some(self.plan_conversion(id, &input).await?),
+            None => None,
+        };
         for attempt in 1..=PLACE_ATTEMPTS {
             let last = attempt == PLACE_ATTEMPTS;
-            let quote = self.quote(&input.order, input.policy.as_deref())?;
+            let to_source = conversion.as_ref().map_or(&input.order, |c| &c.residual);
+            let quote = self.quote(to_source, input.policy.as_deref())?;
             let now = self.now_ms();
             let mut tx = self.inner.store.begin().await?;
             if tx.order_by_external(input.channel.as_str(), &input.external_id).await?.is_some() {
@@ -107,9 +139,17 @@ impl App {
                 }
                 continue;
             }
-            // Take the planned stock, package by package.
-            let mut taken: BTreeMap<(usize, NodeId), u64> = BTreeMap::new(); // (line index, node) → units
             let mut written: Vec<StoredPosition> = Vec::new();
+            self.expire_due_in(&mut tx, now, &mut written).await?;
+            // (line index, node) → units
+            let mut taken: BTreeMap<(usize, NodeId), u64> = BTreeMap::new();
+            if let Some(c) = &conversion
+                && let Err(e) = self.take_reservation(&mut tx, c, now, &mut taken, &mut written).await
+            {
+                tx.rollback().await?;
+                return Err(e);
+            }
+            // Take the planned stock, package by package.
             let mut failed: Vec<(NodeId, Sku)> = Vec::new();
             for pkg in &quote.decision.plan.packages {
                 for l in &pkg.lines {
@@ -130,6 +170,9 @@ impl App {
             }
             let new = self.build_order(&input, &quote, &taken, render, now);
             tx.insert_order(&new).await?;
+            if let Some(c) = &conversion {
+                tx.close_reservation(&c.reservation_id, "converted", Some(&new.order_id), now).await?;
+            }
             self.notify(&mut tx, self.positions_note_pub(&written)).await?;
             tx.commit().await?;
             self.refresh_positions_pub(written);
@@ -140,6 +183,85 @@ impl App {
             return Ok(Placed { order, created: true });
         }
         Err(AppError::invalid("lines", "the order could not be placed; retry"))
+    }
+
+    /// Matches a reservation's units to the order's lines (same SKU; a pickup line only
+    /// at its pickup node), in line order and node id order.
+    async fn plan_conversion(&self, id: &str, input: &PlaceOrder) -> Result<Conversion> {
+        let found = self.inner.store.reservation(id).await?;
+        let Some(r) = found.filter(|r| r.owner.is_empty() || r.owner == input.channel.as_str()) else {
+            return Err(AppError::invalid("reservation_id", format!("unknown reservation {id}")));
+        };
+        check_convertible(&r, self.now_ms())?;
+        let mut left: Vec<(NodeId, Sku, u64)> = r
+            .lines
+            .iter()
+            .filter_map(|l| Some((NodeId::parse(&l.node_id).ok()?, Sku::parse(&l.sku).ok()?, l.quantity as u64)))
+            .collect();
+        let mut pinned = BTreeMap::new();
+        let mut residual = OrderToSource { lines: Vec::new(), ..input.order.clone() };
+        for (li, line) in input.order.lines.iter().enumerate() {
+            let mut want = line.quantity.get();
+            for (node, sku, q) in left.iter_mut() {
+                if want == 0 {
+                    break;
+                }
+                if *sku != line.sku || *q == 0 || line.pickup_node.as_ref().is_some_and(|p| p != node) {
+                    continue;
+                }
+                let take = want.min(*q);
+                *q -= take;
+                want -= take;
+                *pinned.entry((li, node.clone(), sku.clone())).or_default() += take;
+            }
+            if want > 0 {
+                let quantity = allot_core::Qty::new(want).map_err(|e| AppError::invalid("lines", e))?;
+                residual.lines.push(allot_core::sourcing::LineToSource { quantity, ..line.clone() });
+            }
+        }
+        Ok(Conversion { reservation_id: r.reservation_id, pinned, residual })
+    }
+
+    /// In the order's transaction: re-checks the reservation, turns its pinned units into
+    /// allocations and gives the rest back to ATP.
+    async fn take_reservation(
+        &self,
+        tx: &mut allot_store::Tx,
+        c: &Conversion,
+        now: i64,
+        taken: &mut BTreeMap<(usize, NodeId), u64>,
+        written: &mut Vec<StoredPosition>,
+    ) -> Result<()> {
+        let Some(r) = tx.lock_reservation(&c.reservation_id).await? else {
+            return Err(AppError::invalid("reservation_id", format!("unknown reservation {}", c.reservation_id)));
+        };
+        check_convertible(&r, now)?;
+        let corrupt = |node: &NodeId, sku: &Sku| {
+            AppError::Store(allot_store::StoreError::Corrupt {
+                table: "positions",
+                detail: format!("{node}/{sku} holds less reserved stock than reservation {}", r.reservation_id),
+            })
+        };
+        let mut used: BTreeMap<(NodeId, Sku), u64> = BTreeMap::new();
+        for ((li, node, sku), q) in &c.pinned {
+            match tx.convert_reserved(node, sku, *q, now).await? {
+                Some(p) => written.push(p),
+                None => return Err(corrupt(node, sku)),
+            }
+            *taken.entry((*li, node.clone())).or_default() += q;
+            *used.entry((node.clone(), sku.clone())).or_default() += q;
+        }
+        for l in &r.lines {
+            let (Ok(node), Ok(sku)) = (NodeId::parse(&l.node_id), Sku::parse(&l.sku)) else { continue };
+            let rest = (l.quantity as u64).saturating_sub(used.get(&(node.clone(), sku.clone())).copied().unwrap_or(0));
+            if rest > 0 {
+                match tx.unreserve(&node, &sku, rest, now).await? {
+                    Some(p) => written.push(p),
+                    None => return Err(corrupt(&node, &sku)),
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn existing_order(&self, input: &PlaceOrder) -> Result<Option<Placed>> {
@@ -157,6 +279,10 @@ impl App {
             )]));
         }
         Ok(Some(Placed { order: self.order_by_id(&order_id).await?, created: false }))
+    }
+
+    pub(crate) async fn reload_positions_pub(&self, keys: &[(NodeId, Sku)]) -> Result<()> {
+        self.reload_positions(keys).await
     }
 
     async fn reload_positions(&self, keys: &[(NodeId, Sku)]) -> Result<()> {
@@ -263,6 +389,22 @@ impl App {
             .order(order_id)
             .await?
             .ok_or_else(|| AppError::NotFound { what: "order", id: order_id.to_owned() })
+    }
+
+    /// One page of orders, newest first. A channel key sees only its own channel's orders:
+    /// asking for another channel finds nothing (as a lookup would answer "not found").
+    pub async fn list_orders(
+        &self,
+        mut filter: allot_store::OrderFilter,
+        channel: Option<&ChannelId>,
+    ) -> Result<Vec<allot_store::OrderSummary>> {
+        if let Some(c) = channel {
+            if filter.channel.as_deref().is_some_and(|f| f != c.as_str()) {
+                return Ok(Vec::new());
+            }
+            filter.channel = Some(c.to_string());
+        }
+        Ok(self.inner.store.list_orders(&filter).await?)
     }
 
     /// An order as seen by a caller: a channel key sees only its own channel's orders

@@ -17,11 +17,13 @@
 
 mod changes;
 mod error;
+mod idempotency;
 mod keys;
 mod nodes;
 mod orders;
 mod policies;
 mod positions;
+mod reservations;
 mod rows;
 
 use std::path::Path;
@@ -34,10 +36,12 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
 pub use changes::{CHANGE_PAYLOAD_MAX, ChangeFeed, FeedEvent};
 pub use error::StoreError;
+pub use idempotency::{Claim, IDEMPOTENCY_STALE_CLAIM_MS, IDEMPOTENCY_TTL_MS, StoredAnswer};
 pub use keys::StoredKey;
-pub use orders::{AllocationRow, FulfillmentOrderRow, NewOrder, OrderLineRow, StoredOrder};
+pub use orders::{AllocationRow, FulfillmentOrderRow, NewOrder, OrderFilter, OrderLineRow, OrderSummary, StoredOrder};
 pub use policies::StoredPolicy;
 pub use positions::StoredPosition;
+pub use reservations::{ReservationLineRow, StoredReservation};
 pub use rows::{StoredItem, StoredNode};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -167,6 +171,14 @@ impl Store {
 
     /// Closes every connection, waiting for those in use to be returned. On SQLite the
     /// last close checkpoints the WAL into the main file.
+    /// Whether [`Store::close`] has been called.
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Store::Sqlite(s) => s.write.is_closed(),
+            Store::Postgres(s) => s.pool.is_closed(),
+        }
+    }
+
     pub async fn close(&self) {
         match self {
             Store::Sqlite(s) => {

@@ -397,3 +397,142 @@ impl Store {
         Ok(sums)
     }
 }
+
+/// Filters for [`Store::list_orders`]. Orders come newest first (order ids are time-ordered).
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub channel: Option<String>,
+    pub status: Option<String>,
+    /// Orders with a line of this SKU.
+    pub sku: Option<String>,
+    /// Orders with a fulfillment order at this node.
+    pub node_id: Option<String>,
+    pub created_after_ms: Option<i64>,
+    pub created_before_ms: Option<i64>,
+    /// Only orders older than this order id (the cursor of the previous page).
+    pub before_order_id: Option<String>,
+    pub limit: i64,
+}
+
+/// An order in a listing: everything but the captured document and sourcing decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderSummary {
+    pub order_id: String,
+    pub channel: String,
+    pub external_id: String,
+    pub status: String,
+    pub holds: Vec<String>,
+    pub policy_name: String,
+    pub policy_version: i64,
+    pub created_at_ms: i64,
+    pub lines: Vec<OrderLineRow>,
+    pub fulfillment_orders: Vec<FulfillmentOrderRow>,
+    pub allocations: Vec<AllocationRow>,
+}
+
+type SummaryRow = (String, String, String, String, String, String, i64, i64);
+
+impl Store {
+    /// One page of orders matching `filter`, newest first, with their lines, fulfillment
+    /// orders and allocations (three more statements for the whole page).
+    pub async fn list_orders(&self, f: &OrderFilter) -> Result<Vec<OrderSummary>> {
+        let ids_param = |ids: &[String]| serde_json::Value::from(ids.to_vec()).to_string();
+        let in_ids = match self {
+            Store::Sqlite(_) => "IN (SELECT value FROM json_each($1))",
+            Store::Postgres(_) => "IN (SELECT jsonb_array_elements_text($1::jsonb))",
+        };
+        let (rows, lines, fos, allocs) = on_read!(self, |pool| {
+            let rows = sqlx::query_as::<_, SummaryRow>(
+                "SELECT o.order_id, o.channel, o.external_id, o.status, o.holds, o.policy_name, o.policy_version, \
+                   o.created_at_ms FROM orders o \
+                 WHERE ($1 IS NULL OR o.channel = $1) AND ($2 IS NULL OR o.status = $2) \
+                   AND ($3 IS NULL OR EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.order_id AND l.sku = $3)) \
+                   AND ($4 IS NULL OR EXISTS (SELECT 1 FROM fulfillment_orders f \
+                        WHERE f.order_id = o.order_id AND f.node_id = $4)) \
+                   AND ($5 IS NULL OR o.created_at_ms > $5) AND ($6 IS NULL OR o.created_at_ms < $6) \
+                   AND ($7 IS NULL OR o.order_id < $7) \
+                 ORDER BY o.order_id DESC LIMIT $8",
+            )
+            .bind(&f.channel)
+            .bind(&f.status)
+            .bind(&f.sku)
+            .bind(&f.node_id)
+            .bind(f.created_after_ms)
+            .bind(f.created_before_ms)
+            .bind(&f.before_order_id)
+            .bind(f.limit)
+            .fetch_all(pool)
+            .await?;
+            let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+            let p = ids_param(&ids);
+            let lines = sqlx::query_as::<_, (String, String, String, i64, i64, i64, i64, i64, String)>(
+                sqlx::AssertSqlSafe(format!(
+                    "SELECT order_id, line_id, sku, quantity, allocated, backordered, unfilled, cancelled, status \
+                     FROM order_lines WHERE order_id {in_ids} ORDER BY order_id, line_id"
+                )),
+            )
+            .bind(&p)
+            .fetch_all(pool)
+            .await?;
+            let fos = sqlx::query_as::<_, (String, String, String, String)>(sqlx::AssertSqlSafe(format!(
+                "SELECT order_id, fulfillment_order_id, node_id, status FROM fulfillment_orders \
+                 WHERE order_id {in_ids} ORDER BY order_id, node_id"
+            )))
+            .bind(&p)
+            .fetch_all(pool)
+            .await?;
+            let allocs =
+                sqlx::query_as::<_, (String, String, String, String, i64, String)>(sqlx::AssertSqlSafe(format!(
+                    "SELECT order_id, line_id, node_id, sku, quantity, fulfillment_order_id FROM allocations \
+                     WHERE order_id {in_ids} ORDER BY order_id, line_id, node_id"
+                )))
+                .bind(&p)
+                .fetch_all(pool)
+                .await?;
+            (rows, lines, fos, allocs)
+        });
+        let mut out: Vec<OrderSummary> = rows
+            .into_iter()
+            .map(|r| OrderSummary {
+                order_id: r.0,
+                channel: r.1,
+                external_id: r.2,
+                status: r.3,
+                holds: r.4.split(',').filter(|h| !h.is_empty()).map(str::to_owned).collect(),
+                policy_name: r.5,
+                policy_version: r.6,
+                created_at_ms: r.7,
+                lines: Vec::new(),
+                fulfillment_orders: Vec::new(),
+                allocations: Vec::new(),
+            })
+            .collect();
+        let index: std::collections::HashMap<String, usize> =
+            out.iter().enumerate().map(|(i, o)| (o.order_id.clone(), i)).collect();
+        for (oid, line_id, sku, quantity, allocated, backordered, unfilled, cancelled, status) in lines {
+            if let Some(&i) = index.get(&oid) {
+                out[i].lines.push(OrderLineRow {
+                    line_id,
+                    sku,
+                    quantity,
+                    allocated,
+                    backordered,
+                    unfilled,
+                    cancelled,
+                    status,
+                });
+            }
+        }
+        for (oid, fulfillment_order_id, node_id, status) in fos {
+            if let Some(&i) = index.get(&oid) {
+                out[i].fulfillment_orders.push(FulfillmentOrderRow { fulfillment_order_id, node_id, status });
+            }
+        }
+        for (oid, line_id, node_id, sku, quantity, fulfillment_order_id) in allocs {
+            if let Some(&i) = index.get(&oid) {
+                out[i].allocations.push(AllocationRow { line_id, node_id, sku, quantity, fulfillment_order_id });
+            }
+        }
+        Ok(out)
+    }
+}

@@ -6,3 +6,4 @@ pub mod nodes;
 pub mod ops;
 pub mod orders;
 pub mod policies;
+pub mod reservations;

@@ -12,11 +12,12 @@ use crate::ApiState;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, RawBody, parse_json};
 use crate::params::{CancelParam, HoldParam, OrderParam, SHORT_TEXT_MAX};
-use crate::views::{OrderView, QuoteView};
+use crate::query::QueryPairs;
+use crate::views::{OrderList, OrderView, QuoteView};
 
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
-        .routes(routes!(place_order))
+        .routes(routes!(place_order, list_orders))
         .routes(routes!(get_order))
         .routes(routes!(cancel_order))
         .routes(routes!(cancel_line))
@@ -149,6 +150,9 @@ async fn place_order(
         errors.push(allot_app::FieldError::new("external_id", format!("required, 1–{SHORT_TEXT_MAX} characters")));
     }
     let channel = order.as_ref().and_then(|o| o.channel.clone());
+    if param.reservation_id.as_ref().is_some_and(|r| r.is_empty() || r.chars().count() > SHORT_TEXT_MAX) {
+        errors.push(allot_app::FieldError::new("reservation_id", format!("1–{SHORT_TEXT_MAX} characters")));
+    }
     if param.channel.is_none() && key_channel.is_none() {
         errors.push(allot_app::FieldError::new("channel", "required with an admin key"));
     }
@@ -167,6 +171,7 @@ async fn place_order(
         document: raw.to_string(),
         holds,
         policy: param.policy.clone(),
+        reservation_id: param.reservation_id.clone(),
         order,
     };
     let render = |q: &allot_app::Quote| serde_json::to_string(&QuoteView::from(q.clone())).unwrap_or_default();
@@ -191,4 +196,86 @@ async fn get_order(
         Role::Node(_) => return Err(ApiError::not_found("order", &order_id)),
     };
     Ok(Json(s.app.order_for(&order_id, channel).await?.into()))
+}
+
+/// Default and largest page of `GET /v1/orders`.
+pub const ORDER_PAGE_DEFAULT: i64 = 50;
+pub const ORDER_PAGE_MAX: i64 = 500;
+const ORDER_STATUSES: [&str; 6] =
+    ["allocated", "partially_allocated", "backordered", "unfilled", "on_hold", "cancelled"];
+
+fn timestamp_ms(q: &QueryPairs, key: &str) -> Result<Option<i64>, ApiError> {
+    q.single(key)?
+        .map(|v| {
+            v.parse::<jiff::Timestamp>().map(|t| t.as_millisecond()).map_err(|_| {
+                ApiError::invalid(vec![allot_app::FieldError::new(
+                    key,
+                    "an RFC 3339 timestamp, e.g. 2026-11-25T10:00:00Z",
+                )])
+            })
+        })
+        .transpose()
+}
+
+/// Orders, newest first, filtered; `next_cursor` pages on. A channel key lists only its
+/// own channel's orders.
+#[utoipa::path(get, path = "/v1/orders", tag = "orders",
+    params(("channel" = Option<String>, Query), ("status" = Option<String>, Query),
+           ("sku" = Option<String>, Query, description = "orders with a line of this SKU"),
+           ("node_id" = Option<String>, Query, description = "orders with a fulfillment order at this node"),
+           ("created_after" = Option<String>, Query, description = "RFC 3339, exclusive"),
+           ("created_before" = Option<String>, Query, description = "RFC 3339, exclusive"),
+           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+           ("limit" = Option<i64>, Query, description = "1–500, default 50")),
+    responses((status = 200, body = OrderList), (status = 400, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+async fn list_orders(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+    q: QueryPairs,
+) -> ApiResult<Json<OrderList>> {
+    q.only(&["channel", "status", "sku", "node_id", "created_after", "created_before", "cursor", "limit"])?;
+    let scope = match &caller.role {
+        Role::Admin => None,
+        Role::Channel(c) => Some(c),
+        Role::Node(_) => return Err(allot_app::AppError::Forbidden { action: "list orders" }.into()),
+    };
+    let mut errors = Vec::new();
+    let status = q.single("status")?.map(str::to_owned);
+    if let Some(st) = &status
+        && !ORDER_STATUSES.contains(&st.as_str())
+    {
+        errors.push(allot_app::FieldError::new("status", format!("one of {}", ORDER_STATUSES.join(", "))));
+    }
+    let limit = q.parse::<i64>("limit")?.unwrap_or(ORDER_PAGE_DEFAULT);
+    if !(1..=ORDER_PAGE_MAX).contains(&limit) {
+        errors.push(allot_app::FieldError::new("limit", format!("must be 1–{ORDER_PAGE_MAX}")));
+    }
+    let cursor = q.single("cursor")?.map(str::to_owned);
+    if cursor.as_ref().is_some_and(|c| c.is_empty() || c.len() > SHORT_TEXT_MAX) {
+        errors.push(allot_app::FieldError::new("cursor", "not a cursor from this endpoint"));
+    }
+    let created_after_ms = timestamp_ms(&q, "created_after")?;
+    let created_before_ms = timestamp_ms(&q, "created_before")?;
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let filter = allot_app::OrderFilter {
+        channel: q.single("channel")?.map(str::to_owned),
+        status,
+        sku: q.single("sku")?.map(str::to_owned),
+        node_id: q.single("node_id")?.map(str::to_owned),
+        created_after_ms,
+        created_before_ms,
+        before_order_id: cursor,
+        limit: limit + 1,
+    };
+    let mut orders = s.app.list_orders(filter, scope).await?;
+    let next_cursor = if orders.len() as i64 > limit {
+        orders.truncate(limit as usize);
+        orders.last().map(|o| o.order_id.clone())
+    } else {
+        None
+    };
+    Ok(Json(OrderList { orders: orders.into_iter().map(Into::into).collect(), next_cursor }))
 }

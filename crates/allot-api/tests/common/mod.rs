@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use allot_api::ApiState;
-use allot_app::{App, DbConfig, SystemClock};
+use allot_app::{App, Clock, DbConfig, SystemClock};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -26,6 +26,7 @@ pub struct TestServer {
     pub base: String,
     pub client: reqwest::Client,
     pub app: App,
+    clock: Arc<dyn Clock>,
     db: DbConfig,
     dir: Option<PathBuf>,
     pg: Option<(String, String)>,
@@ -65,6 +66,11 @@ macro_rules! backend_tests {
 impl TestServer {
     /// `None` when the backend is PostgreSQL and no test database is configured.
     pub async fn start(backend: Backend) -> Option<TestServer> {
+        TestServer::start_with_clock(backend, Arc::new(SystemClock)).await
+    }
+
+    /// As [`TestServer::start`], with the app reading time from `clock`.
+    pub async fn start_with_clock(backend: Backend, clock: Arc<dyn Clock>) -> Option<TestServer> {
         let tag = uuid::Uuid::now_v7().simple().to_string();
         let (db, dir, pg) = match backend {
             Backend::Sqlite => {
@@ -80,7 +86,8 @@ impl TestServer {
         let mut s = TestServer {
             base: String::new(),
             client: reqwest::Client::new(),
-            app: open(&db).await,
+            app: open(&db, clock.clone()).await,
+            clock,
             db,
             dir,
             pg,
@@ -97,7 +104,8 @@ impl TestServer {
         let mut r = TestServer {
             base: String::new(),
             client: reqwest::Client::new(),
-            app: open(&self.db).await,
+            app: open(&self.db, self.clock.clone()).await,
+            clock: self.clock.clone(),
             db: self.db.clone(),
             dir: None,
             pg: None,
@@ -123,7 +131,7 @@ impl TestServer {
     /// whatever was acknowledged must still be there.
     pub async fn restart(&mut self) {
         self.stop().await;
-        self.app = open(&self.db).await;
+        self.app = open(&self.db, self.clock.clone()).await;
         self.listen().await;
     }
 
@@ -200,8 +208,8 @@ pub fn node_json(kind: &str, lat: f64, lon: f64, tz: &str, caps: &[&str]) -> Val
     })
 }
 
-async fn open(db: &DbConfig) -> App {
-    App::open(db, Arc::new(SystemClock)).await.unwrap()
+async fn open(db: &DbConfig, clock: Arc<dyn Clock>) -> App {
+    App::open(db, clock).await.unwrap()
 }
 
 impl Drop for TestServer {

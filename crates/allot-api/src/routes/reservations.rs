@@ -1,0 +1,80 @@
+//! `/v1/reservations`: checkout holds on stock.
+
+use allot_app::{Principal, Role};
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::ApiState;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::json::Body;
+use crate::params::ReservationParam;
+use crate::views::ReservationView;
+
+pub fn router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(reserve)).routes(routes!(get_reservation, release_reservation))
+}
+
+/// The channel a caller is limited to (`None` for admins); node keys cannot reserve.
+fn scope<'a>(caller: &'a Principal, id: &str) -> Result<Option<&'a allot_core::ChannelId>, ApiError> {
+    match &caller.role {
+        Role::Admin => Ok(None),
+        Role::Channel(c) => Ok(Some(c)),
+        Role::Node(_) => Err(ApiError::not_found("reservation", id)),
+    }
+}
+
+/// Reserve stock for a cart: every line or nothing (409 names the short lines). Reserved
+/// stock is out of ATP until the reservation expires, is released, or an order converts it
+/// (`reservation_id` on `POST /v1/orders`).
+#[utoipa::path(post, path = "/v1/reservations", tag = "reservations",
+    request_body = ReservationParam,
+    responses((status = 201, body = ReservationView), (status = 409, description = "not enough stock", body = Problem),
+              (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+async fn reserve(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+    Body(p): Body<ReservationParam>,
+) -> ApiResult<(StatusCode, Json<ReservationView>)> {
+    let owner = match &caller.role {
+        Role::Admin => None,
+        Role::Channel(c) => Some(c.clone()),
+        Role::Node(_) => return Err(allot_app::AppError::Forbidden { action: "reserve stock" }.into()),
+    };
+    let input = p.parse(owner).map_err(ApiError::invalid)?;
+    let r = s.app.reserve(input).await?;
+    Ok((StatusCode::CREATED, Json(ReservationView::new(r, s.app.now_ms()))))
+}
+
+/// A reservation (a channel key sees only its own).
+#[utoipa::path(get, path = "/v1/reservations/{reservation_id}", tag = "reservations",
+    params(("reservation_id" = String, Path)),
+    responses((status = 200, body = ReservationView), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+async fn get_reservation(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ReservationView>> {
+    let r = s.app.reservation_for(&id, scope(&caller, &id)?).await?;
+    Ok(Json(ReservationView::new(r, s.app.now_ms())))
+}
+
+/// Release a reservation: its stock returns to ATP at once. Releasing one already released
+/// or expired answers it as it is; one converted into an order is 409.
+#[utoipa::path(delete, path = "/v1/reservations/{reservation_id}", tag = "reservations",
+    params(("reservation_id" = String, Path)),
+    responses((status = 200, body = ReservationView), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("api_key" = [])))]
+async fn release_reservation(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ReservationView>> {
+    let r = s.app.release_reservation(&id, scope(&caller, &id)?).await?;
+    Ok(Json(ReservationView::new(r, s.app.now_ms())))
+}
