@@ -2765,6 +2765,8 @@ fn source_group(
         }
         let hazmat_ok = f.hazmat_node_types.contains(&n.node_type);
         let mut any = false;
+        let mut usable_units = 0u64;
+        let mut any_units = false;
         let bits = capability_bits.get(ni);
         debug_assert!(ctx.table.describes(ni, n), "the node table describes node {ni}");
         for (l, line) in lines.iter().enumerate() {
@@ -2784,28 +2786,28 @@ fn source_group(
                 None
             };
             eligible[l] = reason.is_none();
-            any |= reason.is_none();
-            if let Some(r) = reason {
-                first_line_reason.get_or_insert(r);
+            match reason {
+                None => {
+                    any = true;
+                    usable_units += usable[line.slot].min(line.qty);
+                    any_units |= line.qty > 0;
+                }
+                Some(r) => {
+                    first_line_reason.get_or_insert(r);
+                }
             }
         }
         if !any {
             candidates.push(first_line_reason, km.reported(), 0);
             continue;
         }
-        let usable_units = lines
-            .iter()
-            .enumerate()
-            .filter(|(l, _)| eligible[*l])
-            .map(|(_, line)| usable[line.slot].min(line.qty))
-            .sum();
         candidates.push(None, km.reported(), usable_units);
         let unit_cap = match (f.respect_capacity, n.capacity.units_per_day) {
             (true, Some(c)) => u64::from(c.saturating_sub(st.units_today)),
             _ => u64::MAX,
         };
         // Only nodes that can give some line a unit take part in the search.
-        let can_serve = lines.iter().enumerate().any(|(l, line)| eligible[l] && line.qty > 0) && unit_cap > 0;
+        let can_serve = any_units && unit_cap > 0;
         if !can_serve {
             continue;
         }
