@@ -12,7 +12,8 @@ DATA="$(mktemp -d /tmp/allot-bench.XXXXXX)"
 
 start_server() {
   (cd "$ROOT" && cargo build --release --quiet -p allot)
-  "$BIN" demo --listen "127.0.0.1:$PORT" --data-dir "$DATA" "$@" >"$DATA/server.log" 2>&1 &
+  rm -rf "$DATA/db"
+  "$BIN" demo --listen "127.0.0.1:$PORT" --data-dir "$DATA/db" "$@" >"$DATA/server.log" 2>&1 &
   SERVER_PID=$!
   trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null; rm -rf "$DATA"' EXIT
   for _ in $(seq 1 100); do
@@ -20,4 +21,10 @@ start_server() {
     sleep 0.2
   done
   echo "server did not start:"; cat "$DATA/server.log"; exit 1
+}
+
+# Stops the server started by start_server (its data is removed by the next start).
+stop_server() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
 }

@@ -10,10 +10,11 @@
 //! orders and allocations are written in the same transaction as the stock they take.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use allot_core::sourcing::OrderToSource;
 use allot_core::{ChannelId, NodeId, Sku};
-use allot_store::{AllocationRow, FulfillmentOrderRow, NewOrder, OrderLineRow, StoredOrder, StoredPosition};
+use allot_store::{AllocationRow, FulfillmentOrderRow, NewOrder, OrderLineRow, Step, StoredOrder, StoredPosition};
 
 use crate::{App, AppError, FieldError, Quote, Result};
 
@@ -44,6 +45,16 @@ struct Conversion {
     pinned: BTreeMap<(usize, NodeId, Sku), u64>,
     /// The order minus the pinned units (lines with nothing left are dropped).
     residual: OrderToSource,
+}
+
+/// How one placement attempt ended.
+enum Attempt {
+    /// The (channel, external_id) was placed meanwhile.
+    Exists,
+    /// Planned stock was taken by others first: re-read these positions and plan again.
+    Retry(Vec<(NodeId, Sku)>),
+    /// Written; `failed` units (last attempt only) were left unallocated.
+    Placed { order: Box<StoredOrder>, written: Vec<StoredPosition>, failed: Vec<(NodeId, Sku)> },
 }
 
 /// Whether a reservation can still be converted, as a conflict naming why not.
@@ -126,63 +137,96 @@ impl App {
             Some(id) => Some(self.plan_conversion(id, &input).await?),
             None => None,
         };
+        let input = Arc::new(input);
+        let conversion = conversion.map(Arc::new);
         for attempt in 1..=PLACE_ATTEMPTS {
             let last = attempt == PLACE_ATTEMPTS;
             let to_source = conversion.as_ref().map_or(&input.order, |c| &c.residual);
             let quote = self.quote(to_source, input.policy.as_deref())?;
-            let now = self.now_ms();
-            let mut tx = self.inner.store.begin().await?;
-            if tx.order_by_external(input.channel.as_str(), &input.external_id).await?.is_some() {
-                tx.rollback().await?;
-                if let Some(existing) = self.existing_order(&input).await? {
-                    return Ok(existing);
-                }
-                continue;
-            }
-            let mut written: Vec<StoredPosition> = Vec::new();
-            self.expire_due_in(&mut tx, now, &mut written).await?;
-            // (line index, node) → units
-            let mut taken: BTreeMap<(usize, NodeId), u64> = BTreeMap::new();
-            if let Some(c) = &conversion
-                && let Err(e) = self.take_reservation(&mut tx, c, now, &mut taken, &mut written).await
-            {
-                tx.rollback().await?;
-                return Err(e);
-            }
-            // Take the planned stock, package by package.
-            let mut failed: Vec<(NodeId, Sku)> = Vec::new();
-            for pkg in &quote.decision.plan.packages {
-                for l in &pkg.lines {
-                    let Some(li) = input.order.lines.iter().position(|x| x.line_id == l.line_id) else { continue };
-                    match tx.allocate(&pkg.node_id, &l.sku, l.quantity.get(), now).await? {
-                        Some(p) => {
-                            written.push(p);
-                            *taken.entry((li, pkg.node_id.clone())).or_default() += l.quantity.get();
-                        }
-                        None => failed.push((pkg.node_id.clone(), l.sku.clone())),
+            let decision = render(&quote);
+            let (app, inp, conv) = (self.clone(), input.clone(), conversion.clone());
+            let outcome = self
+                .inner
+                .store
+                .write(move |tx| {
+                    Box::pin(async move { app.place_in(tx, &inp, conv.as_deref(), &quote, decision, last).await })
+                })
+                .await?;
+            match outcome {
+                Attempt::Exists => {
+                    if let Some(existing) = self.existing_order(&input).await? {
+                        return Ok(existing);
                     }
                 }
+                Attempt::Retry(failed) => self.reload_positions(&failed).await?,
+                Attempt::Placed { order, written, failed } => {
+                    self.refresh_positions_pub(written);
+                    if !failed.is_empty() {
+                        self.reload_positions(&failed).await?;
+                    }
+                    return Ok(Placed { order: *order, created: true });
+                }
             }
-            if !failed.is_empty() && !last {
-                tx.rollback().await?;
-                self.reload_positions(&failed).await?;
-                continue;
-            }
-            let new = self.build_order(&input, &quote, &taken, render, now);
-            tx.insert_order(&new).await?;
-            if let Some(c) = &conversion {
-                tx.close_reservation(&c.reservation_id, "converted", Some(&new.order_id), now).await?;
-            }
-            self.notify(&mut tx, self.positions_note_pub(&written)).await?;
-            tx.commit().await?;
-            self.refresh_positions_pub(written);
-            if !failed.is_empty() {
-                self.reload_positions(&failed).await?;
-            }
-            let order = self.order_by_id(&new.order_id).await?;
-            return Ok(Placed { order, created: true });
         }
         Err(AppError::invalid("lines", "the order could not be placed; retry"))
+    }
+
+    /// One placement attempt inside a write transaction (see the module docs).
+    async fn place_in(
+        &self,
+        tx: &mut allot_store::Tx,
+        input: &PlaceOrder,
+        conversion: Option<&Conversion>,
+        quote: &Quote,
+        decision: String,
+        last: bool,
+    ) -> Result<Step<Attempt>> {
+        let now = self.now_ms();
+        let mut written: Vec<StoredPosition> = Vec::new();
+        self.expire_due_in(tx, now, &mut written).await?;
+        // (line index, node) → units
+        let mut taken: BTreeMap<(usize, NodeId), u64> = BTreeMap::new();
+        if let Some(c) = conversion {
+            self.take_reservation(tx, c, now, &mut taken, &mut written).await?;
+        }
+        // Take the planned stock: one statement for every position of the plan. A position
+        // that no longer covers the plan's units there takes nothing (all its lines fail).
+        let mut wants: BTreeMap<(NodeId, Sku), u64> = BTreeMap::new();
+        for pkg in &quote.decision.plan.packages {
+            for l in &pkg.lines {
+                *wants.entry((pkg.node_id.clone(), l.sku.clone())).or_default() += l.quantity.get();
+            }
+        }
+        let took = tx.allocate_many(&wants, now).await?;
+        let ok: std::collections::BTreeSet<(NodeId, Sku)> =
+            took.iter().map(|p| (p.position.node_id.clone(), p.position.sku.clone())).collect();
+        written.extend(took);
+        let mut failed: Vec<(NodeId, Sku)> = Vec::new();
+        for pkg in &quote.decision.plan.packages {
+            for l in &pkg.lines {
+                let Some(li) = input.order.lines.iter().position(|x| x.line_id == l.line_id) else { continue };
+                let key = (pkg.node_id.clone(), l.sku.clone());
+                if ok.contains(&key) {
+                    *taken.entry((li, pkg.node_id.clone())).or_default() += l.quantity.get();
+                } else if !failed.contains(&key) {
+                    failed.push(key);
+                }
+            }
+        }
+        if !failed.is_empty() && !last {
+            return Ok(Step::Rollback(Attempt::Retry(failed)));
+        }
+        let new = self.build_order(input, quote, &taken, decision, now);
+        // The same (channel, external_id) placed meanwhile: its unique key refuses this one.
+        match tx.insert_order(&new).await {
+            Err(e) if e.is_unique_violation() => return Ok(Step::Rollback(Attempt::Exists)),
+            other => other?,
+        }
+        if let Some(c) = conversion {
+            tx.close_reservation(&c.reservation_id, "converted", Some(&new.order_id), now).await?;
+        }
+        self.notify(tx, self.positions_note_pub(&written)).await?;
+        Ok(Step::Commit(Attempt::Placed { order: Box::new(StoredOrder::from(new)), written, failed }))
     }
 
     /// Matches a reservation's units to the order's lines (same SKU; a pickup line only
@@ -265,9 +309,7 @@ impl App {
     }
 
     async fn existing_order(&self, input: &PlaceOrder) -> Result<Option<Placed>> {
-        let mut tx = self.inner.store.begin().await?;
-        let found = tx.order_by_external(input.channel.as_str(), &input.external_id).await?;
-        tx.rollback().await?;
+        let found = self.inner.store.order_ref(input.channel.as_str(), &input.external_id).await?;
         let Some((order_id, hash)) = found else { return Ok(None) };
         if hash != input.request_hash {
             return Err(AppError::Conflict(vec![FieldError::new(
@@ -301,7 +343,7 @@ impl App {
         input: &PlaceOrder,
         quote: &Quote,
         taken: &BTreeMap<(usize, NodeId), u64>,
-        render: &(dyn Fn(&Quote) -> String + Sync),
+        decision: String,
         now: i64,
     ) -> NewOrder {
         let order_id = new_id("ord");
@@ -372,7 +414,7 @@ impl App {
             status: status.to_owned(),
             holds: input.holds.clone(),
             document: input.document.clone(),
-            decision: render(quote),
+            decision,
             policy_name: quote.policy.name.clone(),
             policy_version: quote.policy.version,
             policy_hash: quote.policy.hash.clone(),

@@ -20,11 +20,19 @@ pub enum StoreError {
     /// something other than Allot, or by a different version.
     #[error("corrupt row in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
+    /// A grouped write's transaction failed to commit (or never began).
+    #[error("{0}")]
+    GroupCommit(String),
 }
 
 impl StoreError {
     pub(crate) fn corrupt(table: &'static str, detail: impl std::fmt::Display) -> StoreError {
         StoreError::Corrupt { table, detail: detail.to_string() }
+    }
+
+    /// Whether a unique constraint refused the write (e.g. an order's external id taken).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.kind() == sqlx::error::ErrorKind::UniqueViolation)
     }
 
     /// Whether the error is a transient conflict between concurrent transactions

@@ -17,6 +17,7 @@
 
 mod changes;
 mod error;
+mod group;
 mod idempotency;
 mod keys;
 mod nodes;
@@ -36,6 +37,7 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
 pub use changes::{CHANGE_PAYLOAD_MAX, ChangeFeed, FeedEvent};
 pub use error::StoreError;
+pub use group::{BoxFuture, GROUP_MAX, Step};
 pub use idempotency::{Claim, IDEMPOTENCY_STALE_CLAIM_MS, IDEMPOTENCY_TTL_MS, StoredAnswer};
 pub use keys::StoredKey;
 pub use orders::{AllocationRow, FulfillmentOrderRow, NewOrder, OrderFilter, OrderLineRow, OrderSummary, StoredOrder};
@@ -77,6 +79,9 @@ pub enum Store {
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    /// `None` when group commit is switched off (`ALLOT_SQLITE_GROUP_COMMIT=off`, for
+    /// comparisons in benchmarks): then every write is its own transaction.
+    group: Option<group::GroupWriter>,
 }
 
 #[derive(Debug, Clone)]
@@ -169,8 +174,6 @@ impl Store {
         Ok(())
     }
 
-    /// Closes every connection, waiting for those in use to be returned. On SQLite the
-    /// last close checkpoints the WAL into the main file.
     /// Whether [`Store::close`] has been called.
     pub fn is_closed(&self) -> bool {
         match self {
@@ -179,6 +182,8 @@ impl Store {
         }
     }
 
+    /// Closes every connection, waiting for those in use to be returned. On SQLite the
+    /// last close checkpoints the WAL into the main file.
     pub async fn close(&self) {
         match self {
             Store::Sqlite(s) => {
@@ -223,7 +228,9 @@ async fn open_sqlite(path: &Path) -> Result<SqliteStore> {
     let write = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
     let read =
         SqlitePoolOptions::new().max_connections(SQLITE_READ_CONNECTIONS).connect_with(options.read_only(true)).await?;
-    Ok(SqliteStore { write, read })
+    let off = std::env::var("ALLOT_SQLITE_GROUP_COMMIT").is_ok_and(|v| matches!(v.as_str(), "off" | "0" | "false"));
+    let group = (!off).then(|| group::GroupWriter::start(write.clone()));
+    Ok(SqliteStore { write, read, group })
 }
 
 async fn open_postgres(url: &str, schema: Option<&str>) -> Result<PgStore> {

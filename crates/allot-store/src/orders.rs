@@ -110,21 +110,106 @@ impl Tx {
         row.map(StoredPosition::try_from).transpose()
     }
 
-    /// The order id and request hash of a channel's order, if it exists.
-    pub async fn order_by_external(&mut self, channel: &str, external_id: &str) -> Result<Option<(String, String)>> {
-        let row = on_tx!(self, |conn| {
-            sqlx::query_as::<_, (String, String)>(
-                "SELECT order_id, request_hash FROM orders WHERE channel = $1 AND external_id = $2",
-            )
-            .bind(channel)
-            .bind(external_id)
-            .fetch_optional(conn)
+    /// Takes several positions' stock at once, each all or nothing: one statement for
+    /// every (node, SKU) → units in `wants`. Answers the positions written; a position
+    /// missing from the answer had too little ATP and nothing was taken there.
+    pub async fn allocate_many(
+        &mut self,
+        wants: &std::collections::BTreeMap<(NodeId, Sku), u64>,
+        now_ms: i64,
+    ) -> Result<Vec<StoredPosition>> {
+        if wants.is_empty() {
+            return Ok(Vec::new());
+        }
+        // RETURNING names columns unqualified: SQLite does not resolve the alias there (the
+        // source's columns are named n, s, q so nothing is ambiguous on PostgreSQL).
+        let param = serde_json::Value::from(
+            wants.iter().map(|((n, s), q)| serde_json::json!([n.as_str(), s.as_str(), q])).collect::<Vec<_>>(),
+        )
+        .to_string();
+        let source = match self {
+            Tx::Sqlite(_) => {
+                "SELECT v.value ->> 0 AS n, v.value ->> 1 AS s, v.value ->> 2 AS q FROM json_each($1) AS v"
+            }
+            Tx::Postgres(_) => {
+                "SELECT v ->> 0 AS n, v ->> 1 AS s, (v ->> 2)::bigint AS q FROM jsonb_array_elements($1::jsonb) AS v"
+            }
+        };
+        let rows = on_tx!(self, |conn| {
+            sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(format!(
+                "UPDATE positions AS p SET allocated = p.allocated + w.q, version = p.version + 1, updated_at_ms = $2 \
+                 FROM ({source}) AS w \
+                 WHERE p.node_id = w.n AND p.sku = w.s \
+                   AND p.on_hand - p.damaged - p.quarantined - p.reserved - p.allocated - p.safety_stock >= w.q \
+                 RETURNING {POSITION_COLUMNS_PLAIN}"
+            )))
+            .bind(&param)
+            .bind(now_ms)
+            .fetch_all(conn)
             .await?
         });
-        Ok(row)
+        rows.into_iter().map(StoredPosition::try_from).collect()
     }
 
+    /// Writes an order with its lines, fulfillment orders and allocations: four statements
+    /// whatever the number of lines (children go in as one JSON array parameter each).
+    /// A second order with the same (channel, external_id) fails with a unique violation
+    /// ([`crate::StoreError::is_unique_violation`]).
     pub async fn insert_order(&mut self, o: &NewOrder) -> Result<()> {
+        let lines = serde_json::Value::from(
+            o.lines
+                .iter()
+                .map(|l| {
+                    serde_json::json!([
+                        l.line_id,
+                        l.sku,
+                        l.quantity,
+                        l.allocated,
+                        l.backordered,
+                        l.unfilled,
+                        l.cancelled,
+                        l.status
+                    ])
+                })
+                .collect::<Vec<_>>(),
+        )
+        .to_string();
+        let fos = serde_json::Value::from(
+            o.fulfillment_orders
+                .iter()
+                .map(|f| serde_json::json!([f.fulfillment_order_id, f.node_id, f.status]))
+                .collect::<Vec<_>>(),
+        )
+        .to_string();
+        let allocs = serde_json::Value::from(
+            o.allocations
+                .iter()
+                .map(|a| serde_json::json!([a.line_id, a.node_id, a.sku, a.quantity, a.fulfillment_order_id]))
+                .collect::<Vec<_>>(),
+        )
+        .to_string();
+        let (lines_sql, fos_sql, allocs_sql) = match self {
+            Tx::Sqlite(_) => (
+                "INSERT INTO order_lines (order_id, line_id, sku, quantity, allocated, backordered, unfilled, cancelled, \
+                   status) SELECT $1, v.value ->> 0, v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4, \
+                   v.value ->> 5, v.value ->> 6, v.value ->> 7 FROM json_each($2) AS v",
+                "INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, status, created_at_ms) \
+                   SELECT v.value ->> 0, $1, v.value ->> 1, v.value ->> 2, $3 FROM json_each($2) AS v",
+                "INSERT INTO allocations (order_id, line_id, node_id, sku, quantity, fulfillment_order_id) \
+                   SELECT $1, v.value ->> 0, v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4 \
+                   FROM json_each($2) AS v",
+            ),
+            Tx::Postgres(_) => (
+                "INSERT INTO order_lines (order_id, line_id, sku, quantity, allocated, backordered, unfilled, cancelled, \
+                   status) SELECT $1, v ->> 0, v ->> 1, (v ->> 2)::bigint, (v ->> 3)::bigint, (v ->> 4)::bigint, \
+                   (v ->> 5)::bigint, (v ->> 6)::bigint, v ->> 7 FROM jsonb_array_elements($2::jsonb) AS v",
+                "INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, status, created_at_ms) \
+                   SELECT v ->> 0, $1, v ->> 1, v ->> 2, $3 FROM jsonb_array_elements($2::jsonb) AS v",
+                "INSERT INTO allocations (order_id, line_id, node_id, sku, quantity, fulfillment_order_id) \
+                   SELECT $1, v ->> 0, v ->> 1, v ->> 2, (v ->> 3)::bigint, v ->> 4 \
+                   FROM jsonb_array_elements($2::jsonb) AS v",
+            ),
+        };
         on_tx!(self, |conn| {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
@@ -143,49 +228,12 @@ impl Tx {
             .bind(o.created_at_ms)
             .execute(&mut *conn)
             .await?;
-            for l in &o.lines {
-                sqlx::query(
-                    "INSERT INTO order_lines (order_id, line_id, sku, quantity, allocated, backordered, unfilled, \
-                       cancelled, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(&o.order_id)
-                .bind(&l.line_id)
-                .bind(&l.sku)
-                .bind(l.quantity)
-                .bind(l.allocated)
-                .bind(l.backordered)
-                .bind(l.unfilled)
-                .bind(l.cancelled)
-                .bind(&l.status)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(lines_sql).bind(&o.order_id).bind(&lines).execute(&mut *conn).await?;
+            if !o.fulfillment_orders.is_empty() {
+                sqlx::query(fos_sql).bind(&o.order_id).bind(&fos).bind(o.created_at_ms).execute(&mut *conn).await?;
             }
-            for f in &o.fulfillment_orders {
-                sqlx::query(
-                    "INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, status, created_at_ms) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(&f.fulfillment_order_id)
-                .bind(&o.order_id)
-                .bind(&f.node_id)
-                .bind(&f.status)
-                .bind(o.created_at_ms)
-                .execute(&mut *conn)
-                .await?;
-            }
-            for a in &o.allocations {
-                sqlx::query(
-                    "INSERT INTO allocations (order_id, line_id, node_id, sku, quantity, fulfillment_order_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&o.order_id)
-                .bind(&a.line_id)
-                .bind(&a.node_id)
-                .bind(&a.sku)
-                .bind(a.quantity)
-                .bind(&a.fulfillment_order_id)
-                .execute(&mut *conn)
-                .await?;
+            if !o.allocations.is_empty() {
+                sqlx::query(allocs_sql).bind(&o.order_id).bind(&allocs).execute(&mut *conn).await?;
             }
         });
         Ok(())
@@ -329,7 +377,47 @@ impl Tx {
     }
 }
 
+/// The order as [`Store::order`] will read it back (same row order).
+impl From<NewOrder> for StoredOrder {
+    fn from(mut o: NewOrder) -> StoredOrder {
+        o.lines.sort_by(|a, b| a.line_id.cmp(&b.line_id));
+        o.fulfillment_orders.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        o.allocations.sort_by(|a, b| (&a.line_id, &a.node_id).cmp(&(&b.line_id, &b.node_id)));
+        StoredOrder {
+            order_id: o.order_id,
+            channel: o.channel,
+            external_id: o.external_id,
+            request_hash: o.request_hash,
+            status: o.status,
+            holds: o.holds,
+            document: o.document,
+            decision: o.decision,
+            policy_name: o.policy_name,
+            policy_version: o.policy_version,
+            policy_hash: o.policy_hash,
+            created_at_ms: o.created_at_ms,
+            lines: o.lines,
+            fulfillment_orders: o.fulfillment_orders,
+            allocations: o.allocations,
+        }
+    }
+}
+
 impl Store {
+    /// The order id and request hash of a channel's order, if it exists (read pool).
+    pub async fn order_ref(&self, channel: &str, external_id: &str) -> Result<Option<(String, String)>> {
+        let row = on_read!(self, |pool| {
+            sqlx::query_as::<_, (String, String)>(
+                "SELECT order_id, request_hash FROM orders WHERE channel = $1 AND external_id = $2",
+            )
+            .bind(channel)
+            .bind(external_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row)
+    }
+
     pub async fn order(&self, order_id: &str) -> Result<Option<StoredOrder>> {
         let found = on_read!(self, |pool| {
             let row = sqlx::query_as::<_, OrderRow>(sqlx::AssertSqlSafe(format!(

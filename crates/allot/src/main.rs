@@ -13,6 +13,7 @@ use allot_app::{App, DbConfig, Role, SystemClock};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+mod load;
 mod scenario;
 
 #[derive(Parser)]
@@ -48,6 +49,40 @@ enum Command {
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
+    },
+    /// Load generators for the benchmarks (loopback only, bounded in count and time).
+    Load {
+        #[command(subcommand)]
+        command: LoadCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LoadCommand {
+    /// POST /v1/orders with demo-scenario carts; prints throughput and latency percentiles.
+    Orders {
+        /// The server (loopback only).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// An admin API key.
+        #[arg(long, env = "ALLOT_ADMIN_KEY", hide_env_values = true)]
+        key: String,
+        /// At most this many orders.
+        #[arg(long, default_value_t = 20_000)]
+        count: usize,
+        /// At most this long, in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Open loop at this many orders per second (default: closed loop, as fast as answered).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Lines per order.
+        #[arg(long, default_value_t = 3)]
+        lines: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
 }
 
@@ -155,6 +190,13 @@ fn main() -> anyhow::Result<()> {
                 result
             }
             Command::Policy { command: PolicyCommand::Check { file, name } } => check_policy(&file, name.as_deref()),
+            Command::Load {
+                command: LoadCommand::Orders { url, key, count, seconds, concurrency, rate, lines, seed },
+            } => {
+                anyhow::ensure!(seconds > 0.0 && seconds <= 3600.0, "--seconds must be in (0, 3600]");
+                let duration = std::time::Duration::from_secs_f64(seconds);
+                load::run(load::LoadArgs { url, key, count, duration, concurrency, rate, lines, seed }).await
+            }
         }
     })
 }

@@ -35,24 +35,7 @@ pub fn write(nodes: usize, skus: usize, orders: usize, seed: u64, out: &Path) ->
         std::fs::File::create(out.join("orders.jsonl")).with_context(|| format!("creating {}", out.display()))?,
     );
     for (i, o) in generate_orders(&scenario, &stream).iter().enumerate() {
-        let lines: Vec<Value> = o
-            .lines
-            .iter()
-            .map(|l| {
-                let mut v = json!({"line_id": l.line_id, "sku": l.sku.as_str(), "quantity": l.quantity.get(),
-                    "unit_price_minor": l.unit_price_minor, "method": l.method.as_str(), "allow_backorder": l.allow_backorder});
-                if let Some(p) = &l.pickup_node {
-                    v["pickup_node_id"] = json!(p.as_str());
-                }
-                v
-            })
-            .collect();
-        let ship_to =
-            o.ship_to.map(|p| json!({"lat": p.lat(), "lon": p.lon(), "country": o.country, "region": o.region}));
-        let body = json!({"channel": "web", "external_id": format!("G-{seed}-{i:07}"),
-            "customer": {"id": format!("C-{}", i % 9973), "tier": o.customer_tier}, "ship_to": ship_to,
-            "currency": "USD", "lines": lines});
-        writeln!(f, "{body}")?;
+        writeln!(f, "{}", order_body(o, &format!("G-{seed}-{i:07}"), i))?;
     }
     f.flush()?;
     eprintln!(
@@ -63,6 +46,26 @@ pub fn write(nodes: usize, skus: usize, orders: usize, seed: u64, out: &Path) ->
         out.display()
     );
     Ok(())
+}
+
+/// A generated order as a `POST /v1/orders` body (channel `web`).
+pub fn order_body(o: &allot_core::sourcing::OrderToSource, external_id: &str, i: usize) -> Value {
+    let lines: Vec<Value> = o
+        .lines
+        .iter()
+        .map(|l| {
+            let mut v = json!({"line_id": l.line_id, "sku": l.sku.as_str(), "quantity": l.quantity.get(),
+                "unit_price_minor": l.unit_price_minor, "method": l.method.as_str(), "allow_backorder": l.allow_backorder});
+            if let Some(p) = &l.pickup_node {
+                v["pickup_node_id"] = json!(p.as_str());
+            }
+            v
+        })
+        .collect();
+    let ship_to = o.ship_to.map(|p| json!({"lat": p.lat(), "lon": p.lon(), "country": o.country, "region": o.region}));
+    json!({"channel": "web", "external_id": external_id,
+        "customer": {"id": format!("C-{}", i % 9973), "tier": o.customer_tier}, "ship_to": ship_to,
+        "currency": "USD", "lines": lines})
 }
 
 fn write_json(path: &Path, v: &Value) -> anyhow::Result<()> {

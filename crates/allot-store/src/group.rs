@@ -1,0 +1,179 @@
+//! Group commit: many write commands in one transaction and one durable commit.
+//!
+//! On SQLite every commit syncs the WAL to disk (`synchronous=FULL`), and only one writer
+//! runs at a time, so committing each order on its own caps throughput at the disk's sync
+//! rate. [`Store::write`] instead queues the command for a single writer task, which takes
+//! whatever has queued while the previous group committed, runs each command inside its
+//! own `SAVEPOINT` (a command that fails or asks to roll back undoes only its own writes),
+//! commits once, and only then answers every command of the group. So an answer still
+//! means "durable", and a command never sees its result before the commit that makes it
+//! true. A failed commit fails every command of its group.
+//!
+//! On PostgreSQL [`Store::write`] is simply one transaction per command: many connections
+//! write in parallel and the server groups their WAL flushes itself. The same holds on
+//! SQLite with `ALLOT_SQLITE_GROUP_COMMIT=off` (for benchmark comparisons).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{Result, Store, StoreError, Tx};
+
+/// Most commands in one group (bounds the time one group holds the write lock).
+pub const GROUP_MAX: usize = 128;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a command asks for its writes.
+#[derive(Debug)]
+pub enum Step<T> {
+    /// Keep them (committed with the group).
+    Commit(T),
+    /// Undo them; the command still answers `T` (e.g. "retry with a new plan").
+    Rollback(T),
+}
+
+/// Called after the group's commit with its outcome; answers the command's caller.
+type Deliver = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
+/// A queued command: runs in the group's transaction, answers how to deliver its result
+/// and whether it left the transaction unusable (then the whole group rolls back).
+type Job = Box<dyn for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, (Deliver, bool)> + Send>;
+
+/// The SQLite group writer's queue.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupWriter {
+    queue: mpsc::UnboundedSender<Job>,
+}
+
+impl GroupWriter {
+    /// Starts the writer task over `store` (which must be the SQLite store it belongs to).
+    pub(crate) fn start(pool: sqlx::SqlitePool) -> GroupWriter {
+        let (queue, mut rx) = mpsc::unbounded_channel::<Job>();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
+                    Ok(t) => Tx::Sqlite(t),
+                    Err(e) => {
+                        // No transaction: the command cannot run. Fail it (and only it).
+                        fail_unrun(first, e.to_string());
+                        continue;
+                    }
+                };
+                let (deliver, mut poisoned) = first(&mut tx).await;
+                let mut delivers = vec![deliver];
+                while delivers.len() < GROUP_MAX && !poisoned {
+                    match rx.try_recv() {
+                        Ok(job) => {
+                            let (deliver, bad) = job(&mut tx).await;
+                            delivers.push(deliver);
+                            poisoned |= bad;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let outcome = if poisoned {
+                    let _ = tx.rollback().await;
+                    Err("a command could not undo its writes; its group was rolled back".to_owned())
+                } else {
+                    tx.commit().await.map_err(|e| format!("group commit failed: {e}"))
+                };
+                for deliver in delivers {
+                    deliver(outcome.clone());
+                }
+            }
+        });
+        GroupWriter { queue }
+    }
+}
+
+/// A job that never got a transaction: run nothing, answer an error. (Jobs only deliver
+/// through their closure, so give it a transaction-less failure by dropping it: the
+/// caller's receiver then sees the channel closed and reports the reason below.)
+fn fail_unrun(job: Job, reason: String) {
+    tracing::error!(%reason, "group writer could not begin a transaction");
+    drop(job);
+}
+
+async fn raw(tx: &mut Tx, sql: &'static str) -> Result<()> {
+    match tx {
+        Tx::Sqlite(t) => {
+            sqlx::query(sql).execute(&mut **t).await?;
+        }
+        Tx::Postgres(t) => {
+            sqlx::query(sql).execute(&mut **t).await?;
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Runs `command` in a write transaction and answers after its writes are durable
+    /// (see the module docs). `command` returns [`Step::Commit`] to keep its writes or
+    /// [`Step::Rollback`] to undo them; an `Err` undoes them too.
+    pub async fn write<T, E, F>(&self, command: F) -> std::result::Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, std::result::Result<Step<T>, E>> + Send + 'static,
+    {
+        let writer = match self {
+            Store::Sqlite(crate::SqliteStore { group: Some(g), .. }) => g,
+            _ => {
+                let mut tx = self.begin().await?;
+                return match command(&mut tx).await {
+                    Ok(Step::Commit(v)) => {
+                        tx.commit().await?;
+                        Ok(v)
+                    }
+                    Ok(Step::Rollback(v)) => {
+                        tx.rollback().await?;
+                        Ok(v)
+                    }
+                    Err(e) => {
+                        let _ = tx.rollback().await;
+                        Err(e)
+                    }
+                };
+            }
+        };
+        let (answer, receive) = oneshot::channel::<std::result::Result<T, E>>();
+        let job: Job = Box::new(move |tx: &mut Tx| {
+            Box::pin(async move {
+                if let Err(e) = raw(tx, "SAVEPOINT command").await {
+                    let deliver: Deliver = Box::new(move |_| {
+                        let _ = answer.send(Err(E::from(e)));
+                    });
+                    return (deliver, false);
+                }
+                let (keep, result) = match command(tx).await {
+                    Ok(Step::Commit(v)) => (true, Ok(v)),
+                    Ok(Step::Rollback(v)) => (false, Ok(v)),
+                    Err(e) => (false, Err(e)),
+                };
+                let end = if keep {
+                    raw(tx, "RELEASE command").await
+                } else {
+                    match raw(tx, "ROLLBACK TO command").await {
+                        Ok(()) => raw(tx, "RELEASE command").await,
+                        Err(e) => Err(e),
+                    }
+                };
+                let poisoned = end.is_err();
+                let deliver: Deliver = Box::new(move |committed| {
+                    let r = match (end, committed) {
+                        (Err(e), _) => Err(E::from(e)),
+                        (Ok(()), Err(reason)) if keep => Err(E::from(StoreError::GroupCommit(reason))),
+                        (Ok(()), _) => result,
+                    };
+                    let _ = answer.send(r);
+                });
+                (deliver, poisoned)
+            })
+        });
+        writer.queue.send(job).map_err(|_| E::from(StoreError::GroupCommit("the writer has stopped".to_owned())))?;
+        receive.await.unwrap_or_else(|_| {
+            Err(E::from(StoreError::GroupCommit("the writer could not begin a transaction".to_owned())))
+        })
+    }
+}
