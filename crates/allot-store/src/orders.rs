@@ -135,6 +135,21 @@ impl Tx {
                 "SELECT v ->> 0 AS n, v ->> 1 AS s, (v ->> 2)::bigint AS q FROM jsonb_array_elements($1::jsonb) AS v"
             }
         };
+        // PostgreSQL locks the rows of `UPDATE … FROM` in join order, which is not the same
+        // in every transaction: two orders taking the same positions deadlocked (a 500 for
+        // one of them; `crates/allot/tests/crash.rs`). Lock them in key order first, as
+        // `lock_positions` does. SQLite has a single writer.
+        if let Tx::Postgres(t) = self {
+            sqlx::query(
+                "SELECT 1 FROM positions p \
+                 JOIN (SELECT v ->> 0 AS n, v ->> 1 AS s FROM jsonb_array_elements($1::jsonb) AS v) AS w \
+                   ON p.node_id = w.n AND p.sku = w.s \
+                 ORDER BY p.node_id, p.sku FOR UPDATE OF p",
+            )
+            .bind(&param)
+            .execute(&mut **t)
+            .await?;
+        }
         let rows = on_tx!(self, |conn| {
             sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(format!(
                 "UPDATE positions AS p SET allocated = p.allocated + w.q, version = p.version + 1, updated_at_ms = $2 \
