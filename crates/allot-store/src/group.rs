@@ -49,41 +49,58 @@ pub(crate) struct GroupWriter {
 impl GroupWriter {
     /// Starts the writer task over `store` (which must be the SQLite store it belongs to).
     pub(crate) fn start(pool: sqlx::SqlitePool) -> GroupWriter {
-        let (queue, mut rx) = mpsc::unbounded_channel::<Job>();
-        tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
-                    Ok(t) => Tx::Sqlite(t),
-                    Err(e) => {
-                        // No transaction: the command cannot run. Fail it (and only it).
-                        fail_unrun(first, e.to_string());
-                        continue;
-                    }
-                };
-                let (deliver, mut poisoned) = first(&mut tx).await;
-                let mut delivers = vec![deliver];
-                while delivers.len() < GROUP_MAX && !poisoned {
-                    match rx.try_recv() {
-                        Ok(job) => {
-                            let (deliver, bad) = job(&mut tx).await;
-                            delivers.push(deliver);
-                            poisoned |= bad;
-                        }
-                        Err(_) => break,
-                    }
-                }
-                let outcome = if poisoned {
-                    let _ = tx.rollback().await;
-                    Err("a command could not undo its writes; its group was rolled back".to_owned())
-                } else {
-                    tx.commit().await.map_err(|e| format!("group commit failed: {e}"))
-                };
-                for deliver in delivers {
-                    deliver(outcome.clone());
-                }
+        let (queue, rx) = mpsc::unbounded_channel::<Job>();
+        // The writer gets an OS thread and a runtime of its own: on the shared runtime every
+        // statement's completion would queue behind request handling, and the one writer
+        // everything waits for would be the task that waits longest.
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the group writer's runtime; writes will fail");
+                return GroupWriter { queue };
             }
+        };
+        let spawned = std::thread::Builder::new().name("allot-writer".to_owned()).spawn(move || {
+            runtime.block_on(writer_loop(pool, rx));
         });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the group writer thread; writes will fail");
+        }
         GroupWriter { queue }
+    }
+}
+
+async fn writer_loop(pool: sqlx::SqlitePool, mut rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
+            Ok(t) => Tx::Sqlite(t),
+            Err(e) => {
+                // No transaction: the command cannot run. Fail it (and only it).
+                fail_unrun(first, e.to_string());
+                continue;
+            }
+        };
+        let (deliver, mut poisoned) = first(&mut tx).await;
+        let mut delivers = vec![deliver];
+        while delivers.len() < GROUP_MAX && !poisoned {
+            match rx.try_recv() {
+                Ok(job) => {
+                    let (deliver, bad) = job(&mut tx).await;
+                    delivers.push(deliver);
+                    poisoned |= bad;
+                }
+                Err(_) => break,
+            }
+        }
+        let outcome = if poisoned {
+            let _ = tx.rollback().await;
+            Err("a command could not undo its writes; its group was rolled back".to_owned())
+        } else {
+            tx.commit().await.map_err(|e| format!("group commit failed: {e}"))
+        };
+        for deliver in delivers {
+            deliver(outcome.clone());
+        }
     }
 }
 
