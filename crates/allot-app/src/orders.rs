@@ -151,7 +151,14 @@ impl App {
                 .write(move |tx| {
                     Box::pin(async move { app.place_in(tx, &inp, conv.as_deref(), &quote, decision, last).await })
                 })
-                .await?;
+                .await;
+            // A deadlock or serialization failure between concurrent transactions on
+            // PostgreSQL (e.g. two orders expiring different reservations before taking
+            // each other's positions) rolled everything back: plan and try again.
+            let outcome = match outcome {
+                Err(AppError::Store(e)) if e.is_retryable_conflict() && !last => continue,
+                other => other?,
+            };
             match outcome {
                 Attempt::Exists => {
                     if let Some(existing) = self.existing_order(&input).await? {

@@ -59,50 +59,63 @@ impl App {
         self.validate_reservation(&input)?;
         self.sweep_if_due().await?;
         for attempt in 1..=RESERVE_ATTEMPTS {
-            let plan = self.plan_reservation(&input)?;
-            let now = self.now_ms();
-            let mut tx = self.inner.store.begin().await?;
-            let mut written = Vec::new();
-            self.expire_due_in(&mut tx, now, &mut written).await?;
-            let mut failed = Vec::new();
-            for ((node, sku), q) in &plan {
-                match tx.reserve(node, sku, *q, now).await? {
-                    Some(p) => written.push(p),
-                    None => failed.push((node.clone(), sku.clone())),
-                }
+            let last = attempt == RESERVE_ATTEMPTS;
+            match self.reserve_once(&input, last).await {
+                Ok(Some(r)) => return Ok(r),
+                Ok(None) => {}
+                // PostgreSQL deadlock or serialization failure: rolled back; try again.
+                Err(AppError::Store(e)) if e.is_retryable_conflict() && !last => {}
+                Err(e) => return Err(e),
             }
-            if !failed.is_empty() {
-                tx.rollback().await?;
-                self.reload_positions_pub(&failed).await?;
-                if attempt == RESERVE_ATTEMPTS {
-                    return Err(self.shortage(&input));
-                }
-                continue;
-            }
-            let reservation = StoredReservation {
-                reservation_id: crate::orders::new_id("res"),
-                owner: owner_str(input.owner.as_ref()),
-                status: "active".to_owned(),
-                expires_at_ms: now + i64::from(input.ttl_s) * 1000,
-                created_at_ms: now,
-                closed_at_ms: None,
-                order_id: None,
-                lines: plan
-                    .iter()
-                    .map(|((node, sku), q)| ReservationLineRow {
-                        node_id: node.to_string(),
-                        sku: sku.to_string(),
-                        quantity: *q as i64,
-                    })
-                    .collect(),
-            };
-            tx.insert_reservation(&reservation).await?;
-            self.notify(&mut tx, self.positions_note_pub(&written)).await?;
-            tx.commit().await?;
-            self.refresh_positions_pub(written);
-            return Ok(reservation);
         }
         Err(self.shortage(&input))
+    }
+
+    /// One attempt; `None` when planned stock was taken first (positions re-read).
+    async fn reserve_once(&self, input: &ReserveInput, last: bool) -> Result<Option<StoredReservation>> {
+        let plan = self.plan_reservation(input)?;
+        let now = self.now_ms();
+        let mut tx = self.inner.store.begin().await?;
+        let mut written = Vec::new();
+        self.expire_due_in(&mut tx, now, &mut written).await?;
+        let mut failed = Vec::new();
+        // Node × SKU order: concurrent reservations lock positions in the same order.
+        for ((node, sku), q) in &plan {
+            match tx.reserve(node, sku, *q, now).await? {
+                Some(p) => written.push(p),
+                None => failed.push((node.clone(), sku.clone())),
+            }
+        }
+        if !failed.is_empty() {
+            tx.rollback().await?;
+            self.reload_positions_pub(&failed).await?;
+            if last {
+                return Err(self.shortage(input));
+            }
+            return Ok(None);
+        }
+        let reservation = StoredReservation {
+            reservation_id: crate::orders::new_id("res"),
+            owner: owner_str(input.owner.as_ref()),
+            status: "active".to_owned(),
+            expires_at_ms: now + i64::from(input.ttl_s) * 1000,
+            created_at_ms: now,
+            closed_at_ms: None,
+            order_id: None,
+            lines: plan
+                .iter()
+                .map(|((node, sku), q)| ReservationLineRow {
+                    node_id: node.to_string(),
+                    sku: sku.to_string(),
+                    quantity: *q as i64,
+                })
+                .collect(),
+        };
+        tx.insert_reservation(&reservation).await?;
+        self.notify(&mut tx, self.positions_note_pub(&written)).await?;
+        tx.commit().await?;
+        self.refresh_positions_pub(written);
+        Ok(Some(reservation))
     }
 
     fn validate_reservation(&self, input: &ReserveInput) -> Result<()> {
