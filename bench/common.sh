@@ -13,9 +13,17 @@ DATA="$(mktemp -d /tmp/allot-bench.XXXXXX)"
 start_server() {
   (cd "$ROOT" && cargo build --release --quiet -p allot)
   rm -rf "$DATA/db"
-  "$BIN" demo --listen "127.0.0.1:$PORT" --data-dir "$DATA/db" "$@" >"$DATA/server.log" 2>&1 &
+  # ALLOT_BENCH_PG_URL=postgres://… runs on PostgreSQL instead, in a fresh schema per start.
+  local db_args=(--data-dir "$DATA/db")
+  if [ -n "${ALLOT_BENCH_PG_URL:-}" ]; then
+    local schema="bench_$(date +%s%N)"
+    psql -q "$ALLOT_BENCH_PG_URL" -c "CREATE SCHEMA $schema" >/dev/null
+    BENCH_SCHEMAS="${BENCH_SCHEMAS:-} $schema"
+    db_args=(--database-url "${ALLOT_BENCH_PG_URL}?options[search_path]=$schema")
+  fi
+  "$BIN" demo --listen "127.0.0.1:$PORT" "${db_args[@]}" "$@" >"$DATA/server.log" 2>&1 &
   SERVER_PID=$!
-  trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null; rm -rf "$DATA"' EXIT
+  trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null; rm -rf "$DATA"; drop_schemas' EXIT
   for _ in $(seq 1 100); do
     curl -sf "$URL/healthz" >/dev/null && return 0
     sleep 0.2
@@ -27,4 +35,11 @@ start_server() {
 stop_server() {
   kill "$SERVER_PID" 2>/dev/null || true
   wait "$SERVER_PID" 2>/dev/null || true
+}
+
+# Drops the PostgreSQL schemas the runs created.
+drop_schemas() {
+  for schema in ${BENCH_SCHEMAS:-}; do
+    psql -q "$ALLOT_BENCH_PG_URL" -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
+  done
 }

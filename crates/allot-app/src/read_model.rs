@@ -10,9 +10,9 @@
 //! several servers, a server does not see other servers' writes in its read model.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
 
-use allot_core::sourcing::{Holding, NodeState, SourcingNetwork};
+use allot_core::sourcing::{Holding, NodeState, NodeTable, SourcingNetwork};
 use allot_core::{Item, Node, NodeId, Sku};
 use allot_store::{Store, StoredItem, StoredNode, StoredPosition};
 
@@ -25,6 +25,9 @@ pub struct ReadModel {
     /// its index for the life of the process.
     pub(crate) node_slots: Vec<Node>,
     pub(crate) node_slot: HashMap<NodeId, usize>,
+    /// The engine's per-network node table (ids, sphere points, capability bits), built on
+    /// first use after the nodes last changed.
+    node_table: OnceLock<Arc<NodeTable>>,
     /// Parsed policies (latest version per name) and the active one.
     pub(crate) policies: HashMap<String, std::sync::Arc<crate::policies::LoadedPolicy>>,
     pub(crate) active_policy: Option<std::sync::Arc<crate::policies::LoadedPolicy>>,
@@ -58,6 +61,7 @@ impl ReadModel {
                     }
                 }
                 self.nodes.insert(n.node.id.clone(), n);
+                self.node_table = OnceLock::new();
             }
         }
     }
@@ -95,6 +99,10 @@ impl SourcingNetwork for ReadModel {
 
     fn item(&self, sku: &Sku) -> Option<&Item> {
         self.items.get(sku).map(|i| &i.item)
+    }
+
+    fn node_table(&self) -> Option<&Arc<NodeTable>> {
+        Some(self.node_table.get_or_init(|| Arc::new(NodeTable::new(&self.node_slots))))
     }
 
     fn holdings(&self, sku: &Sku, out: &mut Vec<Holding>) {
