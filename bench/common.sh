@@ -23,7 +23,7 @@ start_server() {
   fi
   "$BIN" demo --listen "127.0.0.1:$PORT" "${db_args[@]}" "$@" >"$DATA/server.log" 2>&1 &
   SERVER_PID=$!
-  trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null; rm -rf "$DATA"; drop_schemas' EXIT
+  trap 'kill $SERVER_PID 2>/dev/null || true; wait $SERVER_PID 2>/dev/null || true; rm -rf "$DATA"; drop_schemas' EXIT
   for _ in $(seq 1 100); do
     curl -sf "$URL/healthz" >/dev/null && return 0
     sleep 0.2
