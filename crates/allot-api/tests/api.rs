@@ -529,6 +529,7 @@ async fn operations_endpoints_answer_without_a_key(s: TestServer) {
         ("/v1/sourcing/quote", &["post"]),
         ("/v1/orders", &["post", "get"]),
         ("/v1/reservations", &["post"]),
+        ("/v1/events", &["get"]),
         ("/v1/reservations/{reservation_id}", &["get", "delete"]),
         ("/v1/orders/{order_id}", &["get"]),
         ("/v1/orders/{order_id}/cancel", &["post"]),
@@ -540,7 +541,7 @@ async fn operations_endpoints_answer_without_a_key(s: TestServer) {
             assert!(paths[path].get(*m).is_some(), "{m} {path} missing from the OpenAPI document");
         }
     }
-    assert_eq!(paths.len(), 23, "every route is documented and nothing else: {:?}", paths.keys());
+    assert_eq!(paths.len(), 24, "every route is documented and nothing else: {:?}", paths.keys());
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
 }
 

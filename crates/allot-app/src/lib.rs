@@ -16,6 +16,7 @@ mod changes;
 mod clock;
 mod demo;
 mod error;
+mod events;
 mod inventory;
 mod network;
 mod orders;
@@ -30,14 +31,15 @@ use allot_store::Store;
 
 pub use allot_store::StoredOrder;
 pub use allot_store::{
-    AllocationRow, Claim, FulfillmentOrderRow, IDEMPOTENCY_STALE_CLAIM_MS, IDEMPOTENCY_TTL_MS, OrderFilter,
-    OrderLineRow, OrderSummary, ReservationLineRow, StoredAnswer, StoredReservation,
+    AllocationRow, Claim, EventFilter, FulfillmentOrderRow, IDEMPOTENCY_STALE_CLAIM_MS, IDEMPOTENCY_TTL_MS,
+    OrderFilter, OrderLineRow, OrderSummary, ReservationLineRow, StoredAnswer, StoredEvent, StoredReservation,
 };
 pub use allot_store::{DbConfig, StoredItem, StoredNode};
 pub use auth::{NewKey, Principal, Role};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use demo::LoadSummary;
 pub use error::{AppError, FieldError};
+pub use events::EVENT_VERSION;
 pub use inventory::{Availability, AvailabilityQuery, DeltaInput, NodeAvailability, SkuAvailability, SnapshotInput};
 pub use network::{ListPage, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
 pub use orders::{PLACE_ATTEMPTS, PlaceOrder, Placed};

@@ -16,6 +16,8 @@ use allot_core::sourcing::OrderToSource;
 use allot_core::{ChannelId, NodeId, Sku};
 use allot_store::{AllocationRow, FulfillmentOrderRow, NewOrder, OrderLineRow, Step, StoredOrder, StoredPosition};
 
+use serde_json::json;
+
 use crate::{App, AppError, FieldError, Quote, Result};
 
 /// Attempts to place an order when concurrent orders take the planned stock first.
@@ -232,8 +234,10 @@ impl App {
         if let Some(c) = conversion {
             tx.close_reservation(&c.reservation_id, "converted", Some(&new.order_id), now).await?;
         }
+        let order = StoredOrder::from(new);
+        tx.insert_events(&crate::events::placed_events(&order, now)).await?;
         self.notify(tx, self.positions_note_pub(&written)).await?;
-        Ok(Step::Commit(Attempt::Placed { order: Box::new(StoredOrder::from(new)), written, failed }))
+        Ok(Step::Commit(Attempt::Placed { order: Box::new(order), written, failed }))
     }
 
     /// Matches a reservation's units to the order's lines (same SKU; a pickup line only
@@ -535,12 +539,15 @@ impl App {
                 vec![(i, want)]
             }
         };
+        let was_open = order.status != "cancelled";
+        let mut cancelled_now: Vec<(String, i64)> = Vec::new();
         let mut written = Vec::new();
         for (i, mut left) in picks {
             if left == 0 {
                 continue;
             }
             let total = left;
+            cancelled_now.push((order.lines[i].line_id.clone(), total));
             let line = &mut order.lines[i];
             for bucket in [&mut line.unfilled, &mut line.backordered] {
                 let take = left.min(*bucket);
@@ -577,7 +584,7 @@ impl App {
             tx.update_line(order_id, line).await?;
             tx.insert_cancellation(order_id, &line.line_id, total, reason, now).await?;
         }
-        for fo in &order.fulfillment_orders {
+        for fo in order.fulfillment_orders.iter_mut() {
             let left: i64 = order
                 .allocations
                 .iter()
@@ -586,9 +593,26 @@ impl App {
                 .sum();
             if left == 0 && fo.status != "cancelled" {
                 tx.set_fulfillment_order_status(&fo.fulfillment_order_id, "cancelled").await?;
+                fo.status = "cancelled".to_owned();
             }
         }
-        tx.update_order(order_id, order_status(&order.lines, &order.holds), &order.holds).await?;
+        let status = order_status(&order.lines, &order.holds);
+        tx.update_order(order_id, status, &order.holds).await?;
+        order.status = status.to_owned();
+        let mut events = Vec::new();
+        if status == "cancelled" && was_open {
+            events.push(crate::events::order_event("order.cancelled", &order, now, json!({"reason": reason})));
+        } else {
+            for (line_id, q) in &cancelled_now {
+                events.push(crate::events::order_event(
+                    "order.line_cancelled",
+                    &order,
+                    now,
+                    json!({"line_id": line_id, "quantity": q, "reason": reason}),
+                ));
+            }
+        }
+        tx.insert_events(&events).await?;
         self.notify(&mut tx, self.positions_note_pub(&written)).await?;
         tx.commit().await?;
         self.refresh_positions_pub(written);
@@ -609,7 +633,11 @@ impl App {
             for fo in order.fulfillment_orders.iter().filter(|f| f.status == "released") {
                 tx.set_fulfillment_order_status(&fo.fulfillment_order_id, "created").await?;
             }
-            tx.update_order(order_id, order_status(&order.lines, &order.holds), &order.holds).await?;
+            let status = order_status(&order.lines, &order.holds);
+            tx.update_order(order_id, status, &order.holds).await?;
+            order.status = status.to_owned();
+            let event = crate::events::order_event("order.on_hold", &order, self.now_ms(), json!({"hold": hold}));
+            tx.insert_events(&[event]).await?;
         }
         tx.commit().await?;
         self.order_by_id(order_id).await
@@ -626,11 +654,18 @@ impl App {
         };
         order.holds.remove(at);
         if order.holds.is_empty() {
-            for fo in order.fulfillment_orders.iter().filter(|f| f.status == "created") {
+            for fo in order.fulfillment_orders.iter_mut().filter(|f| f.status == "created") {
                 tx.set_fulfillment_order_status(&fo.fulfillment_order_id, "released").await?;
+                fo.status = "released".to_owned();
             }
         }
-        tx.update_order(order_id, order_status(&order.lines, &order.holds), &order.holds).await?;
+        let status = order_status(&order.lines, &order.holds);
+        tx.update_order(order_id, status, &order.holds).await?;
+        if order.holds.is_empty() && status != "cancelled" {
+            order.status = status.to_owned();
+            let event = crate::events::order_event("order.released", &order, self.now_ms(), json!({"hold": hold}));
+            tx.insert_events(&[event]).await?;
+        }
         tx.commit().await?;
         self.order_by_id(order_id).await
     }

@@ -17,6 +17,7 @@
 
 mod changes;
 mod error;
+mod events;
 mod group;
 mod idempotency;
 mod keys;
@@ -37,6 +38,7 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
 pub use changes::{CHANGE_PAYLOAD_MAX, ChangeFeed, FeedEvent};
 pub use error::StoreError;
+pub use events::{EventFilter, NewEvent, StoredEvent};
 pub use group::{BoxFuture, GROUP_MAX, Step};
 pub use idempotency::{Claim, IDEMPOTENCY_STALE_CLAIM_MS, IDEMPOTENCY_TTL_MS, StoredAnswer};
 pub use keys::StoredKey;

@@ -1,5 +1,6 @@
 //! Routers per resource. Handlers parse, call one app function, render.
 
+pub mod events;
 pub mod inventory;
 pub mod items;
 pub mod nodes;

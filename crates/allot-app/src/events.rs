@@ -1,0 +1,74 @@
+//! Order events for the outbox (issue 6's event stream, first part): written in the
+//! transaction of the change they report, read by pull consumers through
+//! [`App::events`]. Payloads are versioned (`version` 1: the order's summary, below).
+//!
+//! Types so far: `order.created` (every new order), then in the same transaction
+//! `order.allocated` (some units allocated), `order.backordered` (some units backordered),
+//! `order.on_hold` (placed with holds, or a hold added); `order.released` (last hold
+//! released: fulfillment orders go to their nodes); `order.line_cancelled` (units of a line
+//! cancelled), `order.cancelled` (nothing left open).
+
+use allot_core::ChannelId;
+use allot_store::{EventFilter, NewEvent, StoredEvent, StoredOrder};
+use serde_json::json;
+
+use crate::{App, Result};
+
+/// Payload version of every event type so far.
+pub const EVENT_VERSION: i32 = 1;
+
+/// The order summary carried by order events.
+fn order_data(o: &StoredOrder, extra: serde_json::Value) -> String {
+    let mut data = json!({
+        "order_id": o.order_id, "channel": o.channel, "external_id": o.external_id, "status": o.status,
+        "holds": o.holds,
+        "lines": o.lines.iter().map(|l| json!({"line_id": l.line_id, "sku": l.sku, "quantity": l.quantity,
+            "allocated": l.allocated, "backordered": l.backordered, "unfilled": l.unfilled,
+            "cancelled": l.cancelled, "status": l.status})).collect::<Vec<_>>(),
+        "fulfillment_orders": o.fulfillment_orders.iter().map(|f| json!({"id": f.fulfillment_order_id,
+            "node_id": f.node_id, "status": f.status})).collect::<Vec<_>>(),
+    });
+    if let (Some(d), serde_json::Value::Object(more)) = (data.as_object_mut(), extra) {
+        d.extend(more);
+    }
+    data.to_string()
+}
+
+/// An event about an order.
+pub(crate) fn order_event(kind: &str, o: &StoredOrder, at_ms: i64, extra: serde_json::Value) -> NewEvent {
+    NewEvent {
+        event_id: crate::orders::new_id("evt"),
+        event_type: kind.to_owned(),
+        channel: Some(o.channel.clone()),
+        order_id: Some(o.order_id.clone()),
+        node_id: None,
+        at_ms,
+        version: EVENT_VERSION,
+        data: order_data(o, extra),
+    }
+}
+
+/// The events of a newly placed order.
+pub(crate) fn placed_events(o: &StoredOrder, at_ms: i64) -> Vec<NewEvent> {
+    let mut events = vec![order_event("order.created", o, at_ms, json!({}))];
+    if o.lines.iter().any(|l| l.allocated > 0) {
+        events.push(order_event("order.allocated", o, at_ms, json!({})));
+    }
+    if o.lines.iter().any(|l| l.backordered > 0) {
+        events.push(order_event("order.backordered", o, at_ms, json!({})));
+    }
+    if !o.holds.is_empty() {
+        events.push(order_event("order.on_hold", o, at_ms, json!({})));
+    }
+    events
+}
+
+impl App {
+    /// Events after a cursor, oldest first; a channel key sees only its channel's events.
+    pub async fn events(&self, mut filter: EventFilter, channel: Option<&ChannelId>) -> Result<Vec<StoredEvent>> {
+        if let Some(c) = channel {
+            filter.channel = Some(c.to_string());
+        }
+        Ok(self.inner.store.events(&filter).await?)
+    }
+}
