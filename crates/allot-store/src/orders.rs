@@ -1,6 +1,6 @@
 //! Orders, lines, fulfillment orders, allocations, and the one statement that takes stock.
 //!
-//! [`Tx::allocate`] is check-and-take in a single conditional `UPDATE`: it adds to
+//! [`Tx::allocate_many`] is check-and-take in a single conditional `UPDATE`: it adds to
 //! `allocated` only while ATP covers the quantity, so concurrent transactions (on
 //! PostgreSQL, across servers) can never allocate more than there is. The `CHECK`
 //! constraints of `positions` are the second guard.
@@ -83,33 +83,6 @@ const ORDER_COLUMNS: &str = "order_id, channel, external_id, request_hash, statu
      policy_name, policy_version, policy_hash, created_at_ms";
 
 impl Tx {
-    /// Takes `quantity` of ATP at a position as allocated, in one conditional statement.
-    /// `None` when ATP does not cover it (nothing changes).
-    pub async fn allocate(
-        &mut self,
-        node: &NodeId,
-        sku: &Sku,
-        quantity: u64,
-        now_ms: i64,
-    ) -> Result<Option<StoredPosition>> {
-        let q = i64::try_from(quantity).unwrap_or(i64::MAX);
-        let row = on_tx!(self, |conn| {
-            sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(format!(
-                "UPDATE positions SET allocated = allocated + $3, version = version + 1, updated_at_ms = $4 \
-                 WHERE node_id = $1 AND sku = $2 \
-                   AND on_hand - damaged - quarantined - reserved - allocated - safety_stock >= $3 \
-                 RETURNING {POSITION_COLUMNS_PLAIN}"
-            )))
-            .bind(node.as_str())
-            .bind(sku.as_str())
-            .bind(q)
-            .bind(now_ms)
-            .fetch_optional(conn)
-            .await?
-        });
-        row.map(StoredPosition::try_from).transpose()
-    }
-
     /// Takes several positions' stock at once, each all or nothing: one statement for
     /// every (node, SKU) → units in `wants`. Answers the positions written; a position
     /// missing from the answer had too little ATP and nothing was taken there.
@@ -285,20 +258,7 @@ impl Tx {
         quantity: u64,
         now_ms: i64,
     ) -> Result<Option<StoredPosition>> {
-        let q = i64::try_from(quantity).unwrap_or(i64::MAX);
-        let row = on_tx!(self, |conn| {
-            sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(format!(
-                "UPDATE positions SET allocated = allocated - $3, version = version + 1, updated_at_ms = $4 \
-                 WHERE node_id = $1 AND sku = $2 AND allocated >= $3 RETURNING {POSITION_COLUMNS_PLAIN}"
-            )))
-            .bind(node.as_str())
-            .bind(sku.as_str())
-            .bind(q)
-            .bind(now_ms)
-            .fetch_optional(conn)
-            .await?
-        });
-        row.map(StoredPosition::try_from).transpose()
+        self.move_stock(crate::reservations::Move::Release, node, sku, quantity, now_ms).await
     }
 
     pub async fn update_order(&mut self, order_id: &str, status: &str, holds: &[String]) -> Result<()> {

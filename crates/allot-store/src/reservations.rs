@@ -50,17 +50,19 @@ fn assemble(r: ReservationRow, lines: Vec<ReservationLineRow>) -> StoredReservat
 }
 
 /// Which position counter a conditional stock move works on.
-enum Move {
+pub(crate) enum Move {
     /// ATP → reserved.
     Reserve,
     /// reserved → ATP.
     Unreserve,
     /// reserved → allocated.
     Convert,
+    /// allocated → ATP (a cancellation).
+    Release,
 }
 
 impl Tx {
-    async fn move_stock(
+    pub(crate) async fn move_stock(
         &mut self,
         how: Move,
         node: &NodeId,
@@ -76,6 +78,7 @@ impl Tx {
             ),
             Move::Unreserve => ("reserved = reserved - $3", "reserved >= $3"),
             Move::Convert => ("reserved = reserved - $3, allocated = allocated + $3", "reserved >= $3"),
+            Move::Release => ("allocated = allocated - $3", "allocated >= $3"),
         };
         let row = on_tx!(self, |conn| {
             sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(format!(
