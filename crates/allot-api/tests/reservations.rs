@@ -18,6 +18,7 @@ backend_tests!(
     reservations_racing_orders_never_oversell,
     orders_are_listed_filtered_and_paged,
     idempotency_keys_replay_the_first_answer,
+    concurrent_retries_with_one_key_run_the_request_once,
 );
 
 fn order(ext: &str, lines: Value) -> Value {
@@ -347,4 +348,35 @@ async fn an_expired_reservation_never_blocks_stock_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_reservation_never_blocks_stock_postgres() {
     an_expired_reservation_never_blocks_stock(Backend::Postgres).await;
+}
+
+/// Sixteen copies of one request with one key at once: it runs once (counted in the
+/// database); the others replay its answer or are told it is still in flight.
+async fn concurrent_retries_with_one_key_run_the_request_once(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 100})).await;
+    let body = json!({"lines": [{"sku": "SKU-1", "quantity": 2, "node_id": "DC-EAST"}], "ttl_s": 600});
+    let answers: Vec<(StatusCode, Value)> = futures::stream::iter(0..16)
+        .map(|_| {
+            let req = s
+                .client
+                .post(s.url("/v1/reservations"))
+                .bearer_auth(common::ADMIN_KEY)
+                .header("Idempotency-Key", "same")
+                .json(&body);
+            let s = &s;
+            async move { s.send(req).await }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let created: Vec<&Value> = answers.iter().filter(|(st, _)| *st == StatusCode::CREATED).map(|(_, v)| v).collect();
+    assert!(!created.is_empty());
+    assert!(created.iter().all(|v| v["reservation_id"] == created[0]["reservation_id"]), "one reservation, replayed");
+    assert!(
+        answers.iter().all(|(st, v)| *st == StatusCode::CREATED
+            || (*st == StatusCode::CONFLICT && v["errors"][0]["field"] == "Idempotency-Key")),
+        "{answers:?}"
+    );
+    assert_eq!(reserved_matches(&s).await, 2, "the request ran once");
 }
