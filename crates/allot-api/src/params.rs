@@ -58,6 +58,15 @@ fn text(errors: &mut Errors, field: &str, value: &str, max_chars: usize) -> Opti
     }
 }
 
+/// A quantity of at least 1 (order and reservation lines).
+fn positive_qty(errors: &mut Errors, field: &str, value: u64) -> Option<Qty> {
+    if value == 0 {
+        errors.push(field, "must be at least 1");
+        return None;
+    }
+    qty(errors, field, value)
+}
+
 fn qty(errors: &mut Errors, field: &str, value: u64) -> Option<Qty> {
     errors.check(field, Qty::new(value))
 }
@@ -566,12 +575,7 @@ impl OrderParam {
                 e.push(f("line_id"), format!("duplicate line id {:?}", l.line_id));
             }
             let sku = e.check(f("sku"), Sku::parse(&l.sku));
-            let quantity = if l.quantity == 0 {
-                e.push(f("quantity"), "must be at least 1");
-                None
-            } else {
-                qty(&mut e, &f("quantity"), l.quantity)
-            };
+            let quantity = positive_qty(&mut e, &f("quantity"), l.quantity);
             let unit_price = money(&mut e, &f("unit_price_minor"), l.unit_price_minor);
             if l.unit_price_minor < 0 {
                 e.push(f("unit_price_minor"), "must not be negative");
@@ -724,12 +728,7 @@ impl ReservationParam {
         for (i, l) in self.lines.iter().enumerate() {
             let f = |name: &str| format!("lines[{i}].{name}");
             let sku = e.check(f("sku"), Sku::parse(&l.sku));
-            let quantity = if l.quantity == 0 {
-                e.push(f("quantity"), "must be at least 1");
-                None
-            } else {
-                qty(&mut e, &f("quantity"), l.quantity)
-            };
+            let quantity = positive_qty(&mut e, &f("quantity"), l.quantity);
             let node = match &l.node_id {
                 Some(n) => e.check(f("node_id"), NodeId::parse(n)).map(Some),
                 None => Some(None),

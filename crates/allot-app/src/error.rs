@@ -38,6 +38,20 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// A position holds less `counter` stock (reserved, allocated) than `holder` (an order
+    /// or reservation) says it took: the database disagrees with itself.
+    pub(crate) fn stock_mismatch(
+        node: &impl std::fmt::Display,
+        sku: &impl std::fmt::Display,
+        counter: &str,
+        holder: &str,
+    ) -> AppError {
+        AppError::Store(StoreError::Corrupt {
+            table: "positions",
+            detail: format!("{node}/{sku} holds less {counter} stock than {holder}"),
+        })
+    }
+
     pub fn invalid(field: impl Into<String>, message: impl ToString) -> AppError {
         AppError::Invalid(vec![FieldError::new(field, message)])
     }

@@ -240,7 +240,7 @@ impl App {
         Ok(count)
     }
 
-    fn positions_note(&self, written: &[StoredPosition]) -> crate::changes::ChangeNote {
+    pub(crate) fn positions_note(&self, written: &[StoredPosition]) -> crate::changes::ChangeNote {
         if self.backend_name() != "postgres" {
             return self.change();
         }
@@ -248,15 +248,7 @@ impl App {
         crate::changes::ChangeNote { positions, ..self.change() }
     }
 
-    pub(crate) fn positions_note_pub(&self, written: &[StoredPosition]) -> crate::changes::ChangeNote {
-        self.positions_note(written)
-    }
-
-    pub(crate) fn refresh_positions_pub(&self, written: Vec<StoredPosition>) {
-        self.refresh_positions(written)
-    }
-
-    fn refresh_positions(&self, written: Vec<StoredPosition>) {
+    pub(crate) fn refresh_positions(&self, written: Vec<StoredPosition>) {
         self.inner.read.update(|m| {
             for p in written {
                 m.apply_position(p);
@@ -294,13 +286,9 @@ impl App {
             .iter()
             .map(|sku| {
                 let mut nodes: Vec<NodeAvailability> = read
-                    .positions
-                    .get(sku)
-                    .into_iter()
-                    .flat_map(|by_node| by_node.values())
-                    .filter_map(|p| {
-                        let node = &read.node(p.position.node_id.as_str())?.node;
-                        if !node.is_active() || capability.is_some_and(|c| !node.has(c)) {
+                    .active_positions(sku)
+                    .filter_map(|(node, p)| {
+                        if capability.is_some_and(|c| !node.has(c)) {
                             return None;
                         }
                         let atp = p.position.counts.atp();

@@ -1,20 +1,22 @@
 //! Order capture: idempotent intake, sourcing through the engine, and allocation that
 //! never oversells.
 //!
-//! Placement is one transaction: the plan is made from the read model (fast, possibly a
-//! little behind other servers), then every allocation is taken with a conditional
-//! `UPDATE` that succeeds only while the database's ATP covers it. If one fails, the
-//! transaction rolls back, the positions involved are re-read into the read model and the
-//! order is sourced again (at most [`PLACE_ATTEMPTS`] times; on the last attempt units
-//! whose allocation fails are simply not allocated). The order, its lines, fulfillment
-//! orders and allocations are written in the same transaction as the stock they take.
+//! Placement is one write command (`Store::write`: its own transaction on PostgreSQL, a
+//! savepoint in a group-committed transaction on SQLite): the plan is made from the read
+//! model (fast, possibly a little behind other servers), then the stock of every planned
+//! position is taken by one conditional `UPDATE` that succeeds per position only while
+//! the database's ATP covers it. If a position fails, the command rolls back, the
+//! positions involved are re-read into the read model and the order is sourced again (at
+//! most [`PLACE_ATTEMPTS`] times; on the last attempt units whose allocation fails are
+//! simply not allocated). The order, its lines, fulfillment orders, allocations and
+//! events are written in the same command as the stock they take.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use allot_core::sourcing::OrderToSource;
 use allot_core::{ChannelId, NodeId, Sku};
-use allot_store::{AllocationRow, FulfillmentOrderRow, NewOrder, OrderLineRow, Step, StoredOrder, StoredPosition};
+use allot_store::{AllocationRow, FulfillmentOrderRow, OrderLineRow, Step, StockMove, StoredOrder, StoredPosition};
 
 use serde_json::json;
 
@@ -169,7 +171,7 @@ impl App {
                 }
                 Attempt::Retry(failed) => self.reload_positions(&failed).await?,
                 Attempt::Placed { order, written, failed } => {
-                    self.refresh_positions_pub(written);
+                    self.refresh_positions(written);
                     if !failed.is_empty() {
                         self.reload_positions(&failed).await?;
                     }
@@ -225,18 +227,18 @@ impl App {
         if !failed.is_empty() && !last {
             return Ok(Step::Rollback(Attempt::Retry(failed)));
         }
-        let new = self.build_order(input, quote, &taken, decision, now);
+        let mut order = self.build_order(input, quote, &taken, decision, now);
+        order.sort_parts();
         // The same (channel, external_id) placed meanwhile: its unique key refuses this one.
-        match tx.insert_order(&new).await {
+        match tx.insert_order(&order).await {
             Err(e) if e.is_unique_violation() => return Ok(Step::Rollback(Attempt::Exists)),
             other => other?,
         }
         if let Some(c) = conversion {
-            tx.close_reservation(&c.reservation_id, "converted", Some(&new.order_id), now).await?;
+            tx.close_reservation(&c.reservation_id, "converted", Some(&order.order_id), now).await?;
         }
-        let order = StoredOrder::from(new);
         tx.insert_events(&crate::events::placed_events(&order, now)).await?;
-        self.notify(tx, self.positions_note_pub(&written)).await?;
+        self.notify(tx, self.positions_note(&written)).await?;
         Ok(Step::Commit(Attempt::Placed { order: Box::new(order), written, failed }))
     }
 
@@ -291,15 +293,11 @@ impl App {
             return Err(AppError::invalid("reservation_id", format!("unknown reservation {}", c.reservation_id)));
         };
         check_convertible(&r, now)?;
-        let corrupt = |node: &NodeId, sku: &Sku| {
-            AppError::Store(allot_store::StoreError::Corrupt {
-                table: "positions",
-                detail: format!("{node}/{sku} holds less reserved stock than reservation {}", r.reservation_id),
-            })
-        };
+        let holder = format!("reservation {}", r.reservation_id);
+        let corrupt = |node: &NodeId, sku: &Sku| AppError::stock_mismatch(node, sku, "reserved", &holder);
         let mut used: BTreeMap<(NodeId, Sku), u64> = BTreeMap::new();
         for ((li, node, sku), q) in &c.pinned {
-            match tx.convert_reserved(node, sku, *q, now).await? {
+            match tx.move_stock(StockMove::Convert, node, sku, *q, now).await? {
                 Some(p) => written.push(p),
                 None => return Err(corrupt(node, sku)),
             }
@@ -310,7 +308,7 @@ impl App {
             let (Ok(node), Ok(sku)) = (NodeId::parse(&l.node_id), Sku::parse(&l.sku)) else { continue };
             let rest = (l.quantity as u64).saturating_sub(used.get(&(node.clone(), sku.clone())).copied().unwrap_or(0));
             if rest > 0 {
-                match tx.unreserve(&node, &sku, rest, now).await? {
+                match tx.move_stock(StockMove::Unreserve, &node, &sku, rest, now).await? {
                     Some(p) => written.push(p),
                     None => return Err(corrupt(&node, &sku)),
                 }
@@ -334,18 +332,15 @@ impl App {
         Ok(Some(Placed { order: self.order_by_id(&order_id).await?, created: false }))
     }
 
-    pub(crate) async fn reload_positions_pub(&self, keys: &[(NodeId, Sku)]) -> Result<()> {
-        self.reload_positions(keys).await
-    }
-
-    async fn reload_positions(&self, keys: &[(NodeId, Sku)]) -> Result<()> {
+    /// Re-reads positions into the read model (after another transaction took their stock).
+    pub(crate) async fn reload_positions(&self, keys: &[(NodeId, Sku)]) -> Result<()> {
         let mut fresh = Vec::with_capacity(keys.len());
         for (n, s) in keys {
             if let Some(p) = self.inner.store.position(n, s).await? {
                 fresh.push(p);
             }
         }
-        self.refresh_positions_pub(fresh);
+        self.refresh_positions(fresh);
         Ok(())
     }
 
@@ -356,7 +351,7 @@ impl App {
         taken: &BTreeMap<(usize, NodeId), u64>,
         decision: String,
         now: i64,
-    ) -> NewOrder {
+    ) -> StoredOrder {
         let order_id = new_id("ord");
         let on_hold = !input.holds.is_empty();
         let mut fo_ids: BTreeMap<NodeId, String> = BTreeMap::new();
@@ -417,7 +412,7 @@ impl App {
                 status: fo_status.to_owned(),
             })
             .collect();
-        NewOrder {
+        StoredOrder {
             order_id,
             channel: input.channel.to_string(),
             external_id: input.external_id.clone(),
@@ -444,20 +439,30 @@ impl App {
             .ok_or_else(|| AppError::NotFound { what: "order", id: order_id.to_owned() })
     }
 
-    /// One page of orders, newest first. A channel key sees only its own channel's orders:
-    /// asking for another channel finds nothing (as a lookup would answer "not found").
+    /// One page of at most `filter.limit` orders, newest first, with the cursor of the next
+    /// page. A channel key sees only its own channel's orders: asking for another channel
+    /// finds nothing (as a lookup would answer "not found").
     pub async fn list_orders(
         &self,
         mut filter: allot_store::OrderFilter,
         channel: Option<&ChannelId>,
-    ) -> Result<Vec<allot_store::OrderSummary>> {
+    ) -> Result<crate::ListPage<allot_store::OrderSummary>> {
         if let Some(c) = channel {
             if filter.channel.as_deref().is_some_and(|f| f != c.as_str()) {
-                return Ok(Vec::new());
+                return Ok(crate::ListPage { entries: Vec::new(), next_cursor: None });
             }
             filter.channel = Some(c.to_string());
         }
-        Ok(self.inner.store.list_orders(&filter).await?)
+        let limit = usize::try_from(filter.limit).unwrap_or(0);
+        filter.limit += 1; // one more tells whether another page follows
+        let mut entries = self.inner.store.list_orders(&filter).await?;
+        let next_cursor = if entries.len() > limit {
+            entries.truncate(limit);
+            entries.last().map(|o| o.order_id.clone())
+        } else {
+            None
+        };
+        Ok(crate::ListPage { entries, next_cursor })
     }
 
     /// An order as seen by a caller: a channel key sees only its own channel's orders
@@ -565,13 +570,10 @@ impl App {
                 let take = left.min(a.quantity);
                 let (node, sku) = (NodeId::parse(&a.node_id), Sku::parse(&a.sku));
                 let (Ok(node), Ok(sku)) = (node, sku) else { continue };
-                match tx.release(&node, &sku, take as u64, now).await? {
+                match tx.move_stock(StockMove::Release, &node, &sku, take as u64, now).await? {
                     Some(p) => written.push(p),
                     None => {
-                        return Err(AppError::Store(allot_store::StoreError::Corrupt {
-                            table: "positions",
-                            detail: format!("{node}/{sku} holds less allocated stock than order {order_id}"),
-                        }));
+                        return Err(AppError::stock_mismatch(&node, &sku, "allocated", &format!("order {order_id}")));
                     }
                 }
                 a.quantity -= take;
@@ -613,9 +615,9 @@ impl App {
             }
         }
         tx.insert_events(&events).await?;
-        self.notify(&mut tx, self.positions_note_pub(&written)).await?;
+        self.notify(&mut tx, self.positions_note(&written)).await?;
         tx.commit().await?;
-        self.refresh_positions_pub(written);
+        self.refresh_positions(written);
         self.order_by_id(order_id).await
     }
 
@@ -630,8 +632,9 @@ impl App {
         }
         if !order.holds.iter().any(|h| h == hold) {
             order.holds.push(hold.to_owned());
-            for fo in order.fulfillment_orders.iter().filter(|f| f.status == "released") {
+            for fo in order.fulfillment_orders.iter_mut().filter(|f| f.status == "released") {
                 tx.set_fulfillment_order_status(&fo.fulfillment_order_id, "created").await?;
+                fo.status = "created".to_owned();
             }
             let status = order_status(&order.lines, &order.holds);
             tx.update_order(order_id, status, &order.holds).await?;

@@ -49,6 +49,19 @@ impl ReadModel {
         self.positions.get(sku).and_then(|by_node| by_node.get(node_id))
     }
 
+    /// The positions of a SKU at active nodes, with their nodes (any order).
+    pub(crate) fn active_positions<'a>(
+        &'a self,
+        sku: &Sku,
+    ) -> impl Iterator<Item = (&'a Node, &'a StoredPosition)> + 'a {
+        self.positions
+            .get(sku)
+            .into_iter()
+            .flat_map(|by_node| by_node.values())
+            .filter_map(|p| Some((&self.nodes.get(&p.position.node_id)?.node, p)))
+            .filter(|(node, _)| node.is_active())
+    }
+
     pub(crate) fn apply_node(&mut self, n: StoredNode) {
         match self.nodes.get(&n.node.id) {
             Some(old) if old.version >= n.version => {}

@@ -17,8 +17,8 @@ use std::sync::Weak;
 use std::time::Duration;
 
 use allot_core::sourcing::{LineToSource, OrderToSource};
-use allot_core::{ChannelId, FulfillmentMethod, GeoPoint, NodeId, NodeStatus, Qty, Sku};
-use allot_store::{ReservationLineRow, StoredPosition, StoredReservation, Tx};
+use allot_core::{ChannelId, FulfillmentMethod, GeoPoint, NodeId, Qty, Sku};
+use allot_store::{ReservationLineRow, StockMove, StoredPosition, StoredReservation, Tx};
 
 use crate::{App, AppError, FieldError, Result};
 
@@ -81,14 +81,14 @@ impl App {
         let mut failed = Vec::new();
         // Node × SKU order: concurrent reservations lock positions in the same order.
         for ((node, sku), q) in &plan {
-            match tx.reserve(node, sku, *q, now).await? {
+            match tx.move_stock(StockMove::Reserve, node, sku, *q, now).await? {
                 Some(p) => written.push(p),
                 None => failed.push((node.clone(), sku.clone())),
             }
         }
         if !failed.is_empty() {
             tx.rollback().await?;
-            self.reload_positions_pub(&failed).await?;
+            self.reload_positions(&failed).await?;
             if last {
                 return Err(self.shortage(input));
             }
@@ -112,9 +112,9 @@ impl App {
                 .collect(),
         };
         tx.insert_reservation(&reservation).await?;
-        self.notify(&mut tx, self.positions_note_pub(&written)).await?;
+        self.notify(&mut tx, self.positions_note(&written)).await?;
         tx.commit().await?;
-        self.refresh_positions_pub(written);
+        self.refresh_positions(written);
         Ok(Some(reservation))
     }
 
@@ -134,7 +134,7 @@ impl App {
             if let Some(node) = &l.node {
                 match read.node(node.as_str()) {
                     None => errors.push(FieldError::new(format!("lines[{i}].node_id"), format!("unknown node {node}"))),
-                    Some(n) if n.node.status != NodeStatus::Active => errors.push(FieldError::new(
+                    Some(n) if !n.node.is_active() => errors.push(FieldError::new(
                         format!("lines[{i}].node_id"),
                         format!("node {node} is {}", n.node.status.as_str()),
                     )),
@@ -192,15 +192,11 @@ impl App {
         let mut taken: BTreeMap<(NodeId, Sku), u64> = BTreeMap::new();
         for (_, l) in free {
             let mut holdings: Vec<(u64, &NodeId)> = read
-                .positions
-                .get(&l.sku)
-                .into_iter()
-                .flat_map(|by_node| by_node.iter())
-                .filter(|(node, _)| read.node(node.as_str()).is_some_and(|n| n.node.status == NodeStatus::Active))
+                .active_positions(&l.sku)
                 .map(|(node, p)| {
-                    let already = plan.get(&(node.clone(), l.sku.clone())).copied().unwrap_or(0)
-                        + taken.get(&(node.clone(), l.sku.clone())).copied().unwrap_or(0);
-                    (p.position.counts.atp().get().saturating_sub(already), node)
+                    let key = (node.id.clone(), l.sku.clone());
+                    let already = plan.get(&key).copied().unwrap_or(0) + taken.get(&key).copied().unwrap_or(0);
+                    (p.position.counts.atp().get().saturating_sub(already), &node.id)
                 })
                 .filter(|(atp, _)| *atp > 0)
                 .collect();
@@ -233,14 +229,7 @@ impl App {
         for (i, l) in input.lines.iter().enumerate() {
             let available: u64 = match &l.node {
                 Some(node) => read.position(node.as_str(), l.sku.as_str()).map_or(0, |p| p.position.counts.atp().get()),
-                None => read
-                    .positions
-                    .get(&l.sku)
-                    .into_iter()
-                    .flat_map(|m| m.iter())
-                    .filter(|(n, _)| read.node(n.as_str()).is_some_and(|n| n.node.status == NodeStatus::Active))
-                    .map(|(_, p)| p.position.counts.atp().get())
-                    .sum(),
+                None => read.active_positions(&l.sku).map(|(_, p)| p.position.counts.atp().get()).sum(),
             };
             if available < l.quantity.get() {
                 errors.push(FieldError::new(
@@ -302,9 +291,9 @@ impl App {
         // Past its expiry but not yet swept: it is expired, not released.
         let status = if r.expires_at_ms <= now { "expired" } else { "released" };
         let written = self.close_in(&mut tx, &r, status, now).await?;
-        self.notify(&mut tx, self.positions_note_pub(&written)).await?;
+        self.notify(&mut tx, self.positions_note(&written)).await?;
         tx.commit().await?;
-        self.refresh_positions_pub(written);
+        self.refresh_positions(written);
         self.reservation_for(id, channel).await
     }
 
@@ -319,13 +308,11 @@ impl App {
         let mut written = Vec::new();
         for l in &r.lines {
             let (Ok(node), Ok(sku)) = (NodeId::parse(&l.node_id), Sku::parse(&l.sku)) else { continue };
-            match tx.unreserve(&node, &sku, l.quantity as u64, now).await? {
+            match tx.move_stock(StockMove::Unreserve, &node, &sku, l.quantity as u64, now).await? {
                 Some(p) => written.push(p),
                 None => {
-                    return Err(AppError::Store(allot_store::StoreError::Corrupt {
-                        table: "positions",
-                        detail: format!("{node}/{sku} holds less reserved stock than reservation {}", r.reservation_id),
-                    }));
+                    let holder = format!("reservation {}", r.reservation_id);
+                    return Err(AppError::stock_mismatch(&node, &sku, "reserved", &holder));
                 }
             }
         }
@@ -368,9 +355,9 @@ impl App {
             tx.rollback().await?;
             return Ok(0);
         }
-        self.notify(&mut tx, self.positions_note_pub(&written)).await?;
+        self.notify(&mut tx, self.positions_note(&written)).await?;
         tx.commit().await?;
-        self.refresh_positions_pub(written);
+        self.refresh_positions(written);
         Ok(n)
     }
 

@@ -104,9 +104,8 @@ async fn writer_loop(pool: sqlx::SqlitePool, mut rx: mpsc::UnboundedReceiver<Job
     }
 }
 
-/// A job that never got a transaction: run nothing, answer an error. (Jobs only deliver
-/// through their closure, so give it a transaction-less failure by dropping it: the
-/// caller's receiver then sees the channel closed and reports the reason below.)
+/// A job that never got a transaction: it is dropped unrun, so its caller's answer
+/// channel closes and [`Store::write`] reports "could not begin a transaction".
 fn fail_unrun(job: Job, reason: String) {
     tracing::error!(%reason, "group writer could not begin a transaction");
     drop(job);

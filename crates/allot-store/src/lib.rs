@@ -42,9 +42,9 @@ pub use events::{EventFilter, NewEvent, StoredEvent};
 pub use group::{BoxFuture, GROUP_MAX, Step};
 pub use idempotency::{Claim, IDEMPOTENCY_STALE_CLAIM_MS, IDEMPOTENCY_TTL_MS, StoredAnswer};
 pub use keys::StoredKey;
-pub use orders::{AllocationRow, FulfillmentOrderRow, NewOrder, OrderFilter, OrderLineRow, OrderSummary, StoredOrder};
+pub use orders::{AllocationRow, FulfillmentOrderRow, OrderFilter, OrderLineRow, OrderSummary, StoredOrder};
 pub use policies::StoredPolicy;
-pub use positions::StoredPosition;
+pub use positions::{StockMove, StoredPosition};
 pub use reservations::{ReservationLineRow, StoredReservation};
 pub use rows::{StoredItem, StoredNode};
 

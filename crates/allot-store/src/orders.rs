@@ -10,26 +10,6 @@ use allot_core::{NodeId, Sku};
 use crate::positions::{POSITION_COLUMNS_PLAIN, PositionRow};
 use crate::{Result, Store, StoredPosition, Tx, on_read, on_tx};
 
-/// An order to insert, with everything derived from its sourcing decision.
-#[derive(Debug, Clone)]
-pub struct NewOrder {
-    pub order_id: String,
-    pub channel: String,
-    pub external_id: String,
-    pub request_hash: String,
-    pub status: String,
-    pub holds: Vec<String>,
-    pub document: String,
-    pub decision: String,
-    pub policy_name: String,
-    pub policy_version: i64,
-    pub policy_hash: String,
-    pub created_at_ms: i64,
-    pub lines: Vec<OrderLineRow>,
-    pub fulfillment_orders: Vec<FulfillmentOrderRow>,
-    pub allocations: Vec<AllocationRow>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OrderLineRow {
     pub line_id: String,
@@ -58,7 +38,7 @@ pub struct AllocationRow {
     pub fulfillment_order_id: String,
 }
 
-/// A stored order with its parts.
+/// An order with its parts: what [`Tx::insert_order`] writes and [`Store::order`] reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredOrder {
     pub order_id: String,
@@ -143,7 +123,7 @@ impl Tx {
     /// whatever the number of lines (children go in as one JSON array parameter each).
     /// A second order with the same (channel, external_id) fails with a unique violation
     /// ([`crate::StoreError::is_unique_violation`]).
-    pub async fn insert_order(&mut self, o: &NewOrder) -> Result<()> {
+    pub async fn insert_order(&mut self, o: &StoredOrder) -> Result<()> {
         let lines = serde_json::Value::from(
             o.lines
                 .iter()
@@ -249,18 +229,6 @@ impl Tx {
         Ok(found)
     }
 
-    /// Gives allocated stock back to ATP. `None` if the position holds less allocated
-    /// than asked (nothing changes).
-    pub async fn release(
-        &mut self,
-        node: &NodeId,
-        sku: &Sku,
-        quantity: u64,
-        now_ms: i64,
-    ) -> Result<Option<StoredPosition>> {
-        self.move_stock(crate::reservations::Move::Release, node, sku, quantity, now_ms).await
-    }
-
     pub async fn update_order(&mut self, order_id: &str, status: &str, holds: &[String]) -> Result<()> {
         on_tx!(self, |conn| {
             sqlx::query("UPDATE orders SET status = $2, holds = $3 WHERE order_id = $1")
@@ -352,29 +320,13 @@ impl Tx {
     }
 }
 
-/// The order as [`Store::order`] will read it back (same row order).
-impl From<NewOrder> for StoredOrder {
-    fn from(mut o: NewOrder) -> StoredOrder {
-        o.lines.sort_by(|a, b| a.line_id.cmp(&b.line_id));
-        o.fulfillment_orders.sort_by(|a, b| a.node_id.cmp(&b.node_id));
-        o.allocations.sort_by(|a, b| (&a.line_id, &a.node_id).cmp(&(&b.line_id, &b.node_id)));
-        StoredOrder {
-            order_id: o.order_id,
-            channel: o.channel,
-            external_id: o.external_id,
-            request_hash: o.request_hash,
-            status: o.status,
-            holds: o.holds,
-            document: o.document,
-            decision: o.decision,
-            policy_name: o.policy_name,
-            policy_version: o.policy_version,
-            policy_hash: o.policy_hash,
-            created_at_ms: o.created_at_ms,
-            lines: o.lines,
-            fulfillment_orders: o.fulfillment_orders,
-            allocations: o.allocations,
-        }
+impl StoredOrder {
+    /// Puts lines, fulfillment orders and allocations in the order [`Store::order`] reads
+    /// them back in, so an answer built before a read equals the read.
+    pub fn sort_parts(&mut self) {
+        self.lines.sort_by(|a, b| a.line_id.cmp(&b.line_id));
+        self.fulfillment_orders.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        self.allocations.sort_by(|a, b| (&a.line_id, &a.node_id).cmp(&(&b.line_id, &b.node_id)));
     }
 }
 
@@ -474,6 +426,7 @@ pub struct OrderFilter {
     pub created_before_ms: Option<i64>,
     /// Only orders older than this order id (the cursor of the previous page).
     pub before_order_id: Option<String>,
+    /// Most orders answered.
     pub limit: i64,
 }
 

@@ -15,7 +15,7 @@ use allot_core::inventory::{Position, PositionCounts};
 use allot_core::{NodeId, Qty, Sku};
 use serde_json::json;
 
-use crate::{Result, Store, StoreError, Tx, on_read};
+use crate::{Result, Store, StoreError, Tx, on_read, on_tx};
 
 /// A position with the version of its row (incremented on every write).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,6 +278,56 @@ impl Store {
             .bind(node_id.as_str())
             .bind(sku.as_str())
             .fetch_optional(pool)
+            .await?
+        });
+        row.map(StoredPosition::try_from).transpose()
+    }
+}
+
+/// A conditional move of units between a position's counters. Each is one `UPDATE` that
+/// applies only while its guard holds, so a move can never take more than is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StockMove {
+    /// ATP → reserved (guard: ATP covers it).
+    Reserve,
+    /// reserved → ATP (guard: that much is reserved).
+    Unreserve,
+    /// reserved → allocated: a reservation converted by an order.
+    Convert,
+    /// allocated → ATP: a cancellation.
+    Release,
+}
+
+impl Tx {
+    /// Moves `quantity` units as `how` says; `None` when the guard fails (nothing changes).
+    pub async fn move_stock(
+        &mut self,
+        how: StockMove,
+        node: &NodeId,
+        sku: &Sku,
+        quantity: u64,
+        now_ms: i64,
+    ) -> Result<Option<StoredPosition>> {
+        let q = i64::try_from(quantity).unwrap_or(i64::MAX);
+        let (set, guard) = match how {
+            StockMove::Reserve => (
+                "reserved = reserved + $3",
+                "on_hand - damaged - quarantined - reserved - allocated - safety_stock >= $3",
+            ),
+            StockMove::Unreserve => ("reserved = reserved - $3", "reserved >= $3"),
+            StockMove::Convert => ("reserved = reserved - $3, allocated = allocated + $3", "reserved >= $3"),
+            StockMove::Release => ("allocated = allocated - $3", "allocated >= $3"),
+        };
+        let row = on_tx!(self, |conn| {
+            sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(format!(
+                "UPDATE positions SET {set}, version = version + 1, updated_at_ms = $4 \
+                 WHERE node_id = $1 AND sku = $2 AND {guard} RETURNING {POSITION_COLUMNS_PLAIN}"
+            )))
+            .bind(node.as_str())
+            .bind(sku.as_str())
+            .bind(q)
+            .bind(now_ms)
+            .fetch_optional(conn)
             .await?
         });
         row.map(StoredPosition::try_from).transpose()

@@ -1,15 +1,11 @@
 //! Checkout reservations: stock moved from ATP into `positions.reserved` until the
 //! reservation expires, is released, or is converted into an order's allocation.
 //!
-//! Like [`Tx::allocate`], taking stock is one conditional `UPDATE` that succeeds only while
-//! ATP covers it. Giving it back and converting it check `reserved >= quantity`, so a
-//! reservation can never be released twice into ATP (the `status` column is the first
-//! guard: only `active` reservations are ever released, and every change locks the row).
+//! The stock itself moves with [`Tx::move_stock`] (reserve, unreserve, convert), each a
+//! conditional `UPDATE`; only `active` reservations are ever released, and every change
+//! locks the reservation row first, so a reservation's units go back exactly once.
 
-use allot_core::{NodeId, Sku};
-
-use crate::positions::{POSITION_COLUMNS_PLAIN, PositionRow};
-use crate::{Result, Store, StoredPosition, Tx, on_read, on_tx};
+use crate::{Result, Store, Tx, on_read, on_tx};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ReservationLineRow {
@@ -49,85 +45,7 @@ fn assemble(r: ReservationRow, lines: Vec<ReservationLineRow>) -> StoredReservat
     }
 }
 
-/// Which position counter a conditional stock move works on.
-pub(crate) enum Move {
-    /// ATP → reserved.
-    Reserve,
-    /// reserved → ATP.
-    Unreserve,
-    /// reserved → allocated.
-    Convert,
-    /// allocated → ATP (a cancellation).
-    Release,
-}
-
 impl Tx {
-    pub(crate) async fn move_stock(
-        &mut self,
-        how: Move,
-        node: &NodeId,
-        sku: &Sku,
-        quantity: u64,
-        now_ms: i64,
-    ) -> Result<Option<StoredPosition>> {
-        let q = i64::try_from(quantity).unwrap_or(i64::MAX);
-        let (set, guard) = match how {
-            Move::Reserve => (
-                "reserved = reserved + $3",
-                "on_hand - damaged - quarantined - reserved - allocated - safety_stock >= $3",
-            ),
-            Move::Unreserve => ("reserved = reserved - $3", "reserved >= $3"),
-            Move::Convert => ("reserved = reserved - $3, allocated = allocated + $3", "reserved >= $3"),
-            Move::Release => ("allocated = allocated - $3", "allocated >= $3"),
-        };
-        let row = on_tx!(self, |conn| {
-            sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(format!(
-                "UPDATE positions SET {set}, version = version + 1, updated_at_ms = $4 \
-                 WHERE node_id = $1 AND sku = $2 AND {guard} RETURNING {POSITION_COLUMNS_PLAIN}"
-            )))
-            .bind(node.as_str())
-            .bind(sku.as_str())
-            .bind(q)
-            .bind(now_ms)
-            .fetch_optional(conn)
-            .await?
-        });
-        row.map(StoredPosition::try_from).transpose()
-    }
-
-    /// Takes `quantity` of ATP as reserved; `None` when ATP does not cover it.
-    pub async fn reserve(
-        &mut self,
-        node: &NodeId,
-        sku: &Sku,
-        quantity: u64,
-        now_ms: i64,
-    ) -> Result<Option<StoredPosition>> {
-        self.move_stock(Move::Reserve, node, sku, quantity, now_ms).await
-    }
-
-    /// Gives reserved stock back to ATP; `None` if the position holds less reserved.
-    pub async fn unreserve(
-        &mut self,
-        node: &NodeId,
-        sku: &Sku,
-        quantity: u64,
-        now_ms: i64,
-    ) -> Result<Option<StoredPosition>> {
-        self.move_stock(Move::Unreserve, node, sku, quantity, now_ms).await
-    }
-
-    /// Turns reserved stock into allocated stock (a reservation converted by an order).
-    pub async fn convert_reserved(
-        &mut self,
-        node: &NodeId,
-        sku: &Sku,
-        quantity: u64,
-        now_ms: i64,
-    ) -> Result<Option<StoredPosition>> {
-        self.move_stock(Move::Convert, node, sku, quantity, now_ms).await
-    }
-
     pub async fn insert_reservation(&mut self, r: &StoredReservation) -> Result<()> {
         on_tx!(self, |conn| {
             sqlx::query(sqlx::AssertSqlSafe(format!(

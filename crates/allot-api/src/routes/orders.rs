@@ -25,13 +25,8 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(release_hold))
 }
 
-/// The channel a caller is limited to (`None` for admins); node keys have no order rights.
 fn order_scope<'a>(caller: &'a Principal, order_id: &str) -> Result<Option<&'a allot_core::ChannelId>, ApiError> {
-    match &caller.role {
-        Role::Admin => Ok(None),
-        Role::Channel(c) => Ok(Some(c)),
-        Role::Node(_) => Err(ApiError::not_found("order", order_id)),
-    }
+    super::channel_scope(caller, "order", order_id)
 }
 
 fn cancel_body(body: &RawBody) -> Result<CancelParam, ApiError> {
@@ -190,11 +185,7 @@ async fn get_order(
     Extension(caller): Extension<Principal>,
     Path(order_id): Path<String>,
 ) -> ApiResult<Json<OrderView>> {
-    let channel = match &caller.role {
-        Role::Channel(c) => Some(c),
-        Role::Admin => None,
-        Role::Node(_) => return Err(ApiError::not_found("order", &order_id)),
-    };
+    let channel = order_scope(&caller, &order_id)?;
     Ok(Json(s.app.order_for(&order_id, channel).await?.into()))
 }
 
@@ -268,14 +259,8 @@ async fn list_orders(
         created_after_ms,
         created_before_ms,
         before_order_id: cursor,
-        limit: limit + 1,
+        limit,
     };
-    let mut orders = s.app.list_orders(filter, scope).await?;
-    let next_cursor = if orders.len() as i64 > limit {
-        orders.truncate(limit as usize);
-        orders.last().map(|o| o.order_id.clone())
-    } else {
-        None
-    };
-    Ok(Json(OrderList { orders: orders.into_iter().map(Into::into).collect(), next_cursor }))
+    let page = s.app.list_orders(filter, scope).await?;
+    Ok(Json(OrderList { orders: page.entries.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor }))
 }

@@ -18,13 +18,8 @@ pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new().routes(routes!(reserve)).routes(routes!(get_reservation, release_reservation))
 }
 
-/// The channel a caller is limited to (`None` for admins); node keys cannot reserve.
 fn scope<'a>(caller: &'a Principal, id: &str) -> Result<Option<&'a allot_core::ChannelId>, ApiError> {
-    match &caller.role {
-        Role::Admin => Ok(None),
-        Role::Channel(c) => Ok(Some(c)),
-        Role::Node(_) => Err(ApiError::not_found("reservation", id)),
-    }
+    super::channel_scope(caller, "reservation", id)
 }
 
 /// Reserve stock for a cart: every line or nothing (409 names the short lines). Reserved
