@@ -67,12 +67,21 @@ struct Inner {
 impl App {
     /// Opens the database (running migrations) and loads the read model.
     pub async fn open(db: &DbConfig, clock: Arc<dyn Clock>) -> Result<App> {
+        App::open_with(db, clock, true).await
+    }
+
+    /// As [`App::open`]; `background_sweep: false` leaves reservation expiry to the
+    /// requests themselves and to [`App::expire_reservations`] (tests that drive every
+    /// step, so that no sweep commits between a step and its checks).
+    pub async fn open_with(db: &DbConfig, clock: Arc<dyn Clock>, background_sweep: bool) -> Result<App> {
         let store = Store::open(db).await?;
         let read = read_model::SharedReadModel::load(&store).await?;
         let instance = uuid::Uuid::now_v7().simple().to_string();
         let app = App { inner: Arc::new(Inner { store, clock, read, keys: auth::KeyCache::default(), instance }) };
         app.start_change_listener().await?;
-        app.start_sweeper();
+        if background_sweep {
+            app.start_sweeper();
+        }
         Ok(app)
     }
 

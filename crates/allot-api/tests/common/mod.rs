@@ -27,6 +27,8 @@ pub struct TestServer {
     pub client: reqwest::Client,
     pub app: App,
     clock: Arc<dyn Clock>,
+    /// Whether the app runs its background reservation sweep.
+    sweep: bool,
     db: DbConfig,
     dir: Option<PathBuf>,
     pg: Option<(String, String)>,
@@ -71,6 +73,12 @@ impl TestServer {
 
     /// As [`TestServer::start`], with the app reading time from `clock`.
     pub async fn start_with_clock(backend: Backend, clock: Arc<dyn Clock>) -> Option<TestServer> {
+        TestServer::start_with(backend, clock, true).await
+    }
+
+    /// As [`TestServer::start_with_clock`]; `sweep: false` turns the background
+    /// reservation sweep off (the test expires reservations itself).
+    pub async fn start_with(backend: Backend, clock: Arc<dyn Clock>, sweep: bool) -> Option<TestServer> {
         let tag = uuid::Uuid::now_v7().simple().to_string();
         let (db, dir, pg) = match backend {
             Backend::Sqlite => {
@@ -86,8 +94,9 @@ impl TestServer {
         let mut s = TestServer {
             base: String::new(),
             client: reqwest::Client::new(),
-            app: open(&db, clock.clone()).await,
+            app: open(&db, clock.clone(), sweep).await,
             clock,
+            sweep,
             db,
             dir,
             pg,
@@ -104,8 +113,9 @@ impl TestServer {
         let mut r = TestServer {
             base: String::new(),
             client: reqwest::Client::new(),
-            app: open(&self.db, self.clock.clone()).await,
+            app: open(&self.db, self.clock.clone(), self.sweep).await,
             clock: self.clock.clone(),
+            sweep: self.sweep,
             db: self.db.clone(),
             dir: None,
             pg: None,
@@ -131,7 +141,7 @@ impl TestServer {
     /// whatever was acknowledged must still be there.
     pub async fn restart(&mut self) {
         self.stop().await;
-        self.app = open(&self.db, self.clock.clone()).await;
+        self.app = open(&self.db, self.clock.clone(), self.sweep).await;
         self.listen().await;
     }
 
@@ -208,8 +218,8 @@ pub fn node_json(kind: &str, lat: f64, lon: f64, tz: &str, caps: &[&str]) -> Val
     })
 }
 
-async fn open(db: &DbConfig, clock: Arc<dyn Clock>) -> App {
-    App::open(db, clock).await.unwrap()
+async fn open(db: &DbConfig, clock: Arc<dyn Clock>, sweep: bool) -> App {
+    App::open_with(db, clock, sweep).await.unwrap()
 }
 
 impl Drop for TestServer {
