@@ -101,6 +101,7 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::orders::router())
         .merge(routes::reservations::router())
         .merge(routes::events::router())
+        .merge(routes::fulfillment::router())
         .merge(routes::inventory::router().layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)))
         .merge(routes::inventory::bulk_router().layer(DefaultBodyLimit::max(BULK_BODY_LIMIT_BYTES)))
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
@@ -143,8 +144,13 @@ async fn require_key(State(state): State<ApiState>, mut req: Request, next: Next
     };
     match state.app.authenticate(token).await {
         Ok(principal) => {
+            // Events written while serving this request name its caller as their actor.
+            let actor = match &principal.role {
+                allot_app::Role::Admin => "operator".to_owned(),
+                role => role.to_text(),
+            };
             req.extensions_mut().insert(principal);
-            next.run(req).await
+            allot_app::acting_as(actor, next.run(req)).await
         }
         Err(e) => ApiError::from(e).into_response(),
     }

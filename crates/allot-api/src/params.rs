@@ -741,3 +741,85 @@ impl ReservationParam {
         e.finish(input)
     }
 }
+
+/// Body of `POST /v1/fulfillment-orders/{id}/reject`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectParam {
+    /// Why the node refuses the work, e.g. `no_stock`, `damaged`, `store_closed` (1–100 characters).
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PickLineParam {
+    pub line_id: String,
+    /// Units found; fewer than the line's units here is a short pick.
+    pub picked_quantity: u64,
+}
+
+/// Body of `POST /v1/fulfillment-orders/{id}/pick` (optional: no body = everything picked).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PickParam {
+    /// Lines not listed were picked in full.
+    #[serde(default)]
+    pub lines: Vec<PickLineParam>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PackageLineParam {
+    pub line_id: String,
+    pub quantity: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PackageParam {
+    pub carrier: String,
+    pub tracking_number: String,
+    /// Required with several packages; one package without lines carries everything.
+    #[serde(default)]
+    pub lines: Option<Vec<PackageLineParam>>,
+}
+
+/// Body of `POST /v1/fulfillment-orders/{id}/ship`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShipParam {
+    pub packages: Vec<PackageParam>,
+}
+
+/// Body of `POST /v1/fulfillment-orders/{id}/deliver` (optional).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverParam {
+    /// RFC 3339; default now.
+    #[serde(default)]
+    pub delivered_at: Option<String>,
+}
+
+/// A carrier scan: `POST /v1/shipments/{tracking_number}/events`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScanParam {
+    /// in_transit, out_for_delivery, delivered, exception, delayed
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// RFC 3339; default now.
+    #[serde(default)]
+    pub at: Option<String>,
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// Body of `POST /v1/orders/{id}/contacts`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactParam {
+    /// phone, chat, email
+    pub channel: String,
+    /// Why the customer got in touch, e.g. `where_is_my_order` (1–100 characters).
+    pub reason: String,
+}

@@ -452,23 +452,13 @@ pub struct OrderLineView {
     pub backordered_quantity: i64,
     pub unfilled_quantity: i64,
     pub cancelled_quantity: i64,
+    /// Units shipped or picked up (within the allocated ones).
+    pub shipped_quantity: i64,
+    /// Units delivered or picked up.
+    pub delivered_quantity: i64,
+    /// Where the line's units are now: fulfillment orders still working on them or that
+    /// handed them over (not rejected or cancelled ones).
     pub allocations: Vec<AllocationView>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FulfillmentOrderLineView {
-    pub line_id: String,
-    pub sku: String,
-    pub quantity: i64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FulfillmentOrderView {
-    pub id: String,
-    pub node_id: String,
-    /// created (held back by a hold), released, …
-    pub status: String,
-    pub lines: Vec<FulfillmentOrderLineView>,
 }
 
 /// An order.
@@ -477,16 +467,50 @@ pub struct OrderView {
     pub order_id: String,
     pub channel: String,
     pub external_id: String,
-    /// allocated, partially_allocated, backordered, unfilled, on_hold
+    /// allocated, partially_allocated, backordered, unfilled, on_hold, partially_shipped,
+    /// shipped, delivered, cancelled
     pub status: String,
     pub holds: Vec<String>,
     pub created_at: String,
     pub lines: Vec<OrderLineView>,
-    pub fulfillment_orders: Vec<FulfillmentOrderView>,
+    /// Every fulfillment order of every attempt, rejected and cancelled ones included.
+    pub fulfillment_orders: Vec<FulfillmentOrderDetailView>,
+    pub shipments: Vec<ShipmentView>,
     pub policy: PolicyStampView,
     /// The sourcing decision made at capture: plan and explanation (as in a quote).
     #[schema(value_type = Object)]
     pub sourcing: serde_json::Value,
+    /// Re-sourcings after a node rejected, came up short or timed out (attempt 2 on).
+    pub sourcing_attempts: Vec<SourcingAttemptView>,
+    /// Every event of the order, oldest first, with its actor (`GET /v1/orders/{id}` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Vec<crate::routes::events::EventView>>,
+    /// Customer-service contacts about the order (`GET /v1/orders/{id}` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contacts: Option<Vec<ContactView>>,
+}
+
+/// A customer-service contact about an order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactView {
+    pub contact_id: String,
+    /// phone, chat, email
+    pub channel: String,
+    pub reason: String,
+    pub actor: String,
+    pub at: String,
+}
+
+impl From<allot_app::ContactRow> for ContactView {
+    fn from(c: allot_app::ContactRow) -> ContactView {
+        ContactView {
+            at: ms_to_rfc3339(c.at_ms),
+            contact_id: c.contact_id,
+            channel: c.channel,
+            reason: c.reason,
+            actor: c.actor,
+        }
+    }
 }
 
 /// Line and fulfillment-order views from an order's rows.
@@ -494,7 +518,13 @@ fn order_parts(
     lines: &[allot_app::OrderLineRow],
     fos: &[allot_app::FulfillmentOrderRow],
     allocations: &[allot_app::AllocationRow],
-) -> (Vec<OrderLineView>, Vec<FulfillmentOrderView>) {
+    shipments: &[allot_app::ShipmentRow],
+) -> (Vec<OrderLineView>, Vec<FulfillmentOrderDetailView>) {
+    let live: std::collections::HashSet<&str> = fos
+        .iter()
+        .filter(|f| !matches!(f.status.as_str(), "rejected" | "cancelled"))
+        .map(|f| f.fulfillment_order_id.as_str())
+        .collect();
     let lines = lines
         .iter()
         .map(|l| OrderLineView {
@@ -506,9 +536,11 @@ fn order_parts(
             backordered_quantity: l.backordered,
             unfilled_quantity: l.unfilled,
             cancelled_quantity: l.cancelled,
+            shipped_quantity: l.shipped,
+            delivered_quantity: l.delivered,
             allocations: allocations
                 .iter()
-                .filter(|a| a.line_id == l.line_id)
+                .filter(|a| a.line_id == l.line_id && a.quantity > 0 && live.contains(a.fulfillment_order_id.as_str()))
                 .map(|a| AllocationView {
                     node_id: a.node_id.clone(),
                     quantity: a.quantity,
@@ -517,23 +549,7 @@ fn order_parts(
                 .collect(),
         })
         .collect();
-    let fulfillment_orders = fos
-        .iter()
-        .map(|f| FulfillmentOrderView {
-            id: f.fulfillment_order_id.clone(),
-            node_id: f.node_id.clone(),
-            status: f.status.clone(),
-            lines: allocations
-                .iter()
-                .filter(|a| a.fulfillment_order_id == f.fulfillment_order_id)
-                .map(|a| FulfillmentOrderLineView {
-                    line_id: a.line_id.clone(),
-                    sku: a.sku.clone(),
-                    quantity: a.quantity,
-                })
-                .collect(),
-        })
-        .collect();
+    let fulfillment_orders = fos.iter().map(|f| FulfillmentOrderDetailView::new(f, allocations, shipments)).collect();
     (lines, fulfillment_orders)
 }
 
@@ -543,8 +559,23 @@ fn ms_to_rfc3339(ms: i64) -> String {
 
 impl From<allot_app::StoredOrder> for OrderView {
     fn from(o: allot_app::StoredOrder) -> OrderView {
-        let (lines, fulfillment_orders) = order_parts(&o.lines, &o.fulfillment_orders, &o.allocations);
+        let (lines, fulfillment_orders) = order_parts(&o.lines, &o.fulfillment_orders, &o.allocations, &o.shipments);
         OrderView {
+            timeline: None,
+            contacts: None,
+            shipments: o.shipments.into_iter().map(Into::into).collect(),
+            sourcing_attempts: o
+                .attempts
+                .into_iter()
+                .map(|a| SourcingAttemptView {
+                    attempt: a.attempt,
+                    reason: a.reason,
+                    failed_node_id: a.failed_node_id,
+                    failed_fulfillment_order_id: a.fulfillment_order_id,
+                    at: ms_to_rfc3339(a.at_ms),
+                    decision: serde_json::from_str(&a.decision).unwrap_or(serde_json::Value::Null),
+                })
+                .collect(),
             created_at: ms_to_rfc3339(o.created_at_ms),
             sourcing: serde_json::from_str(&o.decision).unwrap_or(serde_json::Value::Null),
             policy: PolicyStampView { name: o.policy_name, version: o.policy_version, hash: o.policy_hash },
@@ -569,7 +600,7 @@ pub struct OrderSummaryView {
     pub holds: Vec<String>,
     pub created_at: String,
     pub lines: Vec<OrderLineView>,
-    pub fulfillment_orders: Vec<FulfillmentOrderView>,
+    pub fulfillment_orders: Vec<FulfillmentOrderDetailView>,
     pub policy: PolicyNameView,
 }
 
@@ -582,7 +613,7 @@ pub struct PolicyNameView {
 
 impl From<allot_app::OrderSummary> for OrderSummaryView {
     fn from(o: allot_app::OrderSummary) -> OrderSummaryView {
-        let (lines, fulfillment_orders) = order_parts(&o.lines, &o.fulfillment_orders, &o.allocations);
+        let (lines, fulfillment_orders) = order_parts(&o.lines, &o.fulfillment_orders, &o.allocations, &[]);
         OrderSummaryView {
             created_at: ms_to_rfc3339(o.created_at_ms),
             policy: PolicyNameView { name: o.policy_name, version: o.policy_version },
@@ -648,4 +679,150 @@ impl ReservationView {
                 .collect(),
         }
     }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FulfillmentLineView {
+    pub line_id: String,
+    pub sku: String,
+    /// Units this fulfillment order carries (after a short pick: the units picked).
+    pub quantity: i64,
+    /// Units picked (absent until the pick is recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub picked_quantity: Option<i64>,
+    /// Units not found at pick time (written off and re-sourced).
+    pub short_quantity: i64,
+    pub shipped_quantity: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShipmentView {
+    pub shipment_id: String,
+    pub fulfillment_order_id: String,
+    pub node_id: String,
+    pub carrier: String,
+    pub tracking_number: String,
+    /// shipped, in_transit, out_for_delivery, delivered, exception, delayed
+    pub status: String,
+    #[schema(value_type = Object)]
+    pub lines: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub shipped_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<String>,
+}
+
+impl From<allot_app::ShipmentRow> for ShipmentView {
+    fn from(s: allot_app::ShipmentRow) -> ShipmentView {
+        ShipmentView {
+            lines: serde_json::from_str(&s.lines).unwrap_or(serde_json::Value::Null),
+            shipped_at: ms_to_rfc3339(s.shipped_at_ms),
+            delivered_at: s.delivered_at_ms.map(ms_to_rfc3339),
+            shipment_id: s.shipment_id,
+            fulfillment_order_id: s.fulfillment_order_id,
+            node_id: s.node_id,
+            carrier: s.carrier,
+            tracking_number: s.tracking_number,
+            status: s.status,
+            detail: s.detail,
+        }
+    }
+}
+
+/// A fulfillment order: an order's work at one node (the node queue's entries).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FulfillmentOrderDetailView {
+    pub id: String,
+    pub order_id: String,
+    pub node_id: String,
+    /// ship or pickup
+    pub kind: String,
+    /// created, released, accepted, picking, packed, shipped, delivered, ready_for_pickup,
+    /// picked_up, rejected, cancelled
+    pub status: String,
+    /// The sourcing attempt that made it (1 = at capture; later ones re-source failures).
+    pub attempt: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub released_at: Option<String>,
+    pub updated_at: String,
+    pub lines: Vec<FulfillmentLineView>,
+    pub shipments: Vec<ShipmentView>,
+}
+
+pub(crate) fn fulfillment_line(a: &allot_app::AllocationRow) -> FulfillmentLineView {
+    FulfillmentLineView {
+        line_id: a.line_id.clone(),
+        sku: a.sku.clone(),
+        quantity: a.quantity,
+        picked_quantity: a.picked,
+        short_quantity: a.short,
+        shipped_quantity: a.shipped,
+    }
+}
+
+impl FulfillmentOrderDetailView {
+    pub(crate) fn new(
+        f: &allot_app::FulfillmentOrderRow,
+        lines: &[allot_app::AllocationRow],
+        shipments: &[allot_app::ShipmentRow],
+    ) -> FulfillmentOrderDetailView {
+        FulfillmentOrderDetailView {
+            id: f.fulfillment_order_id.clone(),
+            order_id: f.order_id.clone(),
+            node_id: f.node_id.clone(),
+            kind: f.kind.clone(),
+            status: f.status.clone(),
+            attempt: f.attempt,
+            reason: f.reason.clone(),
+            created_at: ms_to_rfc3339(f.created_at_ms),
+            released_at: f.released_at_ms.map(ms_to_rfc3339),
+            updated_at: ms_to_rfc3339(f.updated_at_ms),
+            lines: lines
+                .iter()
+                .filter(|a| a.fulfillment_order_id == f.fulfillment_order_id)
+                .map(fulfillment_line)
+                .collect(),
+            shipments: shipments
+                .iter()
+                .filter(|s| s.fulfillment_order_id == f.fulfillment_order_id)
+                .cloned()
+                .map(Into::into)
+                .collect(),
+        }
+    }
+}
+
+impl From<allot_app::FulfillmentOrderEntry> for FulfillmentOrderDetailView {
+    fn from(e: allot_app::FulfillmentOrderEntry) -> FulfillmentOrderDetailView {
+        FulfillmentOrderDetailView::new(&e.fulfillment_order, &e.lines, &e.shipments)
+    }
+}
+
+/// A page of a node's work queue, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FulfillmentOrderList {
+    pub fulfillment_orders: Vec<FulfillmentOrderDetailView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// A re-sourcing of part of an order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SourcingAttemptView {
+    pub attempt: i64,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_node_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_fulfillment_order_id: Option<String>,
+    pub at: String,
+    /// What was re-sourced, the nodes excluded, where the units went, what was
+    /// backordered or cancelled.
+    #[schema(value_type = Object)]
+    pub decision: serde_json::Value,
 }

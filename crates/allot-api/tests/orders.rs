@@ -45,7 +45,10 @@ async fn orders_are_placed_allocated_idempotent_and_visible_only_to_their_channe
     );
     let fo = &o["fulfillment_orders"][0];
     assert_eq!((fo["node_id"].clone(), fo["status"].clone()), (json!("DC-EAST"), json!("released")));
-    assert_eq!(fo["lines"], json!([{"line_id": "1", "sku": "SKU-1", "quantity": 3}]));
+    assert_eq!(
+        fo["lines"],
+        json!([{"line_id": "1", "sku": "SKU-1", "quantity": 3, "short_quantity": 0, "shipped_quantity": 0}])
+    );
     assert_eq!(o["lines"][0]["allocations"][0]["fulfillment_order_id"], fo["id"]);
     assert_eq!(o["policy"]["name"], "builtin");
     assert_eq!(o["sourcing"]["plan"]["packages"][0]["node_id"], "DC-EAST");

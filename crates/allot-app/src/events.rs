@@ -14,6 +14,22 @@ use serde_json::json;
 
 use crate::{App, Result};
 
+tokio::task_local! {
+    /// Who the events written by the current task are attributed to.
+    static ACTOR: String;
+}
+
+/// Runs `f` with `actor` (`channel:<id>`, `node:<id>`, `operator`) as the author of the
+/// events it writes. Outside it (sweeps, relays) the actor is `system`.
+pub async fn acting_as<F: std::future::Future>(actor: String, f: F) -> F::Output {
+    ACTOR.scope(actor, f).await
+}
+
+/// The actor of the current task.
+pub(crate) fn current_actor() -> String {
+    ACTOR.try_with(Clone::clone).unwrap_or_else(|_| "system".to_owned())
+}
+
 /// Payload version of every event type so far.
 pub const EVENT_VERSION: i32 = 1;
 
@@ -45,6 +61,7 @@ pub(crate) fn order_event(kind: &str, o: &StoredOrder, at_ms: i64, extra: serde_
         at_ms,
         version: EVENT_VERSION,
         data: order_data(o, extra),
+        actor: Some(current_actor()),
     }
 }
 
@@ -70,5 +87,65 @@ impl App {
             filter.channel = Some(c.to_string());
         }
         Ok(self.inner.store.events(&filter).await?)
+    }
+}
+
+/// Ways a customer reaches customer service.
+pub const CONTACT_CHANNELS: [&str; 3] = ["phone", "chat", "email"];
+
+impl App {
+    /// Every event of an order, oldest first, with its actor (the customer-service
+    /// timeline). The caller has already been allowed to see the order.
+    pub async fn order_timeline(&self, order_id: &str) -> Result<Vec<StoredEvent>> {
+        Ok(self.inner.store.order_events(order_id).await?)
+    }
+
+    pub async fn order_contacts(&self, order_id: &str) -> Result<Vec<allot_store::ContactRow>> {
+        Ok(self.inner.store.order_contacts(order_id).await?)
+    }
+
+    /// Records a customer-service contact about an order (the contact-rate KPI counts
+    /// them), with an `order.customer_contact` event.
+    pub async fn record_contact(
+        &self,
+        order_id: &str,
+        contact_channel: &str,
+        reason: &str,
+        channel: Option<&ChannelId>,
+    ) -> Result<allot_store::ContactRow> {
+        let mut errors = Vec::new();
+        if !CONTACT_CHANNELS.contains(&contact_channel) {
+            errors.push(crate::FieldError::new("channel", format!("one of {}", CONTACT_CHANNELS.join(", "))));
+        }
+        if reason.trim().is_empty() || reason.chars().count() > crate::orders::REASON_MAX_CHARS {
+            errors.push(crate::FieldError::new(
+                "reason",
+                format!("must be 1–{} characters", crate::orders::REASON_MAX_CHARS),
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(crate::AppError::Invalid(errors));
+        }
+        let now = self.now_ms();
+        let mut tx = self.inner.store.begin().await?;
+        let order = self.lock_for_change(&mut tx, order_id, channel).await?;
+        let contact = allot_store::ContactRow {
+            contact_id: crate::orders::new_id("ctc"),
+            order_id: order_id.to_owned(),
+            channel: contact_channel.to_owned(),
+            reason: reason.to_owned(),
+            actor: current_actor(),
+            at_ms: now,
+        };
+        tx.insert_contact(&contact).await?;
+        let event = order_event(
+            "order.customer_contact",
+            &order,
+            now,
+            json!({"contact_id": contact.contact_id, "contact_channel": contact_channel, "reason": reason}),
+        );
+        tx.insert_events(&[event]).await?;
+        tx.commit().await?;
+        Ok(contact)
     }
 }

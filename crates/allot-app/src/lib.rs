@@ -17,6 +17,7 @@ mod clock;
 mod demo;
 mod error;
 mod events;
+mod fulfillment;
 mod inventory;
 mod network;
 mod orders;
@@ -31,15 +32,19 @@ use allot_store::Store;
 
 pub use allot_store::StoredOrder;
 pub use allot_store::{
-    AllocationRow, Claim, EventFilter, FulfillmentOrderRow, IDEMPOTENCY_STALE_CLAIM_MS, IDEMPOTENCY_TTL_MS,
-    OrderFilter, OrderLineRow, OrderSummary, ReservationLineRow, StoredAnswer, StoredEvent, StoredReservation,
+    AllocationRow, Claim, ContactRow, EventFilter, FulfillmentOrderEntry, FulfillmentOrderFilter, FulfillmentOrderRow,
+    IDEMPOTENCY_STALE_CLAIM_MS, IDEMPOTENCY_TTL_MS, OrderFilter, OrderLineRow, OrderSummary, ReservationLineRow,
+    ShipmentRow, SourcingAttemptRow, StoredAnswer, StoredEvent, StoredReservation,
 };
 pub use allot_store::{DbConfig, StoredItem, StoredNode};
 pub use auth::{NewKey, Principal, Role};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use demo::LoadSummary;
 pub use error::{AppError, FieldError};
-pub use events::EVENT_VERSION;
+pub use events::{CONTACT_CHANNELS, EVENT_VERSION, acting_as};
+pub use fulfillment::{
+    FULFILLMENT_TEXT_MAX, FoAction, PACKAGES_MAX, Package, PickedLine, REROUTE_ROUNDS, Scan, ScanKind, TIMEOUT_BATCH,
+};
 pub use inventory::{Availability, AvailabilityQuery, DeltaInput, NodeAvailability, SkuAvailability, SnapshotInput};
 pub use network::{ListPage, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
 pub use orders::{PLACE_ATTEMPTS, PlaceOrder, Placed};

@@ -14,8 +14,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use allot_core::sourcing::OrderToSource;
-use allot_core::{ChannelId, NodeId, Sku};
+use allot_core::sourcing::{LineToSource, OrderToSource};
+use allot_core::{ChannelId, FoEvent, FoKind, FoStatus, NodeId, Sku, Transition};
 use allot_store::{AllocationRow, FulfillmentOrderRow, OrderLineRow, Step, StockMove, StoredOrder, StoredPosition};
 
 use serde_json::json;
@@ -85,11 +85,18 @@ pub struct Placed {
 /// Longest cancellation reason accepted.
 pub const REASON_MAX_CHARS: usize = 100;
 
-/// A line's status from its quantities.
-fn line_status(l: &OrderLineRow) -> &'static str {
+/// A line's status from its quantities: hand-over first (shipped, delivered), then
+/// allocation.
+pub(crate) fn line_status(l: &OrderLineRow) -> &'static str {
     let open = l.quantity - l.cancelled;
     if open == 0 {
         "cancelled"
+    } else if l.delivered == open {
+        "delivered"
+    } else if l.shipped == open {
+        "shipped"
+    } else if l.shipped > 0 {
+        "partially_shipped"
     } else if l.allocated == open {
         "allocated"
     } else if l.allocated > 0 {
@@ -102,14 +109,22 @@ fn line_status(l: &OrderLineRow) -> &'static str {
 }
 
 /// An order's status from its lines and holds.
-fn order_status(lines: &[OrderLineRow], holds: &[String]) -> &'static str {
+pub(crate) fn order_status(lines: &[OrderLineRow], holds: &[String]) -> &'static str {
     let open: i64 = lines.iter().map(|l| l.quantity - l.cancelled).sum();
     let allocated: i64 = lines.iter().map(|l| l.allocated).sum();
     let backordered: i64 = lines.iter().map(|l| l.backordered).sum();
+    let shipped: i64 = lines.iter().map(|l| l.shipped).sum();
+    let delivered: i64 = lines.iter().map(|l| l.delivered).sum();
     if open == 0 {
         "cancelled"
+    } else if delivered == open {
+        "delivered"
+    } else if shipped == open {
+        "shipped"
     } else if !holds.is_empty() {
         "on_hold"
+    } else if shipped > 0 {
+        "partially_shipped"
     } else if allocated == open {
         "allocated"
     } else if allocated > 0 {
@@ -123,6 +138,65 @@ fn order_status(lines: &[OrderLineRow], holds: &[String]) -> &'static str {
 
 pub(crate) fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// A new fulfillment order: released to its node at once, or held back (`created`) while
+/// the order is on hold.
+pub(crate) fn new_fulfillment_order(
+    id: &str,
+    order_id: &str,
+    node: &NodeId,
+    kind: FoKind,
+    attempt: i64,
+    on_hold: bool,
+    now: i64,
+) -> FulfillmentOrderRow {
+    let status = if on_hold { FoStatus::Created } else { FoStatus::Released };
+    FulfillmentOrderRow {
+        fulfillment_order_id: id.to_owned(),
+        order_id: order_id.to_owned(),
+        node_id: node.to_string(),
+        kind: kind.as_str().to_owned(),
+        attempt,
+        status: status.as_str().to_owned(),
+        reason: None,
+        created_at_ms: now,
+        released_at_ms: (!on_hold).then_some(now),
+        updated_at_ms: now,
+    }
+}
+
+pub(crate) fn new_allocation(line: &LineToSource, node: &NodeId, quantity: i64, fo_id: &str) -> AllocationRow {
+    AllocationRow {
+        line_id: line.line_id.clone(),
+        node_id: node.to_string(),
+        sku: line.sku.to_string(),
+        quantity,
+        fulfillment_order_id: fo_id.to_owned(),
+        picked: None,
+        short: 0,
+        shipped: 0,
+    }
+}
+
+/// The status of a fulfillment order row (the database's CHECK admits only known ones).
+pub(crate) fn fo_status(f: &FulfillmentOrderRow) -> Result<FoStatus> {
+    FoStatus::parse(&f.status).ok_or_else(|| {
+        AppError::Store(allot_store::StoreError::Corrupt {
+            table: "fulfillment_orders",
+            detail: format!("{}: status {}", f.fulfillment_order_id, f.status),
+        })
+    })
+}
+
+/// The kind of a fulfillment order row.
+pub(crate) fn fo_kind(f: &FulfillmentOrderRow) -> Result<FoKind> {
+    FoKind::parse(&f.kind).ok_or_else(|| {
+        AppError::Store(allot_store::StoreError::Corrupt {
+            table: "fulfillment_orders",
+            detail: format!("{}: kind {}", f.fulfillment_order_id, f.kind),
+        })
+    })
 }
 
 impl App {
@@ -149,11 +223,15 @@ impl App {
             let quote = self.quote(to_source, input.policy.as_deref())?;
             let decision = render(&quote);
             let (app, inp, conv) = (self.clone(), input.clone(), conversion.clone());
+            // The command may run on the SQLite writer's thread: carry the actor along.
+            let actor = crate::events::current_actor();
             let outcome = self
                 .inner
                 .store
                 .write(move |tx| {
-                    Box::pin(async move { app.place_in(tx, &inp, conv.as_deref(), &quote, decision, last).await })
+                    Box::pin(crate::events::acting_as(actor, async move {
+                        app.place_in(tx, &inp, conv.as_deref(), &quote, decision, last).await
+                    }))
                 })
                 .await;
             // A deadlock or serialization failure between concurrent transactions on
@@ -354,21 +432,16 @@ impl App {
     ) -> StoredOrder {
         let order_id = new_id("ord");
         let on_hold = !input.holds.is_empty();
-        let mut fo_ids: BTreeMap<NodeId, String> = BTreeMap::new();
-        for (_, node) in taken.keys() {
-            fo_ids.entry(node.clone()).or_insert_with(|| new_id("fo"));
+        let kind_of = |li: usize| FoKind::of(input.order.lines[li].method);
+        let mut fo_ids: BTreeMap<(NodeId, FoKind), String> = BTreeMap::new();
+        for (li, node) in taken.keys() {
+            fo_ids.entry((node.clone(), kind_of(*li))).or_insert_with(|| new_id("fo"));
         }
         let allocations: Vec<AllocationRow> = taken
             .iter()
             .map(|((li, node), q)| {
                 let line = &input.order.lines[*li];
-                AllocationRow {
-                    line_id: line.line_id.clone(),
-                    node_id: node.to_string(),
-                    sku: line.sku.to_string(),
-                    quantity: *q as i64,
-                    fulfillment_order_id: fo_ids[node].clone(),
-                }
+                new_allocation(line, node, *q as i64, &fo_ids[&(node.clone(), kind_of(*li))])
             })
             .collect();
         // Units not allocated are backordered when the line allows it and the engine did
@@ -395,6 +468,8 @@ impl App {
                     backordered,
                     unfilled,
                     cancelled: 0,
+                    shipped: 0,
+                    delivered: 0,
                     status: String::new(),
                 };
                 row.status = line_status(&row).to_owned();
@@ -402,15 +477,9 @@ impl App {
             })
             .collect();
         let status = order_status(&lines, &input.holds);
-        // Fulfillment orders go to their nodes at once unless the order is on hold.
-        let fo_status = if on_hold { "created" } else { "released" };
         let fulfillment_orders = fo_ids
             .iter()
-            .map(|(node, id)| FulfillmentOrderRow {
-                fulfillment_order_id: id.clone(),
-                node_id: node.to_string(),
-                status: fo_status.to_owned(),
-            })
+            .map(|((node, kind), id)| new_fulfillment_order(id, &order_id, node, *kind, 1, on_hold, now))
             .collect();
         StoredOrder {
             order_id,
@@ -428,6 +497,8 @@ impl App {
             lines,
             fulfillment_orders,
             allocations,
+            shipments: Vec::new(),
+            attempts: Vec::new(),
         }
     }
 
@@ -480,7 +551,7 @@ impl App {
 
 impl App {
     /// Locks an order for a change and loads it (visible to `channel` only if given).
-    async fn lock_for_change(
+    pub(crate) async fn lock_for_change(
         &self,
         tx: &mut allot_store::Tx,
         order_id: &str,
@@ -489,7 +560,9 @@ impl App {
         if !tx.lock_order(order_id).await? {
             return Err(AppError::NotFound { what: "order", id: order_id.to_owned() });
         }
-        let order = self.order_by_id(order_id).await?;
+        let Some(order) = tx.order(order_id).await? else {
+            return Err(AppError::NotFound { what: "order", id: order_id.to_owned() });
+        };
         if channel.is_some_and(|c| c.as_str() != order.channel) {
             return Err(AppError::NotFound { what: "order", id: order_id.to_owned() });
         }
@@ -528,18 +601,55 @@ impl App {
         let now = self.now_ms();
         let mut tx = self.inner.store.begin().await?;
         let mut order = self.lock_for_change(&mut tx, order_id, channel).await?;
+        // Units a cancellation can still reach: not yet allocated, or allocated in a
+        // fulfillment order that has not handed them over.
+        let holding: std::collections::BTreeSet<String> = order
+            .fulfillment_orders
+            .iter()
+            .filter(|f| FoStatus::parse(&f.status).is_some_and(FoStatus::holds_stock))
+            .map(|f| f.fulfillment_order_id.clone())
+            .collect();
+        let cancellable = |order: &StoredOrder, i: usize| {
+            let l = &order.lines[i];
+            let allocated: i64 = order
+                .allocations
+                .iter()
+                .filter(|a| a.line_id == l.line_id && holding.contains(&a.fulfillment_order_id))
+                .map(|a| a.quantity)
+                .sum();
+            l.unfilled + l.backordered + allocated
+        };
+        let handed_over = || {
+            AppError::Conflict(vec![FieldError::new(
+                "quantity",
+                "the units are already shipped or picked up; a return (not a cancellation) takes them back",
+            )])
+        };
         let picks: Vec<(usize, i64)> = match target {
-            None => order.lines.iter().enumerate().map(|(i, l)| (i, l.quantity - l.cancelled)).collect(),
+            None => {
+                let picks: Vec<(usize, i64)> = (0..order.lines.len()).map(|i| (i, cancellable(&order, i))).collect();
+                let open: i64 = order.lines.iter().map(|l| l.quantity - l.cancelled).sum();
+                if open > 0 && picks.iter().all(|(_, q)| *q == 0) {
+                    tx.rollback().await?;
+                    return Err(handed_over());
+                }
+                picks
+            }
             Some((line_id, q)) => {
                 let Some(i) = order.lines.iter().position(|l| l.line_id == line_id) else {
                     tx.rollback().await?;
                     return Err(AppError::NotFound { what: "order line", id: format!("{order_id}/{line_id}") });
                 };
                 let open = order.lines[i].quantity - order.lines[i].cancelled;
-                let want = q.map_or(open, |q| i64::try_from(q).unwrap_or(i64::MAX));
+                let can = cancellable(&order, i);
+                let want = q.map_or(can, |q| i64::try_from(q).unwrap_or(i64::MAX));
                 if q == Some(0) || want > open {
                     tx.rollback().await?;
                     return Err(AppError::invalid("quantity", format!("must be 1–{open} (the line's open units)")));
+                }
+                if want > can || (q.is_none() && can == 0 && open > 0) {
+                    tx.rollback().await?;
+                    return Err(handed_over());
                 }
                 vec![(i, want)]
             }
@@ -559,9 +669,12 @@ impl App {
                 *bucket -= take;
                 left -= take;
             }
-            // Allocated units: release stock node by node (node id order).
-            let mut allocs: Vec<&mut AllocationRow> =
-                order.allocations.iter_mut().filter(|a| a.line_id == line.line_id).collect();
+            // Allocated units not yet handed over: release stock node by node (node id order).
+            let mut allocs: Vec<&mut AllocationRow> = order
+                .allocations
+                .iter_mut()
+                .filter(|a| a.line_id == line.line_id && a.quantity > 0 && holding.contains(&a.fulfillment_order_id))
+                .collect();
             allocs.sort_by(|a, b| a.node_id.cmp(&b.node_id));
             for a in allocs {
                 if left == 0 {
@@ -577,31 +690,37 @@ impl App {
                     }
                 }
                 a.quantity -= take;
+                if let Some(p) = a.picked.as_mut() {
+                    *p = (*p).min(a.quantity);
+                }
                 line.allocated -= take;
                 left -= take;
-                tx.set_allocation(order_id, a).await?;
+                tx.update_allocation(a).await?;
             }
             line.cancelled += total;
             line.status = line_status(line).to_owned();
             tx.update_line(order_id, line).await?;
             tx.insert_cancellation(order_id, &line.line_id, total, reason, now).await?;
         }
-        for fo in order.fulfillment_orders.iter_mut() {
+        let mut events = Vec::new();
+        for fo in order.fulfillment_orders.iter_mut().filter(|f| holding.contains(&f.fulfillment_order_id)) {
             let left: i64 = order
                 .allocations
                 .iter()
                 .filter(|a| a.fulfillment_order_id == fo.fulfillment_order_id)
                 .map(|a| a.quantity)
                 .sum();
-            if left == 0 && fo.status != "cancelled" {
-                tx.set_fulfillment_order_status(&fo.fulfillment_order_id, "cancelled").await?;
-                fo.status = "cancelled".to_owned();
+            if left == 0 {
+                fo.status = FoStatus::Cancelled.as_str().to_owned();
+                fo.reason = Some(reason.to_owned());
+                fo.updated_at_ms = now;
+                tx.update_fulfillment_order(fo).await?;
+                events.push(crate::fulfillment::fo_event(fo, &order.channel, now, json!({"reason": reason})));
             }
         }
         let status = order_status(&order.lines, &order.holds);
         tx.update_order(order_id, status, &order.holds).await?;
         order.status = status.to_owned();
-        let mut events = Vec::new();
         if status == "cancelled" && was_open {
             events.push(crate::events::order_event("order.cancelled", &order, now, json!({"reason": reason})));
         } else {
@@ -632,9 +751,16 @@ impl App {
         }
         if !order.holds.iter().any(|h| h == hold) {
             order.holds.push(hold.to_owned());
-            for fo in order.fulfillment_orders.iter_mut().filter(|f| f.status == "released") {
-                tx.set_fulfillment_order_status(&fo.fulfillment_order_id, "created").await?;
-                fo.status = "created".to_owned();
+            let now = self.now_ms();
+            for fo in order.fulfillment_orders.iter_mut() {
+                if let Ok(Transition::To(to)) =
+                    allot_core::fulfillment::next(fo_status(fo)?, FoEvent::Hold, fo_kind(fo)?)
+                {
+                    fo.status = to.as_str().to_owned();
+                    fo.released_at_ms = None;
+                    fo.updated_at_ms = now;
+                    tx.update_fulfillment_order(fo).await?;
+                }
             }
             let status = order_status(&order.lines, &order.holds);
             tx.update_order(order_id, status, &order.holds).await?;
@@ -656,17 +782,23 @@ impl App {
             return Err(AppError::NotFound { what: "hold", id: format!("{order_id}/{hold}") });
         };
         order.holds.remove(at);
+        let now = self.now_ms();
         if order.holds.is_empty() {
-            for fo in order.fulfillment_orders.iter_mut().filter(|f| f.status == "created") {
-                tx.set_fulfillment_order_status(&fo.fulfillment_order_id, "released").await?;
-                fo.status = "released".to_owned();
+            for fo in order.fulfillment_orders.iter_mut() {
+                let next = allot_core::fulfillment::next(fo_status(fo)?, FoEvent::Release, fo_kind(fo)?);
+                if let Ok(Transition::To(to)) = next {
+                    fo.status = to.as_str().to_owned();
+                    fo.released_at_ms = Some(now);
+                    fo.updated_at_ms = now;
+                    tx.update_fulfillment_order(fo).await?;
+                }
             }
         }
         let status = order_status(&order.lines, &order.holds);
         tx.update_order(order_id, status, &order.holds).await?;
         if order.holds.is_empty() && status != "cancelled" {
             order.status = status.to_owned();
-            let event = crate::events::order_event("order.released", &order, self.now_ms(), json!({"hold": hold}));
+            let event = crate::events::order_event("order.released", &order, now, json!({"hold": hold}));
             tx.insert_events(&[event]).await?;
         }
         tx.commit().await?;

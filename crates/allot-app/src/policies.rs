@@ -173,6 +173,16 @@ impl App {
     /// `policy` names a stored policy (its latest version); else the active one; else the
     /// built-in default.
     pub fn quote(&self, order: &OrderToSource, policy: Option<&str>) -> Result<Quote> {
+        self.quote_excluding(order, policy, &[])
+    }
+
+    /// A quote that may not use `excluded` nodes (re-sourcing after a node failed).
+    pub(crate) fn quote_excluding(
+        &self,
+        order: &OrderToSource,
+        policy: Option<&str>,
+        excluded: &[allot_core::NodeId],
+    ) -> Result<Quote> {
         let read = self.inner.read.read();
         let mut errors = Vec::new();
         for (i, line) in order.lines.iter().enumerate() {
@@ -211,6 +221,7 @@ impl App {
             ),
             None => builtin(),
         };
+        let policy = if excluded.is_empty() { policy } else { policy.excluding(excluded) };
         let decision = source(order, &*read, &policy, &SearchOptions::default());
         Ok(Quote { decision, policy: stamp })
     }

@@ -27,6 +27,9 @@ pub struct PolicyDoc {
     pub rules: Vec<RuleDoc>,
     #[serde(default)]
     pub fallback: Option<BodyDoc>,
+    /// Minutes a node has to accept released work before it is re-sourced; absent: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept_within_minutes: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -314,7 +317,7 @@ pub fn to_policy(name: &str, doc: &PolicyDoc) -> Result<Policy, Vec<FieldError>>
     let parts =
         BodyParts { filters: &fallback_doc.filters, constraints: &fallback_doc.constraints, cost: &fallback_doc.cost };
     let fallback = body(&parts, "fallback", &mut errors);
-    let policy = Policy { name: name.to_owned(), rules, fallback };
+    let policy = Policy { name: name.to_owned(), rules, fallback, accept_within_minutes: doc.accept_within_minutes };
     if let Err(problems) = policy.validate() {
         errors.extend(problems.into_iter().map(|(f, m)| FieldError::new(f, m)));
     }
@@ -390,6 +393,7 @@ pub fn canonical_doc(p: &Policy) -> PolicyDoc {
             let (filters, constraints, cost) = body_doc(&p.fallback);
             BodyDoc { name: None, filters, constraints, cost }
         }),
+        accept_within_minutes: p.accept_within_minutes,
     }
 }
 

@@ -369,7 +369,8 @@ impl App {
         Ok(())
     }
 
-    /// Starts the background sweep: reservations expire, old idempotency keys are purged.
+    /// Starts the background sweep: reservations expire, fulfillment orders not accepted in
+    /// time are re-sourced, old idempotency keys are purged.
     /// It ends when the app is dropped or its store closed.
     pub(crate) fn start_sweeper(&self) {
         let weak: Weak<crate::Inner> = std::sync::Arc::downgrade(&self.inner);
@@ -384,6 +385,9 @@ impl App {
                 }
                 if let Err(e) = app.sweep_if_due().await {
                     tracing::warn!(error = %e, "reservation sweep failed");
+                }
+                if let Err(e) = app.sweep_release_timeouts().await {
+                    tracing::warn!(error = %e, "fulfillment release-timeout sweep failed");
                 }
                 ticks += 1;
                 if ticks % 7200 == 1 {

@@ -10,6 +10,7 @@
 //! downstream re-validates it.
 
 pub mod catalog;
+pub mod fulfillment;
 pub mod geo;
 pub mod ids;
 pub mod inventory;
@@ -22,6 +23,7 @@ pub mod scenario;
 pub mod sourcing;
 
 pub use catalog::{FulfillmentMethod, Item};
+pub use fulfillment::{FoEvent, FoKind, FoStatus, InvalidTransition, Transition};
 pub use geo::GeoPoint;
 pub use ids::{ChannelId, IdError, NodeId, Sku};
 pub use inventory::{Position, PositionCounts};

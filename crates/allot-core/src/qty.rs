@@ -19,6 +19,7 @@ impl Qty {
     /// Largest quantity accepted anywhere: one billion units (a named limit, not a type limit).
     pub const MAX: Qty = Qty(1_000_000_000);
     pub const ZERO: Qty = Qty(0);
+    pub const ONE: Qty = Qty(1);
 
     pub fn new(value: u64) -> Result<Qty, QtyError> {
         if value > Self::MAX.0 {

@@ -27,6 +27,7 @@ mod policies;
 mod positions;
 mod reservations;
 mod rows;
+mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -38,15 +39,19 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
 pub use changes::{CHANGE_PAYLOAD_MAX, ChangeFeed, FeedEvent};
 pub use error::StoreError;
-pub use events::{EventFilter, NewEvent, StoredEvent};
+pub use events::{ContactRow, EventFilter, NewEvent, StoredEvent};
 pub use group::{BoxFuture, GROUP_MAX, Step};
 pub use idempotency::{Claim, IDEMPOTENCY_STALE_CLAIM_MS, IDEMPOTENCY_TTL_MS, StoredAnswer};
 pub use keys::StoredKey;
-pub use orders::{AllocationRow, FulfillmentOrderRow, OrderFilter, OrderLineRow, OrderSummary, StoredOrder};
+pub use orders::{
+    AllocationRow, FulfillmentOrderEntry, FulfillmentOrderFilter, FulfillmentOrderRow, OrderFilter, OrderLineRow,
+    OrderSummary, ShipmentRow, SourcingAttemptRow, StoredOrder,
+};
 pub use policies::StoredPolicy;
 pub use positions::{StockMove, StoredPosition};
 pub use reservations::{ReservationLineRow, StoredReservation};
 pub use rows::{StoredItem, StoredNode};
+pub use webhooks::{DeliveryCounts, DeliveryRow, StoredWebhook};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

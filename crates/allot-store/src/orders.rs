@@ -19,23 +19,79 @@ pub struct OrderLineRow {
     pub backordered: i64,
     pub unfilled: i64,
     pub cancelled: i64,
+    /// Units handed to a carrier or to the customer (within `allocated`).
+    pub shipped: i64,
+    /// Units delivered or picked up (within `shipped`).
+    pub delivered: i64,
     pub status: String,
 }
 
+/// A fulfillment order: an order's work at one node, of one kind (ship or pickup), made by
+/// one sourcing attempt.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct FulfillmentOrderRow {
     pub fulfillment_order_id: String,
+    pub order_id: String,
     pub node_id: String,
+    /// `ship` or `pickup`.
+    pub kind: String,
+    /// The sourcing attempt that made it (1 = at capture).
+    pub attempt: i64,
     pub status: String,
+    /// Why it was rejected or cancelled.
+    pub reason: Option<String>,
+    pub created_at_ms: i64,
+    /// When it went to the node (the release timeout counts from here).
+    pub released_at_ms: Option<i64>,
+    pub updated_at_ms: i64,
 }
 
+/// A line's units in one fulfillment order.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AllocationRow {
     pub line_id: String,
     pub node_id: String,
     pub sku: String,
+    /// Units this fulfillment order carries (after a short pick: the units picked).
     pub quantity: i64,
     pub fulfillment_order_id: String,
+    /// Units picked (`None` until the pick is recorded).
+    pub picked: Option<i64>,
+    /// Units not found at pick time, written off the node's stock and re-sourced.
+    pub short: i64,
+    pub shipped: i64,
+}
+
+/// A parcel (or a handed-over pickup has none): carrier, tracking number, last scan.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ShipmentRow {
+    pub shipment_id: String,
+    pub fulfillment_order_id: String,
+    pub order_id: String,
+    pub node_id: String,
+    pub carrier: String,
+    pub tracking_number: String,
+    /// shipped, in_transit, out_for_delivery, delivered, exception, delayed
+    pub status: String,
+    /// JSON `[{"line_id", "quantity"}]`.
+    pub lines: String,
+    pub detail: Option<String>,
+    pub shipped_at_ms: i64,
+    pub delivered_at_ms: Option<i64>,
+    pub updated_at_ms: i64,
+}
+
+/// A re-sourcing of part of an order (attempt 1 is the capture decision on the order).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SourcingAttemptRow {
+    pub attempt: i64,
+    /// rejected, short_pick, release_timeout, node_paused, supply_arrived, …
+    pub reason: String,
+    pub failed_node_id: Option<String>,
+    pub fulfillment_order_id: Option<String>,
+    /// JSON: what was re-sourced and where it went.
+    pub decision: String,
+    pub at_ms: i64,
 }
 
 /// An order with its parts: what [`Tx::insert_order`] writes and [`Store::order`] reads.
@@ -56,11 +112,92 @@ pub struct StoredOrder {
     pub lines: Vec<OrderLineRow>,
     pub fulfillment_orders: Vec<FulfillmentOrderRow>,
     pub allocations: Vec<AllocationRow>,
+    pub shipments: Vec<ShipmentRow>,
+    pub attempts: Vec<SourcingAttemptRow>,
 }
+
+pub(crate) const LINE_COLUMNS: &str =
+    "line_id, sku, quantity, allocated, backordered, unfilled, cancelled, shipped, delivered, status";
+pub(crate) const FO_COLUMNS: &str = "fulfillment_order_id, order_id, node_id, kind, attempt, status, reason, \
+     created_at_ms, released_at_ms, updated_at_ms";
+pub(crate) const ALLOCATION_COLUMNS: &str =
+    "line_id, node_id, sku, quantity, fulfillment_order_id, picked, short, shipped";
+const SHIPMENT_COLUMNS: &str = "shipment_id, fulfillment_order_id, order_id, node_id, carrier, tracking_number, \
+     status, lines, detail, shipped_at_ms, delivered_at_ms, updated_at_ms";
 
 type OrderRow = (String, String, String, String, String, String, String, String, String, i64, String, i64);
 const ORDER_COLUMNS: &str = "order_id, channel, external_id, request_hash, status, holds, document, decision, \
      policy_name, policy_version, policy_hash, created_at_ms";
+
+/// Reads an order and its parts with one executor expression (a pool, or a transaction's
+/// connection as `&mut *conn`): five statements.
+macro_rules! read_order {
+    ($exec:expr, $order_id:expr) => {{
+        let row = sqlx::query_as::<_, OrderRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = $1"
+        )))
+        .bind($order_id)
+        .fetch_optional($exec)
+        .await?;
+        match row {
+            None => None,
+            Some(r) => {
+                let lines = sqlx::query_as::<_, OrderLineRow>(sqlx::AssertSqlSafe(format!(
+                    "SELECT {LINE_COLUMNS} FROM order_lines WHERE order_id = $1 ORDER BY line_id"
+                )))
+                .bind($order_id)
+                .fetch_all($exec)
+                .await?;
+                let fulfillment_orders = sqlx::query_as::<_, FulfillmentOrderRow>(sqlx::AssertSqlSafe(format!(
+                    "SELECT {FO_COLUMNS} FROM fulfillment_orders WHERE order_id = $1 \
+                     ORDER BY attempt, node_id, kind, fulfillment_order_id"
+                )))
+                .bind($order_id)
+                .fetch_all($exec)
+                .await?;
+                let allocations = sqlx::query_as::<_, AllocationRow>(sqlx::AssertSqlSafe(format!(
+                    "SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE order_id = $1 \
+                     ORDER BY line_id, node_id, fulfillment_order_id"
+                )))
+                .bind($order_id)
+                .fetch_all($exec)
+                .await?;
+                let shipments = sqlx::query_as::<_, ShipmentRow>(sqlx::AssertSqlSafe(format!(
+                    "SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE order_id = $1 ORDER BY shipped_at_ms, shipment_id"
+                )))
+                .bind($order_id)
+                .fetch_all($exec)
+                .await?;
+                let attempts = sqlx::query_as::<_, SourcingAttemptRow>(
+                    "SELECT attempt, reason, failed_node_id, fulfillment_order_id, decision, at_ms \
+                     FROM sourcing_attempts WHERE order_id = $1 ORDER BY attempt",
+                )
+                .bind($order_id)
+                .fetch_all($exec)
+                .await?;
+                Some(StoredOrder {
+                    order_id: r.0,
+                    channel: r.1,
+                    external_id: r.2,
+                    request_hash: r.3,
+                    status: r.4,
+                    holds: r.5.split(',').filter(|h| !h.is_empty()).map(str::to_owned).collect(),
+                    document: r.6,
+                    decision: r.7,
+                    policy_name: r.8,
+                    policy_version: r.9,
+                    policy_hash: r.10,
+                    created_at_ms: r.11,
+                    lines,
+                    fulfillment_orders,
+                    allocations,
+                    shipments,
+                    attempts,
+                })
+            }
+        }
+    }};
+}
 
 impl Tx {
     /// Takes several positions' stock at once, each all or nothing: one statement for
@@ -142,41 +279,17 @@ impl Tx {
                 .collect::<Vec<_>>(),
         )
         .to_string();
-        let fos = serde_json::Value::from(
-            o.fulfillment_orders
-                .iter()
-                .map(|f| serde_json::json!([f.fulfillment_order_id, f.node_id, f.status]))
-                .collect::<Vec<_>>(),
-        )
-        .to_string();
-        let allocs = serde_json::Value::from(
-            o.allocations
-                .iter()
-                .map(|a| serde_json::json!([a.line_id, a.node_id, a.sku, a.quantity, a.fulfillment_order_id]))
-                .collect::<Vec<_>>(),
-        )
-        .to_string();
-        let (lines_sql, fos_sql, allocs_sql) = match self {
-            Tx::Sqlite(_) => (
+        let lines_sql = match self {
+            Tx::Sqlite(_) => {
                 "INSERT INTO order_lines (order_id, line_id, sku, quantity, allocated, backordered, unfilled, cancelled, \
                    status) SELECT $1, v.value ->> 0, v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4, \
-                   v.value ->> 5, v.value ->> 6, v.value ->> 7 FROM json_each($2) AS v",
-                "INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, status, created_at_ms) \
-                   SELECT v.value ->> 0, $1, v.value ->> 1, v.value ->> 2, $3 FROM json_each($2) AS v",
-                "INSERT INTO allocations (order_id, line_id, node_id, sku, quantity, fulfillment_order_id) \
-                   SELECT $1, v.value ->> 0, v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4 \
-                   FROM json_each($2) AS v",
-            ),
-            Tx::Postgres(_) => (
+                   v.value ->> 5, v.value ->> 6, v.value ->> 7 FROM json_each($2) AS v"
+            }
+            Tx::Postgres(_) => {
                 "INSERT INTO order_lines (order_id, line_id, sku, quantity, allocated, backordered, unfilled, cancelled, \
                    status) SELECT $1, v ->> 0, v ->> 1, (v ->> 2)::bigint, (v ->> 3)::bigint, (v ->> 4)::bigint, \
-                   (v ->> 5)::bigint, (v ->> 6)::bigint, v ->> 7 FROM jsonb_array_elements($2::jsonb) AS v",
-                "INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, status, created_at_ms) \
-                   SELECT v ->> 0, $1, v ->> 1, v ->> 2, $3 FROM jsonb_array_elements($2::jsonb) AS v",
-                "INSERT INTO allocations (order_id, line_id, node_id, sku, quantity, fulfillment_order_id) \
-                   SELECT $1, v ->> 0, v ->> 1, v ->> 2, (v ->> 3)::bigint, v ->> 4 \
-                   FROM jsonb_array_elements($2::jsonb) AS v",
-            ),
+                   (v ->> 5)::bigint, (v ->> 6)::bigint, v ->> 7 FROM jsonb_array_elements($2::jsonb) AS v"
+            }
         };
         on_tx!(self, |conn| {
             sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -197,11 +310,68 @@ impl Tx {
             .execute(&mut *conn)
             .await?;
             sqlx::query(lines_sql).bind(&o.order_id).bind(&lines).execute(&mut *conn).await?;
-            if !o.fulfillment_orders.is_empty() {
-                sqlx::query(fos_sql).bind(&o.order_id).bind(&fos).bind(o.created_at_ms).execute(&mut *conn).await?;
-            }
-            if !o.allocations.is_empty() {
-                sqlx::query(allocs_sql).bind(&o.order_id).bind(&allocs).execute(&mut *conn).await?;
+        });
+        self.insert_fulfillment_orders(&o.order_id, &o.fulfillment_orders, &o.allocations).await
+    }
+
+    /// Writes fulfillment orders of one order with their allocations (two statements).
+    pub async fn insert_fulfillment_orders(
+        &mut self,
+        order_id: &str,
+        fos: &[FulfillmentOrderRow],
+        allocations: &[AllocationRow],
+    ) -> Result<()> {
+        if fos.is_empty() && allocations.is_empty() {
+            return Ok(());
+        }
+        let fos = serde_json::Value::from(
+            fos.iter()
+                .map(|f| {
+                    serde_json::json!([
+                        f.fulfillment_order_id,
+                        f.node_id,
+                        f.kind,
+                        f.attempt,
+                        f.status,
+                        f.created_at_ms,
+                        f.released_at_ms,
+                        f.updated_at_ms
+                    ])
+                })
+                .collect::<Vec<_>>(),
+        )
+        .to_string();
+        let allocs = serde_json::Value::from(
+            allocations
+                .iter()
+                .map(|a| serde_json::json!([a.line_id, a.node_id, a.sku, a.quantity, a.fulfillment_order_id]))
+                .collect::<Vec<_>>(),
+        )
+        .to_string();
+        let (fos_sql, allocs_sql) = match self {
+            Tx::Sqlite(_) => (
+                "INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, kind, attempt, status, \
+                   created_at_ms, released_at_ms, updated_at_ms) SELECT v.value ->> 0, $1, v.value ->> 1, \
+                   v.value ->> 2, v.value ->> 3, v.value ->> 4, v.value ->> 5, v.value ->> 6, v.value ->> 7 \
+                   FROM json_each($2) AS v",
+                "INSERT INTO allocations (order_id, line_id, node_id, sku, quantity, fulfillment_order_id) \
+                   SELECT $1, v.value ->> 0, v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4 \
+                   FROM json_each($2) AS v",
+            ),
+            Tx::Postgres(_) => (
+                "INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, kind, attempt, status, \
+                   created_at_ms, released_at_ms, updated_at_ms) SELECT v ->> 0, $1, v ->> 1, v ->> 2, \
+                   (v ->> 3)::bigint, v ->> 4, (v ->> 5)::bigint, (v ->> 6)::bigint, (v ->> 7)::bigint \
+                   FROM jsonb_array_elements($2::jsonb) AS v",
+                "INSERT INTO allocations (order_id, line_id, node_id, sku, quantity, fulfillment_order_id) \
+                   SELECT $1, v ->> 0, v ->> 1, v ->> 2, (v ->> 3)::bigint, v ->> 4 \
+                   FROM jsonb_array_elements($2::jsonb) AS v",
+            ),
+        };
+        on_tx!(self, |conn| {
+            sqlx::query(fos_sql).bind(order_id).bind(&fos).execute(&mut *conn).await?;
+            if !allocations.is_empty() {
+                sqlx::query(allocs_sql).bind(order_id).bind(&allocs).execute(&mut *conn).await?;
             }
         });
         Ok(())
@@ -244,8 +414,8 @@ impl Tx {
     pub async fn update_line(&mut self, order_id: &str, l: &OrderLineRow) -> Result<()> {
         on_tx!(self, |conn| {
             sqlx::query(
-                "UPDATE order_lines SET allocated = $3, backordered = $4, unfilled = $5, cancelled = $6, status = $7 \
-                 WHERE order_id = $1 AND line_id = $2",
+                "UPDATE order_lines SET allocated = $3, backordered = $4, unfilled = $5, cancelled = $6, status = $7, \
+                   shipped = $8, delivered = $9 WHERE order_id = $1 AND line_id = $2",
             )
             .bind(order_id)
             .bind(&l.line_id)
@@ -254,46 +424,140 @@ impl Tx {
             .bind(l.unfilled)
             .bind(l.cancelled)
             .bind(&l.status)
+            .bind(l.shipped)
+            .bind(l.delivered)
             .execute(conn)
             .await?;
         });
         Ok(())
     }
 
-    /// Sets an allocation's quantity; zero deletes it.
-    pub async fn set_allocation(&mut self, order_id: &str, a: &AllocationRow) -> Result<()> {
+    /// Writes an allocation's counts (a quantity of zero stays as a record: everything
+    /// cancelled or not found).
+    pub async fn update_allocation(&mut self, a: &AllocationRow) -> Result<()> {
         on_tx!(self, |conn| {
-            if a.quantity == 0 {
-                sqlx::query("DELETE FROM allocations WHERE order_id = $1 AND line_id = $2 AND node_id = $3")
-                    .bind(order_id)
-                    .bind(&a.line_id)
-                    .bind(&a.node_id)
-                    .execute(conn)
-                    .await?;
-            } else {
-                sqlx::query(
-                    "UPDATE allocations SET quantity = $4 WHERE order_id = $1 AND line_id = $2 AND node_id = $3",
-                )
-                .bind(order_id)
-                .bind(&a.line_id)
-                .bind(&a.node_id)
-                .bind(a.quantity)
-                .execute(conn)
-                .await?;
-            }
+            sqlx::query(
+                "UPDATE allocations SET quantity = $3, picked = $4, short = $5, shipped = $6 \
+                 WHERE fulfillment_order_id = $1 AND line_id = $2",
+            )
+            .bind(&a.fulfillment_order_id)
+            .bind(&a.line_id)
+            .bind(a.quantity)
+            .bind(a.picked)
+            .bind(a.short)
+            .bind(a.shipped)
+            .execute(conn)
+            .await?;
         });
         Ok(())
     }
 
-    pub async fn set_fulfillment_order_status(&mut self, fulfillment_order_id: &str, status: &str) -> Result<()> {
+    /// Writes a fulfillment order's status, reason and times.
+    pub async fn update_fulfillment_order(&mut self, f: &FulfillmentOrderRow) -> Result<()> {
         on_tx!(self, |conn| {
-            sqlx::query("UPDATE fulfillment_orders SET status = $2 WHERE fulfillment_order_id = $1")
-                .bind(fulfillment_order_id)
-                .bind(status)
-                .execute(conn)
-                .await?;
+            sqlx::query(
+                "UPDATE fulfillment_orders SET status = $2, reason = $3, released_at_ms = $4, updated_at_ms = $5 \
+                 WHERE fulfillment_order_id = $1",
+            )
+            .bind(&f.fulfillment_order_id)
+            .bind(&f.status)
+            .bind(&f.reason)
+            .bind(f.released_at_ms)
+            .bind(f.updated_at_ms)
+            .execute(conn)
+            .await?;
         });
         Ok(())
+    }
+
+    /// The order a fulfillment order belongs to (to lock the order before changing it).
+    pub async fn fulfillment_order_owner(&mut self, fulfillment_order_id: &str) -> Result<Option<(String, String)>> {
+        let row = on_tx!(self, |conn| {
+            sqlx::query_as::<_, (String, String)>(
+                "SELECT order_id, node_id FROM fulfillment_orders WHERE fulfillment_order_id = $1",
+            )
+            .bind(fulfillment_order_id)
+            .fetch_optional(conn)
+            .await?
+        });
+        Ok(row)
+    }
+
+    /// The order a shipment belongs to, by tracking number.
+    pub async fn shipment_owner(&mut self, tracking_number: &str) -> Result<Option<String>> {
+        let row = on_tx!(self, |conn| {
+            sqlx::query_scalar::<_, String>("SELECT order_id FROM shipments WHERE tracking_number = $1")
+                .bind(tracking_number)
+                .fetch_optional(conn)
+                .await?
+        });
+        Ok(row)
+    }
+
+    pub async fn insert_shipment(&mut self, sh: &ShipmentRow) -> Result<()> {
+        on_tx!(self, |conn| {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO shipments ({SHIPMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            )))
+            .bind(&sh.shipment_id)
+            .bind(&sh.fulfillment_order_id)
+            .bind(&sh.order_id)
+            .bind(&sh.node_id)
+            .bind(&sh.carrier)
+            .bind(&sh.tracking_number)
+            .bind(&sh.status)
+            .bind(&sh.lines)
+            .bind(&sh.detail)
+            .bind(sh.shipped_at_ms)
+            .bind(sh.delivered_at_ms)
+            .bind(sh.updated_at_ms)
+            .execute(conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Writes a shipment's status, detail and delivery time.
+    pub async fn update_shipment(&mut self, sh: &ShipmentRow) -> Result<()> {
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "UPDATE shipments SET status = $2, detail = $3, delivered_at_ms = $4, updated_at_ms = $5 \
+                 WHERE shipment_id = $1",
+            )
+            .bind(&sh.shipment_id)
+            .bind(&sh.status)
+            .bind(&sh.detail)
+            .bind(sh.delivered_at_ms)
+            .bind(sh.updated_at_ms)
+            .execute(conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn insert_sourcing_attempt(&mut self, order_id: &str, a: &SourcingAttemptRow) -> Result<()> {
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO sourcing_attempts (order_id, attempt, reason, failed_node_id, fulfillment_order_id, \
+                   decision, at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(order_id)
+            .bind(a.attempt)
+            .bind(&a.reason)
+            .bind(&a.failed_node_id)
+            .bind(&a.fulfillment_order_id)
+            .bind(&a.decision)
+            .bind(a.at_ms)
+            .execute(conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// An order with its parts, read inside this transaction (sees its own writes).
+    pub async fn order(&mut self, order_id: &str) -> Result<Option<StoredOrder>> {
+        let found = on_tx!(self, |conn| read_order!(&mut *conn, order_id));
+        Ok(found)
     }
 
     pub async fn insert_cancellation(
@@ -325,8 +589,17 @@ impl StoredOrder {
     /// them back in, so an answer built before a read equals the read.
     pub fn sort_parts(&mut self) {
         self.lines.sort_by(|a, b| a.line_id.cmp(&b.line_id));
-        self.fulfillment_orders.sort_by(|a, b| a.node_id.cmp(&b.node_id));
-        self.allocations.sort_by(|a, b| (&a.line_id, &a.node_id).cmp(&(&b.line_id, &b.node_id)));
+        self.fulfillment_orders.sort_by(|a, b| {
+            (a.attempt, &a.node_id, &a.kind, &a.fulfillment_order_id).cmp(&(
+                b.attempt,
+                &b.node_id,
+                &b.kind,
+                &b.fulfillment_order_id,
+            ))
+        });
+        self.allocations.sort_by(|a, b| {
+            (&a.line_id, &a.node_id, &a.fulfillment_order_id).cmp(&(&b.line_id, &b.node_id, &b.fulfillment_order_id))
+        });
     }
 }
 
@@ -346,65 +619,21 @@ impl Store {
     }
 
     pub async fn order(&self, order_id: &str) -> Result<Option<StoredOrder>> {
-        let found = on_read!(self, |pool| {
-            let row = sqlx::query_as::<_, OrderRow>(sqlx::AssertSqlSafe(format!(
-                "SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = $1"
-            )))
-            .bind(order_id)
-            .fetch_optional(pool)
-            .await?;
-            match row {
-                None => None,
-                Some(r) => {
-                    let lines = sqlx::query_as::<_, OrderLineRow>(
-                        "SELECT line_id, sku, quantity, allocated, backordered, unfilled, cancelled, status FROM order_lines \
-                         WHERE order_id = $1 ORDER BY line_id",
-                    )
-                    .bind(order_id)
-                    .fetch_all(pool)
-                    .await?;
-                    let fos = sqlx::query_as::<_, FulfillmentOrderRow>(
-                        "SELECT fulfillment_order_id, node_id, status FROM fulfillment_orders WHERE order_id = $1 \
-                         ORDER BY node_id",
-                    )
-                    .bind(order_id)
-                    .fetch_all(pool)
-                    .await?;
-                    let allocations = sqlx::query_as::<_, AllocationRow>(
-                        "SELECT line_id, node_id, sku, quantity, fulfillment_order_id FROM allocations \
-                         WHERE order_id = $1 ORDER BY line_id, node_id",
-                    )
-                    .bind(order_id)
-                    .fetch_all(pool)
-                    .await?;
-                    Some((r, lines, fos, allocations))
-                }
-            }
-        });
-        Ok(found.map(|(r, lines, fulfillment_orders, allocations)| StoredOrder {
-            order_id: r.0,
-            channel: r.1,
-            external_id: r.2,
-            request_hash: r.3,
-            status: r.4,
-            holds: r.5.split(',').filter(|h| !h.is_empty()).map(str::to_owned).collect(),
-            document: r.6,
-            decision: r.7,
-            policy_name: r.8,
-            policy_version: r.9,
-            policy_hash: r.10,
-            created_at_ms: r.11,
-            lines,
-            fulfillment_orders,
-            allocations,
-        }))
+        let found = on_read!(self, |pool| read_order!(pool, order_id));
+        Ok(found)
     }
 
-    /// Sum of allocations per position, and the positions' allocated column, for checks.
+    /// Units held by allocations of fulfillment orders that still hold stock, and the sum
+    /// of the positions' allocated column, for checks (the two must be equal).
     pub async fn allocation_totals(&self) -> Result<(i64, i64)> {
         let sums = on_read!(self, |pool| {
-            let a: Option<i64> =
-                sqlx::query_scalar("SELECT CAST(SUM(quantity) AS BIGINT) FROM allocations").fetch_one(pool).await?;
+            let a: Option<i64> = sqlx::query_scalar(
+                "SELECT CAST(SUM(a.quantity) AS BIGINT) FROM allocations a JOIN fulfillment_orders f \
+                   ON f.fulfillment_order_id = a.fulfillment_order_id \
+                 WHERE f.status IN ('created','released','accepted','picking','packed','ready_for_pickup')",
+            )
+            .fetch_one(pool)
+            .await?;
             let p: Option<i64> =
                 sqlx::query_scalar("SELECT CAST(SUM(allocated) AS BIGINT) FROM positions").fetch_one(pool).await?;
             (a.unwrap_or(0), p.unwrap_or(0))
@@ -448,6 +677,20 @@ pub struct OrderSummary {
 
 type SummaryRow = (String, String, String, String, String, String, i64, i64);
 
+#[derive(sqlx::FromRow)]
+struct KeyedLine {
+    order_id: String,
+    #[sqlx(flatten)]
+    row: OrderLineRow,
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyedAllocation {
+    order_id: String,
+    #[sqlx(flatten)]
+    row: AllocationRow,
+}
+
 impl Store {
     /// One page of orders matching `filter`, newest first, with their lines, fulfillment
     /// orders and allocations (three more statements for the whole page).
@@ -481,30 +724,26 @@ impl Store {
             .await?;
             let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
             let p = ids_param(&ids);
-            let lines = sqlx::query_as::<_, (String, String, String, i64, i64, i64, i64, i64, String)>(
-                sqlx::AssertSqlSafe(format!(
-                    "SELECT order_id, line_id, sku, quantity, allocated, backordered, unfilled, cancelled, status \
-                     FROM order_lines WHERE order_id {in_ids} ORDER BY order_id, line_id"
-                )),
-            )
-            .bind(&p)
-            .fetch_all(pool)
-            .await?;
-            let fos = sqlx::query_as::<_, (String, String, String, String)>(sqlx::AssertSqlSafe(format!(
-                "SELECT order_id, fulfillment_order_id, node_id, status FROM fulfillment_orders \
-                 WHERE order_id {in_ids} ORDER BY order_id, node_id"
+            let lines = sqlx::query_as::<_, KeyedLine>(sqlx::AssertSqlSafe(format!(
+                "SELECT order_id, {LINE_COLUMNS} FROM order_lines WHERE order_id {in_ids} ORDER BY order_id, line_id"
             )))
             .bind(&p)
             .fetch_all(pool)
             .await?;
-            let allocs =
-                sqlx::query_as::<_, (String, String, String, String, i64, String)>(sqlx::AssertSqlSafe(format!(
-                    "SELECT order_id, line_id, node_id, sku, quantity, fulfillment_order_id FROM allocations \
-                     WHERE order_id {in_ids} ORDER BY order_id, line_id, node_id"
-                )))
-                .bind(&p)
-                .fetch_all(pool)
-                .await?;
+            let fos = sqlx::query_as::<_, FulfillmentOrderRow>(sqlx::AssertSqlSafe(format!(
+                "SELECT {FO_COLUMNS} FROM fulfillment_orders WHERE order_id {in_ids} \
+                 ORDER BY order_id, attempt, node_id, kind, fulfillment_order_id"
+            )))
+            .bind(&p)
+            .fetch_all(pool)
+            .await?;
+            let allocs = sqlx::query_as::<_, KeyedAllocation>(sqlx::AssertSqlSafe(format!(
+                "SELECT order_id, {ALLOCATION_COLUMNS} FROM allocations WHERE order_id {in_ids} \
+                 ORDER BY order_id, line_id, node_id, fulfillment_order_id"
+            )))
+            .bind(&p)
+            .fetch_all(pool)
+            .await?;
             (rows, lines, fos, allocs)
         });
         let mut out: Vec<OrderSummary> = rows
@@ -525,30 +764,123 @@ impl Store {
             .collect();
         let index: std::collections::HashMap<String, usize> =
             out.iter().enumerate().map(|(i, o)| (o.order_id.clone(), i)).collect();
-        for (oid, line_id, sku, quantity, allocated, backordered, unfilled, cancelled, status) in lines {
-            if let Some(&i) = index.get(&oid) {
-                out[i].lines.push(OrderLineRow {
-                    line_id,
-                    sku,
-                    quantity,
-                    allocated,
-                    backordered,
-                    unfilled,
-                    cancelled,
-                    status,
-                });
+        for l in lines {
+            if let Some(&i) = index.get(&l.order_id) {
+                out[i].lines.push(l.row);
             }
         }
-        for (oid, fulfillment_order_id, node_id, status) in fos {
-            if let Some(&i) = index.get(&oid) {
-                out[i].fulfillment_orders.push(FulfillmentOrderRow { fulfillment_order_id, node_id, status });
+        for f in fos {
+            if let Some(&i) = index.get(&f.order_id) {
+                out[i].fulfillment_orders.push(f);
             }
         }
-        for (oid, line_id, node_id, sku, quantity, fulfillment_order_id) in allocs {
-            if let Some(&i) = index.get(&oid) {
-                out[i].allocations.push(AllocationRow { line_id, node_id, sku, quantity, fulfillment_order_id });
+        for a in allocs {
+            if let Some(&i) = index.get(&a.order_id) {
+                out[i].allocations.push(a.row);
             }
         }
         Ok(out)
+    }
+}
+
+/// Filters for [`Store::list_fulfillment_orders`]: a node's work queue, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct FulfillmentOrderFilter {
+    pub node_id: Option<String>,
+    pub status: Option<String>,
+    /// Only fulfillment orders after this id (the cursor of the previous page).
+    pub after_id: Option<String>,
+    pub limit: i64,
+}
+
+/// A fulfillment order with its lines (allocations) and shipments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FulfillmentOrderEntry {
+    pub fulfillment_order: FulfillmentOrderRow,
+    pub lines: Vec<AllocationRow>,
+    pub shipments: Vec<ShipmentRow>,
+}
+
+impl Store {
+    /// One page of fulfillment orders, oldest first. Ids are time-ordered (UUIDv7), so id
+    /// order is creation order; until promised dates exist (issue 5) the oldest
+    /// fulfillment order is the one with the oldest promise.
+    pub async fn list_fulfillment_orders(&self, f: &FulfillmentOrderFilter) -> Result<Vec<FulfillmentOrderEntry>> {
+        let in_ids = match self {
+            Store::Sqlite(_) => "IN (SELECT value FROM json_each($1))",
+            Store::Postgres(_) => "IN (SELECT jsonb_array_elements_text($1::jsonb))",
+        };
+        let (fos, allocs, shipments) = on_read!(self, |pool| {
+            let fos = sqlx::query_as::<_, FulfillmentOrderRow>(sqlx::AssertSqlSafe(format!(
+                "SELECT {FO_COLUMNS} FROM fulfillment_orders \
+                 WHERE ($1 IS NULL OR node_id = $1) AND ($2 IS NULL OR status = $2) \
+                   AND ($3 IS NULL OR fulfillment_order_id > $3) \
+                 ORDER BY fulfillment_order_id LIMIT $4"
+            )))
+            .bind(&f.node_id)
+            .bind(&f.status)
+            .bind(&f.after_id)
+            .bind(f.limit)
+            .fetch_all(pool)
+            .await?;
+            let ids = serde_json::Value::from(fos.iter().map(|f| f.fulfillment_order_id.clone()).collect::<Vec<_>>())
+                .to_string();
+            let allocs = sqlx::query_as::<_, AllocationRow>(sqlx::AssertSqlSafe(format!(
+                "SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE fulfillment_order_id {in_ids} \
+                 ORDER BY fulfillment_order_id, line_id"
+            )))
+            .bind(&ids)
+            .fetch_all(pool)
+            .await?;
+            let shipments = sqlx::query_as::<_, ShipmentRow>(sqlx::AssertSqlSafe(format!(
+                "SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE fulfillment_order_id {in_ids} \
+                 ORDER BY shipped_at_ms, shipment_id"
+            )))
+            .bind(&ids)
+            .fetch_all(pool)
+            .await?;
+            (fos, allocs, shipments)
+        });
+        Ok(fos
+            .into_iter()
+            .map(|fo| FulfillmentOrderEntry {
+                lines: allocs.iter().filter(|a| a.fulfillment_order_id == fo.fulfillment_order_id).cloned().collect(),
+                shipments: shipments
+                    .iter()
+                    .filter(|s| s.fulfillment_order_id == fo.fulfillment_order_id)
+                    .cloned()
+                    .collect(),
+                fulfillment_order: fo,
+            })
+            .collect())
+    }
+
+    /// The order and node of a fulfillment order (read pool).
+    pub async fn fulfillment_order_owner(&self, fulfillment_order_id: &str) -> Result<Option<(String, String)>> {
+        let row = on_read!(self, |pool| {
+            sqlx::query_as::<_, (String, String)>(
+                "SELECT order_id, node_id FROM fulfillment_orders WHERE fulfillment_order_id = $1",
+            )
+            .bind(fulfillment_order_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row)
+    }
+
+    /// Fulfillment orders released to their nodes before `released_before_ms` and not yet
+    /// accepted (the release timeout), oldest first, at most `limit`.
+    pub async fn unaccepted_fulfillment_orders(&self, released_before_ms: i64, limit: i64) -> Result<Vec<String>> {
+        let ids = on_read!(self, |pool| {
+            sqlx::query_scalar::<_, String>(
+                "SELECT fulfillment_order_id FROM fulfillment_orders \
+                 WHERE status = 'released' AND released_at_ms < $1 ORDER BY released_at_ms LIMIT $2",
+            )
+            .bind(released_before_ms)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(ids)
     }
 }

@@ -294,8 +294,12 @@ pub enum StockMove {
     Unreserve,
     /// reserved → allocated: a reservation converted by an order.
     Convert,
-    /// allocated → ATP: a cancellation.
+    /// allocated → ATP: a cancellation, a rejection.
     Release,
+    /// allocated units leave the node: shipped, picked up, or written off as not found at
+    /// pick time (on hand and allocated both go down). On hand never goes below zero: an
+    /// inventory snapshot may already have counted the units out.
+    Consume,
 }
 
 impl Tx {
@@ -317,6 +321,10 @@ impl Tx {
             StockMove::Unreserve => ("reserved = reserved - $3", "reserved >= $3"),
             StockMove::Convert => ("reserved = reserved - $3, allocated = allocated + $3", "reserved >= $3"),
             StockMove::Release => ("allocated = allocated - $3", "allocated >= $3"),
+            StockMove::Consume => (
+                "allocated = allocated - $3, on_hand = CASE WHEN on_hand >= $3 THEN on_hand - $3 ELSE 0 END",
+                "allocated >= $3",
+            ),
         };
         let row = on_tx!(self, |conn| {
             sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(format!(

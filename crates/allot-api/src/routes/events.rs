@@ -33,6 +33,24 @@ pub struct EventView {
     pub version: i32,
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
+    /// Who caused it: `channel:<id>`, `node:<id>`, `operator` (an admin key) or `system`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+}
+
+impl From<allot_app::StoredEvent> for EventView {
+    fn from(e: allot_app::StoredEvent) -> EventView {
+        EventView {
+            id: e.event_id,
+            event_type: e.event_type,
+            order_id: e.order_id,
+            node_id: e.node_id,
+            at: jiff::Timestamp::from_millisecond(e.at_ms).map(|t| t.to_string()).unwrap_or_default(),
+            version: e.version,
+            data: serde_json::from_str(&e.data).unwrap_or(serde_json::Value::Null),
+            actor: e.actor,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -85,17 +103,6 @@ async fn list_events(
     };
     let events = s.app.events(filter, scope).await?;
     let next_cursor = events.last().map_or(after, |e| e.seq).to_string();
-    let events = events
-        .into_iter()
-        .map(|e| EventView {
-            id: e.event_id,
-            event_type: e.event_type,
-            order_id: e.order_id,
-            node_id: e.node_id,
-            at: jiff::Timestamp::from_millisecond(e.at_ms).map(|t| t.to_string()).unwrap_or_default(),
-            version: e.version,
-            data: serde_json::from_str(&e.data).unwrap_or(serde_json::Value::Null),
-        })
-        .collect();
+    let events = events.into_iter().map(EventView::from).collect();
     Ok(Json(EventList { events, next_cursor }))
 }

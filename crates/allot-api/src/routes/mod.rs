@@ -1,6 +1,7 @@
 //! Routers per resource. Handlers parse, call one app function, render.
 
 pub mod events;
+pub mod fulfillment;
 pub mod inventory;
 pub mod items;
 pub mod nodes;

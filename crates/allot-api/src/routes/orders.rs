@@ -11,9 +11,9 @@ use utoipa_axum::routes;
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, RawBody, parse_json};
-use crate::params::{CancelParam, HoldParam, OrderParam, SHORT_TEXT_MAX};
+use crate::params::{CancelParam, ContactParam, HoldParam, OrderParam, SHORT_TEXT_MAX};
 use crate::query::QueryPairs;
-use crate::views::{OrderList, OrderView, QuoteView};
+use crate::views::{ContactView, OrderList, OrderView, QuoteView};
 
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(cancel_line))
         .routes(routes!(add_hold))
         .routes(routes!(release_hold))
+        .routes(routes!(record_contact))
 }
 
 fn order_scope<'a>(caller: &'a Principal, order_id: &str) -> Result<Option<&'a allot_core::ChannelId>, ApiError> {
@@ -186,16 +187,48 @@ async fn get_order(
     Path(order_id): Path<String>,
 ) -> ApiResult<Json<OrderView>> {
     let channel = order_scope(&caller, &order_id)?;
-    Ok(Json(s.app.order_for(&order_id, channel).await?.into()))
+    let order = s.app.order_for(&order_id, channel).await?;
+    let timeline = s.app.order_timeline(&order_id).await?;
+    let contacts = s.app.order_contacts(&order_id).await?;
+    let mut view = OrderView::from(order);
+    view.timeline = Some(timeline.into_iter().map(Into::into).collect());
+    view.contacts = Some(contacts.into_iter().map(Into::into).collect());
+    Ok(Json(view))
+}
+
+/// Record a customer-service contact about an order (phone, chat or email, with a
+/// reason); it appears in the order's `contacts` and `timeline`.
+#[utoipa::path(post, path = "/v1/orders/{order_id}/contacts", tag = "orders",
+    params(("order_id" = String, Path)), request_body = ContactParam,
+    responses((status = 201, body = ContactView), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+async fn record_contact(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+    Path(order_id): Path<String>,
+    Body(p): Body<ContactParam>,
+) -> ApiResult<(StatusCode, Json<ContactView>)> {
+    let channel = order_scope(&caller, &order_id)?;
+    let c = s.app.record_contact(&order_id, &p.channel, &p.reason, channel).await?;
+    Ok((StatusCode::CREATED, Json(c.into())))
 }
 
 /// Default and largest page of `GET /v1/orders`.
 pub const ORDER_PAGE_DEFAULT: i64 = 50;
 pub const ORDER_PAGE_MAX: i64 = 500;
-const ORDER_STATUSES: [&str; 6] =
-    ["allocated", "partially_allocated", "backordered", "unfilled", "on_hold", "cancelled"];
+const ORDER_STATUSES: [&str; 9] = [
+    "allocated",
+    "partially_allocated",
+    "backordered",
+    "unfilled",
+    "on_hold",
+    "partially_shipped",
+    "shipped",
+    "delivered",
+    "cancelled",
+];
 
-fn timestamp_ms(q: &QueryPairs, key: &str) -> Result<Option<i64>, ApiError> {
+pub(crate) fn timestamp_ms(q: &QueryPairs, key: &str) -> Result<Option<i64>, ApiError> {
     q.single(key)?
         .map(|v| {
             v.parse::<jiff::Timestamp>().map(|t| t.as_millisecond()).map_err(|_| {

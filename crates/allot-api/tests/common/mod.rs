@@ -179,6 +179,15 @@ impl TestServer {
         self.send(self.client.post(self.url(path)).bearer_auth(ADMIN_KEY).json(&body)).await
     }
 
+    pub async fn post_as(&self, key: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(self.client.post(self.url(path)).bearer_auth(key).json(&body)).await
+    }
+
+    /// A POST without a body (actions whose body is optional).
+    pub async fn post_empty(&self, key: &str, path: &str) -> (StatusCode, Value) {
+        self.send(self.client.post(self.url(path)).bearer_auth(key)).await
+    }
+
     pub async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
         let resp = req.send().await.unwrap();
         let status = resp.status();

@@ -14,6 +14,8 @@ use crate::network::NodeType;
 pub const RULES_MAX: usize = 100;
 /// Most shipping zones a rule may have.
 pub const ZONES_MAX: usize = 50;
+/// Longest `accept_within_minutes` accepted (a week).
+pub const ACCEPT_WITHIN_MINUTES_MAX: u32 = 7 * 24 * 60;
 /// Largest `max_nodes` accepted.
 pub const MAX_NODES_LIMIT: u32 = 10;
 
@@ -153,12 +155,38 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// Used when no rule matches. Default: all defaults.
     pub fallback: RuleBody,
+    /// A node that has not accepted a released fulfillment order within this many minutes
+    /// is treated as having rejected it (the work is re-sourced). `None` (the default):
+    /// no timeout.
+    pub accept_within_minutes: Option<u32>,
+}
+
+impl Policy {
+    /// The same policy with `nodes` excluded by every rule and the fallback: re-sourcing
+    /// after a node rejected or came up short never sends the work back there.
+    pub fn excluding(&self, nodes: &[NodeId]) -> Policy {
+        let mut p = self.clone();
+        let bodies = p.rules.iter_mut().map(|r| &mut r.body).chain(std::iter::once(&mut p.fallback));
+        for body in bodies {
+            for n in nodes {
+                if !body.filters.exclude_nodes.contains(n) {
+                    body.filters.exclude_nodes.push(n.clone());
+                }
+            }
+        }
+        p
+    }
 }
 
 impl Default for Policy {
     /// The built-in policy used until one is activated: no rules, default fallback.
     fn default() -> Policy {
-        Policy { name: "builtin".to_owned(), rules: Vec::new(), fallback: RuleBody::default() }
+        Policy {
+            name: "builtin".to_owned(),
+            rules: Vec::new(),
+            fallback: RuleBody::default(),
+            accept_within_minutes: None,
+        }
     }
 }
 
@@ -174,6 +202,10 @@ impl Policy {
         }
         if self.rules.len() > RULES_MAX {
             problems.push(("rules".to_owned(), format!("at most {RULES_MAX} rules")));
+        }
+        if self.accept_within_minutes.is_some_and(|m| !(1..=ACCEPT_WITHIN_MINUTES_MAX).contains(&m)) {
+            problems
+                .push(("accept_within_minutes".to_owned(), format!("must be 1–{ACCEPT_WITHIN_MINUTES_MAX} (a week)")));
         }
         for (i, rule) in self.rules.iter().enumerate() {
             let at = format!("rules[{i}]");

@@ -190,7 +190,12 @@ fn random_instance(seed: u64) -> (Net, OrderToSource, Policy) {
     };
     let constraints =
         Constraints { max_nodes: r.range(1, 3) as u32, allow_partial: r.chance(0.8), allow_backorder: r.chance(0.7) };
-    let policy = Policy { name: "p".to_owned(), rules: Vec::new(), fallback: RuleBody { filters, constraints, cost } };
+    let policy = Policy {
+        name: "p".to_owned(),
+        rules: Vec::new(),
+        fallback: RuleBody { filters, constraints, cost },
+        accept_within_minutes: None,
+    };
     (Net { nodes, orders_today, units_today, items, stock }, order, policy)
 }
 
@@ -468,7 +473,12 @@ fn random_crowded_instance(seed: u64) -> (Net, OrderToSource, Policy) {
         Filters { store_protection_units: r.range(0, 1), respect_capacity: r.chance(0.7), ..Filters::default() };
     let constraints =
         Constraints { max_nodes: r.range(2, 3) as u32, allow_partial: r.chance(0.8), allow_backorder: r.chance(0.7) };
-    let policy = Policy { name: "p".to_owned(), rules: Vec::new(), fallback: RuleBody { filters, constraints, cost } };
+    let policy = Policy {
+        name: "p".to_owned(),
+        rules: Vec::new(),
+        fallback: RuleBody { filters, constraints, cost },
+        accept_within_minutes: None,
+    };
     (Net { nodes, orders_today, units_today, items, stock }, order, policy)
 }
 

@@ -1,0 +1,506 @@
+//! Fulfillment execution: the node queue and its actions, stock leaving at hand-over,
+//! rejections and short picks re-sourced elsewhere, carrier scans, and what keys may see.
+//! Stock is checked in the database (positions and allocation totals), not from answers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use allot_app::{FixedClock, Role};
+use common::{ADMIN_KEY, Backend, TestServer};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+backend_tests!(
+    a_shipped_order_walks_to_delivery_and_its_stock_leaves_at_shipment,
+    node_keys_see_and_act_on_their_own_node_only,
+    a_rejection_gives_stock_back_and_reroutes_excluding_every_failed_node,
+    a_short_pick_writes_off_the_missing_units_and_sources_them_elsewhere,
+    pickup_work_goes_to_the_counter_and_leaves_when_collected,
+    cancellation_reaches_only_units_not_yet_handed_over,
+    bad_fulfillment_input_is_refused_and_changes_nothing,
+);
+
+fn order(ext: &str, lines: Value) -> Value {
+    json!({"channel": "web", "external_id": ext, "customer": {"id": "C-1", "tier": "standard"},
+           "ship_to": {"city": "Philadelphia", "country": "US", "lat": 39.95, "lon": -75.16},
+           "currency": "USD", "lines": lines})
+}
+
+async fn position(s: &TestServer, node: &str, sku: &str) -> (i64, i64, i64) {
+    let p = s.get(&format!("/v1/inventory/{node}/{sku}")).await.1;
+    (p["on_hand"].as_i64().unwrap(), p["allocated"].as_i64().unwrap(), p["atp"].as_i64().unwrap())
+}
+
+/// Allocations of fulfillment orders that still hold stock equal the positions' allocated
+/// units, in the database.
+async fn assert_stock_consistent(s: &TestServer) {
+    let (held, allocated) = s.app.store().allocation_totals().await.unwrap();
+    assert_eq!(held, allocated, "allocations of working fulfillment orders vs positions.allocated");
+}
+
+async fn fo_action(s: &TestServer, key: &str, fo: &str, action: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let path = format!("/v1/fulfillment-orders/{fo}/{action}");
+    match body {
+        Some(b) => s.post_as(key, &path, b).await,
+        None => s.post_empty(key, &path).await,
+    }
+}
+
+async fn event_types(s: &TestServer, order_id: &str) -> Vec<String> {
+    let e = s.get(&format!("/v1/events?order_id={order_id}&limit=1000")).await.1;
+    e["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_owned()).collect()
+}
+
+async fn a_shipped_order_walks_to_delivery_and_its_stock_leaves_at_shipment(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 10})).await;
+    let (status, o) =
+        s.post("/v1/orders", order("W-1", json!([{"line_id": "1", "sku": "SKU-1", "quantity": 3}]))).await;
+    assert_eq!(status, StatusCode::CREATED, "{o}");
+    let oid = o["order_id"].as_str().unwrap().to_owned();
+    let fo = o["fulfillment_orders"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(o["fulfillment_orders"][0]["kind"], "ship");
+    assert_eq!(o["fulfillment_orders"][0]["attempt"], 1);
+    let node = s.app.create_key(Role::parse("node:DC-EAST").unwrap()).await.unwrap().secret;
+
+    // Out of order: 409, nothing changes.
+    let (status, p) = fo_action(&s, &node, &fo, "pack", None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{p}");
+    assert!(p["errors"][0]["message"].as_str().unwrap().contains("released cannot pack"), "{p}");
+    assert_eq!(s.get_as(&node, &format!("/v1/fulfillment-orders/{fo}")).await.1["status"], "released");
+
+    let (status, f) = fo_action(&s, &node, &fo, "accept", None).await;
+    assert_eq!((status, f["status"].clone()), (StatusCode::OK, json!("accepted")));
+    // A retried accept answers the current state.
+    let (status, again) = fo_action(&s, &node, &fo, "accept", None).await;
+    assert_eq!(
+        (status, again["status"].clone(), again["updated_at"].clone()),
+        (StatusCode::OK, json!("accepted"), f["updated_at"].clone())
+    );
+    let f = fo_action(&s, &node, &fo, "pick", None).await.1;
+    assert_eq!((f["status"].clone(), f["lines"][0]["picked_quantity"].clone()), (json!("picking"), json!(3)));
+    assert_eq!(fo_action(&s, &node, &fo, "pack", None).await.1["status"], "packed");
+    // Stock is still allocated at the node until it ships.
+    assert_eq!(position(&s, "DC-EAST", "SKU-1").await, (10, 3, 7));
+
+    let ship = json!({"packages": [{"carrier": "ups", "tracking_number": "1Z-1"}]});
+    let (status, f) = fo_action(&s, &node, &fo, "ship", Some(ship.clone())).await;
+    assert_eq!((status, f["status"].clone()), (StatusCode::OK, json!("shipped")), "{f}");
+    assert_eq!(f["shipments"][0]["tracking_number"], "1Z-1");
+    assert_eq!(f["shipments"][0]["lines"], json!([{"line_id": "1", "quantity": 3}]));
+    assert_eq!(f["lines"][0]["shipped_quantity"], 3);
+    assert_eq!(position(&s, "DC-EAST", "SKU-1").await, (7, 0, 7));
+    // Shipping again is a retry: one shipment, stock unchanged.
+    let (status, again) = fo_action(&s, &node, &fo, "ship", Some(ship)).await;
+    assert_eq!((status, again["shipments"].as_array().unwrap().len()), (StatusCode::OK, 1));
+    assert_eq!(position(&s, "DC-EAST", "SKU-1").await, (7, 0, 7));
+    let o = s.get(&format!("/v1/orders/{oid}")).await.1;
+    assert_eq!((o["status"].clone(), o["lines"][0]["status"].clone()), (json!("shipped"), json!("shipped")));
+    assert_eq!(o["lines"][0]["shipped_quantity"], 3);
+
+    // Carrier scans.
+    let scan = |t: &str| json!({"type": t, "at": "2026-11-26T15:00:00Z", "detail": "scan"});
+    let (status, sh) = s.post("/v1/shipments/1Z-1/events", scan("in_transit")).await;
+    assert_eq!((status, sh["status"].clone()), (StatusCode::OK, json!("in_transit")), "{sh}");
+    assert_eq!(s.post("/v1/shipments/NOPE/events", scan("in_transit")).await.0, StatusCode::NOT_FOUND);
+    let (status, sh) = s.post("/v1/shipments/1Z-1/events", scan("delivered")).await;
+    assert_eq!((status, sh["delivered_at"].clone()), (StatusCode::OK, json!("2026-11-26T15:00:00Z")));
+    // A scan after delivery other than the delivery itself is refused.
+    assert_eq!(s.post("/v1/shipments/1Z-1/events", scan("delayed")).await.0, StatusCode::CONFLICT);
+    assert_eq!(s.post("/v1/shipments/1Z-1/events", scan("delivered")).await.0, StatusCode::OK);
+    let o = s.get(&format!("/v1/orders/{oid}")).await.1;
+    assert_eq!((o["status"].clone(), o["lines"][0]["delivered_quantity"].clone()), (json!("delivered"), json!(3)));
+    assert_eq!(o["fulfillment_orders"][0]["status"], "delivered");
+    assert_eq!(o["shipments"][0]["status"], "delivered");
+    // Nothing left to cancel once delivered.
+    let (status, _) = s.post(&format!("/v1/orders/{oid}/cancel"), json!({"reason": "customer_request"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(position(&s, "DC-EAST", "SKU-1").await, (7, 0, 7));
+
+    let types = event_types(&s, &oid).await;
+    for t in [
+        "order.created",
+        "fulfillment_order.accepted",
+        "fulfillment_order.picking",
+        "fulfillment_order.packed",
+        "fulfillment_order.shipped",
+        "shipment.shipped",
+        "shipment.in_transit",
+        "shipment.delivered",
+        "fulfillment_order.delivered",
+        "order.delivered",
+    ] {
+        assert_eq!(types.iter().filter(|x| *x == t).count(), 1, "{t} once in {types:?}");
+    }
+
+    // The customer-service view: the timeline names who did what; contacts are recorded.
+    let web = s.app.create_key(Role::parse("channel:web").unwrap()).await.unwrap().secret;
+    let (status, c) = s
+        .post_as(
+            &web,
+            &format!("/v1/orders/{oid}/contacts"),
+            json!({"channel": "phone", "reason": "where_is_my_order"}),
+        )
+        .await;
+    assert_eq!((status, c["actor"].clone()), (StatusCode::CREATED, json!("channel:web")), "{c}");
+    let (status, p) = s.post(&format!("/v1/orders/{oid}/contacts"), json!({"channel": "fax", "reason": ""})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(p["errors"].as_array().unwrap().len(), 2, "{p}");
+    assert_eq!(
+        s.post_as(&node, &format!("/v1/orders/{oid}/contacts"), json!({"channel": "chat", "reason": "x"})).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let o = s.get_as(&web, &format!("/v1/orders/{oid}")).await.1;
+    assert_eq!(o["contacts"].as_array().unwrap().len(), 1);
+    let timeline = o["timeline"].as_array().unwrap();
+    let actor_of = |t: &str| timeline.iter().find(|e| e["type"] == t).map(|e| e["actor"].clone()).unwrap();
+    assert_eq!(timeline[0]["type"], "order.created");
+    assert_eq!(actor_of("order.created"), "operator");
+    assert_eq!(actor_of("fulfillment_order.accepted"), "node:DC-EAST");
+    assert_eq!(actor_of("shipment.in_transit"), "operator");
+    assert_eq!(actor_of("order.customer_contact"), "channel:web");
+    assert_stock_consistent(&s).await;
+}
+
+async fn node_keys_see_and_act_on_their_own_node_only(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 10})).await;
+    s.put("/v1/inventory/DC-WEST/SKU-2", json!({"on_hand": 10})).await;
+    let mut fos = Vec::new();
+    for (i, sku) in ["SKU-1", "SKU-1", "SKU-2"].iter().enumerate() {
+        let o = s
+            .post("/v1/orders", order(&format!("W-{i}"), json!([{"line_id": "1", "sku": sku, "quantity": 1}])))
+            .await
+            .1;
+        fos.push(o["fulfillment_orders"][0]["id"].as_str().unwrap().to_owned());
+    }
+    let east = s.app.create_key(Role::parse("node:DC-EAST").unwrap()).await.unwrap().secret;
+    let west = s.app.create_key(Role::parse("node:DC-WEST").unwrap()).await.unwrap().secret;
+    let web = s.app.create_key(Role::parse("channel:web").unwrap()).await.unwrap().secret;
+
+    // The east queue: its two, oldest first, paged.
+    let page = s.get_as(&east, "/v1/fulfillment-orders?limit=1").await.1;
+    assert_eq!(page["fulfillment_orders"][0]["id"], fos[0].as_str());
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let page = s.get_as(&east, &format!("/v1/fulfillment-orders?limit=1&cursor={cursor}")).await.1;
+    assert_eq!(page["fulfillment_orders"][0]["id"], fos[1].as_str());
+    assert!(page.get("next_cursor").is_none(), "{page}");
+    // Asking for another node's queue with a node key finds nothing.
+    let other = s.get_as(&east, "/v1/fulfillment-orders?node_id=DC-WEST").await.1;
+    assert_eq!(other["fulfillment_orders"], json!([]));
+    // Admin sees every node; filters by status.
+    let all = s.get("/v1/fulfillment-orders?status=released").await.1;
+    assert_eq!(all["fulfillment_orders"].as_array().unwrap().len(), 3);
+    assert_eq!(s.get("/v1/fulfillment-orders?status=nope").await.0, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Another node's fulfillment order is "not found", for reading and acting.
+    assert_eq!(s.get_as(&west, &format!("/v1/fulfillment-orders/{}", fos[0])).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(fo_action(&s, &west, &fos[0], "accept", None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(s.get_as(&east, &format!("/v1/fulfillment-orders/{}", fos[0])).await.1["status"], "released");
+    // Channel keys do not work fulfillment.
+    assert_eq!(s.get_as(&web, "/v1/fulfillment-orders").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(fo_action(&s, &web, &fos[0], "accept", None).await.0, StatusCode::FORBIDDEN);
+    // The admin may act on any.
+    assert_eq!(fo_action(&s, ADMIN_KEY, &fos[2], "accept", None).await.1["status"], "accepted");
+    assert_eq!(s.get(&format!("/v1/fulfillment-orders/{}", "fo_missing")).await.0, StatusCode::NOT_FOUND);
+}
+
+async fn a_rejection_gives_stock_back_and_reroutes_excluding_every_failed_node(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 5})).await;
+    s.put("/v1/inventory/DC-WEST/SKU-1", json!({"on_hand": 5})).await;
+    let o = s.post("/v1/orders", order("W-1", json!([{"line_id": "1", "sku": "SKU-1", "quantity": 3}]))).await.1;
+    let oid = o["order_id"].as_str().unwrap().to_owned();
+    let first = o["fulfillment_orders"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(o["fulfillment_orders"][0]["node_id"], "DC-EAST");
+    let east = s.app.create_key(Role::parse("node:DC-EAST").unwrap()).await.unwrap().secret;
+    let west = s.app.create_key(Role::parse("node:DC-WEST").unwrap()).await.unwrap().secret;
+
+    let (status, f) = fo_action(&s, &east, &first, "reject", Some(json!({"reason": "damaged"}))).await;
+    assert_eq!(
+        (status, f["status"].clone(), f["reason"].clone()),
+        (StatusCode::OK, json!("rejected"), json!("damaged"))
+    );
+    assert_eq!(position(&s, "DC-EAST", "SKU-1").await, (5, 0, 5));
+    assert_eq!(position(&s, "DC-WEST", "SKU-1").await, (5, 3, 2));
+    let o = s.get(&format!("/v1/orders/{oid}")).await.1;
+    assert_eq!(o["status"], "allocated");
+    let second = &o["fulfillment_orders"][1];
+    assert_eq!(
+        (second["node_id"].clone(), second["attempt"].clone(), second["status"].clone()),
+        (json!("DC-WEST"), json!(2), json!("released"))
+    );
+    assert_eq!(
+        o["lines"][0]["allocations"],
+        json!([{"node_id": "DC-WEST", "quantity": 3, "fulfillment_order_id": second["id"]}])
+    );
+    let attempt = &o["sourcing_attempts"][0];
+    assert_eq!(
+        (attempt["attempt"].clone(), attempt["reason"].clone(), attempt["failed_node_id"].clone()),
+        (json!(2), json!("rejected: damaged"), json!("DC-EAST"))
+    );
+    assert_eq!(attempt["decision"]["excluded_nodes"], json!(["DC-EAST"]));
+    // A retried reject answers the rejected state and re-sources nothing more.
+    assert_eq!(
+        fo_action(&s, &east, &first, "reject", Some(json!({"reason": "damaged"}))).await.1["status"],
+        "rejected"
+    );
+    assert_eq!(s.get(&format!("/v1/orders/{oid}")).await.1["fulfillment_orders"].as_array().unwrap().len(), 2);
+
+    // The west DC refuses too: DC-EAST is still excluded and the store has none, so the
+    // line (no backorder) is cancelled with the reason.
+    let second = second["id"].as_str().unwrap().to_owned();
+    fo_action(&s, &west, &second, "accept", None).await;
+    let (status, _) = fo_action(&s, &west, &second, "reject", Some(json!({"reason": "no_stock"}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let o = s.get(&format!("/v1/orders/{oid}")).await.1;
+    assert_eq!((o["status"].clone(), o["lines"][0]["cancelled_quantity"].clone()), (json!("cancelled"), json!(3)));
+    assert_eq!(o["sourcing_attempts"][1]["decision"]["excluded_nodes"], json!(["DC-EAST", "DC-WEST"]));
+    assert_eq!(o["sourcing_attempts"][1]["decision"]["cancelled"][0]["quantity"], 3);
+    assert_eq!(position(&s, "DC-WEST", "SKU-1").await, (5, 0, 5));
+    assert_eq!(position(&s, "DC-EAST", "SKU-1").await, (5, 0, 5));
+    let types = event_types(&s, &oid).await;
+    assert_eq!(types.iter().filter(|t| *t == "order.rerouted").count(), 2, "{types:?}");
+    assert_eq!(types.iter().filter(|t| *t == "fulfillment_order.rejected").count(), 2, "{types:?}");
+
+    // With backorders allowed, what nobody can take is backordered instead.
+    let o = s
+        .post(
+            "/v1/orders",
+            order("W-2", json!([{"line_id": "1", "sku": "SKU-1", "quantity": 5, "allow_backorder": true}])),
+        )
+        .await
+        .1;
+    let oid = o["order_id"].as_str().unwrap().to_owned();
+    let fo = &o["fulfillment_orders"][0];
+    let key = if fo["node_id"] == "DC-EAST" { &east } else { &west };
+    fo_action(&s, key, fo["id"].as_str().unwrap(), "reject", Some(json!({"reason": "closed"}))).await;
+    let o = s.get(&format!("/v1/orders/{oid}")).await.1;
+    assert_eq!(o["lines"][0]["allocated_quantity"], 5, "{o}");
+    let third = o["fulfillment_orders"][1]["id"].as_str().unwrap().to_owned();
+    let key = if o["fulfillment_orders"][1]["node_id"] == "DC-EAST" { &east } else { &west };
+    fo_action(&s, key, &third, "reject", Some(json!({"reason": "closed"}))).await;
+    let o = s.get(&format!("/v1/orders/{oid}")).await.1;
+    assert_eq!((o["status"].clone(), o["lines"][0]["backordered_quantity"].clone()), (json!("backordered"), json!(5)));
+    assert_stock_consistent(&s).await;
+}
+
+async fn a_short_pick_writes_off_the_missing_units_and_sources_them_elsewhere(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 5})).await;
+    s.put("/v1/inventory/DC-WEST/SKU-1", json!({"on_hand": 5})).await;
+    let o = s.post("/v1/orders", order("W-1", json!([{"line_id": "1", "sku": "SKU-1", "quantity": 4}]))).await.1;
+    let oid = o["order_id"].as_str().unwrap().to_owned();
+    let fo = o["fulfillment_orders"][0]["id"].as_str().unwrap().to_owned();
+    let east = s.app.create_key(Role::parse("node:DC-EAST").unwrap()).await.unwrap().secret;
+    fo_action(&s, &east, &fo, "accept", None).await;
+    let (status, f) =
+        fo_action(&s, &east, &fo, "pick", Some(json!({"lines": [{"line_id": "1", "picked_quantity": 1}]}))).await;
+    assert_eq!(status, StatusCode::OK, "{f}");
+    assert_eq!(f["status"], "picking");
+    assert_eq!(
+        f["lines"][0],
+        json!({"line_id": "1", "sku": "SKU-1", "quantity": 1, "picked_quantity": 1, "short_quantity": 3, "shipped_quantity": 0})
+    );
+    // Three units were not there: written off at DC-EAST; the one picked stays allocated.
+    assert_eq!(position(&s, "DC-EAST", "SKU-1").await, (2, 1, 1));
+    assert_eq!(position(&s, "DC-WEST", "SKU-1").await, (5, 3, 2));
+    let o = s.get(&format!("/v1/orders/{oid}")).await.1;
+    assert_eq!(o["sourcing_attempts"][0]["reason"], "short_pick");
+    assert_eq!(o["lines"][0]["allocated_quantity"], 4);
+    assert_eq!(o["fulfillment_orders"][1]["node_id"], "DC-WEST");
+
+    // The picked unit ships; the order is partly shipped.
+    fo_action(&s, &east, &fo, "pack", None).await;
+    let ship = json!({"packages": [{"carrier": "fedex", "tracking_number": "FX-1", "lines": [{"line_id": "1", "quantity": 1}]}]});
+    assert_eq!(fo_action(&s, &east, &fo, "ship", Some(ship)).await.0, StatusCode::OK);
+    assert_eq!(position(&s, "DC-EAST", "SKU-1").await, (1, 0, 1));
+    let o = s.get(&format!("/v1/orders/{oid}")).await.1;
+    assert_eq!(
+        (o["status"].clone(), o["lines"][0]["shipped_quantity"].clone()),
+        (json!("partially_shipped"), json!(1))
+    );
+
+    // Nothing found at all: the node failed the work; everything is re-sourced.
+    let o2 = s.post("/v1/orders", order("W-2", json!([{"line_id": "1", "sku": "SKU-1", "quantity": 2}]))).await.1;
+    let fo2 = o2["fulfillment_orders"][0].clone();
+    let key = s
+        .app
+        .create_key(Role::parse(&format!("node:{}", fo2["node_id"].as_str().unwrap())).unwrap())
+        .await
+        .unwrap()
+        .secret;
+    let fo2 = fo2["id"].as_str().unwrap().to_owned();
+    fo_action(&s, &key, &fo2, "accept", None).await;
+    let f = fo_action(&s, &key, &fo2, "pick", Some(json!({"lines": [{"line_id": "1", "picked_quantity": 0}]}))).await.1;
+    assert_eq!((f["status"].clone(), f["reason"].clone()), (json!("rejected"), json!("short_pick")));
+    assert_stock_consistent(&s).await;
+}
+
+async fn pickup_work_goes_to_the_counter_and_leaves_when_collected(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/ST-CHI/SKU-2", json!({"on_hand": 4})).await;
+    let line = json!([{"line_id": "1", "sku": "SKU-2", "quantity": 2, "method": "pickup", "pickup_node_id": "ST-CHI"}]);
+    let (status, o) = s.post("/v1/orders", order("P-1", line)).await;
+    assert_eq!(status, StatusCode::CREATED, "{o}");
+    let oid = o["order_id"].as_str().unwrap().to_owned();
+    let fo = o["fulfillment_orders"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(o["fulfillment_orders"][0]["kind"], "pickup");
+    let store = s.app.create_key(Role::parse("node:ST-CHI").unwrap()).await.unwrap().secret;
+    fo_action(&s, &store, &fo, "accept", None).await;
+    fo_action(&s, &store, &fo, "pick", None).await;
+    // A pickup is not shipped.
+    let ship = json!({"packages": [{"carrier": "ups", "tracking_number": "X"}]});
+    assert_eq!(fo_action(&s, &store, &fo, "ship", Some(ship)).await.0, StatusCode::CONFLICT);
+    assert_eq!(fo_action(&s, &store, &fo, "ready-for-pickup", None).await.1["status"], "ready_for_pickup");
+    assert_eq!(position(&s, "ST-CHI", "SKU-2").await, (4, 2, 2));
+    assert_eq!(fo_action(&s, &store, &fo, "picked-up", None).await.1["status"], "picked_up");
+    assert_eq!(position(&s, "ST-CHI", "SKU-2").await, (2, 0, 2));
+    let o = s.get(&format!("/v1/orders/{oid}")).await.1;
+    assert_eq!((o["status"].clone(), o["lines"][0]["delivered_quantity"].clone()), (json!("delivered"), json!(2)));
+    assert!(event_types(&s, &oid).await.contains(&"fulfillment_order.picked_up".to_owned()));
+    assert_stock_consistent(&s).await;
+}
+
+async fn cancellation_reaches_only_units_not_yet_handed_over(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 5})).await;
+    s.put("/v1/inventory/DC-WEST/SKU-2", json!({"on_hand": 5})).await;
+    let lines =
+        json!([{"line_id": "1", "sku": "SKU-1", "quantity": 2}, {"line_id": "2", "sku": "SKU-2", "quantity": 2}]);
+    let o = s.post("/v1/orders", order("W-1", lines)).await.1;
+    let oid = o["order_id"].as_str().unwrap().to_owned();
+    let east_fo = o["fulfillment_orders"].as_array().unwrap().iter().find(|f| f["node_id"] == "DC-EAST").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for action in ["accept", "pick", "pack"] {
+        fo_action(&s, ADMIN_KEY, &east_fo, action, None).await;
+    }
+    let ship = json!({"packages": [{"carrier": "ups", "tracking_number": "T-1"}]});
+    assert_eq!(fo_action(&s, ADMIN_KEY, &east_fo, "ship", Some(ship)).await.0, StatusCode::OK);
+    // Line 1 is shipped: cancelling it is a conflict and changes nothing.
+    let (status, p) = s.post(&format!("/v1/orders/{oid}/lines/1/cancel"), json!({"reason": "customer_request"})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{p}");
+    assert_eq!(position(&s, "DC-EAST", "SKU-1").await, (3, 0, 3));
+    // Cancelling the order takes what is left (line 2) and leaves the shipped line alone.
+    let (status, o) = s.post(&format!("/v1/orders/{oid}/cancel"), json!({"reason": "customer_request"})).await;
+    assert_eq!(status, StatusCode::OK, "{o}");
+    assert_eq!(o["status"], "shipped");
+    assert_eq!(
+        (o["lines"][0]["status"].clone(), o["lines"][1]["status"].clone()),
+        (json!("shipped"), json!("cancelled"))
+    );
+    assert_eq!(position(&s, "DC-WEST", "SKU-2").await, (5, 0, 5));
+    let west = o["fulfillment_orders"].as_array().unwrap().iter().find(|f| f["node_id"] == "DC-WEST").unwrap().clone();
+    assert_eq!((west["status"].clone(), west["reason"].clone()), (json!("cancelled"), json!("customer_request")));
+    // A cancelled fulfillment order cannot be worked on.
+    assert_eq!(fo_action(&s, ADMIN_KEY, west["id"].as_str().unwrap(), "accept", None).await.0, StatusCode::CONFLICT);
+    assert_stock_consistent(&s).await;
+}
+
+async fn bad_fulfillment_input_is_refused_and_changes_nothing(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 5})).await;
+    let o = s.post("/v1/orders", order("W-1", json!([{"line_id": "1", "sku": "SKU-1", "quantity": 2}]))).await.1;
+    let fo = o["fulfillment_orders"][0]["id"].as_str().unwrap().to_owned();
+    fo_action(&s, ADMIN_KEY, &fo, "accept", None).await;
+    let before = s.get(&format!("/v1/fulfillment-orders/{fo}")).await.1;
+    for (action, body, field) in [
+        ("pick", json!({"lines": [{"line_id": "1", "picked_quantity": 3}]}), "lines[0].picked_quantity"),
+        ("pick", json!({"lines": [{"line_id": "9", "picked_quantity": 1}]}), "lines[0].line_id"),
+        ("reject", json!({"reason": ""}), "reason"),
+        ("reject", json!({"reason": "x".repeat(101)}), "reason"),
+    ] {
+        let (status, p) = fo_action(&s, ADMIN_KEY, &fo, action, Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{action}: {p}");
+        assert_eq!(p["errors"][0]["field"], field, "{p}");
+    }
+    assert_eq!(
+        fo_action(&s, ADMIN_KEY, &fo, "pick", Some(json!({"lines": [], "extra": 1}))).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(s.get(&format!("/v1/fulfillment-orders/{fo}")).await.1, before);
+    assert_eq!(position(&s, "DC-EAST", "SKU-1").await, (5, 2, 3));
+
+    // Ship: packages must carry every unit exactly once; tracking numbers are unique.
+    fo_action(&s, ADMIN_KEY, &fo, "pick", None).await;
+    fo_action(&s, ADMIN_KEY, &fo, "pack", None).await;
+    let short =
+        json!({"packages": [{"carrier": "ups", "tracking_number": "A", "lines": [{"line_id": "1", "quantity": 1}]}]});
+    let (status, p) = fo_action(&s, ADMIN_KEY, &fo, "ship", Some(short)).await;
+    assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("packages")));
+    let twice =
+        json!({"packages": [{"carrier": "ups", "tracking_number": "A"}, {"carrier": "ups", "tracking_number": "A"}]});
+    assert_eq!(fo_action(&s, ADMIN_KEY, &fo, "ship", Some(twice)).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(s.get(&format!("/v1/fulfillment-orders/{fo}")).await.1["status"], "packed");
+    assert_eq!(position(&s, "DC-EAST", "SKU-1").await, (5, 2, 3));
+    assert_eq!(
+        s.post("/v1/shipments/A/events", json!({"type": "teleported"})).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_stock_consistent(&s).await;
+}
+
+/// Release timeout: with the active policy's `accept_within_minutes`, released work not
+/// accepted in time is re-sourced by the sweep; accepted work and work not yet due stay.
+async fn unaccepted_work_times_out_and_is_rerouted(backend: Backend) {
+    let start: jiff::Timestamp = "2026-11-25T12:00:00Z".parse().unwrap();
+    let clock = Arc::new(FixedClock::new(start));
+    let Some(s) = TestServer::start_with(backend, clock.clone(), false).await else { return };
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 5})).await;
+    s.put("/v1/inventory/DC-WEST/SKU-1", json!({"on_hand": 5})).await;
+    // No timeout without a policy that sets one.
+    let o1 = s.post("/v1/orders", order("W-1", json!([{"line_id": "1", "sku": "SKU-1", "quantity": 1}]))).await.1;
+    clock.set(start + jiff::SignedDuration::from_hours(5));
+    assert_eq!(s.app.sweep_release_timeouts().await.unwrap(), 0);
+
+    let (status, p) = s.put("/v1/policies/strict", json!({"accept_within_minutes": 30})).await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    assert_eq!(s.post("/v1/policies/strict/activate", json!(null)).await.0, StatusCode::OK);
+    let (status, p) = s.put("/v1/policies/bad", json!({"accept_within_minutes": 0})).await;
+    assert_eq!(
+        (status, p["errors"][0]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("accept_within_minutes"))
+    );
+
+    let t0 = start + jiff::SignedDuration::from_hours(5);
+    let o2 = s.post("/v1/orders", order("W-2", json!([{"line_id": "1", "sku": "SKU-1", "quantity": 1}]))).await.1;
+    let o3 = s.post("/v1/orders", order("W-3", json!([{"line_id": "1", "sku": "SKU-1", "quantity": 1}]))).await.1;
+    let fo3 = o3["fulfillment_orders"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(fo_action(&s, ADMIN_KEY, &fo3, "accept", None).await.1["status"], "accepted");
+    // 29 minutes: nothing due except the first order's (released 5 hours ago).
+    clock.set(t0 + jiff::SignedDuration::from_mins(29));
+    assert_eq!(s.app.sweep_release_timeouts().await.unwrap(), 1);
+    let o1 = s.get(&format!("/v1/orders/{}", o1["order_id"].as_str().unwrap())).await.1;
+    assert_eq!(o1["fulfillment_orders"][0]["reason"], "release_timeout");
+    assert_eq!(o1["sourcing_attempts"][0]["reason"], "release_timeout");
+    let rejected =
+        o1["timeline"].as_array().unwrap().iter().find(|e| e["type"] == "fulfillment_order.rejected").unwrap().clone();
+    assert_eq!(rejected["actor"], "system");
+    // 31 minutes: the second order's work moves; the accepted one stays.
+    clock.set(t0 + jiff::SignedDuration::from_mins(31));
+    assert_eq!(s.app.sweep_release_timeouts().await.unwrap(), 1);
+    let o2 = s.get(&format!("/v1/orders/{}", o2["order_id"].as_str().unwrap())).await.1;
+    let fos = o2["fulfillment_orders"].as_array().unwrap();
+    assert_eq!((fos[0]["status"].clone(), fos[1]["status"].clone()), (json!("rejected"), json!("released")));
+    assert_ne!(fos[0]["node_id"], fos[1]["node_id"]);
+    assert_eq!(s.get(&format!("/v1/fulfillment-orders/{fo3}")).await.1["status"], "accepted");
+    // The re-sourced work gets its own 30 minutes.
+    assert_eq!(s.app.sweep_release_timeouts().await.unwrap(), 0);
+    assert_stock_consistent(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unaccepted_work_times_out_and_is_rerouted_sqlite() {
+    unaccepted_work_times_out_and_is_rerouted(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unaccepted_work_times_out_and_is_rerouted_postgres() {
+    unaccepted_work_times_out_and_is_rerouted(Backend::Postgres).await;
+}

@@ -1,0 +1,994 @@
+//! Fulfillment execution: nodes accept, reject, pick, pack, ship and hand over their
+//! fulfillment orders; carriers report scans; failures are re-sourced.
+//!
+//! Every action is one transaction that locks the order first (every change to an order
+//! does), asks the core's transition table ([`allot_core::fulfillment::next`]) whether the
+//! move is legal, moves the stock it implies, writes the new state and its events. An
+//! illegal move is a conflict and changes nothing; repeating the move that produced the
+//! current status answers the current state and changes nothing (safe retries).
+//!
+//! Stock: allocated units stay in `positions.allocated` until they leave the node —
+//! shipped or picked up (then on hand and allocated both go down, [`StockMove::Consume`]),
+//! or written off as not found by a short pick (same move). A rejection gives them back to
+//! ATP ([`StockMove::Release`]).
+//!
+//! Re-sourcing ([`App::reroute_in`]): units a node gave back (rejection, short pick,
+//! release timeout) are sourced again, in the same transaction, through the active policy
+//! with every node that already failed this order excluded. What no node can take is
+//! backordered when the line and the policy allow it, else cancelled with a reason. Every
+//! re-sourcing is a numbered attempt stored with the order (`sourcing_attempts`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use allot_core::sourcing::{LineToSource, OrderToSource};
+use allot_core::{FoEvent, FoKind, FoStatus, NodeId, Qty, Sku, Transition};
+use allot_store::{
+    AllocationRow, FulfillmentOrderEntry, FulfillmentOrderFilter, FulfillmentOrderRow, NewEvent, ShipmentRow,
+    SourcingAttemptRow, StockMove, StoredOrder, StoredPosition, Tx,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::orders::{fo_kind, fo_status, line_status, new_allocation, new_fulfillment_order, new_id, order_status};
+use crate::{App, AppError, FieldError, ListPage, Result};
+
+/// Longest reason, carrier name or tracking number accepted.
+pub const FULFILLMENT_TEXT_MAX: usize = 100;
+/// Most packages one ship action may list.
+pub const PACKAGES_MAX: usize = 50;
+/// Fulfillment orders timed out per sweep (the rest wait for the next sweep: a node
+/// outage cannot turn one sweep into an unbounded reroute storm).
+pub const TIMEOUT_BATCH: i64 = 100;
+/// Rounds of planning and taking stock when re-sourcing (a round fails where a concurrent
+/// order took the planned stock first; the units left after the last round are
+/// backordered or cancelled).
+pub const REROUTE_ROUNDS: usize = 3;
+
+/// A picked quantity for one line of a fulfillment order.
+#[derive(Debug, Clone)]
+pub struct PickedLine {
+    pub line_id: String,
+    pub picked_quantity: u64,
+}
+
+/// A parcel handed to a carrier.
+#[derive(Debug, Clone)]
+pub struct Package {
+    pub carrier: String,
+    pub tracking_number: String,
+    /// (line id, units); `None` with a single package: everything in the fulfillment order.
+    pub lines: Option<Vec<(String, u64)>>,
+}
+
+/// What a node (or an operator, or the system) does to a fulfillment order.
+#[derive(Debug, Clone)]
+pub enum FoAction {
+    Accept,
+    Reject {
+        reason: String,
+    },
+    /// Lines not listed were picked in full; fewer units than allocated is a short pick.
+    Pick {
+        lines: Vec<PickedLine>,
+    },
+    Pack,
+    Ship {
+        packages: Vec<Package>,
+    },
+    ReadyForPickup,
+    PickedUp,
+    Deliver {
+        delivered_at_ms: Option<i64>,
+    },
+    /// The system's: the node did not accept in time (the policy's
+    /// `accept_within_minutes`). A rejection, but only of work still `released` before
+    /// `released_before_ms` (a node that accepted meanwhile keeps it).
+    ReleaseTimeout {
+        released_before_ms: i64,
+    },
+}
+
+impl FoAction {
+    fn event(&self) -> FoEvent {
+        match self {
+            FoAction::Accept => FoEvent::Accept,
+            FoAction::Reject { .. } => FoEvent::Reject,
+            FoAction::Pick { .. } => FoEvent::Pick,
+            FoAction::Pack => FoEvent::Pack,
+            FoAction::Ship { .. } => FoEvent::Ship,
+            FoAction::ReadyForPickup => FoEvent::ReadyForPickup,
+            FoAction::PickedUp => FoEvent::PickedUp,
+            FoAction::Deliver { .. } => FoEvent::Deliver,
+            FoAction::ReleaseTimeout { .. } => FoEvent::Reject,
+        }
+    }
+}
+
+/// A carrier's scan of a shipment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanKind {
+    InTransit,
+    OutForDelivery,
+    Delivered,
+    Exception,
+    Delayed,
+}
+
+impl ScanKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanKind::InTransit => "in_transit",
+            ScanKind::OutForDelivery => "out_for_delivery",
+            ScanKind::Delivered => "delivered",
+            ScanKind::Exception => "exception",
+            ScanKind::Delayed => "delayed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ScanKind> {
+        [ScanKind::InTransit, ScanKind::OutForDelivery, ScanKind::Delivered, ScanKind::Exception, ScanKind::Delayed]
+            .into_iter()
+            .find(|k| k.as_str() == text)
+    }
+}
+
+/// A carrier scan as received.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    pub kind: ScanKind,
+    pub at_ms: i64,
+    pub detail: Option<String>,
+}
+
+/// An event about a fulfillment order: `fulfillment_order.<status>`.
+pub(crate) fn fo_event(fo: &FulfillmentOrderRow, channel: &str, at_ms: i64, extra: serde_json::Value) -> NewEvent {
+    let mut data = json!({
+        "fulfillment_order_id": fo.fulfillment_order_id, "order_id": fo.order_id, "node_id": fo.node_id,
+        "kind": fo.kind, "attempt": fo.attempt, "status": fo.status, "reason": fo.reason,
+    });
+    if let (Some(d), serde_json::Value::Object(more)) = (data.as_object_mut(), extra) {
+        d.extend(more);
+    }
+    NewEvent {
+        event_id: new_id("evt"),
+        event_type: format!("fulfillment_order.{}", fo.status),
+        channel: Some(channel.to_owned()),
+        order_id: Some(fo.order_id.clone()),
+        node_id: Some(fo.node_id.clone()),
+        at_ms,
+        version: crate::events::EVENT_VERSION,
+        data: data.to_string(),
+        actor: Some(crate::events::current_actor()),
+    }
+}
+
+fn shipment_event(sh: &ShipmentRow, channel: &str, kind: &str, at_ms: i64) -> NewEvent {
+    NewEvent {
+        event_id: new_id("evt"),
+        event_type: format!("shipment.{kind}"),
+        channel: Some(channel.to_owned()),
+        order_id: Some(sh.order_id.clone()),
+        node_id: Some(sh.node_id.clone()),
+        at_ms,
+        version: crate::events::EVENT_VERSION,
+        data: json!({
+            "shipment_id": sh.shipment_id, "fulfillment_order_id": sh.fulfillment_order_id,
+            "carrier": sh.carrier, "tracking_number": sh.tracking_number, "status": sh.status,
+            "detail": sh.detail,
+            "lines": serde_json::from_str::<serde_json::Value>(&sh.lines).unwrap_or(serde_json::Value::Null),
+        })
+        .to_string(),
+        actor: Some(crate::events::current_actor()),
+    }
+}
+
+fn text_field(errors: &mut Vec<FieldError>, field: &str, value: &str) {
+    if value.trim().is_empty() || value.chars().count() > FULFILLMENT_TEXT_MAX {
+        errors.push(FieldError::new(field, format!("must be 1–{FULFILLMENT_TEXT_MAX} characters")));
+    }
+}
+
+/// Checks what can be checked without the fulfillment order.
+fn validate(action: &FoAction) -> Result<()> {
+    let mut e = Vec::new();
+    match action {
+        FoAction::Reject { reason } => text_field(&mut e, "reason", reason),
+        FoAction::Ship { packages } => {
+            if packages.is_empty() || packages.len() > PACKAGES_MAX {
+                e.push(FieldError::new("packages", format!("1–{PACKAGES_MAX} packages")));
+            }
+            let mut seen = BTreeSet::new();
+            for (i, p) in packages.iter().enumerate() {
+                text_field(&mut e, &format!("packages[{i}].carrier"), &p.carrier);
+                text_field(&mut e, &format!("packages[{i}].tracking_number"), &p.tracking_number);
+                if !seen.insert(p.tracking_number.as_str()) {
+                    e.push(FieldError::new(format!("packages[{i}].tracking_number"), "repeated"));
+                }
+                if p.lines.is_none() && packages.len() > 1 {
+                    e.push(FieldError::new(format!("packages[{i}].lines"), "required when there are several packages"));
+                }
+                for (j, (_, q)) in p.lines.iter().flatten().enumerate() {
+                    if *q == 0 {
+                        e.push(FieldError::new(format!("packages[{i}].lines[{j}].quantity"), "must be at least 1"));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    if e.is_empty() { Ok(()) } else { Err(AppError::Invalid(e)) }
+}
+
+/// The order as captured, read back for re-sourcing (it was validated at capture; only
+/// what the engine needs is read).
+#[derive(Deserialize)]
+struct Captured {
+    #[serde(default)]
+    customer: Option<CapturedCustomer>,
+    #[serde(default)]
+    ship_to: Option<CapturedShipTo>,
+    lines: Vec<CapturedLine>,
+}
+
+#[derive(Deserialize)]
+struct CapturedCustomer {
+    #[serde(default)]
+    tier: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CapturedShipTo {
+    #[serde(default)]
+    country: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    lat: Option<f64>,
+    #[serde(default)]
+    lon: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct CapturedLine {
+    line_id: String,
+    sku: String,
+    #[serde(default)]
+    unit_price_minor: i64,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    pickup_node_id: Option<String>,
+    #[serde(default)]
+    service_level: Option<String>,
+    #[serde(default)]
+    allow_backorder: bool,
+}
+
+/// The engine's view of a stored order, every line at quantity 1 (callers set the units
+/// to source).
+fn captured_order(order: &StoredOrder) -> Result<OrderToSource> {
+    let corrupt = |detail: String| {
+        AppError::Store(allot_store::StoreError::Corrupt {
+            table: "orders",
+            detail: format!("{}: {detail}", order.order_id),
+        })
+    };
+    let c: Captured = serde_json::from_str(&order.document).map_err(|e| corrupt(e.to_string()))?;
+    let ship_to = c.ship_to.as_ref().and_then(|s| allot_core::GeoPoint::new(s.lat?, s.lon?).ok());
+    let mut lines = Vec::with_capacity(c.lines.len());
+    for l in c.lines {
+        let method = match l.method.as_deref() {
+            None => allot_core::FulfillmentMethod::Ship,
+            Some(m) => allot_core::FulfillmentMethod::parse(m).ok_or_else(|| corrupt(format!("method {m}")))?,
+        };
+        lines.push(LineToSource {
+            line_id: l.line_id,
+            sku: Sku::parse(&l.sku).map_err(|e| corrupt(e.to_string()))?,
+            quantity: Qty::ONE,
+            method,
+            pickup_node: l.pickup_node_id.as_deref().and_then(|n| NodeId::parse(n).ok()),
+            service_level: l.service_level,
+            allow_backorder: l.allow_backorder,
+            unit_price_minor: l.unit_price_minor,
+        });
+    }
+    Ok(OrderToSource {
+        channel: allot_core::ChannelId::parse(&order.channel).ok(),
+        customer_tier: c.customer.and_then(|c| c.tier),
+        ship_to,
+        country: c.ship_to.as_ref().and_then(|s| s.country.clone()),
+        region: c.ship_to.as_ref().and_then(|s| s.region.clone()),
+        lines,
+    })
+}
+
+/// A fulfillment order of an order with its lines and shipments.
+pub(crate) fn entry_of(order: &StoredOrder, fo_id: &str) -> Option<FulfillmentOrderEntry> {
+    let fo = order.fulfillment_orders.iter().find(|f| f.fulfillment_order_id == fo_id)?;
+    Some(FulfillmentOrderEntry {
+        fulfillment_order: fo.clone(),
+        lines: order.allocations.iter().filter(|a| a.fulfillment_order_id == fo_id).cloned().collect(),
+        shipments: order.shipments.iter().filter(|s| s.fulfillment_order_id == fo_id).cloned().collect(),
+    })
+}
+
+fn parse_position(a: &AllocationRow) -> Result<(NodeId, Sku)> {
+    let corrupt = |d: String| AppError::Store(allot_store::StoreError::Corrupt { table: "allocations", detail: d });
+    Ok((
+        NodeId::parse(&a.node_id).map_err(|e| corrupt(e.to_string()))?,
+        Sku::parse(&a.sku).map_err(|e| corrupt(e.to_string()))?,
+    ))
+}
+
+/// Everything one action changed, written at the end of the transaction.
+#[derive(Default)]
+struct Effects {
+    written: Vec<StoredPosition>,
+    events: Vec<NewEvent>,
+    /// Line id → units given back by the node, to re-source.
+    reroute: BTreeMap<String, i64>,
+}
+
+impl App {
+    /// A node's work queue (or, for an admin, any node's): oldest first, one page.
+    pub async fn list_fulfillment_orders(
+        &self,
+        mut filter: FulfillmentOrderFilter,
+        node: Option<&NodeId>,
+    ) -> Result<ListPage<FulfillmentOrderEntry>> {
+        if let Some(n) = node {
+            if filter.node_id.as_deref().is_some_and(|f| f != n.as_str()) {
+                return Ok(ListPage { entries: Vec::new(), next_cursor: None });
+            }
+            filter.node_id = Some(n.to_string());
+        }
+        let limit = usize::try_from(filter.limit).unwrap_or(0);
+        filter.limit += 1;
+        let mut entries = self.inner.store.list_fulfillment_orders(&filter).await?;
+        let next_cursor = if entries.len() > limit {
+            entries.truncate(limit);
+            entries.last().map(|e| e.fulfillment_order.fulfillment_order_id.clone())
+        } else {
+            None
+        };
+        Ok(ListPage { entries, next_cursor })
+    }
+
+    /// One fulfillment order; a node key sees only its own node's (others are not found).
+    pub async fn fulfillment_order(&self, fo_id: &str, node: Option<&NodeId>) -> Result<FulfillmentOrderEntry> {
+        let not_found = || AppError::NotFound { what: "fulfillment order", id: fo_id.to_owned() };
+        let Some((order_id, node_id)) = self.inner.store.fulfillment_order_owner(fo_id).await? else {
+            return Err(not_found());
+        };
+        if node.is_some_and(|n| n.as_str() != node_id) {
+            return Err(not_found());
+        }
+        let order = self.order_by_id(&order_id).await?;
+        entry_of(&order, fo_id).ok_or_else(not_found)
+    }
+
+    /// Applies a node's (or an operator's) action to a fulfillment order (see the module
+    /// docs). `node` limits the caller to its own node's fulfillment orders.
+    pub async fn act_on_fulfillment_order(
+        &self,
+        fo_id: &str,
+        action: FoAction,
+        node: Option<&NodeId>,
+    ) -> Result<FulfillmentOrderEntry> {
+        validate(&action)?;
+        let not_found = || AppError::NotFound { what: "fulfillment order", id: fo_id.to_owned() };
+        let now = self.now_ms();
+        let mut tx = self.inner.store.begin().await?;
+        let Some((order_id, node_id)) = tx.fulfillment_order_owner(fo_id).await? else {
+            tx.rollback().await?;
+            return Err(not_found());
+        };
+        if node.is_some_and(|n| n.as_str() != node_id) {
+            tx.rollback().await?;
+            return Err(not_found());
+        }
+        let mut order = self.lock_for_change(&mut tx, &order_id, None).await?;
+        let mut fx = Effects::default();
+        match self.apply(&mut tx, &mut order, fo_id, &action, now, &mut fx).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tx.rollback().await?;
+                return entry_of(&order, fo_id).ok_or_else(not_found);
+            }
+            Err(e) => {
+                tx.rollback().await?;
+                return Err(e);
+            }
+        }
+        self.finish(&mut tx, &mut order, fo_id, &action, now, &mut fx).await?;
+        self.notify(&mut tx, self.positions_note(&fx.written)).await?;
+        tx.commit().await?;
+        self.refresh_positions(fx.written);
+        let order = self.order_by_id(&order_id).await?;
+        entry_of(&order, fo_id).ok_or_else(not_found)
+    }
+
+    /// Re-sources what the action gave back, rewrites lines and order status, writes events.
+    async fn finish(
+        &self,
+        tx: &mut Tx,
+        order: &mut StoredOrder,
+        fo_id: &str,
+        action: &FoAction,
+        now: i64,
+        fx: &mut Effects,
+    ) -> Result<()> {
+        let before = order.status.clone();
+        if !fx.reroute.is_empty() {
+            let reason = match action {
+                FoAction::Reject { reason } => format!("rejected: {reason}"),
+                FoAction::Pick { .. } => "short_pick".to_owned(),
+                FoAction::ReleaseTimeout { .. } => "release_timeout".to_owned(),
+                _ => "node_failed".to_owned(),
+            };
+            let units = std::mem::take(&mut fx.reroute);
+            let summary = self.reroute_in(tx, order, &units, fo_id, &reason, now, fx).await?;
+            fx.events.push(crate::events::order_event("order.rerouted", order, now, summary));
+        }
+        self.write_progress(tx, order, &before, now, fx).await?;
+        tx.insert_events(&fx.events).await?;
+        Ok(())
+    }
+
+    /// Recomputes line and order statuses and writes them; `order.delivered` when the
+    /// order just became delivered.
+    async fn write_progress(
+        &self,
+        tx: &mut Tx,
+        order: &mut StoredOrder,
+        before: &str,
+        now: i64,
+        fx: &mut Effects,
+    ) -> Result<()> {
+        for l in order.lines.iter_mut() {
+            l.status = line_status(l).to_owned();
+            tx.update_line(&order.order_id, l).await?;
+        }
+        let status = order_status(&order.lines, &order.holds);
+        order.status = status.to_owned();
+        tx.update_order(&order.order_id, status, &order.holds).await?;
+        if status == "delivered" && before != "delivered" {
+            fx.events.push(crate::events::order_event("order.delivered", order, now, json!({})));
+        }
+        Ok(())
+    }
+
+    /// The state change of one action inside the order's transaction. `Ok(false)`: a
+    /// repeat of the action that produced the current state (nothing to write).
+    async fn apply(
+        &self,
+        tx: &mut Tx,
+        order: &mut StoredOrder,
+        fo_id: &str,
+        action: &FoAction,
+        now: i64,
+        fx: &mut Effects,
+    ) -> Result<bool> {
+        let fi = order
+            .fulfillment_orders
+            .iter()
+            .position(|f| f.fulfillment_order_id == fo_id)
+            .ok_or_else(|| AppError::NotFound { what: "fulfillment order", id: fo_id.to_owned() })?;
+        let (from, kind) = (fo_status(&order.fulfillment_orders[fi])?, fo_kind(&order.fulfillment_orders[fi])?);
+        if let FoAction::ReleaseTimeout { released_before_ms } = action {
+            let due = order.fulfillment_orders[fi].released_at_ms.is_some_and(|r| r < *released_before_ms);
+            if from != FoStatus::Released || !due {
+                return Ok(false);
+            }
+        }
+        let to = match allot_core::fulfillment::next(from, action.event(), kind) {
+            Ok(Transition::To(to)) => to,
+            Ok(Transition::Repeat) => return Ok(false),
+            Err(e) => return Err(AppError::Conflict(vec![FieldError::new("status", e.to_string())])),
+        };
+        let mut to = to;
+        let mut reason: Option<String> = None;
+        let mut extra = json!({});
+        let allocs: Vec<usize> = (0..order.allocations.len())
+            .filter(|&i| order.allocations[i].fulfillment_order_id == fo_id && order.allocations[i].quantity > 0)
+            .collect();
+        let line_index = |order: &StoredOrder, line_id: &str| order.lines.iter().position(|l| l.line_id == line_id);
+        match action {
+            FoAction::Accept | FoAction::Pack | FoAction::ReadyForPickup => {}
+            FoAction::Reject { .. } | FoAction::ReleaseTimeout { .. } => {
+                for &ai in &allocs {
+                    let a = &order.allocations[ai];
+                    let (node, sku) = parse_position(a)?;
+                    let q = a.quantity;
+                    self.move_or_mismatch(tx, StockMove::Release, &node, &sku, q, &order.order_id, now, fx).await?;
+                    if let Some(li) = line_index(order, &a.line_id) {
+                        order.lines[li].allocated -= q;
+                    }
+                    *fx.reroute.entry(a.line_id.clone()).or_default() += q;
+                }
+                reason = Some(match action {
+                    FoAction::Reject { reason } => reason.clone(),
+                    _ => "release_timeout".to_owned(),
+                });
+            }
+            FoAction::Pick { lines } => {
+                let mut errors = Vec::new();
+                for (i, p) in lines.iter().enumerate() {
+                    match allocs.iter().find(|&&ai| order.allocations[ai].line_id == p.line_id) {
+                        None => errors.push(FieldError::new(
+                            format!("lines[{i}].line_id"),
+                            format!("line {} is not in this fulfillment order", p.line_id),
+                        )),
+                        Some(&ai) if p.picked_quantity > order.allocations[ai].quantity as u64 => {
+                            errors.push(FieldError::new(
+                                format!("lines[{i}].picked_quantity"),
+                                format!("must be 0–{} (the units of the line here)", order.allocations[ai].quantity),
+                            ))
+                        }
+                        Some(_) => {}
+                    }
+                    if lines[..i].iter().any(|o| o.line_id == p.line_id) {
+                        errors.push(FieldError::new(format!("lines[{i}].line_id"), "repeated"));
+                    }
+                }
+                if !errors.is_empty() {
+                    return Err(AppError::Invalid(errors));
+                }
+                let mut short_lines = Vec::new();
+                for &ai in &allocs {
+                    let a = &order.allocations[ai];
+                    let picked =
+                        lines.iter().find(|p| p.line_id == a.line_id).map_or(a.quantity, |p| p.picked_quantity as i64);
+                    let missing = a.quantity - picked;
+                    if missing > 0 {
+                        let (node, sku) = parse_position(a)?;
+                        self.move_or_mismatch(tx, StockMove::Consume, &node, &sku, missing, &order.order_id, now, fx)
+                            .await?;
+                        if let Some(li) = line_index(order, &a.line_id) {
+                            order.lines[li].allocated -= missing;
+                        }
+                        *fx.reroute.entry(a.line_id.clone()).or_default() += missing;
+                        short_lines.push(json!({"line_id": a.line_id, "sku": a.sku, "short": missing}));
+                    }
+                    let a = &mut order.allocations[ai];
+                    a.quantity = picked;
+                    a.picked = Some(picked);
+                    a.short += missing;
+                    tx.update_allocation(a).await?;
+                }
+                // Nothing found at all: the node has nothing to pack; it failed this work.
+                if allocs.iter().all(|&ai| order.allocations[ai].quantity == 0) {
+                    to = FoStatus::Rejected;
+                    reason = Some("short_pick".to_owned());
+                }
+                extra = json!({"short_lines": short_lines});
+            }
+            FoAction::Ship { packages } => {
+                let shipments = self.plan_shipments(tx, order, fo_id, &allocs, packages, now).await?;
+                for &ai in &allocs {
+                    let a = &order.allocations[ai];
+                    let (node, sku) = parse_position(a)?;
+                    let q = a.quantity;
+                    self.move_or_mismatch(tx, StockMove::Consume, &node, &sku, q, &order.order_id, now, fx).await?;
+                    if let Some(li) = line_index(order, &a.line_id) {
+                        order.lines[li].shipped += q;
+                    }
+                    let a = &mut order.allocations[ai];
+                    a.shipped = q;
+                    tx.update_allocation(a).await?;
+                }
+                for sh in shipments {
+                    tx.insert_shipment(&sh).await?;
+                    fx.events.push(shipment_event(&sh, &order.channel, "shipped", now));
+                    order.shipments.push(sh);
+                }
+            }
+            FoAction::PickedUp => {
+                for &ai in &allocs {
+                    let a = &order.allocations[ai];
+                    let (node, sku) = parse_position(a)?;
+                    let q = a.quantity;
+                    self.move_or_mismatch(tx, StockMove::Consume, &node, &sku, q, &order.order_id, now, fx).await?;
+                    if let Some(li) = line_index(order, &a.line_id) {
+                        order.lines[li].shipped += q;
+                        order.lines[li].delivered += q;
+                    }
+                    let a = &mut order.allocations[ai];
+                    a.shipped = q;
+                    tx.update_allocation(a).await?;
+                }
+            }
+            FoAction::Deliver { delivered_at_ms } => {
+                let at = delivered_at_ms.unwrap_or(now);
+                self.mark_delivered(tx, order, fo_id, at, now, fx).await?;
+            }
+        }
+        let fo = &mut order.fulfillment_orders[fi];
+        fo.status = to.as_str().to_owned();
+        if reason.is_some() {
+            fo.reason = reason;
+        }
+        fo.updated_at_ms = now;
+        tx.update_fulfillment_order(fo).await?;
+        fx.events.insert(0, fo_event(fo, &order.channel, now, extra));
+        Ok(true)
+    }
+
+    /// Lines of a fulfillment order handed to the customer at its shipments' delivery.
+    async fn mark_delivered(
+        &self,
+        tx: &mut Tx,
+        order: &mut StoredOrder,
+        fo_id: &str,
+        at_ms: i64,
+        now: i64,
+        fx: &mut Effects,
+    ) -> Result<()> {
+        for a in order.allocations.iter().filter(|a| a.fulfillment_order_id == fo_id && a.shipped > 0) {
+            if let Some(l) = order.lines.iter_mut().find(|l| l.line_id == a.line_id) {
+                l.delivered += a.shipped;
+            }
+        }
+        for sh in order.shipments.iter_mut().filter(|s| s.fulfillment_order_id == fo_id && s.status != "delivered") {
+            sh.status = "delivered".to_owned();
+            sh.delivered_at_ms = Some(at_ms);
+            sh.updated_at_ms = now;
+            tx.update_shipment(sh).await?;
+            fx.events.push(shipment_event(sh, &order.channel, "delivered", now));
+        }
+        Ok(())
+    }
+
+    /// The shipments of a ship action: every unit of the fulfillment order in exactly one
+    /// package; tracking numbers not used before.
+    async fn plan_shipments(
+        &self,
+        tx: &mut Tx,
+        order: &StoredOrder,
+        fo_id: &str,
+        allocs: &[usize],
+        packages: &[Package],
+        now: i64,
+    ) -> Result<Vec<ShipmentRow>> {
+        let mut errors = Vec::new();
+        let mut counted: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut out = Vec::with_capacity(packages.len());
+        for (i, p) in packages.iter().enumerate() {
+            if tx.shipment_owner(&p.tracking_number).await?.is_some() {
+                return Err(AppError::Conflict(vec![FieldError::new(
+                    format!("packages[{i}].tracking_number"),
+                    format!("tracking number {} is already used by another shipment", p.tracking_number),
+                )]));
+            }
+            let lines: Vec<(String, i64)> = match &p.lines {
+                None => allocs
+                    .iter()
+                    .map(|&ai| (order.allocations[ai].line_id.clone(), order.allocations[ai].quantity))
+                    .collect(),
+                Some(ls) => ls.iter().map(|(l, q)| (l.clone(), i64::try_from(*q).unwrap_or(i64::MAX))).collect(),
+            };
+            for (j, (line_id, q)) in lines.iter().enumerate() {
+                match allocs.iter().find(|&&ai| &order.allocations[ai].line_id == line_id) {
+                    Some(&ai) => *counted.entry(order.allocations[ai].line_id.as_str()).or_default() += q,
+                    None => errors.push(FieldError::new(
+                        format!("packages[{i}].lines[{j}].line_id"),
+                        format!("line {line_id} is not in this fulfillment order"),
+                    )),
+                }
+            }
+            let fo = order.fulfillment_orders.iter().find(|f| f.fulfillment_order_id == fo_id);
+            out.push(ShipmentRow {
+                shipment_id: new_id("shp"),
+                fulfillment_order_id: fo_id.to_owned(),
+                order_id: order.order_id.clone(),
+                node_id: fo.map(|f| f.node_id.clone()).unwrap_or_default(),
+                carrier: p.carrier.clone(),
+                tracking_number: p.tracking_number.clone(),
+                status: "shipped".to_owned(),
+                lines: serde_json::Value::from(
+                    lines.iter().map(|(l, q)| json!({"line_id": l, "quantity": q})).collect::<Vec<_>>(),
+                )
+                .to_string(),
+                detail: None,
+                shipped_at_ms: now,
+                delivered_at_ms: None,
+                updated_at_ms: now,
+            });
+        }
+        for &ai in allocs {
+            let a = &order.allocations[ai];
+            let got = counted.get(a.line_id.as_str()).copied().unwrap_or(0);
+            if got != a.quantity {
+                errors.push(FieldError::new(
+                    "packages",
+                    format!("line {} has {} units here; the packages carry {got}", a.line_id, a.quantity),
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(AppError::Invalid(errors));
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn move_or_mismatch(
+        &self,
+        tx: &mut Tx,
+        how: StockMove,
+        node: &NodeId,
+        sku: &Sku,
+        quantity: i64,
+        order_id: &str,
+        now: i64,
+        fx: &mut Effects,
+    ) -> Result<()> {
+        match tx.move_stock(how, node, sku, quantity as u64, now).await? {
+            Some(p) => {
+                fx.written.push(p);
+                Ok(())
+            }
+            None => Err(AppError::stock_mismatch(node, sku, "allocated", &format!("order {order_id}"))),
+        }
+    }
+
+    /// Treats released work not accepted within the active policy's
+    /// `accept_within_minutes` as rejected (at most [`TIMEOUT_BATCH`] per call). Answers
+    /// how many fulfillment orders timed out. Run by the background sweep; tests call it
+    /// with a fixed clock.
+    pub async fn sweep_release_timeouts(&self) -> Result<usize> {
+        let minutes = {
+            let read = self.inner.read.read();
+            read.active_policy.as_ref().and_then(|p| p.policy.accept_within_minutes)
+        };
+        let Some(minutes) = minutes else { return Ok(0) };
+        let released_before_ms = self.now_ms() - i64::from(minutes) * 60_000;
+        let due = self.inner.store.unaccepted_fulfillment_orders(released_before_ms, TIMEOUT_BATCH).await?;
+        let mut timed_out = 0;
+        for id in due {
+            let entry =
+                self.act_on_fulfillment_order(&id, FoAction::ReleaseTimeout { released_before_ms }, None).await?;
+            if entry.fulfillment_order.reason.as_deref() == Some("release_timeout") {
+                timed_out += 1;
+            }
+        }
+        Ok(timed_out)
+    }
+
+    /// A carrier's scan of a shipment. A repeat of the shipment's current scan changes
+    /// nothing; a delivery scan delivers the fulfillment order once all its shipments are
+    /// delivered. `node` limits a node key to its own shipments.
+    pub async fn record_scan(&self, tracking_number: &str, scan: Scan, node: Option<&NodeId>) -> Result<ShipmentRow> {
+        if scan.detail.as_ref().is_some_and(|d| d.chars().count() > 500) {
+            return Err(AppError::invalid("detail", "at most 500 characters"));
+        }
+        let not_found = || AppError::NotFound { what: "shipment", id: tracking_number.to_owned() };
+        let now = self.now_ms();
+        let mut tx = self.inner.store.begin().await?;
+        let Some(order_id) = tx.shipment_owner(tracking_number).await? else {
+            tx.rollback().await?;
+            return Err(not_found());
+        };
+        let mut order = self.lock_for_change(&mut tx, &order_id, None).await?;
+        let Some(si) = order.shipments.iter().position(|s| s.tracking_number == tracking_number) else {
+            tx.rollback().await?;
+            return Err(not_found());
+        };
+        if node.is_some_and(|n| n.as_str() != order.shipments[si].node_id) {
+            tx.rollback().await?;
+            return Err(not_found());
+        }
+        let sh = order.shipments[si].clone();
+        let kind = scan.kind.as_str();
+        if sh.status == kind && sh.detail == scan.detail {
+            tx.rollback().await?;
+            return Ok(sh);
+        }
+        if sh.status == "delivered" {
+            tx.rollback().await?;
+            return Err(AppError::Conflict(vec![FieldError::new(
+                "type",
+                format!("shipment {tracking_number} is delivered; a {kind} scan cannot follow"),
+            )]));
+        }
+        let mut fx = Effects::default();
+        let before = order.status.clone();
+        {
+            let sh = &mut order.shipments[si];
+            sh.status = kind.to_owned();
+            sh.detail = scan.detail.clone();
+            sh.updated_at_ms = now;
+            if scan.kind == ScanKind::Delivered {
+                sh.delivered_at_ms = Some(scan.at_ms);
+            }
+            tx.update_shipment(sh).await?;
+            fx.events.push(shipment_event(sh, &order.channel, kind, now));
+        }
+        let fo_id = sh.fulfillment_order_id.clone();
+        let all_delivered =
+            order.shipments.iter().filter(|s| s.fulfillment_order_id == fo_id).all(|s| s.status == "delivered");
+        if let Some(fi) = order.fulfillment_orders.iter().position(|f| f.fulfillment_order_id == fo_id)
+            && all_delivered
+            && order.fulfillment_orders[fi].status == FoStatus::Shipped.as_str()
+        {
+            self.mark_delivered(&mut tx, &mut order, &fo_id, scan.at_ms, now, &mut fx).await?;
+            let fo = &mut order.fulfillment_orders[fi];
+            fo.status = FoStatus::Delivered.as_str().to_owned();
+            fo.updated_at_ms = now;
+            tx.update_fulfillment_order(fo).await?;
+            fx.events.push(fo_event(fo, &order.channel, now, json!({})));
+            self.write_progress(&mut tx, &mut order, &before, now, &mut fx).await?;
+        }
+        tx.insert_events(&fx.events).await?;
+        tx.commit().await?;
+        let order = self.order_by_id(&order_id).await?;
+        order.shipments.into_iter().find(|s| s.tracking_number == tracking_number).ok_or_else(not_found)
+    }
+
+    /// Sources `units` (line id → units) of `order` again, excluding every node that has
+    /// failed this order, inside the caller's transaction (see the module docs). Answers
+    /// the summary carried by `order.rerouted`.
+    #[allow(clippy::too_many_arguments)]
+    async fn reroute_in(
+        &self,
+        tx: &mut Tx,
+        order: &mut StoredOrder,
+        units: &BTreeMap<String, i64>,
+        failed_fo: &str,
+        reason: &str,
+        now: i64,
+        fx: &mut Effects,
+    ) -> Result<serde_json::Value> {
+        let captured = captured_order(order)?;
+        let failed_node = order
+            .fulfillment_orders
+            .iter()
+            .find(|f| f.fulfillment_order_id == failed_fo)
+            .map(|f| f.node_id.clone())
+            .unwrap_or_default();
+        let mut excluded: BTreeSet<String> = order
+            .fulfillment_orders
+            .iter()
+            .filter(|f| f.status == FoStatus::Rejected.as_str())
+            .map(|f| f.node_id.clone())
+            .collect();
+        excluded.extend(order.attempts.iter().filter_map(|a| a.failed_node_id.clone()));
+        excluded.insert(failed_node.clone());
+        let excluded_ids: Vec<NodeId> = excluded.iter().filter_map(|n| NodeId::parse(n).ok()).collect();
+        let mut left: BTreeMap<String, i64> =
+            units.iter().filter(|(_, q)| **q > 0).map(|(l, q)| (l.clone(), *q)).collect();
+        // (line index in captured, node) → units taken
+        let mut taken: BTreeMap<(usize, NodeId), u64> = BTreeMap::new();
+        let mut no_backorder: BTreeSet<String> = BTreeSet::new();
+        let mut stamp = None;
+        for _round in 0..REROUTE_ROUNDS {
+            let lines: Vec<LineToSource> = captured
+                .lines
+                .iter()
+                .filter_map(|l| {
+                    let q = u64::try_from(*left.get(&l.line_id)?).ok()?;
+                    Some(LineToSource { quantity: Qty::new(q).ok()?, ..l.clone() })
+                })
+                .collect();
+            if lines.is_empty() {
+                break;
+            }
+            let quote = self.quote_excluding(&OrderToSource { lines, ..captured.clone() }, None, &excluded_ids)?;
+            no_backorder = quote.decision.plan.unfilled.iter().map(|u| u.line_id.clone()).collect();
+            stamp = Some(quote.policy.clone());
+            let mut wants: BTreeMap<(NodeId, Sku), u64> = BTreeMap::new();
+            for pkg in &quote.decision.plan.packages {
+                for l in &pkg.lines {
+                    *wants.entry((pkg.node_id.clone(), l.sku.clone())).or_default() += l.quantity.get();
+                }
+            }
+            if wants.is_empty() {
+                break;
+            }
+            let took = tx.allocate_many(&wants, now).await?;
+            let ok: BTreeSet<(NodeId, Sku)> =
+                took.iter().map(|p| (p.position.node_id.clone(), p.position.sku.clone())).collect();
+            fx.written.extend(took);
+            let mut failed = Vec::new();
+            for pkg in &quote.decision.plan.packages {
+                for l in &pkg.lines {
+                    let key = (pkg.node_id.clone(), l.sku.clone());
+                    if !ok.contains(&key) {
+                        failed.push(key);
+                        continue;
+                    }
+                    let Some(li) = captured.lines.iter().position(|x| x.line_id == l.line_id) else { continue };
+                    *taken.entry((li, pkg.node_id.clone())).or_default() += l.quantity.get();
+                    if let Some(q) = left.get_mut(&l.line_id) {
+                        *q -= l.quantity.get() as i64;
+                    }
+                }
+            }
+            left.retain(|_, q| *q > 0);
+            if failed.is_empty() {
+                break;
+            }
+            self.reload_positions(&failed).await?;
+        }
+        // New fulfillment orders, one per node × kind.
+        let attempt = order
+            .fulfillment_orders
+            .iter()
+            .map(|f| f.attempt)
+            .max()
+            .unwrap_or(1)
+            .max(order.attempts.iter().map(|a| a.attempt).max().unwrap_or(1))
+            + 1;
+        let on_hold = !order.holds.is_empty();
+        let mut fo_ids: BTreeMap<(NodeId, FoKind), String> = BTreeMap::new();
+        for (li, node) in taken.keys() {
+            fo_ids.entry((node.clone(), FoKind::of(captured.lines[*li].method))).or_insert_with(|| new_id("fo"));
+        }
+        let fos: Vec<FulfillmentOrderRow> = fo_ids
+            .iter()
+            .map(|((node, kind), id)| new_fulfillment_order(id, &order.order_id, node, *kind, attempt, on_hold, now))
+            .collect();
+        let allocations: Vec<AllocationRow> = taken
+            .iter()
+            .map(|((li, node), q)| {
+                let line = &captured.lines[*li];
+                new_allocation(line, node, *q as i64, &fo_ids[&(node.clone(), FoKind::of(line.method))])
+            })
+            .collect();
+        tx.insert_fulfillment_orders(&order.order_id, &fos, &allocations).await?;
+        for a in &allocations {
+            if let Some(l) = order.lines.iter_mut().find(|l| l.line_id == a.line_id) {
+                l.allocated += a.quantity;
+            }
+        }
+        // What no node could take: backordered where the line and the policy allow it,
+        // else cancelled with the reason.
+        let mut backordered = Vec::new();
+        let mut cancelled = Vec::new();
+        let cancel_reason = format!("unsourceable after {reason}");
+        for (line_id, q) in &left {
+            let Some(l) = order.lines.iter_mut().find(|l| &l.line_id == line_id) else { continue };
+            let allow = captured.lines.iter().any(|c| &c.line_id == line_id && c.allow_backorder);
+            if allow && !no_backorder.contains(line_id) {
+                l.backordered += q;
+                backordered.push(json!({"line_id": line_id, "quantity": q}));
+            } else {
+                l.cancelled += q;
+                tx.insert_cancellation(&order.order_id, line_id, *q, &cancel_reason, now).await?;
+                cancelled.push(json!({"line_id": line_id, "quantity": q, "reason": cancel_reason}));
+            }
+        }
+        let summary = json!({
+            "attempt": attempt,
+            "reason": reason,
+            "from_node_id": failed_node,
+            "from_fulfillment_order_id": failed_fo,
+            "excluded_nodes": excluded,
+            "policy": stamp.map(|s| json!({"name": s.name, "version": s.version, "hash": s.hash})),
+            "requested": units.iter().map(|(l, q)| json!({"line_id": l, "quantity": q})).collect::<Vec<_>>(),
+            "fulfillment_orders": fos.iter().map(|f| json!({
+                "id": f.fulfillment_order_id, "node_id": f.node_id, "kind": f.kind,
+                "lines": allocations.iter().filter(|a| a.fulfillment_order_id == f.fulfillment_order_id)
+                    .map(|a| json!({"line_id": a.line_id, "sku": a.sku, "quantity": a.quantity})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "backordered": backordered,
+            "cancelled": cancelled,
+        });
+        let row = SourcingAttemptRow {
+            attempt,
+            reason: reason.to_owned(),
+            failed_node_id: Some(failed_node),
+            fulfillment_order_id: Some(failed_fo.to_owned()),
+            decision: summary.to_string(),
+            at_ms: now,
+        };
+        tx.insert_sourcing_attempt(&order.order_id, &row).await?;
+        order.attempts.push(row);
+        for f in &fos {
+            fx.events.push(fo_event(f, &order.channel, now, json!({"reason": "rerouted"})));
+        }
+        order.fulfillment_orders.extend(fos);
+        order.allocations.extend(allocations);
+        Ok(summary)
+    }
+}

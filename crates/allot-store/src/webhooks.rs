@@ -1,0 +1,323 @@
+//! Webhook endpoints and the delivery queue the relay works from.
+//!
+//! Fan-out ([`Tx::insert_deliveries`] + [`Tx::advance_webhook_cursor`]) turns events after
+//! an endpoint's cursor into `pending` deliveries in one transaction. The relay claims due
+//! deliveries with a lease ([`Tx::claim_deliveries`]: the next attempt time moves past the
+//! request's timeout, and on PostgreSQL rows are taken `FOR UPDATE SKIP LOCKED`, so two
+//! servers never send the same delivery at once), sends them outside any transaction, and
+//! records the outcome ([`Tx::finish_delivery`]). A delivery is only claimable when no
+//! earlier delivery of the same endpoint and order is still pending: per-order order.
+
+use crate::{Result, Store, Tx, on_read, on_tx};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredWebhook {
+    pub webhook_id: String,
+    pub url: String,
+    /// Event types delivered, or `["*"]` for all.
+    pub event_types: Vec<String>,
+    pub secret: String,
+    pub cursor_seq: i64,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+type WebhookRow = (String, String, String, String, i64, i64, i64);
+const WEBHOOK_COLUMNS: &str = "webhook_id, url, event_types, secret, cursor_seq, created_at_ms, updated_at_ms";
+
+fn from_row(r: WebhookRow) -> StoredWebhook {
+    StoredWebhook {
+        webhook_id: r.0,
+        url: r.1,
+        event_types: r.2.split(',').filter(|t| !t.is_empty()).map(str::to_owned).collect(),
+        secret: r.3,
+        cursor_seq: r.4,
+        created_at_ms: r.5,
+        updated_at_ms: r.6,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DeliveryRow {
+    pub webhook_id: String,
+    pub seq: i64,
+    pub event_id: String,
+    pub order_key: String,
+    /// pending, delivered, dead
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at_ms: i64,
+    pub last_error: Option<String>,
+    pub delivered_at_ms: Option<i64>,
+}
+
+const DELIVERY_COLUMNS: &str =
+    "webhook_id, seq, event_id, order_key, status, attempts, next_attempt_at_ms, last_error, delivered_at_ms";
+
+/// Deliveries of one endpoint by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    pub pending: i64,
+    pub delivered: i64,
+    pub dead: i64,
+}
+
+impl Tx {
+    /// Creates or replaces an endpoint (its cursor is kept on replace). `true` if created.
+    pub async fn put_webhook(&mut self, w: &StoredWebhook) -> Result<bool> {
+        let created = on_tx!(self, |conn| {
+            let exists = sqlx::query_scalar::<_, String>("SELECT webhook_id FROM webhooks WHERE webhook_id = $1")
+                .bind(&w.webhook_id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .is_some();
+            if exists {
+                sqlx::query(
+                    "UPDATE webhooks SET url = $2, event_types = $3, secret = $4, updated_at_ms = $5 WHERE webhook_id = $1",
+                )
+                .bind(&w.webhook_id)
+                .bind(&w.url)
+                .bind(w.event_types.join(","))
+                .bind(&w.secret)
+                .bind(w.updated_at_ms)
+                .execute(&mut *conn)
+                .await?;
+            } else {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                )))
+                .bind(&w.webhook_id)
+                .bind(&w.url)
+                .bind(w.event_types.join(","))
+                .bind(&w.secret)
+                .bind(w.cursor_seq)
+                .bind(w.created_at_ms)
+                .bind(w.updated_at_ms)
+                .execute(&mut *conn)
+                .await?;
+            }
+            !exists
+        });
+        Ok(created)
+    }
+
+    /// Queues events for an endpoint: `(seq, event id, order key)`; already queued ones are
+    /// left as they are.
+    pub async fn insert_deliveries(
+        &mut self,
+        webhook_id: &str,
+        rows: &[(i64, String, String)],
+        now_ms: i64,
+    ) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let param = serde_json::Value::from(
+            rows.iter().map(|(seq, id, key)| serde_json::json!([seq, id, key])).collect::<Vec<_>>(),
+        )
+        .to_string();
+        let sql = match self {
+            Tx::Sqlite(_) => {
+                "INSERT INTO webhook_deliveries (webhook_id, seq, event_id, order_key, status, attempts, \
+                   next_attempt_at_ms) SELECT $1, v.value ->> 0, v.value ->> 1, v.value ->> 2, 'pending', 0, $3 \
+                 FROM json_each($2) AS v WHERE true ON CONFLICT (webhook_id, seq) DO NOTHING"
+            }
+            Tx::Postgres(_) => {
+                "INSERT INTO webhook_deliveries (webhook_id, seq, event_id, order_key, status, attempts, \
+                   next_attempt_at_ms) SELECT $1, (v ->> 0)::bigint, v ->> 1, v ->> 2, 'pending', 0, $3 \
+                 FROM jsonb_array_elements($2::jsonb) AS v ON CONFLICT (webhook_id, seq) DO NOTHING"
+            }
+        };
+        on_tx!(self, |conn| {
+            sqlx::query(sql).bind(webhook_id).bind(&param).bind(now_ms).execute(conn).await?;
+        });
+        Ok(())
+    }
+
+    /// Moves an endpoint's cursor forward (never back).
+    pub async fn advance_webhook_cursor(&mut self, webhook_id: &str, seq: i64) -> Result<()> {
+        on_tx!(self, |conn| {
+            sqlx::query("UPDATE webhooks SET cursor_seq = $2 WHERE webhook_id = $1 AND cursor_seq < $2")
+                .bind(webhook_id)
+                .bind(seq)
+                .execute(conn)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Claims up to `limit` due deliveries, oldest first, each the earliest pending one of
+    /// its endpoint and order; their next attempt moves to `lease_until_ms` so no other
+    /// relay takes them meanwhile.
+    pub async fn claim_deliveries(&mut self, now_ms: i64, lease_until_ms: i64, limit: i64) -> Result<Vec<DeliveryRow>> {
+        let lock = match self {
+            Tx::Sqlite(_) => "",
+            Tx::Postgres(_) => "FOR UPDATE OF d SKIP LOCKED",
+        };
+        let rows = on_tx!(self, |conn| {
+            let rows = sqlx::query_as::<_, DeliveryRow>(sqlx::AssertSqlSafe(format!(
+                "SELECT {cols} FROM webhook_deliveries d \
+                 WHERE d.status = 'pending' AND d.next_attempt_at_ms <= $1 \
+                   AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.webhook_id = d.webhook_id \
+                       AND e.order_key = d.order_key AND e.status = 'pending' AND e.seq < d.seq) \
+                 ORDER BY d.seq LIMIT $2 {lock}",
+                cols = DELIVERY_COLUMNS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", ")
+            )))
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?;
+            for r in &rows {
+                sqlx::query("UPDATE webhook_deliveries SET next_attempt_at_ms = $3 WHERE webhook_id = $1 AND seq = $2")
+                    .bind(&r.webhook_id)
+                    .bind(r.seq)
+                    .bind(lease_until_ms)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            rows
+        });
+        Ok(rows)
+    }
+
+    /// Records an attempt's outcome.
+    pub async fn finish_delivery(&mut self, d: &DeliveryRow) -> Result<()> {
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "UPDATE webhook_deliveries SET status = $3, attempts = $4, next_attempt_at_ms = $5, last_error = $6, \
+                   delivered_at_ms = $7 WHERE webhook_id = $1 AND seq = $2",
+            )
+            .bind(&d.webhook_id)
+            .bind(d.seq)
+            .bind(&d.status)
+            .bind(d.attempts)
+            .bind(d.next_attempt_at_ms)
+            .bind(&d.last_error)
+            .bind(d.delivered_at_ms)
+            .execute(conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Dead deliveries of an endpoint go back to pending with a fresh set of attempts.
+    /// Answers how many.
+    pub async fn redrive_deliveries(&mut self, webhook_id: &str, now_ms: i64) -> Result<u64> {
+        let n = on_tx!(self, |conn| {
+            sqlx::query(
+                "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at_ms = $2 \
+                 WHERE webhook_id = $1 AND status = 'dead'",
+            )
+            .bind(webhook_id)
+            .bind(now_ms)
+            .execute(conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(n)
+    }
+}
+
+impl Store {
+    pub async fn webhooks(&self) -> Result<Vec<StoredWebhook>> {
+        let rows = on_read!(self, |pool| {
+            sqlx::query_as::<_, WebhookRow>(sqlx::AssertSqlSafe(format!(
+                "SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY webhook_id"
+            )))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(from_row).collect())
+    }
+
+    pub async fn webhook(&self, webhook_id: &str) -> Result<Option<StoredWebhook>> {
+        let row = on_read!(self, |pool| {
+            sqlx::query_as::<_, WebhookRow>(sqlx::AssertSqlSafe(format!(
+                "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE webhook_id = $1"
+            )))
+            .bind(webhook_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(from_row))
+    }
+
+    pub async fn delivery_counts(&self, webhook_id: &str) -> Result<DeliveryCounts> {
+        let rows = on_read!(self, |pool| {
+            sqlx::query_as::<_, (String, i64)>(
+                "SELECT status, CAST(COUNT(*) AS BIGINT) FROM webhook_deliveries WHERE webhook_id = $1 GROUP BY status",
+            )
+            .bind(webhook_id)
+            .fetch_all(pool)
+            .await?
+        });
+        let mut c = DeliveryCounts::default();
+        for (status, n) in rows {
+            match status.as_str() {
+                "pending" => c.pending = n,
+                "delivered" => c.delivered = n,
+                _ => c.dead = n,
+            }
+        }
+        Ok(c)
+    }
+
+    /// An endpoint's deliveries of one status, oldest first, after `after_seq`.
+    pub async fn deliveries(
+        &self,
+        webhook_id: &str,
+        status: Option<&str>,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRow>> {
+        let rows = on_read!(self, |pool| {
+            sqlx::query_as::<_, DeliveryRow>(sqlx::AssertSqlSafe(format!(
+                "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = $1 \
+                 AND ($2 IS NULL OR status = $2) AND seq > $3 ORDER BY seq LIMIT $4"
+            )))
+            .bind(webhook_id)
+            .bind(status)
+            .bind(after_seq)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    /// The largest event `seq` a reader may serve now (see [`Store::events`]): where a new
+    /// endpoint's cursor starts.
+    pub async fn event_horizon(&self) -> Result<i64> {
+        let visible = match self {
+            Store::Sqlite(_) => "",
+            Store::Postgres(_) => "WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())",
+        };
+        let seq = on_read!(self, |pool| {
+            sqlx::query_scalar::<_, Option<i64>>(sqlx::AssertSqlSafe(format!(
+                "SELECT CAST(MAX(seq) AS BIGINT) FROM events {visible}"
+            )))
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(seq.unwrap_or(0))
+    }
+
+    /// Events by `seq`.
+    pub async fn events_by_seq(&self, seqs: &[i64]) -> Result<Vec<crate::StoredEvent>> {
+        let param = serde_json::Value::from(seqs.to_vec()).to_string();
+        let in_seqs = match self {
+            Store::Sqlite(_) => "IN (SELECT value FROM json_each($1))",
+            Store::Postgres(_) => "IN (SELECT (jsonb_array_elements_text($1::jsonb))::bigint)",
+        };
+        let rows = on_read!(self, |pool| {
+            sqlx::query_as::<_, crate::StoredEvent>(sqlx::AssertSqlSafe(format!(
+                "SELECT seq, event_id, type, channel, order_id, node_id, at_ms, version, data, actor FROM events \
+                 WHERE seq {in_seqs} ORDER BY seq"
+            )))
+            .bind(&param)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+}
