@@ -823,3 +823,15 @@ pub struct ContactParam {
     /// Why the customer got in touch, e.g. `where_is_my_order` (1–100 characters).
     pub reason: String,
 }
+
+/// Body of `PUT /v1/webhooks/{id}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookParam {
+    /// https (or, with `--allow-insecure-webhooks`, http://127.0.0.1…).
+    pub url: String,
+    /// Event types to deliver (`order.created`, `fulfillment_order.shipped`, …) or `["*"]`.
+    pub event_types: Vec<String>,
+    /// `whsec_<base64 of a 24–64 byte key>`; signs every delivery (Standard Webhooks).
+    pub secret: String,
+}

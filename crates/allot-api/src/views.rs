@@ -826,3 +826,84 @@ pub struct SourcingAttemptView {
     #[schema(value_type = Object)]
     pub decision: serde_json::Value,
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryCountsView {
+    pub pending: i64,
+    pub delivered: i64,
+    /// Failed every attempt; `POST /v1/webhooks/{id}/redrive` tries them again.
+    pub dead: i64,
+}
+
+/// A webhook endpoint (its secret is never shown).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookView {
+    pub id: String,
+    pub url: String,
+    pub event_types: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub deliveries: DeliveryCountsView,
+}
+
+impl From<allot_app::WebhookInfo> for WebhookView {
+    fn from(i: allot_app::WebhookInfo) -> WebhookView {
+        WebhookView {
+            created_at: ms_to_rfc3339(i.webhook.created_at_ms),
+            updated_at: ms_to_rfc3339(i.webhook.updated_at_ms),
+            id: i.webhook.webhook_id,
+            url: i.webhook.url,
+            event_types: i.webhook.event_types,
+            deliveries: DeliveryCountsView {
+                pending: i.counts.pending,
+                delivered: i.counts.delivered,
+                dead: i.counts.dead,
+            },
+        }
+    }
+}
+
+/// One event's delivery to one endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// The event's position in the stream.
+    pub seq: i64,
+    pub event_id: String,
+    /// pending, delivered, dead
+    pub status: String,
+    pub attempts: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<String>,
+}
+
+impl From<allot_app::DeliveryRow> for DeliveryView {
+    fn from(d: allot_app::DeliveryRow) -> DeliveryView {
+        DeliveryView {
+            next_attempt_at: (d.status == "pending").then(|| ms_to_rfc3339(d.next_attempt_at_ms)),
+            delivered_at: d.delivered_at_ms.map(ms_to_rfc3339),
+            seq: d.seq,
+            event_id: d.event_id,
+            status: d.status,
+            attempts: d.attempts,
+            last_error: d.last_error,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub deliveries: Vec<DeliveryView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedriveView {
+    /// Dead deliveries put back in the queue.
+    pub redriven: u64,
+}

@@ -552,12 +552,15 @@ async fn operations_endpoints_answer_without_a_key(s: TestServer) {
         ("/v1/fulfillment-orders/{id}/deliver", &["post"]),
         ("/v1/shipments/{tracking_number}/events", &["post"]),
         ("/v1/orders/{order_id}/contacts", &["post"]),
+        ("/v1/webhooks/{webhook_id}", &["put", "get"]),
+        ("/v1/webhooks/{webhook_id}/deliveries", &["get"]),
+        ("/v1/webhooks/{webhook_id}/redrive", &["post"]),
     ] {
         for m in methods {
             assert!(paths[path].get(*m).is_some(), "{m} {path} missing from the OpenAPI document");
         }
     }
-    assert_eq!(paths.len(), 36, "every route is documented and nothing else: {:?}", paths.keys());
+    assert_eq!(paths.len(), 39, "every route is documented and nothing else: {:?}", paths.keys());
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
 }
 

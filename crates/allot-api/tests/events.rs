@@ -44,6 +44,7 @@ async fn order_changes_are_events_in_order_and_pages_resume(s: TestServer) {
     s.post(&format!("/v1/orders/{id}/cancel"), json!({"reason": "fraud"})).await;
     s.post(&format!("/v1/orders/{id}/cancel"), json!({"reason": "fraud"})).await; // retry: no new event
 
+    s.settle_events().await;
     let (status, all) = s.get("/v1/events").await;
     assert_eq!(status, StatusCode::OK, "{all}");
     assert_eq!(

@@ -1,9 +1,11 @@
-//! Random interleavings of place / cancel / reserve / release / expire / inventory delta,
+//! Random interleavings of place / cancel / reserve / release / expire / inventory delta /
+//! fulfillment actions (accept, reject, short and full picks, pack, ship, hand-over),
 //! checked after every step against the stock invariants, on both backends:
 //!
-//! - every allocation row is counted in `positions.allocated` and every active reservation
-//!   line in `positions.reserved` (per position, not only in total), and the allocations
-//!   are exactly those of the live lines of the orders listed by `GET /v1/orders`;
+//! - every allocation row of a fulfillment order that still holds stock is counted in
+//!   `positions.allocated` and every active reservation line in `positions.reserved` (per
+//!   position, not only in total), and the allocations are exactly those of the orders
+//!   listed by `GET /v1/orders`;
 //! - held stock (reserved + allocated) never exceeds what may be promised (on hand −
 //!   damaged − quarantined − safety stock), except after a delta that reported shrinkage;
 //!   while a position is over-committed that way, no step takes more stock there;
@@ -71,6 +73,9 @@ struct Tally {
     refused: usize,
     expired: usize,
     over_committed: usize,
+    /// Fulfillment actions that moved a fulfillment order.
+    worked: usize,
+    rerouted: usize,
 }
 
 impl Tally {
@@ -81,6 +86,8 @@ impl Tally {
         self.refused += o.refused;
         self.expired += o.expired;
         self.over_committed += o.over_committed;
+        self.worked += o.worked;
+        self.rerouted += o.rerouted;
     }
 }
 
@@ -126,7 +133,7 @@ struct Outcome {
 
 /// One random step.
 async fn step(s: &TestServer, run: &mut Run) -> Outcome {
-    let roll = run.rng.range(0, 99);
+    let roll = run.rng.range(0, 119);
     let mut is_delta = false;
     let mut retry = false;
     let (what, status) = match roll {
@@ -226,6 +233,10 @@ async fn step(s: &TestServer, run: &mut Run) -> Outcome {
             let expired = s.app.expire_reservations().await.unwrap();
             (format!("{what}; {expired} expired by the sweep"), StatusCode::OK)
         }
+        100..=119 => match run.known_order() {
+            Some(id) => fulfillment_step(s, run, &id).await,
+            None => (String::from("no fulfillment order to work"), StatusCode::OK),
+        },
         _ => {
             let node = *run.rng.pick(&NODES);
             let sku = *run.rng.pick(&SKUS);
@@ -238,6 +249,51 @@ async fn step(s: &TestServer, run: &mut Run) -> Outcome {
         }
     };
     Outcome { what, status, delta_applied: is_delta && status.is_success(), retry }
+}
+
+/// A node works one of an order's fulfillment orders: a random action, legal or not.
+async fn fulfillment_step(s: &TestServer, run: &mut Run, order_id: &str) -> (String, StatusCode) {
+    let o = s.get(&format!("/v1/orders/{order_id}")).await.1;
+    let fos = o["fulfillment_orders"].as_array().unwrap().clone();
+    if fos.is_empty() {
+        return (format!("order {order_id} has no fulfillment order"), StatusCode::OK);
+    }
+    let fo = run.rng.pick(&fos).clone();
+    let id = fo["id"].as_str().unwrap();
+    let attempts_before = o["sourcing_attempts"].as_array().unwrap().len();
+    let actions = ["accept", "reject", "pick", "pick", "pack", "ship", "ready-for-pickup", "picked-up", "deliver"];
+    let action = *run.rng.pick(&actions);
+    let body = match action {
+        "reject" => Some(json!({"reason": "damaged"})),
+        "pick" => {
+            let lines: Vec<Value> = fo["lines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| {
+                    let q = l["quantity"].as_u64().unwrap();
+                    let picked = if run.rng.chance(0.5) { q } else { run.rng.range(0, q) };
+                    json!({"line_id": l["line_id"], "picked_quantity": picked})
+                })
+                .collect();
+            Some(json!({"lines": lines}))
+        }
+        "ship" => Some(
+            json!({"packages": [{"carrier": "ups", "tracking_number": format!("T-{}-{}", run.seed, run.log.len())}]}),
+        ),
+        _ => None,
+    };
+    let path = format!("/v1/fulfillment-orders/{id}/{action}");
+    let (status, f) = match &body {
+        Some(b) => s.post(&path, b.clone()).await,
+        None => s.send(s.client.post(s.url(&path)).bearer_auth(common::ADMIN_KEY)).await,
+    };
+    if status == StatusCode::OK && f["status"] != fo["status"] {
+        run.tally.worked += 1;
+        let after = s.get(&format!("/v1/orders/{order_id}")).await.1;
+        run.tally.rerouted += after["sourcing_attempts"].as_array().unwrap().len() - attempts_before;
+    }
+    (format!("{action} {id} ({}) {} -> {status} {}", fo["status"], body.unwrap_or_default(), f["status"]), status)
 }
 
 fn summary(o: &Value) -> String {
@@ -307,8 +363,18 @@ async fn check(
     // Per position: allocations of the listed orders' live lines.
     let orders = all_orders(s).await;
     assert_eq!(orders.len(), run.orders.len(), "every order answered 201 is listed, and no other\n{ctx}");
+    let holds_stock = ["created", "released", "accepted", "picking", "packed", "ready_for_pickup"];
     let mut by_position: BTreeMap<Key, i64> = BTreeMap::new();
     for o in &orders {
+        for f in o["fulfillment_orders"].as_array().unwrap() {
+            if !holds_stock.contains(&f["status"].as_str().unwrap()) {
+                continue;
+            }
+            for l in f["lines"].as_array().unwrap() {
+                let key = (f["node_id"].as_str().unwrap().to_owned(), l["sku"].as_str().unwrap().to_owned());
+                *by_position.entry(key).or_default() += l["quantity"].as_i64().unwrap();
+            }
+        }
         for l in o["lines"].as_array().unwrap() {
             let q = |f: &str| l[f].as_i64().unwrap();
             assert_eq!(
@@ -316,13 +382,13 @@ async fn check(
                 q("quantity"),
                 "line buckets add up: {l}\n{ctx}"
             );
-            let mut line_sum = 0;
-            for a in l["allocations"].as_array().unwrap() {
-                let key = (a["node_id"].as_str().unwrap().to_owned(), l["sku"].as_str().unwrap().to_owned());
-                *by_position.entry(key).or_default() += a["quantity"].as_i64().unwrap();
-                line_sum += a["quantity"].as_i64().unwrap();
-            }
+            let line_sum: i64 =
+                l["allocations"].as_array().unwrap().iter().map(|a| a["quantity"].as_i64().unwrap()).sum();
             assert_eq!(line_sum, q("allocated_quantity"), "a line's allocations are its allocated units: {l}\n{ctx}");
+            assert!(
+                q("delivered_quantity") <= q("shipped_quantity") && q("shipped_quantity") <= q("allocated_quantity"),
+                "delivered <= shipped <= allocated: {l}\n{ctx}"
+            );
         }
     }
     assert_eq!(by_position.values().sum::<i64>(), allocations, "no allocation outside the listed orders\n{ctx}");
@@ -455,6 +521,7 @@ async fn interleavings(backend: Backend, seeds: std::ops::Range<u64>) {
     // The sequences must reach the interesting states, or the checks prove little.
     assert!(totals.placed > 0 && totals.cancelled > 0 && totals.refused > 0, "{totals:?}");
     assert!(totals.converted > 0 && totals.expired > 0 && totals.over_committed > 0, "{totals:?}");
+    assert!(totals.worked > 0 && totals.rerouted > 0, "{totals:?}");
 }
 
 /// Three groups of seeds per backend, so that each test stays short.

@@ -39,6 +39,8 @@ pub const PACKAGES_MAX: usize = 50;
 /// Fulfillment orders timed out per sweep (the rest wait for the next sweep: a node
 /// outage cannot turn one sweep into an unbounded reroute storm).
 pub const TIMEOUT_BATCH: i64 = 100;
+/// Fulfillment orders moved off paused or closed nodes per sweep.
+pub const DISRUPTION_BATCH: i64 = 100;
 /// Rounds of planning and taking stock when re-sourcing (a round fails where a concurrent
 /// order took the planned stock first; the units left after the last round are
 /// backordered or cancelled).
@@ -86,6 +88,10 @@ pub enum FoAction {
     ReleaseTimeout {
         released_before_ms: i64,
     },
+    /// The system's: the node was paused or closed; work not yet picked moves elsewhere.
+    Withdraw {
+        reason: String,
+    },
 }
 
 impl FoAction {
@@ -100,6 +106,7 @@ impl FoAction {
             FoAction::PickedUp => FoEvent::PickedUp,
             FoAction::Deliver { .. } => FoEvent::Deliver,
             FoAction::ReleaseTimeout { .. } => FoEvent::Reject,
+            FoAction::Withdraw { .. } => FoEvent::Withdraw,
         }
     }
 }
@@ -424,6 +431,7 @@ impl App {
                 FoAction::Reject { reason } => format!("rejected: {reason}"),
                 FoAction::Pick { .. } => "short_pick".to_owned(),
                 FoAction::ReleaseTimeout { .. } => "release_timeout".to_owned(),
+                FoAction::Withdraw { reason } => reason.clone(),
                 _ => "node_failed".to_owned(),
             };
             let units = std::mem::take(&mut fx.reroute);
@@ -484,6 +492,9 @@ impl App {
         let to = match allot_core::fulfillment::next(from, action.event(), kind) {
             Ok(Transition::To(to)) => to,
             Ok(Transition::Repeat) => return Ok(false),
+            // The system's sweeps act on what they listed a moment ago; work that has moved
+            // on since (accepted, picked) is simply no longer theirs to move.
+            Err(_) if matches!(action, FoAction::Withdraw { .. }) => return Ok(false),
             Err(e) => return Err(AppError::Conflict(vec![FieldError::new("status", e.to_string())])),
         };
         let mut to = to;
@@ -495,7 +506,7 @@ impl App {
         let line_index = |order: &StoredOrder, line_id: &str| order.lines.iter().position(|l| l.line_id == line_id);
         match action {
             FoAction::Accept | FoAction::Pack | FoAction::ReadyForPickup => {}
-            FoAction::Reject { .. } | FoAction::ReleaseTimeout { .. } => {
+            FoAction::Reject { .. } | FoAction::ReleaseTimeout { .. } | FoAction::Withdraw { .. } => {
                 for &ai in &allocs {
                     let a = &order.allocations[ai];
                     let (node, sku) = parse_position(a)?;
@@ -507,7 +518,7 @@ impl App {
                     *fx.reroute.entry(a.line_id.clone()).or_default() += q;
                 }
                 reason = Some(match action {
-                    FoAction::Reject { reason } => reason.clone(),
+                    FoAction::Reject { reason } | FoAction::Withdraw { reason } => reason.clone(),
                     _ => "release_timeout".to_owned(),
                 });
             }
@@ -753,6 +764,28 @@ impl App {
             }
         }
         Ok(timed_out)
+    }
+
+    /// Moves work not yet picked away from paused and closed nodes, at most
+    /// [`DISRUPTION_BATCH`] fulfillment orders per call (a node outage with thousands of
+    /// open orders becomes a steady stream of bounded batches, not one storm). Each move is
+    /// its own transaction, re-sourced like a rejection (reason `node_paused` or
+    /// `node_closed`). Answers how many moved. Run by the background sweep and right after
+    /// a node is paused or closed.
+    pub async fn sweep_disrupted_nodes(&self) -> Result<usize> {
+        let due = self.inner.store.disrupted_fulfillment_orders(DISRUPTION_BATCH).await?;
+        let mut moved = 0;
+        for (id, node_status) in due {
+            let reason = format!("node_{node_status}");
+            match self.act_on_fulfillment_order(&id, FoAction::Withdraw { reason: reason.clone() }, None).await {
+                Ok(entry) if entry.fulfillment_order.reason.as_deref() == Some(reason.as_str()) => moved += 1,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(fulfillment_order = %id, error = %e, "moving work off a disrupted node failed")
+                }
+            }
+        }
+        Ok(moved)
     }
 
     /// A carrier's scan of a shipment. A repeat of the shipment's current scan changes

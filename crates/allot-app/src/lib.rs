@@ -19,12 +19,14 @@ mod error;
 mod events;
 mod fulfillment;
 mod inventory;
+mod nats;
 mod network;
 mod orders;
 mod policies;
 pub mod policy_doc;
 mod read_model;
 mod reservations;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -32,9 +34,10 @@ use allot_store::Store;
 
 pub use allot_store::StoredOrder;
 pub use allot_store::{
-    AllocationRow, Claim, ContactRow, EventFilter, FulfillmentOrderEntry, FulfillmentOrderFilter, FulfillmentOrderRow,
-    IDEMPOTENCY_STALE_CLAIM_MS, IDEMPOTENCY_TTL_MS, OrderFilter, OrderLineRow, OrderSummary, ReservationLineRow,
-    ShipmentRow, SourcingAttemptRow, StoredAnswer, StoredEvent, StoredReservation,
+    AllocationRow, Claim, ContactRow, DeliveryCounts, DeliveryRow, EventFilter, FulfillmentOrderEntry,
+    FulfillmentOrderFilter, FulfillmentOrderRow, IDEMPOTENCY_STALE_CLAIM_MS, IDEMPOTENCY_TTL_MS, OrderFilter,
+    OrderLineRow, OrderSummary, ReservationLineRow, ShipmentRow, SourcingAttemptRow, StoredAnswer, StoredEvent,
+    StoredReservation, StoredWebhook,
 };
 pub use allot_store::{DbConfig, StoredItem, StoredNode};
 pub use auth::{NewKey, Principal, Role};
@@ -43,14 +46,20 @@ pub use demo::LoadSummary;
 pub use error::{AppError, FieldError};
 pub use events::{CONTACT_CHANNELS, EVENT_VERSION, acting_as};
 pub use fulfillment::{
-    FULFILLMENT_TEXT_MAX, FoAction, PACKAGES_MAX, Package, PickedLine, REROUTE_ROUNDS, Scan, ScanKind, TIMEOUT_BATCH,
+    DISRUPTION_BATCH, FULFILLMENT_TEXT_MAX, FoAction, PACKAGES_MAX, Package, PickedLine, REROUTE_ROUNDS, Scan,
+    ScanKind, TIMEOUT_BATCH,
 };
 pub use inventory::{Availability, AvailabilityQuery, DeltaInput, NodeAvailability, SkuAvailability, SnapshotInput};
+pub use nats::{NATS_RELAY, NatsOptions, NatsPass, connect as connect_nats};
 pub use network::{ListPage, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
 pub use orders::{PLACE_ATTEMPTS, PlaceOrder, Placed};
 pub use policies::{LoadedPolicy, PolicyInfo, PolicyStamp, Quote};
 pub use read_model::ReadModel;
 pub use reservations::{RESERVATION_LINES_MAX, RESERVATION_TTL_MAX_S, ReserveInput, ReserveLine, SWEEP_INTERVAL};
+pub use webhooks::{
+    WEBHOOK_TYPES_MAX, WEBHOOK_URL_MAX, WebhookInfo, WebhookInput, WebhookOptions, install_tls_provider,
+    sign as sign_webhook,
+};
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
@@ -67,6 +76,8 @@ struct Inner {
     keys: auth::KeyCache,
     /// This process's id in change notes (so it skips its own).
     instance: String,
+    /// How the webhook relay behaves (set by the server's flags; tests shorten times).
+    webhooks: std::sync::RwLock<WebhookOptions>,
 }
 
 impl App {
@@ -75,17 +86,28 @@ impl App {
         App::open_with(db, clock, true).await
     }
 
-    /// As [`App::open`]; `background_sweep: false` leaves reservation expiry to the
+    /// As [`App::open`]; `background_sweep: false` starts neither the sweep nor the webhook
+    /// relay, and leaves reservation expiry to the
     /// requests themselves and to [`App::expire_reservations`] (tests that drive every
     /// step, so that no sweep commits between a step and its checks).
     pub async fn open_with(db: &DbConfig, clock: Arc<dyn Clock>, background_sweep: bool) -> Result<App> {
         let store = Store::open(db).await?;
         let read = read_model::SharedReadModel::load(&store).await?;
         let instance = uuid::Uuid::now_v7().simple().to_string();
-        let app = App { inner: Arc::new(Inner { store, clock, read, keys: auth::KeyCache::default(), instance }) };
+        let app = App {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                read,
+                keys: auth::KeyCache::default(),
+                instance,
+                webhooks: std::sync::RwLock::new(WebhookOptions::default()),
+            }),
+        };
         app.start_change_listener().await?;
         if background_sweep {
             app.start_sweeper();
+            app.start_webhook_relay();
         }
         Ok(app)
     }

@@ -55,6 +55,16 @@ impl App {
         tx.commit().await?;
         let stored = StoredNode { node, version };
         self.inner.read.update(|m| m.apply_node(stored.clone()));
+        // A paused or closed node's open work moves elsewhere: one batch now, the
+        // background sweep does the rest.
+        if !stored.node.is_active() {
+            let app = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = app.sweep_disrupted_nodes().await {
+                    tracing::warn!(error = %e, "moving work off a disrupted node failed");
+                }
+            });
+        }
         Ok((stored, version == 1))
     }
 

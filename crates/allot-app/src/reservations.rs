@@ -370,7 +370,7 @@ impl App {
     }
 
     /// Starts the background sweep: reservations expire, fulfillment orders not accepted in
-    /// time are re-sourced, old idempotency keys are purged.
+    /// time and work at paused or closed nodes are re-sourced, old idempotency keys are purged.
     /// It ends when the app is dropped or its store closed.
     pub(crate) fn start_sweeper(&self) {
         let weak: Weak<crate::Inner> = std::sync::Arc::downgrade(&self.inner);
@@ -388,6 +388,9 @@ impl App {
                 }
                 if let Err(e) = app.sweep_release_timeouts().await {
                     tracing::warn!(error = %e, "fulfillment release-timeout sweep failed");
+                }
+                if let Err(e) = app.sweep_disrupted_nodes().await {
+                    tracing::warn!(error = %e, "disrupted-node sweep failed");
                 }
                 ticks += 1;
                 if ticks % 7200 == 1 {

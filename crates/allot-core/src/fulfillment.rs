@@ -10,6 +10,7 @@
 //!    ▲                 │  └─hold→ created            │                 │
 //!    └──────hold───────┘                              └───────ready_for_pickup (pickup FOs)─→ picked_up
 //! reject: released | accepted | picking → rejected      cancel: any not yet shipped/picked up → cancelled
+//! withdraw (node paused or closed): created | released | accepted → rejected
 //! ```
 //!
 //! Key invariant: [`next`] is the only place that says which moves are legal. Repeating
@@ -156,6 +157,9 @@ pub enum FoEvent {
     PickedUp,
     Deliver,
     Cancel,
+    /// The system takes work back before the node has picked it: the node was paused or
+    /// closed. Recorded as `rejected`, with the reason.
+    Withdraw,
 }
 
 impl FoEvent {
@@ -172,6 +176,7 @@ impl FoEvent {
             FoEvent::PickedUp => "picked_up",
             FoEvent::Deliver => "deliver",
             FoEvent::Cancel => "cancel",
+            FoEvent::Withdraw => "withdraw",
         }
     }
 }
@@ -207,6 +212,9 @@ pub fn next(from: FoStatus, event: FoEvent, kind: FoKind) -> Result<Transition, 
         // A node may give work back until it has packed it; after that the units are in a
         // parcel (or at the counter) and only a cancellation can stop them.
         (E::Reject, S::Released | S::Accepted | S::Picking, _) => S::Rejected,
+        // Picked work is in the node's hands (and maybe in a tote): a disruption moves
+        // only what has not been picked yet.
+        (E::Withdraw, S::Created | S::Released | S::Accepted, _) => S::Rejected,
         (E::Pick, S::Accepted, _) => S::Picking,
         (E::Pack, S::Picking, K::Ship) => S::Packed,
         (E::Ship, S::Packed, K::Ship) => S::Shipped,
@@ -247,6 +255,7 @@ fn repeats(from: FoStatus, event: FoEvent) -> bool {
             | (E::PickedUp, S::PickedUp)
             | (E::Deliver, S::Delivered)
             | (E::Cancel, S::Cancelled)
+            | (E::Withdraw, S::Rejected)
     )
 }
 
@@ -254,7 +263,8 @@ fn repeats(from: FoStatus, event: FoEvent) -> bool {
 mod tests {
     use super::*;
 
-    const EVENTS: [FoEvent; 11] = [
+    const EVENTS: [FoEvent; 12] = [
+        FoEvent::Withdraw,
         FoEvent::Release,
         FoEvent::Hold,
         FoEvent::Accept,

@@ -855,6 +855,23 @@ impl Store {
             .collect())
     }
 
+    /// Fulfillment orders not yet picked at paused or closed nodes, oldest first, with the
+    /// node's status.
+    pub async fn disrupted_fulfillment_orders(&self, limit: i64) -> Result<Vec<(String, String)>> {
+        let rows = on_read!(self, |pool| {
+            sqlx::query_as::<_, (String, String)>(
+                "SELECT f.fulfillment_order_id, n.status FROM fulfillment_orders f \
+                 JOIN nodes n ON n.node_id = f.node_id \
+                 WHERE n.status IN ('paused', 'closed') AND f.status IN ('created', 'released', 'accepted') \
+                 ORDER BY f.fulfillment_order_id LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+
     /// The order and node of a fulfillment order (read pool).
     pub async fn fulfillment_order_owner(&self, fulfillment_order_id: &str) -> Result<Option<(String, String)>> {
         let row = on_read!(self, |pool| {

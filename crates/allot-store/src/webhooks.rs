@@ -1,4 +1,4 @@
-//! Webhook endpoints and the delivery queue the relay works from.
+//! Webhook endpoints and the delivery queue the relay works from; relay cursors.
 //!
 //! Fan-out ([`Tx::insert_deliveries`] + [`Tx::advance_webhook_cursor`]) turns events after
 //! an endpoint's cursor into `pending` deliveries in one transaction. The relay claims due
@@ -302,6 +302,15 @@ impl Store {
         Ok(seq.unwrap_or(0))
     }
 
+    /// The largest event `seq` written, visible to readers or not (with
+    /// [`Store::event_horizon`]: whether every committed event can be served yet).
+    pub async fn max_event_seq(&self) -> Result<i64> {
+        let seq = on_read!(self, |pool| {
+            sqlx::query_scalar::<_, Option<i64>>("SELECT CAST(MAX(seq) AS BIGINT) FROM events").fetch_one(pool).await?
+        });
+        Ok(seq.unwrap_or(0))
+    }
+
     /// Events by `seq`.
     pub async fn events_by_seq(&self, seqs: &[i64]) -> Result<Vec<crate::StoredEvent>> {
         let param = serde_json::Value::from(seqs.to_vec()).to_string();
@@ -319,5 +328,37 @@ impl Store {
             .await?
         });
         Ok(rows)
+    }
+}
+
+impl Store {
+    /// Where a relay has published up to (0 if it never ran).
+    pub async fn relay_cursor(&self, relay: &str) -> Result<i64> {
+        let seq = on_read!(self, |pool| {
+            sqlx::query_scalar::<_, i64>("SELECT cursor_seq FROM relay_cursors WHERE relay = $1")
+                .bind(relay)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(seq.unwrap_or(0))
+    }
+}
+
+impl Tx {
+    /// Moves a relay's cursor forward (never back).
+    pub async fn advance_relay_cursor(&mut self, relay: &str, seq: i64, now_ms: i64) -> Result<()> {
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO relay_cursors (relay, cursor_seq, updated_at_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (relay) DO UPDATE SET cursor_seq = excluded.cursor_seq, updated_at_ms = excluded.updated_at_ms \
+                 WHERE relay_cursors.cursor_seq < excluded.cursor_seq",
+            )
+            .bind(relay)
+            .bind(seq)
+            .bind(now_ms)
+            .execute(conn)
+            .await?;
+        });
+        Ok(())
     }
 }

@@ -161,12 +161,23 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "ALLOT_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Also accept plain-http webhook endpoints on 127.0.0.1, [::1] or localhost (tests,
+    /// local use); otherwise endpoints must be https.
+    #[arg(long, env = "ALLOT_ALLOW_INSECURE_WEBHOOKS")]
+    allow_insecure_webhooks: bool,
+    /// Publish every event to NATS JetStream at this URL (subject `allot.<event type>`).
+    #[arg(long, env = "ALLOT_NATS_URL")]
+    nats_url: Option<String>,
+    /// The JetStream stream the NATS relay publishes to (created if absent).
+    #[arg(long, env = "ALLOT_NATS_STREAM", default_value = "ALLOT")]
+    nats_stream: String,
     #[command(flatten)]
     db: DbArgs,
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    allot_app::install_tls_provider();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ALLOT_LOG")
@@ -209,6 +220,17 @@ async fn open(db: &DbArgs) -> anyhow::Result<App> {
 
 async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     let app = open(&args.db).await?;
+    app.set_webhook_options(allot_app::WebhookOptions {
+        allow_insecure: args.allow_insecure_webhooks,
+        ..Default::default()
+    });
+    if let Some(url) = &args.nats_url {
+        app.start_nats_relay(allot_app::NatsOptions {
+            stream: args.nats_stream.clone(),
+            ..allot_app::NatsOptions::new(url)
+        });
+        eprintln!("publishing events to NATS JetStream at {url} (stream {})", args.nats_stream);
+    }
     let configured = std::env::var("ALLOT_ADMIN_KEY").ok().filter(|k| !k.is_empty());
     let mut printed_key = app.bootstrap_admin(configured.as_deref()).await.context("preparing the admin key")?;
 

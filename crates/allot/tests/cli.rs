@@ -84,7 +84,7 @@ impl Server {
 fn get(url: &str, key: &str) -> (u16, serde_json::Value) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let resp = reqwest::Client::new().get(url).bearer_auth(key).send().await.unwrap();
+        let resp = client().get(url).bearer_auth(key).send().await.unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(serde_json::Value::Null))
     })
@@ -92,9 +92,7 @@ fn get(url: &str, key: &str) -> (u16, serde_json::Value) {
 
 fn put(url: &str, key: &str, body: serde_json::Value) -> u16 {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        reqwest::Client::new().put(url).bearer_auth(key).json(&body).send().await.unwrap().status().as_u16()
-    })
+    rt.block_on(async { client().put(url).bearer_auth(key).json(&body).send().await.unwrap().status().as_u16() })
 }
 
 #[test]
@@ -197,7 +195,7 @@ fn policy_check_accepts_the_example_and_names_every_problem_in_a_bad_file() {
 fn post(url: &str, key: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let resp = reqwest::Client::new().post(url).bearer_auth(key).json(body).send().await.unwrap();
+        let resp = client().post(url).bearer_auth(key).json(body).send().await.unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(serde_json::Value::Null))
     })
@@ -242,4 +240,10 @@ fn generated_scenarios_are_deterministic_import_cleanly_and_their_orders_can_be_
     for dir in [&out, &again, &db] {
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+/// An HTTP client (after installing the TLS crypto provider reqwest is built without).
+fn client() -> reqwest::Client {
+    allot_app::install_tls_provider();
+    reqwest::Client::new()
 }

@@ -203,7 +203,13 @@ struct Api {
 
 impl Api {
     fn new(base: &str) -> Api {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+        let client = {
+            allot_app::install_tls_provider();
+            reqwest::Client::builder()
+        }
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
         Api { client, base: base.to_owned() }
     }
 

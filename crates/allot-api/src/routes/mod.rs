@@ -9,6 +9,7 @@ pub mod ops;
 pub mod orders;
 pub mod policies;
 pub mod reservations;
+pub mod webhooks;
 
 /// The channel a caller's order-side reads and changes are limited to: `None` for admins,
 /// the key's channel for channel keys. Node keys see no orders or reservations: they get

@@ -68,6 +68,7 @@ macro_rules! backend_tests {
 impl TestServer {
     /// `None` when the backend is PostgreSQL and no test database is configured.
     pub async fn start(backend: Backend) -> Option<TestServer> {
+        allot_app::install_tls_provider();
         TestServer::start_with_clock(backend, Arc::new(SystemClock)).await
     }
 
@@ -79,6 +80,7 @@ impl TestServer {
     /// As [`TestServer::start_with_clock`]; `sweep: false` turns the background
     /// reservation sweep off (the test expires reservations itself).
     pub async fn start_with(backend: Backend, clock: Arc<dyn Clock>, sweep: bool) -> Option<TestServer> {
+        allot_app::install_tls_provider();
         let tag = uuid::Uuid::now_v7().simple().to_string();
         let (db, dir, pg) = match backend {
             Backend::Sqlite => {
@@ -177,6 +179,20 @@ impl TestServer {
 
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.send(self.client.post(self.url(path)).bearer_auth(ADMIN_KEY).json(&body)).await
+    }
+
+    /// Waits until every committed event can be served by `GET /v1/events` (on
+    /// PostgreSQL an event is served once every older transaction in the cluster has ended;
+    /// other tests' transactions can hold that back for a moment).
+    pub async fn settle_events(&self) {
+        for _ in 0..200 {
+            let store = self.app.store();
+            if store.event_horizon().await.unwrap() >= store.max_event_seq().await.unwrap() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("events did not become visible");
     }
 
     pub async fn post_as(&self, key: &str, path: &str, body: Value) -> (StatusCode, Value) {

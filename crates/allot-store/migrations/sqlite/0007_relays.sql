@@ -1,0 +1,8 @@
+-- Where each outbox relay (NATS JetStream so far) has published up to: the last event
+-- seq the broker acknowledged, so a restart resumes there (the broker's de-duplication
+-- by Nats-Msg-Id absorbs a re-publish of events acknowledged but not yet recorded).
+CREATE TABLE relay_cursors (
+    relay           TEXT PRIMARY KEY NOT NULL,
+    cursor_seq      INTEGER NOT NULL CHECK (cursor_seq >= 0),
+    updated_at_ms   INTEGER NOT NULL
+) STRICT;
