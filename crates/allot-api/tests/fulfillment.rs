@@ -21,6 +21,7 @@ backend_tests!(
     pickup_work_goes_to_the_counter_and_leaves_when_collected,
     cancellation_reaches_only_units_not_yet_handed_over,
     bad_fulfillment_input_is_refused_and_changes_nothing,
+    backorders_are_sourced_when_stock_arrives_oldest_first,
 );
 
 fn order(ext: &str, lines: Value) -> Value {
@@ -578,4 +579,39 @@ async fn a_paused_node_hands_its_unpicked_work_elsewhere_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_node_hands_its_unpicked_work_elsewhere_postgres() {
     a_paused_node_hands_its_unpicked_work_elsewhere(Backend::Postgres).await;
+}
+
+async fn backorders_are_sourced_when_stock_arrives_oldest_first(s: TestServer) {
+    s.seed().await;
+    let line = |q: u64| json!([{"line_id": "1", "sku": "SKU-3", "quantity": q, "allow_backorder": true}]);
+    let first = s.post("/v1/orders", order("B-1", line(2))).await.1;
+    let second = s.post("/v1/orders", order("B-2", line(2))).await.1;
+    assert_eq!((first["status"].clone(), second["status"].clone()), (json!("backordered"), json!("backordered")));
+    // Three units arrive: the older order gets its two, the newer one the third.
+    s.put("/v1/inventory/DC-EAST/SKU-3", json!({"on_hand": 3})).await;
+    let path = |o: &Value| format!("/v1/orders/{}", o["order_id"].as_str().unwrap());
+    let mut done = false;
+    for _ in 0..200 {
+        let (a, b) = (s.get(&path(&first)).await.1, s.get(&path(&second)).await.1);
+        if a["status"] == "allocated" && b["lines"][0]["allocated_quantity"] == 1 {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(done, "backorders were not filled: {} / {}", s.get(&path(&first)).await.1, s.get(&path(&second)).await.1);
+    let a = s.get(&path(&first)).await.1;
+    assert_eq!(a["sourcing_attempts"][0]["reason"], "supply_arrived");
+    assert_eq!(a["fulfillment_orders"][0]["node_id"], "DC-EAST");
+    assert_eq!(a["fulfillment_orders"][0]["status"], "released");
+    let b = s.get(&path(&second)).await.1;
+    assert_eq!(
+        (b["status"].clone(), b["lines"][0]["backordered_quantity"].clone()),
+        (json!("partially_allocated"), json!(1))
+    );
+    assert!(
+        event_types(&s, a["order_id"].as_str().unwrap()).await.iter().filter(|t| *t == "order.allocated").count() == 1
+    );
+    assert_eq!(position(&s, "DC-EAST", "SKU-3").await, (3, 3, 0));
+    assert_stock_consistent(&s).await;
 }

@@ -76,6 +76,7 @@ struct Tally {
     /// Fulfillment actions that moved a fulfillment order.
     worked: usize,
     rerouted: usize,
+    backorders_filled: usize,
 }
 
 impl Tally {
@@ -88,6 +89,7 @@ impl Tally {
         self.over_committed += o.over_committed;
         self.worked += o.worked;
         self.rerouted += o.rerouted;
+        self.backorders_filled += o.backorders_filled;
     }
 }
 
@@ -245,7 +247,16 @@ async fn step(s: &TestServer, run: &mut Run) -> Outcome {
             let body = json!({"deltas": [{"node_id": node, "sku": sku, "on_hand_delta": delta, "reason": "count"}]});
             let (status, _) = s.post("/v1/inventory/deltas", body).await;
             is_delta = true;
-            (format!("delta {node}/{sku} {delta:+} -> {status}"), status)
+            // Stock came in: backordered orders are sourced again (the server does this in
+            // the background; here, as part of the step).
+            let filled = if status.is_success() && delta > 0 {
+                let n = s.app.fill_backorders(&[sku.to_owned()]).await.unwrap();
+                run.tally.backorders_filled += n;
+                n
+            } else {
+                0
+            };
+            (format!("delta {node}/{sku} {delta:+} -> {status}; {filled} backordered orders filled"), status)
         }
     };
     Outcome { what, status, delta_applied: is_delta && status.is_success(), retry }
@@ -521,7 +532,7 @@ async fn interleavings(backend: Backend, seeds: std::ops::Range<u64>) {
     // The sequences must reach the interesting states, or the checks prove little.
     assert!(totals.placed > 0 && totals.cancelled > 0 && totals.refused > 0, "{totals:?}");
     assert!(totals.converted > 0 && totals.expired > 0 && totals.over_committed > 0, "{totals:?}");
-    assert!(totals.worked > 0 && totals.rerouted > 0, "{totals:?}");
+    assert!(totals.worked > 0 && totals.rerouted > 0 && totals.backorders_filled > 0, "{totals:?}");
 }
 
 /// Three groups of seeds per backend, so that each test stays short.

@@ -39,6 +39,9 @@ pub const PACKAGES_MAX: usize = 50;
 /// Fulfillment orders timed out per sweep (the rest wait for the next sweep: a node
 /// outage cannot turn one sweep into an unbounded reroute storm).
 pub const TIMEOUT_BATCH: i64 = 100;
+/// Backordered orders sourced again per stock increase (oldest first; the rest wait for
+/// the next increase of their SKU).
+pub const BACKORDER_BATCH: i64 = 100;
 /// Fulfillment orders moved off paused or closed nodes per sweep.
 pub const DISRUPTION_BATCH: i64 = 100;
 /// Rounds of planning and taking stock when re-sourcing (a round fails where a concurrent
@@ -435,7 +438,7 @@ impl App {
                 _ => "node_failed".to_owned(),
             };
             let units = std::mem::take(&mut fx.reroute);
-            let summary = self.reroute_in(tx, order, &units, fo_id, &reason, now, fx).await?;
+            let summary = self.reroute_in(tx, order, &units, Some(fo_id), &reason, now, fx).await?;
             fx.events.push(crate::events::order_event("order.rerouted", order, now, summary));
         }
         self.write_progress(tx, order, &before, now, fx).await?;
@@ -788,6 +791,72 @@ impl App {
         Ok(moved)
     }
 
+    /// Sources the backordered units of orders with lines of `skus`, oldest order first, at
+    /// most [`BACKORDER_BATCH`] orders per call; each order is its own transaction and a
+    /// numbered attempt (reason `supply_arrived`) when it got anything. Answers how many
+    /// orders got units. Run after inventory writes that raise stock.
+    pub async fn fill_backorders(&self, skus: &[String]) -> Result<usize> {
+        if skus.is_empty() {
+            return Ok(0);
+        }
+        let ids = self.inner.store.backordered_orders(skus, BACKORDER_BATCH).await?;
+        let mut filled = 0;
+        for id in ids {
+            if self.fill_backorder(&id).await? {
+                filled += 1;
+            }
+        }
+        Ok(filled)
+    }
+
+    async fn fill_backorder(&self, order_id: &str) -> Result<bool> {
+        let now = self.now_ms();
+        let mut tx = self.inner.store.begin().await?;
+        let mut order = self.lock_for_change(&mut tx, order_id, None).await?;
+        let units: BTreeMap<String, i64> =
+            order.lines.iter().filter(|l| l.backordered > 0).map(|l| (l.line_id.clone(), l.backordered)).collect();
+        if units.is_empty() || order.status == "cancelled" {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        for l in order.lines.iter_mut() {
+            l.backordered -= units.get(&l.line_id).copied().unwrap_or(0);
+        }
+        let before = order.status.clone();
+        let mut fx = Effects::default();
+        let summary = self.reroute_in(&mut tx, &mut order, &units, None, "supply_arrived", now, &mut fx).await?;
+        if summary["fulfillment_orders"].as_array().is_none_or(|f| f.is_empty()) {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        fx.events.push(crate::events::order_event(
+            "order.allocated",
+            &order,
+            now,
+            json!({"backorder_filled": summary}),
+        ));
+        self.write_progress(&mut tx, &mut order, &before, now, &mut fx).await?;
+        tx.insert_events(&fx.events).await?;
+        self.notify(&mut tx, self.positions_note(&fx.written)).await?;
+        tx.commit().await?;
+        self.refresh_positions(fx.written);
+        Ok(true)
+    }
+
+    /// Starts filling backorders of `skus` in the background (after a stock increase);
+    /// nothing when background work is off (tests call [`App::fill_backorders`]).
+    pub(crate) fn spawn_backorder_fill(&self, skus: Vec<String>) {
+        if skus.is_empty() || !self.inner.background {
+            return;
+        }
+        let app = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = app.fill_backorders(&skus).await {
+                tracing::warn!(error = %e, "filling backorders failed");
+            }
+        });
+    }
+
     /// A carrier's scan of a shipment. A repeat of the shipment's current scan changes
     /// nothing; a delivery scan delivers the fulfillment order once all its shipments are
     /// delivered. `node` limits a node key to its own shipments.
@@ -867,7 +936,7 @@ impl App {
         tx: &mut Tx,
         order: &mut StoredOrder,
         units: &BTreeMap<String, i64>,
-        failed_fo: &str,
+        failed_fo: Option<&str>,
         reason: &str,
         now: i64,
         fx: &mut Effects,
@@ -876,9 +945,8 @@ impl App {
         let failed_node = order
             .fulfillment_orders
             .iter()
-            .find(|f| f.fulfillment_order_id == failed_fo)
-            .map(|f| f.node_id.clone())
-            .unwrap_or_default();
+            .find(|f| Some(f.fulfillment_order_id.as_str()) == failed_fo)
+            .map(|f| f.node_id.clone());
         let mut excluded: BTreeSet<String> = order
             .fulfillment_orders
             .iter()
@@ -886,7 +954,7 @@ impl App {
             .map(|f| f.node_id.clone())
             .collect();
         excluded.extend(order.attempts.iter().filter_map(|a| a.failed_node_id.clone()));
-        excluded.insert(failed_node.clone());
+        excluded.extend(failed_node.clone());
         let excluded_ids: Vec<NodeId> = excluded.iter().filter_map(|n| NodeId::parse(n).ok()).collect();
         let mut left: BTreeMap<String, i64> =
             units.iter().filter(|(_, q)| **q > 0).map(|(l, q)| (l.clone(), *q)).collect();
@@ -982,7 +1050,8 @@ impl App {
         for (line_id, q) in &left {
             let Some(l) = order.lines.iter_mut().find(|l| &l.line_id == line_id) else { continue };
             let allow = captured.lines.iter().any(|c| &c.line_id == line_id && c.allow_backorder);
-            if allow && !no_backorder.contains(line_id) {
+            // Backordered units that still find no stock simply stay backordered.
+            if failed_fo.is_none() || (allow && !no_backorder.contains(line_id)) {
                 l.backordered += q;
                 backordered.push(json!({"line_id": line_id, "quantity": q}));
             } else {
@@ -1010,8 +1079,8 @@ impl App {
         let row = SourcingAttemptRow {
             attempt,
             reason: reason.to_owned(),
-            failed_node_id: Some(failed_node),
-            fulfillment_order_id: Some(failed_fo.to_owned()),
+            failed_node_id: failed_node,
+            fulfillment_order_id: failed_fo.map(str::to_owned),
             decision: summary.to_string(),
             at_ms: now,
         };

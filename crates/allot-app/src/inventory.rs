@@ -115,7 +115,7 @@ impl App {
         let written = tx.write_positions(std::slice::from_ref(&next), now).await?;
         self.notify(&mut tx, self.positions_note(&written)).await?;
         tx.commit().await?;
-        self.refresh_positions(written);
+        self.refresh_and_fill_backorders(written);
         Ok(next)
     }
 
@@ -190,7 +190,7 @@ impl App {
         self.notify(&mut tx, self.positions_note(&written)).await?;
         tx.commit().await?;
         let count = written.len();
-        self.refresh_positions(written);
+        self.refresh_and_fill_backorders(written);
         Ok(count)
     }
 
@@ -236,7 +236,7 @@ impl App {
         self.notify(&mut tx, note).await?;
         tx.commit().await?;
         let count = written.len();
-        self.refresh_positions(written);
+        self.refresh_and_fill_backorders(written);
         Ok(count)
     }
 
@@ -246,6 +246,17 @@ impl App {
         }
         let positions = written.iter().map(|p| (p.position.node_id.to_string(), p.position.sku.to_string())).collect();
         crate::changes::ChangeNote { positions, ..self.change() }
+    }
+
+    /// Refreshes the read model with an inventory write, then sources backordered orders
+    /// of SKUs that now have stock to promise, in the background.
+    fn refresh_and_fill_backorders(&self, written: Vec<StoredPosition>) {
+        let mut skus: Vec<String> =
+            written.iter().filter(|p| p.position.counts.atp().get() > 0).map(|p| p.position.sku.to_string()).collect();
+        skus.sort();
+        skus.dedup();
+        self.refresh_positions(written);
+        self.spawn_backorder_fill(skus);
     }
 
     pub(crate) fn refresh_positions(&self, written: Vec<StoredPosition>) {

@@ -78,6 +78,9 @@ struct Inner {
     instance: String,
     /// How the webhook relay behaves (set by the server's flags; tests shorten times).
     webhooks: std::sync::RwLock<WebhookOptions>,
+    /// Background work runs (sweeps, relays, backorder fills after stock increases). Off
+    /// in tests that drive every step themselves.
+    background: bool,
 }
 
 impl App {
@@ -102,6 +105,7 @@ impl App {
                 keys: auth::KeyCache::default(),
                 instance,
                 webhooks: std::sync::RwLock::new(WebhookOptions::default()),
+                background: background_sweep,
             }),
         };
         app.start_change_listener().await?;

@@ -57,7 +57,7 @@ impl App {
         self.inner.read.update(|m| m.apply_node(stored.clone()));
         // A paused or closed node's open work moves elsewhere: one batch now, the
         // background sweep does the rest.
-        if !stored.node.is_active() {
+        if !stored.node.is_active() && self.inner.background {
             let app = self.clone();
             tokio::spawn(async move {
                 if let Err(e) = app.sweep_disrupted_nodes().await {

@@ -872,6 +872,26 @@ impl Store {
         Ok(rows)
     }
 
+    /// Orders with backordered units of any of `skus`, oldest first.
+    pub async fn backordered_orders(&self, skus: &[String], limit: i64) -> Result<Vec<String>> {
+        let param = serde_json::Value::from(skus.to_vec()).to_string();
+        let in_skus = match self {
+            Store::Sqlite(_) => "IN (SELECT value FROM json_each($1))",
+            Store::Postgres(_) => "IN (SELECT jsonb_array_elements_text($1::jsonb))",
+        };
+        let rows = on_read!(self, |pool| {
+            sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
+                "SELECT DISTINCT order_id FROM order_lines WHERE backordered > 0 AND sku {in_skus} \
+                 ORDER BY order_id LIMIT $2"
+            )))
+            .bind(&param)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+
     /// The order and node of a fulfillment order (read pool).
     pub async fn fulfillment_order_owner(&self, fulfillment_order_id: &str) -> Result<Option<(String, String)>> {
         let row = on_read!(self, |pool| {
