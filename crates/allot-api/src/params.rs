@@ -468,9 +468,9 @@ pub struct OrderLineParam {
     pub service_level: Option<ServiceLevel>,
     #[serde(default)]
     pub allow_backorder: bool,
-    /// Read by order placement (issue 4); a quote never substitutes.
+    /// Units the ordered SKU cannot cover may come as the item's substitutes, in the
+    /// item's order (placement only; a quote never substitutes).
     #[serde(default)]
-    #[allow(dead_code)]
     pub allow_substitution: bool,
 }
 

@@ -439,6 +439,9 @@ pub struct AllocationView {
     pub node_id: String,
     pub quantity: i64,
     pub fulfillment_order_id: String,
+    /// The SKU these units come as, when it is a substitute for the ordered one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub substitute_sku: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -545,6 +548,7 @@ fn order_parts(
                     node_id: a.node_id.clone(),
                     quantity: a.quantity,
                     fulfillment_order_id: a.fulfillment_order_id.clone(),
+                    substitute_sku: (a.sku != l.sku).then(|| a.sku.clone()),
                 })
                 .collect(),
         })

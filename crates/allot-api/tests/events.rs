@@ -22,9 +22,17 @@ fn types(page: &Value) -> Vec<String> {
 
 async fn order_changes_are_events_in_order_and_pages_resume(s: TestServer) {
     s.seed().await;
-    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 10})).await;
     let (_, empty) = s.get("/v1/events").await;
     assert_eq!((types(&empty).len(), empty["next_cursor"].clone()), (0, json!("0")));
+    // A feed write is one (coalesced) inventory.changed event.
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 10})).await;
+    s.settle_events().await;
+    let (_, inv) = s.get("/v1/events").await;
+    assert_eq!(types(&inv), ["inventory.changed"]);
+    let e = &inv["events"][0];
+    assert_eq!((e["node_id"].clone(), e["actor"].clone()), (json!("DC-EAST"), json!("operator")));
+    assert_eq!(e["data"]["positions"], json!([{"node_id": "DC-EAST", "sku": "SKU-1", "on_hand": 10, "atp": 10}]));
+    let start = inv["next_cursor"].as_str().unwrap().to_owned();
 
     let mut held = order(
         "E-1",
@@ -45,7 +53,7 @@ async fn order_changes_are_events_in_order_and_pages_resume(s: TestServer) {
     s.post(&format!("/v1/orders/{id}/cancel"), json!({"reason": "fraud"})).await; // retry: no new event
 
     s.settle_events().await;
-    let (status, all) = s.get("/v1/events").await;
+    let (status, all) = s.get(&format!("/v1/events?after={start}")).await;
     assert_eq!(status, StatusCode::OK, "{all}");
     assert_eq!(
         types(&all),
@@ -76,7 +84,7 @@ async fn order_changes_are_events_in_order_and_pages_resume(s: TestServer) {
 
     // Pages of two resume from the cursor and see every event once.
     let mut seen = Vec::new();
-    let mut cursor = "0".to_owned();
+    let mut cursor = start.clone();
     loop {
         let (_, page) = s.get(&format!("/v1/events?limit=2&after={cursor}")).await;
         if types(&page).is_empty() {

@@ -22,6 +22,7 @@ backend_tests!(
     cancellation_reaches_only_units_not_yet_handed_over,
     bad_fulfillment_input_is_refused_and_changes_nothing,
     backorders_are_sourced_when_stock_arrives_oldest_first,
+    substitutes_cover_what_the_ordered_sku_cannot_when_the_line_allows_it,
 );
 
 fn order(ext: &str, lines: Value) -> Value {
@@ -613,5 +614,52 @@ async fn backorders_are_sourced_when_stock_arrives_oldest_first(s: TestServer) {
         event_types(&s, a["order_id"].as_str().unwrap()).await.iter().filter(|t| *t == "order.allocated").count() == 1
     );
     assert_eq!(position(&s, "DC-EAST", "SKU-3").await, (3, 3, 0));
+    assert_stock_consistent(&s).await;
+}
+
+async fn substitutes_cover_what_the_ordered_sku_cannot_when_the_line_allows_it(s: TestServer) {
+    s.seed().await;
+    let (status, i) =
+        s.put("/v1/items/SKU-1", json!({"name": "Tent", "weight_g": 500, "substitutes": ["SKU-3", "SKU-2"]})).await;
+    assert!(status.is_success(), "{i}");
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 1})).await;
+    s.put("/v1/inventory/DC-EAST/SKU-2", json!({"on_hand": 5})).await;
+    // Without consent: one unit, the rest unfilled.
+    let plain = s.post("/v1/orders", order("S-0", json!([{"line_id": "1", "sku": "SKU-1", "quantity": 3}]))).await.1;
+    assert_eq!(
+        (plain["lines"][0]["allocated_quantity"].clone(), plain["lines"][0]["unfilled_quantity"].clone()),
+        (json!(1), json!(2))
+    );
+    let cancel =
+        s.post(&format!("/v1/orders/{}/cancel", plain["order_id"].as_str().unwrap()), json!({"reason": "test"})).await;
+    assert_eq!(cancel.0, StatusCode::OK);
+    // With consent: the ordered unit, then the first substitute with stock (SKU-3 has none).
+    let line = json!([{"line_id": "1", "sku": "SKU-1", "quantity": 3, "allow_substitution": true}]);
+    let (status, o) = s.post("/v1/orders", order("S-1", line)).await;
+    assert_eq!(status, StatusCode::CREATED, "{o}");
+    let l = &o["lines"][0];
+    assert_eq!((l["status"].clone(), l["allocated_quantity"].clone()), (json!("allocated"), json!(3)), "{o}");
+    let mut allocs: Vec<(i64, Value)> = l["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["quantity"].as_i64().unwrap(), a["substitute_sku"].clone()))
+        .collect();
+    allocs.sort_by_key(|a| a.0);
+    assert_eq!(allocs, [(1, Value::Null), (2, json!("SKU-2"))]);
+    let fo_lines = o["fulfillment_orders"][0]["lines"].as_array().unwrap();
+    assert_eq!(fo_lines.iter().map(|l| l["sku"].as_str().unwrap()).collect::<Vec<_>>(), ["SKU-1", "SKU-2"]);
+    assert_eq!(position(&s, "DC-EAST", "SKU-2").await, (5, 2, 3));
+    assert_eq!(position(&s, "DC-EAST", "SKU-1").await, (1, 1, 0));
+    let types = event_types(&s, o["order_id"].as_str().unwrap()).await;
+    assert!(types.contains(&"order.substituted".to_owned()), "{types:?}");
+    // The substitute ships like any unit: stock leaves the substitute's position.
+    let fo = o["fulfillment_orders"][0]["id"].as_str().unwrap().to_owned();
+    for action in ["accept", "pick", "pack"] {
+        fo_action(&s, ADMIN_KEY, &fo, action, None).await;
+    }
+    let ship = json!({"packages": [{"carrier": "ups", "tracking_number": "SUB-1"}]});
+    assert_eq!(fo_action(&s, ADMIN_KEY, &fo, "ship", Some(ship)).await.0, StatusCode::OK);
+    assert_eq!(position(&s, "DC-EAST", "SKU-2").await, (3, 0, 3));
     assert_stock_consistent(&s).await;
 }

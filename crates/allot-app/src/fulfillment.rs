@@ -526,20 +526,27 @@ impl App {
                 });
             }
             FoAction::Pick { lines } => {
+                // A line's units here (several rows when some come as a substitute).
+                let units_here = |order: &StoredOrder, line_id: &str| -> i64 {
+                    allocs
+                        .iter()
+                        .filter(|&&ai| order.allocations[ai].line_id == line_id)
+                        .map(|&ai| order.allocations[ai].quantity)
+                        .sum()
+                };
                 let mut errors = Vec::new();
                 for (i, p) in lines.iter().enumerate() {
-                    match allocs.iter().find(|&&ai| order.allocations[ai].line_id == p.line_id) {
-                        None => errors.push(FieldError::new(
+                    let here = units_here(order, &p.line_id);
+                    if !allocs.iter().any(|&ai| order.allocations[ai].line_id == p.line_id) {
+                        errors.push(FieldError::new(
                             format!("lines[{i}].line_id"),
                             format!("line {} is not in this fulfillment order", p.line_id),
-                        )),
-                        Some(&ai) if p.picked_quantity > order.allocations[ai].quantity as u64 => {
-                            errors.push(FieldError::new(
-                                format!("lines[{i}].picked_quantity"),
-                                format!("must be 0–{} (the units of the line here)", order.allocations[ai].quantity),
-                            ))
-                        }
-                        Some(_) => {}
+                        ));
+                    } else if p.picked_quantity > here as u64 {
+                        errors.push(FieldError::new(
+                            format!("lines[{i}].picked_quantity"),
+                            format!("must be 0–{here} (the units of the line here)"),
+                        ));
                     }
                     if lines[..i].iter().any(|o| o.line_id == p.line_id) {
                         errors.push(FieldError::new(format!("lines[{i}].line_id"), "repeated"));
@@ -548,11 +555,20 @@ impl App {
                 if !errors.is_empty() {
                     return Err(AppError::Invalid(errors));
                 }
+                // Picked units of a line fill its rows in order; what is left is short.
+                let mut picked_left: BTreeMap<String, i64> =
+                    lines.iter().map(|p| (p.line_id.clone(), p.picked_quantity as i64)).collect();
                 let mut short_lines = Vec::new();
                 for &ai in &allocs {
                     let a = &order.allocations[ai];
-                    let picked =
-                        lines.iter().find(|p| p.line_id == a.line_id).map_or(a.quantity, |p| p.picked_quantity as i64);
+                    let picked = match picked_left.get_mut(&a.line_id) {
+                        None => a.quantity,
+                        Some(left) => {
+                            let take = (*left).min(a.quantity);
+                            *left -= take;
+                            take
+                        }
+                    };
                     let missing = a.quantity - picked;
                     if missing > 0 {
                         let (node, sku) = parse_position(a)?;
@@ -675,10 +691,14 @@ impl App {
                 )]));
             }
             let lines: Vec<(String, i64)> = match &p.lines {
-                None => allocs
-                    .iter()
-                    .map(|&ai| (order.allocations[ai].line_id.clone(), order.allocations[ai].quantity))
-                    .collect(),
+                None => {
+                    let mut per_line: BTreeMap<String, i64> = BTreeMap::new();
+                    for &ai in allocs {
+                        *per_line.entry(order.allocations[ai].line_id.clone()).or_default() +=
+                            order.allocations[ai].quantity;
+                    }
+                    per_line.into_iter().collect()
+                }
                 Some(ls) => ls.iter().map(|(l, q)| (l.clone(), i64::try_from(*q).unwrap_or(i64::MAX))).collect(),
             };
             for (j, (line_id, q)) in lines.iter().enumerate() {
@@ -709,13 +729,16 @@ impl App {
                 updated_at_ms: now,
             });
         }
+        let mut here: BTreeMap<&str, i64> = BTreeMap::new();
         for &ai in allocs {
-            let a = &order.allocations[ai];
-            let got = counted.get(a.line_id.as_str()).copied().unwrap_or(0);
-            if got != a.quantity {
+            *here.entry(order.allocations[ai].line_id.as_str()).or_default() += order.allocations[ai].quantity;
+        }
+        for (line_id, units) in &here {
+            let got = counted.get(line_id).copied().unwrap_or(0);
+            if got != *units {
                 errors.push(FieldError::new(
                     "packages",
-                    format!("line {} has {} units here; the packages carry {got}", a.line_id, a.quantity),
+                    format!("line {line_id} has {units} units here; the packages carry {got}"),
                 ));
             }
         }

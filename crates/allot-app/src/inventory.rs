@@ -113,6 +113,7 @@ impl App {
         let next = inventory::apply_absolute(&current, &update)
             .map_err(|e| AppError::Stale(vec![FieldError::new("seq", e)]))?;
         let written = tx.write_positions(std::slice::from_ref(&next), now).await?;
+        tx.insert_events(&[inventory_changed(&written, now)]).await?;
         self.notify(&mut tx, self.positions_note(&written)).await?;
         tx.commit().await?;
         self.refresh_and_fill_backorders(written);
@@ -187,6 +188,7 @@ impl App {
         }
         let changed: Vec<Position> = touched.iter().filter_map(|k| state.remove(k)).collect();
         let written = tx.write_positions(&changed, now).await?;
+        tx.insert_events(&[inventory_changed(&written, now)]).await?;
         self.notify(&mut tx, self.positions_note(&written)).await?;
         tx.commit().await?;
         let count = written.len();
@@ -232,6 +234,7 @@ impl App {
             }
         };
         let written = tx.write_positions(&next, now).await?;
+        tx.insert_events(&[inventory_changed(&written, now)]).await?;
         let note = crate::changes::ChangeNote { node_positions: vec![node_id.to_string()], ..self.change() };
         self.notify(&mut tx, note).await?;
         tx.commit().await?;
@@ -335,4 +338,39 @@ fn field_index(field: &str) -> usize {
         .and_then(|(_, rest)| rest.split_once(']'))
         .and_then(|(n, _)| n.parse().ok())
         .unwrap_or(usize::MAX)
+}
+
+/// Positions listed in one `inventory.changed` event at most; a larger write lists the
+/// first ones and says how many there were.
+pub const INVENTORY_EVENT_POSITIONS_MAX: usize = 1000;
+
+/// One `inventory.changed` event per feed write (coalesced: a 100,000-delta batch is one
+/// event): the positions written with their on hand and ATP after the write.
+fn inventory_changed(written: &[StoredPosition], now: i64) -> allot_store::NewEvent {
+    let first = written.first().map(|p| p.position.node_id.to_string());
+    let one_node = written.iter().all(|p| Some(p.position.node_id.to_string()) == first);
+    let positions: Vec<serde_json::Value> = written
+        .iter()
+        .take(INVENTORY_EVENT_POSITIONS_MAX)
+        .map(|p| {
+            serde_json::json!({"node_id": p.position.node_id.as_str(), "sku": p.position.sku.as_str(),
+                "on_hand": p.position.counts.on_hand.get(), "atp": p.position.counts.atp().get()})
+        })
+        .collect();
+    allot_store::NewEvent {
+        event_id: crate::orders::new_id("evt"),
+        event_type: "inventory.changed".to_owned(),
+        channel: None,
+        order_id: None,
+        node_id: if one_node { first } else { None },
+        at_ms: now,
+        version: crate::events::EVENT_VERSION,
+        data: serde_json::json!({
+            "count": written.len(),
+            "truncated": written.len() > INVENTORY_EVENT_POSITIONS_MAX,
+            "positions": positions,
+        })
+        .to_string(),
+        actor: Some(crate::events::current_actor()),
+    }
 }

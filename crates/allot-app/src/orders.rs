@@ -38,7 +38,26 @@ pub struct PlaceOrder {
     pub policy: Option<String>,
     /// A checkout reservation converted into this order's allocation.
     pub reservation_id: Option<String>,
+    /// Line ids whose units may come as the item's substitutes (in the item's order) when
+    /// the ordered SKU cannot be sourced.
+    pub substitutable: std::collections::BTreeSet<String>,
     pub order: OrderToSource,
+}
+
+/// One placement attempt's plan: the engine's decision, the substitutes planned for what
+/// it leaves short, and the decision as stored with the order.
+struct Plan {
+    quote: Quote,
+    subs: Vec<SubstitutePlan>,
+    decision: String,
+}
+
+/// Units of a line planned as a substitute SKU: (node, units) per package.
+#[derive(Debug, Clone)]
+struct SubstitutePlan {
+    line: usize,
+    sku: Sku,
+    packages: Vec<(NodeId, u64)>,
 }
 
 /// How an order converts a reservation: units pinned to the reservation's nodes, and what
@@ -179,6 +198,22 @@ pub(crate) fn new_allocation(line: &LineToSource, node: &NodeId, quantity: i64, 
     }
 }
 
+/// `order.substituted` when some of an order's units come as another SKU.
+fn substitution_event(o: &StoredOrder, now: i64) -> Option<allot_store::NewEvent> {
+    let subs: Vec<serde_json::Value> = o
+        .allocations
+        .iter()
+        .filter_map(|a| {
+            let line = o.lines.iter().find(|l| l.line_id == a.line_id)?;
+            (line.sku != a.sku).then(|| {
+                json!({"line_id": a.line_id, "ordered_sku": line.sku, "sku": a.sku, "node_id": a.node_id,
+                       "quantity": a.quantity})
+            })
+        })
+        .collect();
+    (!subs.is_empty()).then(|| crate::events::order_event("order.substituted", o, now, json!({"substitutions": subs})))
+}
+
 /// The status of a fulfillment order row (the database's CHECK admits only known ones).
 pub(crate) fn fo_status(f: &FulfillmentOrderRow) -> Result<FoStatus> {
     FoStatus::parse(&f.status).ok_or_else(|| {
@@ -221,7 +256,9 @@ impl App {
             let last = attempt == PLACE_ATTEMPTS;
             let to_source = conversion.as_ref().map_or(&input.order, |c| &c.residual);
             let quote = self.quote(to_source, input.policy.as_deref())?;
+            let subs = self.plan_substitutes(&input, to_source, &quote)?;
             let decision = render(&quote);
+            let plan = Plan { quote, subs, decision };
             let (app, inp, conv) = (self.clone(), input.clone(), conversion.clone());
             // The command may run on the SQLite writer's thread: carry the actor along.
             let actor = crate::events::current_actor();
@@ -230,7 +267,7 @@ impl App {
                 .store
                 .write(move |tx| {
                     Box::pin(crate::events::acting_as(actor, async move {
-                        app.place_in(tx, &inp, conv.as_deref(), &quote, decision, last).await
+                        app.place_in(tx, &inp, conv.as_deref(), plan, last).await
                     }))
                 })
                 .await;
@@ -266,15 +303,17 @@ impl App {
         tx: &mut allot_store::Tx,
         input: &PlaceOrder,
         conversion: Option<&Conversion>,
-        quote: &Quote,
-        decision: String,
+        plan: Plan,
         last: bool,
     ) -> Result<Step<Attempt>> {
+        let Plan { quote, subs, decision } = plan;
+        let (quote, subs) = (&quote, subs.as_slice());
         let now = self.now_ms();
         let mut written: Vec<StoredPosition> = Vec::new();
         self.expire_due_in(tx, now, &mut written).await?;
         // (line index, node) → units
-        let mut taken: BTreeMap<(usize, NodeId), u64> = BTreeMap::new();
+        // (line index, node, SKU taken) → units
+        let mut taken: BTreeMap<(usize, NodeId, Sku), u64> = BTreeMap::new();
         if let Some(c) = conversion {
             self.take_reservation(tx, c, now, &mut taken, &mut written).await?;
         }
@@ -284,6 +323,11 @@ impl App {
         for pkg in &quote.decision.plan.packages {
             for l in &pkg.lines {
                 *wants.entry((pkg.node_id.clone(), l.sku.clone())).or_default() += l.quantity.get();
+            }
+        }
+        for sub in subs {
+            for (node, q) in &sub.packages {
+                *wants.entry((node.clone(), sub.sku.clone())).or_default() += q;
             }
         }
         let took = tx.allocate_many(&wants, now).await?;
@@ -296,7 +340,17 @@ impl App {
                 let Some(li) = input.order.lines.iter().position(|x| x.line_id == l.line_id) else { continue };
                 let key = (pkg.node_id.clone(), l.sku.clone());
                 if ok.contains(&key) {
-                    *taken.entry((li, pkg.node_id.clone())).or_default() += l.quantity.get();
+                    *taken.entry((li, pkg.node_id.clone(), l.sku.clone())).or_default() += l.quantity.get();
+                } else if !failed.contains(&key) {
+                    failed.push(key);
+                }
+            }
+        }
+        for sub in subs {
+            for (node, q) in &sub.packages {
+                let key = (node.clone(), sub.sku.clone());
+                if ok.contains(&key) {
+                    *taken.entry((sub.line, node.clone(), sub.sku.clone())).or_default() += q;
                 } else if !failed.contains(&key) {
                     failed.push(key);
                 }
@@ -316,8 +370,68 @@ impl App {
             tx.close_reservation(&c.reservation_id, "converted", Some(&order.order_id), now).await?;
         }
         tx.insert_events(&crate::events::placed_events(&order, now)).await?;
+        if let Some(e) = substitution_event(&order, now) {
+            tx.insert_events(&[e]).await?;
+        }
         self.notify(tx, self.positions_note(&written)).await?;
         Ok(Step::Commit(Attempt::Placed { order: Box::new(order), written, failed }))
+    }
+
+    /// For lines that allow substitution and that the plan leaves short, sources the
+    /// shortfall as the item's substitutes, in the item's order, each from what the
+    /// previous ones left.
+    fn plan_substitutes(
+        &self,
+        input: &PlaceOrder,
+        to_source: &OrderToSource,
+        quote: &Quote,
+    ) -> Result<Vec<SubstitutePlan>> {
+        let mut out = Vec::new();
+        if input.substitutable.is_empty() {
+            return Ok(out);
+        }
+        for (li, line) in input.order.lines.iter().enumerate() {
+            if !input.substitutable.contains(&line.line_id) {
+                continue;
+            }
+            let Some(wanted) = to_source.lines.iter().find(|l| l.line_id == line.line_id) else { continue };
+            let planned: u64 = quote
+                .decision
+                .plan
+                .packages
+                .iter()
+                .flat_map(|p| p.lines.iter())
+                .filter(|l| l.line_id == line.line_id)
+                .map(|l| l.quantity.get())
+                .sum();
+            let mut short = wanted.quantity.get().saturating_sub(planned);
+            let substitutes = {
+                let read = self.inner.read.read();
+                read.item(line.sku.as_str()).map(|i| i.item.substitutes.clone()).unwrap_or_default()
+            };
+            for sub in substitutes {
+                let Ok(quantity) = allot_core::Qty::new(short) else { break };
+                if short == 0 {
+                    break;
+                }
+                let as_sub = LineToSource { sku: sub.clone(), quantity, ..wanted.clone() };
+                let q =
+                    self.quote(&OrderToSource { lines: vec![as_sub], ..to_source.clone() }, input.policy.as_deref())?;
+                let packages: Vec<(NodeId, u64)> = q
+                    .decision
+                    .plan
+                    .packages
+                    .iter()
+                    .flat_map(|p| p.lines.iter().map(|l| (p.node_id.clone(), l.quantity.get())))
+                    .collect();
+                let got: u64 = packages.iter().map(|(_, q)| q).sum();
+                if got > 0 {
+                    short -= got.min(short);
+                    out.push(SubstitutePlan { line: li, sku: sub, packages });
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Matches a reservation's units to the order's lines (same SKU; a pickup line only
@@ -364,7 +478,7 @@ impl App {
         tx: &mut allot_store::Tx,
         c: &Conversion,
         now: i64,
-        taken: &mut BTreeMap<(usize, NodeId), u64>,
+        taken: &mut BTreeMap<(usize, NodeId, Sku), u64>,
         written: &mut Vec<StoredPosition>,
     ) -> Result<()> {
         let Some(r) = tx.lock_reservation(&c.reservation_id).await? else {
@@ -379,7 +493,7 @@ impl App {
                 Some(p) => written.push(p),
                 None => return Err(corrupt(node, sku)),
             }
-            *taken.entry((*li, node.clone())).or_default() += q;
+            *taken.entry((*li, node.clone(), sku.clone())).or_default() += q;
             *used.entry((node.clone(), sku.clone())).or_default() += q;
         }
         for l in &r.lines {
@@ -426,7 +540,7 @@ impl App {
         &self,
         input: &PlaceOrder,
         quote: &Quote,
-        taken: &BTreeMap<(usize, NodeId), u64>,
+        taken: &BTreeMap<(usize, NodeId, Sku), u64>,
         decision: String,
         now: i64,
     ) -> StoredOrder {
@@ -434,14 +548,16 @@ impl App {
         let on_hold = !input.holds.is_empty();
         let kind_of = |li: usize| FoKind::of(input.order.lines[li].method);
         let mut fo_ids: BTreeMap<(NodeId, FoKind), String> = BTreeMap::new();
-        for (li, node) in taken.keys() {
+        for (li, node, _) in taken.keys() {
             fo_ids.entry((node.clone(), kind_of(*li))).or_insert_with(|| new_id("fo"));
         }
         let allocations: Vec<AllocationRow> = taken
             .iter()
-            .map(|((li, node), q)| {
+            .map(|((li, node, sku), q)| {
                 let line = &input.order.lines[*li];
-                new_allocation(line, node, *q as i64, &fo_ids[&(node.clone(), kind_of(*li))])
+                let mut a = new_allocation(line, node, *q as i64, &fo_ids[&(node.clone(), kind_of(*li))]);
+                a.sku = sku.to_string();
+                a
             })
             .collect();
         // Units not allocated are backordered when the line allows it and the engine did
@@ -457,7 +573,7 @@ impl App {
             .enumerate()
             .map(|(li, l)| {
                 let q = l.quantity.get() as i64;
-                let allocated: i64 = taken.iter().filter(|((i, _), _)| *i == li).map(|(_, u)| *u as i64).sum();
+                let allocated: i64 = taken.iter().filter(|((i, _, _), _)| *i == li).map(|(_, u)| *u as i64).sum();
                 let rest = q - allocated;
                 let (backordered, unfilled) = if allow_backorder(li) { (rest, 0) } else { (0, rest) };
                 let mut row = OrderLineRow {

@@ -157,7 +157,7 @@ macro_rules! read_order {
                 .await?;
                 let allocations = sqlx::query_as::<_, AllocationRow>(sqlx::AssertSqlSafe(format!(
                     "SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE order_id = $1 \
-                     ORDER BY line_id, node_id, fulfillment_order_id"
+                     ORDER BY line_id, node_id, fulfillment_order_id, sku"
                 )))
                 .bind($order_id)
                 .fetch_all($exec)
@@ -438,7 +438,7 @@ impl Tx {
         on_tx!(self, |conn| {
             sqlx::query(
                 "UPDATE allocations SET quantity = $3, picked = $4, short = $5, shipped = $6 \
-                 WHERE fulfillment_order_id = $1 AND line_id = $2",
+                 WHERE fulfillment_order_id = $1 AND line_id = $2 AND sku = $7",
             )
             .bind(&a.fulfillment_order_id)
             .bind(&a.line_id)
@@ -446,6 +446,7 @@ impl Tx {
             .bind(a.picked)
             .bind(a.short)
             .bind(a.shipped)
+            .bind(&a.sku)
             .execute(conn)
             .await?;
         });
@@ -598,7 +599,12 @@ impl StoredOrder {
             ))
         });
         self.allocations.sort_by(|a, b| {
-            (&a.line_id, &a.node_id, &a.fulfillment_order_id).cmp(&(&b.line_id, &b.node_id, &b.fulfillment_order_id))
+            (&a.line_id, &a.node_id, &a.fulfillment_order_id, &a.sku).cmp(&(
+                &b.line_id,
+                &b.node_id,
+                &b.fulfillment_order_id,
+                &b.sku,
+            ))
         });
     }
 }
@@ -739,7 +745,7 @@ impl Store {
             .await?;
             let allocs = sqlx::query_as::<_, KeyedAllocation>(sqlx::AssertSqlSafe(format!(
                 "SELECT order_id, {ALLOCATION_COLUMNS} FROM allocations WHERE order_id {in_ids} \
-                 ORDER BY order_id, line_id, node_id, fulfillment_order_id"
+                 ORDER BY order_id, line_id, node_id, fulfillment_order_id, sku"
             )))
             .bind(&p)
             .fetch_all(pool)
@@ -827,7 +833,7 @@ impl Store {
                 .to_string();
             let allocs = sqlx::query_as::<_, AllocationRow>(sqlx::AssertSqlSafe(format!(
                 "SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE fulfillment_order_id {in_ids} \
-                 ORDER BY fulfillment_order_id, line_id"
+                 ORDER BY fulfillment_order_id, line_id, sku"
             )))
             .bind(&ids)
             .fetch_all(pool)

@@ -168,6 +168,7 @@ async fn place_order(
         holds,
         policy: param.policy.clone(),
         reservation_id: param.reservation_id.clone(),
+        substitutable: param.lines.iter().filter(|l| l.allow_substitution).map(|l| l.line_id.clone()).collect(),
         order,
     };
     let render = |q: &allot_app::Quote| serde_json::to_string(&QuoteView::from(q.clone())).unwrap_or_default();

@@ -24,7 +24,7 @@ CREATE INDEX fulfillment_orders_queue ON fulfillment_orders (node_id, status, fu
 CREATE INDEX fulfillment_orders_waiting ON fulfillment_orders (status, released_at_ms);
 
 ALTER TABLE allocations DROP CONSTRAINT allocations_pkey;
-ALTER TABLE allocations ADD PRIMARY KEY (fulfillment_order_id, line_id);
+ALTER TABLE allocations ADD PRIMARY KEY (fulfillment_order_id, line_id, sku);
 ALTER TABLE allocations DROP CONSTRAINT allocations_quantity_check;
 ALTER TABLE allocations ADD CONSTRAINT allocations_quantity_check CHECK (quantity >= 0);
 ALTER TABLE allocations ADD COLUMN picked BIGINT CHECK (picked >= 0);

@@ -9,7 +9,7 @@
 --   line may come back to a node later), so (order_id, node_id) is no longer unique; kind
 --   (ship or pickup), the attempt that made it, the reason of a rejection or
 --   cancellation, and release/update times.
--- * allocations: keyed by (fulfillment order, line); picked and short (written off at
+-- * allocations: keyed by (fulfillment order, line, SKU: a substitute is its own row); picked and short (written off at
 --   pick time) and shipped units; kept at quantity 0 (all cancelled or not found) as a record.
 -- * sourcing_attempts: every re-sourcing of an order (after a rejection, short pick,
 --   timeout), with its reason and decision; attempt 1 is the capture decision on orders.
@@ -97,7 +97,7 @@ CREATE TABLE allocations_new (
     picked          INTEGER CHECK (picked >= 0),
     short           INTEGER NOT NULL DEFAULT 0 CHECK (short >= 0),
     shipped         INTEGER NOT NULL DEFAULT 0 CHECK (shipped >= 0 AND shipped <= quantity),
-    PRIMARY KEY (fulfillment_order_id, line_id),
+    PRIMARY KEY (fulfillment_order_id, line_id, sku),
     FOREIGN KEY (order_id, line_id) REFERENCES order_lines (order_id, line_id)
 ) STRICT;
 INSERT INTO allocations_new (order_id, line_id, node_id, sku, quantity, fulfillment_order_id)
