@@ -17,6 +17,7 @@ pub mod inventory;
 pub mod money;
 pub mod network;
 pub mod places;
+pub mod promise;
 pub mod qty;
 pub mod rng;
 pub mod scenario;
