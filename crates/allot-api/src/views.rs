@@ -459,6 +459,12 @@ pub struct OrderLineView {
     pub shipped_quantity: i64,
     /// Units delivered or picked up.
     pub delivered_quantity: i64,
+    /// When the line's units last left a node (shipped or picked up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipped_at: Option<String>,
+    /// When the line was delivered in full (its last units delivered or picked up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<String>,
     /// Where the line's units are now: fulfillment orders still working on them or that
     /// handed them over (not rejected or cancelled ones).
     pub allocations: Vec<AllocationView>,
@@ -516,6 +522,35 @@ impl From<allot_app::ContactRow> for ContactView {
     }
 }
 
+/// The latest time a line's units were handed over (shipped, or picked up), or delivered
+/// (delivery scans, or picked up), from its shipments and pickup fulfillment orders.
+fn line_handover(
+    l: &allot_app::OrderLineRow,
+    fos: &[allot_app::FulfillmentOrderRow],
+    allocations: &[allot_app::AllocationRow],
+    shipments: &[allot_app::ShipmentRow],
+    delivered: bool,
+) -> Option<i64> {
+    let carries = |sh: &allot_app::ShipmentRow| {
+        serde_json::from_str::<serde_json::Value>(&sh.lines)
+            .ok()
+            .and_then(|v| v.as_array().map(|ls| ls.iter().any(|x| x["line_id"] == l.line_id.as_str())))
+            .unwrap_or(false)
+    };
+    let by_shipment = shipments
+        .iter()
+        .filter(|sh| carries(sh))
+        .filter_map(|sh| if delivered { sh.delivered_at_ms } else { Some(sh.shipped_at_ms) });
+    let by_pickup = fos
+        .iter()
+        .filter(|f| f.status == "picked_up")
+        .filter(|f| {
+            allocations.iter().any(|a| a.fulfillment_order_id == f.fulfillment_order_id && a.line_id == l.line_id)
+        })
+        .map(|f| f.updated_at_ms);
+    by_shipment.chain(by_pickup).max()
+}
+
 /// Line and fulfillment-order views from an order's rows.
 fn order_parts(
     lines: &[allot_app::OrderLineRow],
@@ -541,6 +576,11 @@ fn order_parts(
             cancelled_quantity: l.cancelled,
             shipped_quantity: l.shipped,
             delivered_quantity: l.delivered,
+            shipped_at: line_handover(l, fos, allocations, shipments, false).map(ms_to_rfc3339),
+            delivered_at: (l.delivered > 0 && l.delivered == l.quantity - l.cancelled)
+                .then(|| line_handover(l, fos, allocations, shipments, true))
+                .flatten()
+                .map(ms_to_rfc3339),
             allocations: allocations
                 .iter()
                 .filter(|a| a.line_id == l.line_id && a.quantity > 0 && live.contains(a.fulfillment_order_id.as_str()))

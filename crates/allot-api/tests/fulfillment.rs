@@ -118,6 +118,8 @@ async fn a_shipped_order_walks_to_delivery_and_its_stock_leaves_at_shipment(s: T
     assert_eq!(s.post("/v1/shipments/1Z-1/events", scan("delivered")).await.0, StatusCode::OK);
     let o = s.get(&format!("/v1/orders/{oid}")).await.1;
     assert_eq!((o["status"].clone(), o["lines"][0]["delivered_quantity"].clone()), (json!("delivered"), json!(3)));
+    assert_eq!(o["lines"][0]["delivered_at"], "2026-11-26T15:00:00Z", "the carrier's delivery time");
+    assert!(o["lines"][0]["shipped_at"].is_string());
     assert_eq!(o["fulfillment_orders"][0]["status"], "delivered");
     assert_eq!(o["shipments"][0]["status"], "delivered");
     // Nothing left to cancel once delivered.
