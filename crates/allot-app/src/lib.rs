@@ -24,6 +24,7 @@ mod network;
 mod orders;
 mod policies;
 pub mod policy_doc;
+pub mod promise_doc;
 mod read_model;
 mod reservations;
 mod webhooks;
