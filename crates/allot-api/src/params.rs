@@ -754,6 +754,9 @@ pub struct RejectParam {
 #[serde(deny_unknown_fields)]
 pub struct PickLineParam {
     pub line_id: String,
+    /// Required when some of the line's units here come as a substitute SKU.
+    #[serde(default)]
+    pub sku: Option<String>,
     /// Units found; fewer than the line's units here is a short pick.
     pub picked_quantity: u64,
 }

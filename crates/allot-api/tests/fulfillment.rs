@@ -657,9 +657,14 @@ async fn substitutes_cover_what_the_ordered_sku_cannot_when_the_line_allows_it(s
     assert!(types.contains(&"order.substituted".to_owned()), "{types:?}");
     // The substitute ships like any unit: stock leaves the substitute's position.
     let fo = o["fulfillment_orders"][0]["id"].as_str().unwrap().to_owned();
-    for action in ["accept", "pick", "pack"] {
-        fo_action(&s, ADMIN_KEY, &fo, action, None).await;
-    }
+    fo_action(&s, ADMIN_KEY, &fo, "accept", None).await;
+    // A pick of a line with two SKUs here must say which SKU it counts.
+    let vague = json!({"lines": [{"line_id": "1", "picked_quantity": 1}]});
+    let (status, p) = fo_action(&s, ADMIN_KEY, &fo, "pick", Some(vague)).await;
+    assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("lines[0].sku")));
+    let exact = json!({"lines": [{"line_id": "1", "sku": "SKU-2", "picked_quantity": 2}]});
+    assert_eq!(fo_action(&s, ADMIN_KEY, &fo, "pick", Some(exact)).await.1["status"], "picking");
+    fo_action(&s, ADMIN_KEY, &fo, "pack", None).await;
     let ship = json!({"packages": [{"carrier": "ups", "tracking_number": "SUB-1"}]});
     assert_eq!(fo_action(&s, ADMIN_KEY, &fo, "ship", Some(ship)).await.0, StatusCode::OK);
     assert_eq!(position(&s, "DC-EAST", "SKU-2").await, (3, 0, 3));

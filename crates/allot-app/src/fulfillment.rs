@@ -36,6 +36,8 @@ use crate::{App, AppError, FieldError, ListPage, Result};
 pub const FULFILLMENT_TEXT_MAX: usize = 100;
 /// Most packages one ship action may list.
 pub const PACKAGES_MAX: usize = 50;
+/// Times an action runs when concurrent transactions deadlock it (PostgreSQL).
+pub const ACTION_ATTEMPTS: usize = 3;
 /// Fulfillment orders timed out per sweep (the rest wait for the next sweep: a node
 /// outage cannot turn one sweep into an unbounded reroute storm).
 pub const TIMEOUT_BATCH: i64 = 100;
@@ -49,10 +51,13 @@ pub const DISRUPTION_BATCH: i64 = 100;
 /// backordered or cancelled).
 pub const REROUTE_ROUNDS: usize = 3;
 
-/// A picked quantity for one line of a fulfillment order.
+/// A picked quantity for one line of a fulfillment order (and, for a line whose units
+/// come partly as a substitute, for one of its SKUs).
 #[derive(Debug, Clone)]
 pub struct PickedLine {
     pub line_id: String,
+    /// Required when the line has several SKUs here (a substitute); else optional.
+    pub sku: Option<String>,
     pub picked_quantity: u64,
 }
 
@@ -386,7 +391,21 @@ impl App {
         node: Option<&NodeId>,
     ) -> Result<FulfillmentOrderEntry> {
         validate(&action)?;
+        // Positions are locked in key order before any stock moves (below), but a
+        // re-sourcing may still meet another transaction's locks: a PostgreSQL deadlock
+        // or serialization failure rolled everything back, so the action runs again.
+        for attempt in 1..=ACTION_ATTEMPTS {
+            match self.act_once(fo_id, &action, node).await {
+                Err(AppError::Store(e)) if e.is_retryable_conflict() && attempt < ACTION_ATTEMPTS => continue,
+                other => return other,
+            }
+        }
+        Err(AppError::invalid("fulfillment_order", "could not be changed; retry"))
+    }
+
+    async fn act_once(&self, fo_id: &str, action: &FoAction, node: Option<&NodeId>) -> Result<FulfillmentOrderEntry> {
         let not_found = || AppError::NotFound { what: "fulfillment order", id: fo_id.to_owned() };
+        let action = action.clone();
         let now = self.now_ms();
         let mut tx = self.inner.store.begin().await?;
         let Some((order_id, node_id)) = tx.fulfillment_order_owner(fo_id).await? else {
@@ -398,6 +417,20 @@ impl App {
             return Err(not_found());
         }
         let mut order = self.lock_for_change(&mut tx, &order_id, None).await?;
+        // Every position this fulfillment order may release or consume, locked in key
+        // order first (PostgreSQL), so two actions never lock the same positions in
+        // opposite orders.
+        let mut keys: Vec<(NodeId, Sku)> = order
+            .allocations
+            .iter()
+            .filter(|a| a.fulfillment_order_id == fo_id && a.quantity > 0)
+            .filter_map(|a| parse_position(a).ok())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        if !keys.is_empty() {
+            tx.lock_positions(&keys, now).await?;
+        }
         let mut fx = Effects::default();
         match self.apply(&mut tx, &mut order, fo_id, &action, now, &mut fx).await {
             Ok(true) => {}
@@ -526,49 +559,49 @@ impl App {
                 });
             }
             FoAction::Pick { lines } => {
-                // A line's units here (several rows when some come as a substitute).
-                let units_here = |order: &StoredOrder, line_id: &str| -> i64 {
+                // Each entry names one row: its line, and its SKU when the line has several
+                // here (some units come as a substitute).
+                let rows_of = |order: &StoredOrder, p: &PickedLine| -> Vec<usize> {
                     allocs
                         .iter()
-                        .filter(|&&ai| order.allocations[ai].line_id == line_id)
-                        .map(|&ai| order.allocations[ai].quantity)
-                        .sum()
+                        .copied()
+                        .filter(|&ai| order.allocations[ai].line_id == p.line_id)
+                        .filter(|&ai| p.sku.as_ref().is_none_or(|s| &order.allocations[ai].sku == s))
+                        .collect()
                 };
                 let mut errors = Vec::new();
+                let mut picked_of: BTreeMap<usize, i64> = BTreeMap::new();
                 for (i, p) in lines.iter().enumerate() {
-                    let here = units_here(order, &p.line_id);
-                    if !allocs.iter().any(|&ai| order.allocations[ai].line_id == p.line_id) {
-                        errors.push(FieldError::new(
+                    let rows = rows_of(order, p);
+                    match rows.as_slice() {
+                        [] => errors.push(FieldError::new(
                             format!("lines[{i}].line_id"),
                             format!("line {} is not in this fulfillment order", p.line_id),
-                        ));
-                    } else if p.picked_quantity > here as u64 {
-                        errors.push(FieldError::new(
-                            format!("lines[{i}].picked_quantity"),
-                            format!("must be 0–{here} (the units of the line here)"),
-                        ));
-                    }
-                    if lines[..i].iter().any(|o| o.line_id == p.line_id) {
-                        errors.push(FieldError::new(format!("lines[{i}].line_id"), "repeated"));
+                        )),
+                        [ai] => {
+                            let here = order.allocations[*ai].quantity;
+                            if p.picked_quantity > here as u64 {
+                                errors.push(FieldError::new(
+                                    format!("lines[{i}].picked_quantity"),
+                                    format!("must be 0–{here} (the units of the line here)"),
+                                ));
+                            } else if picked_of.insert(*ai, p.picked_quantity as i64).is_some() {
+                                errors.push(FieldError::new(format!("lines[{i}].line_id"), "repeated"));
+                            }
+                        }
+                        _ => errors.push(FieldError::new(
+                            format!("lines[{i}].sku"),
+                            format!("line {} has several SKUs here (a substitute): name the SKU", p.line_id),
+                        )),
                     }
                 }
                 if !errors.is_empty() {
                     return Err(AppError::Invalid(errors));
                 }
-                // Picked units of a line fill its rows in order; what is left is short.
-                let mut picked_left: BTreeMap<String, i64> =
-                    lines.iter().map(|p| (p.line_id.clone(), p.picked_quantity as i64)).collect();
                 let mut short_lines = Vec::new();
                 for &ai in &allocs {
                     let a = &order.allocations[ai];
-                    let picked = match picked_left.get_mut(&a.line_id) {
-                        None => a.quantity,
-                        Some(left) => {
-                            let take = (*left).min(a.quantity);
-                            *left -= take;
-                            take
-                        }
-                    };
+                    let picked = picked_of.get(&ai).copied().unwrap_or(a.quantity);
                     let missing = a.quantity - picked;
                     if missing > 0 {
                         let (node, sku) = parse_position(a)?;
@@ -608,7 +641,16 @@ impl App {
                     tx.update_allocation(a).await?;
                 }
                 for sh in shipments {
-                    tx.insert_shipment(&sh).await?;
+                    // Two ships racing with one tracking number: the second is a conflict.
+                    match tx.insert_shipment(&sh).await {
+                        Err(e) if e.is_unique_violation() => {
+                            return Err(AppError::Conflict(vec![FieldError::new(
+                                "packages",
+                                format!("tracking number {} is already used by another shipment", sh.tracking_number),
+                            )]));
+                        }
+                        other => other?,
+                    }
                     fx.events.push(shipment_event(&sh, &order.channel, "shipped", now));
                     order.shipments.push(sh);
                 }
@@ -699,7 +741,10 @@ impl App {
                     }
                     per_line.into_iter().collect()
                 }
-                Some(ls) => ls.iter().map(|(l, q)| (l.clone(), i64::try_from(*q).unwrap_or(i64::MAX))).collect(),
+                // Capped: no line has more than 10⁹ units, and sums must not wrap.
+                Some(ls) => {
+                    ls.iter().map(|(l, q)| (l.clone(), i64::try_from(*q).unwrap_or(i64::MAX).min(1 << 40))).collect()
+                }
             };
             for (j, (line_id, q)) in lines.iter().enumerate() {
                 match allocs.iter().find(|&&ai| &order.allocations[ai].line_id == line_id) {
@@ -783,10 +828,11 @@ impl App {
         let due = self.inner.store.unaccepted_fulfillment_orders(released_before_ms, TIMEOUT_BATCH).await?;
         let mut timed_out = 0;
         for id in due {
-            let entry =
-                self.act_on_fulfillment_order(&id, FoAction::ReleaseTimeout { released_before_ms }, None).await?;
-            if entry.fulfillment_order.reason.as_deref() == Some("release_timeout") {
-                timed_out += 1;
+            match self.act_on_fulfillment_order(&id, FoAction::ReleaseTimeout { released_before_ms }, None).await {
+                Ok(entry) if entry.fulfillment_order.reason.as_deref() == Some("release_timeout") => timed_out += 1,
+                Ok(_) => {}
+                // One fulfillment order that cannot be moved must not stop the others.
+                Err(e) => tracing::warn!(fulfillment_order = %id, error = %e, "release timeout failed"),
             }
         }
         Ok(timed_out)
@@ -825,8 +871,10 @@ impl App {
         let ids = self.inner.store.backordered_orders(skus, BACKORDER_BATCH).await?;
         let mut filled = 0;
         for id in ids {
-            if self.fill_backorder(&id).await? {
-                filled += 1;
+            match self.fill_backorder(&id).await {
+                Ok(true) => filled += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(order = %id, error = %e, "filling a backorder failed"),
             }
         }
         Ok(filled)

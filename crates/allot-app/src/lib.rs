@@ -25,6 +25,7 @@ mod orders;
 mod policies;
 pub mod policy_doc;
 pub mod promise_doc;
+mod promising;
 mod read_model;
 mod reservations;
 mod webhooks;
@@ -55,6 +56,7 @@ pub use nats::{NATS_RELAY, NatsOptions, NatsPass, connect as connect_nats};
 pub use network::{ListPage, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
 pub use orders::{PLACE_ATTEMPTS, PlaceOrder, Placed};
 pub use policies::{LoadedPolicy, PolicyInfo, PolicyStamp, Quote};
+pub use promising::{LoadedCalendar, LoadedCarrier};
 pub use read_model::ReadModel;
 pub use reservations::{RESERVATION_LINES_MAX, RESERVATION_TTL_MAX_S, ReserveInput, ReserveLine, SWEEP_INTERVAL};
 pub use webhooks::{

@@ -390,6 +390,10 @@ impl App {
         if input.substitutable.is_empty() {
             return Ok(out);
         }
+        // A substitute SKU that another line orders, or that an earlier line already plans
+        // to substitute, is not used: each plan is made against the same stock picture, so
+        // two plans on one SKU could take its stock twice (and then both fail).
+        let mut claimed: std::collections::BTreeSet<Sku> = input.order.lines.iter().map(|l| l.sku.clone()).collect();
         for (li, line) in input.order.lines.iter().enumerate() {
             if !input.substitutable.contains(&line.line_id) {
                 continue;
@@ -413,6 +417,9 @@ impl App {
                 let Ok(quantity) = allot_core::Qty::new(short) else { break };
                 if short == 0 {
                     break;
+                }
+                if !claimed.insert(sub.clone()) {
+                    continue;
                 }
                 let as_sub = LineToSource { sku: sub.clone(), quantity, ..wanted.clone() };
                 let q =
@@ -770,6 +777,19 @@ impl App {
                 vec![(i, want)]
             }
         };
+        // The positions a cancellation may release, locked in key order (PostgreSQL) so it
+        // never locks them in the opposite order of a concurrent fulfillment action.
+        let mut keys: Vec<(NodeId, Sku)> = order
+            .allocations
+            .iter()
+            .filter(|a| a.quantity > 0 && holding.contains(&a.fulfillment_order_id))
+            .filter_map(|a| Some((NodeId::parse(&a.node_id).ok()?, Sku::parse(&a.sku).ok()?)))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        if !keys.is_empty() {
+            tx.lock_positions(&keys, now).await?;
+        }
         let was_open = order.status != "cancelled";
         let mut cancelled_now: Vec<(String, i64)> = Vec::new();
         let mut written = Vec::new();

@@ -34,6 +34,9 @@ pub struct ReadModel {
     pub(crate) items: BTreeMap<Sku, StoredItem>,
     /// SKU → node → position: availability asks by SKU.
     pub(crate) positions: HashMap<Sku, HashMap<NodeId, StoredPosition>>,
+    /// Promising: carriers (id → stored document and its services) and node calendars.
+    pub(crate) carriers: BTreeMap<String, Arc<crate::promising::LoadedCarrier>>,
+    pub(crate) calendars: BTreeMap<String, Arc<crate::promising::LoadedCalendar>>,
 }
 
 impl ReadModel {
@@ -147,6 +150,7 @@ impl SharedReadModel {
             model.apply_position(p);
         }
         crate::policies::load_into(store, &mut model).await?;
+        crate::promising::load_into(store, &mut model).await?;
         Ok(SharedReadModel(RwLock::new(model)))
     }
 

@@ -16,6 +16,7 @@
 //! written per backend.
 
 mod changes;
+mod documents;
 mod error;
 mod events;
 mod group;
@@ -38,6 +39,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
 pub use changes::{CHANGE_PAYLOAD_MAX, ChangeFeed, FeedEvent};
+pub use documents::{DocumentKind, StoredDocument};
 pub use error::StoreError;
 pub use events::{ContactRow, EventFilter, NewEvent, StoredEvent};
 pub use group::{BoxFuture, GROUP_MAX, Step};

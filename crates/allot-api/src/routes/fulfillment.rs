@@ -183,8 +183,11 @@ async fn pick(
     body: RawBody,
 ) -> ApiResult<Json<FulfillmentOrderDetailView>> {
     let p: PickParam = optional_body(&body)?;
-    let lines =
-        p.lines.into_iter().map(|l| PickedLine { line_id: l.line_id, picked_quantity: l.picked_quantity }).collect();
+    let lines = p
+        .lines
+        .into_iter()
+        .map(|l| PickedLine { line_id: l.line_id, sku: l.sku, picked_quantity: l.picked_quantity })
+        .collect();
     act(&s, &caller, &id, FoAction::Pick { lines }).await
 }
 
