@@ -36,7 +36,7 @@ use allot_store::Store;
 
 pub use allot_store::StoredOrder;
 pub use allot_store::{
-    AllocationRow, Claim, ContactRow, DeliveryCounts, DeliveryRow, EventFilter, FulfillmentOrderEntry,
+    AllocationRow, Claim, ContactRow, DeliveryCounts, DeliveryRow, EventCursor, EventFilter, FulfillmentOrderEntry,
     FulfillmentOrderFilter, FulfillmentOrderRow, IDEMPOTENCY_STALE_CLAIM_MS, IDEMPOTENCY_TTL_MS, OrderFilter,
     OrderLineRow, OrderSummary, ReservationLineRow, ShipmentRow, SourcingAttemptRow, StoredAnswer, StoredEvent,
     StoredReservation, StoredWebhook,

@@ -96,7 +96,7 @@ impl App {
                 .payload(crate::webhooks::payload(e).into())
                 .message_id(&e.event_id);
             match js.send_publish(subject, msg).await {
-                Ok(ack) => pending.push((e.seq, ack)),
+                Ok(ack) => pending.push((allot_store::EventCursor { tx: e.tx, seq: e.seq }, ack)),
                 Err(err) => {
                     error = Some(format!("publishing event {}: {err}", e.seq));
                     break;
@@ -105,14 +105,14 @@ impl App {
         }
         let mut acked_to = after;
         let mut published = 0;
-        for (seq, ack) in pending {
+        for (at, ack) in pending {
             match ack.await {
                 Ok(_) => {
-                    acked_to = seq;
+                    acked_to = at;
                     published += 1;
                 }
                 Err(err) => {
-                    error = Some(format!("no acknowledgement for event {seq}: {err}"));
+                    error = Some(format!("no acknowledgement for event {}: {err}", at.seq));
                     break;
                 }
             }

@@ -194,7 +194,7 @@ impl App {
             url: input.url,
             event_types: types,
             secret: input.secret,
-            cursor_seq: horizon,
+            cursor: horizon,
             created_at_ms: now,
             updated_at_ms: now,
         };
@@ -297,9 +297,11 @@ impl App {
 
     /// Queues an endpoint's new events (visible ones only, as pull consumers see them).
     async fn fan_out(&self, w: &StoredWebhook, opts: &WebhookOptions) -> Result<()> {
-        let filter = allot_store::EventFilter { after: w.cursor_seq, limit: opts.fan_out_batch, ..Default::default() };
+        let filter = allot_store::EventFilter { after: w.cursor, limit: opts.fan_out_batch, ..Default::default() };
         let events = self.inner.store.events(&filter).await?;
-        let Some(last) = events.last().map(|e| e.seq) else { return Ok(()) };
+        let Some(last) = events.last().map(|e| allot_store::EventCursor { tx: e.tx, seq: e.seq }) else {
+            return Ok(());
+        };
         let all = w.event_types.iter().any(|t| t == "*");
         let rows: Vec<(i64, String, String)> = events
             .iter()

@@ -20,10 +20,47 @@ pub struct NewEvent {
     pub actor: Option<String>,
 }
 
+/// A position in the event stream: after which event a reader resumes.
+///
+/// On SQLite the single writer commits events in `seq` order, so `seq` alone orders the
+/// stream (`tx` is 0). On PostgreSQL `seq` is taken when an event is inserted, and a
+/// transaction with a smaller `seq` can commit after one with a larger: a reader that
+/// resumed after the larger one would skip it for good. There the stream is ordered by the
+/// writing transaction's id, then `seq`, and only events of transactions older than every
+/// transaction still running are served (`tx_id < pg_snapshot_xmin`): any event that
+/// becomes visible later belongs to a transaction that was running (or not yet started)
+/// at the previous read, whose id is at least that read's horizon — so it sorts after
+/// every event served so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventCursor {
+    /// The writing transaction's id (PostgreSQL `xid8`); 0 on SQLite.
+    pub tx: i64,
+    pub seq: i64,
+}
+
+impl EventCursor {
+    /// `"<seq>"` (SQLite, and the start) or `"<tx>.<seq>"` (PostgreSQL).
+    pub fn parse(text: &str) -> Option<EventCursor> {
+        let (tx, seq) = match text.split_once('.') {
+            Some((tx, seq)) => (tx.parse().ok()?, seq.parse().ok()?),
+            None => (0, text.parse().ok()?),
+        };
+        (tx >= 0 && seq >= 0).then_some(EventCursor { tx, seq })
+    }
+}
+
+impl std::fmt::Display for EventCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.tx == 0 { write!(f, "{}", self.seq) } else { write!(f, "{}.{}", self.tx, self.seq) }
+    }
+}
+
 /// A stored event with its position in the stream.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredEvent {
     pub seq: i64,
+    /// The writing transaction's id (PostgreSQL); 0 on SQLite. See [`EventCursor`].
+    pub tx: i64,
     pub event_id: String,
     #[sqlx(rename = "type")]
     pub event_type: String,
@@ -39,8 +76,8 @@ pub struct StoredEvent {
 /// Filters for [`Store::events`].
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
-    /// Only events after this `seq` (the cursor).
-    pub after: i64,
+    /// Only events after this cursor.
+    pub after: EventCursor,
     pub event_type: Option<String>,
     pub order_id: Option<String>,
     pub channel: Option<String>,
@@ -93,26 +130,32 @@ impl Tx {
 }
 
 impl Store {
-    /// Events after `filter.after`, oldest first. On PostgreSQL only events of transactions
-    /// older than every transaction still running are served, so a consumer that resumes
-    /// from the last `seq` it saw never skips one committed late.
+    /// Events after `filter.after`, in stream order (see [`EventCursor`]): a consumer that
+    /// resumes from the cursor of the last event it saw never skips one committed late.
     pub async fn events(&self, f: &EventFilter) -> Result<Vec<StoredEvent>> {
-        let visible = match self {
-            Store::Sqlite(_) => "",
-            Store::Postgres(_) => "AND tx_id < pg_snapshot_xmin(pg_current_snapshot())",
+        let (tx, after, order) = match self {
+            Store::Sqlite(_) => ("0", "seq > $6", "seq"),
+            Store::Postgres(_) => (
+                "CAST(tx_id::text AS BIGINT)",
+                "(tx_id > $1::text::xid8 OR (tx_id = $1::text::xid8 AND seq > $6)) \
+                 AND tx_id < pg_snapshot_xmin(pg_current_snapshot())",
+                "tx_id, seq",
+            ),
         };
+        // `$1 IS NOT NULL` only makes SQLite's statement use $1 as well.
         let rows = on_read!(self, |pool| {
             sqlx::query_as::<_, StoredEvent>(sqlx::AssertSqlSafe(format!(
-                "SELECT seq, event_id, type, channel, order_id, node_id, at_ms, version, data, actor FROM events \
-                 WHERE seq > $1 AND ($2 IS NULL OR type = $2) AND ($3 IS NULL OR order_id = $3) \
-                   AND ($4 IS NULL OR channel = $4) {visible} \
-                 ORDER BY seq LIMIT $5"
+                "SELECT seq, {tx} AS tx, event_id, type, channel, order_id, node_id, at_ms, version, data, actor \
+                 FROM events WHERE {after} AND ($2 IS NULL OR type = $2) AND ($3 IS NULL OR order_id = $3) \
+                   AND ($4 IS NULL OR channel = $4) AND ($1 IS NOT NULL) \
+                 ORDER BY {order} LIMIT $5"
             )))
-            .bind(f.after)
+            .bind(f.after.tx.to_string())
             .bind(&f.event_type)
             .bind(&f.order_id)
             .bind(&f.channel)
             .bind(f.limit)
+            .bind(f.after.seq)
             .fetch_all(pool)
             .await?
         });
@@ -124,8 +167,8 @@ impl Store {
     pub async fn order_events(&self, order_id: &str) -> Result<Vec<StoredEvent>> {
         let rows = on_read!(self, |pool| {
             sqlx::query_as::<_, StoredEvent>(
-                "SELECT seq, event_id, type, channel, order_id, node_id, at_ms, version, data, actor FROM events \
-                 WHERE order_id = $1 ORDER BY seq",
+                "SELECT seq, CAST(0 AS BIGINT) AS tx, event_id, type, channel, order_id, node_id, at_ms, version, data, actor \
+                 FROM events WHERE order_id = $1 ORDER BY seq",
             )
             .bind(order_id)
             .fetch_all(pool)

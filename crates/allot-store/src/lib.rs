@@ -41,7 +41,7 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 pub use changes::{CHANGE_PAYLOAD_MAX, ChangeFeed, FeedEvent};
 pub use documents::{DocumentKind, StoredDocument};
 pub use error::StoreError;
-pub use events::{ContactRow, EventFilter, NewEvent, StoredEvent};
+pub use events::{ContactRow, EventCursor, EventFilter, NewEvent, StoredEvent};
 pub use group::{BoxFuture, GROUP_MAX, Step};
 pub use idempotency::{Claim, IDEMPOTENCY_STALE_CLAIM_MS, IDEMPOTENCY_TTL_MS, StoredAnswer};
 pub use keys::StoredKey;

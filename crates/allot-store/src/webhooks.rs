@@ -17,13 +17,15 @@ pub struct StoredWebhook {
     /// Event types delivered, or `["*"]` for all.
     pub event_types: Vec<String>,
     pub secret: String,
-    pub cursor_seq: i64,
+    /// The last event fanned out into deliveries.
+    pub cursor: crate::EventCursor,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }
 
-type WebhookRow = (String, String, String, String, i64, i64, i64);
-const WEBHOOK_COLUMNS: &str = "webhook_id, url, event_types, secret, cursor_seq, created_at_ms, updated_at_ms";
+type WebhookRow = (String, String, String, String, i64, i64, i64, i64);
+const WEBHOOK_COLUMNS: &str =
+    "webhook_id, url, event_types, secret, cursor_tx, cursor_seq, created_at_ms, updated_at_ms";
 
 fn from_row(r: WebhookRow) -> StoredWebhook {
     StoredWebhook {
@@ -31,9 +33,9 @@ fn from_row(r: WebhookRow) -> StoredWebhook {
         url: r.1,
         event_types: r.2.split(',').filter(|t| !t.is_empty()).map(str::to_owned).collect(),
         secret: r.3,
-        cursor_seq: r.4,
-        created_at_ms: r.5,
-        updated_at_ms: r.6,
+        cursor: crate::EventCursor { tx: r.4, seq: r.5 },
+        created_at_ms: r.6,
+        updated_at_ms: r.7,
     }
 }
 
@@ -84,13 +86,14 @@ impl Tx {
                 .await?;
             } else {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                    "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
                 )))
                 .bind(&w.webhook_id)
                 .bind(&w.url)
                 .bind(w.event_types.join(","))
                 .bind(&w.secret)
-                .bind(w.cursor_seq)
+                .bind(w.cursor.tx)
+                .bind(w.cursor.seq)
                 .bind(w.created_at_ms)
                 .bind(w.updated_at_ms)
                 .execute(&mut *conn)
@@ -135,13 +138,17 @@ impl Tx {
     }
 
     /// Moves an endpoint's cursor forward (never back).
-    pub async fn advance_webhook_cursor(&mut self, webhook_id: &str, seq: i64) -> Result<()> {
+    pub async fn advance_webhook_cursor(&mut self, webhook_id: &str, to: crate::EventCursor) -> Result<()> {
         on_tx!(self, |conn| {
-            sqlx::query("UPDATE webhooks SET cursor_seq = $2 WHERE webhook_id = $1 AND cursor_seq < $2")
-                .bind(webhook_id)
-                .bind(seq)
-                .execute(conn)
-                .await?;
+            sqlx::query(
+                "UPDATE webhooks SET cursor_tx = $2, cursor_seq = $3 WHERE webhook_id = $1 \
+                 AND (cursor_tx < $2 OR (cursor_tx = $2 AND cursor_seq < $3))",
+            )
+            .bind(webhook_id)
+            .bind(to.tx)
+            .bind(to.seq)
+            .execute(conn)
+            .await?;
         });
         Ok(())
     }
@@ -285,43 +292,46 @@ impl Store {
         Ok(rows)
     }
 
-    /// The largest event `seq` a reader may serve now (see [`Store::events`]): where a new
-    /// endpoint's cursor starts.
-    pub async fn event_horizon(&self) -> Result<i64> {
-        let visible = match self {
-            Store::Sqlite(_) => "",
-            Store::Postgres(_) => "WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())",
+    /// The cursor of the last event a reader may serve now (see [`crate::EventCursor`]):
+    /// where a new endpoint's cursor starts.
+    pub async fn event_horizon(&self) -> Result<crate::EventCursor> {
+        let sql = match self {
+            Store::Sqlite(_) => "SELECT 0, seq FROM events ORDER BY seq DESC LIMIT 1",
+            Store::Postgres(_) => {
+                "SELECT CAST(tx_id::text AS BIGINT), seq FROM events \
+                 WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY tx_id DESC, seq DESC LIMIT 1"
+            }
         };
-        let seq = on_read!(self, |pool| {
-            sqlx::query_scalar::<_, Option<i64>>(sqlx::AssertSqlSafe(format!(
-                "SELECT CAST(MAX(seq) AS BIGINT) FROM events {visible}"
-            )))
-            .fetch_one(pool)
-            .await?
-        });
-        Ok(seq.unwrap_or(0))
+        let row = on_read!(self, |pool| sqlx::query_as::<_, (i64, i64)>(sql).fetch_optional(pool).await?);
+        Ok(row.map(|(tx, seq)| crate::EventCursor { tx, seq }).unwrap_or_default())
     }
 
-    /// The largest event `seq` written, visible to readers or not (with
-    /// [`Store::event_horizon`]: whether every committed event can be served yet).
-    pub async fn max_event_seq(&self) -> Result<i64> {
-        let seq = on_read!(self, |pool| {
-            sqlx::query_scalar::<_, Option<i64>>("SELECT CAST(MAX(seq) AS BIGINT) FROM events").fetch_one(pool).await?
-        });
-        Ok(seq.unwrap_or(0))
+    /// Events written but not yet served by [`Store::events`] (PostgreSQL: their
+    /// transaction, or an older one, is still running); always 0 on SQLite.
+    pub async fn events_in_flight(&self) -> Result<i64> {
+        match self {
+            Store::Sqlite(_) => Ok(0),
+            Store::Postgres(s) => Ok(sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM events WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot())",
+            )
+            .fetch_one(&s.pool)
+            .await?),
+        }
     }
 
     /// Events by `seq`.
     pub async fn events_by_seq(&self, seqs: &[i64]) -> Result<Vec<crate::StoredEvent>> {
         let param = serde_json::Value::from(seqs.to_vec()).to_string();
-        let in_seqs = match self {
-            Store::Sqlite(_) => "IN (SELECT value FROM json_each($1))",
-            Store::Postgres(_) => "IN (SELECT (jsonb_array_elements_text($1::jsonb))::bigint)",
+        let (in_seqs, tx) = match self {
+            Store::Sqlite(_) => ("IN (SELECT value FROM json_each($1))", "0"),
+            Store::Postgres(_) => {
+                ("IN (SELECT (jsonb_array_elements_text($1::jsonb))::bigint)", "CAST(tx_id::text AS BIGINT)")
+            }
         };
         let rows = on_read!(self, |pool| {
             sqlx::query_as::<_, crate::StoredEvent>(sqlx::AssertSqlSafe(format!(
-                "SELECT seq, event_id, type, channel, order_id, node_id, at_ms, version, data, actor FROM events \
-                 WHERE seq {in_seqs} ORDER BY seq"
+                "SELECT seq, {tx} AS tx, event_id, type, channel, order_id, node_id, at_ms, version, data, actor \
+                 FROM events WHERE seq {in_seqs} ORDER BY seq"
             )))
             .bind(&param)
             .fetch_all(pool)
@@ -332,29 +342,32 @@ impl Store {
 }
 
 impl Store {
-    /// Where a relay has published up to (0 if it never ran).
-    pub async fn relay_cursor(&self, relay: &str) -> Result<i64> {
-        let seq = on_read!(self, |pool| {
-            sqlx::query_scalar::<_, i64>("SELECT cursor_seq FROM relay_cursors WHERE relay = $1")
+    /// Where a relay has published up to (the start if it never ran).
+    pub async fn relay_cursor(&self, relay: &str) -> Result<crate::EventCursor> {
+        let row = on_read!(self, |pool| {
+            sqlx::query_as::<_, (i64, i64)>("SELECT cursor_tx, cursor_seq FROM relay_cursors WHERE relay = $1")
                 .bind(relay)
                 .fetch_optional(pool)
                 .await?
         });
-        Ok(seq.unwrap_or(0))
+        Ok(row.map(|(tx, seq)| crate::EventCursor { tx, seq }).unwrap_or_default())
     }
 }
 
 impl Tx {
     /// Moves a relay's cursor forward (never back).
-    pub async fn advance_relay_cursor(&mut self, relay: &str, seq: i64, now_ms: i64) -> Result<()> {
+    pub async fn advance_relay_cursor(&mut self, relay: &str, to: crate::EventCursor, now_ms: i64) -> Result<()> {
         on_tx!(self, |conn| {
             sqlx::query(
-                "INSERT INTO relay_cursors (relay, cursor_seq, updated_at_ms) VALUES ($1, $2, $3) \
-                 ON CONFLICT (relay) DO UPDATE SET cursor_seq = excluded.cursor_seq, updated_at_ms = excluded.updated_at_ms \
-                 WHERE relay_cursors.cursor_seq < excluded.cursor_seq",
+                "INSERT INTO relay_cursors (relay, cursor_tx, cursor_seq, updated_at_ms) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (relay) DO UPDATE SET cursor_tx = excluded.cursor_tx, cursor_seq = excluded.cursor_seq, \
+                   updated_at_ms = excluded.updated_at_ms \
+                 WHERE relay_cursors.cursor_tx < excluded.cursor_tx \
+                   OR (relay_cursors.cursor_tx = excluded.cursor_tx AND relay_cursors.cursor_seq < excluded.cursor_seq)",
             )
             .bind(relay)
-            .bind(seq)
+            .bind(to.tx)
+            .bind(to.seq)
             .bind(now_ms)
             .execute(conn)
             .await?;

@@ -81,10 +81,10 @@ async fn list_events(
     };
     let mut errors = Vec::new();
     let after = match q.single("after")? {
-        None => 0,
-        Some(c) => c.parse::<i64>().ok().filter(|v| *v >= 0).unwrap_or_else(|| {
+        None => allot_app::EventCursor::default(),
+        Some(c) => allot_app::EventCursor::parse(c).unwrap_or_else(|| {
             errors.push(allot_app::FieldError::new("after", "not a cursor from this endpoint"));
-            0
+            allot_app::EventCursor::default()
         }),
     };
     let limit = q.parse::<i64>("limit")?.unwrap_or(EVENT_PAGE_DEFAULT);
@@ -102,7 +102,7 @@ async fn list_events(
         limit,
     };
     let events = s.app.events(filter, scope).await?;
-    let next_cursor = events.last().map_or(after, |e| e.seq).to_string();
+    let next_cursor = events.last().map_or(after, |e| allot_app::EventCursor { tx: e.tx, seq: e.seq }).to_string();
     let events = events.into_iter().map(EventView::from).collect();
     Ok(Json(EventList { events, next_cursor }))
 }

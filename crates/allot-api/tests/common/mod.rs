@@ -187,7 +187,7 @@ impl TestServer {
     pub async fn settle_events(&self) {
         for _ in 0..200 {
             let store = self.app.store();
-            if store.event_horizon().await.unwrap() >= store.max_event_seq().await.unwrap() {
+            if store.events_in_flight().await.unwrap() == 0 {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -82,6 +82,7 @@ CREATE TABLE webhooks (
     url             TEXT NOT NULL,
     event_types     TEXT NOT NULL,                 -- comma-separated, or *
     secret          TEXT NOT NULL,                 -- whsec_<base64>, needed to sign
+    cursor_tx       BIGINT NOT NULL DEFAULT 0,        -- with cursor_seq: the event cursor (see Store::events)
     cursor_seq      BIGINT NOT NULL CHECK (cursor_seq >= 0),
     created_at_ms   BIGINT NOT NULL,
     updated_at_ms   BIGINT NOT NULL

@@ -157,6 +157,7 @@ CREATE TABLE webhooks (
     url             TEXT NOT NULL,
     event_types     TEXT NOT NULL,                 -- comma-separated, or *
     secret          TEXT NOT NULL,                 -- whsec_<base64>, needed to sign
+    cursor_tx       INTEGER NOT NULL DEFAULT 0,        -- with cursor_seq: the event cursor (see Store::events)
     cursor_seq      INTEGER NOT NULL CHECK (cursor_seq >= 0),
     created_at_ms   INTEGER NOT NULL,
     updated_at_ms   INTEGER NOT NULL

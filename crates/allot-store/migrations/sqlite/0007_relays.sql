@@ -3,6 +3,7 @@
 -- by Nats-Msg-Id absorbs a re-publish of events acknowledged but not yet recorded).
 CREATE TABLE relay_cursors (
     relay           TEXT PRIMARY KEY NOT NULL,
+    cursor_tx       INTEGER NOT NULL DEFAULT 0,
     cursor_seq      INTEGER NOT NULL CHECK (cursor_seq >= 0),
     updated_at_ms   INTEGER NOT NULL
 ) STRICT;
