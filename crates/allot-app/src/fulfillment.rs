@@ -519,6 +519,16 @@ impl App {
             .position(|f| f.fulfillment_order_id == fo_id)
             .ok_or_else(|| AppError::NotFound { what: "fulfillment order", id: fo_id.to_owned() })?;
         let (from, kind) = (fo_status(&order.fulfillment_orders[fi])?, fo_kind(&order.fulfillment_orders[fi])?);
+        if let FoAction::Withdraw { .. } = action {
+            // Re-checked under the order lock: a node resumed meanwhile keeps its work, and
+            // pickup work waits for its store (the customer chose that store; moving it
+            // needs their consent, so a pause holds it rather than cancelling it).
+            let fo = &order.fulfillment_orders[fi];
+            let node_active = self.node(&fo.node_id).is_ok_and(|n| n.node.is_active());
+            if node_active || kind == allot_core::FoKind::Pickup {
+                return Ok(false);
+            }
+        }
         if let FoAction::ReleaseTimeout { released_before_ms } = action {
             let due = order.fulfillment_orders[fi].released_at_ms.is_some_and(|r| r < *released_before_ms);
             if from != FoStatus::Released || !due {

@@ -249,8 +249,9 @@ impl App {
         }
         let now = self.now_ms();
         let lease_ms = i64::try_from(opts.timeout.as_millis()).unwrap_or(i64::MAX / 2).saturating_mul(2) + 1000;
+        let lease_until = now + lease_ms;
         let mut tx = self.inner.store.begin().await?;
-        let claimed = tx.claim_deliveries(now, now + lease_ms, opts.batch).await?;
+        let claimed = tx.claim_deliveries(now, lease_until, opts.batch).await?;
         tx.commit().await?;
         if claimed.is_empty() {
             return Ok(0);
@@ -289,7 +290,7 @@ impl App {
                 }
             }
             let mut tx = self.inner.store.begin().await?;
-            tx.finish_delivery(&d).await?;
+            tx.finish_delivery(&d, lease_until).await?;
             tx.commit().await?;
         }
         Ok(attempted)

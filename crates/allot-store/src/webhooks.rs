@@ -187,12 +187,14 @@ impl Tx {
         Ok(rows)
     }
 
-    /// Records an attempt's outcome.
-    pub async fn finish_delivery(&mut self, d: &DeliveryRow) -> Result<()> {
+    /// Records an attempt's outcome, if this relay still holds the delivery's lease (one
+    /// whose lease ran out may have been claimed and finished by another relay since).
+    pub async fn finish_delivery(&mut self, d: &DeliveryRow, lease_until_ms: i64) -> Result<()> {
         on_tx!(self, |conn| {
             sqlx::query(
                 "UPDATE webhook_deliveries SET status = $3, attempts = $4, next_attempt_at_ms = $5, last_error = $6, \
-                   delivered_at_ms = $7 WHERE webhook_id = $1 AND seq = $2",
+                   delivered_at_ms = $7 WHERE webhook_id = $1 AND seq = $2 AND status = 'pending' \
+                   AND next_attempt_at_ms = $8",
             )
             .bind(&d.webhook_id)
             .bind(d.seq)
@@ -201,6 +203,7 @@ impl Tx {
             .bind(d.next_attempt_at_ms)
             .bind(&d.last_error)
             .bind(d.delivered_at_ms)
+            .bind(lease_until_ms)
             .execute(conn)
             .await?;
         });

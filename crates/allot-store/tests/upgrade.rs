@@ -17,7 +17,7 @@ INSERT INTO nodes (node_id, node_type, name, lat, lon, time_zone, status, capabi
 INSERT INTO items (sku, name, weight_g, hazmat, ship_alone, methods, substitutes, version, updated_at_ms)
   VALUES ('SKU-1', 'Item', 500, false, false, 'ship', '', 1, 0);
 INSERT INTO positions (node_id, sku, on_hand, damaged, quarantined, safety_stock, reserved, allocated, version,
-    updated_at_ms) VALUES ('DC-1', 'SKU-1', 10, 0, 0, 0, 0, 3, 1, 0);
+    updated_at_ms) VALUES ('DC-1', 'SKU-1', 10, 0, 0, 0, 0, 4, 1, 0);
 INSERT INTO orders (order_id, channel, external_id, request_hash, status, holds, document, decision, policy_name,
     policy_version, policy_hash, created_at_ms)
   VALUES ('ord_1', 'web', 'W-1', '0000000000000000000000000000000000000000000000000000000000000000', 'allocated', '',
@@ -28,6 +28,17 @@ INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, status,
   VALUES ('fo_1', 'ord_1', 'DC-1', 'released', 1000);
 INSERT INTO allocations (order_id, line_id, node_id, sku, quantity, fulfillment_order_id)
   VALUES ('ord_1', '1', 'DC-1', 'SKU-1', 3, 'fo_1');
+INSERT INTO orders (order_id, channel, external_id, request_hash, status, holds, document, decision, policy_name,
+    policy_version, policy_hash, created_at_ms)
+  VALUES ('ord_2', 'web', 'W-2', '0000000000000000000000000000000000000000000000000000000000000000', 'allocated', '',
+    '{\"lines\": [{\"line_id\": \"1\", \"sku\": \"SKU-1\", \"quantity\": 1, \"method\": \"pickup\"}]}',
+    '{}', 'builtin', 0, 'h', 2000);
+INSERT INTO order_lines (order_id, line_id, sku, quantity, allocated, backordered, unfilled, cancelled, status)
+  VALUES ('ord_2', '1', 'SKU-1', 1, 1, 0, 0, 0, 'allocated');
+INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, status, created_at_ms)
+  VALUES ('fo_2', 'ord_2', 'DC-1', 'released', 2000);
+INSERT INTO allocations (order_id, line_id, node_id, sku, quantity, fulfillment_order_id)
+  VALUES ('ord_2', '1', 'DC-1', 'SKU-1', 1, 'fo_2');
 ";
 
 async fn check_upgraded(store: &Store) {
@@ -37,7 +48,10 @@ async fn check_upgraded(store: &Store) {
     assert_eq!((fo.fulfillment_order_id.as_str(), fo.kind.as_str(), fo.attempt), ("fo_1", "ship", 1));
     assert_eq!((fo.released_at_ms, fo.updated_at_ms), (Some(1000), 1000));
     assert_eq!((o.allocations[0].quantity, o.allocations[0].picked, o.allocations[0].short), (3, None, 0));
-    assert_eq!(store.allocation_totals().await.unwrap(), (3, 3));
+    // A fulfillment order of pickup lines becomes a pickup one.
+    let o2 = store.order("ord_2").await.unwrap().unwrap();
+    assert_eq!(o2.fulfillment_orders[0].kind, "pickup");
+    assert_eq!(store.allocation_totals().await.unwrap(), (4, 4));
     // Constraints still hold after the rebuild: a line status the schema does not know,
     // and an allocation of a fulfillment order that does not exist, are refused.
     let mut tx = store.begin().await.unwrap();

@@ -32,6 +32,15 @@ ALTER TABLE allocations ADD COLUMN short BIGINT NOT NULL DEFAULT 0 CHECK (short 
 ALTER TABLE allocations ADD COLUMN shipped BIGINT NOT NULL DEFAULT 0 CHECK (shipped >= 0 AND shipped <= quantity);
 CREATE INDEX allocations_by_order ON allocations (order_id, line_id);
 
+-- Fulfillment orders made before kinds existed: pickup when every line they carry is a
+-- pickup or curbside line of the captured order, else ship.
+UPDATE fulfillment_orders SET kind = 'pickup' WHERE fulfillment_order_id IN (
+    SELECT a.fulfillment_order_id FROM allocations a JOIN orders o ON o.order_id = a.order_id
+        CROSS JOIN LATERAL jsonb_array_elements(o.document::jsonb -> 'lines') AS l
+    WHERE l ->> 'line_id' = a.line_id
+    GROUP BY a.fulfillment_order_id
+    HAVING SUM(CASE WHEN l ->> 'method' IN ('pickup', 'curbside') THEN 0 ELSE 1 END) = 0);
+
 CREATE TABLE sourcing_attempts (
     order_id        TEXT NOT NULL REFERENCES orders (order_id),
     attempt         BIGINT NOT NULL CHECK (attempt >= 2),

@@ -107,6 +107,15 @@ ALTER TABLE allocations_new RENAME TO allocations;
 CREATE INDEX allocations_by_position ON allocations (node_id, sku);
 CREATE INDEX allocations_by_order ON allocations (order_id, line_id);
 
+-- Fulfillment orders made before kinds existed: pickup when every line they carry is a
+-- pickup or curbside line of the captured order, else ship.
+UPDATE fulfillment_orders SET kind = 'pickup' WHERE fulfillment_order_id IN (
+    SELECT a.fulfillment_order_id FROM allocations a JOIN orders o ON o.order_id = a.order_id,
+        json_each(o.document, '$.lines') AS l
+    WHERE json_extract(l.value, '$.line_id') = a.line_id
+    GROUP BY a.fulfillment_order_id
+    HAVING SUM(CASE WHEN json_extract(l.value, '$.method') IN ('pickup', 'curbside') THEN 0 ELSE 1 END) = 0);
+
 CREATE TABLE sourcing_attempts (
     order_id        TEXT NOT NULL REFERENCES orders (order_id),
     attempt         INTEGER NOT NULL CHECK (attempt >= 2),
