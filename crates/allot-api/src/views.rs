@@ -951,3 +951,25 @@ pub struct RedriveView {
     /// Dead deliveries put back in the queue.
     pub redriven: u64,
 }
+
+/// A stored promise document (a carrier, or a node calendar) with its version.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PromiseDocumentView {
+    pub id: String,
+    pub version: i64,
+    pub updated_at: String,
+    /// The document as stored (every default written out).
+    #[schema(value_type = Object)]
+    pub document: serde_json::Value,
+}
+
+impl From<&allot_app::StoredDocument> for PromiseDocumentView {
+    fn from(d: &allot_app::StoredDocument) -> PromiseDocumentView {
+        PromiseDocumentView {
+            id: d.id.clone(),
+            version: d.version,
+            updated_at: ms_to_rfc3339(d.updated_at_ms),
+            document: serde_json::from_str(&d.document).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}

@@ -34,7 +34,6 @@ use std::sync::Arc;
 
 use allot_store::Store;
 
-pub use allot_store::StoredOrder;
 pub use allot_store::{
     AllocationRow, Claim, ContactRow, DeliveryCounts, DeliveryRow, EventCursor, EventFilter, FulfillmentOrderEntry,
     FulfillmentOrderFilter, FulfillmentOrderRow, IDEMPOTENCY_STALE_CLAIM_MS, IDEMPOTENCY_TTL_MS, OrderFilter,
@@ -42,6 +41,7 @@ pub use allot_store::{
     StoredReservation, StoredWebhook,
 };
 pub use allot_store::{DbConfig, StoredItem, StoredNode};
+pub use allot_store::{StoredDocument, StoredOrder};
 pub use auth::{NewKey, Principal, Role};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use demo::LoadSummary;

@@ -8,6 +8,7 @@ pub mod nodes;
 pub mod ops;
 pub mod orders;
 pub mod policies;
+pub mod promising;
 pub mod reservations;
 pub mod webhooks;
 

@@ -1,0 +1,79 @@
+//! `/v1/carriers/{id}` and `/v1/nodes/{id}/calendar`: what promising reads (issue 5).
+//! Admin keys write; any key reads.
+
+use allot_app::promise_doc::{CarrierDoc, NodeCalendarDoc};
+use allot_app::{Principal, Role};
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::ApiState;
+use crate::error::{ApiResult, Problem};
+use crate::json::Body;
+use crate::views::PromiseDocumentView;
+
+pub fn router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(put_carrier, get_carrier)).routes(routes!(put_calendar, get_calendar))
+}
+
+fn admin_only(caller: &Principal, action: &'static str) -> Result<(), crate::error::ApiError> {
+    match caller.role {
+        Role::Admin => Ok(()),
+        _ => Err(allot_app::AppError::Forbidden { action }.into()),
+    }
+}
+
+/// Create (201) or replace (200) a carrier and its services (transit bands, pickup
+/// cut-off, delivery weekdays, holidays, rates). Every bad field is named.
+#[utoipa::path(put, path = "/v1/carriers/{carrier_id}", tag = "promising",
+    params(("carrier_id" = String, Path)), request_body(content = Object, description = "a carrier document"),
+    responses((status = 201, body = PromiseDocumentView), (status = 200, body = PromiseDocumentView),
+              (status = 400, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+async fn put_carrier(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+    Path(id): Path<String>,
+    Body(doc): Body<CarrierDoc>,
+) -> ApiResult<(StatusCode, Json<PromiseDocumentView>)> {
+    admin_only(&caller, "manage carriers")?;
+    let (c, created) = s.app.put_carrier(&id, doc).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json((&c.stored).into())))
+}
+
+#[utoipa::path(get, path = "/v1/carriers/{carrier_id}", tag = "promising",
+    params(("carrier_id" = String, Path)),
+    responses((status = 200, body = PromiseDocumentView), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+async fn get_carrier(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<Json<PromiseDocumentView>> {
+    Ok(Json((&s.app.carrier(&id)?.stored).into()))
+}
+
+/// Set a node's calendar: opening hours per weekday in the node's time zone, holidays,
+/// processing and pickup preparation minutes, the carrier services it hands to.
+#[utoipa::path(put, path = "/v1/nodes/{node_id}/calendar", tag = "promising",
+    params(("node_id" = String, Path)), request_body(content = Object, description = "a node calendar"),
+    responses((status = 201, body = PromiseDocumentView), (status = 200, body = PromiseDocumentView),
+              (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+async fn put_calendar(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+    Path(id): Path<String>,
+    Body(doc): Body<NodeCalendarDoc>,
+) -> ApiResult<(StatusCode, Json<PromiseDocumentView>)> {
+    admin_only(&caller, "manage node calendars")?;
+    let (c, created) = s.app.put_node_calendar(&id, doc).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json((&c.stored).into())))
+}
+
+#[utoipa::path(get, path = "/v1/nodes/{node_id}/calendar", tag = "promising",
+    params(("node_id" = String, Path)),
+    responses((status = 200, body = PromiseDocumentView), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+async fn get_calendar(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<Json<PromiseDocumentView>> {
+    Ok(Json((&s.app.node_calendar(&id)?.stored).into()))
+}
