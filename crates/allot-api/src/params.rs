@@ -838,3 +838,80 @@ pub struct WebhookParam {
     /// `whsec_<base64 of a 24–64 byte key>`; signs every delivery (Standard Webhooks).
     pub secret: String,
 }
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromiseLineParam {
+    pub sku: String,
+    pub quantity: u64,
+}
+
+/// Body of `POST /v1/promises`: a cart and where it goes.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromiseParam {
+    pub lines: Vec<PromiseLineParam>,
+    /// lat and lon required (shipping distance; pickup stores near it).
+    pub ship_to: ShipToParam,
+    #[serde(default)]
+    pub customer: Option<CustomerParam>,
+    /// `ship`, `pickup`; default both.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    #[serde(default)]
+    pub policy: Option<String>,
+}
+
+impl PromiseParam {
+    pub fn parse(&self) -> Result<allot_app::PromiseQuery, Vec<FieldError>> {
+        use allot_core::sourcing::{LineToSource, OrderToSource};
+        let mut e = Errors::default();
+        if self.lines.is_empty() || self.lines.len() > LINES_MAX {
+            e.push("lines", format!("1–{LINES_MAX} lines"));
+        }
+        let point = match (self.ship_to.lat, self.ship_to.lon) {
+            (Some(lat), Some(lon)) => e.check("ship_to", GeoPoint::new(lat, lon)),
+            _ => {
+                e.push("ship_to.lat", "lat and lon are required");
+                None
+            }
+        };
+        for (i, m) in self.methods.iter().enumerate() {
+            if !["ship", "pickup"].contains(&m.as_str()) {
+                e.push(format!("methods[{i}]"), "ship or pickup");
+            }
+        }
+        let mut lines = Vec::new();
+        for (i, l) in self.lines.iter().enumerate() {
+            let sku = e.check(format!("lines[{i}].sku"), Sku::parse(&l.sku));
+            let quantity = positive_qty(&mut e, &format!("lines[{i}].quantity"), l.quantity);
+            if let (Some(sku), Some(quantity)) = (sku, quantity) {
+                lines.push(LineToSource {
+                    line_id: (i + 1).to_string(),
+                    sku,
+                    quantity,
+                    method: allot_core::FulfillmentMethod::Ship,
+                    pickup_node: None,
+                    service_level: None,
+                    allow_backorder: false,
+                    unit_price_minor: 0,
+                });
+            }
+        }
+        if !e.0.is_empty() {
+            return Err(e.0);
+        }
+        Ok(allot_app::PromiseQuery {
+            order: OrderToSource {
+                channel: None,
+                customer_tier: self.customer.as_ref().and_then(|c| c.tier.clone()),
+                ship_to: point,
+                country: self.ship_to.country.clone(),
+                region: self.ship_to.region.clone(),
+                lines,
+            },
+            policy: self.policy.clone(),
+            methods: self.methods.clone(),
+        })
+    }
+}

@@ -973,3 +973,90 @@ impl From<&allot_app::StoredDocument> for PromiseDocumentView {
         }
     }
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PromisePackageView {
+    pub node_id: String,
+    /// [{"line_id", "quantity"}]; line ids are the cart's positions, from "1".
+    #[schema(value_type = Object)]
+    pub lines: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carrier_service: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ship_date: Option<String>,
+    pub distance_km: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PromiseOptionView {
+    pub option_id: String,
+    /// ship or pickup
+    pub method: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_level: Option<String>,
+    /// Ship: the latest package's delivery date (customer's calendar days).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_date: Option<String>,
+    /// Pickup: when the order is ready at the store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<String>,
+    /// Seconds left to order for this date (0: no countdown promised).
+    pub order_within_s: i64,
+    pub cost_minor: i64,
+    pub packages: Vec<PromisePackageView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnavailableView {
+    pub method: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_level: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PromiseView {
+    pub options: Vec<PromiseOptionView>,
+    pub unavailable: Vec<UnavailableView>,
+}
+
+impl From<allot_app::PromiseAnswer> for PromiseView {
+    fn from(a: allot_app::PromiseAnswer) -> PromiseView {
+        PromiseView {
+            options: a
+                .options
+                .into_iter()
+                .map(|o| PromiseOptionView {
+                    option_id: o.option_id,
+                    method: o.method,
+                    service_level: o.service_level,
+                    delivery_date: o.delivery_date.map(|d| d.to_string()),
+                    ready_at: o.ready_at.map(|t| t.to_string()),
+                    order_within_s: o.order_within_s,
+                    cost_minor: o.cost_minor,
+                    packages: o
+                        .packages
+                        .into_iter()
+                        .map(|p| PromisePackageView {
+                            node_id: p.node_id,
+                            lines: serde_json::Value::from(
+                                p.lines
+                                    .iter()
+                                    .map(|(l, q)| serde_json::json!({"line_id": l, "quantity": q}))
+                                    .collect::<Vec<_>>(),
+                            ),
+                            carrier_service: p.carrier_service,
+                            ship_date: p.ship_date.map(|d| d.to_string()),
+                            distance_km: (p.distance_km * 10.0).round() / 10.0,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            unavailable: a
+                .unavailable
+                .into_iter()
+                .map(|(method, service_level, reason)| UnavailableView { method, service_level, reason })
+                .collect(),
+        }
+    }
+}

@@ -557,12 +557,13 @@ async fn operations_endpoints_answer_without_a_key(s: TestServer) {
         ("/v1/webhooks/{webhook_id}/redrive", &["post"]),
         ("/v1/carriers/{carrier_id}", &["put", "get"]),
         ("/v1/nodes/{node_id}/calendar", &["put", "get"]),
+        ("/v1/promises", &["post"]),
     ] {
         for m in methods {
             assert!(paths[path].get(*m).is_some(), "{m} {path} missing from the OpenAPI document");
         }
     }
-    assert_eq!(paths.len(), 41, "every route is documented and nothing else: {:?}", paths.keys());
+    assert_eq!(paths.len(), 42, "every route is documented and nothing else: {:?}", paths.keys());
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
 }
 

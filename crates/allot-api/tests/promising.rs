@@ -6,8 +6,10 @@
 
 mod common;
 
-use allot_app::Role;
-use common::TestServer;
+use std::sync::Arc;
+
+use allot_app::{FixedClock, Role};
+use common::{Backend, TestServer};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -40,7 +42,10 @@ async fn carriers_and_node_calendars_are_validated_versioned_and_kept(mut s: Tes
     let mut unknown = cal.clone();
     unknown["carrier_services"] = json!(["fedex:overnight"]);
     let (status, p) = s.put("/v1/nodes/ST-CHI/calendar", unknown).await;
-    assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("carrier_services[0]")));
+    assert_eq!(
+        (status, p["errors"][0]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("carrier_services[0]"))
+    );
     assert_eq!(s.put("/v1/nodes/NOPE/calendar", cal.clone()).await.0, StatusCode::NOT_FOUND);
     let web = s.app.create_key(Role::parse("channel:web").unwrap()).await.unwrap().secret;
     assert_eq!(s.put_as(&web, "/v1/nodes/ST-CHI/calendar", cal).await.0, StatusCode::FORBIDDEN);
@@ -52,4 +57,79 @@ async fn carriers_and_node_calendars_are_validated_versioned_and_kept(mut s: Tes
     let c = s.get("/v1/nodes/ST-CHI/calendar").await.1;
     assert_eq!(c["document"]["hours"]["mon"], json!(["09:00", "21:00"]));
     assert_eq!(s.get("/v1/nodes/DC-EAST/calendar").await.0, StatusCode::NOT_FOUND);
+}
+
+/// A cart promised on Wednesday 2026-11-25 at 09:00 in Chicago: ground from the Chicago
+/// store ships today (cut-off 17:00, an hour of processing) and arrives Friday (Thursday is
+/// a carrier holiday); express is unavailable there (the store has no express service);
+/// pickup at the store is ready two open hours later.
+async fn a_cart_gets_the_dates_the_calendars_allow(backend: Backend) {
+    let now: jiff::Timestamp = "2026-11-25T15:00:00Z".parse().unwrap();
+    let Some(s) = TestServer::start_with(backend, Arc::new(FixedClock::new(now)), false).await else { return };
+    s.seed().await;
+    let ups = json!({"name": "UPS", "services": [
+        {"code": "ground", "service_level": "standard", "pickup_cutoff_local": "17:00",
+         "transit_days": [{"max_km": 300.0, "days": 1}, {"max_km": 5000.0, "days": 5}],
+         "delivery_weekdays": ["mon", "tue", "wed", "thu", "fri"], "holidays": ["2026-11-26"]},
+        {"code": "air", "service_level": "express", "pickup_cutoff_local": "15:00",
+         "transit_days": [{"max_km": 5000.0, "days": 1}]}]});
+    assert_eq!(s.put("/v1/carriers/ups", ups).await.0, StatusCode::CREATED);
+    let store = json!({"hours": {"mon": ["09:00", "21:00"], "tue": ["09:00", "21:00"], "wed": ["09:00", "21:00"],
+        "thu": ["09:00", "21:00"], "fri": ["09:00", "21:00"]}, "processing_minutes": 60, "pickup_ready_minutes": 120,
+        "carrier_services": ["ups:ground"]});
+    assert_eq!(s.put("/v1/nodes/ST-CHI/calendar", store).await.0, StatusCode::CREATED);
+    s.put("/v1/inventory/ST-CHI/SKU-1", json!({"on_hand": 5})).await;
+
+    let cart = json!({"lines": [{"sku": "SKU-1", "quantity": 2}], "ship_to": {"lat": 41.88, "lon": -87.63}});
+    let (status, p) = s.post("/v1/promises", cart).await;
+    assert_eq!(status, StatusCode::OK, "{p}");
+    let options = p["options"].as_array().unwrap();
+    let ground = options.iter().find(|o| o["service_level"] == "standard").unwrap();
+    assert_eq!(ground["packages"][0]["node_id"], "ST-CHI");
+    assert_eq!(ground["packages"][0]["carrier_service"], "ups:ground");
+    assert_eq!(ground["packages"][0]["ship_date"], "2026-11-25");
+    assert_eq!(ground["delivery_date"], "2026-11-27", "Thursday is the carrier's holiday");
+    assert_eq!(ground["order_within_s"], 7 * 3600, "order by 16:00 Chicago time");
+    let pickup = options.iter().find(|o| o["method"] == "pickup").unwrap();
+    assert_eq!(pickup["ready_at"], "2026-11-25T17:00:00Z", "11:00 in Chicago");
+    let express =
+        p["unavailable"].as_array().unwrap().iter().find(|u| u["service_level"] == "express").unwrap().clone();
+    assert!(express["reason"].as_str().unwrap().contains("no express service"), "{express}");
+
+    // Nothing in stock: every ship level is unavailable with the reason; bad input is named.
+    let (_, none) = s
+        .post(
+            "/v1/promises",
+            json!({"lines": [{"sku": "SKU-2", "quantity": 1}],
+        "ship_to": {"lat": 41.88, "lon": -87.63}, "methods": ["ship"]}),
+        )
+        .await;
+    assert_eq!(none["options"], json!([]));
+    assert!(
+        none["unavailable"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["reason"] == "not enough stock to ship the whole cart")
+    );
+    let (status, bad) = s
+        .post(
+            "/v1/promises",
+            json!({"lines": [{"sku": "SKU-1", "quantity": 0}], "ship_to": {},
+        "methods": ["teleport"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = bad["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["ship_to.lat", "methods[0]", "lines[0].quantity"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cart_gets_the_dates_the_calendars_allow_sqlite() {
+    a_cart_gets_the_dates_the_calendars_allow(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cart_gets_the_dates_the_calendars_allow_postgres() {
+    a_cart_gets_the_dates_the_calendars_allow(Backend::Postgres).await;
 }

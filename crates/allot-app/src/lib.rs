@@ -56,7 +56,10 @@ pub use nats::{NATS_RELAY, NatsOptions, NatsPass, connect as connect_nats};
 pub use network::{ListPage, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
 pub use orders::{PLACE_ATTEMPTS, PlaceOrder, Placed};
 pub use policies::{LoadedPolicy, PolicyInfo, PolicyStamp, Quote};
-pub use promising::{LoadedCalendar, LoadedCarrier};
+pub use promising::{
+    LoadedCalendar, LoadedCarrier, PICKUP_OPTIONS_MAX, PICKUP_RADIUS_KM, PromiseAnswer, PromiseOption, PromisePackage,
+    PromiseQuery,
+};
 pub use read_model::ReadModel;
 pub use reservations::{RESERVATION_LINES_MAX, RESERVATION_TTL_MAX_S, ReserveInput, ReserveLine, SWEEP_INTERVAL};
 pub use webhooks::{

@@ -126,3 +126,218 @@ impl App {
             .ok_or_else(|| AppError::NotFound { what: "node calendar", id: node_id.to_owned() })
     }
 }
+
+/// Most pickup stores offered, nearest first.
+pub const PICKUP_OPTIONS_MAX: usize = 5;
+/// Furthest pickup store offered, in km.
+pub const PICKUP_RADIUS_KM: f64 = 80.0;
+
+/// A cart to promise.
+#[derive(Debug, Clone)]
+pub struct PromiseQuery {
+    /// The cart as the engine sees it (ship lines; method and service level are set per
+    /// option).
+    pub order: allot_core::sourcing::OrderToSource,
+    pub policy: Option<String>,
+    /// Methods asked for: `ship`, `pickup` (none = both).
+    pub methods: Vec<String>,
+}
+
+/// One package of an option: where it leaves from, when, with which service.
+#[derive(Debug, Clone)]
+pub struct PromisePackage {
+    pub node_id: String,
+    pub lines: Vec<(String, u64)>,
+    pub carrier_service: Option<String>,
+    pub ship_date: Option<jiff::civil::Date>,
+    pub distance_km: f64,
+}
+
+/// A fulfilment option the engine would really make.
+#[derive(Debug, Clone)]
+pub struct PromiseOption {
+    pub option_id: String,
+    pub method: String,
+    pub service_level: Option<String>,
+    /// Every package's delivery date; the option's is the latest.
+    pub delivery_date: Option<jiff::civil::Date>,
+    pub ready_at: Option<jiff::Timestamp>,
+    /// Seconds left to order for this date (0: no countdown promised).
+    pub order_within_s: i64,
+    pub cost_minor: i64,
+    pub packages: Vec<PromisePackage>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PromiseAnswer {
+    pub options: Vec<PromiseOption>,
+    /// (method, service level, reason) of what cannot be offered.
+    pub unavailable: Vec<(String, Option<String>, String)>,
+}
+
+impl App {
+    /// Fulfilment options for a cart: per service level a carrier offers, the engine's
+    /// plan with each package's ship date (node calendar, service cut-off) and delivery
+    /// date (transit business days); pickup at nearby stores holding the whole cart, with
+    /// the time it is ready. Options that cannot be met are listed with a reason.
+    pub fn promise(&self, q: &PromiseQuery) -> Result<PromiseAnswer> {
+        let now = self.now_ms();
+        let now_ts = jiff::Timestamp::from_millisecond(now).map_err(|e| AppError::invalid("now", e))?;
+        let wants = |m: &str| q.methods.is_empty() || q.methods.iter().any(|x| x == m);
+        let mut options = Vec::new();
+        let mut unavailable = Vec::new();
+        let ship_to = q.order.ship_to;
+        if wants("ship") {
+            let levels: std::collections::BTreeSet<String> = {
+                let read = self.inner.read.read();
+                read.carriers.values().flat_map(|c| c.services.iter().map(|s| s.service_level.clone())).collect()
+            };
+            if levels.is_empty() {
+                unavailable.push(("ship".to_owned(), None, "no carrier is configured".to_owned()));
+            }
+            for level in levels.iter().filter(|l| l.as_str() != "same_day") {
+                let mut order = q.order.clone();
+                for l in order.lines.iter_mut() {
+                    l.service_level = Some(level.clone());
+                    l.method = allot_core::FulfillmentMethod::Ship;
+                }
+                let quote = self.quote(&order, q.policy.as_deref())?;
+                let plan = &quote.decision.plan;
+                if !plan.backordered.is_empty() || !plan.unfilled.is_empty() || plan.packages.is_empty() {
+                    unavailable.push((
+                        "ship".to_owned(),
+                        Some(level.clone()),
+                        "not enough stock to ship the whole cart".to_owned(),
+                    ));
+                    continue;
+                }
+                match self.ship_option(level, plan, ship_to, now_ts) {
+                    Ok(opt) => options.push(opt),
+                    Err(reason) => unavailable.push(("ship".to_owned(), Some(level.clone()), reason)),
+                }
+            }
+        }
+        if wants("pickup") {
+            let found = self.pickup_options(q, now_ts);
+            if found.is_empty() {
+                unavailable.push((
+                    "pickup".to_owned(),
+                    None,
+                    format!("no store within {PICKUP_RADIUS_KM} km has the whole cart and a calendar"),
+                ));
+            }
+            options.extend(found);
+        }
+        Ok(PromiseAnswer { options, unavailable })
+    }
+
+    fn ship_option(
+        &self,
+        level: &str,
+        plan: &allot_core::sourcing::Plan,
+        ship_to: Option<allot_core::GeoPoint>,
+        now: jiff::Timestamp,
+    ) -> std::result::Result<PromiseOption, String> {
+        let read = self.inner.read.read();
+        let mut packages = Vec::new();
+        let mut latest: Option<jiff::civil::Date> = None;
+        let mut order_by: Option<jiff::Timestamp> = None;
+        for p in &plan.packages {
+            let node = read.node(p.node_id.as_str()).ok_or_else(|| format!("node {} is unknown", p.node_id))?;
+            let cal =
+                read.calendars.get(p.node_id.as_str()).ok_or_else(|| format!("node {} has no calendar", p.node_id))?;
+            let km = ship_to.map_or(0.0, |t| node.node.location.distance_km(t));
+            // The node's services of this level; the one delivering first wins.
+            let mut best: Option<(jiff::civil::Date, jiff::Timestamp, jiff::civil::Date, String)> = None;
+            for key in &cal.carrier_services {
+                let Some(svc) = read
+                    .carriers
+                    .values()
+                    .flat_map(|c| c.services.iter())
+                    .find(|s| &s.key == key && s.service_level == level)
+                else {
+                    continue;
+                };
+                let q = allot_core::promise::ShipQuery {
+                    now,
+                    node: &cal.calendar,
+                    cutoff: svc.calendar.pickup_cutoff_local,
+                    has_capacity: &|_| true,
+                };
+                let Some(slot) = allot_core::promise::ship_slot(&q) else { continue };
+                let Some(delivery) = allot_core::promise::delivery_date(&svc.calendar, slot.ship_date, km) else {
+                    continue;
+                };
+                if best.as_ref().is_none_or(|b| delivery < b.0) {
+                    best = Some((delivery, slot.order_by, slot.ship_date, svc.key.clone()));
+                }
+            }
+            let Some((delivery, by, ship_date, key)) = best else {
+                return Err(format!("node {} has no {level} service reaching the address", p.node_id));
+            };
+            latest = Some(latest.map_or(delivery, |d| d.max(delivery)));
+            order_by = Some(order_by.map_or(by, |o| o.min(by)));
+            packages.push(PromisePackage {
+                node_id: p.node_id.to_string(),
+                lines: p.lines.iter().map(|l| (l.line_id.clone(), l.quantity.get())).collect(),
+                carrier_service: Some(key),
+                ship_date: Some(ship_date),
+                distance_km: km,
+            });
+        }
+        let within = order_by.map_or(0, |o| o.duration_since(now).as_secs().max(0));
+        Ok(PromiseOption {
+            option_id: format!("ship:{level}:{}", latest.map(|d| d.to_string()).unwrap_or_default()),
+            method: "ship".to_owned(),
+            service_level: Some(level.to_owned()),
+            delivery_date: latest,
+            ready_at: None,
+            order_within_s: within,
+            cost_minor: plan.total_cost_minor,
+            packages,
+        })
+    }
+
+    fn pickup_options(&self, q: &PromiseQuery, now: jiff::Timestamp) -> Vec<PromiseOption> {
+        let Some(at) = q.order.ship_to else { return Vec::new() };
+        let read = self.inner.read.read();
+        let mut stores: Vec<(f64, &allot_store::StoredNode)> = read
+            .nodes
+            .values()
+            .filter(|n| n.node.is_active() && n.node.has(allot_core::Capability::Pickup))
+            .map(|n| (n.node.location.distance_km(at), n))
+            .filter(|(km, _)| *km <= PICKUP_RADIUS_KM)
+            .filter(|(_, n)| {
+                q.order.lines.iter().all(|l| {
+                    read.position(n.node.id.as_str(), l.sku.as_str())
+                        .is_some_and(|p| p.position.counts.atp().get() >= l.quantity.get())
+                })
+            })
+            .collect();
+        stores.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.node.id.cmp(&b.1.node.id)));
+        stores
+            .into_iter()
+            .filter_map(|(km, n)| {
+                let cal = read.calendars.get(n.node.id.as_str())?;
+                let ready = allot_core::promise::ready_at(&cal.calendar, now)?;
+                Some(PromiseOption {
+                    option_id: format!("pickup:{}", n.node.id),
+                    method: "pickup".to_owned(),
+                    service_level: None,
+                    delivery_date: None,
+                    ready_at: Some(ready),
+                    order_within_s: 0,
+                    cost_minor: n.node.costs.per_order_minor,
+                    packages: vec![PromisePackage {
+                        node_id: n.node.id.to_string(),
+                        lines: q.order.lines.iter().map(|l| (l.line_id.clone(), l.quantity.get())).collect(),
+                        carrier_service: None,
+                        ship_date: None,
+                        distance_km: km,
+                    }],
+                })
+            })
+            .take(PICKUP_OPTIONS_MAX)
+            .collect()
+    }
+}

@@ -13,10 +13,34 @@ use utoipa_axum::routes;
 use crate::ApiState;
 use crate::error::{ApiResult, Problem};
 use crate::json::Body;
-use crate::views::PromiseDocumentView;
+use crate::params::PromiseParam;
+use crate::views::{PromiseDocumentView, PromiseView};
 
 pub fn router() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new().routes(routes!(put_carrier, get_carrier)).routes(routes!(put_calendar, get_calendar))
+    OpenApiRouter::new()
+        .routes(routes!(put_carrier, get_carrier))
+        .routes(routes!(put_calendar, get_calendar))
+        .routes(routes!(promise))
+}
+
+/// Fulfilment options for a cart before checkout: per carrier service level the plan the
+/// engine would make, with ship and delivery dates from node calendars and carrier
+/// calendars, and pickup at nearby stores with the time it is ready. What cannot be
+/// offered is listed with the reason. Nothing is reserved.
+#[utoipa::path(post, path = "/v1/promises", tag = "promising",
+    request_body = PromiseParam,
+    responses((status = 200, body = PromiseView), (status = 400, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+async fn promise(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+    Body(p): Body<PromiseParam>,
+) -> ApiResult<Json<PromiseView>> {
+    if let Role::Node(_) = caller.role {
+        return Err(allot_app::AppError::Forbidden { action: "ask for promises" }.into());
+    }
+    let q = p.parse().map_err(crate::error::ApiError::invalid)?;
+    Ok(Json(s.app.promise(&q)?.into()))
 }
 
 fn admin_only(caller: &Principal, action: &'static str) -> Result<(), crate::error::ApiError> {
