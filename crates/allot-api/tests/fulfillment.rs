@@ -122,6 +122,13 @@ async fn a_shipped_order_walks_to_delivery_and_its_stock_leaves_at_shipment(s: T
     assert!(o["lines"][0]["shipped_at"].is_string());
     assert_eq!(o["fulfillment_orders"][0]["status"], "delivered");
     assert_eq!(o["shipments"][0]["status"], "delivered");
+    // A ship retried after delivery answers the delivered state; nothing moves.
+    let late_retry = json!({"packages": [{"carrier": "ups", "tracking_number": "1Z-1"}]});
+    let (status, f) = fo_action(&s, &node, &fo, "ship", Some(late_retry)).await;
+    assert_eq!(
+        (status, f["status"].clone(), f["shipments"].as_array().unwrap().len()),
+        (StatusCode::OK, json!("delivered"), 1)
+    );
     // Nothing left to cancel once delivered.
     let (status, _) = s.post(&format!("/v1/orders/{oid}/cancel"), json!({"reason": "customer_request"})).await;
     assert_eq!(status, StatusCode::CONFLICT);
@@ -344,6 +351,13 @@ async fn a_short_pick_writes_off_the_missing_units_and_sources_them_elsewhere(s:
     fo_action(&s, &key, &fo2, "accept", None).await;
     let f = fo_action(&s, &key, &fo2, "pick", Some(json!({"lines": [{"line_id": "1", "picked_quantity": 0}]}))).await.1;
     assert_eq!((f["status"].clone(), f["reason"].clone()), (json!("rejected"), json!("short_pick")));
+    // Retried, the pick answers the state it left (nothing is re-sourced twice).
+    let again =
+        fo_action(&s, &key, &fo2, "pick", Some(json!({"lines": [{"line_id": "1", "picked_quantity": 0}]}))).await;
+    assert_eq!((again.0, again.1["status"].clone()), (StatusCode::OK, json!("rejected")));
+    let attempts =
+        s.get(&format!("/v1/orders/{}", o2["order_id"].as_str().unwrap())).await.1["sourcing_attempts"].clone();
+    assert_eq!(attempts.as_array().unwrap().len(), 1);
     assert_stock_consistent(&s).await;
 }
 

@@ -1,12 +1,15 @@
-//! Order events for the outbox (issue 6's event stream, first part): written in the
-//! transaction of the change they report, read by pull consumers through
-//! [`App::events`]. Payloads are versioned (`version` 1: the order's summary, below).
+//! Order events for the outbox: written in the transaction of the change they report,
+//! read by pull consumers through [`App::events`] and pushed by the webhook and NATS
+//! relays. Payloads are versioned (`version` 1: the order's summary, below). Each event
+//! names its actor (the request's caller, or `system`; see [`acting_as`]).
 //!
-//! Types so far: `order.created` (every new order), then in the same transaction
-//! `order.allocated` (some units allocated), `order.backordered` (some units backordered),
-//! `order.on_hold` (placed with holds, or a hold added); `order.released` (last hold
-//! released: fulfillment orders go to their nodes); `order.line_cancelled` (units of a line
-//! cancelled), `order.cancelled` (nothing left open).
+//! Order types: `order.created` (every new order), then in the same transaction
+//! `order.allocated` (some units allocated; also when backorders are filled),
+//! `order.backordered`, `order.on_hold` (placed with holds, or a hold added),
+//! `order.substituted`; `order.released` (last hold released); `order.line_cancelled`,
+//! `order.cancelled`; `order.rerouted` (units re-sourced after a failure);
+//! `order.delivered`; `order.customer_contact`. Fulfillment and shipment events are made
+//! in [`crate::fulfillment`], `inventory.changed` in [`crate::inventory`].
 
 use allot_core::ChannelId;
 use allot_store::{EventFilter, NewEvent, StoredEvent, StoredOrder};

@@ -529,6 +529,13 @@ impl App {
                 return Ok(false);
             }
         }
+        // A pick that found nothing rejected the work: its retry answers that state.
+        if matches!(action, FoAction::Pick { .. })
+            && from == FoStatus::Rejected
+            && order.fulfillment_orders[fi].reason.as_deref() == Some("short_pick")
+        {
+            return Ok(false);
+        }
         if let FoAction::ReleaseTimeout { released_before_ms } = action {
             let due = order.fulfillment_orders[fi].released_at_ms.is_some_and(|r| r < *released_before_ms);
             if from != FoStatus::Released || !due {

@@ -228,7 +228,7 @@ pub fn next(from: FoStatus, event: FoEvent, kind: FoKind) -> Result<Transition, 
             S::Cancelled
         }
         _ => {
-            return if repeats(from, event) {
+            return if repeats(from, event, kind) {
                 Ok(Transition::Repeat)
             } else {
                 Err(InvalidTransition { from, event, kind })
@@ -238,22 +238,45 @@ pub fn next(from: FoStatus, event: FoEvent, kind: FoKind) -> Result<Transition, 
     Ok(Transition::To(to))
 }
 
-/// Whether `from` is the status `event` leads to (a retried request).
-fn repeats(from: FoStatus, event: FoEvent) -> bool {
+/// A status's place on its kind's path (`None` off the path: created, rejected,
+/// cancelled, or the other kind's statuses).
+fn progress(s: FoStatus, kind: FoKind) -> Option<u8> {
+    use FoStatus as S;
+    match (s, kind) {
+        (S::Released, _) => Some(1),
+        (S::Accepted, _) => Some(2),
+        (S::Picking, _) => Some(3),
+        (S::Packed, _) => Some(4),
+        (S::Shipped, FoKind::Ship) | (S::ReadyForPickup, FoKind::Pickup) => Some(5),
+        (S::Delivered, FoKind::Ship) | (S::PickedUp, FoKind::Pickup) => Some(6),
+        _ => None,
+    }
+}
+
+/// Whether `event` already happened to a fulfillment order in `from` (a retried
+/// request): `from` is the status it leads to, or one further along the same path (an
+/// accept retried after the pick answers the picked state).
+fn repeats(from: FoStatus, event: FoEvent, kind: FoKind) -> bool {
     use FoEvent as E;
     use FoStatus as S;
+    let target = match event {
+        E::Accept => Some(S::Accepted),
+        E::Pick => Some(S::Picking),
+        E::Pack => Some(S::Packed),
+        E::Ship if kind == FoKind::Ship => Some(S::Shipped),
+        E::Deliver if kind == FoKind::Ship => Some(S::Delivered),
+        E::ReadyForPickup if kind == FoKind::Pickup => Some(S::ReadyForPickup),
+        E::PickedUp if kind == FoKind::Pickup => Some(S::PickedUp),
+        _ => None,
+    };
+    if let (Some(t), Some(at)) = (target.and_then(|t| progress(t, kind)), progress(from, kind)) {
+        return t <= at;
+    }
     matches!(
         (event, from),
         (E::Release, S::Released)
             | (E::Hold, S::Created)
-            | (E::Accept, S::Accepted)
             | (E::Reject, S::Rejected)
-            | (E::Pick, S::Picking)
-            | (E::Pack, S::Packed)
-            | (E::Ship, S::Shipped)
-            | (E::ReadyForPickup, S::ReadyForPickup)
-            | (E::PickedUp, S::PickedUp)
-            | (E::Deliver, S::Delivered)
             | (E::Cancel, S::Cancelled)
             | (E::Withdraw, S::Rejected)
     )
@@ -314,7 +337,14 @@ mod tests {
         }
         assert_eq!(next(FoStatus::Rejected, FoEvent::Reject, FoKind::Ship), Ok(Transition::Repeat));
         assert_eq!(next(FoStatus::Accepted, FoEvent::Accept, FoKind::Ship), Ok(Transition::Repeat));
-        assert!(next(FoStatus::Shipped, FoEvent::Accept, FoKind::Ship).is_err());
+        // A retry that arrives after the work moved on answers the state it is in.
+        assert_eq!(next(FoStatus::Shipped, FoEvent::Accept, FoKind::Ship), Ok(Transition::Repeat));
+        assert_eq!(next(FoStatus::Delivered, FoEvent::Ship, FoKind::Ship), Ok(Transition::Repeat));
+        // Skipping ahead, or the other kind's moves, are still refused.
+        assert!(next(FoStatus::Accepted, FoEvent::Ship, FoKind::Ship).is_err());
+        assert!(next(FoStatus::PickedUp, FoEvent::Ship, FoKind::Pickup).is_err());
+        assert!(next(FoStatus::Rejected, FoEvent::Accept, FoKind::Ship).is_err());
+        assert!(next(FoStatus::Cancelled, FoEvent::Pick, FoKind::Ship).is_err());
     }
 
     #[test]
