@@ -500,6 +500,29 @@ pub struct OrderParam {
     /// A stored policy's name; default: the active policy.
     #[serde(default)]
     pub policy: Option<String>,
+    /// A ship option of `POST /v1/promises` (`ship:<service_level>:<date>`): the order's
+    /// ship lines take its service level and keep its delivery date as their promise.
+    #[serde(default)]
+    pub promise_option_id: Option<String>,
+}
+
+/// The service level and promised date of a ship promise option id.
+pub fn parse_promise_option(id: &str) -> Result<(String, jiff::civil::Date), FieldError> {
+    let bad = |m: &str| FieldError::new("promise_option_id", m);
+    let mut parts = id.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("ship"), Some(level), Some(date)) => {
+            if !["standard", "express", "next_day", "same_day"].contains(&level) {
+                return Err(bad("unknown service level"));
+            }
+            let date = date.parse::<jiff::civil::Date>().map_err(|_| bad("the option's date is not YYYY-MM-DD"))?;
+            Ok((level.to_owned(), date))
+        }
+        (Some("pickup"), Some(_), None) => {
+            Err(bad("a pickup option is kept by sending the lines as pickup lines at that store (pickup_node_id)"))
+        }
+        _ => Err(bad("an option_id from POST /v1/promises, e.g. ship:standard:2026-11-27")),
+    }
 }
 
 fn short(e: &mut Errors, field: &str, v: &Option<String>) {

@@ -465,6 +465,12 @@ pub struct OrderLineView {
     /// When the line was delivered in full (its last units delivered or picked up).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<String>,
+    /// The delivery date promised (placed on a promise option).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promised_date: Option<String>,
+    /// on_track, at_risk, late (promised lines; kept by the jeopardy sweep).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jeopardy: Option<String>,
     /// Where the line's units are now: fulfillment orders still working on them or that
     /// handed them over (not rejected or cancelled ones).
     pub allocations: Vec<AllocationView>,
@@ -576,6 +582,8 @@ fn order_parts(
             cancelled_quantity: l.cancelled,
             shipped_quantity: l.shipped,
             delivered_quantity: l.delivered,
+            promised_date: l.promised_date.clone(),
+            jeopardy: l.jeopardy.clone(),
             shipped_at: line_handover(l, fos, allocations, shipments, false).map(ms_to_rfc3339),
             delivered_at: (l.delivered > 0 && l.delivered == l.quantity - l.cancelled)
                 .then(|| line_handover(l, fos, allocations, shipments, true))

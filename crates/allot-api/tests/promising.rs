@@ -133,3 +133,56 @@ async fn a_cart_gets_the_dates_the_calendars_allow_sqlite() {
 async fn a_cart_gets_the_dates_the_calendars_allow_postgres() {
     a_cart_gets_the_dates_the_calendars_allow(Backend::Postgres).await;
 }
+
+/// An order placed on a promise option keeps the promised date per ship line; the
+/// jeopardy sweep moves it on_track → at_risk (the day before, not shipped) → late (after
+/// the date, not delivered), each change once, with an event.
+async fn a_promised_order_is_watched_for_jeopardy(backend: Backend) {
+    let start: jiff::Timestamp = "2026-11-25T15:00:00Z".parse().unwrap();
+    let clock = Arc::new(FixedClock::new(start));
+    let Some(s) = TestServer::start_with(backend, clock.clone(), false).await else { return };
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 5})).await;
+    let order = |ext: &str, option: &str| {
+        json!({"channel": "web", "external_id": ext, "ship_to": {"lat": 39.95, "lon": -75.16},
+               "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 1}], "promise_option_id": option})
+    };
+    for (bad, why) in [("ship:warp:2026-11-27", "unknown service level"), ("pickup:ST-CHI", "pickup lines")] {
+        let (status, p) = s.post("/v1/orders", order("BAD", bad)).await;
+        assert_eq!(
+            (status, p["errors"][0]["field"].clone()),
+            (StatusCode::UNPROCESSABLE_ENTITY, json!("promise_option_id"))
+        );
+        assert!(p["errors"][0]["message"].as_str().unwrap().contains(why), "{p}");
+    }
+    let (status, o) = s.post("/v1/orders", order("P-1", "ship:standard:2026-11-27")).await;
+    assert_eq!(status, StatusCode::CREATED, "{o}");
+    let id = o["order_id"].as_str().unwrap().to_owned();
+    assert_eq!(o["lines"][0]["promised_date"], "2026-11-27");
+    let line = |o: &serde_json::Value| o["lines"][0]["jeopardy"].clone();
+    let events =
+        |o: &serde_json::Value, t: &str| o["timeline"].as_array().unwrap().iter().filter(|e| e["type"] == t).count();
+
+    assert_eq!(s.app.sweep_jeopardy().await.unwrap(), 1);
+    let o = s.get(&format!("/v1/orders/{id}")).await.1;
+    assert_eq!(line(&o), "on_track");
+    clock.set("2026-11-26T12:00:00Z".parse().unwrap());
+    assert_eq!(s.app.sweep_jeopardy().await.unwrap(), 1);
+    let o = s.get(&format!("/v1/orders/{id}")).await.1;
+    assert_eq!((line(&o), events(&o, "order.at_risk")), (json!("at_risk"), 1));
+    assert_eq!(s.app.sweep_jeopardy().await.unwrap(), 0, "no change, no event");
+    clock.set("2026-11-28T12:00:00Z".parse().unwrap());
+    assert_eq!(s.app.sweep_jeopardy().await.unwrap(), 1);
+    let o = s.get(&format!("/v1/orders/{id}")).await.1;
+    assert_eq!((line(&o), events(&o, "order.late"), events(&o, "order.at_risk")), (json!("late"), 1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promised_order_is_watched_for_jeopardy_sqlite() {
+    a_promised_order_is_watched_for_jeopardy(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promised_order_is_watched_for_jeopardy_postgres() {
+    a_promised_order_is_watched_for_jeopardy(Backend::Postgres).await;
+}

@@ -1182,3 +1182,93 @@ impl App {
         Ok(summary)
     }
 }
+
+/// Orders looked at per jeopardy sweep page.
+pub const JEOPARDY_BATCH: i64 = 200;
+
+/// A promised line's jeopardy on `today`: `late` once the promised date has passed
+/// without delivery; `at_risk` from the day before the promised date while units have not
+/// all left a node; else `on_track`. Dates are UTC calendar dates (the customer's time
+/// zone is not known yet).
+pub(crate) fn jeopardy(line: &allot_store::OrderLineRow, today: jiff::civil::Date) -> Option<&'static str> {
+    let promised: jiff::civil::Date = line.promised_date.as_deref()?.parse().ok()?;
+    let open = line.quantity - line.cancelled;
+    if open == 0 || line.delivered >= open {
+        return None;
+    }
+    let eve = promised.yesterday().ok()?;
+    Some(if today > promised {
+        "late"
+    } else if today >= eve && line.shipped < open {
+        "at_risk"
+    } else {
+        "on_track"
+    })
+}
+
+impl App {
+    /// Recomputes the jeopardy of every promised open line; a line entering `at_risk` or
+    /// `late` raises `order.at_risk` / `order.late` (once per change) naming the lines.
+    /// Answers how many orders changed. Pages of [`JEOPARDY_BATCH`] orders, each its own
+    /// transaction. Run by the background sweep; tests call it with a fixed clock.
+    pub async fn sweep_jeopardy(&self) -> Result<usize> {
+        let now = self.now_ms();
+        let today = jiff::tz::TimeZone::UTC
+            .to_datetime(jiff::Timestamp::from_millisecond(now).map_err(|e| AppError::invalid("now", e))?)
+            .date();
+        let mut changed = 0;
+        let mut after = String::new();
+        loop {
+            let ids = self.inner.store.promised_open_orders(&after, JEOPARDY_BATCH).await?;
+            let Some(last) = ids.last().cloned() else { break };
+            for id in &ids {
+                match self.update_jeopardy(id, today, now).await {
+                    Ok(true) => changed += 1,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(order = %id, error = %e, "jeopardy update failed"),
+                }
+            }
+            if (ids.len() as i64) < JEOPARDY_BATCH {
+                break;
+            }
+            after = last;
+        }
+        Ok(changed)
+    }
+
+    async fn update_jeopardy(&self, order_id: &str, today: jiff::civil::Date, now: i64) -> Result<bool> {
+        let mut tx = self.inner.store.begin().await?;
+        let order = self.lock_for_change(&mut tx, order_id, None).await?;
+        let mut entered: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+        let mut any = false;
+        for l in &order.lines {
+            let Some(state) = jeopardy(l, today) else { continue };
+            if l.jeopardy.as_deref() == Some(state) {
+                continue;
+            }
+            tx.set_line_jeopardy(order_id, &l.line_id, state).await?;
+            any = true;
+            if state != "on_track" {
+                entered.entry(state).or_default().push(l.line_id.clone());
+            }
+        }
+        if !any {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let events: Vec<NewEvent> = entered
+            .into_iter()
+            .map(|(state, lines)| {
+                crate::events::order_event(
+                    &format!("order.{state}"),
+                    &order,
+                    now,
+                    json!({"lines": lines, "today": today.to_string()}),
+                )
+            })
+            .collect();
+        tx.insert_events(&events).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}

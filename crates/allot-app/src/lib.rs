@@ -48,8 +48,8 @@ pub use demo::LoadSummary;
 pub use error::{AppError, FieldError};
 pub use events::{CONTACT_CHANNELS, EVENT_VERSION, acting_as};
 pub use fulfillment::{
-    DISRUPTION_BATCH, FULFILLMENT_TEXT_MAX, FoAction, PACKAGES_MAX, Package, PickedLine, REROUTE_ROUNDS, Scan,
-    ScanKind, TIMEOUT_BATCH,
+    DISRUPTION_BATCH, FULFILLMENT_TEXT_MAX, FoAction, JEOPARDY_BATCH, PACKAGES_MAX, Package, PickedLine,
+    REROUTE_ROUNDS, Scan, ScanKind, TIMEOUT_BATCH,
 };
 pub use inventory::{Availability, AvailabilityQuery, DeltaInput, NodeAvailability, SkuAvailability, SnapshotInput};
 pub use nats::{NATS_RELAY, NatsOptions, NatsPass, connect as connect_nats};

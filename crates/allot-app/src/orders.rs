@@ -41,6 +41,9 @@ pub struct PlaceOrder {
     /// Line ids whose units may come as the item's substitutes (in the item's order) when
     /// the ordered SKU cannot be sourced.
     pub substitutable: std::collections::BTreeSet<String>,
+    /// The delivery date promised for the order's ship lines (`promise_option_id`), kept
+    /// per line and watched by the jeopardy sweep.
+    pub promised_date: Option<jiff::civil::Date>,
     pub order: OrderToSource,
 }
 
@@ -594,6 +597,11 @@ impl App {
                     shipped: 0,
                     delivered: 0,
                     status: String::new(),
+                    promised_date: input
+                        .promised_date
+                        .filter(|_| l.method == allot_core::FulfillmentMethod::Ship)
+                        .map(|d| d.to_string()),
+                    jeopardy: None,
                 };
                 row.status = line_status(&row).to_owned();
                 row

@@ -392,6 +392,12 @@ impl App {
                 if let Err(e) = app.sweep_disrupted_nodes().await {
                     tracing::warn!(error = %e, "disrupted-node sweep failed");
                 }
+                // Jeopardy moves by the day: every 30 s is plenty.
+                if ticks % 60 == 0
+                    && let Err(e) = app.sweep_jeopardy().await
+                {
+                    tracing::warn!(error = %e, "jeopardy sweep failed");
+                }
                 ticks += 1;
                 if ticks % 7200 == 1 {
                     let now = app.now_ms();

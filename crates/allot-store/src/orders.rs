@@ -24,6 +24,10 @@ pub struct OrderLineRow {
     /// Units delivered or picked up (within `shipped`).
     pub delivered: i64,
     pub status: String,
+    /// The delivery date promised (YYYY-MM-DD), when the order was placed on a promise.
+    pub promised_date: Option<String>,
+    /// on_track, at_risk, late (kept by the jeopardy sweep for promised lines).
+    pub jeopardy: Option<String>,
 }
 
 /// A fulfillment order: an order's work at one node, of one kind (ship or pickup), made by
@@ -116,8 +120,8 @@ pub struct StoredOrder {
     pub attempts: Vec<SourcingAttemptRow>,
 }
 
-pub(crate) const LINE_COLUMNS: &str =
-    "line_id, sku, quantity, allocated, backordered, unfilled, cancelled, shipped, delivered, status";
+pub(crate) const LINE_COLUMNS: &str = "line_id, sku, quantity, allocated, backordered, unfilled, cancelled, shipped, \
+     delivered, status, promised_date, jeopardy";
 pub(crate) const FO_COLUMNS: &str = "fulfillment_order_id, order_id, node_id, kind, attempt, status, reason, \
      created_at_ms, released_at_ms, updated_at_ms";
 pub(crate) const ALLOCATION_COLUMNS: &str =
@@ -273,7 +277,8 @@ impl Tx {
                         l.backordered,
                         l.unfilled,
                         l.cancelled,
-                        l.status
+                        l.status,
+                        l.promised_date
                     ])
                 })
                 .collect::<Vec<_>>(),
@@ -282,13 +287,14 @@ impl Tx {
         let lines_sql = match self {
             Tx::Sqlite(_) => {
                 "INSERT INTO order_lines (order_id, line_id, sku, quantity, allocated, backordered, unfilled, cancelled, \
-                   status) SELECT $1, v.value ->> 0, v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4, \
-                   v.value ->> 5, v.value ->> 6, v.value ->> 7 FROM json_each($2) AS v"
+                   status, promised_date) SELECT $1, v.value ->> 0, v.value ->> 1, v.value ->> 2, v.value ->> 3, \
+                   v.value ->> 4, v.value ->> 5, v.value ->> 6, v.value ->> 7, v.value ->> 8 FROM json_each($2) AS v"
             }
             Tx::Postgres(_) => {
                 "INSERT INTO order_lines (order_id, line_id, sku, quantity, allocated, backordered, unfilled, cancelled, \
-                   status) SELECT $1, v ->> 0, v ->> 1, (v ->> 2)::bigint, (v ->> 3)::bigint, (v ->> 4)::bigint, \
-                   (v ->> 5)::bigint, (v ->> 6)::bigint, v ->> 7 FROM jsonb_array_elements($2::jsonb) AS v"
+                   status, promised_date) SELECT $1, v ->> 0, v ->> 1, (v ->> 2)::bigint, (v ->> 3)::bigint, \
+                   (v ->> 4)::bigint, (v ->> 5)::bigint, (v ->> 6)::bigint, v ->> 7, v ->> 8 \
+                 FROM jsonb_array_elements($2::jsonb) AS v"
             }
         };
         on_tx!(self, |conn| {
@@ -428,6 +434,18 @@ impl Tx {
             .bind(l.delivered)
             .execute(conn)
             .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn set_line_jeopardy(&mut self, order_id: &str, line_id: &str, jeopardy: &str) -> Result<()> {
+        on_tx!(self, |conn| {
+            sqlx::query("UPDATE order_lines SET jeopardy = $3 WHERE order_id = $1 AND line_id = $2")
+                .bind(order_id)
+                .bind(line_id)
+                .bind(jeopardy)
+                .execute(conn)
+                .await?;
         });
         Ok(())
     }
@@ -871,6 +889,22 @@ impl Store {
                  WHERE n.status IN ('paused', 'closed') AND f.status IN ('created', 'released', 'accepted') \
                  ORDER BY f.fulfillment_order_id LIMIT $1",
             )
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    /// Orders with promised lines not yet delivered or cancelled, after `after_order_id`,
+    /// in id order (the jeopardy sweep's pages).
+    pub async fn promised_open_orders(&self, after_order_id: &str, limit: i64) -> Result<Vec<String>> {
+        let rows = on_read!(self, |pool| {
+            sqlx::query_scalar::<_, String>(
+                "SELECT DISTINCT order_id FROM order_lines WHERE promised_date IS NOT NULL \
+                   AND status NOT IN ('delivered', 'cancelled') AND order_id > $1 ORDER BY order_id LIMIT $2",
+            )
+            .bind(after_order_id)
             .bind(limit)
             .fetch_all(pool)
             .await?

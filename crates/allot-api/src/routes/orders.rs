@@ -152,9 +152,23 @@ async fn place_order(
     if param.channel.is_none() && key_channel.is_none() {
         errors.push(allot_app::FieldError::new("channel", "required with an admin key"));
     }
-    let (Some(order), Some(channel), true) = (order, channel, errors.is_empty()) else {
+    let promise = match param.promise_option_id.as_deref().map(crate::params::parse_promise_option) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => {
+            errors.push(e);
+            None
+        }
+    };
+    let (Some(mut order), Some(channel), true) = (order, channel, errors.is_empty()) else {
         return Err(ApiError::invalid(errors));
     };
+    // A ship promise: ship lines without a service level take the option's.
+    if let Some((level, _)) = &promise {
+        for l in order.lines.iter_mut().filter(|l| l.method == allot_core::FulfillmentMethod::Ship) {
+            l.service_level.get_or_insert_with(|| level.clone());
+        }
+    }
     let holds = param
         .holds
         .iter()
@@ -169,6 +183,7 @@ async fn place_order(
         policy: param.policy.clone(),
         reservation_id: param.reservation_id.clone(),
         substitutable: param.lines.iter().filter(|l| l.allow_substitution).map(|l| l.line_id.clone()).collect(),
+        promised_date: promise.map(|(_, date)| date),
         order,
     };
     let render = |q: &allot_app::Quote| serde_json::to_string(&QuoteView::from(q.clone())).unwrap_or_default();
