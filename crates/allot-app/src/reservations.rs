@@ -393,7 +393,7 @@ impl App {
                     tracing::warn!(error = %e, "disrupted-node sweep failed");
                 }
                 // Jeopardy moves by the day: every 30 s is plenty.
-                if ticks % 60 == 0
+                if ticks.is_multiple_of(60)
                     && let Err(e) = app.sweep_jeopardy().await
                 {
                     tracing::warn!(error = %e, "jeopardy sweep failed");
