@@ -53,19 +53,31 @@ fn order_data(o: &StoredOrder, extra: serde_json::Value) -> String {
     data.to_string()
 }
 
-/// An event about an order.
-pub(crate) fn order_event(kind: &str, o: &StoredOrder, at_ms: i64, extra: serde_json::Value) -> NewEvent {
+/// An outbox event with a fresh id, the current actor and the current payload version.
+pub(crate) fn new_event(
+    kind: impl Into<String>,
+    channel: Option<&str>,
+    order_id: Option<&str>,
+    node_id: Option<&str>,
+    at_ms: i64,
+    data: String,
+) -> NewEvent {
     NewEvent {
         event_id: crate::orders::new_id("evt"),
-        event_type: kind.to_owned(),
-        channel: Some(o.channel.clone()),
-        order_id: Some(o.order_id.clone()),
-        node_id: None,
+        event_type: kind.into(),
+        channel: channel.map(str::to_owned),
+        order_id: order_id.map(str::to_owned),
+        node_id: node_id.map(str::to_owned),
         at_ms,
         version: EVENT_VERSION,
-        data: order_data(o, extra),
+        data,
         actor: Some(current_actor()),
     }
+}
+
+/// An event about an order.
+pub(crate) fn order_event(kind: &str, o: &StoredOrder, at_ms: i64, extra: serde_json::Value) -> NewEvent {
+    new_event(kind, Some(&o.channel), Some(&o.order_id), None, at_ms, order_data(o, extra))
 }
 
 /// The events of a newly placed order.

@@ -102,7 +102,27 @@ pub enum FoAction {
     },
 }
 
+/// How a fulfillment order's units leave its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handover {
+    /// To a carrier: shipped, delivered later.
+    Carrier,
+    /// To the customer at the counter: shipped and delivered at once.
+    Customer,
+}
+
 impl FoAction {
+    /// Why the node failed the work, for the actions that give units back (also the
+    /// fulfillment order's recorded reason).
+    fn failure_reason(&self) -> Option<String> {
+        match self {
+            FoAction::Reject { reason } | FoAction::Withdraw { reason } => Some(reason.clone()),
+            FoAction::ReleaseTimeout { .. } => Some("release_timeout".to_owned()),
+            FoAction::Pick { .. } => Some("short_pick".to_owned()),
+            _ => None,
+        }
+    }
+
     fn event(&self) -> FoEvent {
         match self {
             FoAction::Accept => FoEvent::Accept,
@@ -164,37 +184,25 @@ pub(crate) fn fo_event(fo: &FulfillmentOrderRow, channel: &str, at_ms: i64, extr
     if let (Some(d), serde_json::Value::Object(more)) = (data.as_object_mut(), extra) {
         d.extend(more);
     }
-    NewEvent {
-        event_id: new_id("evt"),
-        event_type: format!("fulfillment_order.{}", fo.status),
-        channel: Some(channel.to_owned()),
-        order_id: Some(fo.order_id.clone()),
-        node_id: Some(fo.node_id.clone()),
+    crate::events::new_event(
+        format!("fulfillment_order.{}", fo.status),
+        Some(channel),
+        Some(&fo.order_id),
+        Some(&fo.node_id),
         at_ms,
-        version: crate::events::EVENT_VERSION,
-        data: data.to_string(),
-        actor: Some(crate::events::current_actor()),
-    }
+        data.to_string(),
+    )
 }
 
 fn shipment_event(sh: &ShipmentRow, channel: &str, kind: &str, at_ms: i64) -> NewEvent {
-    NewEvent {
-        event_id: new_id("evt"),
-        event_type: format!("shipment.{kind}"),
-        channel: Some(channel.to_owned()),
-        order_id: Some(sh.order_id.clone()),
-        node_id: Some(sh.node_id.clone()),
-        at_ms,
-        version: crate::events::EVENT_VERSION,
-        data: json!({
-            "shipment_id": sh.shipment_id, "fulfillment_order_id": sh.fulfillment_order_id,
-            "carrier": sh.carrier, "tracking_number": sh.tracking_number, "status": sh.status,
-            "detail": sh.detail,
-            "lines": serde_json::from_str::<serde_json::Value>(&sh.lines).unwrap_or(serde_json::Value::Null),
-        })
-        .to_string(),
-        actor: Some(crate::events::current_actor()),
-    }
+    let data = json!({
+        "shipment_id": sh.shipment_id, "fulfillment_order_id": sh.fulfillment_order_id,
+        "carrier": sh.carrier, "tracking_number": sh.tracking_number, "status": sh.status,
+        "detail": sh.detail,
+        "lines": serde_json::from_str::<serde_json::Value>(&sh.lines).unwrap_or(serde_json::Value::Null),
+    });
+    let kind = format!("shipment.{kind}");
+    crate::events::new_event(kind, Some(channel), Some(&sh.order_id), Some(&sh.node_id), at_ms, data.to_string())
 }
 
 fn text_field(errors: &mut Vec<FieldError>, field: &str, value: &str) {
@@ -465,10 +473,7 @@ impl App {
         if !fx.reroute.is_empty() {
             let reason = match action {
                 FoAction::Reject { reason } => format!("rejected: {reason}"),
-                FoAction::Pick { .. } => "short_pick".to_owned(),
-                FoAction::ReleaseTimeout { .. } => "release_timeout".to_owned(),
-                FoAction::Withdraw { reason } => reason.clone(),
-                _ => "node_failed".to_owned(),
+                other => other.failure_reason().unwrap_or_else(|| "node_failed".to_owned()),
             };
             let units = std::mem::take(&mut fx.reroute);
             let summary = self.reroute_in(tx, order, &units, Some(fo_id), &reason, now, fx).await?;
@@ -570,10 +575,7 @@ impl App {
                     }
                     *fx.reroute.entry(a.line_id.clone()).or_default() += q;
                 }
-                reason = Some(match action {
-                    FoAction::Reject { reason } | FoAction::Withdraw { reason } => reason.clone(),
-                    _ => "release_timeout".to_owned(),
-                });
+                reason = action.failure_reason();
             }
             FoAction::Pick { lines } => {
                 // Each entry names one row: its line, and its SKU when the line has several
@@ -639,24 +641,13 @@ impl App {
                 // Nothing found at all: the node has nothing to pack; it failed this work.
                 if allocs.iter().all(|&ai| order.allocations[ai].quantity == 0) {
                     to = FoStatus::Rejected;
-                    reason = Some("short_pick".to_owned());
+                    reason = action.failure_reason();
                 }
                 extra = json!({"short_lines": short_lines});
             }
             FoAction::Ship { packages } => {
                 let shipments = self.plan_shipments(tx, order, fo_id, &allocs, packages, now).await?;
-                for &ai in &allocs {
-                    let a = &order.allocations[ai];
-                    let (node, sku) = parse_position(a)?;
-                    let q = a.quantity;
-                    self.move_or_mismatch(tx, StockMove::Consume, &node, &sku, q, &order.order_id, now, fx).await?;
-                    if let Some(li) = line_index(order, &a.line_id) {
-                        order.lines[li].shipped += q;
-                    }
-                    let a = &mut order.allocations[ai];
-                    a.shipped = q;
-                    tx.update_allocation(a).await?;
-                }
+                self.hand_over(tx, order, &allocs, Handover::Carrier, now, fx).await?;
                 for sh in shipments {
                     // Two ships racing with one tracking number: the second is a conflict.
                     match tx.insert_shipment(&sh).await {
@@ -672,21 +663,7 @@ impl App {
                     order.shipments.push(sh);
                 }
             }
-            FoAction::PickedUp => {
-                for &ai in &allocs {
-                    let a = &order.allocations[ai];
-                    let (node, sku) = parse_position(a)?;
-                    let q = a.quantity;
-                    self.move_or_mismatch(tx, StockMove::Consume, &node, &sku, q, &order.order_id, now, fx).await?;
-                    if let Some(li) = line_index(order, &a.line_id) {
-                        order.lines[li].shipped += q;
-                        order.lines[li].delivered += q;
-                    }
-                    let a = &mut order.allocations[ai];
-                    a.shipped = q;
-                    tx.update_allocation(a).await?;
-                }
-            }
+            FoAction::PickedUp => self.hand_over(tx, order, &allocs, Handover::Customer, now, fx).await?,
             FoAction::Deliver { delivered_at_ms } => {
                 let at = delivered_at_ms.unwrap_or(now);
                 self.mark_delivered(tx, order, fo_id, at, now, fx).await?;
@@ -701,6 +678,35 @@ impl App {
         tx.update_fulfillment_order(fo).await?;
         fx.events.insert(0, fo_event(fo, &order.channel, now, extra));
         Ok(true)
+    }
+
+    /// The units of a fulfillment order's rows (`allocs`) leave the node: off its on hand
+    /// and allocated, counted as shipped (and delivered, handed to the customer).
+    async fn hand_over(
+        &self,
+        tx: &mut Tx,
+        order: &mut StoredOrder,
+        allocs: &[usize],
+        how: Handover,
+        now: i64,
+        fx: &mut Effects,
+    ) -> Result<()> {
+        for &ai in allocs {
+            let a = &order.allocations[ai];
+            let (node, sku) = parse_position(a)?;
+            let q = a.quantity;
+            self.move_or_mismatch(tx, StockMove::Consume, &node, &sku, q, &order.order_id, now, fx).await?;
+            if let Some(l) = order.lines.iter_mut().find(|l| l.line_id == a.line_id) {
+                l.shipped += q;
+                if how == Handover::Customer {
+                    l.delivered += q;
+                }
+            }
+            let a = &mut order.allocations[ai];
+            a.shipped = q;
+            tx.update_allocation(a).await?;
+        }
+        Ok(())
     }
 
     /// Lines of a fulfillment order handed to the customer at its shipments' delivery.
@@ -882,7 +888,9 @@ impl App {
     /// numbered attempt (reason `supply_arrived`) when it got anything. Answers how many
     /// orders got units. Run after inventory writes that raise stock.
     pub async fn fill_backorders(&self, skus: &[String]) -> Result<usize> {
-        if skus.is_empty() {
+        // Most stock increases find no backorder at all: one indexed probe, not a query
+        // carrying every SKU of a 100,000-position feed batch.
+        if skus.is_empty() || !self.inner.store.has_backorders().await? {
             return Ok(0);
         }
         let ids = self.inner.store.backordered_orders(skus, BACKORDER_BATCH).await?;

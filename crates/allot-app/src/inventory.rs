@@ -357,20 +357,11 @@ fn inventory_changed(written: &[StoredPosition], now: i64) -> allot_store::NewEv
                 "on_hand": p.position.counts.on_hand.get(), "atp": p.position.counts.atp().get()})
         })
         .collect();
-    allot_store::NewEvent {
-        event_id: crate::orders::new_id("evt"),
-        event_type: "inventory.changed".to_owned(),
-        channel: None,
-        order_id: None,
-        node_id: if one_node { first } else { None },
-        at_ms: now,
-        version: crate::events::EVENT_VERSION,
-        data: serde_json::json!({
-            "count": written.len(),
-            "truncated": written.len() > INVENTORY_EVENT_POSITIONS_MAX,
-            "positions": positions,
-        })
-        .to_string(),
-        actor: Some(crate::events::current_actor()),
-    }
+    let data = serde_json::json!({
+        "count": written.len(),
+        "truncated": written.len() > INVENTORY_EVENT_POSITIONS_MAX,
+        "positions": positions,
+    });
+    let node = if one_node { first.as_deref() } else { None };
+    crate::events::new_event("inventory.changed", None, None, node, now, data.to_string())
 }

@@ -54,7 +54,7 @@ pub use fulfillment::{
 pub use inventory::{Availability, AvailabilityQuery, DeltaInput, NodeAvailability, SkuAvailability, SnapshotInput};
 pub use nats::{NATS_RELAY, NatsOptions, NatsPass, connect as connect_nats};
 pub use network::{ListPage, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
-pub use orders::{PLACE_ATTEMPTS, PlaceOrder, Placed};
+pub use orders::{PLACE_ATTEMPTS, PlaceOrder, Placed, ShipPromise};
 pub use policies::{LoadedPolicy, PolicyInfo, PolicyStamp, Quote};
 pub use promising::{
     LoadedCalendar, LoadedCarrier, PICKUP_OPTIONS_MAX, PICKUP_RADIUS_KM, PromiseAnswer, PromiseOption, PromisePackage,

@@ -41,10 +41,18 @@ pub struct PlaceOrder {
     /// Line ids whose units may come as the item's substitutes (in the item's order) when
     /// the ordered SKU cannot be sourced.
     pub substitutable: std::collections::BTreeSet<String>,
-    /// The delivery date promised for the order's ship lines (`promise_option_id`), kept
-    /// per line and watched by the jeopardy sweep.
-    pub promised_date: Option<jiff::civil::Date>,
+    /// A ship promise option the order is placed on (`promise_option_id`): its ship lines
+    /// take the service level (unless they name one) and keep the date as their promise,
+    /// watched by the jeopardy sweep.
+    pub promise: Option<ShipPromise>,
     pub order: OrderToSource,
+}
+
+/// A ship option of `POST /v1/promises` an order commits to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipPromise {
+    pub service_level: String,
+    pub delivery_date: jiff::civil::Date,
 }
 
 /// One placement attempt's plan: the engine's decision, the substitutes planned for what
@@ -240,7 +248,16 @@ pub(crate) fn fo_kind(f: &FulfillmentOrderRow) -> Result<FoKind> {
 impl App {
     /// Places an order (see the module docs). `render` turns the sourcing decision into
     /// the JSON stored with the order (the API's view of a quote).
-    pub async fn place_order(&self, input: PlaceOrder, render: &(dyn Fn(&Quote) -> String + Sync)) -> Result<Placed> {
+    pub async fn place_order(
+        &self,
+        mut input: PlaceOrder,
+        render: &(dyn Fn(&Quote) -> String + Sync),
+    ) -> Result<Placed> {
+        if let Some(p) = &input.promise {
+            for l in input.order.lines.iter_mut().filter(|l| l.method == allot_core::FulfillmentMethod::Ship) {
+                l.service_level.get_or_insert_with(|| p.service_level.clone());
+            }
+        }
         if input.external_id.is_empty() {
             return Err(AppError::invalid("external_id", "required"));
         }
@@ -598,9 +615,10 @@ impl App {
                     delivered: 0,
                     status: String::new(),
                     promised_date: input
-                        .promised_date
+                        .promise
+                        .as_ref()
                         .filter(|_| l.method == allot_core::FulfillmentMethod::Ship)
-                        .map(|d| d.to_string()),
+                        .map(|p| p.delivery_date.to_string()),
                     jeopardy: None,
                 };
                 row.status = line_status(&row).to_owned();

@@ -5,7 +5,8 @@
 //! PostgreSQL, across servers) can never allocate more than there is. The `CHECK`
 //! constraints of `positions` are the second guard.
 
-use allot_core::{NodeId, Sku};
+use allot_core::fulfillment::next;
+use allot_core::{FoEvent, FoKind, FoStatus, NodeId, Sku, Transition};
 
 use crate::positions::{POSITION_COLUMNS_PLAIN, PositionRow};
 use crate::{Result, Store, StoredPosition, Tx, on_read, on_tx};
@@ -201,6 +202,22 @@ macro_rules! read_order {
             }
         }
     }};
+}
+
+/// The SQL list (`'a','b'`) of the fulfillment-order statuses `keep` selects: the core
+/// decides which statuses a query means, the SQL only lists them.
+fn status_list(keep: impl Fn(FoStatus) -> bool) -> String {
+    FoStatus::ALL.into_iter().filter(|s| keep(*s)).map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",")
+}
+
+impl Store {
+    /// `IN (…)` over the text values of a JSON array bound as parameter `$n`.
+    pub(crate) fn in_text_array(&self, n: u8) -> String {
+        match self {
+            Store::Sqlite(_) => format!("IN (SELECT value FROM json_each(${n}))"),
+            Store::Postgres(_) => format!("IN (SELECT jsonb_array_elements_text(${n}::jsonb))"),
+        }
+    }
 }
 
 impl Tx {
@@ -650,12 +667,12 @@ impl Store {
     /// Units held by allocations of fulfillment orders that still hold stock, and the sum
     /// of the positions' allocated column, for checks (the two must be equal).
     pub async fn allocation_totals(&self) -> Result<(i64, i64)> {
+        let holding = status_list(FoStatus::holds_stock);
         let sums = on_read!(self, |pool| {
-            let a: Option<i64> = sqlx::query_scalar(
+            let a: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                 "SELECT CAST(SUM(a.quantity) AS BIGINT) FROM allocations a JOIN fulfillment_orders f \
-                   ON f.fulfillment_order_id = a.fulfillment_order_id \
-                 WHERE f.status IN ('created','released','accepted','picking','packed','ready_for_pickup')",
-            )
+                   ON f.fulfillment_order_id = a.fulfillment_order_id WHERE f.status IN ({holding})"
+            )))
             .fetch_one(pool)
             .await?;
             let p: Option<i64> =
@@ -720,10 +737,7 @@ impl Store {
     /// orders and allocations (three more statements for the whole page).
     pub async fn list_orders(&self, f: &OrderFilter) -> Result<Vec<OrderSummary>> {
         let ids_param = |ids: &[String]| serde_json::Value::from(ids.to_vec()).to_string();
-        let in_ids = match self {
-            Store::Sqlite(_) => "IN (SELECT value FROM json_each($1))",
-            Store::Postgres(_) => "IN (SELECT jsonb_array_elements_text($1::jsonb))",
-        };
+        let in_ids = self.in_text_array(1);
         let (rows, lines, fos, allocs) = on_read!(self, |pool| {
             let rows = sqlx::query_as::<_, SummaryRow>(
                 "SELECT o.order_id, o.channel, o.external_id, o.status, o.holds, o.policy_name, o.policy_version, \
@@ -830,10 +844,7 @@ impl Store {
     /// order is creation order; until promised dates exist (issue 5) the oldest
     /// fulfillment order is the one with the oldest promise.
     pub async fn list_fulfillment_orders(&self, f: &FulfillmentOrderFilter) -> Result<Vec<FulfillmentOrderEntry>> {
-        let in_ids = match self {
-            Store::Sqlite(_) => "IN (SELECT value FROM json_each($1))",
-            Store::Postgres(_) => "IN (SELECT jsonb_array_elements_text($1::jsonb))",
-        };
+        let in_ids = self.in_text_array(1);
         let (fos, allocs, shipments) = on_read!(self, |pool| {
             let fos = sqlx::query_as::<_, FulfillmentOrderRow>(sqlx::AssertSqlSafe(format!(
                 "SELECT {FO_COLUMNS} FROM fulfillment_orders \
@@ -882,13 +893,15 @@ impl Store {
     /// Fulfillment orders not yet picked at paused or closed nodes, oldest first, with the
     /// node's status.
     pub async fn disrupted_fulfillment_orders(&self, limit: i64) -> Result<Vec<(String, String)>> {
+        // The statuses a withdrawal may move (the core's transition table says which).
+        let movable = status_list(|s| matches!(next(s, FoEvent::Withdraw, FoKind::Ship), Ok(Transition::To(_))));
         let rows = on_read!(self, |pool| {
-            sqlx::query_as::<_, (String, String)>(
+            sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(format!(
                 "SELECT f.fulfillment_order_id, n.status FROM fulfillment_orders f \
                  JOIN nodes n ON n.node_id = f.node_id \
-                 WHERE n.status IN ('paused', 'closed') AND f.status IN ('created', 'released', 'accepted') \
-                 ORDER BY f.fulfillment_order_id LIMIT $1",
-            )
+                 WHERE n.status IN ('paused', 'closed') AND f.status IN ({movable}) \
+                 ORDER BY f.fulfillment_order_id LIMIT $1"
+            )))
             .bind(limit)
             .fetch_all(pool)
             .await?
@@ -912,13 +925,20 @@ impl Store {
         Ok(rows)
     }
 
+    /// Whether any order line has backordered units (an indexed probe).
+    pub async fn has_backorders(&self) -> Result<bool> {
+        let found = on_read!(self, |pool| {
+            sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM order_lines WHERE backordered > 0)")
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(found)
+    }
+
     /// Orders with backordered units of any of `skus`, oldest first.
     pub async fn backordered_orders(&self, skus: &[String], limit: i64) -> Result<Vec<String>> {
         let param = serde_json::Value::from(skus.to_vec()).to_string();
-        let in_skus = match self {
-            Store::Sqlite(_) => "IN (SELECT value FROM json_each($1))",
-            Store::Postgres(_) => "IN (SELECT jsonb_array_elements_text($1::jsonb))",
-        };
+        let in_skus = self.in_text_array(1);
         let rows = on_read!(self, |pool| {
             sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
                 "SELECT DISTINCT order_id FROM order_lines WHERE backordered > 0 AND sku {in_skus} \

@@ -12,7 +12,6 @@ use axum::extract::{Path, State};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::orders::timestamp_ms;
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, RawBody, parse_json};
@@ -277,8 +276,7 @@ async fn deliver(
 }
 
 fn rfc3339(v: Option<&str>, field: &str) -> Result<Option<i64>, ApiError> {
-    let pairs = QueryPairs(v.map(|v| vec![(field.to_owned(), v.to_owned())]).unwrap_or_default());
-    timestamp_ms(&pairs, field)
+    v.map(|v| super::timestamp_ms(field, v)).transpose()
 }
 
 /// A carrier scan of a shipment. Repeating the current scan changes nothing; a

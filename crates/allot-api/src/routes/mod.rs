@@ -26,3 +26,21 @@ pub(crate) fn channel_scope<'a>(
         allot_app::Role::Node(_) => Err(crate::error::ApiError::not_found(what, id)),
     }
 }
+
+/// Only admin keys may `action`; others get 403.
+pub(crate) fn admin_only(caller: &allot_app::Principal, action: &'static str) -> Result<(), crate::error::ApiError> {
+    match caller.role {
+        allot_app::Role::Admin => Ok(()),
+        _ => Err(allot_app::AppError::Forbidden { action }.into()),
+    }
+}
+
+/// An RFC 3339 timestamp in field `field`, as milliseconds.
+pub(crate) fn timestamp_ms(field: &str, value: &str) -> Result<i64, crate::error::ApiError> {
+    value.parse::<jiff::Timestamp>().map(|t| t.as_millisecond()).map_err(|_| {
+        crate::error::ApiError::invalid(vec![allot_app::FieldError::new(
+            field,
+            "an RFC 3339 timestamp, e.g. 2026-11-25T10:00:00Z",
+        )])
+    })
+}

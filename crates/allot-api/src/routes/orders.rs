@@ -160,15 +160,9 @@ async fn place_order(
             None
         }
     };
-    let (Some(mut order), Some(channel), true) = (order, channel, errors.is_empty()) else {
+    let (Some(order), Some(channel), true) = (order, channel, errors.is_empty()) else {
         return Err(ApiError::invalid(errors));
     };
-    // A ship promise: ship lines without a service level take the option's.
-    if let Some((level, _)) = &promise {
-        for l in order.lines.iter_mut().filter(|l| l.method == allot_core::FulfillmentMethod::Ship) {
-            l.service_level.get_or_insert_with(|| level.clone());
-        }
-    }
     let holds = param
         .holds
         .iter()
@@ -183,7 +177,7 @@ async fn place_order(
         policy: param.policy.clone(),
         reservation_id: param.reservation_id.clone(),
         substitutable: param.lines.iter().filter(|l| l.allow_substitution).map(|l| l.line_id.clone()).collect(),
-        promised_date: promise.map(|(_, date)| date),
+        promise: promise.map(|(service_level, delivery_date)| allot_app::ShipPromise { service_level, delivery_date }),
         order,
     };
     let render = |q: &allot_app::Quote| serde_json::to_string(&QuoteView::from(q.clone())).unwrap_or_default();
@@ -244,17 +238,8 @@ const ORDER_STATUSES: [&str; 9] = [
     "cancelled",
 ];
 
-pub(crate) fn timestamp_ms(q: &QueryPairs, key: &str) -> Result<Option<i64>, ApiError> {
-    q.single(key)?
-        .map(|v| {
-            v.parse::<jiff::Timestamp>().map(|t| t.as_millisecond()).map_err(|_| {
-                ApiError::invalid(vec![allot_app::FieldError::new(
-                    key,
-                    "an RFC 3339 timestamp, e.g. 2026-11-25T10:00:00Z",
-                )])
-            })
-        })
-        .transpose()
+fn timestamp_ms(q: &QueryPairs, key: &str) -> Result<Option<i64>, ApiError> {
+    q.single(key)?.map(|v| super::timestamp_ms(key, v)).transpose()
 }
 
 /// Orders, newest first, filtered; `next_cursor` pages on. A channel key lists only its

@@ -43,13 +43,6 @@ async fn promise(
     Ok(Json(s.app.promise(&q)?.into()))
 }
 
-fn admin_only(caller: &Principal, action: &'static str) -> Result<(), crate::error::ApiError> {
-    match caller.role {
-        Role::Admin => Ok(()),
-        _ => Err(allot_app::AppError::Forbidden { action }.into()),
-    }
-}
-
 /// Create (201) or replace (200) a carrier and its services (transit bands, pickup
 /// cut-off, delivery weekdays, holidays, rates). Every bad field is named.
 #[utoipa::path(put, path = "/v1/carriers/{carrier_id}", tag = "promising",
@@ -63,7 +56,7 @@ async fn put_carrier(
     Path(id): Path<String>,
     Body(doc): Body<CarrierDoc>,
 ) -> ApiResult<(StatusCode, Json<PromiseDocumentView>)> {
-    admin_only(&caller, "manage carriers")?;
+    super::admin_only(&caller, "manage carriers")?;
     let (c, created) = s.app.put_carrier(&id, doc).await?;
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json((&c.stored).into())))
 }
@@ -89,7 +82,7 @@ async fn put_calendar(
     Path(id): Path<String>,
     Body(doc): Body<NodeCalendarDoc>,
 ) -> ApiResult<(StatusCode, Json<PromiseDocumentView>)> {
-    admin_only(&caller, "manage node calendars")?;
+    super::admin_only(&caller, "manage node calendars")?;
     let (c, created) = s.app.put_node_calendar(&id, doc).await?;
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json((&c.stored).into())))
 }

@@ -1,7 +1,7 @@
 //! `/v1/webhooks`: endpoints that receive the event stream, signed (Standard Webhooks),
 //! at least once, in order per order. Admin keys only.
 
-use allot_app::{Principal, Role, WebhookInput};
+use allot_app::{Principal, WebhookInput};
 use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -26,13 +26,6 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(redrive))
 }
 
-fn admin_only(caller: &Principal, action: &'static str) -> Result<(), ApiError> {
-    match caller.role {
-        Role::Admin => Ok(()),
-        _ => Err(allot_app::AppError::Forbidden { action }.into()),
-    }
-}
-
 /// Create (201) or replace (200) an endpoint. A new endpoint receives events from now on.
 #[utoipa::path(put, path = "/v1/webhooks/{webhook_id}", tag = "webhooks",
     params(("webhook_id" = String, Path)), request_body = WebhookParam,
@@ -44,7 +37,7 @@ async fn put_webhook(
     Path(id): Path<String>,
     Body(p): Body<WebhookParam>,
 ) -> ApiResult<(StatusCode, Json<WebhookView>)> {
-    admin_only(&caller, "manage webhooks")?;
+    super::admin_only(&caller, "manage webhooks")?;
     let input = WebhookInput { url: p.url, event_types: p.event_types, secret: p.secret };
     let (info, created) = s.app.put_webhook(&id, input).await?;
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(info.into())))
@@ -60,7 +53,7 @@ async fn get_webhook(
     Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<WebhookView>> {
-    admin_only(&caller, "manage webhooks")?;
+    super::admin_only(&caller, "manage webhooks")?;
     Ok(Json(s.app.webhook(&id).await?.into()))
 }
 
@@ -77,7 +70,7 @@ async fn list_deliveries(
     Path(id): Path<String>,
     q: QueryPairs,
 ) -> ApiResult<Json<DeliveryList>> {
-    admin_only(&caller, "manage webhooks")?;
+    super::admin_only(&caller, "manage webhooks")?;
     q.only(&["status", "after", "limit"])?;
     let mut errors = Vec::new();
     let status = q.single("status")?;
@@ -112,6 +105,6 @@ async fn redrive(
     Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<RedriveView>> {
-    admin_only(&caller, "manage webhooks")?;
+    super::admin_only(&caller, "manage webhooks")?;
     Ok(Json(RedriveView { redriven: s.app.redrive_webhook(&id).await? }))
 }
