@@ -684,3 +684,85 @@ async fn substitutes_cover_what_the_ordered_sku_cannot_when_the_line_allows_it(s
     assert_eq!(position(&s, "DC-EAST", "SKU-2").await, (3, 0, 3));
     assert_stock_consistent(&s).await;
 }
+
+/// The oldest promise goes first: backordered orders are filled by promised date (then
+/// age; unpromised after promised), the node queue lists work by promised date with
+/// unpromised work last, and its cursor pages through that order.
+async fn the_oldest_promise_is_served_first(backend: Backend) {
+    let start: jiff::Timestamp = "2026-12-01T15:00:00Z".parse().unwrap();
+    let Some(s) = TestServer::start_with(backend, Arc::new(FixedClock::new(start)), false).await else { return };
+    s.seed().await;
+    let place = |ext: &str, sku: &str, promise: Option<&str>| {
+        let mut o = order(ext, json!([{"line_id": "1", "sku": sku, "quantity": 1, "allow_backorder": true}]));
+        if let Some(p) = promise {
+            o["promise_option_id"] = json!(format!("ship:standard:{p}"));
+        }
+        o
+    };
+    let mut ids = Vec::new();
+    for (ext, promise) in [("Q-A", None), ("Q-B", Some("2026-12-10")), ("Q-C", Some("2026-12-05"))] {
+        let (status, o) = s.post("/v1/orders", place(ext, "SKU-3", promise)).await;
+        assert_eq!((status, o["status"].clone()), (StatusCode::CREATED, json!("backordered")), "{o}");
+        ids.push(o["order_id"].as_str().unwrap().to_owned());
+    }
+    // The backorder list pages in promise order (page size 1 here).
+    let mut walked = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s.app.store().backordered_orders(&["SKU-3".to_owned()], after.as_ref(), 1).await.unwrap();
+        let Some((id, p)) = page.first().cloned() else { break };
+        walked.push(id.clone());
+        after = Some((p, id));
+    }
+    assert_eq!(walked, [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
+
+    // Two units arrive: C (promised 12-05) and B (12-10) get them; A (no promise) waits.
+    s.put("/v1/inventory/DC-EAST/SKU-3", json!({"on_hand": 2})).await;
+    assert_eq!(s.app.fill_backorders(&["SKU-3".to_owned()]).await.unwrap(), 2);
+    let mut statuses = Vec::new();
+    for id in &ids {
+        statuses.push(s.get(&format!("/v1/orders/{id}")).await.1["status"].clone());
+    }
+    assert_eq!(statuses, [json!("backordered"), json!("allocated"), json!("allocated")]);
+
+    // An unpromised order with stock joins the DC's queue after the promised work.
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 1})).await;
+    let (_, d) = s.post("/v1/orders", place("Q-D", "SKU-1", None)).await;
+    assert_eq!(d["status"], "allocated", "{d}");
+    let queue = s.get("/v1/fulfillment-orders?node_id=DC-EAST").await.1;
+    let listed: Vec<(Value, Value)> = queue["fulfillment_orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["order_id"].clone(), f["promised_date"].clone()))
+        .collect();
+    let expected = vec![
+        (json!(ids[2]), json!("2026-12-05")),
+        (json!(ids[1]), json!("2026-12-10")),
+        (d["order_id"].clone(), Value::Null),
+    ];
+    assert_eq!(listed, expected);
+    // The same order one entry per page.
+    let mut paged = Vec::new();
+    let mut path = "/v1/fulfillment-orders?node_id=DC-EAST&limit=1".to_owned();
+    loop {
+        let page = s.get(&path).await.1;
+        paged.push(page["fulfillment_orders"][0]["order_id"].clone());
+        let Some(c) = page["next_cursor"].as_str() else { break };
+        path = format!("/v1/fulfillment-orders?node_id=DC-EAST&limit=1&cursor={c}");
+    }
+    assert_eq!(paged, expected.iter().map(|e| e.0.clone()).collect::<Vec<_>>());
+    let (status, p) = s.get("/v1/fulfillment-orders?cursor=nonsense").await;
+    assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("cursor")));
+    assert_stock_consistent(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oldest_promise_is_served_first_sqlite() {
+    the_oldest_promise_is_served_first(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oldest_promise_is_served_first_postgres() {
+    the_oldest_promise_is_served_first(Backend::Postgres).await;
+}

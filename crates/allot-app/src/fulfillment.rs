@@ -44,6 +44,8 @@ pub const TIMEOUT_BATCH: i64 = 100;
 /// Backordered orders sourced again per stock increase (oldest first; the rest wait for
 /// the next increase of their SKU).
 pub const BACKORDER_BATCH: i64 = 100;
+/// Pages of backordered orders one stock increase works through at most.
+pub const BACKORDER_PAGES: usize = 50;
 /// Fulfillment orders moved off paused or closed nodes per sweep.
 pub const DISRUPTION_BATCH: i64 = 100;
 /// Rounds of planning and taking stock when re-sourcing (a round fails where a concurrent
@@ -352,8 +354,28 @@ struct Effects {
     reroute: BTreeMap<String, i64>,
 }
 
+/// A queue position as a cursor: `<promised date>~<id>` (`~<id>` when unpromised).
+pub fn queue_cursor(fo: &FulfillmentOrderRow) -> String {
+    format!("{}~{}", fo.promised_date.as_deref().unwrap_or(""), fo.fulfillment_order_id)
+}
+
+/// The queue position a cursor names; `None` for text no queue page produced.
+pub fn parse_queue_cursor(cursor: &str) -> Option<(Option<String>, String)> {
+    let (date, id) = cursor.split_once('~')?;
+    if id.is_empty() || id.contains('~') {
+        return None;
+    }
+    if date.is_empty() {
+        return Some((None, id.to_owned()));
+    }
+    date.parse::<jiff::civil::Date>().ok()?;
+    Some((Some(date.to_owned()), id.to_owned()))
+}
+
 impl App {
-    /// A node's work queue (or, for an admin, any node's): oldest first, one page.
+    /// A node's work queue (or, for an admin, any node's), one page: the oldest promise
+    /// first (earliest promised date, then creation), unpromised work after all promised
+    /// work. The cursor is [`queue_cursor`] of the last entry.
     pub async fn list_fulfillment_orders(
         &self,
         mut filter: FulfillmentOrderFilter,
@@ -370,7 +392,7 @@ impl App {
         let mut entries = self.inner.store.list_fulfillment_orders(&filter).await?;
         let next_cursor = if entries.len() > limit {
             entries.truncate(limit);
-            entries.last().map(|e| e.fulfillment_order.fulfillment_order_id.clone())
+            entries.last().map(|e| queue_cursor(&e.fulfillment_order))
         } else {
             None
         };
@@ -883,26 +905,49 @@ impl App {
         Ok(moved)
     }
 
-    /// Sources the backordered units of orders with lines of `skus`, oldest order first, at
-    /// most [`BACKORDER_BATCH`] orders per call; each order is its own transaction and a
-    /// numbered attempt (reason `supply_arrived`) when it got anything. Answers how many
-    /// orders got units. Run after inventory writes that raise stock.
+    /// Sources the backordered units of orders with lines of `skus`, the oldest promise
+    /// first (earliest promised date, then order age; unpromised orders after promised
+    /// ones), in pages of [`BACKORDER_BATCH`] orders. Each order is its own transaction and
+    /// a numbered attempt (reason `supply_arrived`) when it got anything. It pages on while
+    /// any of the SKUs still has stock at an active node, so orders that cannot take the
+    /// new stock (it sits at a node they excluded) do not starve the ones behind them;
+    /// at most [`BACKORDER_PAGES`] pages per call bound one stock increase's work.
+    /// Answers how many orders got units. Run after inventory writes that raise stock.
     pub async fn fill_backorders(&self, skus: &[String]) -> Result<usize> {
         // Most stock increases find no backorder at all: one indexed probe, not a query
         // carrying every SKU of a 100,000-position feed batch.
         if skus.is_empty() || !self.inner.store.has_backorders().await? {
             return Ok(0);
         }
-        let ids = self.inner.store.backordered_orders(skus, BACKORDER_BATCH).await?;
+        let mut skus = skus.to_vec();
         let mut filled = 0;
-        for id in ids {
-            match self.fill_backorder(&id).await {
-                Ok(true) => filled += 1,
-                Ok(false) => {}
-                Err(e) => tracing::warn!(order = %id, error = %e, "filling a backorder failed"),
+        let mut after = None;
+        for _page in 0..BACKORDER_PAGES {
+            skus.retain(|s| self.in_stock(s));
+            if skus.is_empty() {
+                break;
             }
+            let page = self.inner.store.backordered_orders(&skus, after.as_ref(), BACKORDER_BATCH).await?;
+            for (id, _) in &page {
+                match self.fill_backorder(id).await {
+                    Ok(true) => filled += 1,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(order = %id, error = %e, "filling a backorder failed"),
+                }
+            }
+            if (page.len() as i64) < BACKORDER_BATCH {
+                break;
+            }
+            after = page.last().map(|(id, p)| (p.clone(), id.clone()));
         }
         Ok(filled)
+    }
+
+    /// Whether some active node has available stock of `sku` (read model).
+    fn in_stock(&self, sku: &str) -> bool {
+        let Ok(sku) = Sku::parse(sku) else { return false };
+        let read = self.inner.read.read();
+        read.active_positions(&sku).any(|(_, p)| p.position.counts.atp() > Qty::ZERO)
     }
 
     async fn fill_backorder(&self, order_id: &str) -> Result<bool> {
@@ -1121,7 +1166,7 @@ impl App {
         for (li, node) in taken.keys() {
             fo_ids.entry((node.clone(), FoKind::of(captured.lines[*li].method))).or_insert_with(|| new_id("fo"));
         }
-        let fos: Vec<FulfillmentOrderRow> = fo_ids
+        let mut fos: Vec<FulfillmentOrderRow> = fo_ids
             .iter()
             .map(|((node, kind), id)| new_fulfillment_order(id, &order.order_id, node, *kind, attempt, on_hold, now))
             .collect();
@@ -1132,6 +1177,7 @@ impl App {
                 new_allocation(line, node, *q as i64, &fo_ids[&(node.clone(), FoKind::of(line.method))])
             })
             .collect();
+        crate::orders::stamp_promised_dates(&mut fos, &allocations, &order.lines);
         tx.insert_fulfillment_orders(&order.order_id, &fos, &allocations).await?;
         for a in &allocations {
             if let Some(l) = order.lines.iter_mut().find(|l| l.line_id == a.line_id) {

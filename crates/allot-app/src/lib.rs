@@ -49,7 +49,7 @@ pub use error::{AppError, FieldError};
 pub use events::{CONTACT_CHANNELS, EVENT_VERSION, acting_as};
 pub use fulfillment::{
     DISRUPTION_BATCH, FULFILLMENT_TEXT_MAX, FoAction, JEOPARDY_BATCH, PACKAGES_MAX, Package, PickedLine,
-    REROUTE_ROUNDS, Scan, ScanKind, TIMEOUT_BATCH,
+    REROUTE_ROUNDS, Scan, ScanKind, TIMEOUT_BATCH, parse_queue_cursor, queue_cursor,
 };
 pub use inventory::{Availability, AvailabilityQuery, DeltaInput, NodeAvailability, SkuAvailability, SnapshotInput};
 pub use nats::{NATS_RELAY, NatsOptions, NatsPass, connect as connect_nats};

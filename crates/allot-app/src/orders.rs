@@ -193,6 +193,23 @@ pub(crate) fn new_fulfillment_order(
         created_at_ms: now,
         released_at_ms: (!on_hold).then_some(now),
         updated_at_ms: now,
+        promised_date: None,
+    }
+}
+
+/// Stamps each fulfillment order with the earliest promised date of the lines it carries
+/// (what the node queue orders by).
+pub(crate) fn stamp_promised_dates(
+    fos: &mut [FulfillmentOrderRow],
+    allocations: &[AllocationRow],
+    lines: &[OrderLineRow],
+) {
+    for fo in fos.iter_mut() {
+        fo.promised_date = allocations
+            .iter()
+            .filter(|a| a.fulfillment_order_id == fo.fulfillment_order_id)
+            .filter_map(|a| lines.iter().find(|l| l.line_id == a.line_id)?.promised_date.clone())
+            .min();
     }
 }
 
@@ -626,10 +643,11 @@ impl App {
             })
             .collect();
         let status = order_status(&lines, &input.holds);
-        let fulfillment_orders = fo_ids
+        let mut fulfillment_orders: Vec<FulfillmentOrderRow> = fo_ids
             .iter()
             .map(|((node, kind), id)| new_fulfillment_order(id, &order_id, node, *kind, 1, on_hold, now))
             .collect();
+        stamp_promised_dates(&mut fulfillment_orders, &allocations, &lines);
         StoredOrder {
             order_id,
             channel: input.channel.to_string(),

@@ -49,6 +49,9 @@ pub struct FulfillmentOrderRow {
     /// When it went to the node (the release timeout counts from here).
     pub released_at_ms: Option<i64>,
     pub updated_at_ms: i64,
+    /// The earliest promised date (YYYY-MM-DD) of its lines; the node queue serves the
+    /// oldest promise first (unpromised work last).
+    pub promised_date: Option<String>,
 }
 
 /// A line's units in one fulfillment order.
@@ -124,7 +127,7 @@ pub struct StoredOrder {
 pub(crate) const LINE_COLUMNS: &str = "line_id, sku, quantity, allocated, backordered, unfilled, cancelled, shipped, \
      delivered, status, promised_date, jeopardy";
 pub(crate) const FO_COLUMNS: &str = "fulfillment_order_id, order_id, node_id, kind, attempt, status, reason, \
-     created_at_ms, released_at_ms, updated_at_ms";
+     created_at_ms, released_at_ms, updated_at_ms, promised_date";
 pub(crate) const ALLOCATION_COLUMNS: &str =
     "line_id, node_id, sku, quantity, fulfillment_order_id, picked, short, shipped";
 const SHIPMENT_COLUMNS: &str = "shipment_id, fulfillment_order_id, order_id, node_id, carrier, tracking_number, \
@@ -358,7 +361,8 @@ impl Tx {
                         f.status,
                         f.created_at_ms,
                         f.released_at_ms,
-                        f.updated_at_ms
+                        f.updated_at_ms,
+                        f.promised_date
                     ])
                 })
                 .collect::<Vec<_>>(),
@@ -374,18 +378,18 @@ impl Tx {
         let (fos_sql, allocs_sql) = match self {
             Tx::Sqlite(_) => (
                 "INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, kind, attempt, status, \
-                   created_at_ms, released_at_ms, updated_at_ms) SELECT v.value ->> 0, $1, v.value ->> 1, \
-                   v.value ->> 2, v.value ->> 3, v.value ->> 4, v.value ->> 5, v.value ->> 6, v.value ->> 7 \
-                   FROM json_each($2) AS v",
+                   created_at_ms, released_at_ms, updated_at_ms, promised_date) SELECT v.value ->> 0, $1, \
+                   v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4, v.value ->> 5, v.value ->> 6, \
+                   v.value ->> 7, v.value ->> 8 FROM json_each($2) AS v",
                 "INSERT INTO allocations (order_id, line_id, node_id, sku, quantity, fulfillment_order_id) \
                    SELECT $1, v.value ->> 0, v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4 \
                    FROM json_each($2) AS v",
             ),
             Tx::Postgres(_) => (
                 "INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, kind, attempt, status, \
-                   created_at_ms, released_at_ms, updated_at_ms) SELECT v ->> 0, $1, v ->> 1, v ->> 2, \
-                   (v ->> 3)::bigint, v ->> 4, (v ->> 5)::bigint, (v ->> 6)::bigint, (v ->> 7)::bigint \
-                   FROM jsonb_array_elements($2::jsonb) AS v",
+                   created_at_ms, released_at_ms, updated_at_ms, promised_date) SELECT v ->> 0, $1, v ->> 1, \
+                   v ->> 2, (v ->> 3)::bigint, v ->> 4, (v ->> 5)::bigint, (v ->> 6)::bigint, (v ->> 7)::bigint, \
+                   v ->> 8 FROM jsonb_array_elements($2::jsonb) AS v",
                 "INSERT INTO allocations (order_id, line_id, node_id, sku, quantity, fulfillment_order_id) \
                    SELECT $1, v ->> 0, v ->> 1, v ->> 2, (v ->> 3)::bigint, v ->> 4 \
                    FROM jsonb_array_elements($2::jsonb) AS v",
@@ -826,8 +830,9 @@ impl Store {
 pub struct FulfillmentOrderFilter {
     pub node_id: Option<String>,
     pub status: Option<String>,
-    /// Only fulfillment orders after this id (the cursor of the previous page).
-    pub after_id: Option<String>,
+    /// Only fulfillment orders after this one in queue order: its promised date (None:
+    /// unpromised) and id (the cursor of the previous page).
+    pub after: Option<(Option<String>, String)>,
     pub limit: i64,
 }
 
@@ -849,12 +854,16 @@ impl Store {
             let fos = sqlx::query_as::<_, FulfillmentOrderRow>(sqlx::AssertSqlSafe(format!(
                 "SELECT {FO_COLUMNS} FROM fulfillment_orders \
                  WHERE ($1 IS NULL OR node_id = $1) AND ($2 IS NULL OR status = $2) \
-                   AND ($3 IS NULL OR fulfillment_order_id > $3) \
-                 ORDER BY fulfillment_order_id LIMIT $4"
+                   AND ($3 IS NULL \
+                        OR ($4 IS NOT NULL AND (promised_date > $4 OR promised_date IS NULL \
+                            OR (promised_date = $4 AND fulfillment_order_id > $3))) \
+                        OR ($4 IS NULL AND promised_date IS NULL AND fulfillment_order_id > $3)) \
+                 ORDER BY (promised_date IS NULL), promised_date, fulfillment_order_id LIMIT $5"
             )))
             .bind(&f.node_id)
             .bind(&f.status)
-            .bind(&f.after_id)
+            .bind(f.after.as_ref().map(|a| &a.1))
+            .bind(f.after.as_ref().and_then(|a| a.0.as_ref()))
             .bind(f.limit)
             .fetch_all(pool)
             .await?;
@@ -935,16 +944,30 @@ impl Store {
         Ok(found)
     }
 
-    /// Orders with backordered units of any of `skus`, oldest first.
-    pub async fn backordered_orders(&self, skus: &[String], limit: i64) -> Result<Vec<String>> {
+    /// Orders with backordered units of any of `skus`, the oldest promise first: by the
+    /// earliest promised date among those lines (unpromised after all promised), then by
+    /// order id (creation order). `after` continues after an entry of a previous page.
+    /// Answers (order id, its promise key).
+    pub async fn backordered_orders(
+        &self,
+        skus: &[String],
+        after: Option<&(Option<String>, String)>,
+        limit: i64,
+    ) -> Result<Vec<(String, Option<String>)>> {
         let param = serde_json::Value::from(skus.to_vec()).to_string();
         let in_skus = self.in_text_array(1);
         let rows = on_read!(self, |pool| {
-            sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
-                "SELECT DISTINCT order_id FROM order_lines WHERE backordered > 0 AND sku {in_skus} \
-                 ORDER BY order_id LIMIT $2"
+            sqlx::query_as::<_, (String, Option<String>)>(sqlx::AssertSqlSafe(format!(
+                "SELECT order_id, p FROM (SELECT order_id, MIN(promised_date) AS p FROM order_lines \
+                   WHERE backordered > 0 AND sku {in_skus} GROUP BY order_id) AS t \
+                 WHERE ($2 IS NULL \
+                        OR ($3 IS NOT NULL AND (p > $3 OR p IS NULL OR (p = $3 AND order_id > $2))) \
+                        OR ($3 IS NULL AND p IS NULL AND order_id > $2)) \
+                 ORDER BY (p IS NULL), p, order_id LIMIT $4"
             )))
             .bind(&param)
+            .bind(after.map(|a| &a.1))
+            .bind(after.and_then(|a| a.0.as_ref()))
             .bind(limit)
             .fetch_all(pool)
             .await?

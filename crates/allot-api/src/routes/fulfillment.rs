@@ -80,7 +80,8 @@ const FO_STATUSES: [&str; 11] = [
     "cancelled",
 ];
 
-/// A node's work queue, oldest first (a node key sees its own node's only).
+/// A node's work queue, oldest promise first, unpromised work last (a node key sees its
+/// own node's only).
 #[utoipa::path(get, path = "/v1/fulfillment-orders", tag = "fulfillment",
     params(("node_id" = Option<String>, Query), ("status" = Option<String>, Query),
            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
@@ -103,19 +104,18 @@ async fn list_fulfillment_orders(
     if !(1..=FO_PAGE_MAX).contains(&limit) {
         errors.push(allot_app::FieldError::new("limit", format!("must be 1–{FO_PAGE_MAX}")));
     }
-    let cursor = q.single("cursor")?.map(str::to_owned);
-    if cursor.as_ref().is_some_and(|c| c.is_empty() || c.len() > SHORT_TEXT_MAX) {
-        errors.push(allot_app::FieldError::new("cursor", "not a cursor from this endpoint"));
+    let mut after = None;
+    if let Some(c) = q.single("cursor")? {
+        after = allot_app::parse_queue_cursor(c).filter(|_| c.len() <= SHORT_TEXT_MAX);
+        if after.is_none() {
+            errors.push(allot_app::FieldError::new("cursor", "not a cursor from this endpoint"));
+        }
     }
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let filter = allot_app::FulfillmentOrderFilter {
-        node_id: q.single("node_id")?.map(str::to_owned),
-        status,
-        after_id: cursor,
-        limit,
-    };
+    let filter =
+        allot_app::FulfillmentOrderFilter { node_id: q.single("node_id")?.map(str::to_owned), status, after, limit };
     let page = s.app.list_fulfillment_orders(filter, node).await?;
     Ok(Json(FulfillmentOrderList {
         fulfillment_orders: page.entries.into_iter().map(Into::into).collect(),

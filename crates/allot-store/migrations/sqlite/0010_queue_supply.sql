@@ -1,0 +1,35 @@
+-- The node queue serves the oldest promise first: a fulfillment order carries the
+-- earliest promised date of its lines (NULL when nothing was promised; those come last).
+ALTER TABLE fulfillment_orders ADD COLUMN promised_date TEXT;
+CREATE INDEX fulfillment_orders_by_promise ON fulfillment_orders (node_id, promised_date, fulfillment_order_id);
+
+-- A line's service level after a jeopardy upgrade (NULL: as ordered).
+ALTER TABLE order_lines ADD COLUMN upgraded_service_level TEXT
+    CHECK (upgraded_service_level IN ('standard', 'express', 'next_day', 'same_day'));
+
+-- Incoming stock (a purchase order or transfer) expected at a node: not on hand, so not
+-- ATP, but backordered units (preorders) may be promised against it until it arrives.
+CREATE TABLE inbound_supply (
+    supply_id       TEXT PRIMARY KEY NOT NULL,
+    node_id         TEXT NOT NULL REFERENCES nodes (node_id),
+    sku             TEXT NOT NULL REFERENCES items (sku),
+    quantity        INTEGER NOT NULL CHECK (quantity BETWEEN 1 AND 1000000000),
+    committed       INTEGER NOT NULL CHECK (committed >= 0 AND committed <= quantity),
+    eta_ms          INTEGER NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('expected', 'received', 'cancelled')),
+    received        INTEGER NOT NULL CHECK (received >= 0),
+    created_at_ms   INTEGER NOT NULL,
+    updated_at_ms   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX inbound_supply_open ON inbound_supply (sku, eta_ms) WHERE status = 'expected';
+
+-- Backordered units promised against incoming supply, until the line gets stock.
+CREATE TABLE supply_commitments (
+    supply_id       TEXT NOT NULL REFERENCES inbound_supply (supply_id),
+    order_id        TEXT NOT NULL REFERENCES orders (order_id),
+    line_id         TEXT NOT NULL,
+    quantity        INTEGER NOT NULL CHECK (quantity > 0),
+    committed_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (supply_id, order_id, line_id)
+) STRICT;
+CREATE INDEX supply_commitments_by_order ON supply_commitments (order_id);
