@@ -879,7 +879,8 @@ pub struct SourcingAttemptView {
     pub failed_fulfillment_order_id: Option<String>,
     pub at: String,
     /// What was re-sourced, the nodes excluded, where the units went, what was
-    /// backordered or cancelled.
+    /// backordered or cancelled; `sourcing` holds the engine's full decision (plan and
+    /// explanation, as a quote answers it) of each planning round.
     #[schema(value_type = Object)]
     pub decision: serde_json::Value,
 }

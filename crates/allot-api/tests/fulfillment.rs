@@ -257,6 +257,15 @@ async fn a_rejection_gives_stock_back_and_reroutes_excluding_every_failed_node(s
         (json!(2), json!("rejected: damaged"), json!("DC-EAST"))
     );
     assert_eq!(attempt["decision"]["excluded_nodes"], json!(["DC-EAST"]));
+    // The attempt keeps the engine's full explanation: the failed node dropped as excluded,
+    // the chosen one marked.
+    let sourcing = &attempt["decision"]["sourcing"][0];
+    let candidates = sourcing["explanation"]["candidates"].as_array().unwrap();
+    let failed = candidates.iter().find(|c| c["node_id"] == "DC-EAST").unwrap();
+    assert_eq!((failed["kept"].clone(), failed["reason"].clone()), (json!(false), json!("excluded")), "{sourcing}");
+    let chosen: Vec<Value> = candidates.iter().filter(|c| c["chosen"] == true).map(|c| c["node_id"].clone()).collect();
+    assert_eq!(chosen, [second["node_id"].clone()], "{sourcing}");
+    assert_eq!(sourcing["plan"]["packages"][0]["node_id"], second["node_id"]);
     // A retried reject answers the rejected state and re-sources nothing more.
     assert_eq!(
         fo_action(&s, &east, &first, "reject", Some(json!({"reason": "damaged"}))).await.1["status"],

@@ -1103,6 +1103,7 @@ impl App {
         let mut taken: BTreeMap<(usize, NodeId), u64> = BTreeMap::new();
         let mut no_backorder: BTreeSet<String> = BTreeSet::new();
         let mut stamp = None;
+        let mut decisions = Vec::new();
         for _round in 0..REROUTE_ROUNDS {
             let lines: Vec<LineToSource> = captured
                 .lines
@@ -1118,6 +1119,7 @@ impl App {
             let quote = self.quote_excluding(&OrderToSource { lines, ..captured.clone() }, None, &excluded_ids)?;
             no_backorder = quote.decision.plan.unfilled.iter().map(|u| u.line_id.clone()).collect();
             stamp = Some(quote.policy.clone());
+            decisions.push(self.render_decision(&quote));
             let mut wants: BTreeMap<(NodeId, Sku), u64> = BTreeMap::new();
             for pkg in &quote.decision.plan.packages {
                 for l in &pkg.lines {
@@ -1218,12 +1220,18 @@ impl App {
             "backordered": backordered,
             "cancelled": cancelled,
         });
+        // The attempt keeps the engine's full decision (plan and explanation) of each
+        // planning round, as a quote answers it; events carry the summary only.
+        let mut stored = summary.clone();
+        stored["sourcing"] = serde_json::Value::Array(
+            decisions.iter().map(|d| serde_json::from_str(d).unwrap_or(serde_json::Value::Null)).collect(),
+        );
         let row = SourcingAttemptRow {
             attempt,
             reason: reason.to_owned(),
             failed_node_id: failed_node,
             fulfillment_order_id: failed_fo.map(str::to_owned),
-            decision: summary.to_string(),
+            decision: stored.to_string(),
             at_ms: now,
         };
         tx.insert_sourcing_attempt(&order.order_id, &row).await?;

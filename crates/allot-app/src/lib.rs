@@ -30,7 +30,7 @@ mod read_model;
 mod reservations;
 mod webhooks;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use allot_store::Store;
 
@@ -87,9 +87,25 @@ struct Inner {
     /// Background work runs (sweeps, relays, backorder fills after stock increases). Off
     /// in tests that drive every step themselves.
     background: bool,
+    /// Turns a sourcing decision into the JSON stored with orders and re-sourcing attempts
+    /// (the API's view of a quote; the API installs it). Without one, `null` is stored.
+    decision_renderer: OnceLock<DecisionRenderer>,
 }
 
+/// See [`App::set_decision_renderer`].
+pub type DecisionRenderer = Arc<dyn Fn(&Quote) -> String + Send + Sync>;
+
 impl App {
+    /// Installs how sourcing decisions are stored (once; later calls change nothing).
+    pub fn set_decision_renderer(&self, render: DecisionRenderer) {
+        let _ = self.inner.decision_renderer.set(render);
+    }
+
+    /// The stored JSON of a decision (`null` without a renderer).
+    pub(crate) fn render_decision(&self, quote: &Quote) -> String {
+        self.inner.decision_renderer.get().map_or_else(|| "null".to_owned(), |r| r(quote))
+    }
+
     /// Opens the database (running migrations) and loads the read model.
     pub async fn open(db: &DbConfig, clock: Arc<dyn Clock>) -> Result<App> {
         App::open_with(db, clock, true).await
@@ -112,6 +128,7 @@ impl App {
                 instance,
                 webhooks: std::sync::RwLock::new(WebhookOptions::default()),
                 background: background_sweep,
+                decision_renderer: OnceLock::new(),
             }),
         };
         app.start_change_listener().await?;

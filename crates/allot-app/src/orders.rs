@@ -263,13 +263,9 @@ pub(crate) fn fo_kind(f: &FulfillmentOrderRow) -> Result<FoKind> {
 }
 
 impl App {
-    /// Places an order (see the module docs). `render` turns the sourcing decision into
-    /// the JSON stored with the order (the API's view of a quote).
-    pub async fn place_order(
-        &self,
-        mut input: PlaceOrder,
-        render: &(dyn Fn(&Quote) -> String + Sync),
-    ) -> Result<Placed> {
+    /// Places an order (see the module docs). The sourcing decision is stored as the
+    /// installed renderer makes it ([`App::set_decision_renderer`]).
+    pub async fn place_order(&self, mut input: PlaceOrder) -> Result<Placed> {
         if let Some(p) = &input.promise {
             for l in input.order.lines.iter_mut().filter(|l| l.method == allot_core::FulfillmentMethod::Ship) {
                 l.service_level.get_or_insert_with(|| p.service_level.clone());
@@ -294,7 +290,7 @@ impl App {
             let to_source = conversion.as_ref().map_or(&input.order, |c| &c.residual);
             let quote = self.quote(to_source, input.policy.as_deref())?;
             let subs = self.plan_substitutes(&input, to_source, &quote)?;
-            let decision = render(&quote);
+            let decision = self.render_decision(&quote);
             let plan = Plan { quote, subs, decision };
             let (app, inp, conv) = (self.clone(), input.clone(), conversion.clone());
             // The command may run on the SQLite writer's thread: carry the actor along.

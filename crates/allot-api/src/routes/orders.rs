@@ -13,7 +13,7 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, RawBody, parse_json};
 use crate::params::{CancelParam, ContactParam, HoldParam, OrderParam, SHORT_TEXT_MAX};
 use crate::query::QueryPairs;
-use crate::views::{ContactView, OrderList, OrderView, QuoteView};
+use crate::views::{ContactView, OrderList, OrderView};
 
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -180,8 +180,7 @@ async fn place_order(
         promise: promise.map(|(service_level, delivery_date)| allot_app::ShipPromise { service_level, delivery_date }),
         order,
     };
-    let render = |q: &allot_app::Quote| serde_json::to_string(&QuoteView::from(q.clone())).unwrap_or_default();
-    let placed = s.app.place_order(input, &render).await?;
+    let placed = s.app.place_order(input).await?;
     let status = if placed.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(placed.order.into())))
 }
