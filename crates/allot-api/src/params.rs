@@ -444,6 +444,10 @@ pub struct ShipToParam {
     pub lat: Option<f64>,
     #[serde(default)]
     pub lon: Option<f64>,
+    /// The customer's IANA time zone (e.g. `America/Chicago`): the calendar day promised
+    /// dates are judged in. Absent: UTC.
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 fn default_method() -> FulfillmentMethod {
@@ -574,6 +578,11 @@ impl OrderParam {
             if value.as_ref().is_some_and(|v| v.chars().count() > ADDRESS_TEXT_MAX) {
                 e.push(field, format!("must be at most {ADDRESS_TEXT_MAX} characters"));
             }
+        }
+        if let Some(tz) = &ship_to.time_zone
+            && (tz.len() > ADDRESS_TEXT_MAX || jiff::tz::TimeZone::get(tz).is_err())
+        {
+            e.push("ship_to.time_zone", "not an IANA time zone name (e.g. America/Chicago)");
         }
         let point = match (ship_to.lat, ship_to.lon) {
             (Some(lat), Some(lon)) => e.check("ship_to", GeoPoint::new(lat, lon)),

@@ -471,6 +471,10 @@ pub struct OrderLineView {
     /// on_track, at_risk, late (promised lines; kept by the jeopardy sweep).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jeopardy: Option<String>,
+    /// The service level the jeopardy sweep moved the line up to (policy action
+    /// `upgrade_service`); absent: as ordered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgraded_service_level: Option<String>,
     /// Where the line's units are now: fulfillment orders still working on them or that
     /// handed them over (not rejected or cancelled ones).
     pub allocations: Vec<AllocationView>,
@@ -584,6 +588,7 @@ fn order_parts(
             delivered_quantity: l.delivered,
             promised_date: l.promised_date.clone(),
             jeopardy: l.jeopardy.clone(),
+            upgraded_service_level: l.upgraded_service_level.clone(),
             shipped_at: line_handover(l, fos, allocations, shipments, false).map(ms_to_rfc3339),
             delivered_at: (l.delivered > 0 && l.delivered == l.quantity - l.cancelled)
                 .then(|| line_handover(l, fos, allocations, shipments, true))

@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 
 use allot_app::{FixedClock, Role};
-use common::{Backend, TestServer};
+use common::{ADMIN_KEY, Backend, TestServer};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -185,4 +185,105 @@ async fn a_promised_order_is_watched_for_jeopardy_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promised_order_is_watched_for_jeopardy_postgres() {
     a_promised_order_is_watched_for_jeopardy(Backend::Postgres).await;
+}
+
+/// Jeopardy is judged on the customer's calendar day (`ship_to.time_zone`) and the active
+/// policy's `jeopardy_action` follows it: `reroute_if_not_accepted` moves work its node
+/// has not accepted (accepted work stays), `upgrade_service` moves unshipped lines up one
+/// service level.
+async fn jeopardy_actions_follow_the_policy(backend: Backend) {
+    let start: jiff::Timestamp = "2026-11-25T12:00:00Z".parse().unwrap();
+    let clock = Arc::new(FixedClock::new(start));
+    let Some(s) = TestServer::start_with(backend, clock.clone(), false).await else { return };
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 5})).await;
+    s.put("/v1/inventory/DC-WEST/SKU-1", json!({"on_hand": 5})).await;
+    let order = |ext: &str, tz: Option<&str>, date: &str| {
+        let mut ship_to = json!({"lat": 39.95, "lon": -75.16});
+        if let Some(tz) = tz {
+            ship_to["time_zone"] = json!(tz);
+        }
+        json!({"channel": "web", "external_id": ext, "ship_to": ship_to,
+               "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 1}],
+               "promise_option_id": format!("ship:standard:{date}")})
+    };
+    let (status, p) = s.post("/v1/orders", order("BAD", Some("Mars/Olympus"), "2026-11-27")).await;
+    assert_eq!(
+        (status, p["errors"][0]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("ship_to.time_zone"))
+    );
+    let (status, p) = s.put("/v1/policies/odd", json!({"jeopardy_action": "panic"})).await;
+    assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("jeopardy_action")));
+    let (status, p) = s.put("/v1/policies/watchful", json!({"jeopardy_action": "reroute_if_not_accepted"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    assert_eq!(s.post("/v1/policies/watchful/activate", json!(null)).await.0, StatusCode::OK);
+
+    // 12:00 UTC on the 25th is already the 26th (the eve of the promise) in Auckland.
+    let a = s.post("/v1/orders", order("J-A", Some("Pacific/Auckland"), "2026-11-27")).await.1;
+    let b = s.post("/v1/orders", order("J-B", None, "2026-11-27")).await.1;
+    let (a_id, b_id) = (a["order_id"].as_str().unwrap().to_owned(), b["order_id"].as_str().unwrap().to_owned());
+    let b_fo = b["fulfillment_orders"][0]["id"].as_str().unwrap().to_owned();
+    let accepted = s.post_empty(ADMIN_KEY, &format!("/v1/fulfillment-orders/{b_fo}/accept")).await;
+    assert_eq!(accepted.1["status"], "accepted");
+    assert_eq!(s.app.sweep_jeopardy().await.unwrap(), 2);
+    let a = s.get(&format!("/v1/orders/{a_id}")).await.1;
+    assert_eq!(a["lines"][0]["jeopardy"], "at_risk", "Auckland's day");
+    let fos = a["fulfillment_orders"].as_array().unwrap();
+    assert_eq!(fos.len(), 2, "{a}");
+    assert_eq!((fos[0]["status"].clone(), fos[0]["reason"].clone()), (json!("rejected"), json!("order_at_risk")));
+    assert_eq!(fos[1]["status"], "released");
+    assert_ne!(fos[0]["node_id"], fos[1]["node_id"]);
+    assert_eq!(a["sourcing_attempts"][0]["reason"], "order_at_risk");
+    let at_risk = a["timeline"].as_array().unwrap().iter().find(|e| e["type"] == "order.at_risk").unwrap().clone();
+    assert_eq!(at_risk["data"]["time_zone"], "Pacific/Auckland");
+    assert_eq!(at_risk["data"]["today"], "2026-11-26");
+    assert_eq!(s.get(&format!("/v1/orders/{b_id}")).await.1["lines"][0]["jeopardy"], "on_track", "UTC's day");
+
+    // A day later B is at risk too, but its node accepted it: it stays there.
+    clock.set("2026-11-26T12:00:00Z".parse().unwrap());
+    s.app.sweep_jeopardy().await.unwrap();
+    let b = s.get(&format!("/v1/orders/{b_id}")).await.1;
+    assert_eq!(b["lines"][0]["jeopardy"], "at_risk");
+    assert_eq!(b["fulfillment_orders"].as_array().unwrap().len(), 1);
+    assert_eq!(b["fulfillment_orders"][0]["status"], "accepted");
+
+    // With upgrade_service, an unshipped line at risk moves up to express (once per change).
+    let (status, _) = s.put("/v1/policies/hurry", json!({"jeopardy_action": "upgrade_service"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(s.post("/v1/policies/hurry/activate", json!(null)).await.0, StatusCode::OK);
+    let c = s.post("/v1/orders", order("J-C", Some("America/New_York"), "2026-11-28")).await.1;
+    let c_id = c["order_id"].as_str().unwrap().to_owned();
+    clock.set("2026-11-27T15:00:00Z".parse().unwrap());
+    s.app.sweep_jeopardy().await.unwrap();
+    let c = s.get(&format!("/v1/orders/{c_id}")).await.1;
+    assert_eq!(
+        (c["lines"][0]["jeopardy"].clone(), c["lines"][0]["upgraded_service_level"].clone()),
+        (json!("at_risk"), json!("express"))
+    );
+    let upgraded: Vec<serde_json::Value> =
+        c["timeline"].as_array().unwrap().iter().filter(|e| e["type"] == "order.service_upgraded").cloned().collect();
+    assert_eq!(upgraded.len(), 1);
+    assert_eq!(
+        upgraded[0]["data"]["lines"][0],
+        json!({"line_id": "1", "from": "standard", "to": "express", "jeopardy": "at_risk"})
+    );
+    assert_eq!(c["fulfillment_orders"].as_array().unwrap().len(), 1, "an upgrade does not move the work");
+    // Late the next day: one more step.
+    clock.set("2026-11-29T15:00:00Z".parse().unwrap());
+    s.app.sweep_jeopardy().await.unwrap();
+    let c = s.get(&format!("/v1/orders/{c_id}")).await.1;
+    assert_eq!(
+        (c["lines"][0]["jeopardy"].clone(), c["lines"][0]["upgraded_service_level"].clone()),
+        (json!("late"), json!("next_day"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jeopardy_actions_follow_the_policy_sqlite() {
+    jeopardy_actions_follow_the_policy(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jeopardy_actions_follow_the_policy_postgres() {
+    jeopardy_actions_follow_the_policy(Backend::Postgres).await;
 }

@@ -8,7 +8,8 @@
 //! `order.backordered`, `order.on_hold` (placed with holds, or a hold added),
 //! `order.substituted`; `order.released` (last hold released); `order.line_cancelled`,
 //! `order.cancelled`; `order.rerouted` (units re-sourced after a failure);
-//! `order.delivered`; `order.customer_contact`. Fulfillment and shipment events are made
+//! `order.delivered`; `order.customer_contact`; from the jeopardy sweep `order.at_risk`,
+//! `order.late` and `order.service_upgraded`. Fulfillment and shipment events are made
 //! in [`crate::fulfillment`], `inventory.changed` in [`crate::inventory`].
 
 use allot_core::ChannelId;

@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use allot_core::sourcing::{LineToSource, OrderToSource};
+use allot_core::sourcing::{JeopardyAction, LineToSource, OrderToSource, upgraded_service_level};
 use allot_core::{FoEvent, FoKind, FoStatus, NodeId, Qty, Sku, Transition};
 use allot_store::{
     AllocationRow, FulfillmentOrderEntry, FulfillmentOrderFilter, FulfillmentOrderRow, NewEvent, ShipmentRow,
@@ -102,6 +102,11 @@ pub enum FoAction {
     Withdraw {
         reason: String,
     },
+    /// The system's: work its node has not accepted yet moves elsewhere (a jeopardy
+    /// action); accepted work stays.
+    Reassign {
+        reason: String,
+    },
 }
 
 /// How a fulfillment order's units leave its node.
@@ -118,7 +123,9 @@ impl FoAction {
     /// fulfillment order's recorded reason).
     fn failure_reason(&self) -> Option<String> {
         match self {
-            FoAction::Reject { reason } | FoAction::Withdraw { reason } => Some(reason.clone()),
+            FoAction::Reject { reason } | FoAction::Withdraw { reason } | FoAction::Reassign { reason } => {
+                Some(reason.clone())
+            }
             FoAction::ReleaseTimeout { .. } => Some("release_timeout".to_owned()),
             FoAction::Pick { .. } => Some("short_pick".to_owned()),
             _ => None,
@@ -136,7 +143,7 @@ impl FoAction {
             FoAction::PickedUp => FoEvent::PickedUp,
             FoAction::Deliver { .. } => FoEvent::Deliver,
             FoAction::ReleaseTimeout { .. } => FoEvent::Reject,
-            FoAction::Withdraw { .. } => FoEvent::Withdraw,
+            FoAction::Withdraw { .. } | FoAction::Reassign { .. } => FoEvent::Withdraw,
         }
     }
 }
@@ -253,6 +260,9 @@ struct Captured {
     #[serde(default)]
     ship_to: Option<CapturedShipTo>,
     lines: Vec<CapturedLine>,
+    /// `ship:<service level>:<date>` when the order was placed on a promise.
+    #[serde(default)]
+    promise_option_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -271,6 +281,8 @@ struct CapturedShipTo {
     lat: Option<f64>,
     #[serde(default)]
     lon: Option<f64>,
+    #[serde(default)]
+    time_zone: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -306,13 +318,20 @@ fn captured_order(order: &StoredOrder) -> Result<OrderToSource> {
             None => allot_core::FulfillmentMethod::Ship,
             Some(m) => allot_core::FulfillmentMethod::parse(m).ok_or_else(|| corrupt(format!("method {m}")))?,
         };
+        // A jeopardy upgrade holds for any later re-sourcing too.
+        let service_level = order
+            .lines
+            .iter()
+            .find(|r| r.line_id == l.line_id)
+            .and_then(|r| r.upgraded_service_level.clone())
+            .or(l.service_level);
         lines.push(LineToSource {
             line_id: l.line_id,
             sku: Sku::parse(&l.sku).map_err(|e| corrupt(e.to_string()))?,
             quantity: Qty::ONE,
             method,
             pickup_node: l.pickup_node_id.as_deref().and_then(|n| NodeId::parse(n).ok()),
-            service_level: l.service_level,
+            service_level,
             allow_backorder: l.allow_backorder,
             unit_price_minor: l.unit_price_minor,
         });
@@ -563,6 +582,9 @@ impl App {
         {
             return Ok(false);
         }
+        if matches!(action, FoAction::Reassign { .. }) && !matches!(from, FoStatus::Created | FoStatus::Released) {
+            return Ok(false);
+        }
         if let FoAction::ReleaseTimeout { released_before_ms } = action {
             let due = order.fulfillment_orders[fi].released_at_ms.is_some_and(|r| r < *released_before_ms);
             if from != FoStatus::Released || !due {
@@ -574,7 +596,7 @@ impl App {
             Ok(Transition::Repeat) => return Ok(false),
             // The system's sweeps act on what they listed a moment ago; work that has moved
             // on since (accepted, picked) is simply no longer theirs to move.
-            Err(_) if matches!(action, FoAction::Withdraw { .. }) => return Ok(false),
+            Err(_) if matches!(action, FoAction::Withdraw { .. } | FoAction::Reassign { .. }) => return Ok(false),
             Err(e) => return Err(AppError::Conflict(vec![FieldError::new("status", e.to_string())])),
         };
         let mut to = to;
@@ -586,7 +608,10 @@ impl App {
         let line_index = |order: &StoredOrder, line_id: &str| order.lines.iter().position(|l| l.line_id == line_id);
         match action {
             FoAction::Accept | FoAction::Pack | FoAction::ReadyForPickup => {}
-            FoAction::Reject { .. } | FoAction::ReleaseTimeout { .. } | FoAction::Withdraw { .. } => {
+            FoAction::Reject { .. }
+            | FoAction::ReleaseTimeout { .. }
+            | FoAction::Withdraw { .. }
+            | FoAction::Reassign { .. } => {
                 for &ai in &allocs {
                     let a = &order.allocations[ai];
                     let (node, sku) = parse_position(a)?;
@@ -1248,10 +1273,9 @@ impl App {
 /// Orders looked at per jeopardy sweep page.
 pub const JEOPARDY_BATCH: i64 = 200;
 
-/// A promised line's jeopardy on `today`: `late` once the promised date has passed
-/// without delivery; `at_risk` from the day before the promised date while units have not
-/// all left a node; else `on_track`. Dates are UTC calendar dates (the customer's time
-/// zone is not known yet).
+/// A promised line's jeopardy on `today` (the customer's calendar day): `late` once the
+/// promised date has passed without delivery; `at_risk` from the day before the promised
+/// date while units have not all left a node; else `on_track`.
 pub(crate) fn jeopardy(line: &allot_store::OrderLineRow, today: jiff::civil::Date) -> Option<&'static str> {
     let promised: jiff::civil::Date = line.promised_date.as_deref()?.parse().ok()?;
     let open = line.quantity - line.cancelled;
@@ -1269,22 +1293,28 @@ pub(crate) fn jeopardy(line: &allot_store::OrderLineRow, today: jiff::civil::Dat
 }
 
 impl App {
-    /// Recomputes the jeopardy of every promised open line; a line entering `at_risk` or
-    /// `late` raises `order.at_risk` / `order.late` (once per change) naming the lines.
-    /// Answers how many orders changed. Pages of [`JEOPARDY_BATCH`] orders, each its own
-    /// transaction. Run by the background sweep; tests call it with a fixed clock.
+    /// Recomputes the jeopardy of every promised open line, on the customer's calendar
+    /// day (`ship_to.time_zone`; UTC when the order has none); a line entering `at_risk`
+    /// or `late` raises `order.at_risk` / `order.late` (once per change) naming the lines,
+    /// and the active policy's `jeopardy_action` follows: `upgrade_service` moves the
+    /// line's unshipped units up one service level (`order.service_upgraded`);
+    /// `reroute_if_not_accepted` takes work its node has not accepted away and re-sources
+    /// it elsewhere (reason `order_at_risk` / `order_late`). Answers how many orders
+    /// changed. Pages of [`JEOPARDY_BATCH`] orders, each its own transaction. Run by the
+    /// background sweep; tests call it with a fixed clock.
     pub async fn sweep_jeopardy(&self) -> Result<usize> {
         let now = self.now_ms();
-        let today = jiff::tz::TimeZone::UTC
-            .to_datetime(jiff::Timestamp::from_millisecond(now).map_err(|e| AppError::invalid("now", e))?)
-            .date();
+        let action = {
+            let read = self.inner.read.read();
+            read.active_policy.as_ref().map(|p| p.policy.jeopardy_action).unwrap_or_default()
+        };
         let mut changed = 0;
         let mut after = String::new();
         loop {
             let ids = self.inner.store.promised_open_orders(&after, JEOPARDY_BATCH).await?;
             let Some(last) = ids.last().cloned() else { break };
             for id in &ids {
-                match self.update_jeopardy(id, today, now).await {
+                match self.update_jeopardy(id, now, action).await {
                     Ok(true) => changed += 1,
                     Ok(false) => {}
                     Err(e) => tracing::warn!(order = %id, error = %e, "jeopardy update failed"),
@@ -1298,10 +1328,19 @@ impl App {
         Ok(changed)
     }
 
-    async fn update_jeopardy(&self, order_id: &str, today: jiff::civil::Date, now: i64) -> Result<bool> {
+    async fn update_jeopardy(&self, order_id: &str, now: i64, action: JeopardyAction) -> Result<bool> {
         let mut tx = self.inner.store.begin().await?;
         let order = self.lock_for_change(&mut tx, order_id, None).await?;
+        let captured: Option<Captured> = serde_json::from_str(&order.document).ok();
+        let zone = captured
+            .as_ref()
+            .and_then(|c| c.ship_to.as_ref()?.time_zone.as_deref())
+            .and_then(|tz| jiff::tz::TimeZone::get(tz).ok())
+            .unwrap_or(jiff::tz::TimeZone::UTC);
+        let instant = jiff::Timestamp::from_millisecond(now).map_err(|e| AppError::invalid("now", e))?;
+        let today = zone.to_datetime(instant).date();
         let mut entered: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+        let mut upgrades = Vec::new();
         let mut any = false;
         for l in &order.lines {
             let Some(state) = jeopardy(l, today) else { continue };
@@ -1310,27 +1349,70 @@ impl App {
             }
             tx.set_line_jeopardy(order_id, &l.line_id, state).await?;
             any = true;
-            if state != "on_track" {
-                entered.entry(state).or_default().push(l.line_id.clone());
+            if state == "on_track" {
+                continue;
+            }
+            entered.entry(state).or_default().push(l.line_id.clone());
+            let unshipped = l.quantity - l.cancelled - l.shipped > 0;
+            if action == JeopardyAction::UpgradeService && unshipped {
+                let current = l.upgraded_service_level.clone().unwrap_or_else(|| ordered_service_level(&captured, l));
+                if let Some(to) = upgraded_service_level(&current) {
+                    tx.set_line_service_upgrade(order_id, &l.line_id, to).await?;
+                    upgrades.push(json!({"line_id": l.line_id, "from": current, "to": to, "jeopardy": state}));
+                }
             }
         }
         if !any {
             tx.rollback().await?;
             return Ok(false);
         }
-        let events: Vec<NewEvent> = entered
-            .into_iter()
+        let mut events: Vec<NewEvent> = entered
+            .iter()
             .map(|(state, lines)| {
                 crate::events::order_event(
                     &format!("order.{state}"),
                     &order,
                     now,
-                    json!({"lines": lines, "today": today.to_string()}),
+                    json!({"lines": lines, "today": today.to_string(), "time_zone": zone.iana_name().unwrap_or("UTC"),
+                           "action": action.as_str()}),
                 )
             })
             .collect();
+        if !upgrades.is_empty() {
+            events.push(crate::events::order_event("order.service_upgraded", &order, now, json!({"lines": upgrades})));
+        }
         tx.insert_events(&events).await?;
         tx.commit().await?;
+        if action == JeopardyAction::RerouteIfNotAccepted {
+            // Each move is its own transaction through the fulfillment path (as a
+            // rejection); work its node accepted meanwhile stays.
+            for (state, lines) in &entered {
+                let fos: BTreeSet<&str> = order
+                    .allocations
+                    .iter()
+                    .filter(|a| a.quantity > 0 && lines.contains(&a.line_id))
+                    .map(|a| a.fulfillment_order_id.as_str())
+                    .collect();
+                for fo in fos {
+                    let reason = format!("order_{state}");
+                    if let Err(e) = self.act_on_fulfillment_order(fo, FoAction::Reassign { reason }, None).await {
+                        tracing::warn!(fulfillment_order = %fo, error = %e, "jeopardy reroute failed");
+                    }
+                }
+            }
+        }
         Ok(true)
     }
+}
+
+/// The service level a line was ordered with: its own, else the promise option's, else
+/// standard.
+fn ordered_service_level(captured: &Option<Captured>, line: &allot_store::OrderLineRow) -> String {
+    let Some(c) = captured else { return "standard".to_owned() };
+    c.lines
+        .iter()
+        .find(|l| l.line_id == line.line_id)
+        .and_then(|l| l.service_level.clone())
+        .or_else(|| c.promise_option_id.as_deref()?.strip_prefix("ship:")?.split(':').next().map(str::to_owned))
+        .unwrap_or_else(|| "standard".to_owned())
 }

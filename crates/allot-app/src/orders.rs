@@ -633,6 +633,7 @@ impl App {
                         .filter(|_| l.method == allot_core::FulfillmentMethod::Ship)
                         .map(|p| p.delivery_date.to_string()),
                     jeopardy: None,
+                    upgraded_service_level: None,
                 };
                 row.status = line_status(&row).to_owned();
                 row

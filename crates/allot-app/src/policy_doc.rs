@@ -6,7 +6,9 @@
 //! out; its SHA-256 is the policy's content hash, stamped on every decision.
 
 use allot_core::network::NodeType;
-use allot_core::sourcing::{Condition, Constraints, CostModel, Filters, Policy, Rule, RuleBody, ShippingZone};
+use allot_core::sourcing::{
+    Condition, Constraints, CostModel, Filters, JeopardyAction, Policy, Rule, RuleBody, ShippingZone,
+};
 use allot_core::{ChannelId, FulfillmentMethod, NodeId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -30,6 +32,10 @@ pub struct PolicyDoc {
     /// Minutes a node has to accept released work before it is re-sourced; absent: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accept_within_minutes: Option<u32>,
+    /// What the jeopardy sweep does for promised lines at risk or late: `notify_only`
+    /// (absent: the default), `reroute_if_not_accepted`, `upgrade_service`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jeopardy_action: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -317,7 +323,21 @@ pub fn to_policy(name: &str, doc: &PolicyDoc) -> Result<Policy, Vec<FieldError>>
     let parts =
         BodyParts { filters: &fallback_doc.filters, constraints: &fallback_doc.constraints, cost: &fallback_doc.cost };
     let fallback = body(&parts, "fallback", &mut errors);
-    let policy = Policy { name: name.to_owned(), rules, fallback, accept_within_minutes: doc.accept_within_minutes };
+    let jeopardy_action = match doc.jeopardy_action.as_deref() {
+        None => JeopardyAction::NotifyOnly,
+        Some(a) => JeopardyAction::parse(a).unwrap_or_else(|| {
+            let known: Vec<&str> = JeopardyAction::ALL.iter().map(|a| a.as_str()).collect();
+            errors.push(FieldError::new("jeopardy_action", format!("one of {}", known.join(", "))));
+            JeopardyAction::NotifyOnly
+        }),
+    };
+    let policy = Policy {
+        name: name.to_owned(),
+        rules,
+        fallback,
+        accept_within_minutes: doc.accept_within_minutes,
+        jeopardy_action,
+    };
     if let Err(problems) = policy.validate() {
         errors.extend(problems.into_iter().map(|(f, m)| FieldError::new(f, m)));
     }
@@ -394,6 +414,8 @@ pub fn canonical_doc(p: &Policy) -> PolicyDoc {
             BodyDoc { name: None, filters, constraints, cost }
         }),
         accept_within_minutes: p.accept_within_minutes,
+        jeopardy_action: (p.jeopardy_action != JeopardyAction::NotifyOnly)
+            .then(|| p.jeopardy_action.as_str().to_owned()),
     }
 }
 

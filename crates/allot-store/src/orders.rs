@@ -29,6 +29,8 @@ pub struct OrderLineRow {
     pub promised_date: Option<String>,
     /// on_track, at_risk, late (kept by the jeopardy sweep for promised lines).
     pub jeopardy: Option<String>,
+    /// The service level the line was moved up to by a jeopardy upgrade (None: as ordered).
+    pub upgraded_service_level: Option<String>,
 }
 
 /// A fulfillment order: an order's work at one node, of one kind (ship or pickup), made by
@@ -125,7 +127,7 @@ pub struct StoredOrder {
 }
 
 pub(crate) const LINE_COLUMNS: &str = "line_id, sku, quantity, allocated, backordered, unfilled, cancelled, shipped, \
-     delivered, status, promised_date, jeopardy";
+     delivered, status, promised_date, jeopardy, upgraded_service_level";
 pub(crate) const FO_COLUMNS: &str = "fulfillment_order_id, order_id, node_id, kind, attempt, status, reason, \
      created_at_ms, released_at_ms, updated_at_ms, promised_date";
 pub(crate) const ALLOCATION_COLUMNS: &str =
@@ -465,6 +467,19 @@ impl Tx {
                 .bind(order_id)
                 .bind(line_id)
                 .bind(jeopardy)
+                .execute(conn)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Records a jeopardy upgrade of a line's service level.
+    pub async fn set_line_service_upgrade(&mut self, order_id: &str, line_id: &str, level: &str) -> Result<()> {
+        on_tx!(self, |conn| {
+            sqlx::query("UPDATE order_lines SET upgraded_service_level = $3 WHERE order_id = $1 AND line_id = $2")
+                .bind(order_id)
+                .bind(line_id)
+                .bind(level)
                 .execute(conn)
                 .await?;
         });

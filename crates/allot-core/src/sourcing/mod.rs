@@ -56,5 +56,8 @@ pub use engine::{
     source,
 };
 pub use memory::MemoryNetwork;
-pub use policy::{Condition, Constraints, CostModel, Filters, OrderFacts, Policy, Rule, RuleBody, ShippingZone};
+pub use policy::{
+    Condition, Constraints, CostModel, Filters, JeopardyAction, OrderFacts, Policy, Rule, RuleBody, ShippingZone,
+    upgraded_service_level,
+};
 pub use table::NodeTable;

@@ -148,6 +148,47 @@ pub struct Rule {
     pub body: RuleBody,
 }
 
+/// What the jeopardy sweep does, besides raising `order.at_risk` / `order.late`, when a
+/// promised line falls into jeopardy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum JeopardyAction {
+    /// Events only (the default).
+    #[default]
+    NotifyOnly,
+    /// Work not yet accepted by its node is taken away and re-sourced elsewhere (the
+    /// node is excluded for the order, as after a rejection).
+    RerouteIfNotAccepted,
+    /// Units not yet shipped move up one service level (standard → express → next_day).
+    UpgradeService,
+}
+
+impl JeopardyAction {
+    pub const ALL: [JeopardyAction; 3] =
+        [JeopardyAction::NotifyOnly, JeopardyAction::RerouteIfNotAccepted, JeopardyAction::UpgradeService];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JeopardyAction::NotifyOnly => "notify_only",
+            JeopardyAction::RerouteIfNotAccepted => "reroute_if_not_accepted",
+            JeopardyAction::UpgradeService => "upgrade_service",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<JeopardyAction> {
+        JeopardyAction::ALL.into_iter().find(|a| a.as_str() == text)
+    }
+}
+
+/// The next faster service level of an upgrade (`None`: already the fastest shipped
+/// level, or not a level this upgrade knows).
+pub fn upgraded_service_level(level: &str) -> Option<&'static str> {
+    match level {
+        "standard" => Some("express"),
+        "express" => Some("next_day"),
+        _ => None,
+    }
+}
+
 /// A named routing policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
@@ -159,6 +200,8 @@ pub struct Policy {
     /// is treated as having rejected it (the work is re-sourced). `None` (the default):
     /// no timeout.
     pub accept_within_minutes: Option<u32>,
+    /// What the jeopardy sweep does for lines at risk or late.
+    pub jeopardy_action: JeopardyAction,
 }
 
 impl Policy {
@@ -186,6 +229,7 @@ impl Default for Policy {
             rules: Vec::new(),
             fallback: RuleBody::default(),
             accept_within_minutes: None,
+            jeopardy_action: JeopardyAction::NotifyOnly,
         }
     }
 }

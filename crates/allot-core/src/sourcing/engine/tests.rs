@@ -195,6 +195,7 @@ fn random_instance(seed: u64) -> (Net, OrderToSource, Policy) {
         rules: Vec::new(),
         fallback: RuleBody { filters, constraints, cost },
         accept_within_minutes: None,
+        jeopardy_action: Default::default(),
     };
     (Net { nodes, orders_today, units_today, items, stock }, order, policy)
 }
@@ -478,6 +479,7 @@ fn random_crowded_instance(seed: u64) -> (Net, OrderToSource, Policy) {
         rules: Vec::new(),
         fallback: RuleBody { filters, constraints, cost },
         accept_within_minutes: None,
+        jeopardy_action: Default::default(),
     };
     (Net { nodes, orders_today, units_today, items, stock }, order, policy)
 }
