@@ -108,6 +108,7 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::fulfillment::router())
         .merge(routes::webhooks::router())
         .merge(routes::promising::router())
+        .merge(routes::supply::router())
         .merge(routes::inventory::router().layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)))
         .merge(routes::inventory::bulk_router().layer(DefaultBodyLimit::max(BULK_BODY_LIMIT_BYTES)))
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))

@@ -475,6 +475,10 @@ pub struct OrderLineView {
     /// `upgrade_service`); absent: as ordered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upgraded_service_level: Option<String>,
+    /// Backordered units promised against inbound supply: which, where, how many, when
+    /// expected (a preorder's date). Empty when nothing is expected.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub expected: Vec<ExpectedView>,
     /// Where the line's units are now: fulfillment orders still working on them or that
     /// handed them over (not rejected or cancelled ones).
     pub allocations: Vec<AllocationView>,
@@ -567,6 +571,7 @@ fn order_parts(
     fos: &[allot_app::FulfillmentOrderRow],
     allocations: &[allot_app::AllocationRow],
     shipments: &[allot_app::ShipmentRow],
+    expectations: &[allot_app::LineExpectation],
 ) -> (Vec<OrderLineView>, Vec<FulfillmentOrderDetailView>) {
     let live: std::collections::HashSet<&str> = fos
         .iter()
@@ -589,6 +594,16 @@ fn order_parts(
             promised_date: l.promised_date.clone(),
             jeopardy: l.jeopardy.clone(),
             upgraded_service_level: l.upgraded_service_level.clone(),
+            expected: expectations
+                .iter()
+                .filter(|x| x.line_id == l.line_id)
+                .map(|x| ExpectedView {
+                    supply_id: x.supply_id.clone(),
+                    node_id: x.node_id.clone(),
+                    quantity: x.quantity,
+                    eta: ms_to_rfc3339(x.eta_ms),
+                })
+                .collect(),
             shipped_at: line_handover(l, fos, allocations, shipments, false).map(ms_to_rfc3339),
             delivered_at: (l.delivered > 0 && l.delivered == l.quantity - l.cancelled)
                 .then(|| line_handover(l, fos, allocations, shipments, true))
@@ -610,13 +625,12 @@ fn order_parts(
     (lines, fulfillment_orders)
 }
 
-fn ms_to_rfc3339(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_default()
-}
+use allot_app::ms_to_rfc3339;
 
 impl From<allot_app::StoredOrder> for OrderView {
     fn from(o: allot_app::StoredOrder) -> OrderView {
-        let (lines, fulfillment_orders) = order_parts(&o.lines, &o.fulfillment_orders, &o.allocations, &o.shipments);
+        let (lines, fulfillment_orders) =
+            order_parts(&o.lines, &o.fulfillment_orders, &o.allocations, &o.shipments, &o.expectations);
         OrderView {
             timeline: None,
             contacts: None,
@@ -670,7 +684,7 @@ pub struct PolicyNameView {
 
 impl From<allot_app::OrderSummary> for OrderSummaryView {
     fn from(o: allot_app::OrderSummary) -> OrderSummaryView {
-        let (lines, fulfillment_orders) = order_parts(&o.lines, &o.fulfillment_orders, &o.allocations, &[]);
+        let (lines, fulfillment_orders) = order_parts(&o.lines, &o.fulfillment_orders, &o.allocations, &[], &[]);
         OrderSummaryView {
             created_at: ms_to_rfc3339(o.created_at_ms),
             policy: PolicyNameView { name: o.policy_name, version: o.policy_version },
@@ -1077,5 +1091,92 @@ impl From<allot_app::PromiseAnswer> for PromiseView {
                 .map(|(method, service_level, reason)| UnavailableView { method, service_level, reason })
                 .collect(),
         }
+    }
+}
+
+/// Backordered units of a line promised against inbound supply.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExpectedView {
+    pub supply_id: String,
+    pub node_id: String,
+    pub quantity: i64,
+    /// When the supply is expected at the node (RFC 3339).
+    pub eta: String,
+}
+
+/// Stock expected at a node (a purchase order or transfer).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SupplyView {
+    pub id: String,
+    pub node_id: String,
+    pub sku: String,
+    pub quantity: i64,
+    /// Units promised to backordered lines.
+    pub committed: i64,
+    /// Units not yet promised (what a new preorder can still be promised against).
+    pub available: i64,
+    pub eta: String,
+    /// expected, received, cancelled
+    pub status: String,
+    /// Units put on hand when received.
+    pub received: i64,
+    pub created_at: String,
+    pub updated_at: String,
+    /// The backordered units promised against it (on a single record's answers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commitments: Option<Vec<CommitmentView>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CommitmentView {
+    pub order_id: String,
+    pub line_id: String,
+    pub quantity: i64,
+    pub committed_at: String,
+}
+
+/// A page of supply records.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SupplyList {
+    pub supply: Vec<SupplyView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl From<allot_app::SupplyRow> for SupplyView {
+    fn from(s: allot_app::SupplyRow) -> SupplyView {
+        let open = s.status == "expected";
+        SupplyView {
+            available: if open { s.quantity - s.committed } else { 0 },
+            id: s.supply_id,
+            node_id: s.node_id,
+            sku: s.sku,
+            quantity: s.quantity,
+            committed: s.committed,
+            eta: ms_to_rfc3339(s.eta_ms),
+            status: s.status,
+            received: s.received,
+            created_at: ms_to_rfc3339(s.created_at_ms),
+            updated_at: ms_to_rfc3339(s.updated_at_ms),
+            commitments: None,
+        }
+    }
+}
+
+impl From<allot_app::SupplyEntry> for SupplyView {
+    fn from(e: allot_app::SupplyEntry) -> SupplyView {
+        let mut v = SupplyView::from(e.supply);
+        v.commitments = Some(
+            e.commitments
+                .into_iter()
+                .map(|c| CommitmentView {
+                    order_id: c.order_id,
+                    line_id: c.line_id,
+                    quantity: c.quantity,
+                    committed_at: ms_to_rfc3339(c.committed_at_ms),
+                })
+                .collect(),
+        );
+        v
     }
 }

@@ -558,12 +558,16 @@ async fn operations_endpoints_answer_without_a_key(s: TestServer) {
         ("/v1/carriers/{carrier_id}", &["put", "get"]),
         ("/v1/nodes/{node_id}/calendar", &["put", "get"]),
         ("/v1/promises", &["post"]),
+        ("/v1/inventory/supply", &["post", "get"]),
+        ("/v1/inventory/supply/{supply_id}", &["get"]),
+        ("/v1/inventory/supply/{supply_id}/receive", &["post"]),
+        ("/v1/inventory/supply/{supply_id}/cancel", &["post"]),
     ] {
         for m in methods {
             assert!(paths[path].get(*m).is_some(), "{m} {path} missing from the OpenAPI document");
         }
     }
-    assert_eq!(paths.len(), 42, "every route is documented and nothing else: {:?}", paths.keys());
+    assert_eq!(paths.len(), 46, "every route is documented and nothing else: {:?}", paths.keys());
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
 }
 

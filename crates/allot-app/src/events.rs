@@ -34,6 +34,11 @@ pub(crate) fn current_actor() -> String {
     ACTOR.try_with(Clone::clone).unwrap_or_else(|_| "system".to_owned())
 }
 
+/// A time in milliseconds since the epoch as RFC 3339 (UTC); empty when out of range.
+pub fn ms_to_rfc3339(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_default()
+}
+
 /// Payload version of every event type so far.
 pub const EVENT_VERSION: i32 = 1;
 

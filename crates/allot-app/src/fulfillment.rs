@@ -496,6 +496,11 @@ impl App {
         self.notify(&mut tx, self.positions_note(&fx.written)).await?;
         tx.commit().await?;
         self.refresh_positions(fx.written);
+        let backordered: Vec<String> =
+            order.lines.iter().filter(|l| l.backordered > 0).map(|l| l.sku.clone()).collect();
+        if !backordered.is_empty() {
+            self.backorders_changed(backordered).await;
+        }
         let order = self.order_by_id(&order_id).await?;
         entry_of(&order, fo_id).ok_or_else(not_found)
     }
@@ -944,6 +949,7 @@ impl App {
         if skus.is_empty() || !self.inner.store.has_backorders().await? {
             return Ok(0);
         }
+        let all_skus = skus.to_vec();
         let mut skus = skus.to_vec();
         let mut filled = 0;
         let mut after = None;
@@ -965,6 +971,9 @@ impl App {
             }
             after = page.last().map(|(id, p)| (p.clone(), id.clone()));
         }
+        if filled > 0 {
+            self.backorders_changed(all_skus).await;
+        }
         Ok(filled)
     }
 
@@ -975,7 +984,7 @@ impl App {
         read.active_positions(&sku).any(|(_, p)| p.position.counts.atp() > Qty::ZERO)
     }
 
-    async fn fill_backorder(&self, order_id: &str) -> Result<bool> {
+    pub(crate) async fn fill_backorder(&self, order_id: &str) -> Result<bool> {
         let now = self.now_ms();
         let mut tx = self.inner.store.begin().await?;
         let mut order = self.lock_for_change(&mut tx, order_id, None).await?;

@@ -346,7 +346,7 @@ pub const INVENTORY_EVENT_POSITIONS_MAX: usize = 1000;
 
 /// One `inventory.changed` event per feed write (coalesced: a 100,000-delta batch is one
 /// event): the positions written with their on hand and ATP after the write.
-fn inventory_changed(written: &[StoredPosition], now: i64) -> allot_store::NewEvent {
+pub(crate) fn inventory_changed(written: &[StoredPosition], now: i64) -> allot_store::NewEvent {
     let first = written.first().map(|p| p.position.node_id.to_string());
     let one_node = written.iter().all(|p| Some(p.position.node_id.to_string()) == first);
     let positions: Vec<serde_json::Value> = written

@@ -28,6 +28,7 @@ pub mod promise_doc;
 mod promising;
 mod read_model;
 mod reservations;
+mod supply;
 mod webhooks;
 
 use std::sync::{Arc, OnceLock};
@@ -40,13 +41,14 @@ pub use allot_store::{
     OrderLineRow, OrderSummary, ReservationLineRow, ShipmentRow, SourcingAttemptRow, StoredAnswer, StoredEvent,
     StoredReservation, StoredWebhook,
 };
+pub use allot_store::{CommitmentRow, LineExpectation, SupplyFilter, SupplyRow};
 pub use allot_store::{DbConfig, StoredItem, StoredNode};
 pub use allot_store::{StoredDocument, StoredOrder};
 pub use auth::{NewKey, Principal, Role};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use demo::LoadSummary;
 pub use error::{AppError, FieldError};
-pub use events::{CONTACT_CHANNELS, EVENT_VERSION, acting_as};
+pub use events::{CONTACT_CHANNELS, EVENT_VERSION, acting_as, ms_to_rfc3339};
 pub use fulfillment::{
     DISRUPTION_BATCH, FULFILLMENT_TEXT_MAX, FoAction, JEOPARDY_BATCH, PACKAGES_MAX, Package, PickedLine,
     REROUTE_ROUNDS, Scan, ScanKind, TIMEOUT_BATCH, parse_queue_cursor, queue_cursor,
@@ -62,6 +64,7 @@ pub use promising::{
 };
 pub use read_model::ReadModel;
 pub use reservations::{RESERVATION_LINES_MAX, RESERVATION_TTL_MAX_S, ReserveInput, ReserveLine, SWEEP_INTERVAL};
+pub use supply::{SUPPLY_ETA_MAX_MS, SUPPLY_QUANTITY_MAX, SupplyEntry, SupplyInput};
 pub use webhooks::{
     WEBHOOK_TYPES_MAX, WEBHOOK_URL_MAX, WebhookInfo, WebhookInput, WebhookOptions, install_tls_provider,
     sign as sign_webhook,

@@ -323,6 +323,15 @@ impl App {
                     if !failed.is_empty() {
                         self.reload_positions(&failed).await?;
                     }
+                    // A preorder: its backordered units may be promised against supply.
+                    let backordered: Vec<String> =
+                        order.lines.iter().filter(|l| l.backordered > 0).map(|l| l.sku.clone()).collect();
+                    if !backordered.is_empty() {
+                        self.backorders_changed(backordered).await;
+                        // The answer shows what the preorder's units are expected from.
+                        let order = self.order_by_id(&order.order_id).await?;
+                        return Ok(Placed { order, created: true });
+                    }
                     return Ok(Placed { order: *order, created: true });
                 }
             }
@@ -663,6 +672,7 @@ impl App {
             allocations,
             shipments: Vec::new(),
             attempts: Vec::new(),
+            expectations: Vec::new(),
         }
     }
 
@@ -914,7 +924,21 @@ impl App {
         self.notify(&mut tx, self.positions_note(&written)).await?;
         tx.commit().await?;
         self.refresh_positions(written);
+        if cancelled_now.iter().any(|(_, q)| *q > 0) {
+            self.backorders_changed(order.lines.iter().map(|l| l.sku.clone()).collect()).await;
+        }
         self.order_by_id(order_id).await
+    }
+
+    /// After a change that may have moved backordered units of `skus`: recomputes their
+    /// supply commitments. Errors are logged, not answered: the change itself committed,
+    /// and the next change of the SKU recomputes them again.
+    pub(crate) async fn backorders_changed(&self, mut skus: Vec<String>) {
+        skus.sort();
+        skus.dedup();
+        if let Err(e) = self.recommit_supply(&skus).await {
+            tracing::warn!(error = %e, "recomputing supply commitments failed");
+        }
     }
 
     /// Adds a hold: fulfillment orders not yet worked on are held back. Adding a hold the

@@ -28,6 +28,7 @@ mod policies;
 mod positions;
 mod reservations;
 mod rows;
+mod supply;
 mod webhooks;
 
 use std::path::Path;
@@ -53,6 +54,7 @@ pub use policies::StoredPolicy;
 pub use positions::{StockMove, StoredPosition};
 pub use reservations::{ReservationLineRow, StoredReservation};
 pub use rows::{StoredItem, StoredNode};
+pub use supply::{BackorderedLine, CommitmentRow, LineExpectation, SupplyFilter, SupplyRow};
 pub use webhooks::{DeliveryCounts, DeliveryRow, StoredWebhook};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

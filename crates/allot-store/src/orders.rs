@@ -124,6 +124,8 @@ pub struct StoredOrder {
     pub allocations: Vec<AllocationRow>,
     pub shipments: Vec<ShipmentRow>,
     pub attempts: Vec<SourcingAttemptRow>,
+    /// Backordered units promised against inbound supply (see `supply`).
+    pub expectations: Vec<crate::LineExpectation>,
 }
 
 pub(crate) const LINE_COLUMNS: &str = "line_id, sku, quantity, allocated, backordered, unfilled, cancelled, shipped, \
@@ -140,7 +142,7 @@ const ORDER_COLUMNS: &str = "order_id, channel, external_id, request_hash, statu
      policy_name, policy_version, policy_hash, created_at_ms";
 
 /// Reads an order and its parts with one executor expression (a pool, or a transaction's
-/// connection as `&mut *conn`): five statements.
+/// connection as `&mut *conn`): six statements, a seventh when lines are backordered.
 macro_rules! read_order {
     ($exec:expr, $order_id:expr) => {{
         let row = sqlx::query_as::<_, OrderRow>(sqlx::AssertSqlSafe(format!(
@@ -178,6 +180,19 @@ macro_rules! read_order {
                 .bind($order_id)
                 .fetch_all($exec)
                 .await?;
+                // What backordered lines wait for (read only when there are any).
+                let expectations = if lines.iter().any(|l| l.backordered > 0) {
+                    sqlx::query_as::<_, crate::LineExpectation>(
+                        "SELECT c.line_id, c.supply_id, s.node_id, c.quantity, s.eta_ms FROM supply_commitments c \
+                         JOIN inbound_supply s ON s.supply_id = c.supply_id WHERE c.order_id = $1 \
+                         ORDER BY c.line_id, s.eta_ms, c.supply_id",
+                    )
+                    .bind($order_id)
+                    .fetch_all($exec)
+                    .await?
+                } else {
+                    Vec::new()
+                };
                 let attempts = sqlx::query_as::<_, SourcingAttemptRow>(
                     "SELECT attempt, reason, failed_node_id, fulfillment_order_id, decision, at_ms \
                      FROM sourcing_attempts WHERE order_id = $1 ORDER BY attempt",
@@ -203,6 +218,7 @@ macro_rules! read_order {
                     allocations,
                     shipments,
                     attempts,
+                    expectations,
                 })
             }
         }
@@ -221,6 +237,16 @@ impl Store {
         match self {
             Store::Sqlite(_) => format!("IN (SELECT value FROM json_each(${n}))"),
             Store::Postgres(_) => format!("IN (SELECT jsonb_array_elements_text(${n}::jsonb))"),
+        }
+    }
+}
+
+impl Tx {
+    /// As [`Store::in_text_array`], inside a transaction.
+    pub(crate) fn in_text_array(&self, n: u8) -> String {
+        match self {
+            Tx::Sqlite(_) => format!("IN (SELECT value FROM json_each(${n}))"),
+            Tx::Postgres(_) => format!("IN (SELECT jsonb_array_elements_text(${n}::jsonb))"),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod orders;
 pub mod policies;
 pub mod promising;
 pub mod reservations;
+pub mod supply;
 pub mod webhooks;
 
 /// The channel a caller's order-side reads and changes are limited to: `None` for admins,

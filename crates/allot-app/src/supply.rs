@@ -1,0 +1,335 @@
+//! Inbound supply and preorders: stock expected at a node by a date (a purchase order or
+//! a transfer), which backordered units may be promised against before it arrives.
+//!
+//! - Supply is not stock. It never enters ATP, so nothing can be allocated from it; what
+//!   it gives is an expected date ("ATP over time"): `GET /v1/inventory/supply` lists the
+//!   open supply of a SKU with the units not yet promised.
+//! - Commitments: the backordered units of each SKU are matched to its expected supply,
+//!   earliest ETA first, the oldest promise first (earliest promised date, unpromised
+//!   after promised, then order age). They are recomputed for the SKU whenever its supply
+//!   or its backorders change (supply added, received or cancelled; an order placed with
+//!   backordered units; backorders filled or cancelled), so they always describe the
+//!   current backlog. A change is an `order.supply_committed` event naming the order's
+//!   expected units (an empty list when they were released).
+//! - Receiving puts the received units on hand at the node (as an inventory delta, in the
+//!   transaction that closes the supply) and fills backorders at once: the orders the
+//!   supply was committed to first, then the SKU's other backorders by promise. A feed
+//!   that also reports the receipt as a delta would count it twice; a feed of absolute
+//!   positions or snapshots does not (it overwrites). Receipts are all at once: fewer
+//!   units than expected close the supply (post new supply for the rest).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use allot_core::inventory::{self, OnHandDelta, Position};
+use allot_core::{NodeId, Sku};
+use allot_store::{CommitmentRow, SupplyFilter, SupplyRow};
+use serde_json::json;
+
+use crate::{App, AppError, FieldError, ListPage, Result};
+
+/// Latest ETA accepted: two years ahead.
+pub const SUPPLY_ETA_MAX_MS: i64 = 2 * 366 * 24 * 3_600_000;
+/// Most units one supply record may carry.
+pub const SUPPLY_QUANTITY_MAX: i64 = 1_000_000_000;
+
+/// New expected supply.
+#[derive(Debug, Clone)]
+pub struct SupplyInput {
+    pub node_id: NodeId,
+    pub sku: Sku,
+    pub quantity: i64,
+    pub eta_ms: i64,
+}
+
+/// A supply record with the backordered units promised against it.
+#[derive(Debug, Clone)]
+pub struct SupplyEntry {
+    pub supply: SupplyRow,
+    pub commitments: Vec<CommitmentRow>,
+}
+
+impl App {
+    /// Records supply expected at a node and promises backordered units against it.
+    pub async fn add_supply(&self, input: SupplyInput) -> Result<SupplyEntry> {
+        let now = self.now_ms();
+        let mut errors = Vec::new();
+        {
+            let read = self.inner.read.read();
+            if read.node(input.node_id.as_str()).is_none() {
+                errors.push(FieldError::new("node_id", format!("unknown node {}", input.node_id)));
+            }
+            if read.item(input.sku.as_str()).is_none() {
+                errors.push(FieldError::new("sku", format!("unknown SKU {}", input.sku)));
+            }
+        }
+        if !(1..=SUPPLY_QUANTITY_MAX).contains(&input.quantity) {
+            errors.push(FieldError::new("quantity", format!("must be 1–{SUPPLY_QUANTITY_MAX}")));
+        }
+        if input.eta_ms < now {
+            errors.push(FieldError::new("eta", "must not be in the past (receive stock that has arrived)"));
+        } else if input.eta_ms > now + SUPPLY_ETA_MAX_MS {
+            errors.push(FieldError::new("eta", "at most two years ahead"));
+        }
+        if !errors.is_empty() {
+            return Err(AppError::Invalid(errors));
+        }
+        let row = SupplyRow {
+            supply_id: crate::orders::new_id("sup"),
+            node_id: input.node_id.to_string(),
+            sku: input.sku.to_string(),
+            quantity: input.quantity,
+            committed: 0,
+            eta_ms: input.eta_ms,
+            status: "expected".to_owned(),
+            received: 0,
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        let mut tx = self.inner.store.begin().await?;
+        tx.insert_supply(&row).await?;
+        tx.insert_events(&[supply_event("supply.expected", &row, now)]).await?;
+        tx.commit().await?;
+        self.recommit_supply(std::slice::from_ref(&row.sku)).await?;
+        self.supply_entry(&row.supply_id).await
+    }
+
+    pub async fn supply_entry(&self, supply_id: &str) -> Result<SupplyEntry> {
+        let supply = self
+            .inner
+            .store
+            .supply(supply_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound { what: "supply", id: supply_id.to_owned() })?;
+        let commitments = self.inner.store.supply_commitments(supply_id).await?;
+        Ok(SupplyEntry { supply, commitments })
+    }
+
+    /// One page of supply, in creation order.
+    pub async fn list_supply(&self, mut filter: SupplyFilter) -> Result<ListPage<SupplyRow>> {
+        let limit = usize::try_from(filter.limit).unwrap_or(0);
+        filter.limit += 1;
+        let mut entries = self.inner.store.list_supply(&filter).await?;
+        let next_cursor = if entries.len() > limit {
+            entries.truncate(limit);
+            entries.last().map(|s| s.supply_id.clone())
+        } else {
+            None
+        };
+        Ok(ListPage { entries, next_cursor })
+    }
+
+    /// Receives expected supply: `quantity` (default: all expected) units go on hand at
+    /// the node in the transaction that closes the supply, then backorders are filled
+    /// (see the module docs). A repeated receipt answers the received supply and changes
+    /// nothing; cancelled supply cannot be received (409).
+    pub async fn receive_supply(&self, supply_id: &str, quantity: Option<i64>) -> Result<SupplyEntry> {
+        if quantity.is_some_and(|q| !(1..=SUPPLY_QUANTITY_MAX).contains(&q)) {
+            return Err(AppError::invalid("quantity", format!("must be 1–{SUPPLY_QUANTITY_MAX}")));
+        }
+        let now = self.now_ms();
+        let mut tx = self.inner.store.begin().await?;
+        let supply = tx
+            .lock_supply(supply_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound { what: "supply", id: supply_id.to_owned() })?;
+        match supply.status.as_str() {
+            "received" => {
+                tx.rollback().await?;
+                return self.supply_entry(supply_id).await;
+            }
+            "cancelled" => {
+                tx.rollback().await?;
+                return Err(AppError::Conflict(vec![FieldError::new("status", "cancelled supply cannot be received")]));
+            }
+            _ => {}
+        }
+        let received = quantity.unwrap_or(supply.quantity);
+        let committed_orders: Vec<String> = {
+            let mut seen = BTreeSet::new();
+            let mut rows = tx.commitments_of(std::slice::from_ref(&supply.supply_id)).await?;
+            rows.sort_by(|a, b| (a.committed_at_ms, &a.order_id).cmp(&(b.committed_at_ms, &b.order_id)));
+            rows.into_iter().filter(|c| seen.insert(c.order_id.clone())).map(|c| c.order_id).collect()
+        };
+        let (node, sku) = (parse_node(&supply.node_id)?, parse_sku(&supply.sku)?);
+        let key = (node.clone(), sku.clone());
+        let mut state: HashMap<(NodeId, Sku), Position> = tx
+            .lock_positions(std::slice::from_ref(&key), now)
+            .await?
+            .into_iter()
+            .map(|p| ((p.position.node_id.clone(), p.position.sku.clone()), p.position))
+            .collect();
+        let delta = OnHandDelta { node_id: node, sku, on_hand_delta: received, seq: None };
+        if let Err(errors) = inventory::apply_deltas(&mut state, &[delta]) {
+            tx.rollback().await?;
+            let detail = errors.first().map(|(_, e)| e.to_string()).unwrap_or_default();
+            return Err(AppError::invalid("quantity", detail));
+        }
+        let changed: Vec<Position> = state.remove(&key).into_iter().collect();
+        let written = tx.write_positions(&changed, now).await?;
+        tx.close_supply(supply_id, "received", received, now).await?;
+        let closed = SupplyRow { status: "received".to_owned(), received, committed: 0, updated_at_ms: now, ..supply };
+        tx.insert_events(&[
+            supply_event("supply.received", &closed, now),
+            crate::inventory::inventory_changed(&written, now),
+        ])
+        .await?;
+        self.notify(&mut tx, self.positions_note(&written)).await?;
+        tx.commit().await?;
+        self.refresh_positions(written);
+        // The orders this supply was promised to come first, then everyone else by promise.
+        for order_id in &committed_orders {
+            if let Err(e) = self.fill_backorder(order_id).await {
+                tracing::warn!(order = %order_id, error = %e, "filling a committed backorder failed");
+            }
+        }
+        self.fill_backorders(std::slice::from_ref(&closed.sku)).await?;
+        self.recommit_supply(std::slice::from_ref(&closed.sku)).await?;
+        self.supply_entry(supply_id).await
+    }
+
+    /// Cancels expected supply: its commitments end and the SKU's backorders are matched
+    /// to the remaining supply. Repeating it answers the cancelled supply; received supply
+    /// cannot be cancelled (409).
+    pub async fn cancel_supply(&self, supply_id: &str) -> Result<SupplyEntry> {
+        let now = self.now_ms();
+        let mut tx = self.inner.store.begin().await?;
+        let supply = tx
+            .lock_supply(supply_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound { what: "supply", id: supply_id.to_owned() })?;
+        match supply.status.as_str() {
+            "cancelled" => {
+                tx.rollback().await?;
+                return self.supply_entry(supply_id).await;
+            }
+            "received" => {
+                tx.rollback().await?;
+                return Err(AppError::Conflict(vec![FieldError::new("status", "received supply cannot be cancelled")]));
+            }
+            _ => {}
+        }
+        tx.close_supply(supply_id, "cancelled", 0, now).await?;
+        let closed = SupplyRow { status: "cancelled".to_owned(), committed: 0, updated_at_ms: now, ..supply };
+        tx.insert_events(&[supply_event("supply.cancelled", &closed, now)]).await?;
+        tx.commit().await?;
+        // Orders that lost their expected units hear about it from the recomputation.
+        self.recommit_supply_from(std::slice::from_ref(&closed.sku), Some(supply_id)).await?;
+        self.supply_entry(supply_id).await
+    }
+
+    /// Recomputes the commitments of `skus` that have supply expected (see the module
+    /// docs); one transaction per SKU. Cheap when there is no open supply (one probe).
+    pub(crate) async fn recommit_supply(&self, skus: &[String]) -> Result<()> {
+        self.recommit_supply_from(skus, None).await
+    }
+
+    /// As [`App::recommit_supply`]; `closed` names a supply just closed whose former
+    /// commitments count as "before" (so their orders hear that they changed).
+    async fn recommit_supply_from(&self, skus: &[String], closed: Option<&str>) -> Result<()> {
+        if skus.is_empty() || (closed.is_none() && !self.inner.store.has_open_supply(skus).await?) {
+            return Ok(());
+        }
+        for sku in skus {
+            self.recommit_sku(sku, closed).await?;
+        }
+        Ok(())
+    }
+
+    async fn recommit_sku(&self, sku: &str, closed: Option<&str>) -> Result<()> {
+        let now = self.now_ms();
+        let mut tx = self.inner.store.begin().await?;
+        let supplies = tx.open_supply_for_update(sku).await?;
+        let ids: Vec<String> = supplies.iter().map(|s| s.supply_id.clone()).collect();
+        let before_ids: Vec<String> = ids.iter().cloned().chain(closed.map(str::to_owned)).collect();
+        let before = if before_ids.is_empty() { Vec::new() } else { tx.commitments_of(&before_ids).await? };
+        let lines = tx.backordered_lines(sku).await?;
+        // Earliest supply to the oldest promise.
+        let mut after = Vec::new();
+        let mut li = 0;
+        let mut need = lines.first().map_or(0, |l| l.backordered);
+        for s in &supplies {
+            let mut left = s.quantity;
+            while left > 0 && li < lines.len() {
+                let take = left.min(need);
+                let l = &lines[li];
+                let since = before
+                    .iter()
+                    .find(|c| c.supply_id == s.supply_id && c.order_id == l.order_id && c.line_id == l.line_id)
+                    .map_or(now, |c| c.committed_at_ms);
+                after.push(CommitmentRow {
+                    supply_id: s.supply_id.clone(),
+                    order_id: l.order_id.clone(),
+                    line_id: l.line_id.clone(),
+                    quantity: take,
+                    committed_at_ms: since,
+                });
+                left -= take;
+                need -= take;
+                if need == 0 {
+                    li += 1;
+                    need = lines.get(li).map_or(0, |l| l.backordered);
+                }
+            }
+        }
+        let key = |c: &CommitmentRow| (c.order_id.clone(), c.line_id.clone(), c.supply_id.clone(), c.quantity);
+        let old: BTreeSet<_> = before.iter().map(key).collect();
+        let new: BTreeSet<_> = after.iter().map(key).collect();
+        if old == new {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        if !ids.is_empty() {
+            tx.replace_commitments(&ids, &after).await?;
+        }
+        // One event per order whose expected units changed, naming all of them.
+        let changed: BTreeSet<&str> = old.symmetric_difference(&new).map(|k| k.0.as_str()).collect();
+        let channel_of: BTreeMap<&str, &str> =
+            lines.iter().map(|l| (l.order_id.as_str(), l.channel.as_str())).collect();
+        let mut events = Vec::new();
+        for order_id in changed {
+            let expected: Vec<serde_json::Value> = after
+                .iter()
+                .filter(|c| c.order_id == order_id)
+                .filter_map(|c| {
+                    let s = supplies.iter().find(|s| s.supply_id == c.supply_id)?;
+                    Some(json!({"line_id": c.line_id, "supply_id": c.supply_id, "node_id": s.node_id,
+                                "quantity": c.quantity, "eta": crate::events::ms_to_rfc3339(s.eta_ms)}))
+                })
+                .collect();
+            let data = json!({"order_id": order_id, "sku": sku, "expected": expected});
+            let channel = match channel_of.get(order_id) {
+                Some(c) => Some((*c).to_owned()),
+                None => self.inner.store.order(order_id).await?.map(|o| o.channel),
+            };
+            events.push(crate::events::new_event(
+                "order.supply_committed",
+                channel.as_deref(),
+                Some(order_id),
+                None,
+                now,
+                data.to_string(),
+            ));
+        }
+        tx.insert_events(&events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn supply_event(kind: &str, s: &SupplyRow, now: i64) -> allot_store::NewEvent {
+    let data = json!({"supply_id": s.supply_id, "node_id": s.node_id, "sku": s.sku, "quantity": s.quantity,
+                      "received": s.received, "eta": crate::events::ms_to_rfc3339(s.eta_ms), "status": s.status});
+    crate::events::new_event(kind, None, None, Some(&s.node_id), now, data.to_string())
+}
+
+fn parse_node(id: &str) -> Result<NodeId> {
+    NodeId::parse(id).map_err(|e| {
+        AppError::Store(allot_store::StoreError::Corrupt { table: "inbound_supply", detail: e.to_string() })
+    })
+}
+
+fn parse_sku(sku: &str) -> Result<Sku> {
+    Sku::parse(sku).map_err(|e| {
+        AppError::Store(allot_store::StoreError::Corrupt { table: "inbound_supply", detail: e.to_string() })
+    })
+}
