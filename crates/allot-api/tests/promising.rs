@@ -171,8 +171,38 @@ async fn a_promised_order_is_watched_for_jeopardy(backend: Backend) {
     let o = s.get(&format!("/v1/orders/{id}")).await.1;
     assert_eq!((line(&o), events(&o, "order.at_risk")), (json!("at_risk"), 1));
     assert_eq!(s.app.sweep_jeopardy().await.unwrap(), 0, "no change, no event");
-    clock.set("2026-11-28T12:00:00Z".parse().unwrap());
+
+    // Carrier progress: a shipment promised for the 30th that the carrier reports delayed
+    // is at risk days ahead; a later in-transit scan puts it back on track.
+    let (_, o2) = s.post("/v1/orders", order("P-2", "ship:standard:2026-11-30")).await;
+    let id2 = o2["order_id"].as_str().unwrap().to_owned();
+    let fo = o2["fulfillment_orders"][0]["id"].as_str().unwrap().to_owned();
+    for (action, body) in [
+        ("accept", None),
+        ("pick", Some(json!({"lines": [{"line_id": "1", "picked_quantity": 1}]}))),
+        ("pack", None),
+        ("ship", Some(json!({"packages": [{"carrier": "ups", "tracking_number": "JEO-1"}]}))),
+    ] {
+        let path = format!("/v1/fulfillment-orders/{fo}/{action}");
+        let (status, r) = match body {
+            Some(b) => s.post(&path, b).await,
+            None => s.post_empty(ADMIN_KEY, &path).await,
+        };
+        assert_eq!(status, StatusCode::OK, "{action}: {r}");
+    }
     assert_eq!(s.app.sweep_jeopardy().await.unwrap(), 1);
+    assert_eq!(line(&s.get(&format!("/v1/orders/{id2}")).await.1), "on_track");
+    let scan = |kind: &str| json!({"type": kind, "at": "2026-11-26T13:00:00Z"});
+    assert_eq!(s.post("/v1/shipments/JEO-1/events", scan("delayed")).await.0, StatusCode::OK);
+    assert_eq!(s.app.sweep_jeopardy().await.unwrap(), 1);
+    let o2 = s.get(&format!("/v1/orders/{id2}")).await.1;
+    assert_eq!((line(&o2), events(&o2, "order.at_risk")), (json!("at_risk"), 1));
+    assert_eq!(s.post("/v1/shipments/JEO-1/events", scan("in_transit")).await.0, StatusCode::OK);
+    assert_eq!(s.app.sweep_jeopardy().await.unwrap(), 1);
+    assert_eq!(line(&s.get(&format!("/v1/orders/{id2}")).await.1), "on_track");
+
+    clock.set("2026-11-28T12:00:00Z".parse().unwrap());
+    s.app.sweep_jeopardy().await.unwrap();
     let o = s.get(&format!("/v1/orders/{id}")).await.1;
     assert_eq!((line(&o), events(&o, "order.late"), events(&o, "order.at_risk")), (json!("late"), 1, 1));
 }

@@ -174,6 +174,33 @@ async fn preorders_are_promised_against_supply_and_filled_when_it_arrives(backen
         StatusCode::CONFLICT
     );
     assert_eq!(s.get("/v1/inventory/supply/sup_nope").await.0, StatusCode::NOT_FOUND);
+
+    // Supply's own events, with the node and the counts.
+    s.settle_events().await;
+    let events = s.get("/v1/events?after=0&limit=500").await.1;
+    let supply_events: Vec<(String, String, i64)> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"].as_str().unwrap().starts_with("supply."))
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_owned(),
+                e["node_id"].as_str().unwrap().to_owned(),
+                e["data"]["received"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let expect = |t: &str, n: &str, r: i64| (t.to_owned(), n.to_owned(), r);
+    assert_eq!(
+        supply_events,
+        [
+            expect("supply.expected", "DC-WEST", 0),
+            expect("supply.expected", "DC-EAST", 0),
+            expect("supply.cancelled", "DC-WEST", 0),
+            expect("supply.received", "DC-EAST", 5),
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1284,8 +1284,14 @@ pub const JEOPARDY_BATCH: i64 = 200;
 
 /// A promised line's jeopardy on `today` (the customer's calendar day): `late` once the
 /// promised date has passed without delivery; `at_risk` from the day before the promised
-/// date while units have not all left a node; else `on_track`.
-pub(crate) fn jeopardy(line: &allot_store::OrderLineRow, today: jiff::civil::Date) -> Option<&'static str> {
+/// date while units have not all left a node, or at any time while a carrier reports
+/// trouble (`carrier_trouble`: a shipment of the line whose last scan is `exception` or
+/// `delayed`); else `on_track`.
+pub(crate) fn jeopardy(
+    line: &allot_store::OrderLineRow,
+    today: jiff::civil::Date,
+    carrier_trouble: bool,
+) -> Option<&'static str> {
     let promised: jiff::civil::Date = line.promised_date.as_deref()?.parse().ok()?;
     let open = line.quantity - line.cancelled;
     if open == 0 || line.delivered >= open {
@@ -1294,11 +1300,26 @@ pub(crate) fn jeopardy(line: &allot_store::OrderLineRow, today: jiff::civil::Dat
     let eve = promised.yesterday().ok()?;
     Some(if today > promised {
         "late"
-    } else if today >= eve && line.shipped < open {
+    } else if carrier_trouble || (today >= eve && line.shipped < open) {
         "at_risk"
     } else {
         "on_track"
     })
+}
+
+/// Lines carried by a shipment whose carrier last reported an exception or a delay.
+fn lines_in_carrier_trouble(order: &StoredOrder) -> BTreeSet<String> {
+    #[derive(Deserialize)]
+    struct PackageLine {
+        line_id: String,
+    }
+    order
+        .shipments
+        .iter()
+        .filter(|s| matches!(s.status.as_str(), "exception" | "delayed"))
+        .flat_map(|s| serde_json::from_str::<Vec<PackageLine>>(&s.lines).unwrap_or_default())
+        .map(|l| l.line_id)
+        .collect()
 }
 
 impl App {
@@ -1351,8 +1372,9 @@ impl App {
         let mut entered: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
         let mut upgrades = Vec::new();
         let mut any = false;
+        let troubled = lines_in_carrier_trouble(&order);
         for l in &order.lines {
-            let Some(state) = jeopardy(l, today) else { continue };
+            let Some(state) = jeopardy(l, today, troubled.contains(&l.line_id)) else { continue };
             if l.jeopardy.as_deref() == Some(state) {
                 continue;
             }
