@@ -671,6 +671,7 @@ impl OrderParam {
             return Err(errors);
         }
         Ok(OrderToSource {
+            promise: None,
             channel,
             customer_tier: self.customer.as_ref().and_then(|c| c.tier.clone()),
             ship_to: point,
@@ -935,6 +936,7 @@ impl PromiseParam {
         }
         Ok(allot_app::PromiseQuery {
             order: OrderToSource {
+                promise: None,
                 channel: None,
                 customer_tier: self.customer.as_ref().and_then(|c| c.tier.clone()),
                 ship_to: point,

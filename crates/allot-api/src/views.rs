@@ -297,6 +297,8 @@ pub struct CostView {
     pub capacity: i64,
     pub emissions: i64,
     pub aging_bonus: i64,
+    /// Days after a promised date × `late_penalty_minor_per_day` (promised orders).
+    pub late: i64,
     pub total: i64,
 }
 
@@ -330,7 +332,7 @@ pub struct CandidateViewJson {
     pub kept: bool,
     /// Why the node was dropped: excluded, node_type_not_allowed, inactive, capacity_full,
     /// beyond_radius, beyond_shipping_zones, no_capability, method_not_allowed_for_item,
-    /// hazmat, protected_stock, no_stock.
+    /// hazmat, protected_stock, no_stock, misses_promise.
     pub reason: Option<&'static str>,
     pub distance_km: Option<f64>,
     pub usable_units: u64,
@@ -390,6 +392,7 @@ impl From<allot_app::Quote> for QuoteView {
                             capacity: pk.cost.capacity,
                             emissions: pk.cost.emissions,
                             aging_bonus: pk.cost.aging_bonus,
+                            late: pk.cost.late,
                             total: pk.cost.total,
                         },
                     })

@@ -317,3 +317,76 @@ async fn jeopardy_actions_follow_the_policy_sqlite() {
 async fn jeopardy_actions_follow_the_policy_postgres() {
     jeopardy_actions_follow_the_policy(Backend::Postgres).await;
 }
+
+/// An order placed on a promise is sourced to keep it when the policy says so: the
+/// cheapest node (Chicago, five transit days) would miss the next-day date that the
+/// nearby DC makes; `must_meet_promise` rules it out (`misses_promise` in the
+/// explanation), a late penalty prices it out, and without either the promise does not
+/// change the plan.
+async fn sourcing_keeps_the_promise_the_policy_asks_for(backend: Backend) {
+    let now: jiff::Timestamp = "2026-11-25T15:00:00Z".parse().unwrap();
+    let Some(s) = TestServer::start_with(backend, Arc::new(FixedClock::new(now)), false).await else { return };
+    s.seed().await;
+    let ups = json!({"name": "UPS", "services": [
+        {"code": "ground", "service_level": "standard", "pickup_cutoff_local": "17:00",
+         "transit_days": [{"max_km": 300.0, "days": 1}, {"max_km": 5000.0, "days": 5}],
+         "delivery_weekdays": ["mon", "tue", "wed", "thu", "fri"]}]});
+    assert_eq!(s.put("/v1/carriers/ups", ups).await.0, StatusCode::CREATED);
+    let hours = json!({"mon": ["09:00", "21:00"], "tue": ["09:00", "21:00"], "wed": ["09:00", "21:00"],
+        "thu": ["09:00", "21:00"], "fri": ["09:00", "21:00"]});
+    for node in ["DC-EAST", "ST-CHI"] {
+        let cal = json!({"hours": hours, "processing_minutes": 60, "carrier_services": ["ups:ground"]});
+        assert_eq!(s.put(&format!("/v1/nodes/{node}/calendar"), cal).await.0, StatusCode::CREATED);
+        s.put(&format!("/v1/inventory/{node}/SKU-1"), json!({"on_hand": 5})).await;
+    }
+    // The DC near the customer is the expensive one.
+    let mut east = common::node_json("dc", 40.6084, -75.4902, "America/New_York", &["ship", "returns"]);
+    east["costs"]["per_order_minor"] = json!(5_000);
+    assert_eq!(s.put("/v1/nodes/DC-EAST", east).await.0, StatusCode::OK);
+
+    let order = |ext: &str, policy: Option<&str>| {
+        json!({"channel": "web", "external_id": ext, "ship_to": {"lat": 39.95, "lon": -75.16},
+               "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 1}],
+               "promise_option_id": "ship:standard:2026-11-26", "policy": policy})
+    };
+    let node_of = |o: &serde_json::Value| o["fulfillment_orders"][0]["node_id"].clone();
+    let (status, plain) = s.post("/v1/orders", order("K-1", None)).await;
+    assert_eq!(status, StatusCode::CREATED, "{plain}");
+    assert_eq!(node_of(&plain), "ST-CHI", "without a rule about promises the cheapest node ships, late");
+
+    let (status, p) =
+        s.put("/v1/policies/keep", json!({"fallback": {"constraints": {"must_meet_promise": true}}})).await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    assert_eq!(p["document"]["fallback"]["constraints"]["must_meet_promise"], true, "{p}");
+    let (_, kept) = s.post("/v1/orders", order("K-2", Some("keep"))).await;
+    assert_eq!(node_of(&kept), "DC-EAST", "{kept}");
+    let chi = kept["sourcing"]["explanation"]["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["node_id"] == "ST-CHI")
+        .unwrap()
+        .clone();
+    assert_eq!((chi["kept"].clone(), chi["reason"].clone()), (json!(false), json!("misses_promise")));
+
+    let priced = json!({"fallback": {"cost": {"late_penalty_minor_per_day": 1_000}}});
+    assert_eq!(s.put("/v1/policies/priced", priced).await.0, StatusCode::CREATED);
+    let (_, o) = s.post("/v1/orders", order("K-3", Some("priced"))).await;
+    assert_eq!(node_of(&o), "DC-EAST", "six days late × 1,000 outweighs the dearer DC: {o}");
+    assert_eq!(o["sourcing"]["plan"]["packages"][0]["cost_minor"]["late"], 0);
+    // With the DC out of stock the penalty is paid, and shown.
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 0})).await;
+    let (_, o) = s.post("/v1/orders", order("K-4", Some("priced"))).await;
+    assert_eq!(node_of(&o), "ST-CHI");
+    assert_eq!(o["sourcing"]["plan"]["packages"][0]["cost_minor"]["late"], 6 * 1_000, "{o}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sourcing_keeps_the_promise_the_policy_asks_for_sqlite() {
+    sourcing_keeps_the_promise_the_policy_asks_for(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sourcing_keeps_the_promise_the_policy_asks_for_postgres() {
+    sourcing_keeps_the_promise_the_policy_asks_for(Backend::Postgres).await;
+}

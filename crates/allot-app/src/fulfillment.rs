@@ -337,6 +337,7 @@ fn captured_order(order: &StoredOrder) -> Result<OrderToSource> {
         });
     }
     Ok(OrderToSource {
+        promise: None,
         channel: allot_core::ChannelId::parse(&order.channel).ok(),
         customer_tier: c.customer.and_then(|c| c.tier),
         ship_to,
@@ -344,6 +345,16 @@ fn captured_order(order: &StoredOrder) -> Result<OrderToSource> {
         region: c.ship_to.as_ref().and_then(|s| s.region.clone()),
         lines,
     })
+}
+
+/// The promise an order was placed on (`ship:<service level>:<date>`), if any.
+fn captured_promise(order: &StoredOrder) -> Option<(String, jiff::civil::Date)> {
+    let c: Captured = serde_json::from_str(&order.document).ok()?;
+    let option = c.promise_option_id?;
+    let mut parts = option.strip_prefix("ship:")?.splitn(2, ':');
+    let level = parts.next()?.to_owned();
+    let date = parts.next()?.parse().ok()?;
+    Some((level, date))
 }
 
 /// A fulfillment order of an order with its lines and shipments.
@@ -1116,7 +1127,11 @@ impl App {
         now: i64,
         fx: &mut Effects,
     ) -> Result<serde_json::Value> {
-        let captured = captured_order(order)?;
+        let mut captured = captured_order(order)?;
+        // Work moved after a failure keeps the order's promise, like the first plan.
+        if let Some((level, date)) = captured_promise(order) {
+            captured.promise = Some(self.promise_terms(&captured, &level, date)?);
+        }
         let failed_node = order
             .fulfillment_orders
             .iter()

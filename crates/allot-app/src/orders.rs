@@ -270,6 +270,9 @@ impl App {
             for l in input.order.lines.iter_mut().filter(|l| l.method == allot_core::FulfillmentMethod::Ship) {
                 l.service_level.get_or_insert_with(|| p.service_level.clone());
             }
+            // The engine weighs each node's delivery date against the promise
+            // (`must_meet_promise`, `late_penalty_minor_per_day`).
+            input.order.promise = Some(self.promise_terms(&input.order, &p.service_level, p.delivery_date)?);
         }
         if input.external_id.is_empty() {
             return Err(AppError::invalid("external_id", "required"));

@@ -123,6 +123,9 @@ pub struct ConstraintsDoc {
     /// Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_backorder: Option<bool>,
+    /// Only nodes that deliver by a promised date may ship a promised order. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub must_meet_promise: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
@@ -245,6 +248,7 @@ fn body(doc: &BodyParts<'_>, at: &str, errors: &mut Vec<FieldError>) -> RuleBody
             max_nodes: c.max_nodes.unwrap_or(defaults.max_nodes),
             allow_partial: c.allow_partial.unwrap_or(defaults.allow_partial),
             allow_backorder: c.allow_backorder.unwrap_or(defaults.allow_backorder),
+            must_meet_promise: c.must_meet_promise.unwrap_or(defaults.must_meet_promise),
         },
         cost: CostModel {
             shipping_zones: match &k.shipping_zones {
@@ -360,6 +364,8 @@ fn body_doc(b: &RuleBody) -> (FiltersDoc, ConstraintsDoc, CostDoc) {
             max_nodes: Some(b.constraints.max_nodes),
             allow_partial: Some(b.constraints.allow_partial),
             allow_backorder: Some(b.constraints.allow_backorder),
+            // Written only when set, so policies stored before it existed keep their hash.
+            must_meet_promise: b.constraints.must_meet_promise.then_some(true),
         },
         CostDoc {
             shipping_zones: Some(

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use allot_core::promise::NodeCalendar;
+use allot_core::sourcing::{OrderToSource, PromiseTerms};
 use allot_store::{DocumentKind, Store, StoredDocument};
 
 use crate::promise_doc::{CarrierDoc, CarrierService, NodeCalendarDoc, carrier_services, node_calendar};
@@ -244,35 +245,13 @@ impl App {
         let mut order_by: Option<jiff::Timestamp> = None;
         for p in &plan.packages {
             let node = read.node(p.node_id.as_str()).ok_or_else(|| format!("node {} is unknown", p.node_id))?;
-            let cal =
-                read.calendars.get(p.node_id.as_str()).ok_or_else(|| format!("node {} has no calendar", p.node_id))?;
-            let km = ship_to.map_or(0.0, |t| node.node.location.distance_km(t));
-            // The node's services of this level; the one delivering first wins.
-            let mut best: Option<(jiff::civil::Date, jiff::Timestamp, jiff::civil::Date, String)> = None;
-            for key in &cal.carrier_services {
-                let Some(svc) = read
-                    .carriers
-                    .values()
-                    .flat_map(|c| c.services.iter())
-                    .find(|s| &s.key == key && s.service_level == level)
-                else {
-                    continue;
-                };
-                let q = allot_core::promise::ShipQuery {
-                    now,
-                    node: &cal.calendar,
-                    cutoff: svc.calendar.pickup_cutoff_local,
-                    has_capacity: &|_| true,
-                };
-                let Some(slot) = allot_core::promise::ship_slot(&q) else { continue };
-                let Some(delivery) = allot_core::promise::delivery_date(&svc.calendar, slot.ship_date, km) else {
-                    continue;
-                };
-                if best.as_ref().is_none_or(|b| delivery < b.0) {
-                    best = Some((delivery, slot.order_by, slot.ship_date, svc.key.clone()));
-                }
+            if !read.calendars.contains_key(p.node_id.as_str()) {
+                return Err(format!("node {} has no calendar", p.node_id));
             }
-            let Some((delivery, by, ship_date, key)) = best else {
+            let km = ship_to.map_or(0.0, |t| node.node.location.distance_km(t));
+            let Some(Delivery { date: delivery, order_by: by, ship_date, service: key }) =
+                earliest_delivery(&read, p.node_id.as_str(), level, km, now)
+            else {
                 return Err(format!("node {} has no {level} service reaching the address", p.node_id));
             };
             latest = Some(latest.map_or(delivery, |d| d.max(delivery)));
@@ -296,6 +275,37 @@ impl App {
             cost_minor: plan.total_cost_minor,
             packages,
         })
+    }
+
+    /// How late each node of the network would deliver `order`'s shipped lines with
+    /// `level` against `promised` (the engine's [`PromiseTerms`]): a node without a
+    /// calendar or a service of that level reaching the address has no date (`None`).
+    /// Only nodes holding one of the order's SKUs are worked out (the others have no
+    /// stock for it anyway).
+    pub(crate) fn promise_terms(
+        &self,
+        order: &OrderToSource,
+        level: &str,
+        promised: jiff::civil::Date,
+    ) -> Result<PromiseTerms> {
+        let now = jiff::Timestamp::from_millisecond(self.now_ms()).map_err(|e| AppError::invalid("now", e))?;
+        let read = self.inner.read.read();
+        let Some(ship_to) = order.ship_to else { return Ok(PromiseTerms::default()) };
+        let holds = |id: &str| order.lines.iter().any(|l| read.position(id, l.sku.as_str()).is_some());
+        let days_late = read
+            .node_slots
+            .iter()
+            .map(|node| {
+                let id = node.id.as_str();
+                if !holds(id) {
+                    return None;
+                }
+                let d = earliest_delivery(&read, id, level, node.location.distance_km(ship_to), now)?;
+                let late = promised.until(d.date).ok()?.get_days().max(0);
+                Some(u16::try_from(late).unwrap_or(u16::MAX))
+            })
+            .collect();
+        Ok(PromiseTerms { days_late })
     }
 
     fn pickup_options(&self, q: &PromiseQuery, now: jiff::Timestamp) -> Vec<PromiseOption> {
@@ -340,4 +350,41 @@ impl App {
             .take(PICKUP_OPTIONS_MAX)
             .collect()
     }
+}
+
+/// A node's earliest delivery with one service level.
+struct Delivery {
+    date: jiff::civil::Date,
+    /// The latest order time that keeps this date.
+    order_by: jiff::Timestamp,
+    ship_date: jiff::civil::Date,
+    /// `carrier:service` used.
+    service: String,
+}
+
+/// The node's services of `level` (per its calendar), the one delivering first, from
+/// `now` to an address `km` away; `None` without a calendar or such a service.
+fn earliest_delivery(read: &ReadModel, node_id: &str, level: &str, km: f64, now: jiff::Timestamp) -> Option<Delivery> {
+    let cal = read.calendars.get(node_id)?;
+    let mut best: Option<Delivery> = None;
+    for key in &cal.carrier_services {
+        let Some(svc) =
+            read.carriers.values().flat_map(|c| c.services.iter()).find(|s| &s.key == key && s.service_level == level)
+        else {
+            continue;
+        };
+        let q = allot_core::promise::ShipQuery {
+            now,
+            node: &cal.calendar,
+            cutoff: svc.calendar.pickup_cutoff_local,
+            has_capacity: &|_| true,
+        };
+        let Some(slot) = allot_core::promise::ship_slot(&q) else { continue };
+        let Some(date) = allot_core::promise::delivery_date(&svc.calendar, slot.ship_date, km) else { continue };
+        if best.as_ref().is_none_or(|b| date < b.date) {
+            best =
+                Some(Delivery { date, order_by: slot.order_by, ship_date: slot.ship_date, service: svc.key.clone() });
+        }
+    }
+    best
 }

@@ -49,6 +49,25 @@ pub struct OrderToSource {
     pub country: Option<String>,
     pub region: Option<String>,
     pub lines: Vec<LineToSource>,
+    /// A delivery date promised for the lines shipped to `ship_to` (the promise engine
+    /// works out each node's date; the engine only compares).
+    pub promise: Option<PromiseTerms>,
+}
+
+/// How late each node would deliver a promised order: `days_late[i]` for node `i` of the
+/// network (`Some(0)`: on time; `None`: no date can be made from there — no calendar or
+/// carrier service). Nodes past the end of the list count as `None`. A policy with
+/// `must_meet_promise` drops every node not `Some(0)` (`misses_promise`); otherwise each
+/// node used costs `late_penalty_minor_per_day × days late` (nothing for `None`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PromiseTerms {
+    pub days_late: Vec<Option<u16>>,
+}
+
+impl PromiseTerms {
+    pub fn days_late(&self, node: usize) -> Option<u16> {
+        self.days_late.get(node).copied().flatten()
+    }
 }
 
 /// A node with what it has already taken on today.
@@ -134,13 +153,20 @@ pub struct CostBreakdown {
     pub emissions: i64,
     /// Negative or zero.
     pub aging_bonus: i64,
+    /// `late_penalty_minor_per_day` × days this node delivers after the promised date.
+    pub late: i64,
     pub total: i64,
 }
 
 impl CostBreakdown {
     fn sum(&mut self) {
-        self.total =
-            self.shipping + self.handling + self.split_penalty + self.capacity + self.emissions + self.aging_bonus;
+        self.total = self.shipping
+            + self.handling
+            + self.split_penalty
+            + self.capacity
+            + self.emissions
+            + self.aging_bonus
+            + self.late;
     }
 }
 
@@ -180,6 +206,9 @@ pub enum DropReason {
     Hazmat,
     ProtectedStock,
     NoStock,
+    /// The order was placed on a promised date this node cannot deliver by
+    /// (`must_meet_promise`).
+    MissesPromise,
 }
 
 impl DropReason {
@@ -196,6 +225,7 @@ impl DropReason {
             DropReason::Hazmat => "hazmat",
             DropReason::ProtectedStock => "protected_stock",
             DropReason::NoStock => "no_stock",
+            DropReason::MissesPromise => "misses_promise",
         }
     }
 }
@@ -507,12 +537,14 @@ struct GLine {
 #[derive(Debug, Clone)]
 struct Cand {
     node: usize,
-    /// per_order handling + capacity pressure: paid once if the node is used.
+    /// per_order handling + capacity pressure + late penalty: paid once if the node is used.
     fixed: i64,
     base: i64,
     per_kg: i64,
     km_ceil: i64,
     per_unit: i64,
+    /// The late penalty within `fixed` (promised orders).
+    late: i64,
     /// Remaining units the node may take today (respect_capacity), else u64::MAX.
     unit_cap: u64,
     /// What every plan using the node pays at least, besides units: fixed + base + split
@@ -2698,6 +2730,8 @@ fn source_group(
         None => Vec::new(),
     };
     let emissions_charged = cost.co2_g_per_kg_km != 0 && cost.emissions_minor_per_kg_co2 != 0;
+    // The promise binds the lines shipped to the customer's address.
+    let promise = order.promise.as_ref().filter(|_| dest.is_some() && dest == order.ship_to);
     let mut cands: Vec<Cand> = Vec::with_capacity(nodes.len());
     let mut avail: Vec<u64> = Vec::with_capacity(nodes.len() * nl);
     let mut unit: Vec<i64> = Vec::with_capacity(nodes.len() * nl);
@@ -2718,6 +2752,8 @@ fn source_group(
             Some(DropReason::Inactive)
         } else if f.respect_capacity && n.capacity.orders_per_day.is_some_and(|c| st.orders_today >= c) {
             Some(DropReason::CapacityFull)
+        } else if promise.is_some_and(|p| body.constraints.must_meet_promise && p.days_late(ni) != Some(0)) {
+            Some(DropReason::MissesPromise)
         } else if !holds_any {
             Some(DropReason::NoStock)
         } else {
@@ -2815,7 +2851,10 @@ fn source_group(
         let km_ceil = if emissions_charged { km.km().ceil() as i64 } else { 0 };
         let emis_milli = emissions_per_kg_milli(cost, km_ceil);
         let per_unit = n.costs.per_unit_minor;
-        let fixed = n.costs.per_order_minor + capacity_pressure(cost, st);
+        let late = promise
+            .and_then(|p| p.days_late(ni))
+            .map_or(0, |d| cost.late_penalty_minor_per_day.saturating_mul(i64::from(d)));
+        let fixed = n.costs.per_order_minor + capacity_pressure(cost, st) + late;
         let mut mask = 0u64;
         let mut kinds = 0u8;
         for (l, line) in lines.iter().enumerate() {
@@ -2850,6 +2889,7 @@ fn source_group(
             per_kg,
             km_ceil,
             per_unit,
+            late,
             unit_cap,
             entry: fixed.saturating_add(base).saturating_add(split_penalty) - rounding,
             alone_extra: base.saturating_add(split_penalty).saturating_mul(1000),
@@ -3057,7 +3097,7 @@ fn source_group(
             weight_g: 0,
             cost: CostBreakdown::default(),
         };
-        let mut handling = c.fixed - capacity_pressure(cost, &nodes[c.node]);
+        let mut handling = c.fixed - capacity_pressure(cost, &nodes[c.node]) - c.late;
         let mut alone = Vec::new();
         let mut units_by_slot = vec![0u64; ns];
         for (l, line) in g.lines.iter().enumerate() {
@@ -3108,6 +3148,7 @@ fn source_group(
             first.cost.handling = handling;
             first.cost.capacity = capacity;
             first.cost.aging_bonus = -aging_bonus;
+            first.cost.late = c.late;
         }
         for p in &mut node_pkgs {
             p.cost.sum();

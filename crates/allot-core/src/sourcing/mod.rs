@@ -52,8 +52,8 @@ mod table;
 pub use batch::{BATCH_IMPROVEMENT_ROUNDS, source_batch, source_one_by_one};
 pub use engine::{
     CandidateView, Candidates, CandidatesIter, CostBreakdown, Decision, DropReason, Explanation, Holding, LineQty,
-    LineToSource, NodeState, OrderToSource, Package, PackageKind, Plan, PlanSummary, SearchOptions, SourcingNetwork,
-    source,
+    LineToSource, NodeState, OrderToSource, Package, PackageKind, Plan, PlanSummary, PromiseTerms, SearchOptions,
+    SourcingNetwork, source,
 };
 pub use memory::MemoryNetwork;
 pub use policy::{

@@ -78,11 +78,15 @@ pub struct Constraints {
     /// May units that cannot be allocated be backordered (for lines that allow it)?
     /// Default true.
     pub allow_backorder: bool,
+    /// Only nodes that can deliver by the promised date may ship a promised order (the
+    /// promise engine says which). Default false: late nodes cost
+    /// `late_penalty_minor_per_day` per day instead.
+    pub must_meet_promise: bool,
 }
 
 impl Default for Constraints {
     fn default() -> Constraints {
-        Constraints { max_nodes: 3, allow_partial: true, allow_backorder: true }
+        Constraints { max_nodes: 3, allow_partial: true, allow_backorder: true, must_meet_promise: false }
     }
 }
 

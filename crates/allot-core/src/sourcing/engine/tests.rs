@@ -188,8 +188,12 @@ fn random_instance(seed: u64) -> (Net, OrderToSource, Policy) {
         respect_capacity: r.chance(0.7),
         ..Filters::default()
     };
-    let constraints =
-        Constraints { max_nodes: r.range(1, 3) as u32, allow_partial: r.chance(0.8), allow_backorder: r.chance(0.7) };
+    let constraints = Constraints {
+        max_nodes: r.range(1, 3) as u32,
+        allow_partial: r.chance(0.8),
+        allow_backorder: r.chance(0.7),
+        must_meet_promise: false,
+    };
     let policy = Policy {
         name: "p".to_owned(),
         rules: Vec::new(),
@@ -472,8 +476,12 @@ fn random_crowded_instance(seed: u64) -> (Net, OrderToSource, Policy) {
     };
     let filters =
         Filters { store_protection_units: r.range(0, 1), respect_capacity: r.chance(0.7), ..Filters::default() };
-    let constraints =
-        Constraints { max_nodes: r.range(2, 3) as u32, allow_partial: r.chance(0.8), allow_backorder: r.chance(0.7) };
+    let constraints = Constraints {
+        max_nodes: r.range(2, 3) as u32,
+        allow_partial: r.chance(0.8),
+        allow_backorder: r.chance(0.7),
+        must_meet_promise: false,
+    };
     let policy = Policy {
         name: "p".to_owned(),
         rules: Vec::new(),
@@ -658,4 +666,45 @@ fn a_tight_budget_returns_a_plan_marked_not_optimal_with_its_gap() {
     let exact = source(&order, &view, &policy, &SearchOptions::default());
     assert!(d.plan.total_cost_minor >= exact.plan.total_cost_minor);
     assert!(d.plan.total_cost_minor - d.plan.gap_minor <= exact.plan.total_cost_minor, "the gap bounds the optimum");
+}
+
+#[test]
+fn a_promise_prices_late_nodes_or_rules_them_out() {
+    let net = simple_net();
+    let view = View::new(&net);
+    let plain = source(&order_of(vec![line("1", 0, 1)]), &view, &Policy::default(), &SearchOptions::default());
+    let chosen = plain.plan.packages[0].node_id.clone();
+    let chosen_index = net.nodes.iter().position(|n| n.id == chosen).unwrap();
+    // The cheapest node would be three days late; every other node is on time.
+    let mut order = order_of(vec![line("1", 0, 1)]);
+    order.promise = Some(PromiseTerms {
+        days_late: (0..net.nodes.len()).map(|i| Some(if i == chosen_index { 3 } else { 0 })).collect(),
+    });
+    // No late penalty and no constraint: the promise changes nothing.
+    let same = source(&order, &view, &Policy::default(), &SearchOptions::default());
+    assert_eq!(same.plan.packages[0].node_id, chosen);
+    assert_eq!(same.plan.packages[0].cost.late, 0);
+    // A late penalty is one more cost term of the late node's package.
+    let mut priced = Policy::default();
+    priced.fallback.cost.late_penalty_minor_per_day = 1;
+    let d = source(&order, &view, &priced, &SearchOptions::default());
+    assert_eq!(d.plan.packages[0].node_id, chosen, "1 per day does not outweigh the cost difference");
+    assert_eq!(d.plan.packages[0].cost.late, 3);
+    assert_eq!(d.plan.total_cost_minor, plain.plan.total_cost_minor + 3);
+    priced.fallback.cost.late_penalty_minor_per_day = 1_000_000;
+    let d = source(&order, &view, &priced, &SearchOptions::default());
+    assert_ne!(d.plan.packages[0].node_id, chosen, "a heavy penalty moves the work");
+    assert_eq!(d.plan.packages[0].cost.late, 0);
+    assert!(d.plan.plan_is_optimal);
+    // must_meet_promise drops the late node, and nodes without a date, with the reason.
+    let mut strict = Policy::default();
+    strict.fallback.constraints.must_meet_promise = true;
+    let d = source(&order, &view, &strict, &SearchOptions::default());
+    assert_ne!(d.plan.packages[0].node_id, chosen);
+    let late = d.explanation.candidates.iter().find(|c| c.node_id == chosen).unwrap();
+    assert_eq!(late.reason, Some(DropReason::MissesPromise));
+    order.promise = Some(PromiseTerms { days_late: Vec::new() });
+    let d = source(&order, &view, &strict, &SearchOptions::default());
+    assert!(d.plan.packages.is_empty(), "no node can show a date");
+    assert!(d.explanation.candidates.iter().all(|c| c.reason == Some(DropReason::MissesPromise)));
 }
