@@ -823,10 +823,9 @@ pub struct FulfillmentOrderDetailView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub released_at: Option<String>,
     pub updated_at: String,
-    /// The earliest delivery date promised for its lines (the queue serves the oldest
-    /// promise first); absent when nothing was promised.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub promised_date: Option<String>,
+    /// When it is due: the earliest delivery date promised for its lines, else the (UTC)
+    /// day it was made. The queue serves the earliest due date first.
+    pub due_date: String,
     pub lines: Vec<FulfillmentLineView>,
     pub shipments: Vec<ShipmentView>,
 }
@@ -859,7 +858,7 @@ impl FulfillmentOrderDetailView {
             created_at: ms_to_rfc3339(f.created_at_ms),
             released_at: f.released_at_ms.map(ms_to_rfc3339),
             updated_at: ms_to_rfc3339(f.updated_at_ms),
-            promised_date: f.promised_date.clone(),
+            due_date: f.due_date.clone(),
             lines: lines
                 .iter()
                 .filter(|a| a.fulfillment_order_id == f.fulfillment_order_id)
@@ -881,7 +880,7 @@ impl From<allot_app::FulfillmentOrderEntry> for FulfillmentOrderDetailView {
     }
 }
 
-/// A page of a node's work queue, oldest promise first.
+/// A page of a node's work queue, earliest due date first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FulfillmentOrderList {
     pub fulfillment_orders: Vec<FulfillmentOrderDetailView>,

@@ -695,8 +695,8 @@ async fn substitutes_cover_what_the_ordered_sku_cannot_when_the_line_allows_it(s
 }
 
 /// The oldest promise goes first: backordered orders are filled by promised date (then
-/// age; unpromised after promised), the node queue lists work by promised date with
-/// unpromised work last, and its cursor pages through that order.
+/// age; unpromised after promised), the node queue lists work by due date (promised
+/// date, else the day it was made), and its cursor pages through that order.
 async fn the_oldest_promise_is_served_first(backend: Backend) {
     let start: jiff::Timestamp = "2026-12-01T15:00:00Z".parse().unwrap();
     let Some(s) = TestServer::start_with(backend, Arc::new(FixedClock::new(start)), false).await else { return };
@@ -734,7 +734,8 @@ async fn the_oldest_promise_is_served_first(backend: Backend) {
     }
     assert_eq!(statuses, [json!("backordered"), json!("allocated"), json!("allocated")]);
 
-    // An unpromised order with stock joins the DC's queue after the promised work.
+    // An unpromised order is due the day it is made: today's comes before promises due
+    // later, and a promise due later than the oldest unpromised work waits behind it.
     s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 1})).await;
     let (_, d) = s.post("/v1/orders", place("Q-D", "SKU-1", None)).await;
     assert_eq!(d["status"], "allocated", "{d}");
@@ -743,12 +744,12 @@ async fn the_oldest_promise_is_served_first(backend: Backend) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["order_id"].clone(), f["promised_date"].clone()))
+        .map(|f| (f["order_id"].clone(), f["due_date"].clone()))
         .collect();
     let expected = vec![
+        (d["order_id"].clone(), json!("2026-12-01")),
         (json!(ids[2]), json!("2026-12-05")),
         (json!(ids[1]), json!("2026-12-10")),
-        (d["order_id"].clone(), Value::Null),
     ];
     assert_eq!(listed, expected);
     // The same order one entry per page.

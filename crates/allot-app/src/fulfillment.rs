@@ -384,28 +384,25 @@ struct Effects {
     reroute: BTreeMap<String, i64>,
 }
 
-/// A queue position as a cursor: `<promised date>~<id>` (`~<id>` when unpromised).
+/// A queue position as a cursor: `<due date>~<id>`.
 pub fn queue_cursor(fo: &FulfillmentOrderRow) -> String {
-    format!("{}~{}", fo.promised_date.as_deref().unwrap_or(""), fo.fulfillment_order_id)
+    format!("{}~{}", fo.due_date, fo.fulfillment_order_id)
 }
 
 /// The queue position a cursor names; `None` for text no queue page produced.
-pub fn parse_queue_cursor(cursor: &str) -> Option<(Option<String>, String)> {
+pub fn parse_queue_cursor(cursor: &str) -> Option<(String, String)> {
     let (date, id) = cursor.split_once('~')?;
     if id.is_empty() || id.contains('~') {
         return None;
     }
-    if date.is_empty() {
-        return Some((None, id.to_owned()));
-    }
     date.parse::<jiff::civil::Date>().ok()?;
-    Some((Some(date.to_owned()), id.to_owned()))
+    Some((date.to_owned(), id.to_owned()))
 }
 
 impl App {
-    /// A node's work queue (or, for an admin, any node's), one page: the oldest promise
-    /// first (earliest promised date, then creation), unpromised work after all promised
-    /// work. The cursor is [`queue_cursor`] of the last entry.
+    /// A node's work queue (or, for an admin, any node's), one page: the earliest due date
+    /// first (a promised date, else the day the work was made), then creation order. The
+    /// cursor is [`queue_cursor`] of the last entry.
     pub async fn list_fulfillment_orders(
         &self,
         mut filter: FulfillmentOrderFilter,
@@ -1228,7 +1225,7 @@ impl App {
                 new_allocation(line, node, *q as i64, &fo_ids[&(node.clone(), FoKind::of(line.method))])
             })
             .collect();
-        crate::orders::stamp_promised_dates(&mut fos, &allocations, &order.lines);
+        crate::orders::stamp_due_dates(&mut fos, &allocations, &order.lines);
         tx.insert_fulfillment_orders(&order.order_id, &fos, &allocations).await?;
         for a in &allocations {
             if let Some(l) = order.lines.iter_mut().find(|l| l.line_id == a.line_id) {

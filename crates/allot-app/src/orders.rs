@@ -193,24 +193,28 @@ pub(crate) fn new_fulfillment_order(
         created_at_ms: now,
         released_at_ms: (!on_hold).then_some(now),
         updated_at_ms: now,
-        promised_date: None,
+        due_date: String::new(),
     }
 }
 
-/// Stamps each fulfillment order with the earliest promised date of the lines it carries
-/// (what the node queue orders by).
-pub(crate) fn stamp_promised_dates(
-    fos: &mut [FulfillmentOrderRow],
-    allocations: &[AllocationRow],
-    lines: &[OrderLineRow],
-) {
+/// Stamps each fulfillment order with its due date: the earliest promised date of the
+/// lines it carries, else the UTC day it was made (what the node queue orders by).
+pub(crate) fn stamp_due_dates(fos: &mut [FulfillmentOrderRow], allocations: &[AllocationRow], lines: &[OrderLineRow]) {
     for fo in fos.iter_mut() {
-        fo.promised_date = allocations
+        let promised = allocations
             .iter()
             .filter(|a| a.fulfillment_order_id == fo.fulfillment_order_id)
             .filter_map(|a| lines.iter().find(|l| l.line_id == a.line_id)?.promised_date.clone())
             .min();
+        fo.due_date = promised.unwrap_or_else(|| utc_day(fo.created_at_ms));
     }
+}
+
+/// The UTC calendar day of a time in milliseconds (YYYY-MM-DD).
+pub(crate) fn utc_day(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| jiff::tz::TimeZone::UTC.to_datetime(t).date().to_string())
+        .unwrap_or_default()
 }
 
 pub(crate) fn new_allocation(line: &LineToSource, node: &NodeId, quantity: i64, fo_id: &str) -> AllocationRow {
@@ -656,7 +660,7 @@ impl App {
             .iter()
             .map(|((node, kind), id)| new_fulfillment_order(id, &order_id, node, *kind, 1, on_hold, now))
             .collect();
-        stamp_promised_dates(&mut fulfillment_orders, &allocations, &lines);
+        stamp_due_dates(&mut fulfillment_orders, &allocations, &lines);
         StoredOrder {
             order_id,
             channel: input.channel.to_string(),

@@ -51,9 +51,9 @@ pub struct FulfillmentOrderRow {
     /// When it went to the node (the release timeout counts from here).
     pub released_at_ms: Option<i64>,
     pub updated_at_ms: i64,
-    /// The earliest promised date (YYYY-MM-DD) of its lines; the node queue serves the
-    /// oldest promise first (unpromised work last).
-    pub promised_date: Option<String>,
+    /// When it is due (YYYY-MM-DD): the earliest promised date of its lines, else the UTC
+    /// day it was made. The node queue serves the earliest due date first.
+    pub due_date: String,
 }
 
 /// A line's units in one fulfillment order.
@@ -131,7 +131,7 @@ pub struct StoredOrder {
 pub(crate) const LINE_COLUMNS: &str = "line_id, sku, quantity, allocated, backordered, unfilled, cancelled, shipped, \
      delivered, status, promised_date, jeopardy, upgraded_service_level";
 pub(crate) const FO_COLUMNS: &str = "fulfillment_order_id, order_id, node_id, kind, attempt, status, reason, \
-     created_at_ms, released_at_ms, updated_at_ms, promised_date";
+     created_at_ms, released_at_ms, updated_at_ms, due_date";
 pub(crate) const ALLOCATION_COLUMNS: &str =
     "line_id, node_id, sku, quantity, fulfillment_order_id, picked, short, shipped";
 const SHIPMENT_COLUMNS: &str = "shipment_id, fulfillment_order_id, order_id, node_id, carrier, tracking_number, \
@@ -390,7 +390,7 @@ impl Tx {
                         f.created_at_ms,
                         f.released_at_ms,
                         f.updated_at_ms,
-                        f.promised_date
+                        f.due_date
                     ])
                 })
                 .collect::<Vec<_>>(),
@@ -406,7 +406,7 @@ impl Tx {
         let (fos_sql, allocs_sql) = match self {
             Tx::Sqlite(_) => (
                 "INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, kind, attempt, status, \
-                   created_at_ms, released_at_ms, updated_at_ms, promised_date) SELECT v.value ->> 0, $1, \
+                   created_at_ms, released_at_ms, updated_at_ms, due_date) SELECT v.value ->> 0, $1, \
                    v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4, v.value ->> 5, v.value ->> 6, \
                    v.value ->> 7, v.value ->> 8 FROM json_each($2) AS v",
                 "INSERT INTO allocations (order_id, line_id, node_id, sku, quantity, fulfillment_order_id) \
@@ -415,7 +415,7 @@ impl Tx {
             ),
             Tx::Postgres(_) => (
                 "INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, kind, attempt, status, \
-                   created_at_ms, released_at_ms, updated_at_ms, promised_date) SELECT v ->> 0, $1, v ->> 1, \
+                   created_at_ms, released_at_ms, updated_at_ms, due_date) SELECT v ->> 0, $1, v ->> 1, \
                    v ->> 2, (v ->> 3)::bigint, v ->> 4, (v ->> 5)::bigint, (v ->> 6)::bigint, (v ->> 7)::bigint, \
                    v ->> 8 FROM jsonb_array_elements($2::jsonb) AS v",
                 "INSERT INTO allocations (order_id, line_id, node_id, sku, quantity, fulfillment_order_id) \
@@ -871,9 +871,9 @@ impl Store {
 pub struct FulfillmentOrderFilter {
     pub node_id: Option<String>,
     pub status: Option<String>,
-    /// Only fulfillment orders after this one in queue order: its promised date (None:
-    /// unpromised) and id (the cursor of the previous page).
-    pub after: Option<(Option<String>, String)>,
+    /// Only fulfillment orders after this one in queue order: its due date and id (the
+    /// cursor of the previous page).
+    pub after: Option<(String, String)>,
     pub limit: i64,
 }
 
@@ -895,16 +895,13 @@ impl Store {
             let fos = sqlx::query_as::<_, FulfillmentOrderRow>(sqlx::AssertSqlSafe(format!(
                 "SELECT {FO_COLUMNS} FROM fulfillment_orders \
                  WHERE ($1 IS NULL OR node_id = $1) AND ($2 IS NULL OR status = $2) \
-                   AND ($3 IS NULL \
-                        OR ($4 IS NOT NULL AND (promised_date > $4 OR promised_date IS NULL \
-                            OR (promised_date = $4 AND fulfillment_order_id > $3))) \
-                        OR ($4 IS NULL AND promised_date IS NULL AND fulfillment_order_id > $3)) \
-                 ORDER BY (promised_date IS NULL), promised_date, fulfillment_order_id LIMIT $5"
+                   AND ($3 IS NULL OR due_date > $3 OR (due_date = $3 AND fulfillment_order_id > $4)) \
+                 ORDER BY due_date, fulfillment_order_id LIMIT $5"
             )))
             .bind(&f.node_id)
             .bind(&f.status)
+            .bind(f.after.as_ref().map(|a| &a.0))
             .bind(f.after.as_ref().map(|a| &a.1))
-            .bind(f.after.as_ref().and_then(|a| a.0.as_ref()))
             .bind(f.limit)
             .fetch_all(pool)
             .await?;

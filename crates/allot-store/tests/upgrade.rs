@@ -47,6 +47,9 @@ async fn check_upgraded(store: &Store) {
     let fo = &o.fulfillment_orders[0];
     assert_eq!((fo.fulfillment_order_id.as_str(), fo.kind.as_str(), fo.attempt), ("fo_1", "ship", 1));
     assert_eq!((fo.released_at_ms, fo.updated_at_ms), (Some(1000), 1000));
+    // Work from before due dates is due the (UTC) day it was made (created at 1 s past
+    // the epoch here), so it keeps its place in the node queue.
+    assert_eq!(fo.due_date, "1970-01-01");
     assert_eq!((o.allocations[0].quantity, o.allocations[0].picked, o.allocations[0].short), (3, None, 0));
     // A fulfillment order of pickup lines becomes a pickup one.
     let o2 = store.order("ord_2").await.unwrap().unwrap();

@@ -80,8 +80,8 @@ const FO_STATUSES: [&str; 11] = [
     "cancelled",
 ];
 
-/// A node's work queue, oldest promise first, unpromised work last (a node key sees its
-/// own node's only).
+/// A node's work queue, earliest due date first (a promised date, else the day the work
+/// was made; a node key sees its own node's only).
 #[utoipa::path(get, path = "/v1/fulfillment-orders", tag = "fulfillment",
     params(("node_id" = Option<String>, Query), ("status" = Option<String>, Query),
            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),

@@ -1,7 +1,13 @@
--- The node queue serves the oldest promise first: a fulfillment order carries the
--- earliest promised date of its lines (NULL when nothing was promised; those come last).
-ALTER TABLE fulfillment_orders ADD COLUMN promised_date TEXT;
-CREATE INDEX fulfillment_orders_by_promise ON fulfillment_orders (node_id, promised_date, fulfillment_order_id);
+-- The node queue serves the earliest due date first: a fulfillment order is due on the
+-- earliest promised date of its lines, else on the (UTC) day it was made, so unpromised
+-- and pickup work keeps its place in line instead of waiting behind every promise.
+ALTER TABLE fulfillment_orders ADD COLUMN due_date TEXT NOT NULL DEFAULT '';
+UPDATE fulfillment_orders SET due_date = COALESCE(
+    (SELECT MIN(l.promised_date) FROM allocations a
+       JOIN order_lines l ON l.order_id = a.order_id AND l.line_id = a.line_id
+      WHERE a.fulfillment_order_id = fulfillment_orders.fulfillment_order_id),
+    date(created_at_ms / 1000, 'unixepoch'));
+CREATE INDEX fulfillment_orders_by_due ON fulfillment_orders (node_id, status, due_date, fulfillment_order_id);
 
 -- A line's service level after a jeopardy upgrade (NULL: as ordered).
 ALTER TABLE order_lines ADD COLUMN upgraded_service_level TEXT
