@@ -255,9 +255,30 @@ async fn jeopardy_actions_follow_the_policy(backend: Backend) {
     let b_fo = b["fulfillment_orders"][0]["id"].as_str().unwrap().to_owned();
     let accepted = s.post_empty(ADMIN_KEY, &format!("/v1/fulfillment-orders/{b_fo}/accept")).await;
     assert_eq!(accepted.1["status"], "accepted");
-    assert_eq!(s.app.sweep_jeopardy().await.unwrap(), 2);
+    // A single-node SKU at risk in Auckland too, which no line may wait for.
+    s.put("/v1/inventory/DC-EAST/SKU-2", json!({"on_hand": 1})).await;
+    let mut lone = order("J-E", Some("Pacific/Auckland"), "2026-11-27");
+    lone["lines"][0]["sku"] = json!("SKU-2");
+    let e_id = s.post("/v1/orders", lone).await.1["order_id"].as_str().unwrap().to_owned();
+    assert_eq!(s.app.sweep_jeopardy().await.unwrap(), 3);
     let a = s.get(&format!("/v1/orders/{a_id}")).await.1;
     assert_eq!(a["lines"][0]["jeopardy"], "at_risk", "Auckland's day");
+    assert_eq!(a["fulfillment_orders"].as_array().unwrap().len(), 1, "just released: the node has its grace period");
+    // Half an hour later the unaccepted work moves; the lone SKU's work stays where it is
+    // (nothing else can take it, and a jeopardy action never cancels).
+    clock.set(start + jiff::SignedDuration::from_mins(31));
+    assert_eq!(s.app.sweep_jeopardy().await.unwrap(), 0, "no jeopardy changed");
+    let e = s.get(&format!("/v1/orders/{e_id}")).await.1;
+    assert_eq!(
+        (
+            e["status"].clone(),
+            e["fulfillment_orders"].as_array().unwrap().len(),
+            e["fulfillment_orders"][0]["status"].clone()
+        ),
+        (json!("allocated"), 1, json!("released")),
+        "{e}"
+    );
+    let a = s.get(&format!("/v1/orders/{a_id}")).await.1;
     let fos = a["fulfillment_orders"].as_array().unwrap();
     assert_eq!(fos.len(), 2, "{a}");
     assert_eq!((fos[0]["status"].clone(), fos[0]["reason"].clone()), (json!("rejected"), json!("order_at_risk")));
@@ -297,6 +318,15 @@ async fn jeopardy_actions_follow_the_policy(backend: Backend) {
         upgraded[0]["data"]["lines"][0],
         json!({"line_id": "1", "from": "standard", "to": "express", "jeopardy": "at_risk"})
     );
+    let fo_upgrade: Vec<serde_json::Value> = c["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "fulfillment_order.service_upgraded")
+        .cloned()
+        .collect();
+    assert_eq!(fo_upgrade.len(), 1, "the node holding the work hears it");
+    assert_eq!(fo_upgrade[0]["node_id"], c["fulfillment_orders"][0]["node_id"]);
     assert_eq!(c["fulfillment_orders"].as_array().unwrap().len(), 1, "an upgrade does not move the work");
     // Late the next day: one more step.
     clock.set("2026-11-29T15:00:00Z".parse().unwrap());

@@ -102,10 +102,13 @@ pub enum FoAction {
     Withdraw {
         reason: String,
     },
-    /// The system's: work its node has not accepted yet moves elsewhere (a jeopardy
-    /// action); accepted work stays.
+    /// The system's: released work its node has not accepted since before
+    /// `released_before_ms` moves elsewhere (a jeopardy action) — only if other nodes can
+    /// take every unit of it; otherwise it stays (a jeopardy action never cancels or
+    /// backorders units). Accepted work stays.
     Reassign {
         reason: String,
+        released_before_ms: i64,
     },
 }
 
@@ -123,7 +126,7 @@ impl FoAction {
     /// fulfillment order's recorded reason).
     fn failure_reason(&self) -> Option<String> {
         match self {
-            FoAction::Reject { reason } | FoAction::Withdraw { reason } | FoAction::Reassign { reason } => {
+            FoAction::Reject { reason } | FoAction::Withdraw { reason } | FoAction::Reassign { reason, .. } => {
                 Some(reason.clone())
             }
             FoAction::ReleaseTimeout { .. } => Some("release_timeout".to_owned()),
@@ -186,6 +189,17 @@ pub struct Scan {
 
 /// An event about a fulfillment order: `fulfillment_order.<status>`.
 pub(crate) fn fo_event(fo: &FulfillmentOrderRow, channel: &str, at_ms: i64, extra: serde_json::Value) -> NewEvent {
+    fo_event_named(&format!("fulfillment_order.{}", fo.status), fo, channel, at_ms, extra)
+}
+
+/// An event about a fulfillment order with its own type.
+fn fo_event_named(
+    kind: &str,
+    fo: &FulfillmentOrderRow,
+    channel: &str,
+    at_ms: i64,
+    extra: serde_json::Value,
+) -> NewEvent {
     let mut data = json!({
         "fulfillment_order_id": fo.fulfillment_order_id, "order_id": fo.order_id, "node_id": fo.node_id,
         "kind": fo.kind, "attempt": fo.attempt, "status": fo.status, "reason": fo.reason,
@@ -193,14 +207,7 @@ pub(crate) fn fo_event(fo: &FulfillmentOrderRow, channel: &str, at_ms: i64, extr
     if let (Some(d), serde_json::Value::Object(more)) = (data.as_object_mut(), extra) {
         d.extend(more);
     }
-    crate::events::new_event(
-        format!("fulfillment_order.{}", fo.status),
-        Some(channel),
-        Some(&fo.order_id),
-        Some(&fo.node_id),
-        at_ms,
-        data.to_string(),
-    )
+    crate::events::new_event(kind, Some(channel), Some(&fo.order_id), Some(&fo.node_id), at_ms, data.to_string())
 }
 
 fn shipment_event(sh: &ShipmentRow, channel: &str, kind: &str, at_ms: i64) -> NewEvent {
@@ -500,7 +507,10 @@ impl App {
                 return Err(e);
             }
         }
-        self.finish(&mut tx, &mut order, fo_id, &action, now, &mut fx).await?;
+        if let Err(e) = self.finish(&mut tx, &mut order, fo_id, &action, now, &mut fx).await {
+            tx.rollback().await?;
+            return Err(e);
+        }
         self.notify(&mut tx, self.positions_note(&fx.written)).await?;
         tx.commit().await?;
         self.refresh_positions(fx.written);
@@ -531,6 +541,14 @@ impl App {
             };
             let units = std::mem::take(&mut fx.reroute);
             let summary = self.reroute_in(tx, order, &units, Some(fo_id), &reason, now, fx).await?;
+            let left_over = |k: &str| summary[k].as_array().is_some_and(|a| !a.is_empty());
+            if matches!(action, FoAction::Reassign { .. }) && (left_over("backordered") || left_over("cancelled")) {
+                // The caller rolls the whole transaction back: the work stays where it is.
+                return Err(AppError::Conflict(vec![FieldError::new(
+                    "fulfillment_order",
+                    "no other node can take all of its units; it stays",
+                )]));
+            }
             fx.events.push(crate::events::order_event("order.rerouted", order, now, summary));
         }
         self.write_progress(tx, order, &before, now, fx).await?;
@@ -595,8 +613,11 @@ impl App {
         {
             return Ok(false);
         }
-        if matches!(action, FoAction::Reassign { .. }) && !matches!(from, FoStatus::Created | FoStatus::Released) {
-            return Ok(false);
+        if let FoAction::Reassign { released_before_ms, .. } = action {
+            let due = order.fulfillment_orders[fi].released_at_ms.is_some_and(|r| r < *released_before_ms);
+            if from != FoStatus::Released || !due {
+                return Ok(false);
+            }
         }
         if let FoAction::ReleaseTimeout { released_before_ms } = action {
             let due = order.fulfillment_orders[fi].released_at_ms.is_some_and(|r| r < *released_before_ms);
@@ -1382,11 +1403,16 @@ impl App {
         let instant = jiff::Timestamp::from_millisecond(now).map_err(|e| AppError::invalid("now", e))?;
         let today = zone.to_datetime(instant).date();
         let mut entered: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+        // Lines at risk or late now, whether or not that is news.
+        let mut jeopardized: BTreeMap<String, &'static str> = BTreeMap::new();
         let mut upgrades = Vec::new();
         let mut any = false;
         let troubled = lines_in_carrier_trouble(&order);
         for l in &order.lines {
             let Some(state) = jeopardy(l, today, troubled.contains(&l.line_id)) else { continue };
+            if state != "on_track" {
+                jeopardized.insert(l.line_id.clone(), state);
+            }
             if l.jeopardy.as_deref() == Some(state) {
                 continue;
             }
@@ -1405,47 +1431,91 @@ impl App {
                 }
             }
         }
-        if !any {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        let mut events: Vec<NewEvent> = entered
-            .iter()
-            .map(|(state, lines)| {
-                crate::events::order_event(
-                    &format!("order.{state}"),
+        if any {
+            let mut events: Vec<NewEvent> = entered
+                .iter()
+                .map(|(state, lines)| {
+                    crate::events::order_event(
+                        &format!("order.{state}"),
+                        &order,
+                        now,
+                        json!({"lines": lines, "today": today.to_string(),
+                               "time_zone": zone.iana_name().unwrap_or("UTC"), "action": action.as_str()}),
+                    )
+                })
+                .collect();
+            if !upgrades.is_empty() {
+                let lines: BTreeSet<&str> = upgrades.iter().filter_map(|u| u["line_id"].as_str()).collect();
+                events.push(crate::events::order_event(
+                    "order.service_upgraded",
                     &order,
                     now,
-                    json!({"lines": lines, "today": today.to_string(), "time_zone": zone.iana_name().unwrap_or("UTC"),
-                           "action": action.as_str()}),
-                )
-            })
-            .collect();
-        if !upgrades.is_empty() {
-            events.push(crate::events::order_event("order.service_upgraded", &order, now, json!({"lines": upgrades})));
+                    json!({"lines": upgrades}),
+                ));
+                // The nodes holding the work hear it on their fulfillment orders too.
+                for fo in working_fos(&order, &lines) {
+                    let data = json!({"lines": upgrades});
+                    events.push(fo_event_named("fulfillment_order.service_upgraded", fo, &order.channel, now, data));
+                }
+            }
+            tx.insert_events(&events).await?;
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
         }
-        tx.insert_events(&events).await?;
-        tx.commit().await?;
-        if action == JeopardyAction::RerouteIfNotAccepted {
-            // Each move is its own transaction through the fulfillment path (as a
-            // rejection); work its node accepted meanwhile stays.
-            for (state, lines) in &entered {
-                let fos: BTreeSet<&str> = order
+        if action == JeopardyAction::RerouteIfNotAccepted && !jeopardized.is_empty() {
+            // Released work not accepted within the grace period moves, each fulfillment
+            // order in its own transaction through the fulfillment path (as a rejection,
+            // but only when other nodes can take all of it). Checked on every sweep while
+            // the line stays in jeopardy, so work released moments ago gets its turn later.
+            let lines: BTreeSet<&str> = jeopardized.keys().map(String::as_str).collect();
+            let released_before_ms = now - REASSIGN_GRACE_MS;
+            for fo in working_fos(&order, &lines) {
+                if fo.status != FoStatus::Released.as_str() || fo.released_at_ms.is_none_or(|r| r >= released_before_ms)
+                {
+                    continue;
+                }
+                let state = order
                     .allocations
                     .iter()
-                    .filter(|a| a.quantity > 0 && lines.contains(&a.line_id))
-                    .map(|a| a.fulfillment_order_id.as_str())
-                    .collect();
-                for fo in fos {
-                    let reason = format!("order_{state}");
-                    if let Err(e) = self.act_on_fulfillment_order(fo, FoAction::Reassign { reason }, None).await {
-                        tracing::warn!(fulfillment_order = %fo, error = %e, "jeopardy reroute failed");
+                    .filter(|a| a.fulfillment_order_id == fo.fulfillment_order_id)
+                    .filter_map(|a| jeopardized.get(&a.line_id))
+                    .max()
+                    .copied()
+                    .unwrap_or("at_risk");
+                let reassign = FoAction::Reassign { reason: format!("order_{state}"), released_before_ms };
+                match self.act_on_fulfillment_order(&fo.fulfillment_order_id, reassign, None).await {
+                    Ok(_) => {}
+                    Err(AppError::Conflict(_)) => {
+                        tracing::debug!(fulfillment_order = %fo.fulfillment_order_id, "no other node can take it")
+                    }
+                    Err(e) => {
+                        tracing::warn!(fulfillment_order = %fo.fulfillment_order_id, error = %e, "jeopardy reroute failed")
                     }
                 }
             }
         }
-        Ok(true)
+        Ok(any)
     }
+}
+
+/// How long released work has to be accepted before a jeopardy reroute may move it.
+pub const REASSIGN_GRACE_MS: i64 = 30 * 60_000;
+
+/// Fulfillment orders still holding units of `lines`.
+fn working_fos<'a>(order: &'a StoredOrder, lines: &BTreeSet<&str>) -> Vec<&'a FulfillmentOrderRow> {
+    let ids: BTreeSet<&str> = order
+        .allocations
+        .iter()
+        .filter(|a| a.quantity > 0 && lines.contains(a.line_id.as_str()))
+        .map(|a| a.fulfillment_order_id.as_str())
+        .collect();
+    order
+        .fulfillment_orders
+        .iter()
+        .filter(|f| ids.contains(f.fulfillment_order_id.as_str()))
+        .filter(|f| FoStatus::parse(&f.status).is_some_and(FoStatus::holds_stock))
+        .collect()
 }
 
 /// The service level a line was ordered with: its own, else the promise option's, else
