@@ -91,6 +91,9 @@ async fn preorders_are_promised_against_supply_and_filled_when_it_arrives(backen
     assert_eq!(expected(&s, &ids[2]).await, [("DC-WEST".to_owned(), 2)]);
     assert_eq!(expected(&s, &ids[0]).await, [("DC-WEST".to_owned(), 1)]);
     assert_eq!(expected(&s, &ids[1]).await, []);
+    // Commitments name orders of every channel: a channel key sees the supply without them.
+    let seen = s.get_as(&web, &format!("/v1/inventory/supply/{first_id}")).await.1;
+    assert_eq!((seen["committed"].clone(), seen.get("commitments")), (json!(3), None));
     let o = s.get(&format!("/v1/orders/{}", ids[2])).await.1;
     assert_eq!(o["lines"][0]["expected"][0]["eta"], "2026-12-08T12:00:00Z");
     assert_eq!(o["status"], "backordered");
@@ -174,6 +177,25 @@ async fn preorders_are_promised_against_supply_and_filled_when_it_arrives(backen
         StatusCode::CONFLICT
     );
     assert_eq!(s.get("/v1/inventory/supply/sup_nope").await.0, StatusCode::NOT_FOUND);
+    // The filled orders heard that nothing is expected for them any more.
+    let last_commitment = |o: &Value| {
+        o["timeline"].as_array().unwrap().iter().rev().find(|e| e["type"] == "order.supply_committed").unwrap().clone()
+    };
+    let p1 = s.get(&format!("/v1/orders/{}", ids[0])).await.1;
+    assert_eq!(last_commitment(&p1)["data"]["expected"], json!([]));
+
+    // The only supply of the SKU is cancelled: the order promised against it hears so.
+    let (_, third) = s
+        .post(
+            "/v1/inventory/supply",
+            json!({"node_id": "DC-WEST", "sku": "SKU-3", "quantity": 1, "eta": "2026-12-20T12:00:00Z"}),
+        )
+        .await;
+    assert_eq!(expected(&s, &p4_id).await, [("DC-WEST".to_owned(), 1)]);
+    s.post_empty(ADMIN_KEY, &format!("/v1/inventory/supply/{}/cancel", third["id"].as_str().unwrap())).await;
+    assert_eq!(expected(&s, &p4_id).await, []);
+    let p4 = s.get(&format!("/v1/orders/{p4_id}")).await.1;
+    assert_eq!(last_commitment(&p4)["data"]["expected"], json!([]));
 
     // Supply's own events, with the node and the counts.
     s.settle_events().await;
@@ -199,6 +221,8 @@ async fn preorders_are_promised_against_supply_and_filled_when_it_arrives(backen
             expect("supply.expected", "DC-EAST", 0),
             expect("supply.cancelled", "DC-WEST", 0),
             expect("supply.received", "DC-EAST", 5),
+            expect("supply.expected", "DC-WEST", 0),
+            expect("supply.cancelled", "DC-WEST", 0),
         ]
     );
 }

@@ -46,6 +46,8 @@ pub const TIMEOUT_BATCH: i64 = 100;
 pub const BACKORDER_BATCH: i64 = 100;
 /// Pages of backordered orders one stock increase works through at most.
 pub const BACKORDER_PAGES: usize = 50;
+/// Consecutive pages that fill nothing after which a fill stops.
+pub const BACKORDER_IDLE_PAGES: usize = 2;
 /// Fulfillment orders moved off paused or closed nodes per sweep.
 pub const DISRUPTION_BATCH: i64 = 100;
 /// Rounds of planning and taking stock when re-sourcing (a round fails where a concurrent
@@ -495,6 +497,7 @@ impl App {
         if !keys.is_empty() {
             tx.lock_positions(&keys, now).await?;
         }
+        let backordered_before: Vec<i64> = order.lines.iter().map(|l| l.backordered).collect();
         let mut fx = Effects::default();
         match self.apply(&mut tx, &mut order, fo_id, &action, now, &mut fx).await {
             Ok(true) => {}
@@ -514,10 +517,17 @@ impl App {
         self.notify(&mut tx, self.positions_note(&fx.written)).await?;
         tx.commit().await?;
         self.refresh_positions(fx.written);
-        let backordered: Vec<String> =
-            order.lines.iter().filter(|l| l.backordered > 0).map(|l| l.sku.clone()).collect();
-        if !backordered.is_empty() {
-            self.backorders_changed(backordered).await;
+        // Backorders this action made (re-sourcing that found no stock) may be promised
+        // against supply.
+        let moved: Vec<String> = order
+            .lines
+            .iter()
+            .zip(&backordered_before)
+            .filter(|(l, b)| l.backordered != **b)
+            .map(|(l, _)| l.sku.clone())
+            .collect();
+        if !moved.is_empty() {
+            self.backorders_changed(moved).await;
         }
         let order = self.order_by_id(&order_id).await?;
         entry_of(&order, fo_id).ok_or_else(not_found)
@@ -982,20 +992,26 @@ impl App {
         let mut skus = skus.to_vec();
         let mut filled = 0;
         let mut after = None;
+        let mut idle_pages = 0;
         for _page in 0..BACKORDER_PAGES {
             skus.retain(|s| self.in_stock(s));
             if skus.is_empty() {
                 break;
             }
             let page = self.inner.store.backordered_orders(&skus, after.as_ref(), BACKORDER_BATCH).await?;
+            let mut page_filled = 0;
             for (id, _) in &page {
                 match self.fill_backorder(id).await {
-                    Ok(true) => filled += 1,
+                    Ok(true) => page_filled += 1,
                     Ok(false) => {}
                     Err(e) => tracing::warn!(order = %id, error = %e, "filling a backorder failed"),
                 }
             }
-            if (page.len() as i64) < BACKORDER_BATCH {
+            filled += page_filled;
+            idle_pages = if page_filled == 0 { idle_pages + 1 } else { 0 };
+            // Stock no order in two whole pages could use is out of reach for this
+            // backlog (excluded or protected nodes): stop rather than walk all of it.
+            if (page.len() as i64) < BACKORDER_BATCH || idle_pages >= BACKORDER_IDLE_PAGES {
                 break;
             }
             after = page.last().map(|(id, p)| (p.clone(), id.clone()));
@@ -1053,10 +1069,31 @@ impl App {
         if skus.is_empty() || !self.inner.background {
             return;
         }
+        // One fill at a time: a burst of feed writes queues its SKUs for the running fill
+        // instead of starting fills that would walk the same backlog side by side.
+        self.inner.fill_queue.lock().unwrap_or_else(|p| p.into_inner()).extend(skus);
+        if self.inner.fill_running.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
         let app = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = app.fill_backorders(&skus).await {
-                tracing::warn!(error = %e, "filling backorders failed");
+            loop {
+                let skus: Vec<String> =
+                    std::mem::take(&mut *app.inner.fill_queue.lock().unwrap_or_else(|p| p.into_inner()))
+                        .into_iter()
+                        .collect();
+                if skus.is_empty() {
+                    app.inner.fill_running.store(false, std::sync::atomic::Ordering::Release);
+                    // SKUs queued between the take and the store start the loop again.
+                    let queued = !app.inner.fill_queue.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
+                    if queued && !app.inner.fill_running.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                        continue;
+                    }
+                    break;
+                }
+                if let Err(e) = app.fill_backorders(&skus).await {
+                    tracing::warn!(error = %e, "filling backorders failed");
+                }
             }
         });
     }

@@ -93,6 +93,9 @@ struct Inner {
     /// Turns a sourcing decision into the JSON stored with orders and re-sourcing attempts
     /// (the API's view of a quote; the API installs it). Without one, `null` is stored.
     decision_renderer: OnceLock<DecisionRenderer>,
+    /// SKUs waiting for the background backorder fill, and whether it runs.
+    fill_queue: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    fill_running: std::sync::atomic::AtomicBool,
 }
 
 /// See [`App::set_decision_renderer`].
@@ -132,6 +135,8 @@ impl App {
                 webhooks: std::sync::RwLock::new(WebhookOptions::default()),
                 background: background_sweep,
                 decision_renderer: OnceLock::new(),
+                fill_queue: Default::default(),
+                fill_running: Default::default(),
             }),
         };
         app.start_change_listener().await?;

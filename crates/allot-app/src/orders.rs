@@ -331,10 +331,10 @@ impl App {
                         self.reload_positions(&failed).await?;
                     }
                     // A preorder: its backordered units may be promised against supply.
-                    let backordered: Vec<String> =
-                        order.lines.iter().filter(|l| l.backordered > 0).map(|l| l.sku.clone()).collect();
-                    if !backordered.is_empty() {
-                        self.backorders_changed(backordered).await;
+                    if order.lines.iter().any(|l| l.backordered > 0) {
+                        if let Err(e) = self.commit_new_backorders(&order).await {
+                            tracing::warn!(order = %order.order_id, error = %e, "promising supply failed");
+                        }
                         // The answer shows what the preorder's units are expected from.
                         let order = self.order_by_id(&order.order_id).await?;
                         return Ok(Placed { order, created: true });

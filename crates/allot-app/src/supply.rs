@@ -17,6 +17,11 @@
 //!   that also reports the receipt as a delta would count it twice; a feed of absolute
 //!   positions or snapshots does not (it overwrites). Receipts are all at once: fewer
 //!   units than expected close the supply (post new supply for the rest).
+//! - Limits: commitments match units by SKU and date only — a line that could not use the
+//!   supply's node (a node its order excluded after a failure) still gets a date from it,
+//!   and on receipt the fill then gives the units to the next orders. Recomputing a SKU
+//!   reads its whole backlog (one indexed query, linear work under the SKU's supply row
+//!   locks); a new unpromised preorder is appended without it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -144,11 +149,13 @@ impl App {
             _ => {}
         }
         let received = quantity.unwrap_or(supply.quantity);
+        // Its commitments end with it: their orders are filled first, and all of them
+        // hear what they wait for next.
+        let mut released = tx.commitments_of(std::slice::from_ref(&supply.supply_id)).await?;
+        released.sort_by(|a, b| (a.committed_at_ms, &a.order_id).cmp(&(b.committed_at_ms, &b.order_id)));
         let committed_orders: Vec<String> = {
             let mut seen = BTreeSet::new();
-            let mut rows = tx.commitments_of(std::slice::from_ref(&supply.supply_id)).await?;
-            rows.sort_by(|a, b| (a.committed_at_ms, &a.order_id).cmp(&(b.committed_at_ms, &b.order_id)));
-            rows.into_iter().filter(|c| seen.insert(c.order_id.clone())).map(|c| c.order_id).collect()
+            released.iter().filter(|c| seen.insert(c.order_id.clone())).map(|c| c.order_id.clone()).collect()
         };
         let (node, sku) = (parse_node(&supply.node_id)?, parse_sku(&supply.sku)?);
         let key = (node.clone(), sku.clone());
@@ -183,7 +190,7 @@ impl App {
             }
         }
         self.fill_backorders(std::slice::from_ref(&closed.sku)).await?;
-        self.recommit_supply(std::slice::from_ref(&closed.sku)).await?;
+        self.recommit_sku(&closed.sku, &released).await?;
         self.supply_entry(supply_id).await
     }
 
@@ -208,41 +215,96 @@ impl App {
             }
             _ => {}
         }
+        let released = tx.commitments_of(std::slice::from_ref(&supply.supply_id)).await?;
         tx.close_supply(supply_id, "cancelled", 0, now).await?;
         let closed = SupplyRow { status: "cancelled".to_owned(), committed: 0, updated_at_ms: now, ..supply };
         tx.insert_events(&[supply_event("supply.cancelled", &closed, now)]).await?;
         tx.commit().await?;
         // Orders that lost their expected units hear about it from the recomputation.
-        self.recommit_supply_from(std::slice::from_ref(&closed.sku), Some(supply_id)).await?;
+        self.recommit_sku(&closed.sku, &released).await?;
         self.supply_entry(supply_id).await
     }
 
     /// Recomputes the commitments of `skus` that have supply expected (see the module
     /// docs); one transaction per SKU. Cheap when there is no open supply (one probe).
     pub(crate) async fn recommit_supply(&self, skus: &[String]) -> Result<()> {
-        self.recommit_supply_from(skus, None).await
-    }
-
-    /// As [`App::recommit_supply`]; `closed` names a supply just closed whose former
-    /// commitments count as "before" (so their orders hear that they changed).
-    async fn recommit_supply_from(&self, skus: &[String], closed: Option<&str>) -> Result<()> {
-        if skus.is_empty() || (closed.is_none() && !self.inner.store.has_open_supply(skus).await?) {
+        if skus.is_empty() || !self.inner.store.has_open_supply(skus).await? {
             return Ok(());
         }
         for sku in skus {
-            self.recommit_sku(sku, closed).await?;
+            self.recommit_sku(sku, &[]).await?;
         }
         Ok(())
     }
 
-    async fn recommit_sku(&self, sku: &str, closed: Option<&str>) -> Result<()> {
+    /// Promises a new order's backordered units against the supply still free, earliest
+    /// first, without recomputing the SKU's backlog: a new unpromised line comes last in
+    /// promise order, so this is what a recomputation would give it (and the next one
+    /// confirms). A promised line may come before others: its SKU is recomputed.
+    pub(crate) async fn commit_new_backorders(&self, order: &allot_store::StoredOrder) -> Result<()> {
+        let waiting: Vec<&allot_store::OrderLineRow> = order.lines.iter().filter(|l| l.backordered > 0).collect();
+        let skus: Vec<String> = waiting.iter().map(|l| l.sku.clone()).collect();
+        if waiting.is_empty() || !self.inner.store.has_open_supply(&skus).await? {
+            return Ok(());
+        }
+        for line in waiting {
+            if line.promised_date.is_some() {
+                self.recommit_sku(&line.sku, &[]).await?;
+                continue;
+            }
+            let now = self.now_ms();
+            let mut tx = self.inner.store.begin().await?;
+            let supplies = tx.open_supply_for_update(&line.sku).await?;
+            let mut need = line.backordered;
+            let mut rows = Vec::new();
+            for s in &supplies {
+                let take = need.min(s.quantity - s.committed);
+                if take <= 0 {
+                    continue;
+                }
+                rows.push(CommitmentRow {
+                    supply_id: s.supply_id.clone(),
+                    order_id: order.order_id.clone(),
+                    line_id: line.line_id.clone(),
+                    quantity: take,
+                    committed_at_ms: now,
+                });
+                need -= take;
+                if need == 0 {
+                    break;
+                }
+            }
+            if rows.is_empty() {
+                tx.rollback().await?;
+                continue;
+            }
+            let ids: Vec<String> = rows.iter().map(|r| r.supply_id.clone()).collect();
+            tx.add_commitments(&ids, &rows).await?;
+            let event = commitment_event(&order.order_id, Some(&order.channel), &line.sku, &rows, &supplies, now);
+            tx.insert_events(&[event]).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Recomputes one SKU's commitments. `released` are commitments of a supply just
+    /// closed: they count as "before", so their orders hear what they wait for now.
+    async fn recommit_sku(&self, sku: &str, released: &[CommitmentRow]) -> Result<()> {
         let now = self.now_ms();
         let mut tx = self.inner.store.begin().await?;
         let supplies = tx.open_supply_for_update(sku).await?;
         let ids: Vec<String> = supplies.iter().map(|s| s.supply_id.clone()).collect();
-        let before_ids: Vec<String> = ids.iter().cloned().chain(closed.map(str::to_owned)).collect();
-        let before = if before_ids.is_empty() { Vec::new() } else { tx.commitments_of(&before_ids).await? };
+        let mut before = if ids.is_empty() { Vec::new() } else { tx.commitments_of(&ids).await? };
+        before.extend_from_slice(released);
+        if ids.is_empty() && before.is_empty() {
+            tx.rollback().await?;
+            return Ok(());
+        }
         let lines = tx.backordered_lines(sku).await?;
+        let since: HashMap<(&str, &str, &str), i64> = before
+            .iter()
+            .map(|c| ((c.supply_id.as_str(), c.order_id.as_str(), c.line_id.as_str()), c.committed_at_ms))
+            .collect();
         // Earliest supply to the oldest promise.
         let mut after = Vec::new();
         let mut li = 0;
@@ -252,16 +314,13 @@ impl App {
             while left > 0 && li < lines.len() {
                 let take = left.min(need);
                 let l = &lines[li];
-                let since = before
-                    .iter()
-                    .find(|c| c.supply_id == s.supply_id && c.order_id == l.order_id && c.line_id == l.line_id)
-                    .map_or(now, |c| c.committed_at_ms);
+                let key = (s.supply_id.as_str(), l.order_id.as_str(), l.line_id.as_str());
                 after.push(CommitmentRow {
                     supply_id: s.supply_id.clone(),
                     order_id: l.order_id.clone(),
                     line_id: l.line_id.clone(),
                     quantity: take,
-                    committed_at_ms: since,
+                    committed_at_ms: since.get(&key).copied().unwrap_or(now),
                 });
                 left -= take;
                 need -= take;
@@ -283,37 +342,48 @@ impl App {
         }
         // One event per order whose expected units changed, naming all of them.
         let changed: BTreeSet<&str> = old.symmetric_difference(&new).map(|k| k.0.as_str()).collect();
-        let channel_of: BTreeMap<&str, &str> =
-            lines.iter().map(|l| (l.order_id.as_str(), l.channel.as_str())).collect();
-        let mut events = Vec::new();
+        let mut by_order: BTreeMap<&str, Vec<CommitmentRow>> = BTreeMap::new();
+        for c in &after {
+            if changed.contains(c.order_id.as_str()) {
+                by_order.entry(c.order_id.as_str()).or_default().push(c.clone());
+            }
+        }
+        let channel_of: HashMap<&str, &str> = lines.iter().map(|l| (l.order_id.as_str(), l.channel.as_str())).collect();
+        let mut events = Vec::with_capacity(changed.len());
         for order_id in changed {
-            let expected: Vec<serde_json::Value> = after
-                .iter()
-                .filter(|c| c.order_id == order_id)
-                .filter_map(|c| {
-                    let s = supplies.iter().find(|s| s.supply_id == c.supply_id)?;
-                    Some(json!({"line_id": c.line_id, "supply_id": c.supply_id, "node_id": s.node_id,
-                                "quantity": c.quantity, "eta": crate::events::ms_to_rfc3339(s.eta_ms)}))
-                })
-                .collect();
-            let data = json!({"order_id": order_id, "sku": sku, "expected": expected});
             let channel = match channel_of.get(order_id) {
                 Some(c) => Some((*c).to_owned()),
                 None => self.inner.store.order(order_id).await?.map(|o| o.channel),
             };
-            events.push(crate::events::new_event(
-                "order.supply_committed",
-                channel.as_deref(),
-                Some(order_id),
-                None,
-                now,
-                data.to_string(),
-            ));
+            let rows = by_order.get(order_id).map(Vec::as_slice).unwrap_or_default();
+            events.push(commitment_event(order_id, channel.as_deref(), sku, rows, &supplies, now));
         }
         tx.insert_events(&events).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// `order.supply_committed`: every unit of the order now expected from supply (an empty
+/// list: nothing any more).
+fn commitment_event(
+    order_id: &str,
+    channel: Option<&str>,
+    sku: &str,
+    rows: &[CommitmentRow],
+    supplies: &[SupplyRow],
+    now: i64,
+) -> allot_store::NewEvent {
+    let expected: Vec<serde_json::Value> = rows
+        .iter()
+        .filter_map(|c| {
+            let s = supplies.iter().find(|s| s.supply_id == c.supply_id)?;
+            Some(json!({"line_id": c.line_id, "supply_id": c.supply_id, "node_id": s.node_id,
+                        "quantity": c.quantity, "eta": crate::events::ms_to_rfc3339(s.eta_ms)}))
+        })
+        .collect();
+    let data = json!({"order_id": order_id, "sku": sku, "expected": expected});
+    crate::events::new_event("order.supply_committed", channel, Some(order_id), None, now, data.to_string())
 }
 
 fn supply_event(kind: &str, s: &SupplyRow, now: i64) -> allot_store::NewEvent {

@@ -180,6 +180,16 @@ impl Tx {
     /// Replaces every commitment against `supply_ids` with `rows` and sets each supply's
     /// committed total.
     pub async fn replace_commitments(&mut self, supply_ids: &[String], rows: &[CommitmentRow]) -> Result<()> {
+        self.write_commitments(supply_ids, rows, true).await
+    }
+
+    /// Adds `rows` (new (supply, order, line) pairs) to the commitments against
+    /// `supply_ids` and sets each supply's committed total.
+    pub async fn add_commitments(&mut self, supply_ids: &[String], rows: &[CommitmentRow]) -> Result<()> {
+        self.write_commitments(supply_ids, rows, false).await
+    }
+
+    async fn write_commitments(&mut self, supply_ids: &[String], rows: &[CommitmentRow], replace: bool) -> Result<()> {
         let ids = serde_json::Value::from(supply_ids.to_vec()).to_string();
         let in_ids = self.in_text_array(1);
         let values = serde_json::Value::from(
@@ -201,10 +211,12 @@ impl Tx {
             }
         };
         on_tx!(self, |conn| {
-            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM supply_commitments WHERE supply_id {in_ids}")))
-                .bind(&ids)
-                .execute(&mut *conn)
-                .await?;
+            if replace {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM supply_commitments WHERE supply_id {in_ids}")))
+                    .bind(&ids)
+                    .execute(&mut *conn)
+                    .await?;
+            }
             if !rows.is_empty() {
                 sqlx::query(insert).bind(&values).execute(&mut *conn).await?;
             }

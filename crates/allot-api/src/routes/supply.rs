@@ -119,13 +119,22 @@ async fn list_supply(State(s): State<ApiState>, q: QueryPairs) -> ApiResult<Json
     Ok(Json(SupplyList { supply: page.entries.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor }))
 }
 
-/// One supply record with the backordered units promised against it.
+/// One supply record; with an admin key also the backordered units promised against it
+/// (they name orders of every channel).
 #[utoipa::path(get, path = "/v1/inventory/supply/{supply_id}", tag = "inventory",
     params(("supply_id" = String, Path)),
     responses((status = 200, body = SupplyView), (status = 404, body = Problem)),
     security(("api_key" = [])))]
-async fn get_supply(State(s): State<ApiState>, Path(supply_id): Path<String>) -> ApiResult<Json<SupplyView>> {
-    Ok(Json(s.app.supply_entry(&supply_id).await?.into()))
+async fn get_supply(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+    Path(supply_id): Path<String>,
+) -> ApiResult<Json<SupplyView>> {
+    let mut view: SupplyView = s.app.supply_entry(&supply_id).await?.into();
+    if admin_only(&caller, "see supply commitments").is_err() {
+        view.commitments = None;
+    }
+    Ok(Json(view))
 }
 
 /// Receive expected supply (admin): the units go on hand at the node and backorders are
