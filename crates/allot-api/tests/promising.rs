@@ -96,6 +96,22 @@ async fn a_cart_gets_the_dates_the_calendars_allow(backend: Backend) {
         p["unavailable"].as_array().unwrap().iter().find(|u| u["service_level"] == "express").unwrap().clone();
     assert!(express["reason"].as_str().unwrap().contains("no express service"), "{express}");
 
+    // Daily capacity: with room for one order a day and one order waiting, the store's
+    // next slot is tomorrow.
+    let mut chi = common::node_json("store", 41.85, -87.65, "America/Chicago", &["ship", "pickup", "curbside"]);
+    chi["capacity"]["orders_per_day"] = json!(1);
+    assert_eq!(s.put("/v1/nodes/ST-CHI", chi).await.0, StatusCode::OK);
+    let order = json!({"channel": "web", "external_id": "CAP-1", "ship_to": {"lat": 41.88, "lon": -87.63},
+                       "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 1}]});
+    let (status, o) = s.post("/v1/orders", order).await;
+    assert_eq!((status, o["fulfillment_orders"][0]["node_id"].clone()), (StatusCode::CREATED, json!("ST-CHI")), "{o}");
+    s.app.refresh_node_backlog().await.unwrap();
+    let cart = json!({"lines": [{"sku": "SKU-1", "quantity": 1}], "ship_to": {"lat": 41.88, "lon": -87.63},
+                      "methods": ["ship"]});
+    let p = s.post("/v1/promises", cart).await.1;
+    let ground = p["options"].as_array().unwrap().iter().find(|o| o["service_level"] == "standard").unwrap().clone();
+    assert_eq!(ground["packages"][0]["ship_date"], "2026-11-26", "today's one slot is taken: {ground}");
+
     // Nothing in stock: every ship level is unavailable with the reason; bad input is named.
     let (_, none) = s
         .post(

@@ -1185,7 +1185,7 @@ impl App {
         let mut captured = captured_order(order)?;
         // Work moved after a failure keeps the order's promise, like the first plan.
         if let Some((level, date)) = captured_promise(order) {
-            captured.promise = Some(self.promise_terms(&captured, &level, date)?);
+            captured.promise = Some(self.promise_terms(&captured, &level, date).await?);
         }
         let failed_node = order
             .fulfillment_orders

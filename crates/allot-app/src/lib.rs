@@ -96,6 +96,8 @@ struct Inner {
     /// SKUs waiting for the background backorder fill, and whether it runs.
     fill_queue: std::sync::Mutex<std::collections::BTreeSet<String>>,
     fill_running: std::sync::atomic::AtomicBool,
+    /// Open work per node for daily capacity in promises, and when it was read.
+    backlog: std::sync::Mutex<Option<(std::time::Instant, Arc<std::collections::HashMap<String, u32>>)>>,
 }
 
 /// See [`App::set_decision_renderer`].
@@ -137,6 +139,7 @@ impl App {
                 decision_renderer: OnceLock::new(),
                 fill_queue: Default::default(),
                 fill_running: Default::default(),
+                backlog: Default::default(),
             }),
         };
         app.start_change_listener().await?;

@@ -5,6 +5,7 @@
 //! Limitation: other servers on the same PostgreSQL database see a changed carrier or
 //! calendar after their restart (change notes do not carry documents yet).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use allot_core::promise::NodeCalendar;
@@ -176,12 +177,36 @@ pub struct PromiseAnswer {
     pub unavailable: Vec<(String, Option<String>, String)>,
 }
 
+/// How long a read of the nodes' open work serves promises.
+pub const BACKLOG_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl App {
+    /// Open work per node (fulfillment orders not yet shipped or made ready), read at most
+    /// once per [`BACKLOG_TTL`]: daily capacity in ship dates works it off.
+    pub(crate) async fn node_backlog(&self) -> Result<Arc<HashMap<String, u32>>> {
+        if let Some((at, map)) = self.inner.backlog.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+            && at.elapsed() < BACKLOG_TTL
+        {
+            return Ok(map.clone());
+        }
+        self.refresh_node_backlog().await
+    }
+
+    /// Reads the nodes' open work now (tests call it after placing orders).
+    pub async fn refresh_node_backlog(&self) -> Result<Arc<HashMap<String, u32>>> {
+        let rows = self.inner.store.open_work_by_node().await?;
+        let map: Arc<HashMap<String, u32>> =
+            Arc::new(rows.into_iter().map(|(n, c)| (n, u32::try_from(c).unwrap_or(u32::MAX))).collect());
+        *self.inner.backlog.lock().unwrap_or_else(|p| p.into_inner()) = Some((std::time::Instant::now(), map.clone()));
+        Ok(map)
+    }
+
     /// Fulfilment options for a cart: per service level a carrier offers, the engine's
     /// plan with each package's ship date (node calendar, service cut-off) and delivery
     /// date (transit business days); pickup at nearby stores holding the whole cart, with
     /// the time it is ready. Options that cannot be met are listed with a reason.
-    pub fn promise(&self, q: &PromiseQuery) -> Result<PromiseAnswer> {
+    pub async fn promise(&self, q: &PromiseQuery) -> Result<PromiseAnswer> {
+        let backlog = self.node_backlog().await?;
         let now = self.now_ms();
         let now_ts = jiff::Timestamp::from_millisecond(now).map_err(|e| AppError::invalid("now", e))?;
         let wants = |m: &str| q.methods.is_empty() || q.methods.iter().any(|x| x == m);
@@ -212,7 +237,7 @@ impl App {
                     ));
                     continue;
                 }
-                match self.ship_option(level, plan, ship_to, now_ts) {
+                match self.ship_option(level, plan, ship_to, now_ts, &backlog) {
                     Ok(opt) => options.push(opt),
                     Err(reason) => unavailable.push(("ship".to_owned(), Some(level.clone()), reason)),
                 }
@@ -238,6 +263,7 @@ impl App {
         plan: &allot_core::sourcing::Plan,
         ship_to: Option<allot_core::GeoPoint>,
         now: jiff::Timestamp,
+        backlog: &HashMap<String, u32>,
     ) -> std::result::Result<PromiseOption, String> {
         let read = self.inner.read.read();
         let mut packages = Vec::new();
@@ -250,7 +276,7 @@ impl App {
             }
             let km = ship_to.map_or(0.0, |t| node.node.location.distance_km(t));
             let Some(Delivery { date: delivery, order_by: by, ship_date, service: key }) =
-                earliest_delivery(&read, p.node_id.as_str(), level, km, now)
+                earliest_delivery(&read, p.node_id.as_str(), level, km, now, backlog)
             else {
                 return Err(format!("node {} has no {level} service reaching the address", p.node_id));
             };
@@ -282,12 +308,13 @@ impl App {
     /// calendar or a service of that level reaching the address has no date (`None`).
     /// Only nodes holding one of the order's SKUs are worked out (the others have no
     /// stock for it anyway).
-    pub(crate) fn promise_terms(
+    pub(crate) async fn promise_terms(
         &self,
         order: &OrderToSource,
         level: &str,
         promised: jiff::civil::Date,
     ) -> Result<PromiseTerms> {
+        let backlog = self.node_backlog().await?;
         let now = jiff::Timestamp::from_millisecond(self.now_ms()).map_err(|e| AppError::invalid("now", e))?;
         let read = self.inner.read.read();
         let Some(ship_to) = order.ship_to else { return Ok(PromiseTerms::default()) };
@@ -300,7 +327,7 @@ impl App {
                 if !holds(id) {
                     return None;
                 }
-                let d = earliest_delivery(&read, id, level, node.location.distance_km(ship_to), now)?;
+                let d = earliest_delivery(&read, id, level, node.location.distance_km(ship_to), now, &backlog)?;
                 let late = promised.until(d.date).ok()?.get_days().max(0);
                 Some(u16::try_from(late).unwrap_or(u16::MAX))
             })
@@ -363,9 +390,20 @@ struct Delivery {
 }
 
 /// The node's services of `level` (per its calendar), the one delivering first, from
-/// `now` to an address `km` away; `None` without a calendar or such a service.
-fn earliest_delivery(read: &ReadModel, node_id: &str, level: &str, km: f64, now: jiff::Timestamp) -> Option<Delivery> {
+/// `now` to an address `km` away; `None` without a calendar or such a service. The ship
+/// date respects the node's daily capacity (`orders_per_day`) given its open work.
+fn earliest_delivery(
+    read: &ReadModel,
+    node_id: &str,
+    level: &str,
+    km: f64,
+    now: jiff::Timestamp,
+    backlog: &HashMap<String, u32>,
+) -> Option<Delivery> {
     let cal = read.calendars.get(node_id)?;
+    let per_day = read.node(node_id)?.node.capacity.orders_per_day;
+    let waiting = backlog.get(node_id).copied().unwrap_or(0);
+    let room = allot_core::promise::capacity_from_backlog(&cal.calendar, now, waiting, per_day);
     let mut best: Option<Delivery> = None;
     for key in &cal.carrier_services {
         let Some(svc) =
@@ -377,7 +415,7 @@ fn earliest_delivery(read: &ReadModel, node_id: &str, level: &str, km: f64, now:
             now,
             node: &cal.calendar,
             cutoff: svc.calendar.pickup_cutoff_local,
-            has_capacity: &|_| true,
+            has_capacity: &room,
         };
         let Some(slot) = allot_core::promise::ship_slot(&q) else { continue };
         let Some(date) = allot_core::promise::delivery_date(&svc.calendar, slot.ship_date, km) else { continue };

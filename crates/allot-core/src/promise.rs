@@ -93,6 +93,41 @@ fn period(cal: &NodeCalendar, date: Date) -> Option<(Timestamp, Timestamp)> {
     (close > open).then_some((open, close))
 }
 
+/// Daily capacity as a queue: a node with `backlog` orders not yet shipped and capacity
+/// for `per_day` a day works them off oldest first, `per_day` each working day from the
+/// node-local day of `now`; a new order takes the first working day with room. The answer
+/// is [`ShipQuery::has_capacity`] for that node: whether `date` is at or after that day.
+/// No capacity set: every day has room.
+pub fn capacity_from_backlog(
+    cal: &NodeCalendar,
+    now: Timestamp,
+    backlog: u32,
+    per_day: Option<u32>,
+) -> impl Fn(Date) -> bool + '_ {
+    let full_days = match per_day {
+        Some(c) if c > 0 => backlog / c,
+        Some(_) => u32::MAX,
+        None => 0,
+    };
+    let today = cal.time_zone.to_datetime(now).date();
+    move |date: Date| {
+        if full_days == 0 {
+            return true;
+        }
+        // Working days from today up to (not including) `date`; bounded by the search.
+        let mut worked = 0u32;
+        let mut d = today;
+        while d < date && worked < full_days {
+            if period(cal, d).is_some() {
+                worked += 1;
+            }
+            let Ok(next) = d.tomorrow() else { return false };
+            d = next;
+        }
+        worked >= full_days
+    }
+}
+
 fn local_at(cal: &NodeCalendar, date: Date, t: Time) -> Option<Timestamp> {
     cal.time_zone.to_timestamp(date.to_datetime(t)).ok()
 }
@@ -239,6 +274,26 @@ mod tests {
 
     fn slot(cal: &NodeCalendar, now: Timestamp) -> Option<ShipSlot> {
         ship_slot(&ShipQuery { now, node: cal, cutoff: time(15, 0, 0, 0), has_capacity: &|_| true })
+    }
+
+    #[test]
+    fn a_full_backlog_moves_the_ship_date_to_the_first_working_day_with_room() {
+        // Open every day but Thanksgiving (Thursday 26th); two orders a day; Wednesday 10:00.
+        let mut cal = store(NY);
+        cal.holidays.insert(date(2026, 11, 26));
+        let now = at(NY, date(2026, 11, 25), time(10, 0, 0, 0));
+        let ship = |backlog: u32| {
+            let room = capacity_from_backlog(&cal, now, backlog, Some(2));
+            ship_slot(&ShipQuery { now, node: &cal, cutoff: time(15, 0, 0, 0), has_capacity: &room }).unwrap().ship_date
+        };
+        assert_eq!(ship(0), date(2026, 11, 25));
+        assert_eq!(ship(1), date(2026, 11, 25), "one order in line: room for one more today");
+        assert_eq!(ship(2), date(2026, 11, 27), "today is full and the holiday does not count");
+        assert_eq!(ship(5), date(2026, 11, 28), "five in line at two a day: the third working day");
+        let none = capacity_from_backlog(&cal, now, 0, Some(0));
+        assert!(!none(date(2027, 1, 1)), "no capacity at all: never");
+        let unlimited = capacity_from_backlog(&cal, now, 1_000, None);
+        assert!(unlimited(date(2026, 11, 25)));
     }
 
     #[test]

@@ -937,6 +937,20 @@ impl Store {
             .collect())
     }
 
+    /// Per node, the fulfillment orders not yet handed over or made ready (what daily
+    /// capacity still has to work off).
+    pub async fn open_work_by_node(&self) -> Result<Vec<(String, i64)>> {
+        let open = status_list(|s| s.holds_stock() && s != FoStatus::ReadyForPickup);
+        let rows = on_read!(self, |pool| {
+            sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(format!(
+                "SELECT node_id, COUNT(*) FROM fulfillment_orders WHERE status IN ({open}) GROUP BY node_id"
+            )))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+
     /// Fulfillment orders not yet picked at paused or closed nodes, oldest first, with the
     /// node's status.
     pub async fn disrupted_fulfillment_orders(&self, limit: i64) -> Result<Vec<(String, String)>> {

@@ -40,7 +40,7 @@ async fn promise(
         return Err(allot_app::AppError::Forbidden { action: "ask for promises" }.into());
     }
     let q = p.parse().map_err(crate::error::ApiError::invalid)?;
-    Ok(Json(s.app.promise(&q)?.into()))
+    Ok(Json(s.app.promise(&q).await?.into()))
 }
 
 /// Create (201) or replace (200) a carrier and its services (transit bands, pickup
