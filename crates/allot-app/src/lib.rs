@@ -97,8 +97,11 @@ struct Inner {
     fill_queue: std::sync::Mutex<std::collections::BTreeSet<String>>,
     fill_running: std::sync::atomic::AtomicBool,
     /// Open work per node for daily capacity in promises, and when it was read.
-    backlog: std::sync::Mutex<Option<(std::time::Instant, Arc<std::collections::HashMap<String, u32>>)>>,
+    backlog: std::sync::Mutex<Option<(std::time::Instant, NodeBacklog)>>,
 }
+
+/// Open fulfillment orders per node id.
+type NodeBacklog = Arc<std::collections::HashMap<String, u32>>;
 
 /// See [`App::set_decision_renderer`].
 pub type DecisionRenderer = Arc<dyn Fn(&Quote) -> String + Send + Sync>;
