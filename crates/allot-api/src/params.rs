@@ -504,14 +504,25 @@ pub struct OrderParam {
     /// A stored policy's name; default: the active policy.
     #[serde(default)]
     pub policy: Option<String>,
-    /// A ship option of `POST /v1/promises` (`ship:<service_level>:<date>`): the order's
-    /// ship lines take its service level and keep its delivery date as their promise.
+    /// An option of `POST /v1/promises`: `ship:<service_level>:<date>` — the order's ship
+    /// lines take its service level and keep its delivery date as their promise; or
+    /// `pickup:<store>` — its pickup and curbside lines at that store keep the time the
+    /// store has them ready.
     #[serde(default)]
     pub promise_option_id: Option<String>,
 }
 
-/// The service level and promised date of a ship promise option id.
-pub fn parse_promise_option(id: &str) -> Result<(String, jiff::civil::Date), FieldError> {
+/// What an order commits to with `promise_option_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromiseChoice {
+    /// `ship:<service level>:<date>`.
+    Ship(String, jiff::civil::Date),
+    /// `pickup:<store>`.
+    Pickup(allot_core::NodeId),
+}
+
+/// The promise an option id of `POST /v1/promises` stands for.
+pub fn parse_promise_option(id: &str) -> Result<PromiseChoice, FieldError> {
     let bad = |m: &str| FieldError::new("promise_option_id", m);
     let mut parts = id.splitn(3, ':');
     match (parts.next(), parts.next(), parts.next()) {
@@ -520,12 +531,12 @@ pub fn parse_promise_option(id: &str) -> Result<(String, jiff::civil::Date), Fie
                 return Err(bad("unknown service level"));
             }
             let date = date.parse::<jiff::civil::Date>().map_err(|_| bad("the option's date is not YYYY-MM-DD"))?;
-            Ok((level.to_owned(), date))
+            Ok(PromiseChoice::Ship(level.to_owned(), date))
         }
-        (Some("pickup"), Some(_), None) => {
-            Err(bad("a pickup option is kept by sending the lines as pickup lines at that store (pickup_node_id)"))
+        (Some("pickup"), Some(store), None) => {
+            allot_core::NodeId::parse(store).map(PromiseChoice::Pickup).map_err(|_| bad("not a store id"))
         }
-        _ => Err(bad("an option_id from POST /v1/promises, e.g. ship:standard:2026-11-27")),
+        _ => Err(bad("an option_id from POST /v1/promises, e.g. ship:standard:2026-11-27 or pickup:ST-CHI")),
     }
 }
 

@@ -471,6 +471,9 @@ pub struct OrderLineView {
     /// The delivery date promised (placed on a promise option).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub promised_date: Option<String>,
+    /// When a pickup line was promised ready at its store (placed on a pickup option).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promised_ready_at: Option<String>,
     /// on_track, at_risk, late (promised lines; kept by the jeopardy sweep).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jeopardy: Option<String>,
@@ -595,6 +598,7 @@ fn order_parts(
             shipped_quantity: l.shipped,
             delivered_quantity: l.delivered,
             promised_date: l.promised_date.clone(),
+            promised_ready_at: l.promised_ready_at_ms.map(ms_to_rfc3339),
             jeopardy: l.jeopardy.clone(),
             upgraded_service_level: l.upgraded_service_level.clone(),
             expected: expectations

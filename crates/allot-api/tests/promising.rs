@@ -65,7 +65,8 @@ async fn carriers_and_node_calendars_are_validated_versioned_and_kept(mut s: Tes
 /// pickup at the store is ready two open hours later.
 async fn a_cart_gets_the_dates_the_calendars_allow(backend: Backend) {
     let now: jiff::Timestamp = "2026-11-25T15:00:00Z".parse().unwrap();
-    let Some(s) = TestServer::start_with(backend, Arc::new(FixedClock::new(now)), false).await else { return };
+    let clock = Arc::new(FixedClock::new(now));
+    let Some(s) = TestServer::start_with(backend, clock.clone(), false).await else { return };
     s.seed().await;
     let ups = json!({"name": "UPS", "services": [
         {"code": "ground", "service_level": "standard", "pickup_cutoff_local": "17:00",
@@ -95,6 +96,52 @@ async fn a_cart_gets_the_dates_the_calendars_allow(backend: Backend) {
     let express =
         p["unavailable"].as_array().unwrap().iter().find(|u| u["service_level"] == "express").unwrap().clone();
     assert!(express["reason"].as_str().unwrap().contains("no express service"), "{express}");
+
+    // An order placed on the pickup option keeps the ready time; the jeopardy sweep
+    // watches it: at risk in the last hour while not ready, on track once at the counter.
+    let (status, p) = s
+        .post(
+            "/v1/orders",
+            json!({"channel": "web", "external_id": "PU-1", "promise_option_id": "pickup:ST-CHI",
+               "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 1, "method": "pickup",
+                          "pickup_node_id": "ST-CHI"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    assert_eq!(p["lines"][0]["promised_ready_at"], "2026-11-25T17:00:00Z");
+    let pu = p["order_id"].as_str().unwrap().to_owned();
+    let jeopardy = |o: &serde_json::Value| o["lines"][0]["jeopardy"].clone();
+    s.app.sweep_jeopardy().await.unwrap();
+    assert_eq!(jeopardy(&s.get(&format!("/v1/orders/{pu}")).await.1), "on_track");
+    clock.set("2026-11-25T16:30:00Z".parse().unwrap());
+    s.app.sweep_jeopardy().await.unwrap();
+    assert_eq!(jeopardy(&s.get(&format!("/v1/orders/{pu}")).await.1), "at_risk");
+    let fo = p["fulfillment_orders"][0]["id"].as_str().unwrap().to_owned();
+    for action in ["accept", "pick", "ready-for-pickup"] {
+        let path = format!("/v1/fulfillment-orders/{fo}/{action}");
+        let (status, r) = if action == "pick" {
+            s.post(&path, json!({"lines": [{"line_id": "1", "picked_quantity": 1}]})).await
+        } else {
+            s.post_empty(ADMIN_KEY, &path).await
+        };
+        assert_eq!(status, StatusCode::OK, "{action}: {r}");
+    }
+    clock.set("2026-11-25T18:00:00Z".parse().unwrap());
+    s.app.sweep_jeopardy().await.unwrap();
+    assert_eq!(jeopardy(&s.get(&format!("/v1/orders/{pu}")).await.1), "on_track", "ready in time stays on track");
+    let (status, p) = s
+        .post(
+            "/v1/orders",
+            json!({"channel": "web", "external_id": "PU-2", "promise_option_id": "pickup:DC-EAST",
+               "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 1, "method": "pickup",
+                          "pickup_node_id": "ST-CHI"}]}),
+        )
+        .await;
+    assert_eq!(
+        (status, p["errors"][0]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("promise_option_id"))
+    );
+    clock.set(now);
 
     // Daily capacity: with room for one order a day and one order waiting, the store's
     // next slot is tomorrow.

@@ -1357,16 +1357,33 @@ pub const JEOPARDY_BATCH: i64 = 200;
 /// date while units have not all left a node, or at any time while a carrier reports
 /// trouble (`carrier_trouble`: a shipment of the line whose last scan is `exception` or
 /// `delayed`); else `on_track`.
+///
+/// A pickup line promised ready at a time (`promised_ready_at_ms`) is `on_track` once its
+/// units are ready at the counter, else `at_risk` in the last [`PICKUP_AT_RISK_MS`] before
+/// that time and `late` after it.
 pub(crate) fn jeopardy(
     line: &allot_store::OrderLineRow,
     today: jiff::civil::Date,
     carrier_trouble: bool,
+    now_ms: i64,
+    ready_units: i64,
 ) -> Option<&'static str> {
-    let promised: jiff::civil::Date = line.promised_date.as_deref()?.parse().ok()?;
     let open = line.quantity - line.cancelled;
     if open == 0 || line.delivered >= open {
         return None;
     }
+    if let Some(ready_at) = line.promised_ready_at_ms {
+        return Some(if ready_units >= open {
+            "on_track"
+        } else if now_ms > ready_at {
+            "late"
+        } else if now_ms > ready_at - PICKUP_AT_RISK_MS {
+            "at_risk"
+        } else {
+            "on_track"
+        });
+    }
+    let promised: jiff::civil::Date = line.promised_date.as_deref()?.parse().ok()?;
     let eve = promised.yesterday().ok()?;
     Some(if today > promised {
         "late"
@@ -1445,8 +1462,20 @@ impl App {
         let mut upgrades = Vec::new();
         let mut any = false;
         let troubled = lines_in_carrier_trouble(&order);
+        let at_counter: BTreeSet<&str> = order
+            .fulfillment_orders
+            .iter()
+            .filter(|f| matches!(f.status.as_str(), "ready_for_pickup" | "picked_up"))
+            .map(|f| f.fulfillment_order_id.as_str())
+            .collect();
         for l in &order.lines {
-            let Some(state) = jeopardy(l, today, troubled.contains(&l.line_id)) else { continue };
+            let ready: i64 = order
+                .allocations
+                .iter()
+                .filter(|a| a.line_id == l.line_id && at_counter.contains(a.fulfillment_order_id.as_str()))
+                .map(|a| a.quantity)
+                .sum();
+            let Some(state) = jeopardy(l, today, troubled.contains(&l.line_id), now, ready) else { continue };
             if state != "on_track" {
                 jeopardized.insert(l.line_id.clone(), state);
             }
@@ -1460,7 +1489,7 @@ impl App {
             }
             entered.entry(state).or_default().push(l.line_id.clone());
             let unshipped = l.quantity - l.cancelled - l.shipped > 0;
-            if action == JeopardyAction::UpgradeService && unshipped {
+            if action == JeopardyAction::UpgradeService && unshipped && l.promised_date.is_some() {
                 let current = l.upgraded_service_level.clone().unwrap_or_else(|| ordered_service_level(&captured, l));
                 if let Some(to) = upgraded_service_level(&current) {
                     tx.set_line_service_upgrade(order_id, &l.line_id, to).await?;
@@ -1535,6 +1564,9 @@ impl App {
         Ok(any)
     }
 }
+
+/// How long before its promised ready time a pickup line not yet ready is at risk.
+pub const PICKUP_AT_RISK_MS: i64 = 60 * 60_000;
 
 /// How long released work has to be accepted before a jeopardy reroute may move it.
 pub const REASSIGN_GRACE_MS: i64 = 30 * 60_000;

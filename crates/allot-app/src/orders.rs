@@ -45,6 +45,10 @@ pub struct PlaceOrder {
     /// take the service level (unless they name one) and keep the date as their promise,
     /// watched by the jeopardy sweep.
     pub promise: Option<ShipPromise>,
+    /// A pickup promise option (`pickup:<store>`): the order's pickup and curbside lines at
+    /// that store keep the time it is ready (worked out from the store's calendar when the
+    /// order is placed) as their promise.
+    pub pickup_promise: Option<NodeId>,
     pub order: OrderToSource,
 }
 
@@ -55,12 +59,19 @@ pub struct ShipPromise {
     pub delivery_date: jiff::civil::Date,
 }
 
+/// Lines the customer collects at a store (what a pickup promise covers).
+fn is_counter(method: allot_core::FulfillmentMethod) -> bool {
+    matches!(method, allot_core::FulfillmentMethod::Pickup | allot_core::FulfillmentMethod::Curbside)
+}
+
 /// One placement attempt's plan: the engine's decision, the substitutes planned for what
 /// it leaves short, and the decision as stored with the order.
 struct Plan {
     quote: Quote,
     subs: Vec<SubstitutePlan>,
     decision: String,
+    /// When promised pickup lines are ready (a pickup promise).
+    pickup_ready_at_ms: Option<i64>,
 }
 
 /// Units of a line planned as a substitute SKU: (node, units) per package.
@@ -281,6 +292,10 @@ impl App {
         if input.external_id.is_empty() {
             return Err(AppError::invalid("external_id", "required"));
         }
+        let pickup_ready_at_ms = match &input.pickup_promise {
+            Some(store) => Some(self.pickup_ready_at(store, &input.order)?),
+            None => None,
+        };
         // Idempotency: the same (channel, external_id) answers the stored order.
         if let Some(existing) = self.existing_order(&input).await? {
             return Ok(existing);
@@ -298,7 +313,7 @@ impl App {
             let quote = self.quote(to_source, input.policy.as_deref())?;
             let subs = self.plan_substitutes(&input, to_source, &quote)?;
             let decision = self.render_decision(&quote);
-            let plan = Plan { quote, subs, decision };
+            let plan = Plan { quote, subs, decision, pickup_ready_at_ms };
             let (app, inp, conv) = (self.clone(), input.clone(), conversion.clone());
             // The command may run on the SQLite writer's thread: carry the actor along.
             let actor = crate::events::current_actor();
@@ -355,7 +370,7 @@ impl App {
         plan: Plan,
         last: bool,
     ) -> Result<Step<Attempt>> {
-        let Plan { quote, subs, decision } = plan;
+        let Plan { quote, subs, decision, pickup_ready_at_ms } = plan;
         let (quote, subs) = (&quote, subs.as_slice());
         let now = self.now_ms();
         let mut written: Vec<StoredPosition> = Vec::new();
@@ -409,6 +424,13 @@ impl App {
             return Ok(Step::Rollback(Attempt::Retry(failed)));
         }
         let mut order = self.build_order(input, quote, &taken, decision, now);
+        if let (Some(store), Some(ready)) = (&input.pickup_promise, pickup_ready_at_ms) {
+            for (row, line) in order.lines.iter_mut().zip(&input.order.lines) {
+                if is_counter(line.method) && line.pickup_node.as_ref() == Some(store) {
+                    row.promised_ready_at_ms = Some(ready);
+                }
+            }
+        }
         order.sort_parts();
         // The same (channel, external_id) placed meanwhile: its unique key refuses this one.
         match tx.insert_order(&order).await {
@@ -648,6 +670,7 @@ impl App {
                         .as_ref()
                         .filter(|_| l.method == allot_core::FulfillmentMethod::Ship)
                         .map(|p| p.delivery_date.to_string()),
+                    promised_ready_at_ms: None,
                     jeopardy: None,
                     upgraded_service_level: None,
                 };
@@ -689,6 +712,21 @@ impl App {
             .order(order_id)
             .await?
             .ok_or_else(|| AppError::NotFound { what: "order", id: order_id.to_owned() })
+    }
+
+    /// When a pickup promise at `store` is ready if the order is placed now (the store's
+    /// calendar: pickup preparation counted in open minutes). The order must have pickup
+    /// or curbside lines at that store.
+    fn pickup_ready_at(&self, store: &NodeId, order: &OrderToSource) -> Result<i64> {
+        let bad = |m: String| AppError::invalid("promise_option_id", m);
+        if !order.lines.iter().any(|l| l.pickup_node.as_ref() == Some(store) && is_counter(l.method)) {
+            return Err(bad(format!("no pickup or curbside line at {store}: send the lines as pickup lines there")));
+        }
+        let cal = self.node_calendar(store.as_str()).map_err(|_| bad(format!("{store} has no calendar")))?;
+        let now = jiff::Timestamp::from_millisecond(self.now_ms()).map_err(|e| AppError::invalid("now", e))?;
+        let ready = allot_core::promise::ready_at(&cal.calendar, now)
+            .ok_or_else(|| bad(format!("{store} is not open for pickup in the coming weeks")))?;
+        Ok(ready.as_millisecond())
     }
 
     /// One page of at most `filter.limit` orders, newest first, with the cursor of the next

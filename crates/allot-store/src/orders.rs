@@ -27,6 +27,8 @@ pub struct OrderLineRow {
     pub status: String,
     /// The delivery date promised (YYYY-MM-DD), when the order was placed on a promise.
     pub promised_date: Option<String>,
+    /// When a pickup line was promised ready at the store (placed on a pickup option).
+    pub promised_ready_at_ms: Option<i64>,
     /// on_track, at_risk, late (kept by the jeopardy sweep for promised lines).
     pub jeopardy: Option<String>,
     /// The service level the line was moved up to by a jeopardy upgrade (None: as ordered).
@@ -129,7 +131,7 @@ pub struct StoredOrder {
 }
 
 pub(crate) const LINE_COLUMNS: &str = "line_id, sku, quantity, allocated, backordered, unfilled, cancelled, shipped, \
-     delivered, status, promised_date, jeopardy, upgraded_service_level";
+     delivered, status, promised_date, promised_ready_at_ms, jeopardy, upgraded_service_level";
 pub(crate) const FO_COLUMNS: &str = "fulfillment_order_id, order_id, node_id, kind, attempt, status, reason, \
      created_at_ms, released_at_ms, updated_at_ms, due_date";
 pub(crate) const ALLOCATION_COLUMNS: &str =
@@ -326,7 +328,8 @@ impl Tx {
                         l.unfilled,
                         l.cancelled,
                         l.status,
-                        l.promised_date
+                        l.promised_date,
+                        l.promised_ready_at_ms
                     ])
                 })
                 .collect::<Vec<_>>(),
@@ -335,14 +338,15 @@ impl Tx {
         let lines_sql = match self {
             Tx::Sqlite(_) => {
                 "INSERT INTO order_lines (order_id, line_id, sku, quantity, allocated, backordered, unfilled, cancelled, \
-                   status, promised_date) SELECT $1, v.value ->> 0, v.value ->> 1, v.value ->> 2, v.value ->> 3, \
-                   v.value ->> 4, v.value ->> 5, v.value ->> 6, v.value ->> 7, v.value ->> 8 FROM json_each($2) AS v"
+                   status, promised_date, promised_ready_at_ms) SELECT $1, v.value ->> 0, v.value ->> 1, \
+                   v.value ->> 2, v.value ->> 3, v.value ->> 4, v.value ->> 5, v.value ->> 6, v.value ->> 7, \
+                   v.value ->> 8, v.value ->> 9 FROM json_each($2) AS v"
             }
             Tx::Postgres(_) => {
                 "INSERT INTO order_lines (order_id, line_id, sku, quantity, allocated, backordered, unfilled, cancelled, \
-                   status, promised_date) SELECT $1, v ->> 0, v ->> 1, (v ->> 2)::bigint, (v ->> 3)::bigint, \
-                   (v ->> 4)::bigint, (v ->> 5)::bigint, (v ->> 6)::bigint, v ->> 7, v ->> 8 \
-                 FROM jsonb_array_elements($2::jsonb) AS v"
+                   status, promised_date, promised_ready_at_ms) SELECT $1, v ->> 0, v ->> 1, (v ->> 2)::bigint, \
+                   (v ->> 3)::bigint, (v ->> 4)::bigint, (v ->> 5)::bigint, (v ->> 6)::bigint, v ->> 7, v ->> 8, \
+                   (v ->> 9)::bigint FROM jsonb_array_elements($2::jsonb) AS v"
             }
         };
         on_tx!(self, |conn| {
@@ -975,7 +979,8 @@ impl Store {
     pub async fn promised_open_orders(&self, after_order_id: &str, limit: i64) -> Result<Vec<String>> {
         let rows = on_read!(self, |pool| {
             sqlx::query_scalar::<_, String>(
-                "SELECT DISTINCT order_id FROM order_lines WHERE promised_date IS NOT NULL \
+                "SELECT DISTINCT order_id FROM order_lines \
+                 WHERE (promised_date IS NOT NULL OR promised_ready_at_ms IS NOT NULL) \
                    AND status NOT IN ('delivered', 'cancelled') AND order_id > $1 ORDER BY order_id LIMIT $2",
             )
             .bind(after_order_id)

@@ -177,7 +177,16 @@ async fn place_order(
         policy: param.policy.clone(),
         reservation_id: param.reservation_id.clone(),
         substitutable: param.lines.iter().filter(|l| l.allow_substitution).map(|l| l.line_id.clone()).collect(),
-        promise: promise.map(|(service_level, delivery_date)| allot_app::ShipPromise { service_level, delivery_date }),
+        promise: match &promise {
+            Some(crate::params::PromiseChoice::Ship(service_level, delivery_date)) => {
+                Some(allot_app::ShipPromise { service_level: service_level.clone(), delivery_date: *delivery_date })
+            }
+            _ => None,
+        },
+        pickup_promise: match promise {
+            Some(crate::params::PromiseChoice::Pickup(store)) => Some(store),
+            _ => None,
+        },
         order,
     };
     let placed = s.app.place_order(input).await?;

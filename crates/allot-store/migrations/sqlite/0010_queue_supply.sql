@@ -9,6 +9,9 @@ UPDATE fulfillment_orders SET due_date = COALESCE(
     date(created_at_ms / 1000, 'unixepoch'));
 CREATE INDEX fulfillment_orders_by_due ON fulfillment_orders (node_id, status, due_date, fulfillment_order_id);
 
+-- A pickup line's promised ready time (placed on a pickup promise option).
+ALTER TABLE order_lines ADD COLUMN promised_ready_at_ms INTEGER;
+
 -- A line's service level after a jeopardy upgrade (NULL: as ordered).
 ALTER TABLE order_lines ADD COLUMN upgraded_service_level TEXT
     CHECK (upgraded_service_level IN ('standard', 'express', 'next_day', 'same_day'));
