@@ -77,6 +77,20 @@ async fn each_replica_sees_the_others_committed_writes_within_a_second() {
     let (status, q) = b.post("/v1/sourcing/quote", body).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(q["policy"]["name"], "p");
+
+    // Promise data: a carrier and a node calendar written on one replica are read there.
+    let ups = json!({"name": "UPS", "services": [{"code": "ground", "service_level": "standard",
+        "pickup_cutoff_local": "17:00", "transit_days": [{"max_km": 5000.0, "days": 2}]}]});
+    assert_eq!(a.put("/v1/carriers/ups", ups).await.0, StatusCode::CREATED);
+    assert!(within_a_second(&b, "/v1/carriers/ups", |c| c["document"]["name"] == "UPS").await, "carrier");
+    let cal =
+        json!({"hours": {"mon": ["09:00", "17:00"]}, "processing_minutes": 60, "carrier_services": ["ups:ground"]});
+    assert_eq!(b.put("/v1/nodes/DC-WEST/calendar", cal).await.0, StatusCode::CREATED);
+    assert!(
+        within_a_second(&a, "/v1/nodes/DC-WEST/calendar", |c| c["document"]["carrier_services"][0] == "ups:ground")
+            .await,
+        "calendar"
+    );
 }
 
 /// The hot-SKU race split across two servers (separate connection pools and read models,

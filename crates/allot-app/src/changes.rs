@@ -31,6 +31,9 @@ pub(crate) struct ChangeNote {
     pub all_positions: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub policies: bool,
+    /// Carriers or node calendars changed (small: all of them are re-read).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub promise_data: bool,
 }
 
 impl ChangeNote {
@@ -128,6 +131,8 @@ impl App {
             }
             m.policies = loaded.policies;
             m.active_policy = loaded.active_policy;
+            m.carriers = loaded.carriers;
+            m.calendars = loaded.calendars;
         });
         Ok(())
     }
@@ -174,6 +179,16 @@ impl App {
             self.inner.read.update(|m| {
                 m.policies = fresh.policies;
                 m.active_policy = fresh.active_policy;
+            });
+        }
+        if note.promise_data {
+            // Calendars are read in their node's time zone: the nodes come along.
+            let mut fresh = crate::read_model::ReadModel::default();
+            fresh.nodes = self.inner.read.read().nodes.clone();
+            crate::promising::load_into(store, &mut fresh).await?;
+            self.inner.read.update(|m| {
+                m.carriers = fresh.carriers;
+                m.calendars = fresh.calendars;
             });
         }
         Ok(())

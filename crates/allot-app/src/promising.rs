@@ -2,8 +2,8 @@
 //! ([`crate::promise_doc`]), stored as versioned documents, held parsed in the read
 //! model for the promise calculator.
 //!
-//! Limitation: other servers on the same PostgreSQL database see a changed carrier or
-//! calendar after their restart (change notes do not carry documents yet).
+//! Other servers on the same PostgreSQL database re-read carriers and calendars when a
+//! change note says they changed (`promise_data`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -67,6 +67,7 @@ impl App {
         let now = self.now_ms();
         let mut tx = self.inner.store.begin().await?;
         let version = tx.put_document(DocumentKind::Carrier, id, &text, now).await?;
+        self.notify(&mut tx, crate::changes::ChangeNote { promise_data: true, ..self.change() }).await?;
         tx.commit().await?;
         let stored = StoredDocument { id: id.to_owned(), document: text, version, updated_at_ms: now };
         let loaded = Arc::new(LoadedCarrier { stored, services });
@@ -108,6 +109,7 @@ impl App {
         let now = self.now_ms();
         let mut tx = self.inner.store.begin().await?;
         let version = tx.put_document(DocumentKind::NodeCalendar, node_id, &text, now).await?;
+        self.notify(&mut tx, crate::changes::ChangeNote { promise_data: true, ..self.change() }).await?;
         tx.commit().await?;
         let stored = StoredDocument { id: node_id.to_owned(), document: text, version, updated_at_ms: now };
         let loaded = Arc::new(LoadedCalendar { stored, calendar, carrier_services: services });
