@@ -1186,3 +1186,70 @@ impl From<allot_app::SupplyEntry> for SupplyView {
         v
     }
 }
+
+/// One lane of the promise accuracy report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LaneAccuracyView {
+    pub carrier_service: String,
+    pub node_id: String,
+    /// The destination region ("" when addresses had none).
+    pub region: String,
+    pub deliveries: u64,
+    pub transit_days_p50: u32,
+    pub transit_days_p90: u32,
+    /// Deliveries that had a promised date.
+    pub promised: u64,
+    pub on_time: u64,
+    pub late: u64,
+    /// on_time ÷ promised; absent without promised deliveries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_time_rate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub average_days_late: Option<f64>,
+}
+
+/// `GET /v1/promise-accuracy`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PromiseAccuracyView {
+    pub from: String,
+    pub to: String,
+    pub deliveries: u64,
+    pub promised: u64,
+    pub on_time: u64,
+    pub late: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_time_rate: Option<f64>,
+    pub lanes: Vec<LaneAccuracyView>,
+}
+
+impl PromiseAccuracyView {
+    pub(crate) fn new(from: i64, to: i64, lanes: Vec<allot_app::LaneAccuracy>) -> PromiseAccuracyView {
+        let rate = |on_time: u64, promised: u64| (promised > 0).then(|| on_time as f64 / promised as f64);
+        let (promised, on_time) = (lanes.iter().map(|l| l.promised).sum(), lanes.iter().map(|l| l.on_time).sum());
+        PromiseAccuracyView {
+            from: ms_to_rfc3339(from),
+            to: ms_to_rfc3339(to),
+            deliveries: lanes.iter().map(|l| l.deliveries).sum(),
+            promised,
+            on_time,
+            late: lanes.iter().map(|l| l.late).sum(),
+            on_time_rate: rate(on_time, promised),
+            lanes: lanes
+                .into_iter()
+                .map(|l| LaneAccuracyView {
+                    on_time_rate: rate(l.on_time, l.promised),
+                    carrier_service: l.carrier_service,
+                    node_id: l.node_id,
+                    region: l.region,
+                    deliveries: l.deliveries,
+                    transit_days_p50: l.transit_days_p50,
+                    transit_days_p90: l.transit_days_p90,
+                    promised: l.promised,
+                    on_time: l.on_time,
+                    late: l.late,
+                    average_days_late: l.average_days_late,
+                })
+                .collect(),
+        }
+    }
+}

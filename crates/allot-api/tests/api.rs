@@ -562,12 +562,13 @@ async fn operations_endpoints_answer_without_a_key(s: TestServer) {
         ("/v1/inventory/supply/{supply_id}", &["get"]),
         ("/v1/inventory/supply/{supply_id}/receive", &["post"]),
         ("/v1/inventory/supply/{supply_id}/cancel", &["post"]),
+        ("/v1/promise-accuracy", &["get"]),
     ] {
         for m in methods {
             assert!(paths[path].get(*m).is_some(), "{m} {path} missing from the OpenAPI document");
         }
     }
-    assert_eq!(paths.len(), 46, "every route is documented and nothing else: {:?}", paths.keys());
+    assert_eq!(paths.len(), 47, "every route is documented and nothing else: {:?}", paths.keys());
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
 }
 

@@ -483,3 +483,96 @@ async fn sourcing_keeps_the_promise_the_policy_asks_for_sqlite() {
 async fn sourcing_keeps_the_promise_the_policy_asks_for_postgres() {
     sourcing_keeps_the_promise_the_policy_asks_for(Backend::Postgres).await;
 }
+
+/// The accuracy loop: every delivery is observed on its lane (node → region, carrier
+/// service); the report compares promised with delivered; a policy with
+/// `transit: observed_p90` promises a lane's learned p90 once it has 30 deliveries.
+async fn deliveries_teach_the_promise(backend: Backend) {
+    let monday: jiff::Timestamp = "2026-11-30T15:00:00Z".parse().unwrap();
+    let Some(s) = TestServer::start_with(backend, Arc::new(FixedClock::new(monday)), false).await else { return };
+    s.seed().await;
+    let ups = json!({"name": "UPS", "services": [{"code": "ground", "service_level": "standard",
+        "pickup_cutoff_local": "17:00", "transit_days": [{"max_km": 300.0, "days": 1}, {"max_km": 5000.0, "days": 5}],
+        "delivery_weekdays": ["mon", "tue", "wed", "thu", "fri"]}]});
+    assert_eq!(s.put("/v1/carriers/ups", ups).await.0, StatusCode::CREATED);
+    let cal = json!({"hours": {"mon": ["08:00", "20:00"], "tue": ["08:00", "20:00"], "wed": ["08:00", "20:00"],
+        "thu": ["08:00", "20:00"], "fri": ["08:00", "20:00"]}, "processing_minutes": 60, "carrier_services": ["ups:ground"]});
+    assert_eq!(s.put("/v1/nodes/DC-EAST/calendar", cal).await.0, StatusCode::CREATED);
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 100})).await;
+    let (status, _) = s.put("/v1/policies/learned", json!({"transit": "observed_p90"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, p) = s.put("/v1/policies/odd", json!({"transit": "astrology"})).await;
+    assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("transit")));
+    let cart = |policy: Option<&str>| {
+        json!({"lines": [{"sku": "SKU-1", "quantity": 1}], "methods": ["ship"], "policy": policy,
+               "ship_to": {"lat": 39.95, "lon": -75.16, "region": "PA"}})
+    };
+    let promised = |p: &serde_json::Value| p["options"][0]["delivery_date"].clone();
+    assert_eq!(promised(&s.post("/v1/promises", cart(None)).await.1), "2026-12-01", "the table: one day");
+
+    // Each order promised for Tuesday arrives on Thursday: three carrier days, two late.
+    let deliver = |n: usize| {
+        let s = &s;
+        async move {
+            let order = json!({"channel": "web", "external_id": format!("ACC-{n}"),
+                "ship_to": {"lat": 39.95, "lon": -75.16, "region": "PA"},
+                "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 1}],
+                "promise_option_id": "ship:standard:2026-12-01"});
+            let (status, o) = s.post("/v1/orders", order).await;
+            assert_eq!(status, StatusCode::CREATED, "{o}");
+            let fo = o["fulfillment_orders"][0]["id"].as_str().unwrap().to_owned();
+            for (action, body) in [
+                ("accept", None),
+                ("pick", Some(json!({"lines": [{"line_id": "1", "picked_quantity": 1}]}))),
+                ("pack", None),
+                ("ship", Some(json!({"packages": [{"carrier": "ups", "tracking_number": format!("ACC-{n}")}]}))),
+            ] {
+                let path = format!("/v1/fulfillment-orders/{fo}/{action}");
+                let status = match body {
+                    Some(b) => s.post(&path, b).await.0,
+                    None => s.post_empty(ADMIN_KEY, &path).await.0,
+                };
+                assert_eq!(status, StatusCode::OK, "{action}");
+            }
+            let scan = json!({"type": "delivered", "at": "2026-12-03T18:00:00Z"});
+            assert_eq!(s.post(&format!("/v1/shipments/ACC-{n}/events"), scan).await.0, StatusCode::OK);
+        }
+    };
+    for n in 0..29 {
+        deliver(n).await;
+    }
+    s.app.refresh_lane_stats().await.unwrap();
+    assert_eq!(promised(&s.post("/v1/promises", cart(Some("learned"))).await.1), "2026-12-01", "29: still the table");
+    deliver(29).await;
+    s.app.refresh_lane_stats().await.unwrap();
+    assert_eq!(promised(&s.post("/v1/promises", cart(Some("learned"))).await.1), "2026-12-03", "30: the lane's p90");
+    assert_eq!(
+        promised(&s.post("/v1/promises", cart(None)).await.1),
+        "2026-12-01",
+        "the default policy keeps the table"
+    );
+
+    let (status, r) = s.get("/v1/promise-accuracy?from=2026-11-01T00:00:00Z&to=2026-12-31T00:00:00Z").await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!((r["deliveries"].clone(), r["promised"].clone(), r["late"].clone()), (json!(30), json!(30), json!(30)));
+    assert_eq!(
+        r["lanes"],
+        json!([{"carrier_service": "ups:ground", "node_id": "DC-EAST", "region": "PA", "deliveries": 30,
+                "transit_days_p50": 3, "transit_days_p90": 3, "promised": 30, "on_time": 0, "late": 30,
+                "on_time_rate": 0.0, "average_days_late": 2.0}])
+    );
+    let empty = s.get("/v1/promise-accuracy?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z").await.1;
+    assert_eq!((empty["deliveries"].clone(), empty["lanes"].clone()), (json!(0), json!([])));
+    let (status, p) = s.get("/v1/promise-accuracy?from=2026-12-31T00:00:00Z&to=2026-11-01T00:00:00Z").await;
+    assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("from")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_teach_the_promise_sqlite() {
+    deliveries_teach_the_promise(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_teach_the_promise_postgres() {
+    deliveries_teach_the_promise(Backend::Postgres).await;
+}

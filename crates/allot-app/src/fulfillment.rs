@@ -815,12 +815,19 @@ impl App {
                 l.delivered += a.shipped;
             }
         }
+        let mut delivered = Vec::new();
         for sh in order.shipments.iter_mut().filter(|s| s.fulfillment_order_id == fo_id && s.status != "delivered") {
             sh.status = "delivered".to_owned();
             sh.delivered_at_ms = Some(at_ms);
             sh.updated_at_ms = now;
             tx.update_shipment(sh).await?;
             fx.events.push(shipment_event(sh, &order.channel, "delivered", now));
+            delivered.push(sh.clone());
+        }
+        for sh in &delivered {
+            if let Some(o) = self.delivery_observation(order, sh, at_ms) {
+                tx.insert_delivery_observation(&o).await?;
+            }
         }
         Ok(())
     }
@@ -1147,6 +1154,11 @@ impl App {
             tx.update_shipment(sh).await?;
             fx.events.push(shipment_event(sh, &order.channel, kind, now));
         }
+        if scan.kind == ScanKind::Delivered
+            && let Some(o) = self.delivery_observation(&order, &order.shipments[si], scan.at_ms)
+        {
+            tx.insert_delivery_observation(&o).await?;
+        }
         let fo_id = sh.fulfillment_order_id.clone();
         let all_delivered =
             order.shipments.iter().filter(|s| s.fulfillment_order_id == fo_id).all(|s| s.status == "delivered");
@@ -1185,7 +1197,8 @@ impl App {
         let mut captured = captured_order(order)?;
         // Work moved after a failure keeps the order's promise, like the first plan.
         if let Some((level, date)) = captured_promise(order) {
-            captured.promise = Some(self.promise_terms(&captured, &level, date).await?);
+            let policy = order.policy_name.clone();
+            captured.promise = Some(self.promise_terms(&captured, &level, date, Some(&policy)).await?);
         }
         let failed_node = order
             .fulfillment_orders
@@ -1585,6 +1598,80 @@ fn working_fos<'a>(order: &'a StoredOrder, lines: &BTreeSet<&str>) -> Vec<&'a Fu
         .filter(|f| ids.contains(f.fulfillment_order_id.as_str()))
         .filter(|f| FoStatus::parse(&f.status).is_some_and(FoStatus::holds_stock))
         .collect()
+}
+
+impl App {
+    /// What a delivered shipment took (see [`allot_store::DeliveryObservation`]): its lane
+    /// (node → the address's region, carrier service), the carrier delivery days from the
+    /// node-local ship date to the customer's delivery date (with the matched service's
+    /// calendar; calendar days when no service of the node matches the carrier), and the
+    /// days against the earliest promised date of its lines.
+    pub(crate) fn delivery_observation(
+        &self,
+        order: &StoredOrder,
+        sh: &ShipmentRow,
+        delivered_at_ms: i64,
+    ) -> Option<allot_store::DeliveryObservation> {
+        #[derive(Deserialize)]
+        struct PackageLine {
+            line_id: String,
+        }
+        let captured: Option<Captured> = serde_json::from_str(&order.document).ok();
+        let ship_to = captured.as_ref().and_then(|c| c.ship_to.as_ref());
+        let region = ship_to.and_then(|s| s.region.clone()).unwrap_or_default();
+        let customer_zone = ship_to
+            .and_then(|s| s.time_zone.as_deref())
+            .and_then(|tz| jiff::tz::TimeZone::get(tz).ok())
+            .unwrap_or(jiff::tz::TimeZone::UTC);
+        let line_ids: Vec<String> =
+            serde_json::from_str::<Vec<PackageLine>>(&sh.lines).ok()?.into_iter().map(|l| l.line_id).collect();
+        let lines: Vec<&allot_store::OrderLineRow> =
+            order.lines.iter().filter(|l| line_ids.contains(&l.line_id)).collect();
+        let level = lines
+            .first()
+            .map(|l| l.upgraded_service_level.clone().unwrap_or_else(|| ordered_service_level(&captured, l)))
+            .unwrap_or_else(|| "standard".to_owned());
+        let read = self.inner.read.read();
+        let node_zone = read
+            .node(&sh.node_id)
+            .and_then(|n| jiff::tz::TimeZone::get(n.node.time_zone.as_str()).ok())
+            .unwrap_or(jiff::tz::TimeZone::UTC);
+        let shipped = node_zone.to_datetime(jiff::Timestamp::from_millisecond(sh.shipped_at_ms).ok()?).date();
+        let delivered = customer_zone.to_datetime(jiff::Timestamp::from_millisecond(delivered_at_ms).ok()?).date();
+        let carrier_prefix = format!("{}:", sh.carrier);
+        let service = read.calendars.get(&sh.node_id).and_then(|cal| {
+            cal.carrier_services.iter().filter(|k| k.starts_with(&carrier_prefix)).find_map(|key| {
+                read.carriers
+                    .values()
+                    .flat_map(|c| c.services.iter())
+                    .find(|s| &s.key == key && s.service_level == level)
+            })
+        });
+        let (carrier_service, transit_days) = match service {
+            Some(svc) => (
+                svc.key.clone(),
+                i64::from(allot_core::promise::observed_transit_days(&svc.calendar, shipped, delivered)),
+            ),
+            None => (
+                format!("{}{level}", carrier_prefix),
+                shipped.until(delivered).ok().map_or(0, |span| i64::from(span.get_days()).max(0)),
+            ),
+        };
+        let promised = lines.iter().filter_map(|l| l.promised_date.as_deref()?.parse::<jiff::civil::Date>().ok()).min();
+        let days_late = promised.and_then(|p| p.until(delivered).ok()).map(|span| i64::from(span.get_days()));
+        Some(allot_store::DeliveryObservation {
+            shipment_id: sh.shipment_id.clone(),
+            order_id: order.order_id.clone(),
+            node_id: sh.node_id.clone(),
+            region,
+            carrier_service,
+            shipped_at_ms: sh.shipped_at_ms,
+            delivered_at_ms,
+            transit_days,
+            promised_date: promised.map(|d| d.to_string()),
+            days_late,
+        })
+    }
 }
 
 /// The service level a line was ordered with: its own, else the promise option's, else

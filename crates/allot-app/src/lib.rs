@@ -59,8 +59,8 @@ pub use network::{ListPage, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
 pub use orders::{PLACE_ATTEMPTS, PlaceOrder, Placed, ShipPromise};
 pub use policies::{LoadedPolicy, PolicyInfo, PolicyStamp, Quote};
 pub use promising::{
-    LoadedCalendar, LoadedCarrier, PICKUP_OPTIONS_MAX, PICKUP_RADIUS_KM, PromiseAnswer, PromiseOption, PromisePackage,
-    PromiseQuery,
+    BACKLOG_TTL, LANE_STATS_TTL, LaneAccuracy, LaneStats, LoadedCalendar, LoadedCarrier, PICKUP_OPTIONS_MAX,
+    PICKUP_RADIUS_KM, PromiseAnswer, PromiseOption, PromisePackage, PromiseQuery,
 };
 pub use read_model::ReadModel;
 pub use reservations::{RESERVATION_LINES_MAX, RESERVATION_TTL_MAX_S, ReserveInput, ReserveLine, SWEEP_INTERVAL};
@@ -98,6 +98,8 @@ struct Inner {
     fill_running: std::sync::atomic::AtomicBool,
     /// Open work per node for daily capacity in promises, and when it was read.
     backlog: std::sync::Mutex<Option<(std::time::Instant, NodeBacklog)>>,
+    /// Learned transit per lane, and when it was read.
+    lane_stats: std::sync::Mutex<Option<(std::time::Instant, promising::LaneStats)>>,
 }
 
 /// Open fulfillment orders per node id.
@@ -143,6 +145,7 @@ impl App {
                 fill_queue: Default::default(),
                 fill_running: Default::default(),
                 backlog: Default::default(),
+                lane_stats: Default::default(),
             }),
         };
         app.start_change_listener().await?;

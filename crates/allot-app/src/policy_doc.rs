@@ -7,7 +7,7 @@
 
 use allot_core::network::NodeType;
 use allot_core::sourcing::{
-    Condition, Constraints, CostModel, Filters, JeopardyAction, Policy, Rule, RuleBody, ShippingZone,
+    Condition, Constraints, CostModel, Filters, JeopardyAction, Policy, Rule, RuleBody, ShippingZone, TransitSource,
 };
 use allot_core::{ChannelId, FulfillmentMethod, NodeId};
 use serde::{Deserialize, Serialize};
@@ -36,6 +36,10 @@ pub struct PolicyDoc {
     /// (absent: the default), `reroute_if_not_accepted`, `upgrade_service`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jeopardy_action: Option<String>,
+    /// Where promised transit times come from: `table` (absent: the default) or
+    /// `observed_p90` (a lane's learned 90th percentile once it has 30 deliveries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transit: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -335,12 +339,20 @@ pub fn to_policy(name: &str, doc: &PolicyDoc) -> Result<Policy, Vec<FieldError>>
             JeopardyAction::NotifyOnly
         }),
     };
+    let transit = match doc.transit.as_deref() {
+        None => TransitSource::Table,
+        Some(t) => TransitSource::parse(t).unwrap_or_else(|| {
+            errors.push(FieldError::new("transit", "one of table, observed_p90"));
+            TransitSource::Table
+        }),
+    };
     let policy = Policy {
         name: name.to_owned(),
         rules,
         fallback,
         accept_within_minutes: doc.accept_within_minutes,
         jeopardy_action,
+        transit,
     };
     if let Err(problems) = policy.validate() {
         errors.extend(problems.into_iter().map(|(f, m)| FieldError::new(f, m)));
@@ -422,6 +434,7 @@ pub fn canonical_doc(p: &Policy) -> PolicyDoc {
         accept_within_minutes: p.accept_within_minutes,
         jeopardy_action: (p.jeopardy_action != JeopardyAction::NotifyOnly)
             .then(|| p.jeopardy_action.as_str().to_owned()),
+        transit: (p.transit != TransitSource::Table).then(|| p.transit.as_str().to_owned()),
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use allot_core::promise::NodeCalendar;
-use allot_core::sourcing::{OrderToSource, PromiseTerms};
+use allot_core::sourcing::{OBSERVED_MIN_DELIVERIES, OrderToSource, PromiseTerms, TransitSource};
 use allot_store::{DocumentKind, Store, StoredDocument};
 
 use crate::promise_doc::{CarrierDoc, CarrierService, NodeCalendarDoc, carrier_services, node_calendar};
@@ -179,6 +179,49 @@ pub struct PromiseAnswer {
     pub unavailable: Vec<(String, Option<String>, String)>,
 }
 
+/// A lane: (origin node, destination region, carrier service).
+pub type Lane = (String, String, String);
+
+/// Learned transit per lane: deliveries observed and their 90th percentile (carrier days).
+pub type LaneStats = Arc<HashMap<Lane, (u32, u32)>>;
+
+/// How long a read of the learned lane transit times serves promises.
+pub const LANE_STATS_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Promised against delivered, per lane (`GET /v1/promise-accuracy`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaneAccuracy {
+    pub carrier_service: String,
+    pub node_id: String,
+    pub region: String,
+    pub deliveries: u64,
+    pub transit_days_p50: u32,
+    pub transit_days_p90: u32,
+    /// Deliveries that had a promised date, and how they met it.
+    pub promised: u64,
+    pub on_time: u64,
+    pub late: u64,
+    /// Mean days late over the late ones.
+    pub average_days_late: Option<f64>,
+}
+
+/// The nearest-rank `q`-quantile of a histogram of (value, count), values ascending.
+fn histogram_quantile(hist: &[(i64, i64)], q: f64) -> Option<i64> {
+    let total: i64 = hist.iter().map(|(_, c)| c).sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = ((q * total as f64).ceil() as i64).clamp(1, total);
+    let mut seen = 0;
+    for (v, c) in hist {
+        seen += c;
+        if seen >= rank {
+            return Some(*v);
+        }
+    }
+    hist.last().map(|(v, _)| *v)
+}
+
 /// How long a read of the nodes' open work serves promises.
 pub const BACKLOG_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -203,12 +246,108 @@ impl App {
         Ok(map)
     }
 
+    /// Learned transit per lane, read at most once per [`LANE_STATS_TTL`].
+    pub(crate) async fn lane_stats(&self) -> Result<LaneStats> {
+        if let Some((at, stats)) = self.inner.lane_stats.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+            && at.elapsed() < LANE_STATS_TTL
+        {
+            return Ok(stats.clone());
+        }
+        self.refresh_lane_stats().await
+    }
+
+    /// Reads the learned lane transit times now (every delivery so far).
+    pub async fn refresh_lane_stats(&self) -> Result<LaneStats> {
+        let rows = self.inner.store.transit_histogram(0, i64::MAX).await?;
+        let mut by_lane: HashMap<Lane, Vec<(i64, i64)>> = HashMap::new();
+        for r in rows {
+            by_lane.entry((r.node_id, r.region, r.carrier_service)).or_default().push((r.value, r.deliveries));
+        }
+        let stats: LaneStats = Arc::new(
+            by_lane
+                .into_iter()
+                .map(|(lane, hist)| {
+                    let n: i64 = hist.iter().map(|(_, c)| c).sum();
+                    let p90 = histogram_quantile(&hist, 0.9).unwrap_or(0);
+                    (lane, (u32::try_from(n).unwrap_or(u32::MAX), u32::try_from(p90.max(0)).unwrap_or(u32::MAX)))
+                })
+                .collect(),
+        );
+        *self.inner.lane_stats.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((std::time::Instant::now(), stats.clone()));
+        Ok(stats)
+    }
+
+    /// Promised against delivered per lane and carrier service, over deliveries in
+    /// `[from_ms, to_ms)`: deliveries, transit p50/p90 (carrier days), and of the
+    /// promised ones how many were on time or late and by how much.
+    pub async fn promise_accuracy(&self, from_ms: i64, to_ms: i64) -> Result<Vec<LaneAccuracy>> {
+        if from_ms >= to_ms {
+            return Err(AppError::invalid("from", "must be before to"));
+        }
+        let transit = self.inner.store.transit_histogram(from_ms, to_ms).await?;
+        let lateness = self.inner.store.lateness_histogram(from_ms, to_ms).await?;
+        // (carrier service, node, region) → (transit histogram, lateness histogram)
+        type Histograms = (Vec<(i64, i64)>, Vec<(i64, i64)>);
+        let mut lanes: std::collections::BTreeMap<Lane, Histograms> = Default::default();
+        for r in transit {
+            lanes.entry((r.carrier_service, r.node_id, r.region)).or_default().0.push((r.value, r.deliveries));
+        }
+        for r in lateness {
+            lanes.entry((r.carrier_service, r.node_id, r.region)).or_default().1.push((r.value, r.deliveries));
+        }
+        Ok(lanes
+            .into_iter()
+            .map(|((carrier_service, node_id, region), (transit, late))| {
+                let count = |h: &[(i64, i64)], keep: &dyn Fn(i64) -> bool| -> u64 {
+                    h.iter().filter(|(v, _)| keep(*v)).map(|(_, c)| *c as u64).sum()
+                };
+                let late_n = count(&late, &|v| v > 0);
+                let late_days: i64 = late.iter().filter(|(v, _)| *v > 0).map(|(v, c)| v * c).sum();
+                let quantile = |q| histogram_quantile(&transit, q).map_or(0, |v| u32::try_from(v.max(0)).unwrap_or(0));
+                LaneAccuracy {
+                    deliveries: count(&transit, &|_| true),
+                    transit_days_p50: quantile(0.5),
+                    transit_days_p90: quantile(0.9),
+                    promised: count(&late, &|_| true),
+                    on_time: count(&late, &|v| v <= 0),
+                    late: late_n,
+                    average_days_late: (late_n > 0).then(|| late_days as f64 / late_n as f64),
+                    carrier_service,
+                    node_id,
+                    region,
+                }
+            })
+            .collect())
+    }
+
+    /// The transit source of the policy a request names, else the active one's.
+    fn transit_source(&self, policy: Option<&str>) -> TransitSource {
+        let read = self.inner.read.read();
+        let chosen = match policy {
+            Some(name) => read.policies.get(name),
+            None => read.active_policy.as_ref(),
+        };
+        chosen.map(|p| p.policy.transit).unwrap_or_default()
+    }
+
+    /// The learned lane stats when the policy asks for them.
+    async fn learned_for(&self, policy: Option<&str>) -> Result<Option<LaneStats>> {
+        Ok(match self.transit_source(policy) {
+            TransitSource::ObservedP90 => Some(self.lane_stats().await?),
+            TransitSource::Table => None,
+        })
+    }
+
     /// Fulfilment options for a cart: per service level a carrier offers, the engine's
     /// plan with each package's ship date (node calendar, service cut-off) and delivery
     /// date (transit business days); pickup at nearby stores holding the whole cart, with
     /// the time it is ready. Options that cannot be met are listed with a reason.
     pub async fn promise(&self, q: &PromiseQuery) -> Result<PromiseAnswer> {
         let backlog = self.node_backlog().await?;
+        let learned = self.learned_for(q.policy.as_deref()).await?;
+        let region = q.order.region.clone().unwrap_or_default();
+        let lanes = learned.as_ref().map(|l| Learned { stats: l, region: &region });
         let now = self.now_ms();
         let now_ts = jiff::Timestamp::from_millisecond(now).map_err(|e| AppError::invalid("now", e))?;
         let wants = |m: &str| q.methods.is_empty() || q.methods.iter().any(|x| x == m);
@@ -239,7 +378,7 @@ impl App {
                     ));
                     continue;
                 }
-                match self.ship_option(level, plan, ship_to, now_ts, &backlog) {
+                match self.ship_option(level, plan, ship_to, now_ts, &backlog, lanes) {
                     Ok(opt) => options.push(opt),
                     Err(reason) => unavailable.push(("ship".to_owned(), Some(level.clone()), reason)),
                 }
@@ -266,6 +405,7 @@ impl App {
         ship_to: Option<allot_core::GeoPoint>,
         now: jiff::Timestamp,
         backlog: &HashMap<String, u32>,
+        lanes: Option<Learned<'_>>,
     ) -> std::result::Result<PromiseOption, String> {
         let read = self.inner.read.read();
         let mut packages = Vec::new();
@@ -278,7 +418,7 @@ impl App {
             }
             let km = ship_to.map_or(0.0, |t| node.node.location.distance_km(t));
             let Some(Delivery { date: delivery, order_by: by, ship_date, service: key }) =
-                earliest_delivery(&read, p.node_id.as_str(), level, km, now, backlog)
+                earliest_delivery(&read, p.node_id.as_str(), level, km, now, backlog, lanes)
             else {
                 return Err(format!("node {} has no {level} service reaching the address", p.node_id));
             };
@@ -315,8 +455,12 @@ impl App {
         order: &OrderToSource,
         level: &str,
         promised: jiff::civil::Date,
+        policy: Option<&str>,
     ) -> Result<PromiseTerms> {
         let backlog = self.node_backlog().await?;
+        let learned = self.learned_for(policy).await?;
+        let region = order.region.clone().unwrap_or_default();
+        let lanes = learned.as_ref().map(|l| Learned { stats: l, region: &region });
         let now = jiff::Timestamp::from_millisecond(self.now_ms()).map_err(|e| AppError::invalid("now", e))?;
         let read = self.inner.read.read();
         let Some(ship_to) = order.ship_to else { return Ok(PromiseTerms::default()) };
@@ -329,7 +473,7 @@ impl App {
                 if !holds(id) {
                     return None;
                 }
-                let d = earliest_delivery(&read, id, level, node.location.distance_km(ship_to), now, &backlog)?;
+                let d = earliest_delivery(&read, id, level, node.location.distance_km(ship_to), now, &backlog, lanes)?;
                 let late = promised.until(d.date).ok()?.get_days().max(0);
                 Some(u16::try_from(late).unwrap_or(u16::MAX))
             })
@@ -401,6 +545,7 @@ fn earliest_delivery(
     km: f64,
     now: jiff::Timestamp,
     backlog: &HashMap<String, u32>,
+    lanes: Option<Learned<'_>>,
 ) -> Option<Delivery> {
     let cal = read.calendars.get(node_id)?;
     let per_day = read.node(node_id)?.node.capacity.orders_per_day;
@@ -420,11 +565,29 @@ fn earliest_delivery(
             has_capacity: &room,
         };
         let Some(slot) = allot_core::promise::ship_slot(&q) else { continue };
-        let Some(date) = allot_core::promise::delivery_date(&svc.calendar, slot.ship_date, km) else { continue };
+        // A lane with enough deliveries promises what it has shown (its p90), when the
+        // policy says so; otherwise the table.
+        let observed = lanes.and_then(|l| {
+            let lane = (node_id.to_owned(), l.region.to_owned(), svc.key.clone());
+            let (n, p90) = *l.stats.get(&lane)?;
+            (n >= OBSERVED_MIN_DELIVERIES).then(|| u8::try_from(p90).unwrap_or(u8::MAX))
+        });
+        let date = match observed {
+            Some(days) => allot_core::promise::delivery_after(&svc.calendar, slot.ship_date, days),
+            None => allot_core::promise::delivery_date(&svc.calendar, slot.ship_date, km),
+        };
+        let Some(date) = date else { continue };
         if best.as_ref().is_none_or(|b| date < b.date) {
             best =
                 Some(Delivery { date, order_by: slot.order_by, ship_date: slot.ship_date, service: svc.key.clone() });
         }
     }
     best
+}
+
+/// Learned lane transit times and the customer's region (policy `transit: observed_p90`).
+#[derive(Clone, Copy)]
+struct Learned<'a> {
+    stats: &'a LaneStats,
+    region: &'a str,
 }

@@ -189,7 +189,13 @@ pub fn transit_days(service: &ServiceCalendar, distance_km: f64) -> Option<u8> {
 /// The delivery date: `ship_date` plus the transit business days, counting only days the
 /// carrier delivers (its weekdays, not its holidays). Zero transit days: the ship date.
 pub fn delivery_date(service: &ServiceCalendar, ship_date: Date, distance_km: f64) -> Option<Date> {
-    let mut left = transit_days(service, distance_km)?;
+    delivery_after(service, ship_date, transit_days(service, distance_km)?)
+}
+
+/// The date `days` carrier delivery days after `ship_date` (a learned transit time
+/// instead of the table's).
+pub fn delivery_after(service: &ServiceCalendar, ship_date: Date, days: u8) -> Option<Date> {
+    let mut left = days;
     let mut d = ship_date;
     let mut guard = 0;
     while left > 0 {
@@ -203,6 +209,32 @@ pub fn delivery_date(service: &ServiceCalendar, ship_date: Date, distance_km: f6
         }
     }
     Some(d)
+}
+
+/// Carrier delivery days from `shipped` to `delivered` (the days after the ship date the
+/// carrier delivers, up to and including the delivery date): the transit time a delivery
+/// actually took, in the table's unit. Delivered on the ship date (or before): 0.
+pub fn observed_transit_days(service: &ServiceCalendar, shipped: Date, delivered: Date) -> u32 {
+    let mut days = 0;
+    let mut d = shipped;
+    while d < delivered {
+        let Ok(next) = d.tomorrow() else { break };
+        d = next;
+        if service.delivery_weekdays[day_index(d.weekday())] && !service.holidays.contains(&d) {
+            days += 1;
+        }
+    }
+    days
+}
+
+/// The `q`-quantile (0–1, nearest rank) of observed transit days; `None` when empty.
+pub fn transit_quantile(observed: &mut [u32], q: f64) -> Option<u32> {
+    if observed.is_empty() {
+        return None;
+    }
+    observed.sort_unstable();
+    let rank = ((q.clamp(0.0, 1.0) * observed.len() as f64).ceil() as usize).clamp(1, observed.len());
+    Some(observed[rank - 1])
 }
 
 /// When a pickup order is ready: the first moment the store is open after
@@ -294,6 +326,21 @@ mod tests {
         assert!(!none(date(2027, 1, 1)), "no capacity at all: never");
         let unlimited = capacity_from_backlog(&cal, now, 1_000, None);
         assert!(unlimited(date(2026, 11, 25)));
+    }
+
+    #[test]
+    fn observed_transit_counts_carrier_days_and_round_trips_with_delivery_after() {
+        let mut svc = ground();
+        svc.holidays.insert(date(2026, 11, 26));
+        // Shipped Wednesday, delivered Monday: Thursday is a holiday, the weekend is not
+        // a delivery time (mon–fri service): Friday and Monday, 2 days.
+        assert_eq!(observed_transit_days(&svc, date(2026, 11, 25), date(2026, 11, 30)), 2);
+        assert_eq!(delivery_after(&svc, date(2026, 11, 25), 2), Some(date(2026, 11, 30)));
+        assert_eq!(observed_transit_days(&svc, date(2026, 11, 25), date(2026, 11, 25)), 0);
+        let mut seen = vec![3, 1, 2, 2, 9, 2, 2, 3, 2, 2];
+        assert_eq!(transit_quantile(&mut seen, 0.9), Some(3), "nearest rank: the 9th of 10");
+        assert_eq!(transit_quantile(&mut seen, 0.5), Some(2));
+        assert_eq!(transit_quantile(&mut [], 0.9), None);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! each by the `on_tx!` macro; statements that differ (row locking, bulk input) are
 //! written per backend.
 
+mod accuracy;
 mod changes;
 mod documents;
 mod error;
@@ -39,6 +40,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
+pub use accuracy::{DeliveryObservation, LaneCount};
 pub use changes::{CHANGE_PAYLOAD_MAX, ChangeFeed, FeedEvent};
 pub use documents::{DocumentKind, StoredDocument};
 pub use error::StoreError;

@@ -14,13 +14,45 @@ use crate::ApiState;
 use crate::error::{ApiResult, Problem};
 use crate::json::Body;
 use crate::params::PromiseParam;
-use crate::views::{PromiseDocumentView, PromiseView};
+use crate::query::QueryPairs;
+use crate::views::{PromiseAccuracyView, PromiseDocumentView, PromiseView};
 
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(put_carrier, get_carrier))
         .routes(routes!(put_calendar, get_calendar))
         .routes(routes!(promise))
+        .routes(routes!(promise_accuracy))
+}
+
+/// Default window of the accuracy report: the last 30 days.
+const ACCURACY_WINDOW_MS: i64 = 30 * 24 * 3_600_000;
+
+/// Promised against delivered (admin): per carrier service and lane (origin node →
+/// destination region), deliveries in the window, transit p50/p90 in carrier days, and of
+/// the promised ones how many arrived on time or late (and by how many days on average).
+#[utoipa::path(get, path = "/v1/promise-accuracy", tag = "promising",
+    params(("from" = Option<String>, Query, description = "RFC 3339; default 30 days before `to`"),
+           ("to" = Option<String>, Query, description = "RFC 3339, exclusive; default now")),
+    responses((status = 200, body = PromiseAccuracyView), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+async fn promise_accuracy(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+    q: QueryPairs,
+) -> ApiResult<Json<PromiseAccuracyView>> {
+    super::admin_only(&caller, "read promise accuracy")?;
+    q.only(&["from", "to"])?;
+    let to = match q.single("to")? {
+        Some(t) => super::timestamp_ms("to", t)?,
+        None => s.app.now_ms(),
+    };
+    let from = match q.single("from")? {
+        Some(f) => super::timestamp_ms("from", f)?,
+        None => to - ACCURACY_WINDOW_MS,
+    };
+    let lanes = s.app.promise_accuracy(from, to).await?;
+    Ok(Json(PromiseAccuracyView::new(from, to, lanes)))
 }
 
 /// Fulfilment options for a cart before checkout: per carrier service level the plan the

@@ -183,6 +183,34 @@ impl JeopardyAction {
     }
 }
 
+/// Where promised transit times come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TransitSource {
+    /// The carrier's transit table (the default).
+    #[default]
+    Table,
+    /// The 90th percentile of the transit days observed on the lane (origin node →
+    /// destination region, carrier service) once it has [`OBSERVED_MIN_DELIVERIES`]
+    /// deliveries; the table before that.
+    ObservedP90,
+}
+
+/// Deliveries a lane needs before its observed transit times are used.
+pub const OBSERVED_MIN_DELIVERIES: u32 = 30;
+
+impl TransitSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransitSource::Table => "table",
+            TransitSource::ObservedP90 => "observed_p90",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TransitSource> {
+        [TransitSource::Table, TransitSource::ObservedP90].into_iter().find(|t| t.as_str() == text)
+    }
+}
+
 /// The next faster service level of an upgrade (`None`: already the fastest shipped
 /// level, or not a level this upgrade knows).
 pub fn upgraded_service_level(level: &str) -> Option<&'static str> {
@@ -206,6 +234,8 @@ pub struct Policy {
     pub accept_within_minutes: Option<u32>,
     /// What the jeopardy sweep does for lines at risk or late.
     pub jeopardy_action: JeopardyAction,
+    /// Where promised transit times come from.
+    pub transit: TransitSource,
 }
 
 impl Policy {
@@ -234,6 +264,7 @@ impl Default for Policy {
             fallback: RuleBody::default(),
             accept_within_minutes: None,
             jeopardy_action: JeopardyAction::NotifyOnly,
+            transit: TransitSource::Table,
         }
     }
 }

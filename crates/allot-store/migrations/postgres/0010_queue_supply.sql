@@ -42,3 +42,20 @@ CREATE TABLE supply_commitments (
     PRIMARY KEY (supply_id, order_id, line_id)
 );
 CREATE INDEX supply_commitments_by_order ON supply_commitments (order_id);
+
+-- Promise accuracy: one row per delivered shipment — the lane (origin node → destination
+-- region, carrier service), the carrier days it took, and how it met its promise.
+CREATE TABLE delivery_observations (
+    shipment_id     TEXT PRIMARY KEY NOT NULL REFERENCES shipments (shipment_id),
+    order_id        TEXT NOT NULL,
+    node_id         TEXT NOT NULL,
+    region          TEXT NOT NULL,                 -- '' when the address had none
+    carrier_service TEXT NOT NULL,                 -- carrier:service
+    shipped_at_ms   BIGINT NOT NULL,
+    delivered_at_ms BIGINT NOT NULL,
+    transit_days    BIGINT NOT NULL CHECK (transit_days >= 0),
+    promised_date   TEXT,
+    days_late       BIGINT                           -- delivered − promised (negative: early); NULL unpromised
+);
+CREATE INDEX delivery_observations_lane ON delivery_observations (node_id, region, carrier_service);
+CREATE INDEX delivery_observations_by_time ON delivery_observations (delivered_at_ms);

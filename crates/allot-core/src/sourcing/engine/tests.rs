@@ -200,6 +200,7 @@ fn random_instance(seed: u64) -> (Net, OrderToSource, Policy) {
         fallback: RuleBody { filters, constraints, cost },
         accept_within_minutes: None,
         jeopardy_action: Default::default(),
+        transit: Default::default(),
     };
     (Net { nodes, orders_today, units_today, items, stock }, order, policy)
 }
@@ -488,6 +489,7 @@ fn random_crowded_instance(seed: u64) -> (Net, OrderToSource, Policy) {
         fallback: RuleBody { filters, constraints, cost },
         accept_within_minutes: None,
         jeopardy_action: Default::default(),
+        transit: Default::default(),
     };
     (Net { nodes, orders_today, units_today, items, stock }, order, policy)
 }
