@@ -186,9 +186,18 @@ impl App {
             let mut fresh = crate::read_model::ReadModel::default();
             fresh.nodes = self.inner.read.read().nodes.clone();
             crate::promising::load_into(store, &mut fresh).await?;
+            // Merged by version: a document this server wrote after the read stays.
             self.inner.read.update(|m| {
-                m.carriers = fresh.carriers;
-                m.calendars = fresh.calendars;
+                for (id, c) in fresh.carriers {
+                    if m.carriers.get(&id).is_none_or(|old| old.stored.version < c.stored.version) {
+                        m.carriers.insert(id, c);
+                    }
+                }
+                for (id, c) in fresh.calendars {
+                    if m.calendars.get(&id).is_none_or(|old| old.stored.version < c.stored.version) {
+                        m.calendars.insert(id, c);
+                    }
+                }
             });
         }
         Ok(())

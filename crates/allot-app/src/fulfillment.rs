@@ -1197,8 +1197,9 @@ impl App {
         let mut captured = captured_order(order)?;
         // Work moved after a failure keeps the order's promise, like the first plan.
         if let Some((level, date)) = captured_promise(order) {
-            let policy = order.policy_name.clone();
-            captured.promise = Some(self.promise_terms(&captured, &level, date, Some(&policy)).await?);
+            // Inside this transaction: cached figures only; the active policy, as the
+            // quote below uses.
+            captured.promise = Some(self.promise_terms(&captured, &level, date, None, true).await?);
         }
         let failed_node = order
             .fulfillment_orders
@@ -1625,6 +1626,15 @@ impl App {
             .unwrap_or(jiff::tz::TimeZone::UTC);
         let line_ids: Vec<String> =
             serde_json::from_str::<Vec<PackageLine>>(&sh.lines).ok()?.into_iter().map(|l| l.line_id).collect();
+        // Only parcels to the customer's address teach its lane (not store transfers).
+        let to_customer = |id: &String| {
+            captured.as_ref().is_some_and(|c| {
+                c.lines.iter().any(|l| &l.line_id == id && l.method.as_deref().is_none_or(|m| m == "ship"))
+            })
+        };
+        if !line_ids.iter().all(to_customer) {
+            return None;
+        }
         let lines: Vec<&allot_store::OrderLineRow> =
             order.lines.iter().filter(|l| line_ids.contains(&l.line_id)).collect();
         let level = lines

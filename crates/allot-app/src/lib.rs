@@ -100,6 +100,7 @@ struct Inner {
     backlog: std::sync::Mutex<Option<(std::time::Instant, NodeBacklog)>>,
     /// Learned transit per lane, and when it was read.
     lane_stats: std::sync::Mutex<Option<(std::time::Instant, promising::LaneStats)>>,
+    lane_stats_refreshing: std::sync::atomic::AtomicBool,
 }
 
 /// Open fulfillment orders per node id.
@@ -146,6 +147,7 @@ impl App {
                 fill_running: Default::default(),
                 backlog: Default::default(),
                 lane_stats: Default::default(),
+                lane_stats_refreshing: Default::default(),
             }),
         };
         app.start_change_listener().await?;

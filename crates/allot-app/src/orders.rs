@@ -288,7 +288,8 @@ impl App {
             // The engine weighs each node's delivery date against the promise
             // (`must_meet_promise`, `late_penalty_minor_per_day`).
             input.order.promise = Some(
-                self.promise_terms(&input.order, &p.service_level, p.delivery_date, input.policy.as_deref()).await?,
+                self.promise_terms(&input.order, &p.service_level, p.delivery_date, input.policy.as_deref(), false)
+                    .await?,
             );
         }
         if input.external_id.is_empty() {

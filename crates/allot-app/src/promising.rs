@@ -185,6 +185,9 @@ pub type Lane = (String, String, String);
 /// Learned transit per lane: deliveries observed and their 90th percentile (carrier days).
 pub type LaneStats = Arc<HashMap<Lane, (u32, u32)>>;
 
+/// Deliveries older than this do not teach transit times (90 days).
+pub const LANE_WINDOW_MS: i64 = 90 * 24 * 3_600_000;
+
 /// How long a read of the learned lane transit times serves promises.
 pub const LANE_STATS_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -248,19 +251,29 @@ impl App {
 
     /// Learned transit per lane, read at most once per [`LANE_STATS_TTL`].
     pub(crate) async fn lane_stats(&self) -> Result<LaneStats> {
-        if let Some((at, stats)) = self.inner.lane_stats.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
-            && at.elapsed() < LANE_STATS_TTL
+        let stale = match self.inner.lane_stats.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            Some((at, stats)) if at.elapsed() < LANE_STATS_TTL => return Ok(stats.clone()),
+            Some((_, stats)) => Some(stats.clone()),
+            None => None,
+        };
+        // One request refreshes; the others keep using what there is meanwhile.
+        if let Some(stats) = stale
+            && self.inner.lane_stats_refreshing.swap(true, std::sync::atomic::Ordering::AcqRel)
         {
-            return Ok(stats.clone());
+            return Ok(stats);
         }
-        self.refresh_lane_stats().await
+        let fresh = self.refresh_lane_stats().await;
+        self.inner.lane_stats_refreshing.store(false, std::sync::atomic::Ordering::Release);
+        fresh
     }
 
-    /// Reads the learned lane transit times now (every delivery so far).
+    /// Reads the learned lane transit times now: deliveries of the last
+    /// [`LANE_WINDOW_MS`] on lanes with a known region.
     pub async fn refresh_lane_stats(&self) -> Result<LaneStats> {
-        let rows = self.inner.store.transit_histogram(0, i64::MAX).await?;
+        let now = self.now_ms();
+        let rows = self.inner.store.transit_histogram(now - LANE_WINDOW_MS, i64::MAX).await?;
         let mut by_lane: HashMap<Lane, Vec<(i64, i64)>> = HashMap::new();
-        for r in rows {
+        for r in rows.into_iter().filter(|r| !r.region.is_empty()) {
             by_lane.entry((r.node_id, r.region, r.carrier_service)).or_default().push((r.value, r.deliveries));
         }
         let stats: LaneStats = Arc::new(
@@ -347,7 +360,7 @@ impl App {
         let backlog = self.node_backlog().await?;
         let learned = self.learned_for(q.policy.as_deref()).await?;
         let region = q.order.region.clone().unwrap_or_default();
-        let lanes = learned.as_ref().map(|l| Learned { stats: l, region: &region });
+        let lanes = learned.as_ref().filter(|_| !region.is_empty()).map(|l| Learned { stats: l, region: &region });
         let now = self.now_ms();
         let now_ts = jiff::Timestamp::from_millisecond(now).map_err(|e| AppError::invalid("now", e))?;
         let wants = |m: &str| q.methods.is_empty() || q.methods.iter().any(|x| x == m);
@@ -450,17 +463,31 @@ impl App {
     /// calendar or a service of that level reaching the address has no date (`None`).
     /// Only nodes holding one of the order's SKUs are worked out (the others have no
     /// stock for it anyway).
+    ///
+    /// `cached_only`: use what the caches hold without reading the database (callers
+    /// inside a write transaction must not wait for another pool connection).
     pub(crate) async fn promise_terms(
         &self,
         order: &OrderToSource,
         level: &str,
         promised: jiff::civil::Date,
         policy: Option<&str>,
+        cached_only: bool,
     ) -> Result<PromiseTerms> {
-        let backlog = self.node_backlog().await?;
-        let learned = self.learned_for(policy).await?;
+        let (backlog, learned) = if cached_only {
+            let backlog = self.inner.backlog.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|(_, b)| b.clone());
+            let learned = match self.transit_source(policy) {
+                TransitSource::ObservedP90 => {
+                    self.inner.lane_stats.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|(_, l)| l.clone())
+                }
+                TransitSource::Table => None,
+            };
+            (backlog.unwrap_or_default(), learned)
+        } else {
+            (self.node_backlog().await?, self.learned_for(policy).await?)
+        };
         let region = order.region.clone().unwrap_or_default();
-        let lanes = learned.as_ref().map(|l| Learned { stats: l, region: &region });
+        let lanes = learned.as_ref().filter(|_| !region.is_empty()).map(|l| Learned { stats: l, region: &region });
         let now = jiff::Timestamp::from_millisecond(self.now_ms()).map_err(|e| AppError::invalid("now", e))?;
         let read = self.inner.read.read();
         let Some(ship_to) = order.ship_to else { return Ok(PromiseTerms::default()) };
@@ -473,7 +500,13 @@ impl App {
                 if !holds(id) {
                     return None;
                 }
-                let d = earliest_delivery(&read, id, level, node.location.distance_km(ship_to), now, &backlog, lanes)?;
+                let km = node.location.distance_km(ship_to);
+                let Some(d) = earliest_delivery(&read, id, level, km, now, &backlog, lanes) else {
+                    // A node that could deliver but has no room within the calendar's
+                    // horizon is as late as can be, not "no date" (which costs nothing).
+                    let unbounded = earliest_delivery(&read, id, level, km, now, &HashMap::new(), lanes);
+                    return unbounded.map(|_| u16::MAX);
+                };
                 let late = promised.until(d.date).ok()?.get_days().max(0);
                 Some(u16::try_from(late).unwrap_or(u16::MAX))
             })
@@ -550,7 +583,6 @@ fn earliest_delivery(
     let cal = read.calendars.get(node_id)?;
     let per_day = read.node(node_id)?.node.capacity.orders_per_day;
     let waiting = backlog.get(node_id).copied().unwrap_or(0);
-    let room = allot_core::promise::capacity_from_backlog(&cal.calendar, now, waiting, per_day);
     let mut best: Option<Delivery> = None;
     for key in &cal.carrier_services {
         let Some(svc) =
@@ -558,12 +590,9 @@ fn earliest_delivery(
         else {
             continue;
         };
-        let q = allot_core::promise::ShipQuery {
-            now,
-            node: &cal.calendar,
-            cutoff: svc.calendar.pickup_cutoff_local,
-            has_capacity: &room,
-        };
+        let cutoff = svc.calendar.pickup_cutoff_local;
+        let room = allot_core::promise::capacity_from_backlog(&cal.calendar, now, cutoff, waiting, per_day);
+        let q = allot_core::promise::ShipQuery { now, node: &cal.calendar, cutoff, has_capacity: &room };
         let Some(slot) = allot_core::promise::ship_slot(&q) else { continue };
         // A lane with enough deliveries promises what it has shown (its p90), when the
         // policy says so; otherwise the table.

@@ -94,13 +94,15 @@ fn period(cal: &NodeCalendar, date: Date) -> Option<(Timestamp, Timestamp)> {
 }
 
 /// Daily capacity as a queue: a node with `backlog` orders not yet shipped and capacity
-/// for `per_day` a day works them off oldest first, `per_day` each working day from the
-/// node-local day of `now`; a new order takes the first working day with room. The answer
-/// is [`ShipQuery::has_capacity`] for that node: whether `date` is at or after that day.
-/// No capacity set: every day has room.
+/// for `per_day` a day works them off oldest first, `per_day` each working day that can
+/// still ship — today only while `now` is before its `cutoff` and closing time; a new
+/// order takes the first working day with room. The answer is
+/// [`ShipQuery::has_capacity`] for that node: whether `date` is at or after that day. No
+/// capacity set: every day has room.
 pub fn capacity_from_backlog(
     cal: &NodeCalendar,
     now: Timestamp,
+    cutoff: Time,
     backlog: u32,
     per_day: Option<u32>,
 ) -> impl Fn(Date) -> bool + '_ {
@@ -110,6 +112,9 @@ pub fn capacity_from_backlog(
         None => 0,
     };
     let today = cal.time_zone.to_datetime(now).date();
+    // Today works off open orders only if packages can still leave today.
+    let today_ships =
+        period(cal, today).is_some_and(|(_, close)| local_at(cal, today, cutoff).is_some_and(|c| now < c.min(close)));
     move |date: Date| {
         if full_days == 0 {
             return true;
@@ -118,7 +123,7 @@ pub fn capacity_from_backlog(
         let mut worked = 0u32;
         let mut d = today;
         while d < date && worked < full_days {
-            if period(cal, d).is_some() {
+            if period(cal, d).is_some() && (d != today || today_ships) {
                 worked += 1;
             }
             let Ok(next) = d.tomorrow() else { return false };
@@ -315,16 +320,22 @@ mod tests {
         cal.holidays.insert(date(2026, 11, 26));
         let now = at(NY, date(2026, 11, 25), time(10, 0, 0, 0));
         let ship = |backlog: u32| {
-            let room = capacity_from_backlog(&cal, now, backlog, Some(2));
+            let room = capacity_from_backlog(&cal, now, time(15, 0, 0, 0), backlog, Some(2));
             ship_slot(&ShipQuery { now, node: &cal, cutoff: time(15, 0, 0, 0), has_capacity: &room }).unwrap().ship_date
         };
         assert_eq!(ship(0), date(2026, 11, 25));
         assert_eq!(ship(1), date(2026, 11, 25), "one order in line: room for one more today");
         assert_eq!(ship(2), date(2026, 11, 27), "today is full and the holiday does not count");
         assert_eq!(ship(5), date(2026, 11, 28), "five in line at two a day: the third working day");
-        let none = capacity_from_backlog(&cal, now, 0, Some(0));
+        // After today's cut-off today works nothing off: two in line leave on Friday, so
+        // a new order goes Saturday.
+        let late = at(NY, date(2026, 11, 25), time(16, 0, 0, 0));
+        let room = capacity_from_backlog(&cal, late, time(15, 0, 0, 0), 2, Some(2));
+        let q = ShipQuery { now: late, node: &cal, cutoff: time(15, 0, 0, 0), has_capacity: &room };
+        assert_eq!(ship_slot(&q).unwrap().ship_date, date(2026, 11, 28));
+        let none = capacity_from_backlog(&cal, now, time(15, 0, 0, 0), 0, Some(0));
         assert!(!none(date(2027, 1, 1)), "no capacity at all: never");
-        let unlimited = capacity_from_backlog(&cal, now, 1_000, None);
+        let unlimited = capacity_from_backlog(&cal, now, time(15, 0, 0, 0), 1_000, None);
         assert!(unlimited(date(2026, 11, 25)));
     }
 

@@ -941,10 +941,11 @@ impl Store {
             .collect())
     }
 
-    /// Per node, the fulfillment orders not yet handed over or made ready (what daily
-    /// capacity still has to work off).
+    /// Per node, the released fulfillment orders not yet handed over or made ready (what
+    /// daily capacity still has to work off).
     pub async fn open_work_by_node(&self) -> Result<Vec<(String, i64)>> {
-        let open = status_list(|s| s.holds_stock() && s != FoStatus::ReadyForPickup);
+        // Held work (`created`) waits for its hold, not for the node's capacity.
+        let open = status_list(|s| s.holds_stock() && !matches!(s, FoStatus::ReadyForPickup | FoStatus::Created));
         let rows = on_read!(self, |pool| {
             sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(format!(
                 "SELECT node_id, COUNT(*) FROM fulfillment_orders WHERE status IN ({open}) GROUP BY node_id"
