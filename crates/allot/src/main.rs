@@ -239,8 +239,8 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         let summary = app.load_scenario_if_empty(&scenario).await.context("loading the demo network")?;
         if summary.loaded {
             eprintln!(
-                "demo network loaded: {} nodes, {} items, {} inventory positions",
-                summary.nodes, summary.items, summary.positions
+                "demo network loaded: {} nodes, {} items, {} inventory positions, {} carrier(s), {} node calendars",
+                summary.nodes, summary.items, summary.positions, summary.carriers, summary.calendars
             );
         } else {
             eprintln!("the database already holds a network; demo data left as it is");
