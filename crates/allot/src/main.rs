@@ -28,7 +28,8 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API.
     Serve(ServeArgs),
-    /// Load the demo network (4 DCs, 56 stores, 500 SKUs) if the database is empty, then serve.
+    /// Load the demo network (4 DCs, 56 stores, 500 SKUs, a carrier, node calendars) if the
+    /// database is empty, then serve.
     Demo(ServeArgs),
     /// Manage API keys.
     Keys {
