@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use allot_app::FixedClock;
 use allot_core::scenario::{ScenarioSpec, generate};
-use common::{Backend, TestServer};
+use common::{ADMIN_KEY, Backend, TestServer};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -32,7 +32,7 @@ async fn the_demo_database_answers_promises(backend: Backend) {
     held.sort_by_key(|p| (std::cmp::Reverse(p.counts.on_hand), p.sku.clone()));
     let lines: Vec<_> = held.iter().take(3).map(|p| json!({"sku": p.sku.as_str(), "quantity": 1})).collect();
     let cart = json!({"lines": lines, "ship_to": {"lat": 39.95, "lon": -75.16}});
-    let (status, p) = s.post("/v1/promises", cart).await;
+    let (status, p) = s.post("/v1/promises", cart.clone()).await;
     assert_eq!(status, StatusCode::OK, "{p}");
     let options = p["options"].as_array().unwrap();
     let ship: Vec<_> = options.iter().filter(|o| o["method"] == "ship").collect();
@@ -49,6 +49,19 @@ async fn the_demo_database_answers_promises(backend: Backend) {
     let next_day = ship.iter().find(|o| o["service_level"] == "next_day").unwrap();
     assert_eq!(next_day["packages"][0]["node_id"], "DC-ALLENTOWN", "{next_day}");
     assert_eq!(next_day["order_within_s"], 4 * 3600 + 1800, "order by 13:30: 15:00 cut-off less 90 minutes");
+
+    // A rule on the service level still shapes that level alone: express only from
+    // dropship nodes (the demo has none) leaves express without stock, the others as they were.
+    let policy = json!({"rules": [{"name": "express-dropship", "when": {"service_level": ["express"]},
+        "filters": {"node_types": ["dropship"]}}]});
+    assert_eq!(s.put("/v1/policies/levels", policy).await.0, StatusCode::CREATED);
+    assert_eq!(s.post_empty(ADMIN_KEY, "/v1/policies/levels/activate").await.0, StatusCode::OK);
+    let (_, ruled) = s.post("/v1/promises", cart).await;
+    let levels: Vec<&str> =
+        ruled["options"].as_array().unwrap().iter().filter_map(|o| o["service_level"].as_str()).collect();
+    assert_eq!(levels, ["next_day", "standard"], "{ruled}");
+    let express = ruled["unavailable"].as_array().unwrap().iter().find(|u| u["service_level"] == "express").cloned();
+    assert_eq!(express.unwrap()["reason"], "not enough stock to ship the whole cart");
 
     // Loading again changes nothing (the database holds a network).
     let again = s.app.load_scenario_if_empty(&scenario).await.unwrap();
