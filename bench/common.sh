@@ -31,6 +31,29 @@ start_server() {
   echo "server did not start:"; cat "$DATA/server.log"; exit 1
 }
 
+# Generated network: NODES nodes and SKUS SKUs (seed NETWORK_SEED) written by `allot scenario
+# generate` (with its carriers and node calendars) and imported once into a template SQLite
+# database; start_generated_server then serves a fresh copy of it (SQLite only).
+prepare_generated() {
+  (cd "$ROOT" && cargo build --release --quiet -p allot)
+  "$BIN" scenario generate --nodes "$NODES" --skus "$SKUS" --orders 0 --seed "$NETWORK_SEED" \
+    --out "$DATA/scenario" 2>&1 | sed 's/^/prepare: /'
+  "$BIN" import "$DATA/scenario" --data-dir "$DATA/template" 2>&1 | sed 's/^/prepare: /'
+}
+
+start_generated_server() {
+  rm -rf "$DATA/db"
+  cp -r "$DATA/template" "$DATA/db"
+  "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA/db" >"$DATA/server.log" 2>&1 &
+  SERVER_PID=$!
+  trap 'kill $SERVER_PID 2>/dev/null || true; wait $SERVER_PID 2>/dev/null || true; rm -rf "$DATA"' EXIT
+  for _ in $(seq 1 100); do
+    curl -sf "$URL/healthz" >/dev/null && return 0
+    sleep 0.2
+  done
+  echo "server did not start:"; cat "$DATA/server.log"; exit 1
+}
+
 # Stops the server started by start_server (its data is removed by the next start).
 stop_server() {
   kill "$SERVER_PID" 2>/dev/null || true

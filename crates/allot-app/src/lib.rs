@@ -46,7 +46,7 @@ pub use allot_store::{DbConfig, StoredItem, StoredNode};
 pub use allot_store::{StoredDocument, StoredOrder};
 pub use auth::{NewKey, Principal, Role};
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use demo::LoadSummary;
+pub use demo::{DEMO_CARRIER_ID, LoadSummary, PromiseData, demo_promise_data};
 pub use error::{AppError, FieldError};
 pub use events::{CONTACT_CHANNELS, EVENT_VERSION, acting_as, ms_to_rfc3339};
 pub use fulfillment::{

@@ -375,13 +375,20 @@ impl App {
             if levels.is_empty() {
                 unavailable.push(("ship".to_owned(), None, "no carrier is configured".to_owned()));
             }
+            let level_blind = self.rules_ignore_service_level(q.policy.as_deref());
+            let mut quote = None;
             for level in levels.iter().filter(|l| l.as_str() != "same_day") {
                 let mut order = q.order.clone();
                 for l in order.lines.iter_mut() {
                     l.service_level = Some(level.clone());
                     l.method = allot_core::FulfillmentMethod::Ship;
                 }
-                let quote = self.quote(&order, q.policy.as_deref())?;
+                // The engine sees the service level only through rule conditions: when no
+                // rule names one, every level gets the same plan, so it is sourced once.
+                if !level_blind || quote.is_none() {
+                    quote = Some(self.quote(&order, q.policy.as_deref())?);
+                }
+                let Some(quote) = quote.as_ref() else { continue }; // set just above
                 let plan = &quote.decision.plan;
                 if !plan.backordered.is_empty() || !plan.unfilled.is_empty() || plan.packages.is_empty() {
                     unavailable.push((
@@ -409,6 +416,17 @@ impl App {
             options.extend(found);
         }
         Ok(PromiseAnswer { options, unavailable })
+    }
+
+    /// Whether no rule of the policy a quote would use (`policy`, else the active one, else
+    /// the built-in) has a `service_level` condition.
+    fn rules_ignore_service_level(&self, policy: Option<&str>) -> bool {
+        let read = self.inner.read.read();
+        let chosen = match policy {
+            Some(name) => read.policies.get(name),
+            None => read.active_policy.as_ref(),
+        };
+        chosen.is_none_or(|p| p.policy.rules.iter().all(|r| r.when.service_level.is_none()))
     }
 
     fn ship_option(

@@ -1,4 +1,5 @@
-//! The `allot` binary: `serve`, `demo`, `keys create`.
+//! The `allot` binary: `serve`, `demo`, `keys create`, `scenario generate`, `import`,
+//! `policy check`, `load orders|promises`.
 //!
 //! Configuration comes from flags, each with an `ALLOT_*` environment variable. The
 //! defaults run with no configuration at all: SQLite in `./allot-data/allot.db`, HTTP on
@@ -27,7 +28,8 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API.
     Serve(ServeArgs),
-    /// Load the demo network (4 DCs, 56 stores, 500 SKUs) if the database is empty, then serve.
+    /// Load the demo network (4 DCs, 56 stores, 500 SKUs, a carrier, node calendars) if the
+    /// database is empty, then serve.
     Demo(ServeArgs),
     /// Manage API keys.
     Keys {
@@ -59,31 +61,69 @@ enum Command {
 
 #[derive(Subcommand)]
 enum LoadCommand {
-    /// POST /v1/orders with demo-scenario carts; prints throughput and latency percentiles.
-    Orders {
-        /// The server (loopback only).
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
-        /// An admin API key.
-        #[arg(long, env = "ALLOT_ADMIN_KEY", hide_env_values = true)]
-        key: String,
-        /// At most this many orders.
-        #[arg(long, default_value_t = 20_000)]
-        count: usize,
-        /// At most this long, in seconds.
-        #[arg(long, default_value_t = 10.0)]
-        seconds: f64,
-        #[arg(long, default_value_t = 32)]
-        concurrency: usize,
-        /// Open loop at this many orders per second (default: closed loop, as fast as answered).
-        #[arg(long)]
-        rate: Option<f64>,
-        /// Lines per order.
-        #[arg(long, default_value_t = 3)]
-        lines: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-    },
+    /// POST /v1/orders with scenario carts (unique external ids); prints throughput and
+    /// latency percentiles.
+    Orders(LoadOpts),
+    /// POST /v1/promises with scenario carts; prints throughput, latency percentiles and
+    /// how many answers offered shipping.
+    Promises(LoadOpts),
+}
+
+#[derive(Args)]
+struct LoadOpts {
+    /// The server (loopback only).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// An admin API key.
+    #[arg(long, env = "ALLOT_ADMIN_KEY", hide_env_values = true)]
+    key: String,
+    /// At most this many requests.
+    #[arg(long, default_value_t = 20_000)]
+    count: usize,
+    /// At most this long, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Open loop at this many requests per second (default: closed loop, as fast as answered).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Lines per cart.
+    #[arg(long, default_value_t = 3)]
+    lines: usize,
+    /// Seed of the cart stream.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Draw carts from the network `allot scenario generate --nodes N` writes (with
+    /// `--skus` and `--network-seed`, as given to it) instead of the demo network.
+    #[arg(long)]
+    nodes: Option<usize>,
+    #[arg(long, default_value_t = 500, requires = "nodes")]
+    skus: usize,
+    #[arg(long, default_value_t = 1, requires = "nodes")]
+    network_seed: u64,
+}
+
+impl LoadOpts {
+    fn into_args(self, target: load::Target) -> anyhow::Result<load::LoadArgs> {
+        anyhow::ensure!(self.seconds > 0.0 && self.seconds <= 3600.0, "--seconds must be in (0, 3600]");
+        let network = match self.nodes {
+            Some(nodes) => scenario::spec(nodes, self.skus, self.network_seed)?,
+            None => allot_core::scenario::ScenarioSpec::demo(),
+        };
+        Ok(load::LoadArgs {
+            target,
+            network,
+            url: self.url,
+            key: self.key,
+            count: self.count,
+            duration: std::time::Duration::from_secs_f64(self.seconds),
+            concurrency: self.concurrency,
+            rate: self.rate,
+            lines: self.lines,
+            seed: self.seed,
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -201,12 +241,11 @@ fn main() -> anyhow::Result<()> {
                 result
             }
             Command::Policy { command: PolicyCommand::Check { file, name } } => check_policy(&file, name.as_deref()),
-            Command::Load {
-                command: LoadCommand::Orders { url, key, count, seconds, concurrency, rate, lines, seed },
-            } => {
-                anyhow::ensure!(seconds > 0.0 && seconds <= 3600.0, "--seconds must be in (0, 3600]");
-                let duration = std::time::Duration::from_secs_f64(seconds);
-                load::run(load::LoadArgs { url, key, count, duration, concurrency, rate, lines, seed }).await
+            Command::Load { command: LoadCommand::Orders(opts) } => {
+                load::run(opts.into_args(load::Target::Orders)?).await
+            }
+            Command::Load { command: LoadCommand::Promises(opts) } => {
+                load::run(opts.into_args(load::Target::Promises)?).await
             }
         }
     })
@@ -239,8 +278,8 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         let summary = app.load_scenario_if_empty(&scenario).await.context("loading the demo network")?;
         if summary.loaded {
             eprintln!(
-                "demo network loaded: {} nodes, {} items, {} inventory positions",
-                summary.nodes, summary.items, summary.positions
+                "demo network loaded: {} nodes, {} items, {} inventory positions, {} carrier(s), {} node calendars",
+                summary.nodes, summary.items, summary.positions, summary.carriers, summary.calendars
             );
         } else {
             eprintln!("the database already holds a network; demo data left as it is");

@@ -6,6 +6,10 @@
 //! - `items.json`: `{ "<sku>": <PUT /v1/items body>, … }`
 //! - `inventory.json`: `{ "<node_id>": <POST /v1/inventory/snapshots body>, … }`
 //! - `orders.jsonl`: one `POST /v1/orders` body per line, in arrival order.
+//! - `carriers.json`: `{ "<carrier_id>": <PUT /v1/carriers body>, … }` and
+//!   `calendars.json`: `{ "<node_id>": <PUT /v1/nodes/{id}/calendar body>, … }`: the demo
+//!   promise data ([`allot_app::demo_promise_data`]) for the generated nodes, so the
+//!   network answers promises. Optional on import.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,23 +17,34 @@ use std::path::Path;
 
 use allot_api::params::{OrderParam, PostSnapshot, PutItem, PutNode};
 use allot_app::App;
+use allot_app::promise_doc::{CarrierDoc, NodeCalendarDoc};
 use allot_core::scenario::{OrderStreamSpec, Scenario, ScenarioSpec, generate, generate_orders};
 use allot_core::{NodeId, Sku};
 use anyhow::Context;
 use serde_json::{Value, json};
 
-/// Writes a generated scenario to `out`.
-pub fn write(nodes: usize, skus: usize, orders: usize, seed: u64, out: &Path) -> anyhow::Result<()> {
+/// The network `scenario generate --nodes --skus --seed` writes: one DC per 25 nodes
+/// (1–60), the rest stores.
+pub fn spec(nodes: usize, skus: usize, seed: u64) -> anyhow::Result<ScenarioSpec> {
     anyhow::ensure!((1..=3000).contains(&nodes), "--nodes must be 1–3000 (the embedded place list bounds it)");
     anyhow::ensure!((1..=1_000_000).contains(&skus), "--skus must be 1–1000000");
-    anyhow::ensure!(orders <= 10_000_000, "--orders must be at most 10000000");
     let dcs = (nodes / 25).clamp(1, 60).min(nodes);
-    let spec = ScenarioSpec { dc_cities: Vec::new(), dcs, stores: nodes - dcs, skus, seed };
+    Ok(ScenarioSpec { dc_cities: Vec::new(), dcs, stores: nodes - dcs, skus, seed })
+}
+
+/// Writes a generated scenario to `out`.
+pub fn write(nodes: usize, skus: usize, orders: usize, seed: u64, out: &Path) -> anyhow::Result<()> {
+    let spec = spec(nodes, skus, seed)?;
+    anyhow::ensure!(orders <= 10_000_000, "--orders must be at most 10000000");
+    let dcs = spec.dcs;
     let scenario = generate(&spec);
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     write_json(&out.join("nodes.json"), &nodes_json(&scenario))?;
     write_json(&out.join("items.json"), &items_json(&scenario))?;
     write_json(&out.join("inventory.json"), &inventory_json(&scenario))?;
+    let promise_data = allot_app::demo_promise_data(&scenario.nodes);
+    write_json(&out.join("carriers.json"), &serde_json::to_value(BTreeMap::from_iter(promise_data.carriers))?)?;
+    write_json(&out.join("calendars.json"), &serde_json::to_value(BTreeMap::from_iter(promise_data.calendars))?)?;
     let stream = OrderStreamSpec { count: orders, seed: seed ^ 0x5eed, lines_min: 1, lines_max: 5, pickup_share: 0.1 };
     let mut f = std::io::BufWriter::new(
         std::fs::File::create(out.join("orders.jsonl")).with_context(|| format!("creating {}", out.display()))?,
@@ -131,8 +146,9 @@ fn field_errors(what: &str, id: &str, errors: Vec<allot_app::FieldError>) -> any
     anyhow::anyhow!("{what} {id}: {}", list.join("; "))
 }
 
-/// Loads a scenario directory (network, catalog, inventory) through the ordinary use
-/// cases. Items first (substitutes must exist), then nodes, then one snapshot per node.
+/// Loads a scenario directory (network, catalog, inventory, and carriers and calendars
+/// when present) through the ordinary use cases. Items first (substitutes must exist),
+/// then nodes, then one snapshot per node, then carriers before the calendars naming them.
 /// Orders are not imported yet (order placement arrives with the orders issue).
 pub async fn import(app: &App, dir: &Path) -> anyhow::Result<()> {
     let items: BTreeMap<String, PutItem> = read(&dir.join("items.json"))?;
@@ -161,6 +177,26 @@ pub async fn import(app: &App, dir: &Path) -> anyhow::Result<()> {
         positions +=
             app.apply_snapshot(node_id, snapshot).await.map_err(|e| anyhow::anyhow!("inventory of {id}: {e:?}"))?;
     }
+    let app_error = |what: &str, id: &str, e: allot_app::AppError| match e {
+        allot_app::AppError::Invalid(errors) => field_errors(what, id, errors),
+        other => anyhow::anyhow!("{what} {id}: {other}"),
+    };
+    let mut carriers = 0;
+    if dir.join("carriers.json").exists() {
+        let docs: BTreeMap<String, CarrierDoc> = read(&dir.join("carriers.json"))?;
+        for (id, doc) in docs {
+            app.put_carrier(&id, doc).await.map_err(|e| app_error("carrier", &id, e))?;
+            carriers += 1;
+        }
+    }
+    let mut calendars = 0;
+    if dir.join("calendars.json").exists() {
+        let docs: BTreeMap<String, NodeCalendarDoc> = read(&dir.join("calendars.json"))?;
+        for (id, doc) in docs {
+            app.put_node_calendar(&id, doc).await.map_err(|e| app_error("calendar of", &id, e))?;
+            calendars += 1;
+        }
+    }
     if let Ok(orders) = std::fs::read_to_string(dir.join("orders.jsonl")) {
         // Validate the shape now so a broken file is found early; placement comes later.
         for (i, line) in orders.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
@@ -168,6 +204,10 @@ pub async fn import(app: &App, dir: &Path) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("orders.jsonl line {}: {e}", i + 1))?;
         }
     }
-    eprintln!("imported {node_count} nodes and {positions} inventory positions from {}", dir.display());
+    eprintln!(
+        "imported {node_count} nodes, {positions} inventory positions, {carriers} carrier(s) and {calendars} node \
+         calendars from {}",
+        dir.display()
+    );
     Ok(())
 }

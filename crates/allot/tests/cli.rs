@@ -157,6 +157,13 @@ fn demo_loads_the_network_once_and_always_hands_out_a_working_key() {
     let (status, avail) = get(&format!("{}/v1/availability?sku=SKU-00001", server.url), &key);
     assert_eq!(status, 200);
     assert!(avail["items"][0]["atp"].as_u64().unwrap() > 0);
+    // The demo's carrier and node calendars answer promises for a cart in stock.
+    let cart = serde_json::json!({"lines": [{"sku": avail["items"][0]["sku"], "quantity": 1}],
+        "ship_to": {"lat": 39.95, "lon": -75.16}});
+    let (status, promise) = post(&format!("{}/v1/promises", server.url), &key, &cart);
+    assert_eq!(status, 200, "{promise}");
+    let options = promise["options"].as_array().unwrap();
+    assert!(options.iter().any(|o| o["option_id"].as_str().unwrap().starts_with("ship:standard:")), "{promise}");
     server.terminate();
 
     let again = start(&dir, "demo");
@@ -213,7 +220,7 @@ fn generated_scenarios_are_deterministic_import_cleanly_and_their_orders_can_be_
             .unwrap();
         assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
     }
-    for file in ["nodes.json", "items.json", "inventory.json", "orders.jsonl"] {
+    for file in ["nodes.json", "items.json", "inventory.json", "orders.jsonl", "carriers.json", "calendars.json"] {
         assert_eq!(std::fs::read(out.join(file)).unwrap(), std::fs::read(again.join(file)).unwrap(), "{file} differs");
     }
     let db = data_dir("scenario-db");
@@ -221,7 +228,8 @@ fn generated_scenarios_are_deterministic_import_cleanly_and_their_orders_can_be_
         // Importing twice is harmless: PUT semantics and full snapshots.
         let imp = Command::new(BIN).arg("import").arg(&out).arg("--data-dir").arg(&db).output().unwrap();
         assert!(imp.status.success(), "{}", String::from_utf8_lossy(&imp.stderr));
-        assert!(String::from_utf8_lossy(&imp.stderr).contains("imported 40 nodes"));
+        let said = String::from_utf8_lossy(&imp.stderr);
+        assert!(said.contains("imported 40 nodes") && said.contains("1 carrier(s) and 40 node calendars"), "{said}");
     }
     let server = start(&db, "serve");
     let key = Command::new(BIN).args(["keys", "create", "--role", "admin", "--data-dir"]).arg(&db).output().unwrap();
@@ -236,6 +244,14 @@ fn generated_scenarios_are_deterministic_import_cleanly_and_their_orders_can_be_
         quoted += 1;
     }
     assert_eq!(quoted, 10);
+    // The imported carriers and calendars answer promises on the generated network.
+    let body: serde_json::Value = serde_json::from_str(orders.lines().next().unwrap()).unwrap();
+    let lines: Vec<_> =
+        body["lines"].as_array().unwrap().iter().map(|l| serde_json::json!({"sku": l["sku"], "quantity": 1})).collect();
+    let cart = serde_json::json!({"lines": lines, "ship_to": body["ship_to"], "methods": ["ship"]});
+    let (status, promise) = post(&format!("{}/v1/promises", server.url), &key, &cart);
+    assert_eq!(status, 200, "{promise}");
+    assert!(!promise["options"].as_array().unwrap().is_empty(), "{promise}");
     server.terminate();
     for dir in [&out, &again, &db] {
         let _ = std::fs::remove_dir_all(dir);
