@@ -576,3 +576,69 @@ async fn deliveries_teach_the_promise_sqlite() {
 async fn deliveries_teach_the_promise_postgres() {
     deliveries_teach_the_promise(Backend::Postgres).await;
 }
+
+/// Same-day: only from a node with the capability, within the service's distance, before
+/// its cut-off, with a slot left today; a same-day order takes the slot.
+async fn same_day_needs_a_capable_node_a_slot_and_time(backend: Backend) {
+    let morning: jiff::Timestamp = "2026-11-25T15:00:00Z".parse().unwrap(); // 09:00 in Chicago
+    let clock = Arc::new(FixedClock::new(morning));
+    let Some(s) = TestServer::start_with(backend, clock.clone(), false).await else { return };
+    s.seed().await;
+    let chi = common::node_json("store", 41.85, -87.65, "America/Chicago", &["ship", "pickup", "same_day"]);
+    assert_eq!(s.put("/v1/nodes/ST-CHI", chi).await.0, StatusCode::OK);
+    let courier = json!({"name": "Courier", "services": [{"code": "sameday", "service_level": "same_day",
+        "pickup_cutoff_local": "14:00", "transit_days": [{"max_km": 40.0, "days": 0}]}]});
+    assert_eq!(s.put("/v1/carriers/courier", courier).await.0, StatusCode::CREATED);
+    let cal = json!({"hours": {"wed": ["09:00", "21:00"], "thu": ["09:00", "21:00"]}, "processing_minutes": 60,
+        "carrier_services": ["courier:sameday"], "same_day_slots": 1});
+    assert_eq!(s.put("/v1/nodes/ST-CHI/calendar", cal).await.0, StatusCode::CREATED);
+    let (status, p) = s
+        .put(
+            "/v1/nodes/DC-EAST/calendar",
+            json!({"hours": {}, "processing_minutes": 0,
+        "same_day_slots": 1_000_000}),
+        )
+        .await;
+    assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("same_day_slots")));
+    s.put("/v1/inventory/ST-CHI/SKU-1", json!({"on_hand": 5})).await;
+    let cart = |lat: f64, lon: f64| json!({"lines": [{"sku": "SKU-1", "quantity": 1}], "ship_to": {"lat": lat, "lon": lon}, "methods": ["ship"]});
+    let same_day = |p: &serde_json::Value| {
+        let offered = p["options"].as_array().unwrap().iter().find(|o| o["service_level"] == "same_day").cloned();
+        let refused = p["unavailable"].as_array().unwrap().iter().find(|u| u["service_level"] == "same_day").cloned();
+        (offered, refused.map(|u| u["reason"].as_str().unwrap().to_owned()))
+    };
+    let (offered, _) = same_day(&s.post("/v1/promises", cart(41.88, -87.63)).await.1);
+    let offered = offered.expect("same-day in the city");
+    assert_eq!(
+        (offered["option_id"].clone(), offered["delivery_date"].clone()),
+        (json!("ship:same_day:2026-11-25"), json!("2026-11-25"))
+    );
+    assert_eq!(offered["packages"][0]["node_id"], "ST-CHI");
+    let (none, why) = same_day(&s.post("/v1/promises", cart(43.04, -87.91)).await.1);
+    assert!(none.is_none() && why.as_deref().unwrap().contains("reaching"), "Milwaukee is too far: {why:?}");
+    clock.set("2026-11-25T20:30:00Z".parse().unwrap()); // 14:30: past the cut-off
+    let (none, why) = same_day(&s.post("/v1/promises", cart(41.88, -87.63)).await.1);
+    assert!(none.is_none() && why.as_deref().unwrap().contains("cut-off"), "{why:?}");
+    clock.set(morning);
+    let order = json!({"channel": "web", "external_id": "SD-1", "ship_to": {"lat": 41.88, "lon": -87.63},
+        "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 1, "method": "same_day"}],
+        "promise_option_id": "ship:same_day:2026-11-25"});
+    let (status, o) = s.post("/v1/orders", order).await;
+    assert_eq!(status, StatusCode::CREATED, "{o}");
+    assert_eq!(
+        (o["fulfillment_orders"][0]["node_id"].clone(), o["lines"][0]["promised_date"].clone()),
+        (json!("ST-CHI"), json!("2026-11-25"))
+    );
+    let (none, why) = same_day(&s.post("/v1/promises", cart(41.88, -87.63)).await.1);
+    assert!(none.is_none() && why.as_deref().unwrap().contains("no same-day slot left"), "{why:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_day_needs_a_capable_node_a_slot_and_time_sqlite() {
+    same_day_needs_a_capable_node_a_slot_and_time(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_day_needs_a_capable_node_a_slot_and_time_postgres() {
+    same_day_needs_a_capable_node_a_slot_and_time(Backend::Postgres).await;
+}

@@ -155,6 +155,7 @@ pub fn demo_promise_data(nodes: &[Node]) -> PromiseData {
                     processing_minutes: 120,
                     pickup_ready_minutes: 60,
                     carrier_services: all(&["ground", "express"]),
+                    same_day_slots: None,
                 },
                 NodeType::Dc | NodeType::Dropship | NodeType::ThirdPartyLogistics | NodeType::ReturnCenter => {
                     NodeCalendarDoc {
@@ -170,6 +171,7 @@ pub fn demo_promise_data(nodes: &[Node]) -> PromiseData {
                         processing_minutes: 90,
                         pickup_ready_minutes: 0,
                         carrier_services: all(&["ground", "express", "next_day"]),
+                        same_day_slots: None,
                     }
                 }
             };

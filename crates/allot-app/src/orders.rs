@@ -282,7 +282,9 @@ impl App {
     /// installed renderer makes it ([`App::set_decision_renderer`]).
     pub async fn place_order(&self, mut input: PlaceOrder) -> Result<Placed> {
         if let Some(p) = &input.promise {
-            for l in input.order.lines.iter_mut().filter(|l| l.method == allot_core::FulfillmentMethod::Ship) {
+            let to_customer =
+                |m| matches!(m, allot_core::FulfillmentMethod::Ship | allot_core::FulfillmentMethod::SameDay);
+            for l in input.order.lines.iter_mut().filter(|l| to_customer(l.method)) {
                 l.service_level.get_or_insert_with(|| p.service_level.clone());
             }
             // The engine weighs each node's delivery date against the promise
@@ -671,7 +673,12 @@ impl App {
                     promised_date: input
                         .promise
                         .as_ref()
-                        .filter(|_| l.method == allot_core::FulfillmentMethod::Ship)
+                        .filter(|_| {
+                            matches!(
+                                l.method,
+                                allot_core::FulfillmentMethod::Ship | allot_core::FulfillmentMethod::SameDay
+                            )
+                        })
                         .map(|p| p.delivery_date.to_string()),
                     promised_ready_at_ms: None,
                     jeopardy: None,

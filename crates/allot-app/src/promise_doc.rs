@@ -87,7 +87,13 @@ pub struct NodeCalendarDoc {
     /// `carrier_id:service_code` the node can hand parcels to.
     #[serde(default)]
     pub carrier_services: Vec<String>,
+    /// Same-day deliveries the node can send per local day (absent: no same-day from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_day_slots: Option<u32>,
 }
+
+/// Most same-day slots a node may offer per day.
+pub const SAME_DAY_SLOTS_MAX: u32 = 100_000;
 
 /// A carrier service ready for promising.
 #[derive(Debug, Clone, PartialEq)]
@@ -228,6 +234,9 @@ pub fn node_calendar(time_zone: &str, doc: &NodeCalendarDoc) -> Result<(NodeCale
         if v > PREPARATION_MINUTES_MAX {
             errors.push(FieldError::new(field, format!("at most {PREPARATION_MINUTES_MAX}")));
         }
+    }
+    if doc.same_day_slots.is_some_and(|n| n > SAME_DAY_SLOTS_MAX) {
+        errors.push(FieldError::new("same_day_slots", format!("at most {SAME_DAY_SLOTS_MAX}")));
     }
     for (i, s) in doc.carrier_services.iter().enumerate() {
         let ok = s.split_once(':').is_some_and(|(c, code)| !c.is_empty() && !code.is_empty()) && s.len() <= 105;

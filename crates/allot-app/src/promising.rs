@@ -29,6 +29,8 @@ pub struct LoadedCalendar {
     pub stored: StoredDocument,
     pub calendar: NodeCalendar,
     pub carrier_services: Vec<String>,
+    /// Same-day deliveries per local day (None: the node sends none).
+    pub same_day_slots: Option<u32>,
 }
 
 fn corrupt(what: &'static str, id: &str, e: impl std::fmt::Debug) -> AppError {
@@ -47,7 +49,10 @@ pub(crate) async fn load_into(store: &Store, model: &mut ReadModel) -> Result<()
             serde_json::from_str(&d.document).map_err(|e| corrupt("node_calendars", &d.id, e))?;
         let (calendar, carrier_services) =
             node_calendar(node.node.time_zone.as_str(), &doc).map_err(|e| corrupt("node_calendars", &d.id, e))?;
-        model.calendars.insert(d.id.clone(), Arc::new(LoadedCalendar { stored: d, calendar, carrier_services }));
+        let same_day_slots = doc.same_day_slots;
+        model
+            .calendars
+            .insert(d.id.clone(), Arc::new(LoadedCalendar { stored: d, calendar, carrier_services, same_day_slots }));
     }
     Ok(())
 }
@@ -112,7 +117,8 @@ impl App {
         self.notify(&mut tx, crate::changes::ChangeNote { promise_data: true, ..self.change() }).await?;
         tx.commit().await?;
         let stored = StoredDocument { id: node_id.to_owned(), document: text, version, updated_at_ms: now };
-        let loaded = Arc::new(LoadedCalendar { stored, calendar, carrier_services: services });
+        let same_day_slots = doc.same_day_slots;
+        let loaded = Arc::new(LoadedCalendar { stored, calendar, carrier_services: services, same_day_slots });
         self.inner.read.update(|m| {
             m.calendars.insert(node_id.to_owned(), loaded.clone());
         });
@@ -378,6 +384,7 @@ impl App {
             let level_blind = self.rules_ignore_service_level(q.policy.as_deref());
             let mut quote = None;
             for level in levels.iter().filter(|l| l.as_str() != "same_day") {
+                // (same_day is offered below, from its own nodes and slots)
                 let mut order = q.order.clone();
                 for l in order.lines.iter_mut() {
                     l.service_level = Some(level.clone());
@@ -402,6 +409,12 @@ impl App {
                     Ok(opt) => options.push(opt),
                     Err(reason) => unavailable.push(("ship".to_owned(), Some(level.clone()), reason)),
                 }
+            }
+        }
+        if wants("ship") && self.has_service_level("same_day") {
+            match self.same_day_option(q, now_ts).await? {
+                Ok(opt) => options.push(opt),
+                Err(reason) => unavailable.push(("ship".to_owned(), Some("same_day".to_owned()), reason)),
             }
         }
         if wants("pickup") {
@@ -530,6 +543,69 @@ impl App {
             })
             .collect();
         Ok(PromiseTerms { days_late })
+    }
+
+    fn has_service_level(&self, level: &str) -> bool {
+        self.inner.read.read().carriers.values().any(|c| c.services.iter().any(|s| s.service_level == level))
+    }
+
+    /// Same-day delivery: the engine's plan for the cart as same-day lines (only nodes with
+    /// the capability), every package leaving today before its service's cut-off, within
+    /// the service's distance (a 0-day transit band), from a node with a same-day slot left
+    /// today (`same_day_slots` in its calendar, less the same-day work it took on today).
+    /// Slots are checked when promising: two checkouts racing for the last slot can both
+    /// be offered it.
+    async fn same_day_option(
+        &self,
+        q: &PromiseQuery,
+        now: jiff::Timestamp,
+    ) -> Result<std::result::Result<PromiseOption, String>> {
+        let mut order = q.order.clone();
+        for l in order.lines.iter_mut() {
+            l.service_level = Some("same_day".to_owned());
+            l.method = allot_core::FulfillmentMethod::SameDay;
+        }
+        let quote = self.quote(&order, q.policy.as_deref())?;
+        let plan = &quote.decision.plan;
+        if !plan.backordered.is_empty() || !plan.unfilled.is_empty() || plan.packages.is_empty() {
+            return Ok(Err("no same-day node has the whole cart".to_owned()));
+        }
+        // Slots first (a database read per node), then the calendar checks.
+        for p in &plan.packages {
+            let (slots, today) = {
+                let read = self.inner.read.read();
+                let Some(cal) = read.calendars.get(p.node_id.as_str()) else {
+                    return Ok(Err(format!("node {} has no calendar", p.node_id)));
+                };
+                (cal.same_day_slots, cal.calendar.time_zone.to_datetime(now).date())
+            };
+            let Some(slots) = slots.filter(|s| *s > 0) else {
+                return Ok(Err(format!("node {} offers no same-day slots", p.node_id)));
+            };
+            let start = self
+                .node(p.node_id.as_str())
+                .ok()
+                .and_then(|n| jiff::tz::TimeZone::get(n.node.time_zone.as_str()).ok())
+                .and_then(|tz| tz.to_timestamp(today.to_datetime(jiff::civil::Time::midnight())).ok())
+                .map_or(0, |t| t.as_millisecond());
+            let used = self.inner.store.same_day_work(p.node_id.as_str(), &today.to_string(), start).await?;
+            if used >= i64::from(slots) {
+                return Ok(Err(format!("node {} has no same-day slot left today", p.node_id)));
+            }
+        }
+        let backlog = HashMap::new();
+        let option = match self.ship_option("same_day", plan, q.order.ship_to, now, &backlog, None) {
+            Ok(option) => option,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let today = |p: &PromisePackage| {
+            let read = self.inner.read.read();
+            read.calendars.get(p.node_id.as_str()).map(|c| c.calendar.time_zone.to_datetime(now).date())
+        };
+        Ok(match option.delivery_date {
+            Some(d) if option.packages.iter().all(|p| p.ship_date == Some(d) && today(p) == Some(d)) => Ok(option),
+            _ => Err("past today's same-day cut-off, or beyond the same-day distance".to_owned()),
+        })
     }
 
     fn pickup_options(&self, q: &PromiseQuery, now: jiff::Timestamp) -> Vec<PromiseOption> {

@@ -941,6 +941,27 @@ impl Store {
             .collect())
     }
 
+    /// Same-day work a node took on for local day `day` (YYYY-MM-DD, starting at
+    /// `day_start_ms`): its live fulfillment orders made since then carrying lines promised
+    /// for that same day.
+    pub async fn same_day_work(&self, node_id: &str, day: &str, day_start_ms: i64) -> Result<i64> {
+        let n = on_read!(self, |pool| {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(DISTINCT f.fulfillment_order_id) FROM fulfillment_orders f \
+                 JOIN allocations a ON a.fulfillment_order_id = f.fulfillment_order_id \
+                 JOIN order_lines l ON l.order_id = a.order_id AND l.line_id = a.line_id \
+                 WHERE f.node_id = $1 AND l.promised_date = $2 AND f.created_at_ms >= $3 \
+                   AND f.status NOT IN ('rejected', 'cancelled')",
+            )
+            .bind(node_id)
+            .bind(day)
+            .bind(day_start_ms)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(n)
+    }
+
     /// Per node, the released fulfillment orders not yet handed over or made ready (what
     /// daily capacity still has to work off).
     pub async fn open_work_by_node(&self) -> Result<Vec<(String, i64)>> {
