@@ -445,7 +445,8 @@ pub struct ShipToParam {
     #[serde(default)]
     pub lon: Option<f64>,
     /// The customer's IANA time zone (e.g. `America/Chicago`): the calendar day promised
-    /// dates are judged in. Absent: UTC.
+    /// dates are judged in. Absent: looked up offline from the coordinates (the nearest
+    /// embedded US place within 300 km), else UTC.
     #[serde(default)]
     pub time_zone: Option<String>,
 }

@@ -351,13 +351,15 @@ async fn jeopardy_actions_follow_the_policy(backend: Backend) {
     let at_risk = a["timeline"].as_array().unwrap().iter().find(|e| e["type"] == "order.at_risk").unwrap().clone();
     assert_eq!(at_risk["data"]["time_zone"], "Pacific/Auckland");
     assert_eq!(at_risk["data"]["today"], "2026-11-26");
-    assert_eq!(s.get(&format!("/v1/orders/{b_id}")).await.1["lines"][0]["jeopardy"], "on_track", "UTC's day");
+    assert_eq!(s.get(&format!("/v1/orders/{b_id}")).await.1["lines"][0]["jeopardy"], "on_track", "Philadelphia's day");
 
     // A day later B is at risk too, but its node accepted it: it stays there.
     clock.set("2026-11-26T12:00:00Z".parse().unwrap());
     s.app.sweep_jeopardy().await.unwrap();
     let b = s.get(&format!("/v1/orders/{b_id}")).await.1;
     assert_eq!(b["lines"][0]["jeopardy"], "at_risk");
+    let at_risk = b["timeline"].as_array().unwrap().iter().find(|e| e["type"] == "order.at_risk").unwrap().clone();
+    assert_eq!(at_risk["data"]["time_zone"], "America/New_York", "no zone named: looked up from the coordinates");
     assert_eq!(b["fulfillment_orders"].as_array().unwrap().len(), 1);
     assert_eq!(b["fulfillment_orders"][0]["status"], "accepted");
 

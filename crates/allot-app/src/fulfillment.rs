@@ -1463,11 +1463,7 @@ impl App {
         let mut tx = self.inner.store.begin().await?;
         let order = self.lock_for_change(&mut tx, order_id, None).await?;
         let captured: Option<Captured> = serde_json::from_str(&order.document).ok();
-        let zone = captured
-            .as_ref()
-            .and_then(|c| c.ship_to.as_ref()?.time_zone.as_deref())
-            .and_then(|tz| jiff::tz::TimeZone::get(tz).ok())
-            .unwrap_or(jiff::tz::TimeZone::UTC);
+        let zone = customer_zone(captured.as_ref().and_then(|c| c.ship_to.as_ref()));
         let instant = jiff::Timestamp::from_millisecond(now).map_err(|e| AppError::invalid("now", e))?;
         let today = zone.to_datetime(instant).date();
         let mut entered: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
@@ -1620,10 +1616,7 @@ impl App {
         let captured: Option<Captured> = serde_json::from_str(&order.document).ok();
         let ship_to = captured.as_ref().and_then(|c| c.ship_to.as_ref());
         let region = ship_to.and_then(|s| s.region.clone()).unwrap_or_default();
-        let customer_zone = ship_to
-            .and_then(|s| s.time_zone.as_deref())
-            .and_then(|tz| jiff::tz::TimeZone::get(tz).ok())
-            .unwrap_or(jiff::tz::TimeZone::UTC);
+        let customer_zone = customer_zone(ship_to);
         let line_ids: Vec<String> =
             serde_json::from_str::<Vec<PackageLine>>(&sh.lines).ok()?.into_iter().map(|l| l.line_id).collect();
         // Only parcels to the customer's address teach its lane (not store transfers).
@@ -1682,6 +1675,23 @@ impl App {
             days_late,
         })
     }
+}
+
+/// Farthest an address may be from an embedded place to take its time zone.
+pub const TIME_ZONE_LOOKUP_KM: f64 = 300.0;
+
+/// The customer's time zone: `ship_to.time_zone` when given, else the zone of the nearest
+/// embedded place within [`TIME_ZONE_LOOKUP_KM`] of the coordinates (offline, US places),
+/// else UTC.
+fn customer_zone(ship_to: Option<&CapturedShipTo>) -> jiff::tz::TimeZone {
+    let named = ship_to.and_then(|s| s.time_zone.as_deref()).and_then(|tz| jiff::tz::TimeZone::get(tz).ok());
+    named
+        .or_else(|| {
+            let s = ship_to?;
+            let at = allot_core::GeoPoint::new(s.lat?, s.lon?).ok()?;
+            jiff::tz::TimeZone::get(allot_core::places::nearest_time_zone(at, TIME_ZONE_LOOKUP_KM)?).ok()
+        })
+        .unwrap_or(jiff::tz::TimeZone::UTC)
 }
 
 /// The service level a line was ordered with: its own, else the promise option's, else
