@@ -137,16 +137,12 @@ impl App {
             .lock_supply(supply_id)
             .await?
             .ok_or_else(|| AppError::NotFound { what: "supply", id: supply_id.to_owned() })?;
-        match supply.status.as_str() {
-            "received" => {
-                tx.rollback().await?;
-                return self.supply_entry(supply_id).await;
-            }
-            "cancelled" => {
-                tx.rollback().await?;
-                return Err(AppError::Conflict(vec![FieldError::new("status", "cancelled supply cannot be received")]));
-            }
-            _ => {}
+        if let Err(stop) = still_expected(&supply, "received") {
+            tx.rollback().await?;
+            return match stop {
+                None => self.supply_entry(supply_id).await,
+                Some(e) => Err(e),
+            };
         }
         let received = quantity.unwrap_or(supply.quantity);
         // Its commitments end with it: their orders are filled first, and all of them
@@ -204,16 +200,12 @@ impl App {
             .lock_supply(supply_id)
             .await?
             .ok_or_else(|| AppError::NotFound { what: "supply", id: supply_id.to_owned() })?;
-        match supply.status.as_str() {
-            "cancelled" => {
-                tx.rollback().await?;
-                return self.supply_entry(supply_id).await;
-            }
-            "received" => {
-                tx.rollback().await?;
-                return Err(AppError::Conflict(vec![FieldError::new("status", "received supply cannot be cancelled")]));
-            }
-            _ => {}
+        if let Err(stop) = still_expected(&supply, "cancelled") {
+            tx.rollback().await?;
+            return match stop {
+                None => self.supply_entry(supply_id).await,
+                Some(e) => Err(e),
+            };
         }
         let released = tx.commitments_of(std::slice::from_ref(&supply.supply_id)).await?;
         tx.close_supply(supply_id, "cancelled", 0, now).await?;
@@ -384,6 +376,17 @@ fn commitment_event(
         .collect();
     let data = json!({"order_id": order_id, "sku": sku, "expected": expected});
     crate::events::new_event("order.supply_committed", channel, Some(order_id), None, now, data.to_string())
+}
+
+/// Whether a supply may be closed as `closing` (`received` or `cancelled`): yes while it
+/// is expected; `Err(None)` when it already is in that state (a repeat, answered with the
+/// supply as it is); `Err(Some(409))` when it was closed the other way.
+fn still_expected(supply: &SupplyRow, closing: &str) -> std::result::Result<(), Option<AppError>> {
+    match supply.status.as_str() {
+        "expected" => Ok(()),
+        s if s == closing => Err(None),
+        s => Err(Some(AppError::Conflict(vec![FieldError::new("status", format!("{s} supply cannot be {closing}"))]))),
+    }
 }
 
 fn supply_event(kind: &str, s: &SupplyRow, now: i64) -> allot_store::NewEvent {
