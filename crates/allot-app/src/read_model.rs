@@ -24,7 +24,9 @@ pub struct ReadModel {
     /// Nodes by dense index (the sourcing engine addresses nodes by index); a node keeps
     /// its index for the life of the process.
     pub(crate) node_slots: Vec<Node>,
-    pub(crate) node_slot: HashMap<NodeId, usize>,
+    /// (FxHash: node ids are set by administrators, and every quote looks them up once
+    /// per holding.)
+    pub(crate) node_slot: HashMap<NodeId, usize, allot_core::hash::FxBuildHasher>,
     /// The engine's per-network node table (ids, sphere points, capability bits), built on
     /// first use after the nodes last changed.
     node_table: OnceLock<Arc<NodeTable>>,

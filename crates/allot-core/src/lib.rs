@@ -16,6 +16,7 @@ pub mod ids;
 pub mod inventory;
 pub mod money;
 pub mod network;
+pub mod hash;
 pub mod places;
 pub mod promise;
 pub mod qty;

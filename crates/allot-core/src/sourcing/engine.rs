@@ -11,7 +11,6 @@
 //! and `engine/tests.rs` checks plans and both alternatives against brute force.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::catalog::{FulfillmentMethod, Item};
 use std::sync::Arc;
@@ -1576,42 +1575,8 @@ struct Search<'g, 'r> {
 }
 
 /// The search's maps are keyed by short vectors of small integers built by the search
-/// itself: a multiply-rotate hash (as in rustc's FxHash) is enough and much cheaper than
-/// SipHash, and its order does not depend on a random seed (nothing iterates them).
-#[derive(Default, Clone, Copy)]
-struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn write_u32(&mut self, v: u32) {
-        self.write_u64(u64::from(v));
-    }
-
-    fn write_i64(&mut self, v: i64) {
-        self.write_u64(v as u64);
-    }
-
-    fn write_usize(&mut self, v: usize) {
-        self.write_u64(v as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+/// itself: FxHash is enough and much cheaper than SipHash.
+type FxMap<K, V> = HashMap<K, V, crate::hash::FxBuildHasher>;
 
 /// A solved set's limit and best allocation within it.
 type SolvedSet = (i64, Option<(i64, Vec<u64>)>);
