@@ -12,11 +12,11 @@
 pub mod catalog;
 pub mod fulfillment;
 pub mod geo;
+pub mod hash;
 pub mod ids;
 pub mod inventory;
 pub mod money;
 pub mod network;
-pub mod hash;
 pub mod places;
 pub mod promise;
 pub mod qty;
