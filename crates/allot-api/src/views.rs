@@ -1024,6 +1024,9 @@ pub struct PromisePackageView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ship_date: Option<String>,
     pub distance_km: f64,
+    /// The carrier service's rate for this package (its `rates`: distance band, billed kg).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carrier_rate_minor: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -1041,7 +1044,12 @@ pub struct PromiseOptionView {
     pub ready_at: Option<String>,
     /// Seconds left to order for this date (0: no countdown promised).
     pub order_within_s: i64,
+    /// The plan's cost under the sourcing policy (what routing optimises).
     pub cost_minor: i64,
+    /// What the carrier services charge for the packages (present when every package's
+    /// service has a rate for it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carrier_rate_minor: Option<i64>,
     pub packages: Vec<PromisePackageView>,
 }
 
@@ -1073,6 +1081,7 @@ impl From<allot_app::PromiseAnswer> for PromiseView {
                     ready_at: o.ready_at.map(|t| t.to_string()),
                     order_within_s: o.order_within_s,
                     cost_minor: o.cost_minor,
+                    carrier_rate_minor: o.carrier_rate_minor,
                     packages: o
                         .packages
                         .into_iter()
@@ -1087,6 +1096,7 @@ impl From<allot_app::PromiseAnswer> for PromiseView {
                             carrier_service: p.carrier_service,
                             ship_date: p.ship_date.map(|d| d.to_string()),
                             distance_km: (p.distance_km * 10.0).round() / 10.0,
+                            carrier_rate_minor: p.carrier_rate_minor,
                         })
                         .collect(),
                 })

@@ -71,7 +71,9 @@ async fn a_cart_gets_the_dates_the_calendars_allow(backend: Backend) {
     let ups = json!({"name": "UPS", "services": [
         {"code": "ground", "service_level": "standard", "pickup_cutoff_local": "17:00",
          "transit_days": [{"max_km": 300.0, "days": 1}, {"max_km": 5000.0, "days": 5}],
-         "delivery_weekdays": ["mon", "tue", "wed", "thu", "fri"], "holidays": ["2026-11-26"]},
+         "delivery_weekdays": ["mon", "tue", "wed", "thu", "fri"], "holidays": ["2026-11-26"],
+         "rates": [{"max_km": 300.0, "base_minor": 700, "per_kg_minor": 100},
+                   {"max_km": 5000.0, "base_minor": 1200, "per_kg_minor": 150}]},
         {"code": "air", "service_level": "express", "pickup_cutoff_local": "15:00",
          "transit_days": [{"max_km": 5000.0, "days": 1}]}]});
     assert_eq!(s.put("/v1/carriers/ups", ups).await.0, StatusCode::CREATED);
@@ -91,6 +93,11 @@ async fn a_cart_gets_the_dates_the_calendars_allow(backend: Backend) {
     assert_eq!(ground["packages"][0]["ship_date"], "2026-11-25");
     assert_eq!(ground["delivery_date"], "2026-11-27", "Thursday is the carrier's holiday");
     assert_eq!(ground["order_within_s"], 7 * 3600, "order by 16:00 Chicago time");
+    // Two 500 g units bill 1 kg in the carrier's nearest band: 700 + 100.
+    assert_eq!(
+        (ground["carrier_rate_minor"].clone(), ground["packages"][0]["carrier_rate_minor"].clone()),
+        (json!(800), json!(800))
+    );
     let pickup = options.iter().find(|o| o["method"] == "pickup").unwrap();
     assert_eq!(pickup["ready_at"], "2026-11-25T17:00:00Z", "11:00 in Chicago");
     let express =

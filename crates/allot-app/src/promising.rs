@@ -156,6 +156,9 @@ pub struct PromiseQuery {
 /// One package of an option: where it leaves from, when, with which service.
 #[derive(Debug, Clone)]
 pub struct PromisePackage {
+    /// What the carrier service charges for it (its `rates` by distance and billed kg);
+    /// `None` when the service has no rate for it.
+    pub carrier_rate_minor: Option<i64>,
     pub node_id: String,
     pub lines: Vec<(String, u64)>,
     pub carrier_service: Option<String>,
@@ -175,6 +178,8 @@ pub struct PromiseOption {
     /// Seconds left to order for this date (0: no countdown promised).
     pub order_within_s: i64,
     pub cost_minor: i64,
+    /// Σ of the packages' carrier rates (`None` unless every package has one).
+    pub carrier_rate_minor: Option<i64>,
     pub packages: Vec<PromisePackage>,
 }
 
@@ -468,7 +473,9 @@ impl App {
             };
             latest = Some(latest.map_or(delivery, |d| d.max(delivery)));
             order_by = Some(order_by.map_or(by, |o| o.min(by)));
+            let rate = carrier_rate(&read, &key, km, p.weight_g);
             packages.push(PromisePackage {
+                carrier_rate_minor: rate,
                 node_id: p.node_id.to_string(),
                 lines: p.lines.iter().map(|l| (l.line_id.clone(), l.quantity.get())).collect(),
                 carrier_service: Some(key),
@@ -477,7 +484,9 @@ impl App {
             });
         }
         let within = order_by.map_or(0, |o| o.duration_since(now).as_secs().max(0));
+        let carrier_rate_minor = packages.iter().map(|p| p.carrier_rate_minor).sum::<Option<i64>>();
         Ok(PromiseOption {
+            carrier_rate_minor,
             option_id: format!("ship:{level}:{}", latest.map(|d| d.to_string()).unwrap_or_default()),
             method: "ship".to_owned(),
             service_level: Some(level.to_owned()),
@@ -638,7 +647,9 @@ impl App {
                     ready_at: Some(ready),
                     order_within_s: 0,
                     cost_minor: n.node.costs.per_order_minor,
+                    carrier_rate_minor: None,
                     packages: vec![PromisePackage {
+                        carrier_rate_minor: None,
                         node_id: n.node.id.to_string(),
                         lines: q.order.lines.iter().map(|l| (l.line_id.clone(), l.quantity.get())).collect(),
                         carrier_service: None,
@@ -713,4 +724,13 @@ fn earliest_delivery(
 struct Learned<'a> {
     stats: &'a LaneStats,
     region: &'a str,
+}
+
+/// What carrier service `key` charges for a package of `weight_g` over `km`: the first
+/// rate band covering the distance, base plus per started kg; `None` without one.
+fn carrier_rate(read: &ReadModel, key: &str, km: f64, weight_g: u64) -> Option<i64> {
+    let svc = read.carriers.values().flat_map(|c| c.services.iter()).find(|s| s.key == key)?;
+    let (_, base, per_kg) = svc.rates.iter().find(|(max_km, _, _)| km <= *max_km)?;
+    let kg = i64::try_from(weight_g.div_ceil(1000)).ok()?;
+    Some(base.saturating_add(per_kg.saturating_mul(kg)))
 }
