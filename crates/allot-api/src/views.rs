@@ -1050,7 +1050,21 @@ pub struct PromiseOptionView {
     /// service has a rate for it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub carrier_rate_minor: Option<i64>,
+    /// Ship: the carrier service when every package uses the same one (see each package).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carrier_service: Option<String>,
+    /// Pickup: the store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<PromiseNodeView>,
     pub packages: Vec<PromisePackageView>,
+}
+
+/// The store of a pickup option.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PromiseNodeView {
+    pub id: String,
+    pub name: String,
+    pub distance_km: f64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -1074,6 +1088,19 @@ impl From<allot_app::PromiseAnswer> for PromiseView {
                 .options
                 .into_iter()
                 .map(|o| PromiseOptionView {
+                    carrier_service: o
+                        .packages
+                        .first()
+                        .and_then(|p| p.carrier_service.clone())
+                        .filter(|first| o.packages.iter().all(|p| p.carrier_service.as_ref() == Some(first))),
+                    node: o.store_name.clone().and_then(|name| {
+                        let p = o.packages.first()?;
+                        Some(PromiseNodeView {
+                            id: p.node_id.clone(),
+                            name,
+                            distance_km: (p.distance_km * 10.0).round() / 10.0,
+                        })
+                    }),
                     option_id: o.option_id,
                     method: o.method,
                     service_level: o.service_level,

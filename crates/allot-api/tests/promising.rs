@@ -98,11 +98,45 @@ async fn a_cart_gets_the_dates_the_calendars_allow(backend: Backend) {
         (ground["carrier_rate_minor"].clone(), ground["packages"][0]["carrier_rate_minor"].clone()),
         (json!(800), json!(800))
     );
+    assert_eq!(ground["carrier_service"], "ups:ground");
     let pickup = options.iter().find(|o| o["method"] == "pickup").unwrap();
     assert_eq!(pickup["ready_at"], "2026-11-25T17:00:00Z", "11:00 in Chicago");
+    assert_eq!(pickup["node"], json!({"id": "ST-CHI", "name": "store node", "distance_km": 3.7}));
     let express =
         p["unavailable"].as_array().unwrap().iter().find(|u| u["service_level"] == "express").unwrap().clone();
     assert!(express["reason"].as_str().unwrap().contains("no express service"), "{express}");
+
+    // A service that takes packages up to 500 g cannot carry the 1 kg package.
+    let light = json!({"name": "UPS", "services": [
+        {"code": "ground", "service_level": "standard", "pickup_cutoff_local": "17:00",
+         "transit_days": [{"max_km": 300.0, "days": 1}], "max_package_weight_g": 500}]});
+    assert_eq!(s.put("/v1/carriers/ups", light).await.0, StatusCode::OK);
+    let cart2 = json!({"lines": [{"sku": "SKU-1", "quantity": 2}], "ship_to": {"lat": 41.88, "lon": -87.63},
+                       "methods": ["ship"]});
+    let p2 = s.post("/v1/promises", cart2).await.1;
+    let refused =
+        p2["unavailable"].as_array().unwrap().iter().find(|u| u["service_level"] == "standard").unwrap().clone();
+    assert!(refused["reason"].as_str().unwrap().contains("takes this package"), "{p2}");
+    let ups = json!({"name": "UPS", "services": [
+        {"code": "ground", "service_level": "standard", "pickup_cutoff_local": "17:00",
+         "transit_days": [{"max_km": 300.0, "days": 1}, {"max_km": 5000.0, "days": 5}],
+         "delivery_weekdays": ["mon", "tue", "wed", "thu", "fri"], "holidays": ["2026-11-26"]}]});
+    assert_eq!(s.put("/v1/carriers/ups", ups).await.0, StatusCode::OK);
+
+    // An order placed with a service level but no option is promised that level's date.
+    let (status, o) = s
+        .post(
+            "/v1/orders",
+            json!({"channel": "web", "external_id": "SL-1", "ship_to": {"lat": 41.88, "lon": -87.63},
+               "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 1, "service_level": "standard"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{o}");
+    assert_eq!(o["lines"][0]["promised_date"], "2026-11-27", "ground from the store, Thursday a carrier holiday");
+    assert_eq!(o["fulfillment_orders"][0]["due_date"], "2026-11-27");
+    let cancel =
+        s.post(&format!("/v1/orders/{}/cancel", o["order_id"].as_str().unwrap()), json!({"reason": "test"})).await;
+    assert_eq!(cancel.0, StatusCode::OK);
 
     // An order placed on the pickup option keeps the ready time; the jeopardy sweep
     // watches it: at risk in the last hour while not ready, on track once at the counter.
@@ -624,7 +658,7 @@ async fn same_day_needs_a_capable_node_a_slot_and_time(backend: Backend) {
     );
     assert_eq!(offered["packages"][0]["node_id"], "ST-CHI");
     let (none, why) = same_day(&s.post("/v1/promises", cart(43.04, -87.91)).await.1);
-    assert!(none.is_none() && why.as_deref().unwrap().contains("reaching"), "Milwaukee is too far: {why:?}");
+    assert!(none.is_none() && why.as_deref().unwrap().contains("takes this package"), "Milwaukee is too far: {why:?}");
     clock.set("2026-11-25T20:30:00Z".parse().unwrap()); // 14:30: past the cut-off
     let (none, why) = same_day(&s.post("/v1/promises", cart(41.88, -87.63)).await.1);
     assert!(none.is_none() && why.as_deref().unwrap().contains("cut-off"), "{why:?}");

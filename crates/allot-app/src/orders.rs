@@ -72,6 +72,8 @@ struct Plan {
     decision: String,
     /// When promised pickup lines are ready (a pickup promise).
     pickup_ready_at_ms: Option<i64>,
+    /// The date an order placed with a service level but no promise option is promised.
+    implied_promise: Option<jiff::civil::Date>,
 }
 
 /// Units of a line planned as a substitute SKU: (node, units) per package.
@@ -318,7 +320,11 @@ impl App {
             let quote = self.quote(to_source, input.policy.as_deref())?;
             let subs = self.plan_substitutes(&input, to_source, &quote)?;
             let decision = self.render_decision(&quote);
-            let plan = Plan { quote, subs, decision, pickup_ready_at_ms };
+            let implied_promise = match input.promise {
+                Some(_) => None,
+                None => self.implied_promise(to_source, &quote, input.policy.as_deref()).await?,
+            };
+            let plan = Plan { quote, subs, decision, pickup_ready_at_ms, implied_promise };
             let (app, inp, conv) = (self.clone(), input.clone(), conversion.clone());
             // The command may run on the SQLite writer's thread: carry the actor along.
             let actor = crate::events::current_actor();
@@ -375,7 +381,7 @@ impl App {
         plan: Plan,
         last: bool,
     ) -> Result<Step<Attempt>> {
-        let Plan { quote, subs, decision, pickup_ready_at_ms } = plan;
+        let Plan { quote, subs, decision, pickup_ready_at_ms, implied_promise } = plan;
         let (quote, subs) = (&quote, subs.as_slice());
         let now = self.now_ms();
         let mut written: Vec<StoredPosition> = Vec::new();
@@ -429,6 +435,17 @@ impl App {
             return Ok(Step::Rollback(Attempt::Retry(failed)));
         }
         let mut order = self.build_order(input, quote, &taken, decision, now);
+        // Ordered with a service level: that level's date is the promise of its shipped lines.
+        if let Some(date) = implied_promise {
+            for (row, line) in order.lines.iter_mut().zip(&input.order.lines) {
+                let shipped =
+                    matches!(line.method, allot_core::FulfillmentMethod::Ship | allot_core::FulfillmentMethod::SameDay);
+                if shipped && line.service_level.is_some() && row.promised_date.is_none() {
+                    row.promised_date = Some(date.to_string());
+                }
+            }
+            stamp_due_dates(&mut order.fulfillment_orders, &order.allocations, &order.lines);
+        }
         if let (Some(store), Some(ready)) = (&input.pickup_promise, pickup_ready_at_ms) {
             for (row, line) in order.lines.iter_mut().zip(&input.order.lines) {
                 if is_counter(line.method) && line.pickup_node.as_ref() == Some(store) {

@@ -180,6 +180,8 @@ pub struct PromiseOption {
     pub cost_minor: i64,
     /// Σ of the packages' carrier rates (`None` unless every package has one).
     pub carrier_rate_minor: Option<i64>,
+    /// Pickup: the store's name.
+    pub store_name: Option<String>,
     pub packages: Vec<PromisePackage>,
 }
 
@@ -467,9 +469,12 @@ impl App {
             }
             let km = ship_to.map_or(0.0, |t| node.node.location.distance_km(t));
             let Some(Delivery { date: delivery, order_by: by, ship_date, service: key }) =
-                earliest_delivery(&read, p.node_id.as_str(), level, km, now, backlog, lanes)
+                earliest_delivery(&read, p.node_id.as_str(), level, km, now, backlog, lanes, Some(p.weight_g))
             else {
-                return Err(format!("node {} has no {level} service reaching the address", p.node_id));
+                return Err(format!(
+                    "node {} has no {level} service that takes this package to the address",
+                    p.node_id
+                ));
             };
             latest = Some(latest.map_or(delivery, |d| d.max(delivery)));
             order_by = Some(order_by.map_or(by, |o| o.min(by)));
@@ -487,6 +492,7 @@ impl App {
         let carrier_rate_minor = packages.iter().map(|p| p.carrier_rate_minor).sum::<Option<i64>>();
         Ok(PromiseOption {
             carrier_rate_minor,
+            store_name: None,
             option_id: format!("ship:{level}:{}", latest.map(|d| d.to_string()).unwrap_or_default()),
             method: "ship".to_owned(),
             service_level: Some(level.to_owned()),
@@ -541,10 +547,10 @@ impl App {
                     return None;
                 }
                 let km = node.location.distance_km(ship_to);
-                let Some(d) = earliest_delivery(&read, id, level, km, now, &backlog, lanes) else {
+                let Some(d) = earliest_delivery(&read, id, level, km, now, &backlog, lanes, None) else {
                     // A node that could deliver but has no room within the calendar's
                     // horizon is as late as can be, not "no date" (which costs nothing).
-                    let unbounded = earliest_delivery(&read, id, level, km, now, &HashMap::new(), lanes);
+                    let unbounded = earliest_delivery(&read, id, level, km, now, &HashMap::new(), lanes, None);
                     return unbounded.map(|_| u16::MAX);
                 };
                 let late = promised.until(d.date).ok()?.get_days().max(0);
@@ -552,6 +558,38 @@ impl App {
             })
             .collect();
         Ok(PromiseTerms { days_late })
+    }
+
+    /// The date an order placed with a service level (and no promise option) is
+    /// promised: the delivery date of its plan's parcels with that level, as a promise
+    /// option would give it. `None` when its shipped lines name no level or several, or
+    /// no date can be made.
+    pub(crate) async fn implied_promise(
+        &self,
+        order: &OrderToSource,
+        quote: &crate::Quote,
+        policy: Option<&str>,
+    ) -> Result<Option<jiff::civil::Date>> {
+        use allot_core::FulfillmentMethod::{SameDay, Ship};
+        use allot_core::sourcing::PackageKind;
+        let levels: std::collections::BTreeSet<&str> = order
+            .lines
+            .iter()
+            .filter(|l| matches!(l.method, Ship | SameDay))
+            .filter_map(|l| l.service_level.as_deref())
+            .collect();
+        let [level] = levels.into_iter().collect::<Vec<_>>()[..] else { return Ok(None) };
+        let mut plan = quote.decision.plan.clone();
+        plan.packages.retain(|p| p.kind != PackageKind::Pickup);
+        if plan.packages.is_empty() {
+            return Ok(None);
+        }
+        let backlog = self.node_backlog().await?;
+        let learned = self.learned_for(policy).await?;
+        let region = order.region.clone().unwrap_or_default();
+        let lanes = learned.as_ref().filter(|_| !region.is_empty()).map(|l| Learned { stats: l, region: &region });
+        let now = jiff::Timestamp::from_millisecond(self.now_ms()).map_err(|e| AppError::invalid("now", e))?;
+        Ok(self.ship_option(level, &plan, order.ship_to, now, &backlog, lanes).ok().and_then(|o| o.delivery_date))
     }
 
     fn has_service_level(&self, level: &str) -> bool {
@@ -648,6 +686,7 @@ impl App {
                     order_within_s: 0,
                     cost_minor: n.node.costs.per_order_minor,
                     carrier_rate_minor: None,
+                    store_name: Some(n.node.name.clone()),
                     packages: vec![PromisePackage {
                         carrier_rate_minor: None,
                         node_id: n.node.id.to_string(),
@@ -684,6 +723,7 @@ fn earliest_delivery(
     now: jiff::Timestamp,
     backlog: &HashMap<String, u32>,
     lanes: Option<Learned<'_>>,
+    weight_g: Option<u64>,
 ) -> Option<Delivery> {
     let cal = read.calendars.get(node_id)?;
     let per_day = read.node(node_id)?.node.capacity.orders_per_day;
@@ -695,6 +735,10 @@ fn earliest_delivery(
         else {
             continue;
         };
+        // A package heavier than the service takes goes with another service or not at all.
+        if weight_g.zip(svc.max_package_weight_g).is_some_and(|(w, max)| w > u64::from(max)) {
+            continue;
+        }
         let cutoff = svc.calendar.pickup_cutoff_local;
         let room = allot_core::promise::capacity_from_backlog(&cal.calendar, now, cutoff, waiting, per_day);
         let q = allot_core::promise::ShipQuery { now, node: &cal.calendar, cutoff, has_capacity: &room };
