@@ -715,6 +715,7 @@ struct Delivery {
 /// The node's services of `level` (per its calendar), the one delivering first, from
 /// `now` to an address `km` away; `None` without a calendar or such a service. The ship
 /// date respects the node's daily capacity (`orders_per_day`) given its open work.
+#[allow(clippy::too_many_arguments)] // the node, the parcel and the figures read once per request
 fn earliest_delivery(
     read: &ReadModel,
     node_id: &str,
