@@ -1410,17 +1410,21 @@ pub(crate) fn jeopardy(
 
 /// Lines carried by a shipment whose carrier last reported an exception or a delay.
 fn lines_in_carrier_trouble(order: &StoredOrder) -> BTreeSet<String> {
-    #[derive(Deserialize)]
-    struct PackageLine {
-        line_id: String,
-    }
     order
         .shipments
         .iter()
         .filter(|s| matches!(s.status.as_str(), "exception" | "delayed"))
-        .flat_map(|s| serde_json::from_str::<Vec<PackageLine>>(&s.lines).unwrap_or_default())
-        .map(|l| l.line_id)
+        .flat_map(shipment_line_ids)
         .collect()
+}
+
+/// The line ids a shipment carries (its stored `[{"line_id", "quantity"}]`).
+fn shipment_line_ids(sh: &ShipmentRow) -> Vec<String> {
+    #[derive(Deserialize)]
+    struct PackageLine {
+        line_id: String,
+    }
+    serde_json::from_str::<Vec<PackageLine>>(&sh.lines).unwrap_or_default().into_iter().map(|l| l.line_id).collect()
 }
 
 impl App {
@@ -1609,16 +1613,14 @@ impl App {
         sh: &ShipmentRow,
         delivered_at_ms: i64,
     ) -> Option<allot_store::DeliveryObservation> {
-        #[derive(Deserialize)]
-        struct PackageLine {
-            line_id: String,
-        }
         let captured: Option<Captured> = serde_json::from_str(&order.document).ok();
         let ship_to = captured.as_ref().and_then(|c| c.ship_to.as_ref());
         let region = ship_to.and_then(|s| s.region.clone()).unwrap_or_default();
         let customer_zone = customer_zone(ship_to);
-        let line_ids: Vec<String> =
-            serde_json::from_str::<Vec<PackageLine>>(&sh.lines).ok()?.into_iter().map(|l| l.line_id).collect();
+        let line_ids = shipment_line_ids(sh);
+        if line_ids.is_empty() {
+            return None;
+        }
         // Only parcels to the customer's address teach its lane (not store transfers).
         let to_customer = |id: &String| {
             captured.as_ref().is_some_and(|c| {

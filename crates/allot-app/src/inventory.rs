@@ -112,9 +112,7 @@ impl App {
             .unwrap_or_else(|| Position::empty(node_id, sku));
         let next = inventory::apply_absolute(&current, &update)
             .map_err(|e| AppError::Stale(vec![FieldError::new("seq", e)]))?;
-        let written = tx.write_positions(std::slice::from_ref(&next), now).await?;
-        tx.insert_events(&[inventory_changed(&written, now)]).await?;
-        self.notify(&mut tx, self.positions_note(&written)).await?;
+        let written = self.write_positions_in(&mut tx, std::slice::from_ref(&next), now).await?;
         tx.commit().await?;
         self.refresh_and_fill_backorders(written);
         Ok(next)
@@ -163,37 +161,39 @@ impl App {
                 }
             })
             .collect();
-        let keys: Vec<(NodeId, Sku)> = core_deltas.iter().map(|d| (d.node_id.clone(), d.sku.clone())).collect();
-
         let now = self.now_ms();
         let mut tx = self.inner.store.begin().await?;
-        let mut state: HashMap<(NodeId, Sku), Position> = tx
-            .lock_positions(&keys, now)
-            .await?
-            .into_iter()
-            .map(|p| ((p.position.node_id.clone(), p.position.sku.clone()), p.position))
-            .collect();
-        let touched = match inventory::apply_deltas(&mut state, &core_deltas) {
-            Ok(touched) => touched,
-            Err(core_errors) => {
-                errors.extend(core_errors.iter().map(|(i, e)| update_error_field(known[*i], e)));
-                Vec::new()
+        let changed = match apply_deltas_in(&mut tx, &core_deltas, now).await? {
+            Ok(changed) if errors.is_empty() => changed,
+            outcome => {
+                if let Err(core_errors) = outcome {
+                    errors.extend(core_errors.iter().map(|(i, e)| update_error_field(known[*i], e)));
+                }
+                tx.rollback().await?;
+                errors.sort_by_key(|e| field_index(&e.field));
+                let all_stale = errors.iter().all(|e| e.field.ends_with(".seq"));
+                return Err(if all_stale { AppError::Stale(errors) } else { AppError::Invalid(errors) });
             }
         };
-        if !errors.is_empty() {
-            tx.rollback().await?;
-            errors.sort_by_key(|e| field_index(&e.field));
-            let all_stale = errors.iter().all(|e| e.field.ends_with(".seq"));
-            return Err(if all_stale { AppError::Stale(errors) } else { AppError::Invalid(errors) });
-        }
-        let changed: Vec<Position> = touched.iter().filter_map(|k| state.remove(k)).collect();
-        let written = tx.write_positions(&changed, now).await?;
-        tx.insert_events(&[inventory_changed(&written, now)]).await?;
-        self.notify(&mut tx, self.positions_note(&written)).await?;
+        let written = self.write_positions_in(&mut tx, &changed, now).await?;
         tx.commit().await?;
         let count = written.len();
         self.refresh_and_fill_backorders(written);
         Ok(count)
+    }
+
+    /// Writes positions changed inside `tx` with their `inventory.changed` event and change
+    /// note; the caller commits and then refreshes the read model with the answer.
+    pub(crate) async fn write_positions_in(
+        &self,
+        tx: &mut allot_store::Tx,
+        changed: &[Position],
+        now: i64,
+    ) -> Result<Vec<StoredPosition>> {
+        let written = tx.write_positions(changed, now).await?;
+        tx.insert_events(&[inventory_changed(&written, now)]).await?;
+        self.notify(tx, self.positions_note(&written)).await?;
+        Ok(written)
     }
 
     /// Replaces a node's whole inventory with a snapshot (SKUs absent go to zero).
@@ -346,7 +346,25 @@ pub const INVENTORY_EVENT_POSITIONS_MAX: usize = 1000;
 
 /// One `inventory.changed` event per feed write (coalesced: a 100,000-delta batch is one
 /// event): the positions written with their on hand and ATP after the write.
-pub(crate) fn inventory_changed(written: &[StoredPosition], now: i64) -> allot_store::NewEvent {
+/// Locks the positions of `deltas` in `tx` and applies them, all or nothing: the positions
+/// changed, or the core's refusals by delta index (nothing changed).
+pub(crate) async fn apply_deltas_in(
+    tx: &mut allot_store::Tx,
+    deltas: &[OnHandDelta],
+    now: i64,
+) -> Result<std::result::Result<Vec<Position>, Vec<(usize, UpdateError)>>> {
+    let keys: Vec<(NodeId, Sku)> = deltas.iter().map(|d| (d.node_id.clone(), d.sku.clone())).collect();
+    let mut state: HashMap<(NodeId, Sku), Position> = tx
+        .lock_positions(&keys, now)
+        .await?
+        .into_iter()
+        .map(|p| ((p.position.node_id.clone(), p.position.sku.clone()), p.position))
+        .collect();
+    Ok(inventory::apply_deltas(&mut state, deltas)
+        .map(|touched| touched.iter().filter_map(|k| state.remove(k)).collect()))
+}
+
+fn inventory_changed(written: &[StoredPosition], now: i64) -> allot_store::NewEvent {
     let first = written.first().map(|p| p.position.node_id.to_string());
     let one_node = written.iter().all(|p| Some(p.position.node_id.to_string()) == first);
     let positions: Vec<serde_json::Value> = written

@@ -619,22 +619,19 @@ impl App {
         }
         // Slots first (a database read per node), then the calendar checks.
         for p in &plan.packages {
-            let (slots, today) = {
+            let (slots, today, start) = {
                 let read = self.inner.read.read();
                 let Some(cal) = read.calendars.get(p.node_id.as_str()) else {
                     return Ok(Err(format!("node {} has no calendar", p.node_id)));
                 };
-                (cal.same_day_slots, cal.calendar.time_zone.to_datetime(now).date())
+                let zone = &cal.calendar.time_zone;
+                let today = zone.to_datetime(now).date();
+                let start = zone.to_timestamp(today.to_datetime(jiff::civil::Time::midnight())).ok();
+                (cal.same_day_slots, today, start.map_or(0, |t| t.as_millisecond()))
             };
             let Some(slots) = slots.filter(|s| *s > 0) else {
                 return Ok(Err(format!("node {} offers no same-day slots", p.node_id)));
             };
-            let start = self
-                .node(p.node_id.as_str())
-                .ok()
-                .and_then(|n| jiff::tz::TimeZone::get(n.node.time_zone.as_str()).ok())
-                .and_then(|tz| tz.to_timestamp(today.to_datetime(jiff::civil::Time::midnight())).ok())
-                .map_or(0, |t| t.as_millisecond());
             let used = self.inner.store.same_day_work(p.node_id.as_str(), &today.to_string(), start).await?;
             if used >= i64::from(slots) {
                 return Ok(Err(format!("node {} has no same-day slot left today", p.node_id)));

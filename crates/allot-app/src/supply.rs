@@ -25,7 +25,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use allot_core::inventory::{self, OnHandDelta, Position};
+use allot_core::inventory::OnHandDelta;
 use allot_core::{NodeId, Sku};
 use allot_store::{CommitmentRow, SupplyFilter, SupplyRow};
 use serde_json::json;
@@ -132,18 +132,10 @@ impl App {
             return Err(AppError::invalid("quantity", format!("must be 1–{SUPPLY_QUANTITY_MAX}")));
         }
         let now = self.now_ms();
-        let mut tx = self.inner.store.begin().await?;
-        let supply = tx
-            .lock_supply(supply_id)
-            .await?
-            .ok_or_else(|| AppError::NotFound { what: "supply", id: supply_id.to_owned() })?;
-        if let Err(stop) = still_expected(&supply, "received") {
-            tx.rollback().await?;
-            return match stop {
-                None => self.supply_entry(supply_id).await,
-                Some(e) => Err(e),
-            };
-        }
+        let (mut tx, supply) = match self.lock_to_close(supply_id, "received").await? {
+            Ok(open) => open,
+            Err(repeat) => return Ok(repeat),
+        };
         let received = quantity.unwrap_or(supply.quantity);
         // Its commitments end with it: their orders are filled first, and all of them
         // hear what they wait for next.
@@ -153,30 +145,25 @@ impl App {
             let mut seen = BTreeSet::new();
             released.iter().filter(|c| seen.insert(c.order_id.clone())).map(|c| c.order_id.clone()).collect()
         };
-        let (node, sku) = (parse_node(&supply.node_id)?, parse_sku(&supply.sku)?);
-        let key = (node.clone(), sku.clone());
-        let mut state: HashMap<(NodeId, Sku), Position> = tx
-            .lock_positions(std::slice::from_ref(&key), now)
-            .await?
-            .into_iter()
-            .map(|p| ((p.position.node_id.clone(), p.position.sku.clone()), p.position))
-            .collect();
-        let delta = OnHandDelta { node_id: node, sku, on_hand_delta: received, seq: None };
-        if let Err(errors) = inventory::apply_deltas(&mut state, &[delta]) {
-            tx.rollback().await?;
-            let detail = errors.first().map(|(_, e)| e.to_string()).unwrap_or_default();
-            return Err(AppError::invalid("quantity", detail));
-        }
-        let changed: Vec<Position> = state.remove(&key).into_iter().collect();
-        let written = tx.write_positions(&changed, now).await?;
+        // The units go on hand the way a feed's delta would, in this transaction.
+        let delta = OnHandDelta {
+            node_id: parse_node(&supply.node_id)?,
+            sku: parse_sku(&supply.sku)?,
+            on_hand_delta: received,
+            seq: None,
+        };
+        let changed = match crate::inventory::apply_deltas_in(&mut tx, &[delta], now).await? {
+            Ok(changed) => changed,
+            Err(refused) => {
+                tx.rollback().await?;
+                let detail = refused.first().map(|(_, e)| e.to_string()).unwrap_or_default();
+                return Err(AppError::invalid("quantity", detail));
+            }
+        };
+        let written = self.write_positions_in(&mut tx, &changed, now).await?;
         tx.close_supply(supply_id, "received", received, now).await?;
         let closed = SupplyRow { status: "received".to_owned(), received, committed: 0, updated_at_ms: now, ..supply };
-        tx.insert_events(&[
-            supply_event("supply.received", &closed, now),
-            crate::inventory::inventory_changed(&written, now),
-        ])
-        .await?;
-        self.notify(&mut tx, self.positions_note(&written)).await?;
+        tx.insert_events(&[supply_event("supply.received", &closed, now)]).await?;
         tx.commit().await?;
         self.refresh_positions(written);
         // The orders this supply was promised to come first, then everyone else by promise.
@@ -195,18 +182,10 @@ impl App {
     /// cannot be cancelled (409).
     pub async fn cancel_supply(&self, supply_id: &str) -> Result<SupplyEntry> {
         let now = self.now_ms();
-        let mut tx = self.inner.store.begin().await?;
-        let supply = tx
-            .lock_supply(supply_id)
-            .await?
-            .ok_or_else(|| AppError::NotFound { what: "supply", id: supply_id.to_owned() })?;
-        if let Err(stop) = still_expected(&supply, "cancelled") {
-            tx.rollback().await?;
-            return match stop {
-                None => self.supply_entry(supply_id).await,
-                Some(e) => Err(e),
-            };
-        }
+        let (mut tx, supply) = match self.lock_to_close(supply_id, "cancelled").await? {
+            Ok(open) => open,
+            Err(repeat) => return Ok(repeat),
+        };
         let released = tx.commitments_of(std::slice::from_ref(&supply.supply_id)).await?;
         tx.close_supply(supply_id, "cancelled", 0, now).await?;
         let closed = SupplyRow { status: "cancelled".to_owned(), committed: 0, updated_at_ms: now, ..supply };
@@ -215,6 +194,31 @@ impl App {
         // Orders that lost their expected units hear about it from the recomputation.
         self.recommit_sku(&closed.sku, &released).await?;
         self.supply_entry(supply_id).await
+    }
+
+    /// Begins closing a supply as `closing` (`received` or `cancelled`): the transaction
+    /// holding its row lock while it is expected; `Err(entry)` (nothing changed) when it
+    /// already is in that state — a repeat, answered with the supply as it is; 409 when it
+    /// was closed the other way; 404 when there is none.
+    async fn lock_to_close(
+        &self,
+        supply_id: &str,
+        closing: &str,
+    ) -> Result<std::result::Result<(allot_store::Tx, SupplyRow), SupplyEntry>> {
+        let mut tx = self.inner.store.begin().await?;
+        let Some(supply) = tx.lock_supply(supply_id).await? else {
+            tx.rollback().await?;
+            return Err(AppError::NotFound { what: "supply", id: supply_id.to_owned() });
+        };
+        if supply.status == "expected" {
+            return Ok(Ok((tx, supply)));
+        }
+        tx.rollback().await?;
+        if supply.status == closing {
+            return Ok(Err(self.supply_entry(supply_id).await?));
+        }
+        let message = format!("{} supply cannot be {closing}", supply.status);
+        Err(AppError::Conflict(vec![FieldError::new("status", message)]))
     }
 
     /// Recomputes the commitments of `skus` that have supply expected (see the module
@@ -376,17 +380,6 @@ fn commitment_event(
         .collect();
     let data = json!({"order_id": order_id, "sku": sku, "expected": expected});
     crate::events::new_event("order.supply_committed", channel, Some(order_id), None, now, data.to_string())
-}
-
-/// Whether a supply may be closed as `closing` (`received` or `cancelled`): yes while it
-/// is expected; `Err(None)` when it already is in that state (a repeat, answered with the
-/// supply as it is); `Err(Some(409))` when it was closed the other way.
-fn still_expected(supply: &SupplyRow, closing: &str) -> std::result::Result<(), Option<AppError>> {
-    match supply.status.as_str() {
-        "expected" => Ok(()),
-        s if s == closing => Err(None),
-        s => Err(Some(AppError::Conflict(vec![FieldError::new("status", format!("{s} supply cannot be {closing}"))]))),
-    }
 }
 
 fn supply_event(kind: &str, s: &SupplyRow, now: i64) -> allot_store::NewEvent {
