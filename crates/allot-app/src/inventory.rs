@@ -244,10 +244,18 @@ impl App {
     }
 
     pub(crate) fn positions_note(&self, written: &[StoredPosition]) -> crate::changes::ChangeNote {
+        self.position_keys_note(written.iter().map(|p| (&p.position.node_id, &p.position.sku)))
+    }
+
+    /// [`App::positions_note`] from the positions' keys.
+    pub(crate) fn position_keys_note<'k>(
+        &self,
+        keys: impl Iterator<Item = (&'k NodeId, &'k Sku)>,
+    ) -> crate::changes::ChangeNote {
         if self.backend_name() != "postgres" {
             return self.change();
         }
-        let positions = written.iter().map(|p| (p.position.node_id.to_string(), p.position.sku.to_string())).collect();
+        let positions = keys.map(|(n, s)| (n.to_string(), s.to_string())).collect();
         crate::changes::ChangeNote { positions, ..self.change() }
     }
 

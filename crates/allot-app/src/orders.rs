@@ -10,6 +10,23 @@
 //! most [`PLACE_ATTEMPTS`] times; on the last attempt units whose allocation fails are
 //! simply not allocated). The order, its lines, fulfillment orders, allocations and
 //! events are written in the same command as the stock they take.
+//!
+//! The path is kept short because every order of the server passes through it:
+//! - **No reads before the write.** A repeated (channel, external_id) is found by the
+//!   orders table's unique key inside the write (the attempt rolls back and the stored
+//!   order is answered, or a 409 if the body differs); only an order converting a
+//!   reservation looks first, because a converted reservation cannot be converted again.
+//!   Reservations past their expiry are expired only when they could be in the way: when
+//!   the plan leaves units unplaced (then due reservations are expired and the order
+//!   planned again) and, inside the write, when a planned position comes up short (then
+//!   they are expired and the position tried again). So a due reservation never blocks
+//!   stock, and the background sweep expires the rest.
+//! - **Stock is taken last** (except on the last attempt): the order and its events are
+//!   written first as planned, then the planned positions are taken in one statement and,
+//!   if one of them comes up short, the attempt rolls back. On PostgreSQL a hot position's
+//!   row lock is then held only from that statement to the commit, not while the order is
+//!   written; on the last attempt stock is taken first and the order records what it got.
+//! - **One round trip for the order's rows** ([`allot_store::Tx::insert_order`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -303,11 +320,14 @@ impl App {
             Some(store) => Some(self.pickup_ready_at(store, &input.order)?),
             None => None,
         };
-        // Idempotency: the same (channel, external_id) answers the stored order.
-        if let Some(existing) = self.existing_order(&input).await? {
+        // Idempotency: the same (channel, external_id) answers the stored order — found by
+        // the unique key inside the write (module docs); a conversion looks first, as its
+        // reservation is gone once converted.
+        if input.reservation_id.is_some()
+            && let Some(existing) = self.existing_order(&input).await?
+        {
             return Ok(existing);
         }
-        self.sweep_if_due().await?;
         let conversion = match &input.reservation_id {
             Some(id) => Some(self.plan_conversion(id, &input).await?),
             None => None,
@@ -317,7 +337,18 @@ impl App {
         for attempt in 1..=PLACE_ATTEMPTS {
             let last = attempt == PLACE_ATTEMPTS;
             let to_source = conversion.as_ref().map_or(&input.order, |c| &c.residual);
-            let quote = self.quote(to_source, input.policy.as_deref())?;
+            let mut quote = self.quote(to_source, input.policy.as_deref())?;
+            // Units the plan cannot place may sit in reservations past their expiry that the
+            // sweep has not reached: expire them and plan again (module docs).
+            let short = !quote.decision.plan.backordered.is_empty() || !quote.decision.plan.unfilled.is_empty();
+            if attempt == 1
+                && short
+                && self.may_hold_reservations(to_source)
+                && self.inner.store.has_due_reservations(self.now_ms()).await?
+                && self.expire_reservations().await? > 0
+            {
+                quote = self.quote(to_source, input.policy.as_deref())?;
+            }
             let subs = self.plan_substitutes(&input, to_source, &quote)?;
             let decision = self.render_decision(&quote);
             let implied_promise = match input.promise {
@@ -358,12 +389,18 @@ impl App {
                     }
                     // A preorder: its backordered units may be promised against supply.
                     if order.lines.iter().any(|l| l.backordered > 0) {
-                        if let Err(e) = self.commit_new_backorders(&order).await {
-                            tracing::warn!(order = %order.order_id, error = %e, "promising supply failed");
-                        }
+                        let promised = match self.commit_new_backorders(&order).await {
+                            Ok(promised) => promised,
+                            Err(e) => {
+                                tracing::warn!(order = %order.order_id, error = %e, "promising supply failed");
+                                true
+                            }
+                        };
                         // The answer shows what the preorder's units are expected from.
-                        let order = self.order_by_id(&order.order_id).await?;
-                        return Ok(Placed { order, created: true });
+                        if promised {
+                            let order = self.order_by_id(&order.order_id).await?;
+                            return Ok(Placed { order, created: true });
+                        }
                     }
                     return Ok(Placed { order: *order, created: true });
                 }
@@ -385,15 +422,13 @@ impl App {
         let (quote, subs) = (&quote, subs.as_slice());
         let now = self.now_ms();
         let mut written: Vec<StoredPosition> = Vec::new();
-        self.expire_due_in(tx, now, &mut written).await?;
-        // (line index, node) → units
         // (line index, node, SKU taken) → units
         let mut taken: BTreeMap<(usize, NodeId, Sku), u64> = BTreeMap::new();
         if let Some(c) = conversion {
             self.take_reservation(tx, c, now, &mut taken, &mut written).await?;
         }
-        // Take the planned stock: one statement for every position of the plan. A position
-        // that no longer covers the plan's units there takes nothing (all its lines fail).
+        // The planned stock: one statement for every position of the plan. A position that
+        // does not cover the plan's units there takes nothing (all its lines fail).
         let mut wants: BTreeMap<(NodeId, Sku), u64> = BTreeMap::new();
         for pkg in &quote.decision.plan.packages {
             for l in &pkg.lines {
@@ -405,10 +440,14 @@ impl App {
                 *wants.entry((node.clone(), sub.sku.clone())).or_default() += q;
             }
         }
-        let took = tx.allocate_many(&wants, now).await?;
-        let ok: std::collections::BTreeSet<(NodeId, Sku)> =
-            took.iter().map(|p| (p.position.node_id.clone(), p.position.sku.clone())).collect();
-        written.extend(took);
+        // Stock last (module docs): the order is written as if every position covers its
+        // units, and the attempt rolls back below if one does not.
+        let take_last = !last;
+        let ok: std::collections::BTreeSet<(NodeId, Sku)> = if take_last {
+            wants.keys().cloned().collect()
+        } else {
+            self.take_stock(tx, &wants, now, &mut written, None).await?
+        };
         let mut failed: Vec<(NodeId, Sku)> = Vec::new();
         for pkg in &quote.decision.plan.packages {
             for l in &pkg.lines {
@@ -431,9 +470,6 @@ impl App {
                 }
             }
         }
-        if !failed.is_empty() && !last {
-            return Ok(Step::Rollback(Attempt::Retry(failed)));
-        }
         let mut order = self.build_order(input, quote, &taken, decision, now);
         // Ordered with a service level: that level's date is the promise of its shipped lines.
         if let Some(date) = implied_promise {
@@ -454,20 +490,82 @@ impl App {
             }
         }
         order.sort_parts();
-        // The same (channel, external_id) placed meanwhile: its unique key refuses this one.
-        match tx.insert_order(&order).await {
-            Err(e) if e.is_unique_violation() => return Ok(Step::Rollback(Attempt::Exists)),
-            other => other?,
+        let mut events = crate::events::placed_events(&order, now);
+        events.extend(substitution_event(&order, now));
+        // The same (channel, external_id) placed before: its unique key refuses this one.
+        if take_last {
+            // Only the positions are news to other servers (delivered at commit), so the
+            // note goes first, out of the time the positions' row locks are held.
+            let keys = written.iter().map(|p| (&p.position.node_id, &p.position.sku));
+            let note = self.position_keys_note(keys.chain(wants.keys().map(|(n, s)| (n, s))));
+            self.notify(tx, note).await?;
+            let took = match tx.insert_order_taking(&order, &events, &wants, now).await {
+                Err(e) if e.is_unique_violation() => return Ok(Step::Rollback(Attempt::Exists)),
+                other => other?,
+            };
+            let ok = self.take_stock(tx, &wants, now, &mut written, Some(took)).await?;
+            if ok.len() < wants.len() {
+                let short = wants.keys().filter(|k| !ok.contains(*k)).cloned().collect();
+                return Ok(Step::Rollback(Attempt::Retry(short)));
+            }
+        } else {
+            match tx.insert_order(&order, &events).await {
+                Err(e) if e.is_unique_violation() => return Ok(Step::Rollback(Attempt::Exists)),
+                other => other?,
+            }
         }
         if let Some(c) = conversion {
             tx.close_reservation(&c.reservation_id, "converted", Some(&order.order_id), now).await?;
         }
-        tx.insert_events(&crate::events::placed_events(&order, now)).await?;
-        if let Some(e) = substitution_event(&order, now) {
-            tx.insert_events(&[e]).await?;
+        if !take_last {
+            self.notify(tx, self.positions_note(&written)).await?;
         }
-        self.notify(tx, self.positions_note(&written)).await?;
         Ok(Step::Commit(Attempt::Placed { order: Box::new(order), written, failed }))
+    }
+
+    /// Whether a reservation may hold stock the order's SKUs could use: the read model
+    /// shows reserved units at some node (it hears other servers' reservations within a
+    /// second; the write re-checks a short position anyway, see [`App::take_stock`]).
+    fn may_hold_reservations(&self, order: &OrderToSource) -> bool {
+        let read = self.inner.read.read();
+        order.lines.iter().any(|l| {
+            read.positions
+                .get(&l.sku)
+                .is_some_and(|by_node| by_node.values().any(|p| p.position.counts.reserved.get() > 0))
+        })
+    }
+
+    /// Takes the planned stock (`Tx::allocate_many`, or what `first` already took with the
+    /// order's rows: `Tx::insert_order_taking`). When a position comes up short and
+    /// reservations are past their expiry, they are expired first (a due reservation
+    /// never blocks stock) and the short positions tried once more. Appends every position
+    /// written to `written` (the read model keeps each one's newest version) and answers
+    /// the keys taken.
+    async fn take_stock(
+        &self,
+        tx: &mut allot_store::Tx,
+        wants: &BTreeMap<(NodeId, Sku), u64>,
+        now: i64,
+        written: &mut Vec<StoredPosition>,
+        first: Option<Vec<StoredPosition>>,
+    ) -> Result<std::collections::BTreeSet<(NodeId, Sku)>> {
+        let keys = |ps: &[StoredPosition]| -> std::collections::BTreeSet<(NodeId, Sku)> {
+            ps.iter().map(|p| (p.position.node_id.clone(), p.position.sku.clone())).collect()
+        };
+        let took = match first {
+            Some(took) => took,
+            None => tx.allocate_many(wants, now).await?,
+        };
+        let mut ok = keys(&took);
+        if ok.len() < wants.len() && self.expire_due_in(tx, now, written).await? > 0 {
+            let short: BTreeMap<(NodeId, Sku), u64> =
+                wants.iter().filter(|(k, _)| !ok.contains(*k)).map(|(k, q)| (k.clone(), *q)).collect();
+            let again = tx.allocate_many(&short, now).await?;
+            ok.extend(keys(&again));
+            written.extend(again);
+        }
+        written.extend(took);
+        Ok(ok)
     }
 
     /// For lines that allow substitution and that the plan leaves short, sources the

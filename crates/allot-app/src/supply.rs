@@ -236,12 +236,13 @@ impl App {
     /// Promises a new order's backordered units against the supply still free, earliest
     /// first, without recomputing the SKU's backlog: a new unpromised line comes last in
     /// promise order, so this is what a recomputation would give it (and the next one
-    /// confirms). A promised line may come before others: its SKU is recomputed.
-    pub(crate) async fn commit_new_backorders(&self, order: &allot_store::StoredOrder) -> Result<()> {
+    /// confirms). A promised line may come before others: its SKU is recomputed. Answers
+    /// whether there was open supply to promise from (then the order may have changed).
+    pub(crate) async fn commit_new_backorders(&self, order: &allot_store::StoredOrder) -> Result<bool> {
         let waiting: Vec<&allot_store::OrderLineRow> = order.lines.iter().filter(|l| l.backordered > 0).collect();
         let skus: Vec<String> = waiting.iter().map(|l| l.sku.clone()).collect();
         if waiting.is_empty() || !self.inner.store.has_open_supply(&skus).await? {
-            return Ok(());
+            return Ok(false);
         }
         for line in waiting {
             if line.promised_date.is_some() {
@@ -280,7 +281,7 @@ impl App {
             tx.insert_events(&[event]).await?;
             tx.commit().await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Recomputes one SKU's commitments. `released` are commitments of a supply just

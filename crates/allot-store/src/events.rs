@@ -84,31 +84,36 @@ pub struct EventFilter {
     pub limit: i64,
 }
 
+/// The JSON array parameter of events, in the order given (see [`Tx::insert_events`]).
+pub(crate) fn event_rows(events: &[NewEvent]) -> String {
+    serde_json::Value::from(
+        events
+            .iter()
+            .map(|e| {
+                serde_json::json!([
+                    e.event_id,
+                    e.event_type,
+                    e.channel,
+                    e.order_id,
+                    e.node_id,
+                    e.at_ms,
+                    e.version,
+                    e.data,
+                    e.actor
+                ])
+            })
+            .collect::<Vec<_>>(),
+    )
+    .to_string()
+}
+
 impl Tx {
     /// Writes events (one statement for all of them), in the order given.
     pub async fn insert_events(&mut self, events: &[NewEvent]) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
-        let rows = serde_json::Value::from(
-            events
-                .iter()
-                .map(|e| {
-                    serde_json::json!([
-                        e.event_id,
-                        e.event_type,
-                        e.channel,
-                        e.order_id,
-                        e.node_id,
-                        e.at_ms,
-                        e.version,
-                        e.data,
-                        e.actor
-                    ])
-                })
-                .collect::<Vec<_>>(),
-        )
-        .to_string();
+        let rows = event_rows(events);
         let sql = match self {
             Tx::Sqlite(_) => {
                 "INSERT INTO events (event_id, type, channel, order_id, node_id, at_ms, version, data, actor) \

@@ -4,7 +4,8 @@
 //! runs at a time, so committing each order on its own caps throughput at the disk's sync
 //! rate. [`Store::write`] instead queues the command for a single writer task, which takes
 //! whatever has queued while the previous group committed, runs each command inside its
-//! own `SAVEPOINT` (a command that fails or asks to roll back undoes only its own writes),
+//! own `SAVEPOINT` (a command that fails or asks to roll back undoes only its own writes;
+//! a kept savepoint is released by the statement that opens the next one),
 //! commits once, and only then answers every command of the group. So an answer still
 //! means "durable", and a command never sees its result before the commit that makes it
 //! true. A failed commit fails every command of its group.
@@ -36,9 +37,19 @@ pub enum Step<T> {
 
 /// Called after the group's commit with its outcome; answers the command's caller.
 type Deliver = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
-/// A queued command: runs in the group's transaction, answers how to deliver its result
-/// and whether it left the transaction unusable (then the whole group rolls back).
-type Job = Box<dyn for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, (Deliver, bool)> + Send>;
+/// How a queued command left the group's transaction.
+struct Ran {
+    deliver: Deliver,
+    /// It could not undo its writes: the transaction is unusable and the group rolls back.
+    poisoned: bool,
+    /// Its savepoint is still open (it kept its writes): the next command releases it as it
+    /// opens its own, in the same statement, and the commit releases the last one. That
+    /// saves a round trip to the connection's thread per command.
+    open: bool,
+}
+/// A queued command: runs in the group's transaction (told whether the previous command's
+/// savepoint is open) and answers how it left it.
+type Job = Box<dyn for<'t> FnOnce(&'t mut Tx, bool) -> BoxFuture<'t, Ran> + Send>;
 
 /// The SQLite group writer's queue.
 #[derive(Debug, Clone)]
@@ -80,18 +91,21 @@ async fn writer_loop(pool: sqlx::SqlitePool, mut rx: mpsc::UnboundedReceiver<Job
                 continue;
             }
         };
-        let (deliver, mut poisoned) = first(&mut tx).await;
-        let mut delivers = vec![deliver];
+        let ran = first(&mut tx, false).await;
+        let (mut poisoned, mut open) = (ran.poisoned, ran.open);
+        let mut delivers = vec![ran.deliver];
         while delivers.len() < GROUP_MAX && !poisoned {
             match rx.try_recv() {
                 Ok(job) => {
-                    let (deliver, bad) = job(&mut tx).await;
-                    delivers.push(deliver);
-                    poisoned |= bad;
+                    let ran = job(&mut tx, open).await;
+                    delivers.push(ran.deliver);
+                    (poisoned, open) = (ran.poisoned, ran.open);
                 }
                 Err(_) => break,
             }
         }
+        // COMMIT also commits a savepoint left open (SQLite: "COMMIT commits all outstanding
+        // savepoints").
         let outcome = if poisoned {
             let _ = tx.rollback().await;
             Err("a command could not undo its writes; its group was rolled back".to_owned())
@@ -154,27 +168,23 @@ impl Store {
             }
         };
         let (answer, receive) = oneshot::channel::<std::result::Result<T, E>>();
-        let job: Job = Box::new(move |tx: &mut Tx| {
+        let job: Job = Box::new(move |tx: &mut Tx, previous_open: bool| {
             Box::pin(async move {
-                if let Err(e) = raw(tx, "SAVEPOINT command").await {
+                let open = if previous_open { "RELEASE command; SAVEPOINT command" } else { "SAVEPOINT command" };
+                if let Err(e) = raw(tx, open).await {
                     let deliver: Deliver = Box::new(move |_| {
                         let _ = answer.send(Err(E::from(e)));
                     });
-                    return (deliver, false);
+                    // Neither savepoint is known to be open or released: end the group.
+                    return Ran { deliver, poisoned: previous_open, open: false };
                 }
                 let (keep, result) = match command(tx).await {
                     Ok(Step::Commit(v)) => (true, Ok(v)),
                     Ok(Step::Rollback(v)) => (false, Ok(v)),
                     Err(e) => (false, Err(e)),
                 };
-                let end = if keep {
-                    raw(tx, "RELEASE command").await
-                } else {
-                    match raw(tx, "ROLLBACK TO command").await {
-                        Ok(()) => raw(tx, "RELEASE command").await,
-                        Err(e) => Err(e),
-                    }
-                };
+                // Kept writes leave the savepoint open (see [`Ran::open`]).
+                let end = if keep { Ok(()) } else { raw(tx, "ROLLBACK TO command; RELEASE command").await };
                 let poisoned = end.is_err();
                 let deliver: Deliver = Box::new(move |committed| {
                     let r = match (end, committed) {
@@ -184,7 +194,7 @@ impl Store {
                     };
                     let _ = answer.send(r);
                 });
-                (deliver, poisoned)
+                Ran { deliver, poisoned, open: keep }
             })
         });
         writer.queue.send(job).map_err(|_| E::from(StoreError::GroupCommit("the writer has stopped".to_owned())))?;

@@ -310,11 +310,102 @@ impl Tx {
         rows.into_iter().map(StoredPosition::try_from).collect()
     }
 
-    /// Writes an order with its lines, fulfillment orders and allocations: four statements
-    /// whatever the number of lines (children go in as one JSON array parameter each).
-    /// A second order with the same (channel, external_id) fails with a unique violation
-    /// ([`crate::StoreError::is_unique_violation`]).
-    pub async fn insert_order(&mut self, o: &StoredOrder) -> Result<()> {
+    /// Writes an order with its lines, fulfillment orders, allocations and the events that
+    /// announce it in **one round trip**, whatever the number of lines (children go in as
+    /// one JSON array parameter each): on SQLite one multi-statement query (one hand-off to
+    /// the connection's thread), on PostgreSQL one statement of data-modifying CTEs (foreign
+    /// keys are checked at the statement's end, when every part is in). A second order with
+    /// the same (channel, external_id) fails with a unique violation
+    /// ([`crate::StoreError::is_unique_violation`]) and writes nothing.
+    pub async fn insert_order(&mut self, o: &StoredOrder, events: &[crate::NewEvent]) -> Result<()> {
+        self.write_order(o, events, None).await.map(|_| ())
+    }
+
+    /// [`Tx::insert_order`] and [`Tx::allocate_many`] in the same round trip: the order's
+    /// rows, then the stock (`wants`), each position all or nothing. Answers the positions
+    /// taken; with one missing the caller rolls back (the order's rows assumed it).
+    /// On PostgreSQL the positions are locked in key order inside the statement (a
+    /// materialized `FOR UPDATE` CTE, as [`Tx::allocate_many`] does in a statement of its
+    /// own), so a hot position's lock is held from here to the commit only.
+    pub async fn insert_order_taking(
+        &mut self,
+        o: &StoredOrder,
+        events: &[crate::NewEvent],
+        wants: &std::collections::BTreeMap<(NodeId, Sku), u64>,
+        now_ms: i64,
+    ) -> Result<Vec<StoredPosition>> {
+        self.write_order(o, events, Some((wants, now_ms))).await
+    }
+
+    async fn write_order(
+        &mut self,
+        o: &StoredOrder,
+        events: &[crate::NewEvent],
+        take: Option<(&std::collections::BTreeMap<(NodeId, Sku), u64>, i64)>,
+    ) -> Result<Vec<StoredPosition>> {
+        const SQLITE: &str = "INSERT INTO orders (order_id, channel, external_id, request_hash, status, holds, document, \
+               decision, policy_name, policy_version, policy_hash, created_at_ms) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12); \
+             INSERT INTO order_lines (order_id, line_id, sku, quantity, allocated, backordered, unfilled, cancelled, \
+               status, promised_date, promised_ready_at_ms) SELECT $1, v.value ->> 0, v.value ->> 1, \
+               v.value ->> 2, v.value ->> 3, v.value ->> 4, v.value ->> 5, v.value ->> 6, v.value ->> 7, \
+               v.value ->> 8, v.value ->> 9 FROM json_each($13) AS v; \
+             INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, kind, attempt, status, \
+               created_at_ms, released_at_ms, updated_at_ms, due_date) SELECT v.value ->> 0, $1, \
+               v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4, v.value ->> 5, v.value ->> 6, \
+               v.value ->> 7, v.value ->> 8 FROM json_each($14) AS v; \
+             INSERT INTO allocations (order_id, line_id, node_id, sku, quantity, fulfillment_order_id) \
+               SELECT $1, v.value ->> 0, v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4 \
+               FROM json_each($15) AS v; \
+             INSERT INTO events (event_id, type, channel, order_id, node_id, at_ms, version, data, actor) \
+               SELECT v.value ->> 0, v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4, v.value ->> 5, \
+               v.value ->> 6, v.value ->> 7, v.value ->> 8 FROM json_each($16) AS v ORDER BY v.key";
+        const POSTGRES: &str = "WITH o AS (INSERT INTO orders (order_id, channel, external_id, request_hash, status, \
+               holds, document, decision, policy_name, policy_version, policy_hash, created_at_ms) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)), \
+             l AS (INSERT INTO order_lines (order_id, line_id, sku, quantity, allocated, backordered, unfilled, \
+               cancelled, status, promised_date, promised_ready_at_ms) SELECT $1, v ->> 0, v ->> 1, \
+               (v ->> 2)::bigint, (v ->> 3)::bigint, (v ->> 4)::bigint, (v ->> 5)::bigint, (v ->> 6)::bigint, \
+               v ->> 7, v ->> 8, (v ->> 9)::bigint FROM jsonb_array_elements($13::jsonb) AS v), \
+             f AS (INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, kind, attempt, status, \
+               created_at_ms, released_at_ms, updated_at_ms, due_date) SELECT v ->> 0, $1, v ->> 1, \
+               v ->> 2, (v ->> 3)::bigint, v ->> 4, (v ->> 5)::bigint, (v ->> 6)::bigint, (v ->> 7)::bigint, \
+               v ->> 8 FROM jsonb_array_elements($14::jsonb) AS v), \
+             a AS (INSERT INTO allocations (order_id, line_id, node_id, sku, quantity, fulfillment_order_id) \
+               SELECT $1, v ->> 0, v ->> 1, v ->> 2, (v ->> 3)::bigint, v ->> 4 \
+               FROM jsonb_array_elements($15::jsonb) AS v) \
+             INSERT INTO events (event_id, type, channel, order_id, node_id, at_ms, version, data, actor) \
+               SELECT v ->> 0, v ->> 1, v ->> 2, v ->> 3, v ->> 4, (v ->> 5)::bigint, (v ->> 6)::int, v ->> 7, \
+               v ->> 8 FROM jsonb_array_elements($16::jsonb) WITH ORDINALITY AS t (v, n) ORDER BY n";
+        // The stock, appended to the above: `$17` the wanted units, `$18` now. RETURNING names
+        // columns unqualified (SQLite does not resolve the alias there), so no other source
+        // has a column named like a position's.
+        static SQLITE_TAKING: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "{SQLITE}; UPDATE positions AS p SET allocated = p.allocated + w.q, version = p.version + 1, \
+                   updated_at_ms = $18 \
+                 FROM (SELECT v.value ->> 0 AS n, v.value ->> 1 AS s, v.value ->> 2 AS q FROM json_each($17) AS v) AS w \
+                 WHERE p.node_id = w.n AND p.sku = w.s \
+                   AND p.on_hand - p.damaged - p.quarantined - p.reserved - p.allocated - p.safety_stock >= w.q \
+                 RETURNING {POSITION_COLUMNS_PLAIN}"
+            )
+        });
+        static POSTGRES_TAKING: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let inserts = POSTGRES.replacen(") INSERT INTO events", "), e AS (INSERT INTO events", 1);
+            format!(
+                "{inserts}), \
+                 w AS (SELECT v ->> 0 AS n, v ->> 1 AS s, (v ->> 2)::bigint AS q \
+                   FROM jsonb_array_elements($17::jsonb) AS v), \
+                 locked AS MATERIALIZED (SELECT p.node_id AS ln, p.sku AS ls FROM positions p \
+                   JOIN w ON p.node_id = w.n AND p.sku = w.s ORDER BY p.node_id, p.sku FOR UPDATE OF p) \
+                 UPDATE positions AS p SET allocated = p.allocated + w.q, version = p.version + 1, \
+                   updated_at_ms = $18 \
+                 FROM w, locked \
+                 WHERE p.node_id = w.n AND p.sku = w.s AND locked.ln = w.n AND locked.ls = w.s \
+                   AND p.on_hand - p.damaged - p.quarantined - p.reserved - p.allocated - p.safety_stock >= w.q \
+                 RETURNING {POSITION_COLUMNS_PLAIN}"
+            )
+        });
         let lines = serde_json::Value::from(
             o.lines
                 .iter()
@@ -335,41 +426,42 @@ impl Tx {
                 .collect::<Vec<_>>(),
         )
         .to_string();
-        let lines_sql = match self {
-            Tx::Sqlite(_) => {
-                "INSERT INTO order_lines (order_id, line_id, sku, quantity, allocated, backordered, unfilled, cancelled, \
-                   status, promised_date, promised_ready_at_ms) SELECT $1, v.value ->> 0, v.value ->> 1, \
-                   v.value ->> 2, v.value ->> 3, v.value ->> 4, v.value ->> 5, v.value ->> 6, v.value ->> 7, \
-                   v.value ->> 8, v.value ->> 9 FROM json_each($2) AS v"
-            }
-            Tx::Postgres(_) => {
-                "INSERT INTO order_lines (order_id, line_id, sku, quantity, allocated, backordered, unfilled, cancelled, \
-                   status, promised_date, promised_ready_at_ms) SELECT $1, v ->> 0, v ->> 1, (v ->> 2)::bigint, \
-                   (v ->> 3)::bigint, (v ->> 4)::bigint, (v ->> 5)::bigint, (v ->> 6)::bigint, v ->> 7, v ->> 8, \
-                   (v ->> 9)::bigint FROM jsonb_array_elements($2::jsonb) AS v"
-            }
-        };
-        on_tx!(self, |conn| {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-            )))
-            .bind(&o.order_id)
-            .bind(&o.channel)
-            .bind(&o.external_id)
-            .bind(&o.request_hash)
-            .bind(&o.status)
-            .bind(o.holds.join(","))
-            .bind(&o.document)
-            .bind(&o.decision)
-            .bind(&o.policy_name)
-            .bind(o.policy_version)
-            .bind(&o.policy_hash)
-            .bind(o.created_at_ms)
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query(lines_sql).bind(&o.order_id).bind(&lines).execute(&mut *conn).await?;
+        let (fos, allocs) = fulfillment_rows(&o.fulfillment_orders, &o.allocations);
+        let events = crate::events::event_rows(events);
+        let wants = take.map(|(wants, now)| {
+            let rows = wants.iter().map(|((n, s), q)| serde_json::json!([n.as_str(), s.as_str(), q]));
+            (serde_json::Value::from(rows.collect::<Vec<_>>()).to_string(), now)
         });
-        self.insert_fulfillment_orders(&o.order_id, &o.fulfillment_orders, &o.allocations).await
+        let sql: &str = match (&*self, &wants) {
+            (Tx::Sqlite(_), None) => SQLITE,
+            (Tx::Postgres(_), None) => POSTGRES,
+            (Tx::Sqlite(_), Some(_)) => &SQLITE_TAKING,
+            (Tx::Postgres(_), Some(_)) => &POSTGRES_TAKING,
+        };
+        let rows = on_tx!(self, |conn| {
+            let mut q = sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(sql))
+                .bind(&o.order_id)
+                .bind(&o.channel)
+                .bind(&o.external_id)
+                .bind(&o.request_hash)
+                .bind(&o.status)
+                .bind(o.holds.join(","))
+                .bind(&o.document)
+                .bind(&o.decision)
+                .bind(&o.policy_name)
+                .bind(o.policy_version)
+                .bind(&o.policy_hash)
+                .bind(o.created_at_ms)
+                .bind(&lines)
+                .bind(&fos)
+                .bind(&allocs)
+                .bind(&events);
+            if let Some((wants, now)) = &wants {
+                q = q.bind(wants).bind(*now);
+            }
+            q.fetch_all(&mut *conn).await?
+        });
+        rows.into_iter().map(StoredPosition::try_from).collect()
     }
 
     /// Writes fulfillment orders of one order with their allocations (two statements).
@@ -382,31 +474,7 @@ impl Tx {
         if fos.is_empty() && allocations.is_empty() {
             return Ok(());
         }
-        let fos = serde_json::Value::from(
-            fos.iter()
-                .map(|f| {
-                    serde_json::json!([
-                        f.fulfillment_order_id,
-                        f.node_id,
-                        f.kind,
-                        f.attempt,
-                        f.status,
-                        f.created_at_ms,
-                        f.released_at_ms,
-                        f.updated_at_ms,
-                        f.due_date
-                    ])
-                })
-                .collect::<Vec<_>>(),
-        )
-        .to_string();
-        let allocs = serde_json::Value::from(
-            allocations
-                .iter()
-                .map(|a| serde_json::json!([a.line_id, a.node_id, a.sku, a.quantity, a.fulfillment_order_id]))
-                .collect::<Vec<_>>(),
-        )
-        .to_string();
+        let (fos, allocs) = fulfillment_rows(fos, allocations);
         let (fos_sql, allocs_sql) = match self {
             Tx::Sqlite(_) => (
                 "INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, kind, attempt, status, \
@@ -435,6 +503,37 @@ impl Tx {
         });
         Ok(())
     }
+}
+
+/// The JSON array parameters of fulfillment orders and allocations (see
+/// [`Tx::insert_fulfillment_orders`]).
+fn fulfillment_rows(fos: &[FulfillmentOrderRow], allocations: &[AllocationRow]) -> (String, String) {
+    let fos = serde_json::Value::from(
+        fos.iter()
+            .map(|f| {
+                serde_json::json!([
+                    f.fulfillment_order_id,
+                    f.node_id,
+                    f.kind,
+                    f.attempt,
+                    f.status,
+                    f.created_at_ms,
+                    f.released_at_ms,
+                    f.updated_at_ms,
+                    f.due_date
+                ])
+            })
+            .collect::<Vec<_>>(),
+    )
+    .to_string();
+    let allocs = serde_json::Value::from(
+        allocations
+            .iter()
+            .map(|a| serde_json::json!([a.line_id, a.node_id, a.sku, a.quantity, a.fulfillment_order_id]))
+            .collect::<Vec<_>>(),
+    )
+    .to_string();
+    (fos, allocs)
 }
 
 impl Tx {
