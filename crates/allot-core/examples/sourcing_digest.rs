@@ -21,8 +21,8 @@ use allot_core::ids::Sku;
 use allot_core::network::NodeType;
 use allot_core::scenario::{OrderStreamSpec, Scenario, ScenarioSpec, generate, generate_orders};
 use allot_core::sourcing::{
-    Holding, MemoryNetwork, NodeState, NodeTable, OrderToSource, Policy, PromiseTerms, SearchOptions,
-    SourcingNetwork, source,
+    Holding, MemoryNetwork, NodeState, NodeTable, OrderToSource, Policy, PromiseTerms, SearchOptions, SourcingNetwork,
+    source,
 };
 
 /// A network that keeps no node table (the engine then copies ids and computes distances).
@@ -141,9 +141,11 @@ fn main() {
         let scenario = generate(&ScenarioSpec { dc_cities: Vec::new(), dcs, stores, skus, seed: 7 });
         let plain = MemoryNetwork::from_scenario(&scenario);
         let busy = loaded(&plain);
-        let for_orders = Scenario { nodes: scenario.nodes.clone(), items: scenario.items.clone(), positions: Vec::new() };
+        let for_orders =
+            Scenario { nodes: scenario.nodes.clone(), items: scenario.items.clone(), positions: Vec::new() };
         for (lines_max, pickup_share) in [(3, 0.0), (3, 0.1), (5, 0.0), (5, 0.1)] {
-            let spec = OrderStreamSpec { count: 500, seed: 11 + lines_max as u64, lines_min: 1, lines_max, pickup_share };
+            let spec =
+                OrderStreamSpec { count: 500, seed: 11 + lines_max as u64, lines_min: 1, lines_max, pickup_share };
             let orders = with_promises(&generate_orders(&for_orders, &spec), plain.node_count());
             for (policy_name, policy) in &policies {
                 let no_table = NoTable(&busy);

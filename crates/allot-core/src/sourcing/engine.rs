@@ -583,6 +583,9 @@ struct Group<'r> {
     /// Per candidate and SKU slot (`c × slots + s`): usable stock and its aging units.
     stock: Vec<u64>,
     aging: Vec<u64>,
+    /// Per SKU slot: units the group's lines ask for (saturating), and their sum.
+    slot_qty: Vec<u64>,
+    qty_total: u64,
 }
 
 impl Group<'_> {
@@ -831,7 +834,8 @@ struct AggView<'a> {
 /// Node ids of the candidates, compared quickly: by their first 8 bytes (computed when
 /// first needed), then in full.
 struct Ids<'a> {
-    ids: Vec<&'a NodeId>,
+    nodes: &'a [NodeState<'a>],
+    cands: &'a [Cand],
     keys: Vec<std::cell::Cell<u64>>,
 }
 
@@ -839,9 +843,13 @@ struct Ids<'a> {
 const NO_KEY: u64 = u64::MAX;
 
 impl<'a> Ids<'a> {
-    fn new(ids: Vec<&'a NodeId>) -> Ids<'a> {
-        let keys = vec![std::cell::Cell::new(NO_KEY); ids.len()];
-        Ids { ids, keys }
+    fn new(nodes: &'a [NodeState<'a>], cands: &'a [Cand]) -> Ids<'a> {
+        let keys = vec![std::cell::Cell::new(NO_KEY); cands.len()];
+        Ids { nodes, cands, keys }
+    }
+
+    fn id(&self, c: usize) -> &'a NodeId {
+        &self.nodes[self.cands[c].node].node.id
     }
 
     fn key(&self, c: usize) -> u64 {
@@ -850,7 +858,7 @@ impl<'a> Ids<'a> {
             return k;
         }
         let mut bytes = [0u8; 8];
-        let b = self.ids[c].as_str().as_bytes();
+        let b = self.id(c).as_str().as_bytes();
         let n = b.len().min(8);
         bytes[..n].copy_from_slice(&b[..n]);
         let k = u64::from_be_bytes(bytes);
@@ -859,7 +867,7 @@ impl<'a> Ids<'a> {
     }
 
     fn cmp(&self, a: usize, b: usize) -> std::cmp::Ordering {
-        self.key(a).cmp(&self.key(b)).then_with(|| self.ids[a].cmp(self.ids[b]))
+        self.key(a).cmp(&self.key(b)).then_with(|| self.id(a).cmp(self.id(b)))
     }
 }
 
@@ -885,17 +893,18 @@ fn drop_dominated(g: &Group<'_>, ids: &Ids<'_>, pool: &mut Vec<usize>, companion
     if pool.is_empty() || n <= need {
         return;
     }
-    let mut slot_qty = vec![0u64; ns];
-    for line in &g.lines {
-        slot_qty[line.slot] = slot_qty[line.slot].saturating_add(line.qty);
-    }
-    let total_qty = slot_qty.iter().fold(0u64, |a, q| a.saturating_add(*q));
+    let (slot_qty, total_qty) = (&g.slot_qty, g.qty_total);
     let emissions_on = g.cost.co2_g_per_kg_km > 0 && g.cost.emissions_minor_per_kg_co2 > 0;
-    let key = |c: usize| -> [i64; 5] {
-        let x = &g.cands[c];
-        [x.fixed, x.per_unit, x.base, x.per_kg, if emissions_on { x.km_ceil } else { 0 }]
-    };
-    let strength = |c: usize| -> u64 { g.avail[c * nl..(c + 1) * nl].iter().fold(0u64, |a, v| a.saturating_add(*v)) };
+    // Cost terms and strength (units offered over all lines) of every candidate, once.
+    let keys: Vec<[i64; 5]> = g
+        .cands
+        .iter()
+        .map(|x| [x.fixed, x.per_unit, x.base, x.per_kg, if emissions_on { x.km_ceil } else { 0 }])
+        .collect();
+    let key = |c: usize| -> [i64; 5] { keys[c] };
+    let strengths: Vec<u64> =
+        g.avail.chunks_exact(nl.max(1)).take(n).map(|a| a.iter().fold(0u64, |a, v| a.saturating_add(*v))).collect();
+    let strength = |c: usize| -> u64 { strengths[c] };
     // Whether `a` offers whatever `b` does (costs aside). Fast path: per-SKU stock (up to
     // what the lines ask) packed a byte each, compared bytewise at once.
     let packed = ns <= 8 && slot_qty.iter().all(|&q| q < 128) && (g.bonus_milli == 0 || ns <= 4);
@@ -1523,6 +1532,16 @@ const SEED_PER_LINE: usize = 3;
 const SEED_BRANCHES: usize = 2;
 const SEED_POOL: usize = 12;
 
+/// Keeps in `top` the `SEED_POOL` least `(score, candidate)`, ascending.
+fn push_best(top: &mut Vec<(i64, usize)>, v: i64, c: usize) {
+    if top.len() == SEED_POOL && (v, c) >= top[SEED_POOL - 1] {
+        return;
+    }
+    let at = top.partition_point(|&x| x < (v, c));
+    top.insert(at, (v, c));
+    top.truncate(SEED_POOL);
+}
+
 /// Largest set, and most package-choice combinations, whose bound accounts packages
 /// exactly (see `Search::bound`).
 const REFINED_NODES: usize = 4;
@@ -1562,6 +1581,12 @@ struct Search<'g, 'r> {
     memo_plain: usize,
     /// Scratch for superset bounds: (lines, largest cover entry, saving) per subset.
     subsets: Vec<(u64, i64, i64)>,
+    /// The plain relaxation of each line over the last set bounded (see `plain_line`).
+    plain: PlainLines,
+    /// Scratch for `allocate`: positions in profile order, profiles, twins.
+    canon: Vec<(u32, usize)>,
+    key: Vec<u32>,
+    twin: Vec<usize>,
     /// Profile id per candidate (`u32::MAX`: not yet known), and the ids by profile.
     profiles: Vec<u32>,
     profile_ids: FxMap<Vec<i64>, u32>,
@@ -1572,6 +1597,16 @@ struct Search<'g, 'r> {
     /// a top-three set with the candidate holds all but two (see `drop_dominated`).
     companions: Vec<u32>,
     companion_sets: Vec<(usize, Vec<usize>)>,
+}
+
+/// Per line, the plain relaxation over one node set alone: known yet, its value and its
+/// segments after `settle`.
+#[derive(Default)]
+struct PlainLines {
+    set: Vec<usize>,
+    known: Vec<bool>,
+    alone: Vec<i64>,
+    segments: Vec<Vec<(i64, u64)>>,
 }
 
 /// The search's maps are keyed by short vectors of small integers built by the search
@@ -1634,12 +1669,34 @@ impl Search<'_, '_> {
             return None;
         }
         // Sets of the same node profiles have the same allocations and costs.
-        let mut canon: Vec<(u32, usize)> = sorted.iter().enumerate().map(|(k, &c)| (self.profile(c), k)).collect();
+        let mut canon = std::mem::take(&mut self.canon);
+        canon.clear();
+        for (k, &c) in sorted.iter().enumerate() {
+            canon.push((self.profile(c), k));
+        }
         canon.sort_unstable();
-        let key: Vec<u32> = canon.iter().map(|&(p, _)| p).collect();
+        let mut key = std::mem::take(&mut self.key);
+        key.clear();
+        key.extend(canon.iter().map(|&(p, _)| p));
+        let outcome = self.allocate_canon(sorted, bound, limit, &canon, &key);
+        self.canon = canon;
+        self.key = key;
+        outcome
+    }
+
+    /// `allocate` for `sorted` (node id order) within `limit`, its positions in profile
+    /// order `canon` and its profiles `key`.
+    fn allocate_canon(
+        &mut self,
+        sorted: Vec<usize>,
+        bound: i64,
+        limit: i64,
+        canon: &[(u32, usize)],
+        key: &[u32],
+    ) -> Option<i64> {
         let nl = self.g.nl();
         let m = sorted.len();
-        if let Some((seen_limit, result)) = self.solved.get(&key) {
+        if let Some((seen_limit, result)) = self.solved.get(key) {
             match result {
                 Some((cost, units)) => {
                     let cost = *cost;
@@ -1666,12 +1723,14 @@ impl Search<'_, '_> {
         }
         self.sets += 1;
         let max_steps = u64::from(self.opts.max_leaves) - self.leaves;
-        let mut twin = vec![usize::MAX; m];
-        for (k, t) in twin.iter_mut().enumerate() {
+        let mut twin = std::mem::take(&mut self.twin);
+        twin.clear();
+        for k in 0..m {
             let pk = self.profile(sorted[k]);
-            *t = (0..k).rev().find(|&j| self.profile(sorted[j]) == pk).unwrap_or(usize::MAX);
+            twin.push((0..k).rev().find(|&j| self.profile(sorted[j]) == pk).unwrap_or(usize::MAX));
         }
         self.alloc.solve(self.g, &sorted, &twin, limit, max_steps);
+        self.twin = twin;
         self.leaves += self.alloc.steps.min(max_steps);
         if self.alloc.cut {
             self.stop(bound);
@@ -1687,7 +1746,7 @@ impl Search<'_, '_> {
                 }
                 (*cost, units)
             });
-            self.solved.insert(key, (limit, cached));
+            self.solved.insert(key.to_vec(), (limit, cached));
         }
         let (cost, units) = found?;
         self.offer(Found { cost, set: sorted, units });
@@ -1707,11 +1766,7 @@ impl Search<'_, '_> {
         let g = self.g;
         let (nl, ns) = (g.nl(), g.slots);
         let x = &g.cands[c];
-        let mut slot_qty = vec![0u64; ns];
-        for line in &g.lines {
-            slot_qty[line.slot] = slot_qty[line.slot].saturating_add(line.qty);
-        }
-        let total = slot_qty.iter().fold(0u64, |a, q| a.saturating_add(*q));
+        let (slot_qty, total) = (&g.slot_qty, g.qty_total);
         let emissions_on = g.cost.co2_g_per_kg_km > 0 && g.cost.emissions_minor_per_kg_co2 > 0;
         let km = if emissions_on { x.km_ceil } else { 0 };
         let mut key: Vec<i64> = vec![x.fixed, x.per_unit, x.base, x.per_kg, km, x.unit_cap.min(total) as i64];
@@ -2092,20 +2147,24 @@ impl Search<'_, '_> {
             return self.memo[slot];
         }
         let line = &g.lines[l];
-        self.buf.clear();
-        for (k, &c) in set.iter().enumerate() {
-            let a = g.avail[c * nl + l];
-            if a == 0 {
-                continue;
+        let alone = if refined {
+            self.buf.clear();
+            for (k, &c) in set.iter().enumerate() {
+                let a = g.avail[c * nl + l];
+                if a == 0 {
+                    continue;
+                }
+                let inside = mask & (1 << k) != 0;
+                if line.ship_alone {
+                    g.push_segments(c, l, a, inside, &mut self.buf);
+                } else if inside {
+                    g.push_segments(c, l, a, true, &mut self.buf);
+                }
             }
-            let inside = !refined || mask & (1 << k) != 0;
-            if line.ship_alone {
-                g.push_segments(c, l, a, inside, &mut self.buf);
-            } else if inside {
-                g.push_segments(c, l, a, true, &mut self.buf);
-            }
-        }
-        let alone = settle(&mut self.buf, line.qty, line.penalty_milli, g.all_or_nothing);
+            settle(&mut self.buf, line.qty, line.penalty_milli, g.all_or_nothing)
+        } else {
+            self.plain_line(set, l)
+        };
         let with = match ext {
             // State 0: the added nodes send a regular package (they may serve regular lines;
             // one of their entries is spent); 1: they do not, and this line's first units
@@ -2121,6 +2180,41 @@ impl Search<'_, '_> {
         };
         self.memo[slot] = (alone, with);
         (alone, with)
+    }
+
+    /// The plain relaxation of line `l` over `set` alone (every node, every first unit),
+    /// leaving its segments in `buf` as `settle` ordered them. Kept for the last set asked
+    /// about: the superset bounds of one prefix over successive suffixes share it.
+    fn plain_line(&mut self, set: &[usize], l: usize) -> i64 {
+        let g = self.g;
+        let nl = g.nl();
+        let plain = &mut self.plain;
+        if plain.set.as_slice() != set || plain.known.len() != nl {
+            plain.set.clear();
+            plain.set.extend_from_slice(set);
+            plain.known.clear();
+            plain.known.resize(nl, false);
+            plain.alone.resize(nl, 0);
+            plain.segments.resize_with(nl, Vec::new);
+        }
+        self.buf.clear();
+        if plain.known[l] {
+            self.buf.extend_from_slice(&plain.segments[l]);
+            return plain.alone[l];
+        }
+        for &c in set {
+            let a = g.avail[c * nl + l];
+            if a > 0 {
+                g.push_segments(c, l, a, true, &mut self.buf);
+            }
+        }
+        let line = &g.lines[l];
+        let alone = settle(&mut self.buf, line.qty, line.penalty_milli, g.all_or_nothing);
+        plain.known[l] = true;
+        plain.alone[l] = alone;
+        plain.segments[l].clear();
+        plain.segments[l].extend_from_slice(&self.buf);
+        alone
     }
 
     /// One combination of `bound`: the set's package choices and what the added nodes'
@@ -2864,7 +2958,14 @@ fn source_group(
     }
 
     let has_alone = lines.iter().any(|l| l.ship_alone);
+    let mut slot_qty = vec![0u64; ns];
+    for line in &lines {
+        slot_qty[line.slot] = slot_qty[line.slot].saturating_add(line.qty);
+    }
+    let qty_total = slot_qty.iter().fold(0u64, |a, q| a.saturating_add(*q));
     let group = Group {
+        slot_qty,
+        qty_total,
         has_alone,
         lines,
         slots: ns,
@@ -2884,7 +2985,7 @@ fn source_group(
     let min_entry = g.cands.iter().map(|c| c.entry).min().unwrap_or(0);
     let mut search = Search {
         g,
-        ids: Ids::new(g.cands.iter().map(|c| &nodes[c.node].node.id).collect()),
+        ids: Ids::new(nodes, &g.cands),
         opts: *ctx.opts,
         sets: 0,
         leaves: 0,
@@ -2903,6 +3004,10 @@ fn source_group(
         memo_masks: 0,
         memo_plain: 0,
         subsets: Vec::new(),
+        plain: PlainLines::default(),
+        canon: Vec::new(),
+        key: Vec::new(),
+        twin: Vec::new(),
         profiles: Vec::new(),
         profile_ids: FxMap::default(),
         solved: FxMap::default(),
@@ -2945,22 +3050,32 @@ fn source_group(
     // Seeding: good multi-node plans early, from the best single candidates and the best
     // holders of each line.
     if multi && !search.stopped {
-        // The best few by a score, skipping candidates of a profile already taken (twins
-        // would make the same plans).
-        let best_distinct = |search: &mut Search<'_, '_>, score: &dyn Fn(usize) -> Option<i64>, want: usize| {
-            let mut top: Vec<(i64, usize)> = Vec::with_capacity(SEED_POOL + 1);
-            for c in 0..n_cands {
-                let Some(v) = score(c) else { continue };
-                if top.len() == SEED_POOL && (v, c) >= top[SEED_POOL - 1] {
-                    continue;
-                }
-                let at = top.partition_point(|&x| x < (v, c));
-                top.insert(at, (v, c));
-                top.truncate(SEED_POOL);
+        // The best `SEED_POOL` by each score, in one pass over the candidates: `tops[0]` by
+        // single bound, `tops[1 + l]` the cheapest to serve line l (entry plus the relaxed
+        // cost of its units).
+        let mut tops: Vec<Vec<(i64, usize)>> = vec![Vec::with_capacity(SEED_POOL + 1); nl + 1];
+        for c in 0..n_cands {
+            if single_bound[c] < INF {
+                push_best(&mut tops[0], single_bound[c], c);
             }
+            let entry = g.entry_milli(&[c]);
+            for (l, line) in g.lines.iter().enumerate() {
+                let a = g.avail[c * nl + l];
+                if a > 0 {
+                    let u = a.min(line.qty);
+                    let v = entry
+                        .saturating_add(g.units_cost(c, l, u, g.aged(c, l, a), true))
+                        .saturating_add(mul(line.penalty_milli, line.qty - u));
+                    push_best(&mut tops[1 + l], v, c);
+                }
+            }
+        }
+        // The best few of a list, skipping candidates of a profile already taken (twins
+        // would make the same plans).
+        let distinct = |search: &mut Search<'_, '_>, top: &[(i64, usize)], want: usize| {
             let mut taken: Vec<usize> = Vec::with_capacity(want);
             let mut profiles: Vec<u32> = Vec::with_capacity(want);
-            for (_, c) in top {
+            for &(_, c) in top {
                 let p = search.profile(c);
                 if !profiles.contains(&p) {
                     profiles.push(p);
@@ -2972,22 +3087,10 @@ fn source_group(
             }
             taken
         };
-        let by_single =
-            best_distinct(&mut search, &|c| (single_bound[c] < INF).then_some(single_bound[c]), SEED_STARTS);
+        let by_single = distinct(&mut search, &tops[0], SEED_STARTS);
         let mut shortlist: Vec<usize> = by_single.clone();
-        for l in 0..nl {
-            // Cheapest candidates to serve line l: entry plus the relaxed cost of its units.
-            let line = &g.lines[l];
-            let score = |c: usize| -> Option<i64> {
-                let a = g.avail[c * nl + l];
-                (a > 0).then(|| {
-                    let u = a.min(line.qty);
-                    g.entry_milli(&[c])
-                        .saturating_add(g.units_cost(c, l, u, g.aged(c, l, a), true))
-                        .saturating_add(mul(line.penalty_milli, line.qty - u))
-                })
-            };
-            shortlist.extend(best_distinct(&mut search, &score, SEED_PER_LINE));
+        for top in &tops[1..] {
+            shortlist.extend(distinct(&mut search, top, SEED_PER_LINE));
         }
         shortlist.sort_unstable();
         shortlist.dedup();
