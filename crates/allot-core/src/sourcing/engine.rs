@@ -797,13 +797,16 @@ impl Agg {
         };
         for (c, cand) in g.cands.iter().enumerate() {
             a.min_entry[0] = a.min_entry[0].min(cand.entry);
-            for l in 0..nl {
-                let av = g.avail[c * nl + l];
+            let avail = &g.avail[c * nl..(c + 1) * nl];
+            for (l, &av) in avail.iter().enumerate() {
                 if av > 0 {
                     a.max_avail[l] = a.max_avail[l].max(av);
                     a.cover[l] = a.cover[l].min(cand.entry);
-                    a.min_unit[l] = a.min_unit[l].min(g.first_unit(c, l));
-                    a.min_full[l] = a.min_full[l].min(g.full_unit(c, l));
+                    // `first_unit` and `full_unit`, computed once.
+                    let first = g.first_unit(c, l);
+                    let extra = if g.lines[l].ship_alone { cand.alone_extra } else { 0 };
+                    a.min_unit[l] = a.min_unit[l].min(first);
+                    a.min_full[l] = a.min_full[l].min(first.saturating_add(extra));
                 }
             }
         }
@@ -2440,19 +2443,61 @@ fn is_ship_type(m: FulfillmentMethod) -> bool {
     matches!(m, FulfillmentMethod::Ship | FulfillmentMethod::SameDay | FulfillmentMethod::ShipToStore)
 }
 
-/// Stock of the order's SKUs, dense by node index: (atp, aging).
-struct DenseStock<'a> {
-    skus: Vec<(&'a Sku, Vec<(u64, u64)>)>,
+/// Stock of the order's distinct SKUs at the nodes holding any: one row per such node,
+/// (atp, aging) per SKU in `skus` order.
+struct OrderStock<'a> {
+    skus: Vec<&'a Sku>,
+    /// Per node index: its row, or `NO_ROW`.
+    row_of: Vec<u32>,
+    rows: Vec<(u64, u64)>,
 }
 
-impl DenseStock<'_> {
-    fn of(&self, sku: &Sku) -> &[(u64, u64)] {
-        self.skus.iter().find(|(s, _)| *s == sku).map_or(&[], |(_, d)| d.as_slice())
+const NO_ROW: u32 = u32::MAX;
+
+impl OrderStock<'_> {
+    /// The stock of node `node` (empty when it holds none of the SKUs).
+    fn row(&self, node: usize) -> &[(u64, u64)] {
+        let k = self.skus.len();
+        match self.row_of.get(node) {
+            Some(&r) if r != NO_ROW => self.rows.get(r as usize * k..(r as usize + 1) * k).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+
+    fn index(&self, sku: &Sku) -> Option<usize> {
+        self.skus.iter().position(|s| *s == sku)
     }
 
     fn at(&self, sku: &Sku, node: usize) -> (u64, u64) {
-        self.of(sku).get(node).copied().unwrap_or((0, 0))
+        self.index(sku).and_then(|k| self.row(node).get(k).copied()).unwrap_or((0, 0))
     }
+}
+
+/// Buffers a decision takes over from the previous one on the same thread (their
+/// capacity only: every use starts empty), so that a decision allocates little.
+#[derive(Default)]
+struct Scratch {
+    holdings: Vec<Holding>,
+    row_of: Vec<u32>,
+    rows: Vec<(u64, u64)>,
+    cands: Vec<Cand>,
+    avail: Vec<u64>,
+    unit: Vec<i64>,
+    stock: Vec<u64>,
+    aging: Vec<u64>,
+    single_bound: Vec<i64>,
+    alloc: Alloc,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Option<Box<Scratch>>> = const { std::cell::Cell::new(None) };
+}
+
+/// Empties `v` and hands it out (its capacity kept).
+fn emptied<T>(v: &mut Vec<T>) -> Vec<T> {
+    let mut v = std::mem::take(v);
+    v.clear();
+    v
 }
 
 /// Sources an order. Never fails; see [`Decision`].
@@ -2490,23 +2535,32 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
         }
     };
 
-    // Stock per SKU of the order, dense by node index.
-    let mut stock = DenseStock { skus: Vec::new() };
-    let mut buf = Vec::new();
+    // Stock of the order's SKUs, a row per node holding any (the last holding of a node
+    // and SKU counts).
+    let mut scratch = SCRATCH.with(|s| s.take()).unwrap_or_default();
+    let mut stock =
+        OrderStock { skus: Vec::new(), row_of: emptied(&mut scratch.row_of), rows: emptied(&mut scratch.rows) };
     for line in &order.lines {
-        if stock.skus.iter().any(|(s, _)| *s == &line.sku) {
-            continue;
+        if !stock.skus.contains(&&line.sku) {
+            stock.skus.push(&line.sku);
         }
-        buf.clear();
-        net.holdings(&line.sku, &mut buf);
-        let mut dense = vec![(0u64, 0u64); nodes.len()];
-        for h in &buf {
-            if let Some(d) = dense.get_mut(h.node) {
-                *d = (h.atp.get(), h.aging.get().min(h.atp.get()));
-            }
-        }
-        stock.skus.push((&line.sku, dense));
     }
+    let k = stock.skus.len();
+    stock.row_of.resize(nodes.len(), NO_ROW);
+    let mut buf = emptied(&mut scratch.holdings);
+    for (j, sku) in stock.skus.iter().enumerate() {
+        buf.clear();
+        net.holdings(sku, &mut buf);
+        for h in &buf {
+            let Some(r) = stock.row_of.get_mut(h.node) else { continue };
+            if *r == NO_ROW {
+                *r = (stock.rows.len() / k) as u32;
+                stock.rows.resize(stock.rows.len() + k, (0, 0));
+            }
+            stock.rows[*r as usize * k + j] = (h.atp.get(), h.aging.get().min(h.atp.get()));
+        }
+    }
+    scratch.holdings = buf;
 
     let mut packages: Vec<Package> = Vec::new();
     let mut placed: Vec<u64> = vec![0; order.lines.len()];
@@ -2585,7 +2639,7 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
     let ctx =
         GroupCtx { order, nodes, items: &items, body, stock: &stock, pinned_used: &pinned_used, opts, table: &table };
     for (dest, line_idx) in &groups {
-        let outcome = source_group(&ctx, *dest, line_idx, &penalty_of);
+        let outcome = source_group(&ctx, *dest, line_idx, &penalty_of, &mut scratch);
         sets_evaluated += outcome.sets;
         exhausted |= outcome.exhausted;
         gap += outcome.gap;
@@ -2635,6 +2689,9 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
     for &ni in &chosen_nodes {
         candidates_view.choose(ni);
     }
+    scratch.row_of = stock.row_of;
+    scratch.rows = stock.rows;
+    SCRATCH.with(|s| s.set(Some(scratch)));
     let total = packages.iter().map(|p| p.cost.total).sum::<i64>() + backorder_penalty + unfilled_penalty;
     Decision {
         plan: Plan {
@@ -2681,7 +2738,7 @@ struct GroupCtx<'a, 'n> {
     nodes: &'a [NodeState<'n>],
     items: &'a [Option<&'n Item>],
     body: &'a RuleBody,
-    stock: &'a DenseStock<'a>,
+    stock: &'a OrderStock<'a>,
     pinned_used: &'a HashMap<(usize, &'a Sku), u64>,
     opts: &'a SearchOptions,
     /// The network's table, or ids copied for this decision.
@@ -2730,6 +2787,7 @@ fn source_group(
     dest: Option<GeoPoint>,
     line_idx: &[usize],
     penalty_of: &dyn Fn(&LineToSource) -> i64,
+    scratch: &mut Scratch,
 ) -> GroupOutcome {
     let (order, nodes, items, body) = (ctx.order, ctx.nodes, ctx.items, ctx.body);
     let f = &body.filters;
@@ -2764,8 +2822,8 @@ fn source_group(
         .collect();
     let nl = lines.len();
     let ns = skus.len();
-    let slot_stock: Vec<&[(u64, u64)]> = skus.iter().map(|s| ctx.stock.of(s)).collect();
-    let stock_at = |slot: usize, ni: usize| slot_stock[slot].get(ni).copied().unwrap_or((0, 0));
+    // The order's SKU index of each slot.
+    let slot_sku: Vec<usize> = skus.iter().map(|s| ctx.stock.index(s).unwrap_or(usize::MAX)).collect();
     // Node-independent parts of per-line eligibility.
     let line_item_ok: Vec<bool> = lines
         .iter()
@@ -2791,18 +2849,20 @@ fn source_group(
     let emissions_charged = cost.co2_g_per_kg_km != 0 && cost.emissions_minor_per_kg_co2 != 0;
     // The promise binds the lines shipped to the customer's address.
     let promise = order.promise.as_ref().filter(|_| dest.is_some() && dest == order.ship_to);
-    let mut cands: Vec<Cand> = Vec::with_capacity(nodes.len());
-    let mut avail: Vec<u64> = Vec::with_capacity(nodes.len() * nl);
-    let mut unit: Vec<i64> = Vec::with_capacity(nodes.len() * nl);
-    let mut cand_stock: Vec<u64> = Vec::with_capacity(nodes.len() * ns);
-    let mut cand_aging: Vec<u64> = Vec::with_capacity(nodes.len() * ns);
+    let mut cands = emptied(&mut scratch.cands);
+    let mut avail = emptied(&mut scratch.avail);
+    let mut unit = emptied(&mut scratch.unit);
+    let mut cand_stock = emptied(&mut scratch.stock);
+    let mut cand_aging = emptied(&mut scratch.aging);
     let mut eligible = vec![false; nl];
     let mut usable = vec![0u64; ns];
     let mut aged = vec![0u64; ns];
     for (ni, st) in nodes.iter().enumerate() {
         let n = st.node;
         // Node-level reasons first; distance only for nodes holding something.
-        let holds_any = (0..ns).any(|s| stock_at(s, ni).0 > 0);
+        let row = ctx.stock.row(ni);
+        let stock_at = |slot: usize| row.get(slot_sku[slot]).copied().unwrap_or((0, 0));
+        let holds_any = (0..ns).any(|s| stock_at(s).0 > 0);
         let node_reason = if f.exclude_nodes.contains(&n.id) {
             Some(DropReason::Excluded)
         } else if f.node_types.as_ref().is_some_and(|t| !t.contains(&n.node_type)) {
@@ -2852,7 +2912,7 @@ fn source_group(
         let mut first_line_reason = None;
         let protection = if n.node_type == NodeType::Store { f.store_protection_units } else { 0 };
         for s in 0..ns {
-            let (atp, ag) = stock_at(s, ni);
+            let (atp, ag) = stock_at(s);
             let pinned =
                 if ctx.pinned_used.is_empty() { 0 } else { ctx.pinned_used.get(&(ni, skus[s])).copied().unwrap_or(0) };
             usable[s] = atp.saturating_sub(pinned).saturating_sub(protection);
@@ -2876,7 +2936,7 @@ fn source_group(
             } else if line_hazmat[l] && !hazmat_ok {
                 Some(DropReason::Hazmat)
             } else if usable[line.slot] == 0 {
-                if stock_at(line.slot, ni).0 > 0 { Some(DropReason::ProtectedStock) } else { Some(DropReason::NoStock) }
+                if stock_at(line.slot).0 > 0 { Some(DropReason::ProtectedStock) } else { Some(DropReason::NoStock) }
             } else {
                 None
             };
@@ -2996,7 +3056,7 @@ fn source_group(
         open_bound: INF,
         cover: None,
         neg_entry: min_entry.min(0),
-        alloc: Alloc::default(),
+        alloc: std::mem::take(&mut scratch.alloc),
         buf: Vec::new(),
         delta: Vec::new(),
         choices: Default::default(),
@@ -3025,7 +3085,8 @@ fn source_group(
         search.cover = CoverTable::build(g);
     }
     let pre = search.one_pre(&all);
-    let single_bound: Vec<i64> = (0..n_cands).map(|c| search.single_bound(c, &pre)).collect();
+    let mut single_bound = emptied(&mut scratch.single_bound);
+    single_bound.extend((0..n_cands).map(|c| search.single_bound(c, &pre)));
 
     // Phase 1: single-node plans, cheapest bound first. The bound is admissible, so once
     // one exceeds the threshold all later ones do.
@@ -3224,16 +3285,16 @@ fn source_group(
         packages.extend(node_pkgs);
     }
     let chosen_nodes = best.set.iter().map(|&c| g.cands[c].node).collect();
-    GroupOutcome {
-        packages,
-        placed,
-        chosen_nodes,
-        candidates,
-        alternatives,
-        sets: search.sets,
-        exhausted: search.exhausted,
-        gap,
-    }
+    let (sets, exhausted) = (search.sets, search.exhausted);
+    scratch.alloc = std::mem::take(&mut search.alloc);
+    drop(search);
+    scratch.single_bound = single_bound;
+    scratch.cands = group.cands;
+    scratch.avail = group.avail;
+    scratch.unit = group.unit;
+    scratch.stock = group.stock;
+    scratch.aging = group.aging;
+    GroupOutcome { packages, placed, chosen_nodes, candidates, alternatives, sets, exhausted, gap }
 }
 
 #[cfg(test)]
