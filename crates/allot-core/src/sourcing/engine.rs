@@ -92,6 +92,11 @@ pub struct Holding {
 pub trait SourcingNetwork {
     fn node_count(&self) -> usize;
     fn node(&self, index: usize) -> NodeState<'_>;
+    /// Appends `node(i)` for every `i` in `0..node_count()`, in order (one call per decision;
+    /// a network may do it faster than node by node).
+    fn node_states<'a>(&'a self, out: &mut Vec<NodeState<'a>>) {
+        out.extend((0..self.node_count()).map(|i| self.node(i)));
+    }
     fn item(&self, sku: &Sku) -> Option<&Item>;
     /// Appends the holdings of a SKU (any order; nodes without the SKU may be omitted).
     fn holdings(&self, sku: &Sku, out: &mut Vec<Holding>);
@@ -784,33 +789,32 @@ impl Agg {
         a
     }
 
-    /// Aggregates of all candidates (one position).
-    fn all(g: &Group<'_>) -> Agg {
-        let nl = g.nl();
-        let mut a = Agg {
+    /// The aggregate of no candidate (one position), to which the candidates of a group
+    /// are added as they are built ([`Agg::add`]).
+    fn empty(nl: usize) -> Agg {
+        Agg {
             lines: nl,
             min_entry: vec![INF],
             cover: vec![INF; nl],
             min_unit: vec![INF; nl],
             min_full: vec![INF; nl],
             max_avail: vec![0; nl],
-        };
-        for (c, cand) in g.cands.iter().enumerate() {
-            a.min_entry[0] = a.min_entry[0].min(cand.entry);
-            let avail = &g.avail[c * nl..(c + 1) * nl];
-            for (l, &av) in avail.iter().enumerate() {
-                if av > 0 {
-                    a.max_avail[l] = a.max_avail[l].max(av);
-                    a.cover[l] = a.cover[l].min(cand.entry);
-                    // `first_unit` and `full_unit`, computed once.
-                    let first = g.first_unit(c, l);
-                    let extra = if g.lines[l].ship_alone { cand.alone_extra } else { 0 };
-                    a.min_unit[l] = a.min_unit[l].min(first);
-                    a.min_full[l] = a.min_full[l].min(first.saturating_add(extra));
-                }
+        }
+    }
+
+    /// Adds a candidate: its entry, ship-alone package extra, and per line its units and
+    /// cheapest relaxed unit (`Group::first_unit`).
+    fn add(&mut self, lines: &[GLine], (entry, alone_extra): (i64, i64), avail: &[u64], first: &[i64]) {
+        self.min_entry[0] = self.min_entry[0].min(entry);
+        for (l, ((line, &av), &first)) in lines.iter().zip(avail).zip(first).enumerate() {
+            if av > 0 {
+                let extra = if line.ship_alone { alone_extra } else { 0 };
+                self.max_avail[l] = self.max_avail[l].max(av);
+                self.cover[l] = self.cover[l].min(entry);
+                self.min_unit[l] = self.min_unit[l].min(first);
+                self.min_full[l] = self.min_full[l].min(first.saturating_add(extra));
             }
         }
-        a
     }
 
     fn at(&self, p: usize) -> AggView<'_> {
@@ -1489,6 +1493,40 @@ fn quick_floor(g: &Group<'_>, pre: &OnePre, min_entry: i64) -> i64 {
     floor_milli(min_entry.saturating_sub(g.split_penalty).saturating_mul(1000).saturating_add(pre.cheap))
 }
 
+/// `Search::single_bound` of a candidate of a group without aging bonus, from its unit
+/// costs, units available, entry and ship-alone package extra by line: the first unit,
+/// then the others (a ship-alone line's pay their packages), each taken if cheaper than
+/// the penalty (or if all must be placed). A line with no units there costs its penalty
+/// on every unit (INF when all must be placed).
+fn plain_single_bound(
+    lines: &[GLine],
+    (fill, split_penalty): (bool, i64),
+    units: &[i64],
+    avail: &[u64],
+    entry: i64,
+    alone_extra: i64,
+) -> i64 {
+    // `g.entry_milli(&[c])`.
+    let mut total = entry.saturating_sub(split_penalty).saturating_mul(1000);
+    for ((line, &first), &a) in lines.iter().zip(units).zip(avail) {
+        let rest = if line.ship_alone { first.saturating_add(alone_extra) } else { first };
+        let (q, pen) = (line.qty, line.penalty_milli);
+        let take_first = u64::from(fill || first < pen).min(a).min(q);
+        let take_rest = if fill || rest < pen { (a.min(q)).saturating_sub(take_first) } else { 0 };
+        let left = q - take_first - take_rest;
+        let v = if fill && left > 0 {
+            INF
+        } else {
+            mul(first, take_first).saturating_add(mul(rest, take_rest)).saturating_add(mul(pen, left))
+        };
+        if v >= INF {
+            return INF;
+        }
+        total = total.saturating_add(v);
+    }
+    floor_milli(total)
+}
+
 /// What the entries of the nodes a superset bound adds pay for (see `Search::bound`).
 #[derive(Clone, Copy)]
 enum Added {
@@ -1870,33 +1908,27 @@ impl Search<'_, '_> {
     /// choices are accounted for when the candidate is solved).
     fn single_bound(&mut self, c: usize, pre: &OnePre) -> i64 {
         let g = self.g;
-        if g.bonus_milli > 0 && g.has_alone {
+        let nl = g.nl();
+        if g.bonus_milli == 0 {
+            let row = c * nl..(c + 1) * nl;
+            let cand = &g.cands[c];
+            let terms = (g.all_or_nothing, g.split_penalty);
+            return plain_single_bound(
+                &g.lines,
+                terms,
+                &g.unit[row.clone()],
+                &g.avail[row],
+                cand.entry,
+                cand.alone_extra,
+            );
+        }
+        if g.has_alone {
             return self.bound(&[c], None, -INF);
         }
-        let nl = g.nl();
-        let fill = g.all_or_nothing;
         let mut total = g.entry_milli(&[c]);
-        for (l, line) in g.lines.iter().enumerate() {
+        for l in 0..nl {
             let a = g.avail[c * nl + l];
-            let v = if a == 0 {
-                pre.none_alone[l]
-            } else if g.bonus_milli == 0 {
-                // The first unit, then the others (a ship-alone line's pay their packages),
-                // each taken if cheaper than the penalty (or if all must be placed).
-                let first = g.unit[c * nl + l];
-                let rest = if line.ship_alone { first.saturating_add(g.cands[c].alone_extra) } else { first };
-                let (q, pen) = (line.qty, line.penalty_milli);
-                let take_first = u64::from(fill || first < pen).min(a).min(q);
-                let take_rest = if fill || rest < pen { (a.min(q)).saturating_sub(take_first) } else { 0 };
-                let left = q - take_first - take_rest;
-                if fill && left > 0 {
-                    INF
-                } else {
-                    mul(first, take_first).saturating_add(mul(rest, take_rest)).saturating_add(mul(pen, left))
-                }
-            } else {
-                self.line_pair(c, l, (INF, 0)).0
-            };
+            let v = if a == 0 { pre.none_alone[l] } else { self.line_pair(c, l, (INF, 0)).0 };
             if v >= INF {
                 return INF;
             }
@@ -2502,7 +2534,8 @@ fn emptied<T>(v: &mut Vec<T>) -> Vec<T> {
 
 /// Sources an order. Never fails; see [`Decision`].
 pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy, opts: &SearchOptions) -> Decision {
-    let nodes: Vec<NodeState<'_>> = (0..net.node_count()).map(|i| net.node(i)).collect();
+    let mut nodes: Vec<NodeState<'_>> = Vec::with_capacity(net.node_count());
+    net.node_states(&mut nodes);
     let nodes = nodes.as_slice();
     let find_node = |id: &NodeId| nodes.iter().position(|n| &n.node.id == id);
     let items: Vec<Option<&Item>> = order.lines.iter().map(|l| net.item(&l.sku)).collect();
@@ -2854,6 +2887,9 @@ fn source_group(
     let mut unit = emptied(&mut scratch.unit);
     let mut cand_stock = emptied(&mut scratch.stock);
     let mut cand_aging = emptied(&mut scratch.aging);
+    let mut all = Agg::empty(nl);
+    let mut first_units: Vec<i64> = Vec::with_capacity(nl);
+    let mut single_bound = emptied(&mut scratch.single_bound);
     let mut eligible = vec![false; nl];
     let mut usable = vec![0u64; ns];
     let mut aged = vec![0u64; ns];
@@ -3001,6 +3037,8 @@ fn source_group(
         cand_stock.extend_from_slice(&usable);
         cand_aging.extend_from_slice(&aged);
         let rounding = i64::from(emis_milli > 0);
+        let entry = fixed.saturating_add(base).saturating_add(split_penalty) - rounding;
+        let alone_extra = base.saturating_add(split_penalty).saturating_mul(1000);
         cands.push(Cand {
             node: ni,
             fixed,
@@ -3010,11 +3048,25 @@ fn source_group(
             per_unit,
             late,
             unit_cap,
-            entry: fixed.saturating_add(base).saturating_add(split_penalty) - rounding,
-            alone_extra: base.saturating_add(split_penalty).saturating_mul(1000),
+            entry,
+            alone_extra,
             mask,
             kinds,
         });
+        // While its rows are at hand: its part of the aggregate of all candidates, and
+        // its single bound when there is no aging bonus.
+        let row = avail.len() - nl..avail.len();
+        first_units.clear();
+        for (line, (&a, &u)) in lines.iter().zip(avail[row.clone()].iter().zip(&unit[row.clone()])) {
+            // `Group::first_unit`.
+            let ag = if bonus_milli == 0 { 0 } else { aged[line.slot].min(a) };
+            first_units.push(if ag > 0 { u.saturating_sub(bonus_milli) } else { u });
+        }
+        all.add(&lines, (entry, alone_extra), &avail[row.clone()], &first_units);
+        if bonus_milli == 0 {
+            let terms = (!body.constraints.allow_partial, split_penalty);
+            single_bound.push(plain_single_bound(&lines, terms, &unit[row.clone()], &avail[row], entry, alone_extra));
+        }
     }
 
     let has_alone = lines.iter().any(|l| l.ship_alone);
@@ -3080,13 +3132,15 @@ fn source_group(
 
     // Bounds of every candidate: alone, and in any set of two or more nodes.
     let multi = g.max_nodes > 1 && n_cands > 1;
-    let all = if multi { Agg::all(g) } else { Agg::default() };
+    let all = if multi { all } else { Agg::default() };
     if multi {
         search.cover = CoverTable::build(g);
     }
     let pre = search.one_pre(&all);
-    let mut single_bound = emptied(&mut scratch.single_bound);
-    single_bound.extend((0..n_cands).map(|c| search.single_bound(c, &pre)));
+    if g.bonus_milli > 0 {
+        single_bound.extend((0..n_cands).map(|c| search.single_bound(c, &pre)));
+    }
+    debug_assert_eq!(single_bound.len(), n_cands);
 
     // Phase 1: single-node plans, cheapest bound first. The bound is admissible, so once
     // one exceeds the threshold all later ones do.
@@ -3122,12 +3176,19 @@ fn source_group(
             let entry = g.entry_milli(&[c]);
             for (l, line) in g.lines.iter().enumerate() {
                 let a = g.avail[c * nl + l];
-                if a > 0 {
-                    let u = a.min(line.qty);
-                    let v = entry
-                        .saturating_add(g.units_cost(c, l, u, g.aged(c, l, a), true))
-                        .saturating_add(mul(line.penalty_milli, line.qty - u));
-                    push_best(&mut tops[1 + l], v, c);
+                let u = a.min(line.qty);
+                // `g.units_cost(c, l, u, aged, true)` without its branch on u = 0 (the
+                // score only counts when a > 0, so u ≥ 1).
+                let mut units = mul(g.unit[c * nl + l], u).saturating_sub(mul(g.bonus_milli, u.min(g.aged(c, l, a))));
+                if line.ship_alone {
+                    units = units.saturating_add(mul(g.cands[c].alone_extra, u.saturating_sub(1)));
+                }
+                let v = entry.saturating_add(units).saturating_add(mul(line.penalty_milli, line.qty - u));
+                let top = &mut tops[1 + l];
+                // (`push_best` declines (v, c) ≥ its last: with c the highest index yet,
+                // when v ≥ its score.)
+                if (a > 0) & (top.len() < SEED_POOL || v < top[SEED_POOL - 1].0) {
+                    push_best(top, v, c);
                 }
             }
         }
