@@ -123,11 +123,12 @@ fn with_promises(orders: &[OrderToSource], nodes: usize) -> Vec<OrderToSource> {
         .collect()
 }
 
-fn main() {
+fn main() -> std::io::Result<()> {
     let quick = std::env::var("ALLOT_DIGEST_QUICK").is_ok();
-    let mut dump = std::env::var("ALLOT_DIGEST_DUMP")
-        .ok()
-        .map(|path| std::io::BufWriter::new(std::fs::File::create(path).expect("dump file")));
+    let mut dump = match std::env::var("ALLOT_DIGEST_DUMP") {
+        Ok(path) => Some(std::io::BufWriter::new(std::fs::File::create(path)?)),
+        Err(_) => None,
+    };
     let networks: &[(&str, usize, usize, usize)] = if quick {
         &[("60 nodes", 4, 56, 500), ("500 nodes", 20, 480, 2000)]
     } else {
@@ -159,6 +160,9 @@ fn main() {
                         opts.push(("small budget", SearchOptions { max_sets: 40, max_leaves: 3000 }));
                     }
                     for (budget, opt) in opts {
+                        let case = format!(
+                            "{net_name} | 1-{lines_max} lines, pickup {pickup_share} | {policy_name} | {state} | {budget}"
+                        );
                         let mut h = Fnv::new();
                         for (k, order) in orders.iter().enumerate() {
                             let d = source(order, net, policy, &opt);
@@ -167,18 +171,15 @@ fn main() {
                             all.write(text.as_bytes());
                             decisions += 1;
                             if let Some(out) = dump.as_mut() {
-                                writeln!(out, "{net_name} | 1-{lines_max} lines, pickup {pickup_share} | {policy_name} | {state} | {budget} | #{k}\n{text}")
-                                    .expect("dump");
+                                writeln!(out, "{case} | #{k}\n{text}")?;
                             }
                         }
-                        println!(
-                            "{net_name} | 1-{lines_max} lines, pickup {pickup_share} | {policy_name} | {state} | {budget}: {:016x}",
-                            h.0
-                        );
+                        println!("{case}: {:016x}", h.0);
                     }
                 }
             }
         }
     }
     println!("all {decisions} decisions: {:016x} ({:.1} s)", all.0, started.elapsed().as_secs_f64());
+    Ok(())
 }

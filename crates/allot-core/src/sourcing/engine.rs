@@ -3169,9 +3169,9 @@ fn source_group(
         // single bound, `tops[1 + l]` the cheapest to serve line l (entry plus the relaxed
         // cost of its units).
         let mut tops: Vec<Vec<(i64, usize)>> = vec![Vec::with_capacity(SEED_POOL + 1); nl + 1];
-        for c in 0..n_cands {
-            if single_bound[c] < INF {
-                push_best(&mut tops[0], single_bound[c], c);
+        for (c, &bound) in single_bound.iter().enumerate() {
+            if bound < INF {
+                push_best(&mut tops[0], bound, c);
             }
             let entry = g.entry_milli(&[c]);
             for (l, line) in g.lines.iter().enumerate() {
