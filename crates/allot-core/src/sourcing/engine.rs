@@ -92,6 +92,11 @@ pub struct Holding {
 pub trait SourcingNetwork {
     fn node_count(&self) -> usize;
     fn node(&self, index: usize) -> NodeState<'_>;
+    /// Appends `node(i)` for every `i` in `0..node_count()`, in order (one call per decision;
+    /// a network may do it faster than node by node).
+    fn node_states<'a>(&'a self, out: &mut Vec<NodeState<'a>>) {
+        out.extend((0..self.node_count()).map(|i| self.node(i)));
+    }
     fn item(&self, sku: &Sku) -> Option<&Item>;
     /// Appends the holdings of a SKU (any order; nodes without the SKU may be omitted).
     fn holdings(&self, sku: &Sku, out: &mut Vec<Holding>);
@@ -583,6 +588,9 @@ struct Group<'r> {
     /// Per candidate and SKU slot (`c × slots + s`): usable stock and its aging units.
     stock: Vec<u64>,
     aging: Vec<u64>,
+    /// Per SKU slot: units the group's lines ask for (saturating), and their sum.
+    slot_qty: Vec<u64>,
+    qty_total: u64,
 }
 
 impl Group<'_> {
@@ -781,30 +789,32 @@ impl Agg {
         a
     }
 
-    /// Aggregates of all candidates (one position).
-    fn all(g: &Group<'_>) -> Agg {
-        let nl = g.nl();
-        let mut a = Agg {
+    /// The aggregate of no candidate (one position), to which the candidates of a group
+    /// are added as they are built ([`Agg::add`]).
+    fn empty(nl: usize) -> Agg {
+        Agg {
             lines: nl,
             min_entry: vec![INF],
             cover: vec![INF; nl],
             min_unit: vec![INF; nl],
             min_full: vec![INF; nl],
             max_avail: vec![0; nl],
-        };
-        for (c, cand) in g.cands.iter().enumerate() {
-            a.min_entry[0] = a.min_entry[0].min(cand.entry);
-            for l in 0..nl {
-                let av = g.avail[c * nl + l];
-                if av > 0 {
-                    a.max_avail[l] = a.max_avail[l].max(av);
-                    a.cover[l] = a.cover[l].min(cand.entry);
-                    a.min_unit[l] = a.min_unit[l].min(g.first_unit(c, l));
-                    a.min_full[l] = a.min_full[l].min(g.full_unit(c, l));
-                }
+        }
+    }
+
+    /// Adds a candidate: its entry, ship-alone package extra, and per line its units and
+    /// cheapest relaxed unit (`Group::first_unit`).
+    fn add(&mut self, lines: &[GLine], (entry, alone_extra): (i64, i64), avail: &[u64], first: &[i64]) {
+        self.min_entry[0] = self.min_entry[0].min(entry);
+        for (l, ((line, &av), &first)) in lines.iter().zip(avail).zip(first).enumerate() {
+            if av > 0 {
+                let extra = if line.ship_alone { alone_extra } else { 0 };
+                self.max_avail[l] = self.max_avail[l].max(av);
+                self.cover[l] = self.cover[l].min(entry);
+                self.min_unit[l] = self.min_unit[l].min(first);
+                self.min_full[l] = self.min_full[l].min(first.saturating_add(extra));
             }
         }
-        a
     }
 
     fn at(&self, p: usize) -> AggView<'_> {
@@ -831,7 +841,8 @@ struct AggView<'a> {
 /// Node ids of the candidates, compared quickly: by their first 8 bytes (computed when
 /// first needed), then in full.
 struct Ids<'a> {
-    ids: Vec<&'a NodeId>,
+    nodes: &'a [NodeState<'a>],
+    cands: &'a [Cand],
     keys: Vec<std::cell::Cell<u64>>,
 }
 
@@ -839,9 +850,13 @@ struct Ids<'a> {
 const NO_KEY: u64 = u64::MAX;
 
 impl<'a> Ids<'a> {
-    fn new(ids: Vec<&'a NodeId>) -> Ids<'a> {
-        let keys = vec![std::cell::Cell::new(NO_KEY); ids.len()];
-        Ids { ids, keys }
+    fn new(nodes: &'a [NodeState<'a>], cands: &'a [Cand]) -> Ids<'a> {
+        let keys = vec![std::cell::Cell::new(NO_KEY); cands.len()];
+        Ids { nodes, cands, keys }
+    }
+
+    fn id(&self, c: usize) -> &'a NodeId {
+        &self.nodes[self.cands[c].node].node.id
     }
 
     fn key(&self, c: usize) -> u64 {
@@ -850,7 +865,7 @@ impl<'a> Ids<'a> {
             return k;
         }
         let mut bytes = [0u8; 8];
-        let b = self.ids[c].as_str().as_bytes();
+        let b = self.id(c).as_str().as_bytes();
         let n = b.len().min(8);
         bytes[..n].copy_from_slice(&b[..n]);
         let k = u64::from_be_bytes(bytes);
@@ -859,7 +874,7 @@ impl<'a> Ids<'a> {
     }
 
     fn cmp(&self, a: usize, b: usize) -> std::cmp::Ordering {
-        self.key(a).cmp(&self.key(b)).then_with(|| self.ids[a].cmp(self.ids[b]))
+        self.key(a).cmp(&self.key(b)).then_with(|| self.id(a).cmp(self.id(b)))
     }
 }
 
@@ -885,17 +900,18 @@ fn drop_dominated(g: &Group<'_>, ids: &Ids<'_>, pool: &mut Vec<usize>, companion
     if pool.is_empty() || n <= need {
         return;
     }
-    let mut slot_qty = vec![0u64; ns];
-    for line in &g.lines {
-        slot_qty[line.slot] = slot_qty[line.slot].saturating_add(line.qty);
-    }
-    let total_qty = slot_qty.iter().fold(0u64, |a, q| a.saturating_add(*q));
+    let (slot_qty, total_qty) = (&g.slot_qty, g.qty_total);
     let emissions_on = g.cost.co2_g_per_kg_km > 0 && g.cost.emissions_minor_per_kg_co2 > 0;
-    let key = |c: usize| -> [i64; 5] {
-        let x = &g.cands[c];
-        [x.fixed, x.per_unit, x.base, x.per_kg, if emissions_on { x.km_ceil } else { 0 }]
-    };
-    let strength = |c: usize| -> u64 { g.avail[c * nl..(c + 1) * nl].iter().fold(0u64, |a, v| a.saturating_add(*v)) };
+    // Cost terms and strength (units offered over all lines) of every candidate, once.
+    let keys: Vec<[i64; 5]> = g
+        .cands
+        .iter()
+        .map(|x| [x.fixed, x.per_unit, x.base, x.per_kg, if emissions_on { x.km_ceil } else { 0 }])
+        .collect();
+    let key = |c: usize| -> [i64; 5] { keys[c] };
+    let strengths: Vec<u64> =
+        g.avail.chunks_exact(nl.max(1)).take(n).map(|a| a.iter().fold(0u64, |a, v| a.saturating_add(*v))).collect();
+    let strength = |c: usize| -> u64 { strengths[c] };
     // Whether `a` offers whatever `b` does (costs aside). Fast path: per-SKU stock (up to
     // what the lines ask) packed a byte each, compared bytewise at once.
     let packed = ns <= 8 && slot_qty.iter().all(|&q| q < 128) && (g.bonus_milli == 0 || ns <= 4);
@@ -1477,6 +1493,40 @@ fn quick_floor(g: &Group<'_>, pre: &OnePre, min_entry: i64) -> i64 {
     floor_milli(min_entry.saturating_sub(g.split_penalty).saturating_mul(1000).saturating_add(pre.cheap))
 }
 
+/// `Search::single_bound` of a candidate of a group without aging bonus, from its unit
+/// costs, units available, entry and ship-alone package extra by line: the first unit,
+/// then the others (a ship-alone line's pay their packages), each taken if cheaper than
+/// the penalty (or if all must be placed). A line with no units there costs its penalty
+/// on every unit (INF when all must be placed).
+fn plain_single_bound(
+    lines: &[GLine],
+    (fill, split_penalty): (bool, i64),
+    units: &[i64],
+    avail: &[u64],
+    entry: i64,
+    alone_extra: i64,
+) -> i64 {
+    // `g.entry_milli(&[c])`.
+    let mut total = entry.saturating_sub(split_penalty).saturating_mul(1000);
+    for ((line, &first), &a) in lines.iter().zip(units).zip(avail) {
+        let rest = if line.ship_alone { first.saturating_add(alone_extra) } else { first };
+        let (q, pen) = (line.qty, line.penalty_milli);
+        let take_first = u64::from(fill || first < pen).min(a).min(q);
+        let take_rest = if fill || rest < pen { (a.min(q)).saturating_sub(take_first) } else { 0 };
+        let left = q - take_first - take_rest;
+        let v = if fill && left > 0 {
+            INF
+        } else {
+            mul(first, take_first).saturating_add(mul(rest, take_rest)).saturating_add(mul(pen, left))
+        };
+        if v >= INF {
+            return INF;
+        }
+        total = total.saturating_add(v);
+    }
+    floor_milli(total)
+}
+
 /// What the entries of the nodes a superset bound adds pay for (see `Search::bound`).
 #[derive(Clone, Copy)]
 enum Added {
@@ -1523,6 +1573,16 @@ const SEED_PER_LINE: usize = 3;
 const SEED_BRANCHES: usize = 2;
 const SEED_POOL: usize = 12;
 
+/// Keeps in `top` the `SEED_POOL` least `(score, candidate)`, ascending.
+fn push_best(top: &mut Vec<(i64, usize)>, v: i64, c: usize) {
+    if top.len() == SEED_POOL && (v, c) >= top[SEED_POOL - 1] {
+        return;
+    }
+    let at = top.partition_point(|&x| x < (v, c));
+    top.insert(at, (v, c));
+    top.truncate(SEED_POOL);
+}
+
 /// Largest set, and most package-choice combinations, whose bound accounts packages
 /// exactly (see `Search::bound`).
 const REFINED_NODES: usize = 4;
@@ -1562,6 +1622,12 @@ struct Search<'g, 'r> {
     memo_plain: usize,
     /// Scratch for superset bounds: (lines, largest cover entry, saving) per subset.
     subsets: Vec<(u64, i64, i64)>,
+    /// The plain relaxation of each line over the last set bounded (see `plain_line`).
+    plain: PlainLines,
+    /// Scratch for `allocate`: positions in profile order, profiles, twins.
+    canon: Vec<(u32, usize)>,
+    key: Vec<u32>,
+    twin: Vec<usize>,
     /// Profile id per candidate (`u32::MAX`: not yet known), and the ids by profile.
     profiles: Vec<u32>,
     profile_ids: FxMap<Vec<i64>, u32>,
@@ -1572,6 +1638,16 @@ struct Search<'g, 'r> {
     /// a top-three set with the candidate holds all but two (see `drop_dominated`).
     companions: Vec<u32>,
     companion_sets: Vec<(usize, Vec<usize>)>,
+}
+
+/// Per line, the plain relaxation over one node set alone: known yet, its value and its
+/// segments after `settle`.
+#[derive(Default)]
+struct PlainLines {
+    set: Vec<usize>,
+    known: Vec<bool>,
+    alone: Vec<i64>,
+    segments: Vec<Vec<(i64, u64)>>,
 }
 
 /// The search's maps are keyed by short vectors of small integers built by the search
@@ -1634,12 +1710,34 @@ impl Search<'_, '_> {
             return None;
         }
         // Sets of the same node profiles have the same allocations and costs.
-        let mut canon: Vec<(u32, usize)> = sorted.iter().enumerate().map(|(k, &c)| (self.profile(c), k)).collect();
+        let mut canon = std::mem::take(&mut self.canon);
+        canon.clear();
+        for (k, &c) in sorted.iter().enumerate() {
+            canon.push((self.profile(c), k));
+        }
         canon.sort_unstable();
-        let key: Vec<u32> = canon.iter().map(|&(p, _)| p).collect();
+        let mut key = std::mem::take(&mut self.key);
+        key.clear();
+        key.extend(canon.iter().map(|&(p, _)| p));
+        let outcome = self.allocate_canon(sorted, bound, limit, &canon, &key);
+        self.canon = canon;
+        self.key = key;
+        outcome
+    }
+
+    /// `allocate` for `sorted` (node id order) within `limit`, its positions in profile
+    /// order `canon` and its profiles `key`.
+    fn allocate_canon(
+        &mut self,
+        sorted: Vec<usize>,
+        bound: i64,
+        limit: i64,
+        canon: &[(u32, usize)],
+        key: &[u32],
+    ) -> Option<i64> {
         let nl = self.g.nl();
         let m = sorted.len();
-        if let Some((seen_limit, result)) = self.solved.get(&key) {
+        if let Some((seen_limit, result)) = self.solved.get(key) {
             match result {
                 Some((cost, units)) => {
                     let cost = *cost;
@@ -1666,12 +1764,14 @@ impl Search<'_, '_> {
         }
         self.sets += 1;
         let max_steps = u64::from(self.opts.max_leaves) - self.leaves;
-        let mut twin = vec![usize::MAX; m];
-        for (k, t) in twin.iter_mut().enumerate() {
+        let mut twin = std::mem::take(&mut self.twin);
+        twin.clear();
+        for k in 0..m {
             let pk = self.profile(sorted[k]);
-            *t = (0..k).rev().find(|&j| self.profile(sorted[j]) == pk).unwrap_or(usize::MAX);
+            twin.push((0..k).rev().find(|&j| self.profile(sorted[j]) == pk).unwrap_or(usize::MAX));
         }
         self.alloc.solve(self.g, &sorted, &twin, limit, max_steps);
+        self.twin = twin;
         self.leaves += self.alloc.steps.min(max_steps);
         if self.alloc.cut {
             self.stop(bound);
@@ -1687,7 +1787,7 @@ impl Search<'_, '_> {
                 }
                 (*cost, units)
             });
-            self.solved.insert(key, (limit, cached));
+            self.solved.insert(key.to_vec(), (limit, cached));
         }
         let (cost, units) = found?;
         self.offer(Found { cost, set: sorted, units });
@@ -1707,11 +1807,7 @@ impl Search<'_, '_> {
         let g = self.g;
         let (nl, ns) = (g.nl(), g.slots);
         let x = &g.cands[c];
-        let mut slot_qty = vec![0u64; ns];
-        for line in &g.lines {
-            slot_qty[line.slot] = slot_qty[line.slot].saturating_add(line.qty);
-        }
-        let total = slot_qty.iter().fold(0u64, |a, q| a.saturating_add(*q));
+        let (slot_qty, total) = (&g.slot_qty, g.qty_total);
         let emissions_on = g.cost.co2_g_per_kg_km > 0 && g.cost.emissions_minor_per_kg_co2 > 0;
         let km = if emissions_on { x.km_ceil } else { 0 };
         let mut key: Vec<i64> = vec![x.fixed, x.per_unit, x.base, x.per_kg, km, x.unit_cap.min(total) as i64];
@@ -1812,33 +1908,27 @@ impl Search<'_, '_> {
     /// choices are accounted for when the candidate is solved).
     fn single_bound(&mut self, c: usize, pre: &OnePre) -> i64 {
         let g = self.g;
-        if g.bonus_milli > 0 && g.has_alone {
+        let nl = g.nl();
+        if g.bonus_milli == 0 {
+            let row = c * nl..(c + 1) * nl;
+            let cand = &g.cands[c];
+            let terms = (g.all_or_nothing, g.split_penalty);
+            return plain_single_bound(
+                &g.lines,
+                terms,
+                &g.unit[row.clone()],
+                &g.avail[row],
+                cand.entry,
+                cand.alone_extra,
+            );
+        }
+        if g.has_alone {
             return self.bound(&[c], None, -INF);
         }
-        let nl = g.nl();
-        let fill = g.all_or_nothing;
         let mut total = g.entry_milli(&[c]);
-        for (l, line) in g.lines.iter().enumerate() {
+        for l in 0..nl {
             let a = g.avail[c * nl + l];
-            let v = if a == 0 {
-                pre.none_alone[l]
-            } else if g.bonus_milli == 0 {
-                // The first unit, then the others (a ship-alone line's pay their packages),
-                // each taken if cheaper than the penalty (or if all must be placed).
-                let first = g.unit[c * nl + l];
-                let rest = if line.ship_alone { first.saturating_add(g.cands[c].alone_extra) } else { first };
-                let (q, pen) = (line.qty, line.penalty_milli);
-                let take_first = u64::from(fill || first < pen).min(a).min(q);
-                let take_rest = if fill || rest < pen { (a.min(q)).saturating_sub(take_first) } else { 0 };
-                let left = q - take_first - take_rest;
-                if fill && left > 0 {
-                    INF
-                } else {
-                    mul(first, take_first).saturating_add(mul(rest, take_rest)).saturating_add(mul(pen, left))
-                }
-            } else {
-                self.line_pair(c, l, (INF, 0)).0
-            };
+            let v = if a == 0 { pre.none_alone[l] } else { self.line_pair(c, l, (INF, 0)).0 };
             if v >= INF {
                 return INF;
             }
@@ -2092,20 +2182,24 @@ impl Search<'_, '_> {
             return self.memo[slot];
         }
         let line = &g.lines[l];
-        self.buf.clear();
-        for (k, &c) in set.iter().enumerate() {
-            let a = g.avail[c * nl + l];
-            if a == 0 {
-                continue;
+        let alone = if refined {
+            self.buf.clear();
+            for (k, &c) in set.iter().enumerate() {
+                let a = g.avail[c * nl + l];
+                if a == 0 {
+                    continue;
+                }
+                let inside = mask & (1 << k) != 0;
+                if line.ship_alone {
+                    g.push_segments(c, l, a, inside, &mut self.buf);
+                } else if inside {
+                    g.push_segments(c, l, a, true, &mut self.buf);
+                }
             }
-            let inside = !refined || mask & (1 << k) != 0;
-            if line.ship_alone {
-                g.push_segments(c, l, a, inside, &mut self.buf);
-            } else if inside {
-                g.push_segments(c, l, a, true, &mut self.buf);
-            }
-        }
-        let alone = settle(&mut self.buf, line.qty, line.penalty_milli, g.all_or_nothing);
+            settle(&mut self.buf, line.qty, line.penalty_milli, g.all_or_nothing)
+        } else {
+            self.plain_line(set, l)
+        };
         let with = match ext {
             // State 0: the added nodes send a regular package (they may serve regular lines;
             // one of their entries is spent); 1: they do not, and this line's first units
@@ -2121,6 +2215,41 @@ impl Search<'_, '_> {
         };
         self.memo[slot] = (alone, with);
         (alone, with)
+    }
+
+    /// The plain relaxation of line `l` over `set` alone (every node, every first unit),
+    /// leaving its segments in `buf` as `settle` ordered them. Kept for the last set asked
+    /// about: the superset bounds of one prefix over successive suffixes share it.
+    fn plain_line(&mut self, set: &[usize], l: usize) -> i64 {
+        let g = self.g;
+        let nl = g.nl();
+        let plain = &mut self.plain;
+        if plain.set.as_slice() != set || plain.known.len() != nl {
+            plain.set.clear();
+            plain.set.extend_from_slice(set);
+            plain.known.clear();
+            plain.known.resize(nl, false);
+            plain.alone.resize(nl, 0);
+            plain.segments.resize_with(nl, Vec::new);
+        }
+        self.buf.clear();
+        if plain.known[l] {
+            self.buf.extend_from_slice(&plain.segments[l]);
+            return plain.alone[l];
+        }
+        for &c in set {
+            let a = g.avail[c * nl + l];
+            if a > 0 {
+                g.push_segments(c, l, a, true, &mut self.buf);
+            }
+        }
+        let line = &g.lines[l];
+        let alone = settle(&mut self.buf, line.qty, line.penalty_milli, g.all_or_nothing);
+        plain.known[l] = true;
+        plain.alone[l] = alone;
+        plain.segments[l].clear();
+        plain.segments[l].extend_from_slice(&self.buf);
+        alone
     }
 
     /// One combination of `bound`: the set's package choices and what the added nodes'
@@ -2346,24 +2475,67 @@ fn is_ship_type(m: FulfillmentMethod) -> bool {
     matches!(m, FulfillmentMethod::Ship | FulfillmentMethod::SameDay | FulfillmentMethod::ShipToStore)
 }
 
-/// Stock of the order's SKUs, dense by node index: (atp, aging).
-struct DenseStock<'a> {
-    skus: Vec<(&'a Sku, Vec<(u64, u64)>)>,
+/// Stock of the order's distinct SKUs at the nodes holding any: one row per such node,
+/// (atp, aging) per SKU in `skus` order.
+struct OrderStock<'a> {
+    skus: Vec<&'a Sku>,
+    /// Per node index: its row, or `NO_ROW`.
+    row_of: Vec<u32>,
+    rows: Vec<(u64, u64)>,
 }
 
-impl DenseStock<'_> {
-    fn of(&self, sku: &Sku) -> &[(u64, u64)] {
-        self.skus.iter().find(|(s, _)| *s == sku).map_or(&[], |(_, d)| d.as_slice())
+const NO_ROW: u32 = u32::MAX;
+
+impl OrderStock<'_> {
+    /// The stock of node `node` (empty when it holds none of the SKUs).
+    fn row(&self, node: usize) -> &[(u64, u64)] {
+        let k = self.skus.len();
+        match self.row_of.get(node) {
+            Some(&r) if r != NO_ROW => self.rows.get(r as usize * k..(r as usize + 1) * k).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+
+    fn index(&self, sku: &Sku) -> Option<usize> {
+        self.skus.iter().position(|s| *s == sku)
     }
 
     fn at(&self, sku: &Sku, node: usize) -> (u64, u64) {
-        self.of(sku).get(node).copied().unwrap_or((0, 0))
+        self.index(sku).and_then(|k| self.row(node).get(k).copied()).unwrap_or((0, 0))
     }
+}
+
+/// Buffers a decision takes over from the previous one on the same thread (their
+/// capacity only: every use starts empty), so that a decision allocates little.
+#[derive(Default)]
+struct Scratch {
+    holdings: Vec<Holding>,
+    row_of: Vec<u32>,
+    rows: Vec<(u64, u64)>,
+    cands: Vec<Cand>,
+    avail: Vec<u64>,
+    unit: Vec<i64>,
+    stock: Vec<u64>,
+    aging: Vec<u64>,
+    single_bound: Vec<i64>,
+    alloc: Alloc,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Option<Box<Scratch>>> = const { std::cell::Cell::new(None) };
+}
+
+/// Empties `v` and hands it out (its capacity kept).
+fn emptied<T>(v: &mut Vec<T>) -> Vec<T> {
+    let mut v = std::mem::take(v);
+    v.clear();
+    v
 }
 
 /// Sources an order. Never fails; see [`Decision`].
 pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy, opts: &SearchOptions) -> Decision {
-    let nodes: Vec<NodeState<'_>> = (0..net.node_count()).map(|i| net.node(i)).collect();
+    let mut nodes: Vec<NodeState<'_>> = Vec::with_capacity(net.node_count());
+    net.node_states(&mut nodes);
     let nodes = nodes.as_slice();
     let find_node = |id: &NodeId| nodes.iter().position(|n| &n.node.id == id);
     let items: Vec<Option<&Item>> = order.lines.iter().map(|l| net.item(&l.sku)).collect();
@@ -2396,23 +2568,32 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
         }
     };
 
-    // Stock per SKU of the order, dense by node index.
-    let mut stock = DenseStock { skus: Vec::new() };
-    let mut buf = Vec::new();
+    // Stock of the order's SKUs, a row per node holding any (the last holding of a node
+    // and SKU counts).
+    let mut scratch = SCRATCH.with(|s| s.take()).unwrap_or_default();
+    let mut stock =
+        OrderStock { skus: Vec::new(), row_of: emptied(&mut scratch.row_of), rows: emptied(&mut scratch.rows) };
     for line in &order.lines {
-        if stock.skus.iter().any(|(s, _)| *s == &line.sku) {
-            continue;
+        if !stock.skus.contains(&&line.sku) {
+            stock.skus.push(&line.sku);
         }
-        buf.clear();
-        net.holdings(&line.sku, &mut buf);
-        let mut dense = vec![(0u64, 0u64); nodes.len()];
-        for h in &buf {
-            if let Some(d) = dense.get_mut(h.node) {
-                *d = (h.atp.get(), h.aging.get().min(h.atp.get()));
-            }
-        }
-        stock.skus.push((&line.sku, dense));
     }
+    let k = stock.skus.len();
+    stock.row_of.resize(nodes.len(), NO_ROW);
+    let mut buf = emptied(&mut scratch.holdings);
+    for (j, sku) in stock.skus.iter().enumerate() {
+        buf.clear();
+        net.holdings(sku, &mut buf);
+        for h in &buf {
+            let Some(r) = stock.row_of.get_mut(h.node) else { continue };
+            if *r == NO_ROW {
+                *r = (stock.rows.len() / k) as u32;
+                stock.rows.resize(stock.rows.len() + k, (0, 0));
+            }
+            stock.rows[*r as usize * k + j] = (h.atp.get(), h.aging.get().min(h.atp.get()));
+        }
+    }
+    scratch.holdings = buf;
 
     let mut packages: Vec<Package> = Vec::new();
     let mut placed: Vec<u64> = vec![0; order.lines.len()];
@@ -2491,7 +2672,7 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
     let ctx =
         GroupCtx { order, nodes, items: &items, body, stock: &stock, pinned_used: &pinned_used, opts, table: &table };
     for (dest, line_idx) in &groups {
-        let outcome = source_group(&ctx, *dest, line_idx, &penalty_of);
+        let outcome = source_group(&ctx, *dest, line_idx, &penalty_of, &mut scratch);
         sets_evaluated += outcome.sets;
         exhausted |= outcome.exhausted;
         gap += outcome.gap;
@@ -2541,6 +2722,9 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
     for &ni in &chosen_nodes {
         candidates_view.choose(ni);
     }
+    scratch.row_of = stock.row_of;
+    scratch.rows = stock.rows;
+    SCRATCH.with(|s| s.set(Some(scratch)));
     let total = packages.iter().map(|p| p.cost.total).sum::<i64>() + backorder_penalty + unfilled_penalty;
     Decision {
         plan: Plan {
@@ -2587,7 +2771,7 @@ struct GroupCtx<'a, 'n> {
     nodes: &'a [NodeState<'n>],
     items: &'a [Option<&'n Item>],
     body: &'a RuleBody,
-    stock: &'a DenseStock<'a>,
+    stock: &'a OrderStock<'a>,
     pinned_used: &'a HashMap<(usize, &'a Sku), u64>,
     opts: &'a SearchOptions,
     /// The network's table, or ids copied for this decision.
@@ -2636,6 +2820,7 @@ fn source_group(
     dest: Option<GeoPoint>,
     line_idx: &[usize],
     penalty_of: &dyn Fn(&LineToSource) -> i64,
+    scratch: &mut Scratch,
 ) -> GroupOutcome {
     let (order, nodes, items, body) = (ctx.order, ctx.nodes, ctx.items, ctx.body);
     let f = &body.filters;
@@ -2670,8 +2855,8 @@ fn source_group(
         .collect();
     let nl = lines.len();
     let ns = skus.len();
-    let slot_stock: Vec<&[(u64, u64)]> = skus.iter().map(|s| ctx.stock.of(s)).collect();
-    let stock_at = |slot: usize, ni: usize| slot_stock[slot].get(ni).copied().unwrap_or((0, 0));
+    // The order's SKU index of each slot.
+    let slot_sku: Vec<usize> = skus.iter().map(|s| ctx.stock.index(s).unwrap_or(usize::MAX)).collect();
     // Node-independent parts of per-line eligibility.
     let line_item_ok: Vec<bool> = lines
         .iter()
@@ -2697,18 +2882,23 @@ fn source_group(
     let emissions_charged = cost.co2_g_per_kg_km != 0 && cost.emissions_minor_per_kg_co2 != 0;
     // The promise binds the lines shipped to the customer's address.
     let promise = order.promise.as_ref().filter(|_| dest.is_some() && dest == order.ship_to);
-    let mut cands: Vec<Cand> = Vec::with_capacity(nodes.len());
-    let mut avail: Vec<u64> = Vec::with_capacity(nodes.len() * nl);
-    let mut unit: Vec<i64> = Vec::with_capacity(nodes.len() * nl);
-    let mut cand_stock: Vec<u64> = Vec::with_capacity(nodes.len() * ns);
-    let mut cand_aging: Vec<u64> = Vec::with_capacity(nodes.len() * ns);
+    let mut cands = emptied(&mut scratch.cands);
+    let mut avail = emptied(&mut scratch.avail);
+    let mut unit = emptied(&mut scratch.unit);
+    let mut cand_stock = emptied(&mut scratch.stock);
+    let mut cand_aging = emptied(&mut scratch.aging);
+    let mut all = Agg::empty(nl);
+    let mut first_units: Vec<i64> = Vec::with_capacity(nl);
+    let mut single_bound = emptied(&mut scratch.single_bound);
     let mut eligible = vec![false; nl];
     let mut usable = vec![0u64; ns];
     let mut aged = vec![0u64; ns];
     for (ni, st) in nodes.iter().enumerate() {
         let n = st.node;
         // Node-level reasons first; distance only for nodes holding something.
-        let holds_any = (0..ns).any(|s| stock_at(s, ni).0 > 0);
+        let row = ctx.stock.row(ni);
+        let stock_at = |slot: usize| row.get(slot_sku[slot]).copied().unwrap_or((0, 0));
+        let holds_any = (0..ns).any(|s| stock_at(s).0 > 0);
         let node_reason = if f.exclude_nodes.contains(&n.id) {
             Some(DropReason::Excluded)
         } else if f.node_types.as_ref().is_some_and(|t| !t.contains(&n.node_type)) {
@@ -2758,7 +2948,7 @@ fn source_group(
         let mut first_line_reason = None;
         let protection = if n.node_type == NodeType::Store { f.store_protection_units } else { 0 };
         for s in 0..ns {
-            let (atp, ag) = stock_at(s, ni);
+            let (atp, ag) = stock_at(s);
             let pinned =
                 if ctx.pinned_used.is_empty() { 0 } else { ctx.pinned_used.get(&(ni, skus[s])).copied().unwrap_or(0) };
             usable[s] = atp.saturating_sub(pinned).saturating_sub(protection);
@@ -2782,7 +2972,7 @@ fn source_group(
             } else if line_hazmat[l] && !hazmat_ok {
                 Some(DropReason::Hazmat)
             } else if usable[line.slot] == 0 {
-                if stock_at(line.slot, ni).0 > 0 { Some(DropReason::ProtectedStock) } else { Some(DropReason::NoStock) }
+                if stock_at(line.slot).0 > 0 { Some(DropReason::ProtectedStock) } else { Some(DropReason::NoStock) }
             } else {
                 None
             };
@@ -2847,6 +3037,8 @@ fn source_group(
         cand_stock.extend_from_slice(&usable);
         cand_aging.extend_from_slice(&aged);
         let rounding = i64::from(emis_milli > 0);
+        let entry = fixed.saturating_add(base).saturating_add(split_penalty) - rounding;
+        let alone_extra = base.saturating_add(split_penalty).saturating_mul(1000);
         cands.push(Cand {
             node: ni,
             fixed,
@@ -2856,15 +3048,36 @@ fn source_group(
             per_unit,
             late,
             unit_cap,
-            entry: fixed.saturating_add(base).saturating_add(split_penalty) - rounding,
-            alone_extra: base.saturating_add(split_penalty).saturating_mul(1000),
+            entry,
+            alone_extra,
             mask,
             kinds,
         });
+        // While its rows are at hand: its part of the aggregate of all candidates, and
+        // its single bound when there is no aging bonus.
+        let row = avail.len() - nl..avail.len();
+        first_units.clear();
+        for (line, (&a, &u)) in lines.iter().zip(avail[row.clone()].iter().zip(&unit[row.clone()])) {
+            // `Group::first_unit`.
+            let ag = if bonus_milli == 0 { 0 } else { aged[line.slot].min(a) };
+            first_units.push(if ag > 0 { u.saturating_sub(bonus_milli) } else { u });
+        }
+        all.add(&lines, (entry, alone_extra), &avail[row.clone()], &first_units);
+        if bonus_milli == 0 {
+            let terms = (!body.constraints.allow_partial, split_penalty);
+            single_bound.push(plain_single_bound(&lines, terms, &unit[row.clone()], &avail[row], entry, alone_extra));
+        }
     }
 
     let has_alone = lines.iter().any(|l| l.ship_alone);
+    let mut slot_qty = vec![0u64; ns];
+    for line in &lines {
+        slot_qty[line.slot] = slot_qty[line.slot].saturating_add(line.qty);
+    }
+    let qty_total = slot_qty.iter().fold(0u64, |a, q| a.saturating_add(*q));
     let group = Group {
+        slot_qty,
+        qty_total,
         has_alone,
         lines,
         slots: ns,
@@ -2884,7 +3097,7 @@ fn source_group(
     let min_entry = g.cands.iter().map(|c| c.entry).min().unwrap_or(0);
     let mut search = Search {
         g,
-        ids: Ids::new(g.cands.iter().map(|c| &nodes[c.node].node.id).collect()),
+        ids: Ids::new(nodes, &g.cands),
         opts: *ctx.opts,
         sets: 0,
         leaves: 0,
@@ -2895,7 +3108,7 @@ fn source_group(
         open_bound: INF,
         cover: None,
         neg_entry: min_entry.min(0),
-        alloc: Alloc::default(),
+        alloc: std::mem::take(&mut scratch.alloc),
         buf: Vec::new(),
         delta: Vec::new(),
         choices: Default::default(),
@@ -2903,6 +3116,10 @@ fn source_group(
         memo_masks: 0,
         memo_plain: 0,
         subsets: Vec::new(),
+        plain: PlainLines::default(),
+        canon: Vec::new(),
+        key: Vec::new(),
+        twin: Vec::new(),
         profiles: Vec::new(),
         profile_ids: FxMap::default(),
         solved: FxMap::default(),
@@ -2915,12 +3132,15 @@ fn source_group(
 
     // Bounds of every candidate: alone, and in any set of two or more nodes.
     let multi = g.max_nodes > 1 && n_cands > 1;
-    let all = if multi { Agg::all(g) } else { Agg::default() };
+    let all = if multi { all } else { Agg::default() };
     if multi {
         search.cover = CoverTable::build(g);
     }
     let pre = search.one_pre(&all);
-    let single_bound: Vec<i64> = (0..n_cands).map(|c| search.single_bound(c, &pre)).collect();
+    if g.bonus_milli > 0 {
+        single_bound.extend((0..n_cands).map(|c| search.single_bound(c, &pre)));
+    }
+    debug_assert_eq!(single_bound.len(), n_cands);
 
     // Phase 1: single-node plans, cheapest bound first. The bound is admissible, so once
     // one exceeds the threshold all later ones do.
@@ -2945,22 +3165,39 @@ fn source_group(
     // Seeding: good multi-node plans early, from the best single candidates and the best
     // holders of each line.
     if multi && !search.stopped {
-        // The best few by a score, skipping candidates of a profile already taken (twins
-        // would make the same plans).
-        let best_distinct = |search: &mut Search<'_, '_>, score: &dyn Fn(usize) -> Option<i64>, want: usize| {
-            let mut top: Vec<(i64, usize)> = Vec::with_capacity(SEED_POOL + 1);
-            for c in 0..n_cands {
-                let Some(v) = score(c) else { continue };
-                if top.len() == SEED_POOL && (v, c) >= top[SEED_POOL - 1] {
-                    continue;
-                }
-                let at = top.partition_point(|&x| x < (v, c));
-                top.insert(at, (v, c));
-                top.truncate(SEED_POOL);
+        // The best `SEED_POOL` by each score, in one pass over the candidates: `tops[0]` by
+        // single bound, `tops[1 + l]` the cheapest to serve line l (entry plus the relaxed
+        // cost of its units).
+        let mut tops: Vec<Vec<(i64, usize)>> = vec![Vec::with_capacity(SEED_POOL + 1); nl + 1];
+        for (c, &bound) in single_bound.iter().enumerate() {
+            if bound < INF {
+                push_best(&mut tops[0], bound, c);
             }
+            let entry = g.entry_milli(&[c]);
+            for (l, line) in g.lines.iter().enumerate() {
+                let a = g.avail[c * nl + l];
+                let u = a.min(line.qty);
+                // `g.units_cost(c, l, u, aged, true)` without its branch on u = 0 (the
+                // score only counts when a > 0, so u ≥ 1).
+                let mut units = mul(g.unit[c * nl + l], u).saturating_sub(mul(g.bonus_milli, u.min(g.aged(c, l, a))));
+                if line.ship_alone {
+                    units = units.saturating_add(mul(g.cands[c].alone_extra, u.saturating_sub(1)));
+                }
+                let v = entry.saturating_add(units).saturating_add(mul(line.penalty_milli, line.qty - u));
+                let top = &mut tops[1 + l];
+                // (`push_best` declines (v, c) ≥ its last: with c the highest index yet,
+                // when v ≥ its score.)
+                if (a > 0) & (top.len() < SEED_POOL || v < top[SEED_POOL - 1].0) {
+                    push_best(top, v, c);
+                }
+            }
+        }
+        // The best few of a list, skipping candidates of a profile already taken (twins
+        // would make the same plans).
+        let distinct = |search: &mut Search<'_, '_>, top: &[(i64, usize)], want: usize| {
             let mut taken: Vec<usize> = Vec::with_capacity(want);
             let mut profiles: Vec<u32> = Vec::with_capacity(want);
-            for (_, c) in top {
+            for &(_, c) in top {
                 let p = search.profile(c);
                 if !profiles.contains(&p) {
                     profiles.push(p);
@@ -2972,22 +3209,10 @@ fn source_group(
             }
             taken
         };
-        let by_single =
-            best_distinct(&mut search, &|c| (single_bound[c] < INF).then_some(single_bound[c]), SEED_STARTS);
+        let by_single = distinct(&mut search, &tops[0], SEED_STARTS);
         let mut shortlist: Vec<usize> = by_single.clone();
-        for l in 0..nl {
-            // Cheapest candidates to serve line l: entry plus the relaxed cost of its units.
-            let line = &g.lines[l];
-            let score = |c: usize| -> Option<i64> {
-                let a = g.avail[c * nl + l];
-                (a > 0).then(|| {
-                    let u = a.min(line.qty);
-                    g.entry_milli(&[c])
-                        .saturating_add(g.units_cost(c, l, u, g.aged(c, l, a), true))
-                        .saturating_add(mul(line.penalty_milli, line.qty - u))
-                })
-            };
-            shortlist.extend(best_distinct(&mut search, &score, SEED_PER_LINE));
+        for top in &tops[1..] {
+            shortlist.extend(distinct(&mut search, top, SEED_PER_LINE));
         }
         shortlist.sort_unstable();
         shortlist.dedup();
@@ -3121,16 +3346,16 @@ fn source_group(
         packages.extend(node_pkgs);
     }
     let chosen_nodes = best.set.iter().map(|&c| g.cands[c].node).collect();
-    GroupOutcome {
-        packages,
-        placed,
-        chosen_nodes,
-        candidates,
-        alternatives,
-        sets: search.sets,
-        exhausted: search.exhausted,
-        gap,
-    }
+    let (sets, exhausted) = (search.sets, search.exhausted);
+    scratch.alloc = std::mem::take(&mut search.alloc);
+    drop(search);
+    scratch.single_bound = single_bound;
+    scratch.cands = group.cands;
+    scratch.avail = group.avail;
+    scratch.unit = group.unit;
+    scratch.stock = group.stock;
+    scratch.aging = group.aging;
+    GroupOutcome { packages, placed, chosen_nodes, candidates, alternatives, sets, exhausted, gap }
 }
 
 #[cfg(test)]

@@ -70,6 +70,20 @@ impl SourcingNetwork for MemoryNetwork {
         }
     }
 
+    fn node_states<'a>(&'a self, out: &mut Vec<NodeState<'a>>) {
+        if self.orders_today.len() != self.nodes.len() || self.units_today.len() != self.nodes.len() {
+            // (Then `node` fails where its lists fall short, as it would.)
+            out.extend((0..self.nodes.len()).map(|i| self.node(i)));
+            return;
+        }
+        let today = self.orders_today.iter().zip(&self.units_today);
+        out.extend(self.nodes.iter().zip(today).map(|(node, (&orders_today, &units_today))| NodeState {
+            node,
+            orders_today,
+            units_today,
+        }));
+    }
+
     fn item(&self, sku: &Sku) -> Option<&Item> {
         self.items.get(sku)
     }
