@@ -83,6 +83,15 @@ impl App {
         Ok(())
     }
 
+    /// [`App::notify`], and PostgreSQL reuses generic plans for the rest of the transaction
+    /// (`Tx::notify_change_reusing_plans`: for transactions of key lookups only).
+    pub(crate) async fn notify_reusing_plans(&self, tx: &mut Tx, note: ChangeNote) -> Result<()> {
+        if self.inner.store.backend_name() == "postgres" {
+            tx.notify_change_reusing_plans(&note.payload()).await?;
+        }
+        Ok(())
+    }
+
     /// Starts the listener (PostgreSQL only). It ends when the store is closed.
     pub(crate) async fn start_change_listener(&self) -> Result<()> {
         let Some(mut feed) = self.inner.store.change_feed().await? else { return Ok(()) };

@@ -498,7 +498,7 @@ impl App {
             // note goes first, out of the time the positions' row locks are held.
             let keys = written.iter().map(|p| (&p.position.node_id, &p.position.sku));
             let note = self.position_keys_note(keys.chain(wants.keys().map(|(n, s)| (n, s))));
-            self.notify(tx, note).await?;
+            self.notify_reusing_plans(tx, note).await?;
             let took = match tx.insert_order_taking(&order, &events, &wants, now).await {
                 Err(e) if e.is_unique_violation() => return Ok(Step::Rollback(Attempt::Exists)),
                 other => other?,

@@ -23,6 +23,22 @@ impl Tx {
         }
         Ok(())
     }
+
+    /// [`Tx::notify_change`], and for the rest of the transaction PostgreSQL reuses its
+    /// generic plan of each prepared statement instead of planning the statement again for
+    /// every execution's parameters (`plan_cache_mode`, set locally, in the same round
+    /// trip). For transactions whose statements look rows up by key (order placement): a
+    /// profile at 700 orders/s showed a fifth of PostgreSQL's time in re-planning them.
+    pub async fn notify_change_reusing_plans(&mut self, payload: &str) -> Result<()> {
+        if let Tx::Postgres(t) = self {
+            sqlx::query("SELECT pg_notify($1, $2), set_config('plan_cache_mode', 'force_generic_plan', true)")
+                .bind(CHANGE_CHANNEL)
+                .bind(payload)
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// What a feed yields.

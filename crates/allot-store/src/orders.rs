@@ -267,46 +267,53 @@ impl Tx {
         }
         // RETURNING names columns unqualified: SQLite does not resolve the alias there (the
         // source's columns are named n, s, q so nothing is ambiguous on PostgreSQL).
-        let param = serde_json::Value::from(
-            wants.iter().map(|((n, s), q)| serde_json::json!([n.as_str(), s.as_str(), q])).collect::<Vec<_>>(),
-        )
-        .to_string();
-        let source = match self {
-            Tx::Sqlite(_) => {
-                "SELECT v.value ->> 0 AS n, v.value ->> 1 AS s, v.value ->> 2 AS q FROM json_each($1) AS v"
+        let rows = match self {
+            Tx::Sqlite(t) => {
+                sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(format!(
+                    "UPDATE positions AS p SET allocated = p.allocated + w.q, version = p.version + 1, \
+                       updated_at_ms = $2 \
+                     FROM (SELECT v.value ->> 0 AS n, v.value ->> 1 AS s, v.value ->> 2 AS q FROM json_each($1) AS v) \
+                       AS w \
+                     WHERE p.node_id = w.n AND p.sku = w.s \
+                       AND p.on_hand - p.damaged - p.quarantined - p.reserved - p.allocated - p.safety_stock >= w.q \
+                     RETURNING {POSITION_COLUMNS_PLAIN}"
+                )))
+                .bind(wants_json(wants))
+                .bind(now_ms)
+                .fetch_all(&mut **t)
+                .await?
             }
-            Tx::Postgres(_) => {
-                "SELECT v ->> 0 AS n, v ->> 1 AS s, (v ->> 2)::bigint AS q FROM jsonb_array_elements($1::jsonb) AS v"
+            Tx::Postgres(t) => {
+                // PostgreSQL locks the rows of `UPDATE … FROM` in join order, which is not the
+                // same in every transaction: two orders taking the same positions deadlocked
+                // (a 500 for one of them; `crates/allot/tests/crash.rs`). Lock them in key
+                // order first, as `lock_positions` does. SQLite has a single writer.
+                let (n, sk, q) = wants_arrays(wants);
+                sqlx::query(
+                    "SELECT 1 FROM positions p JOIN unnest($1::text[], $2::text[]) AS w (n, s) \
+                       ON p.node_id = w.n AND p.sku = w.s \
+                     ORDER BY p.node_id, p.sku FOR UPDATE OF p",
+                )
+                .bind(&n)
+                .bind(&sk)
+                .execute(&mut **t)
+                .await?;
+                sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(format!(
+                    "UPDATE positions AS p SET allocated = p.allocated + w.q, version = p.version + 1, \
+                       updated_at_ms = $4 \
+                     FROM unnest($1::text[], $2::text[], $3::bigint[]) AS w (n, s, q) \
+                     WHERE p.node_id = w.n AND p.sku = w.s \
+                       AND p.on_hand - p.damaged - p.quarantined - p.reserved - p.allocated - p.safety_stock >= w.q \
+                     RETURNING {POSITION_COLUMNS_PLAIN}"
+                )))
+                .bind(&n)
+                .bind(&sk)
+                .bind(&q)
+                .bind(now_ms)
+                .fetch_all(&mut **t)
+                .await?
             }
         };
-        // PostgreSQL locks the rows of `UPDATE … FROM` in join order, which is not the same
-        // in every transaction: two orders taking the same positions deadlocked (a 500 for
-        // one of them; `crates/allot/tests/crash.rs`). Lock them in key order first, as
-        // `lock_positions` does. SQLite has a single writer.
-        if let Tx::Postgres(t) = self {
-            sqlx::query(
-                "SELECT 1 FROM positions p \
-                 JOIN (SELECT v ->> 0 AS n, v ->> 1 AS s FROM jsonb_array_elements($1::jsonb) AS v) AS w \
-                   ON p.node_id = w.n AND p.sku = w.s \
-                 ORDER BY p.node_id, p.sku FOR UPDATE OF p",
-            )
-            .bind(&param)
-            .execute(&mut **t)
-            .await?;
-        }
-        let rows = on_tx!(self, |conn| {
-            sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(format!(
-                "UPDATE positions AS p SET allocated = p.allocated + w.q, version = p.version + 1, updated_at_ms = $2 \
-                 FROM ({source}) AS w \
-                 WHERE p.node_id = w.n AND p.sku = w.s \
-                   AND p.on_hand - p.damaged - p.quarantined - p.reserved - p.allocated - p.safety_stock >= w.q \
-                 RETURNING {POSITION_COLUMNS_PLAIN}"
-            )))
-            .bind(&param)
-            .bind(now_ms)
-            .fetch_all(conn)
-            .await?
-        });
         rows.into_iter().map(StoredPosition::try_from).collect()
     }
 
@@ -377,7 +384,10 @@ impl Tx {
              INSERT INTO events (event_id, type, channel, order_id, node_id, at_ms, version, data, actor) \
                SELECT v ->> 0, v ->> 1, v ->> 2, v ->> 3, v ->> 4, (v ->> 5)::bigint, (v ->> 6)::int, v ->> 7, \
                v ->> 8 FROM jsonb_array_elements($16::jsonb) WITH ORDINALITY AS t (v, n) ORDER BY n";
-        // The stock, appended to the above: `$17` the wanted units, `$18` now. RETURNING names
+        // The stock, appended to the above: SQLite `$17` the wanted units (JSON), `$18` now;
+        // PostgreSQL `$17`–`$19` nodes, SKUs and units (arrays: the planner probes the primary
+        // key for each, where a JSON set's row estimate made it scan every position), `$20`
+        // now. RETURNING names
         // columns unqualified (SQLite does not resolve the alias there), so no other source
         // has a column named like a position's.
         static SQLITE_TAKING: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -394,12 +404,11 @@ impl Tx {
             let inserts = POSTGRES.replacen(") INSERT INTO events", "), e AS (INSERT INTO events", 1);
             format!(
                 "{inserts}), \
-                 w AS (SELECT v ->> 0 AS n, v ->> 1 AS s, (v ->> 2)::bigint AS q \
-                   FROM jsonb_array_elements($17::jsonb) AS v), \
+                 w AS (SELECT * FROM unnest($17::text[], $18::text[], $19::bigint[]) AS w (n, s, q)), \
                  locked AS MATERIALIZED (SELECT p.node_id AS ln, p.sku AS ls FROM positions p \
                    JOIN w ON p.node_id = w.n AND p.sku = w.s ORDER BY p.node_id, p.sku FOR UPDATE OF p) \
                  UPDATE positions AS p SET allocated = p.allocated + w.q, version = p.version + 1, \
-                   updated_at_ms = $18 \
+                   updated_at_ms = $20 \
                  FROM w, locked \
                  WHERE p.node_id = w.n AND p.sku = w.s AND locked.ln = w.n AND locked.ls = w.s \
                    AND p.on_hand - p.damaged - p.quarantined - p.reserved - p.allocated - p.safety_stock >= w.q \
@@ -428,39 +437,38 @@ impl Tx {
         .to_string();
         let (fos, allocs) = fulfillment_rows(&o.fulfillment_orders, &o.allocations);
         let events = crate::events::event_rows(events);
-        let wants = take.map(|(wants, now)| {
-            let rows = wants.iter().map(|((n, s), q)| serde_json::json!([n.as_str(), s.as_str(), q]));
-            (serde_json::Value::from(rows.collect::<Vec<_>>()).to_string(), now)
-        });
-        let sql: &str = match (&*self, &wants) {
-            (Tx::Sqlite(_), None) => SQLITE,
-            (Tx::Postgres(_), None) => POSTGRES,
-            (Tx::Sqlite(_), Some(_)) => &SQLITE_TAKING,
-            (Tx::Postgres(_), Some(_)) => &POSTGRES_TAKING,
-        };
-        let rows = on_tx!(self, |conn| {
-            let mut q = sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(sql))
-                .bind(&o.order_id)
-                .bind(&o.channel)
-                .bind(&o.external_id)
-                .bind(&o.request_hash)
-                .bind(&o.status)
-                .bind(o.holds.join(","))
-                .bind(&o.document)
-                .bind(&o.decision)
-                .bind(&o.policy_name)
-                .bind(o.policy_version)
-                .bind(&o.policy_hash)
-                .bind(o.created_at_ms)
-                .bind(&lines)
-                .bind(&fos)
-                .bind(&allocs)
-                .bind(&events);
-            if let Some((wants, now)) = &wants {
-                q = q.bind(wants).bind(*now);
+        macro_rules! order_query {
+            ($sql:expr) => {
+                sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe($sql))
+                    .bind(&o.order_id)
+                    .bind(&o.channel)
+                    .bind(&o.external_id)
+                    .bind(&o.request_hash)
+                    .bind(&o.status)
+                    .bind(o.holds.join(","))
+                    .bind(&o.document)
+                    .bind(&o.decision)
+                    .bind(&o.policy_name)
+                    .bind(o.policy_version)
+                    .bind(&o.policy_hash)
+                    .bind(o.created_at_ms)
+                    .bind(&lines)
+                    .bind(&fos)
+                    .bind(&allocs)
+                    .bind(&events)
+            };
+        }
+        let rows = match (self, take) {
+            (Tx::Sqlite(t), None) => order_query!(SQLITE).fetch_all(&mut **t).await?,
+            (Tx::Postgres(t), None) => order_query!(POSTGRES).fetch_all(&mut **t).await?,
+            (Tx::Sqlite(t), Some((wants, now))) => {
+                order_query!(SQLITE_TAKING.as_str()).bind(wants_json(wants)).bind(now).fetch_all(&mut **t).await?
             }
-            q.fetch_all(&mut *conn).await?
-        });
+            (Tx::Postgres(t), Some((wants, now))) => {
+                let (n, sk, q) = wants_arrays(wants);
+                order_query!(POSTGRES_TAKING.as_str()).bind(n).bind(sk).bind(q).bind(now).fetch_all(&mut **t).await?
+            }
+        };
         rows.into_iter().map(StoredPosition::try_from).collect()
     }
 
@@ -503,6 +511,20 @@ impl Tx {
         });
         Ok(())
     }
+}
+
+/// Wanted units per position as one JSON array parameter `[[node, sku, units], …]` (SQLite).
+fn wants_json(wants: &std::collections::BTreeMap<(NodeId, Sku), u64>) -> String {
+    let rows = wants.iter().map(|((n, s), q)| serde_json::json!([n.as_str(), s.as_str(), q]));
+    serde_json::Value::from(rows.collect::<Vec<_>>()).to_string()
+}
+
+/// Wanted units per position as three array parameters: nodes, SKUs, units (PostgreSQL).
+fn wants_arrays(wants: &std::collections::BTreeMap<(NodeId, Sku), u64>) -> (Vec<String>, Vec<String>, Vec<i64>) {
+    let nodes = wants.keys().map(|(n, _)| n.to_string()).collect();
+    let skus = wants.keys().map(|(_, s)| s.to_string()).collect();
+    let units = wants.values().map(|q| i64::try_from(*q).unwrap_or(i64::MAX)).collect();
+    (nodes, skus, units)
 }
 
 /// The JSON array parameters of fulfillment orders and allocations (see
