@@ -348,7 +348,7 @@ impl Tx {
         &mut self,
         o: &StoredOrder,
         events: &[crate::NewEvent],
-        take: Option<(&std::collections::BTreeMap<(NodeId, Sku), u64>, i64)>,
+        take: Option<(&Wants, i64)>,
     ) -> Result<Vec<StoredPosition>> {
         const SQLITE: &str = "INSERT INTO orders (order_id, channel, external_id, request_hash, status, holds, document, \
                decision, policy_name, policy_version, policy_hash, created_at_ms) \
@@ -512,6 +512,9 @@ impl Tx {
         Ok(())
     }
 }
+
+/// Units wanted per position.
+type Wants = std::collections::BTreeMap<(NodeId, Sku), u64>;
 
 /// Wanted units per position as one JSON array parameter `[[node, sku, units], …]` (SQLite).
 fn wants_json(wants: &std::collections::BTreeMap<(NodeId, Sku), u64>) -> String {
