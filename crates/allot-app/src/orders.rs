@@ -26,7 +26,8 @@
 //!   if one of them comes up short, the attempt rolls back. On PostgreSQL a hot position's
 //!   row lock is then held only from that statement to the commit, not while the order is
 //!   written; on the last attempt stock is taken first and the order records what it got.
-//! - **One round trip for the order's rows** ([`allot_store::Tx::insert_order`]).
+//! - **One round trip for the order's rows, events and stock**
+//!   ([`allot_store::Tx::insert_order_taking`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -341,12 +342,7 @@ impl App {
             // Units the plan cannot place may sit in reservations past their expiry that the
             // sweep has not reached: expire them and plan again (module docs).
             let short = !quote.decision.plan.backordered.is_empty() || !quote.decision.plan.unfilled.is_empty();
-            if attempt == 1
-                && short
-                && self.may_hold_reservations(to_source)
-                && self.inner.store.has_due_reservations(self.now_ms()).await?
-                && self.expire_reservations().await? > 0
-            {
+            if attempt == 1 && short && self.may_hold_reservations(to_source) && self.sweep_if_due().await? > 0 {
                 quote = self.quote(to_source, input.policy.as_deref())?;
             }
             let subs = self.plan_substitutes(&input, to_source, &quote)?;

@@ -362,11 +362,11 @@ impl App {
     }
 
     /// Expires due reservations before planning, so that the plan sees their stock.
-    pub(crate) async fn sweep_if_due(&self) -> Result<()> {
+    pub(crate) async fn sweep_if_due(&self) -> Result<usize> {
         if self.inner.store.has_due_reservations(self.now_ms()).await? {
-            self.expire_reservations().await?;
+            return self.expire_reservations().await;
         }
-        Ok(())
+        Ok(0)
     }
 
     /// Starts the background sweep: reservations expire, fulfillment orders not accepted in

@@ -257,11 +257,7 @@ impl Tx {
     /// Takes several positions' stock at once, each all or nothing: one statement for
     /// every (node, SKU) → units in `wants`. Answers the positions written; a position
     /// missing from the answer had too little ATP and nothing was taken there.
-    pub async fn allocate_many(
-        &mut self,
-        wants: &std::collections::BTreeMap<(NodeId, Sku), u64>,
-        now_ms: i64,
-    ) -> Result<Vec<StoredPosition>> {
+    pub async fn allocate_many(&mut self, wants: &Wants, now_ms: i64) -> Result<Vec<StoredPosition>> {
         if wants.is_empty() {
             return Ok(Vec::new());
         }
@@ -338,7 +334,7 @@ impl Tx {
         &mut self,
         o: &StoredOrder,
         events: &[crate::NewEvent],
-        wants: &std::collections::BTreeMap<(NodeId, Sku), u64>,
+        wants: &Wants,
         now_ms: i64,
     ) -> Result<Vec<StoredPosition>> {
         self.write_order(o, events, Some((wants, now_ms))).await
@@ -387,9 +383,8 @@ impl Tx {
         // The stock, appended to the above: SQLite `$17` the wanted units (JSON), `$18` now;
         // PostgreSQL `$17`–`$19` nodes, SKUs and units (arrays: the planner probes the primary
         // key for each, where a JSON set's row estimate made it scan every position), `$20`
-        // now. RETURNING names
-        // columns unqualified (SQLite does not resolve the alias there), so no other source
-        // has a column named like a position's.
+        // now. RETURNING names columns unqualified (SQLite does not resolve the alias there),
+        // so no other source has a column named like a position's.
         static SQLITE_TAKING: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             format!(
                 "{SQLITE}; UPDATE positions AS p SET allocated = p.allocated + w.q, version = p.version + 1, \
@@ -517,13 +512,13 @@ impl Tx {
 type Wants = std::collections::BTreeMap<(NodeId, Sku), u64>;
 
 /// Wanted units per position as one JSON array parameter `[[node, sku, units], …]` (SQLite).
-fn wants_json(wants: &std::collections::BTreeMap<(NodeId, Sku), u64>) -> String {
+fn wants_json(wants: &Wants) -> String {
     let rows = wants.iter().map(|((n, s), q)| serde_json::json!([n.as_str(), s.as_str(), q]));
     serde_json::Value::from(rows.collect::<Vec<_>>()).to_string()
 }
 
 /// Wanted units per position as three array parameters: nodes, SKUs, units (PostgreSQL).
-fn wants_arrays(wants: &std::collections::BTreeMap<(NodeId, Sku), u64>) -> (Vec<String>, Vec<String>, Vec<i64>) {
+fn wants_arrays(wants: &Wants) -> (Vec<String>, Vec<String>, Vec<i64>) {
     let nodes = wants.keys().map(|(n, _)| n.to_string()).collect();
     let skus = wants.keys().map(|(_, s)| s.to_string()).collect();
     let units = wants.values().map(|q| i64::try_from(*q).unwrap_or(i64::MAX)).collect();
