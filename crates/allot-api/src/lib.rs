@@ -53,10 +53,9 @@ pub struct ApiState {
 
 impl ApiState {
     pub fn new(app: App) -> ApiState {
-        // Orders and re-sourcing attempts store their decisions as a quote answers them.
-        app.set_decision_renderer(std::sync::Arc::new(|q: &allot_app::Quote| {
-            serde_json::to_string(&views::QuoteView::from(q.clone())).unwrap_or_else(|_| "null".to_owned())
-        }));
+        // Orders and re-sourcing attempts store their decisions as a quote answers them,
+        // with candidates as rows (views::stored_decision; read back by decision_json).
+        app.set_decision_renderer(std::sync::Arc::new(views::stored_decision));
         ApiState { app, metrics: metrics_handle().clone() }
     }
 }

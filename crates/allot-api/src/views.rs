@@ -368,9 +368,15 @@ pub struct QuoteView {
 
 impl From<allot_app::Quote> for QuoteView {
     fn from(q: allot_app::Quote) -> QuoteView {
+        QuoteView::from(&q)
+    }
+}
+
+impl From<&allot_app::Quote> for QuoteView {
+    fn from(q: &allot_app::Quote) -> QuoteView {
         use allot_core::sourcing::PackageKind;
-        let p = q.decision.plan;
-        let x = q.decision.explanation;
+        let p = &q.decision.plan;
+        let x = &q.decision.explanation;
         QuoteView {
             plan: PlanView {
                 packages: p
@@ -406,8 +412,8 @@ impl From<allot_app::Quote> for QuoteView {
                 gap_minor: p.gap_minor,
             },
             explanation: ExplanationView {
-                rule: x.rule,
-                rule_reason: x.rule_reason,
+                rule: x.rule.clone(),
+                rule_reason: x.rule_reason.clone(),
                 candidates: x
                     .candidates
                     .iter()
@@ -432,9 +438,97 @@ impl From<allot_app::Quote> for QuoteView {
                 sets_evaluated: x.sets_evaluated,
                 budget_exhausted: x.budget_exhausted,
             },
-            policy: PolicyStampView { name: q.policy.name, version: q.policy.version, hash: q.policy.hash },
+            policy: PolicyStampView {
+                name: q.policy.name.clone(),
+                version: q.policy.version,
+                hash: q.policy.hash.clone(),
+            },
         }
     }
+}
+
+/// A decision as orders and re-sourcing attempts keep it in the database: the quote view
+/// with each explanation candidate as a row `[node_id, kept, reason, distance_km,
+/// usable_units, chosen]` under `candidate_rows` instead of an object under `candidates`.
+/// The candidates are most of a decision and a decision is most of what placing an order
+/// writes; rows are about half the bytes. [`decision_json`] turns it back into the view's
+/// form, so the API answers the same either way.
+pub fn stored_decision(q: &allot_app::Quote) -> String {
+    /// `[node_id, kept, reason, distance_km, usable_units, chosen]`.
+    type CandidateRow<'a> = (&'a str, bool, Option<&'static str>, Option<f64>, u64, bool);
+    #[derive(Serialize)]
+    struct Stored<'a> {
+        plan: &'a PlanView,
+        explanation: StoredExplanation<'a>,
+        policy: &'a PolicyStampView,
+    }
+    #[derive(Serialize)]
+    struct StoredExplanation<'a> {
+        rule: &'a Option<String>,
+        rule_reason: &'a str,
+        candidate_rows: Vec<CandidateRow<'a>>,
+        alternatives: &'a [AlternativeView],
+        sets_evaluated: u32,
+        budget_exhausted: bool,
+    }
+    let view = QuoteView::from(q);
+    let x = &view.explanation;
+    let stored = Stored {
+        plan: &view.plan,
+        explanation: StoredExplanation {
+            rule: &x.rule,
+            rule_reason: &x.rule_reason,
+            candidate_rows: x
+                .candidates
+                .iter()
+                .map(|c| (c.node_id.as_str(), c.kept, c.reason, c.distance_km, c.usable_units, c.chosen))
+                .collect(),
+            alternatives: &x.alternatives,
+            sets_evaluated: x.sets_evaluated,
+            budget_exhausted: x.budget_exhausted,
+        },
+        policy: &view.policy,
+    };
+    serde_json::to_string(&stored).unwrap_or_else(|_| "null".to_owned())
+}
+
+/// A stored decision (see [`stored_decision`]) as the API shows it. Decisions kept in the
+/// object form (written before rows) read as they are; anything unreadable reads as null.
+pub fn decision_json(stored: &str) -> serde_json::Value {
+    let mut v = serde_json::from_str(stored).unwrap_or(serde_json::Value::Null);
+    expand_candidates(&mut v);
+    v
+}
+
+/// A stored re-sourcing attempt as the API shows it: each planning round's decision under
+/// `sourcing` expanded as [`decision_json`] does.
+pub fn attempt_json(stored: &str) -> serde_json::Value {
+    let mut v = serde_json::from_str(stored).unwrap_or(serde_json::Value::Null);
+    if let Some(rounds) = v.get_mut("sourcing").and_then(serde_json::Value::as_array_mut) {
+        rounds.iter_mut().for_each(expand_candidates);
+    }
+    v
+}
+
+fn expand_candidates(decision: &mut serde_json::Value) {
+    use serde_json::Value;
+    let Some(x) = decision.get_mut("explanation").and_then(Value::as_object_mut) else { return };
+    let Some(Value::Array(rows)) = x.remove("candidate_rows") else { return };
+    let candidates = rows
+        .into_iter()
+        .map(|row| match row {
+            Value::Array(cells) => {
+                let mut cells = cells.into_iter();
+                let mut next = || cells.next().unwrap_or(Value::Null);
+                serde_json::json!({
+                    "node_id": next(), "kept": next(), "reason": next(),
+                    "distance_km": next(), "usable_units": next(), "chosen": next(),
+                })
+            }
+            other => other,
+        })
+        .collect();
+    x.insert("candidates".to_owned(), Value::Array(candidates));
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -651,11 +745,11 @@ impl From<allot_app::StoredOrder> for OrderView {
                     failed_node_id: a.failed_node_id,
                     failed_fulfillment_order_id: a.fulfillment_order_id,
                     at: ms_to_rfc3339(a.at_ms),
-                    decision: serde_json::from_str(&a.decision).unwrap_or(serde_json::Value::Null),
+                    decision: attempt_json(&a.decision),
                 })
                 .collect(),
             created_at: ms_to_rfc3339(o.created_at_ms),
-            sourcing: serde_json::from_str(&o.decision).unwrap_or(serde_json::Value::Null),
+            sourcing: decision_json(&o.decision),
             policy: PolicyStampView { name: o.policy_name, version: o.policy_version, hash: o.policy_hash },
             order_id: o.order_id,
             channel: o.channel,

@@ -33,8 +33,14 @@ async fn orders_are_placed_allocated_idempotent_and_visible_only_to_their_channe
         {"line_id": "1", "sku": "SKU-1", "quantity": 3, "unit_price_minor": 1999},
         {"line_id": "2", "sku": "SKU-2", "quantity": 1, "unit_price_minor": 999, "allow_backorder": true}]),
     );
+    // A quote of the order just before it is placed: the order keeps that decision (stored
+    // in a compact form, views::stored_decision) and shows it exactly as the quote did.
+    let (_, quote) = s.post("/v1/sourcing/quote", body.clone()).await;
     let (status, o) = s.post("/v1/orders", body.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{o}");
+    assert_eq!(o["sourcing"], quote);
+    assert!(!quote["explanation"]["candidates"].as_array().unwrap().is_empty(), "{quote}");
+    assert_eq!(s.get(&format!("/v1/orders/{}", o["order_id"].as_str().unwrap())).await.1["sourcing"], quote);
     assert_eq!(o["status"], "partially_allocated");
     assert_eq!(o["lines"][0]["status"], "allocated");
     assert_eq!(o["lines"][0]["allocations"][0]["node_id"], "DC-EAST");
