@@ -5,7 +5,9 @@
 //! rate. [`Store::write`] instead queues the command for a single writer task, which takes
 //! whatever has queued while the previous group committed, runs each command inside its
 //! own `SAVEPOINT` (a command that fails or asks to roll back undoes only its own writes;
-//! a kept savepoint is released by the statement that opens the next one),
+//! a kept savepoint is released by the statement that opens the next one, and that
+//! statement travels with the command's first statement — for placement, in the same call
+//! to the connection's thread, see [`crate::SqliteTx`]),
 //! commits once, and only then answers every command of the group. So an answer still
 //! means "durable", and a command never sees its result before the commit that makes it
 //! true. A failed commit fails every command of its group.
@@ -37,19 +39,48 @@ pub enum Step<T> {
 
 /// Called after the group's commit with its outcome; answers the command's caller.
 type Deliver = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
+
+/// A command's savepoint. Names alternate between consecutive kept commands, so a
+/// `ROLLBACK TO` of a savepoint whose opening statement did not run fails (and the group
+/// rolls back) rather than undoing the kept command before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Savepoint {
+    A,
+    B,
+}
+
+impl Savepoint {
+    /// The next command's savepoint and the statement that opens it, releasing the one
+    /// left open (if any) in the same statement.
+    fn next(open: Option<Savepoint>) -> (Savepoint, &'static str) {
+        match open {
+            None => (Savepoint::A, "SAVEPOINT command_a"),
+            Some(Savepoint::A) => (Savepoint::B, "RELEASE command_a; SAVEPOINT command_b"),
+            Some(Savepoint::B) => (Savepoint::A, "RELEASE command_b; SAVEPOINT command_a"),
+        }
+    }
+
+    fn undo(self) -> &'static str {
+        match self {
+            Savepoint::A => "ROLLBACK TO command_a; RELEASE command_a",
+            Savepoint::B => "ROLLBACK TO command_b; RELEASE command_b",
+        }
+    }
+}
+
 /// How a queued command left the group's transaction.
 struct Ran {
     deliver: Deliver,
     /// It could not undo its writes: the transaction is unusable and the group rolls back.
     poisoned: bool,
-    /// Its savepoint is still open (it kept its writes): the next command releases it as it
-    /// opens its own, in the same statement, and the commit releases the last one. That
-    /// saves a round trip to the connection's thread per command.
-    open: bool,
+    /// The savepoint still open (a command kept its writes): the next command releases it
+    /// as it opens its own, in the same statement, and the commit releases the last one.
+    /// That saves a round trip to the connection's thread per command.
+    open: Option<Savepoint>,
 }
-/// A queued command: runs in the group's transaction (told whether the previous command's
-/// savepoint is open) and answers how it left it.
-type Job = Box<dyn for<'t> FnOnce(&'t mut Tx, bool) -> BoxFuture<'t, Ran> + Send>;
+/// A queued command: runs in the group's transaction (told which savepoint is open) and
+/// answers how it left it.
+type Job = Box<dyn for<'t> FnOnce(&'t mut Tx, Option<Savepoint>) -> BoxFuture<'t, Ran> + Send>;
 
 /// The SQLite group writer's queue.
 #[derive(Debug, Clone)]
@@ -84,14 +115,14 @@ impl GroupWriter {
 async fn writer_loop(pool: sqlx::SqlitePool, mut rx: mpsc::UnboundedReceiver<Job>) {
     while let Some(first) = rx.recv().await {
         let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
-            Ok(t) => Tx::Sqlite(t),
+            Ok(t) => Tx::Sqlite(crate::SqliteTx::new(t)),
             Err(e) => {
                 // No transaction: the command cannot run. Fail it (and only it).
                 fail_unrun(first, e.to_string());
                 continue;
             }
         };
-        let ran = first(&mut tx, false).await;
+        let ran = first(&mut tx, None).await;
         let (mut poisoned, mut open) = (ran.poisoned, ran.open);
         let mut delivers = vec![ran.deliver];
         while delivers.len() < GROUP_MAX && !poisoned {
@@ -128,7 +159,7 @@ fn fail_unrun(job: Job, reason: String) {
 async fn raw(tx: &mut Tx, sql: &'static str) -> Result<()> {
     match tx {
         Tx::Sqlite(t) => {
-            sqlx::query(sql).execute(&mut **t).await?;
+            sqlx::query(sql).execute(t.conn().await?).await?;
         }
         Tx::Postgres(t) => {
             sqlx::query(sql).execute(&mut **t).await?;
@@ -168,23 +199,35 @@ impl Store {
             }
         };
         let (answer, receive) = oneshot::channel::<std::result::Result<T, E>>();
-        let job: Job = Box::new(move |tx: &mut Tx, previous_open: bool| {
+        let job: Job = Box::new(move |tx: &mut Tx, previous: Option<Savepoint>| {
             Box::pin(async move {
-                let open = if previous_open { "RELEASE command; SAVEPOINT command" } else { "SAVEPOINT command" };
-                if let Err(e) = raw(tx, open).await {
-                    let deliver: Deliver = Box::new(move |_| {
-                        let _ = answer.send(Err(E::from(e)));
-                    });
-                    // Neither savepoint is known to be open or released: end the group.
-                    return Ran { deliver, poisoned: previous_open, open: false };
+                // The command's first statement opens its savepoint (see [`crate::SqliteTx`]).
+                let (savepoint, open) = Savepoint::next(previous);
+                if let Tx::Sqlite(t) = tx {
+                    t.defer(open);
                 }
                 let (keep, result) = match command(tx).await {
                     Ok(Step::Commit(v)) => (true, Ok(v)),
                     Ok(Step::Rollback(v)) => (false, Ok(v)),
                     Err(e) => (false, Err(e)),
                 };
-                // Kept writes leave the savepoint open (see [`Ran::open`]).
-                let end = if keep { Ok(()) } else { raw(tx, "ROLLBACK TO command; RELEASE command").await };
+                let (opened, unsure) = match tx {
+                    Tx::Sqlite(t) => t.settle(),
+                    Tx::Postgres(_) => (true, false),
+                };
+                let (end, open) = match (opened, keep) {
+                    // It ran no statement: nothing to keep or undo, and the previous
+                    // command's savepoint is still the open one.
+                    (false, _) => (Ok(()), previous),
+                    // It kept writes after the statement that opens its savepoint failed:
+                    // whether they are inside a savepoint is unknown.
+                    (true, true) if unsure => {
+                        (Err(StoreError::GroupCommit("a command's savepoint could not be opened".to_owned())), None)
+                    }
+                    // Kept writes leave the savepoint open (see [`Ran::open`]).
+                    (true, true) => (Ok(()), Some(savepoint)),
+                    (true, false) => (raw(tx, savepoint.undo()).await, None),
+                };
                 let poisoned = end.is_err();
                 let deliver: Deliver = Box::new(move |committed| {
                     let r = match (end, committed) {
@@ -194,12 +237,119 @@ impl Store {
                     };
                     let _ = answer.send(r);
                 });
-                Ran { deliver, poisoned, open: keep }
+                Ran { deliver, poisoned, open }
             })
         });
         writer.queue.send(job).map_err(|_| E::from(StoreError::GroupCommit("the writer has stopped".to_owned())))?;
         receive.await.unwrap_or_else(|_| {
             Err(E::from(StoreError::GroupCommit("the writer could not begin a transaction".to_owned())))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DbConfig, on_tx};
+
+    /// What a test command does in the group's transaction.
+    #[derive(Debug, Clone, Copy)]
+    enum Does {
+        /// Inserts its key and keeps it.
+        Keep,
+        /// Inserts its key through the placement path (savepoint in the same call), keeps it.
+        KeepCarried,
+        /// Inserts its key, then asks to roll back.
+        RollBack,
+        /// Inserts its key, then fails.
+        FailAfterWrite,
+        /// Inserts a key that exists (the statement fails), through the placement path.
+        FailCarried,
+        /// Runs no statement and keeps.
+        Nothing,
+    }
+
+    const ALL: [Does; 6] =
+        [Does::Keep, Does::KeepCarried, Does::RollBack, Does::FailAfterWrite, Does::FailCarried, Does::Nothing];
+
+    async fn insert(tx: &mut Tx, key: &str, carried: bool) -> Result<()> {
+        static SQL: &str = "INSERT INTO group_test (k) VALUES ($1)";
+        match tx {
+            Tx::Sqlite(t) if carried => {
+                let (sql, conn) = t.prefixed(SQL);
+                let done = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(key).execute(conn).await;
+                done.inspect_err(|_| t.failed())?;
+            }
+            _ => on_tx!(tx, |conn| {
+                sqlx::query(SQL).bind(key).execute(conn).await?;
+            }),
+        }
+        Ok(())
+    }
+
+    /// Commands of every kind, interleaved in groups: exactly the kept ones' writes are in
+    /// the database afterwards, and each command's caller gets its own answer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_command_keeps_or_undoes_only_its_own_writes() -> Result<()> {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("allot-group-{}-{nanos}", std::process::id()));
+        let store = Store::open(&DbConfig::Sqlite { path: dir.join("allot.db") }).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        on_tx!(&mut tx, |conn| {
+            sqlx::query("CREATE TABLE group_test (k TEXT PRIMARY KEY)").execute(&mut *conn).await.unwrap();
+            sqlx::query("INSERT INTO group_test (k) VALUES ('taken')").execute(conn).await.unwrap();
+        });
+        tx.commit().await.unwrap();
+
+        let mut tasks = Vec::new();
+        for i in 0..600usize {
+            // A varying order, so every kind follows every other in some group.
+            let does = ALL[(i * 7 + i / 6) % ALL.len()];
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let key = format!("k{i}");
+                let answer = store
+                    .write(move |tx| {
+                        Box::pin(async move {
+                            match does {
+                                Does::Keep => insert(tx, &key, false).await.map(|()| Step::Commit(true)),
+                                Does::KeepCarried => insert(tx, &key, true).await.map(|()| Step::Commit(true)),
+                                Does::RollBack => insert(tx, &key, false).await.map(|()| Step::Rollback(false)),
+                                Does::FailAfterWrite => {
+                                    insert(tx, &key, false).await?;
+                                    Err(StoreError::BadConfig("the command failed".to_owned()))
+                                }
+                                Does::FailCarried => insert(tx, "taken", true).await.map(|()| Step::Commit(true)),
+                                Does::Nothing => Ok(Step::Commit(false)),
+                            }
+                        })
+                    })
+                    .await;
+                (i, does, answer)
+            }));
+        }
+        let mut expected = vec!["taken".to_owned()];
+        for task in tasks {
+            let (i, does, answer) = task.await.unwrap();
+            match does {
+                Does::Keep | Does::KeepCarried => {
+                    assert!(matches!(answer, Ok(true)), "{i} {does:?}: {answer:?}");
+                    expected.push(format!("k{i}"));
+                }
+                Does::RollBack => assert!(matches!(answer, Ok(false)), "{i} {does:?}: {answer:?}"),
+                Does::Nothing => assert!(matches!(answer, Ok(false)), "{i} {does:?}: {answer:?}"),
+                Does::FailAfterWrite | Does::FailCarried => assert!(answer.is_err(), "{i} {does:?}: {answer:?}"),
+            }
+        }
+        expected.sort();
+        let mut tx = store.begin().await.unwrap();
+        let stored: Vec<String> = on_tx!(&mut tx, |conn| {
+            sqlx::query_scalar("SELECT k FROM group_test ORDER BY k").fetch_all(conn).await.unwrap()
+        });
+        drop(tx);
+        assert_eq!(stored, expected);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
     }
 }

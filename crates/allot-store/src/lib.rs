@@ -104,8 +104,79 @@ pub struct PgStore {
 
 /// An open write transaction. Dropping it without [`Tx::commit`] rolls it back.
 pub enum Tx {
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Sqlite(SqliteTx),
     Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// A SQLite write transaction. The group writer may leave the statement that opens a
+/// command's savepoint pending ([`group`]): the command's first statement runs it, either
+/// in front of its own SQL in one call ([`SqliteTx::prefixed`], placement does) or as a
+/// call of its own ([`SqliteTx::conn`], everything else). Each call is a round trip to the
+/// connection's thread, the cost that bounds SQLite's write rate.
+pub struct SqliteTx {
+    tx: sqlx::Transaction<'static, Sqlite>,
+    /// The savepoint statement still to run before anything else.
+    pending: Option<&'static str>,
+    /// The last [`SqliteTx::prefixed`] statement carried the pending savepoint.
+    carried: bool,
+    /// A statement carrying the pending savepoint failed: whether the savepoint is open is
+    /// unknown, so the command may not keep its writes (the group writer checks).
+    unsure: bool,
+}
+
+impl SqliteTx {
+    fn new(tx: sqlx::Transaction<'static, Sqlite>) -> SqliteTx {
+        SqliteTx { tx, pending: None, carried: false, unsure: false }
+    }
+
+    /// The connection, with a pending savepoint statement run first.
+    pub(crate) async fn conn(&mut self) -> Result<&mut sqlx::SqliteConnection> {
+        if let Some(sql) = self.pending.take()
+            && let Err(e) = sqlx::query(sql).execute(&mut *self.tx).await
+        {
+            self.unsure = true;
+            return Err(e.into());
+        }
+        Ok(&mut *self.tx)
+    }
+
+    /// `sql` with the pending savepoint statement in front (taken: the caller must run the
+    /// answer as its next statement, and report a failure with [`SqliteTx::failed`]), and the
+    /// connection. The texts are made once per pair, so prepared statements are reused.
+    pub(crate) fn prefixed(&mut self, sql: &'static str) -> (&'static str, &mut sqlx::SqliteConnection) {
+        self.carried = self.pending.is_some();
+        let sql = match self.pending.take() {
+            None => sql,
+            Some(prefix) => {
+                type Texts = std::collections::HashMap<(usize, usize), &'static str>;
+                static TEXTS: std::sync::LazyLock<std::sync::Mutex<Texts>> = std::sync::LazyLock::new(Default::default);
+                let mut texts = TEXTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                // Keyed by address: both are 'static texts from a fixed set, so this holds
+                // a bounded number of leaked strings.
+                *texts
+                    .entry((prefix.as_ptr() as usize, sql.as_ptr() as usize))
+                    .or_insert_with(|| Box::leak(format!("{prefix}; {sql}").into_boxed_str()))
+            }
+        };
+        (sql, &mut *self.tx)
+    }
+
+    /// A statement from [`SqliteTx::prefixed`] failed.
+    pub(crate) fn failed(&mut self) {
+        self.unsure |= self.carried;
+    }
+
+    /// Leaves `sql` (a savepoint statement) to run before the next statement.
+    pub(crate) fn defer(&mut self, sql: &'static str) {
+        (self.pending, self.carried, self.unsure) = (Some(sql), false, false);
+    }
+
+    /// After a command: whether the deferred statement ran (or was sent and failed), and
+    /// whether that is unknown. Clears what is left pending.
+    pub(crate) fn settle(&mut self) -> (bool, bool) {
+        let ran = self.pending.take().is_none();
+        (ran, self.unsure)
+    }
 }
 
 /// Runs the same statement code against whichever backend a [`Tx`] or [`Store`] holds.
@@ -115,7 +186,7 @@ macro_rules! on_tx {
     ($tx:expr, |$conn:ident| $body:expr) => {
         match $tx {
             $crate::Tx::Sqlite(t) => {
-                let $conn = &mut **t;
+                let $conn = t.conn().await?;
                 $body
             }
             $crate::Tx::Postgres(t) => {
@@ -174,7 +245,7 @@ impl Store {
     /// half-way on a lock upgrade.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self {
-            Store::Sqlite(s) => Tx::Sqlite(s.write.begin_with("BEGIN IMMEDIATE").await?),
+            Store::Sqlite(s) => Tx::Sqlite(SqliteTx::new(s.write.begin_with("BEGIN IMMEDIATE").await?)),
             Store::Postgres(s) => Tx::Postgres(s.pool.begin().await?),
         })
     }
@@ -211,7 +282,7 @@ impl Store {
 impl Tx {
     pub async fn commit(self) -> Result<()> {
         match self {
-            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Sqlite(t) => t.tx.commit().await?,
             Tx::Postgres(t) => t.commit().await?,
         }
         Ok(())
@@ -219,7 +290,7 @@ impl Tx {
 
     pub async fn rollback(self) -> Result<()> {
         match self {
-            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Sqlite(t) => t.tx.rollback().await?,
             Tx::Postgres(t) => t.rollback().await?,
         }
         Ok(())
@@ -237,6 +308,10 @@ async fn open_sqlite(path: &Path) -> Result<SqliteStore> {
         // Acknowledged means durable: FULL syncs the WAL on every commit.
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
+        // Sub-journals (one per savepoint, so per group-commit command) in memory: as files
+        // they cost a pwrite per page a command first touches (a tenth of the SQLite
+        // thread's time in a placement profile).
+        .pragma("temp_store", "memory")
         .busy_timeout(SQLITE_BUSY_TIMEOUT);
     let write = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
     let read =

@@ -276,7 +276,7 @@ impl Tx {
                 )))
                 .bind(wants_json(wants))
                 .bind(now_ms)
-                .fetch_all(&mut **t)
+                .fetch_all(t.conn().await?)
                 .await?
             }
             Tx::Postgres(t) => {
@@ -454,10 +454,17 @@ impl Tx {
             };
         }
         let rows = match (self, take) {
-            (Tx::Sqlite(t), None) => order_query!(SQLITE).fetch_all(&mut **t).await?,
+            // The group writer's pending savepoint goes in front, in the same call.
+            (Tx::Sqlite(t), None) => {
+                let (sql, conn) = t.prefixed(SQLITE);
+                let rows = order_query!(sql).fetch_all(conn).await;
+                rows.inspect_err(|_| t.failed())?
+            }
             (Tx::Postgres(t), None) => order_query!(POSTGRES).fetch_all(&mut **t).await?,
             (Tx::Sqlite(t), Some((wants, now))) => {
-                order_query!(SQLITE_TAKING.as_str()).bind(wants_json(wants)).bind(now).fetch_all(&mut **t).await?
+                let (sql, conn) = t.prefixed(SQLITE_TAKING.as_str());
+                let rows = order_query!(sql).bind(wants_json(wants)).bind(now).fetch_all(conn).await;
+                rows.inspect_err(|_| t.failed())?
             }
             (Tx::Postgres(t), Some((wants, now))) => {
                 let (n, sk, q) = wants_arrays(wants);
@@ -563,7 +570,7 @@ impl Tx {
         let found = match self {
             Tx::Sqlite(t) => sqlx::query_scalar::<_, String>("SELECT order_id FROM orders WHERE order_id = $1")
                 .bind(order_id)
-                .fetch_optional(&mut **t)
+                .fetch_optional(t.conn().await?)
                 .await?
                 .is_some(),
             Tx::Postgres(t) => {

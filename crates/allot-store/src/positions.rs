@@ -105,7 +105,7 @@ impl Tx {
                      JOIN positions p ON p.node_id = k.value ->> 0 AND p.sku = k.value ->> 1"
                 )))
                 .bind(&keys)
-                .fetch_all(&mut **t)
+                .fetch_all(t.conn().await?)
                 .await?
             }
             Tx::Postgres(t) => {
@@ -149,7 +149,7 @@ impl Tx {
                     "SELECT {COLUMNS} FROM positions p WHERE p.node_id = $1"
                 )))
                 .bind(node_id.as_str())
-                .fetch_all(&mut **t)
+                .fetch_all(t.conn().await?)
                 .await?
             }
             Tx::Postgres(_) => {
@@ -209,7 +209,7 @@ impl Tx {
                 )))
                 .bind(&values)
                 .bind(now_ms)
-                .fetch_all(&mut **t)
+                .fetch_all(t.conn().await?)
                 .await?
             }
             Tx::Postgres(t) => {
