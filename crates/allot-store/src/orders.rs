@@ -346,23 +346,12 @@ impl Tx {
         events: &[crate::NewEvent],
         take: Option<(&Wants, i64)>,
     ) -> Result<Vec<StoredPosition>> {
-        const SQLITE: &str = "INSERT INTO orders (order_id, channel, external_id, request_hash, status, holds, document, \
-               decision, policy_name, policy_version, policy_hash, created_at_ms) \
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12); \
-             INSERT INTO order_lines (order_id, line_id, sku, quantity, allocated, backordered, unfilled, cancelled, \
-               status, promised_date, promised_ready_at_ms) SELECT $1, v.value ->> 0, v.value ->> 1, \
-               v.value ->> 2, v.value ->> 3, v.value ->> 4, v.value ->> 5, v.value ->> 6, v.value ->> 7, \
-               v.value ->> 8, v.value ->> 9 FROM json_each($13) AS v; \
-             INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, kind, attempt, status, \
-               created_at_ms, released_at_ms, updated_at_ms, due_date) SELECT v.value ->> 0, $1, \
-               v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4, v.value ->> 5, v.value ->> 6, \
-               v.value ->> 7, v.value ->> 8 FROM json_each($14) AS v; \
-             INSERT INTO allocations (order_id, line_id, node_id, sku, quantity, fulfillment_order_id) \
-               SELECT $1, v.value ->> 0, v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4 \
-               FROM json_each($15) AS v; \
-             INSERT INTO events (event_id, type, channel, order_id, node_id, at_ms, version, data, actor) \
-               SELECT v.value ->> 0, v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4, v.value ->> 5, \
-               v.value ->> 6, v.value ->> 7, v.value ->> 8 FROM json_each($16) AS v ORDER BY v.key";
+        // One statement: migration 0012's view, whose trigger inserts the order, its lines,
+        // fulfillment orders, allocations and events (in the order given).
+        const SQLITE: &str = "INSERT INTO order_writes (order_id, channel, external_id, request_hash, status, \
+               holds, document, decision, policy_name, policy_version, policy_hash, created_at_ms, lines, \
+               fulfillment_orders, allocations, events) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
         const POSTGRES: &str = "WITH o AS (INSERT INTO orders (order_id, channel, external_id, request_hash, status, \
                holds, document, decision, policy_name, policy_version, policy_hash, created_at_ms) \
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)), \
