@@ -38,7 +38,7 @@ pub(crate) struct ChangeNote {
 
 impl ChangeNote {
     /// The JSON payload, degraded until it fits a notification.
-    fn payload(mut self) -> String {
+    pub(crate) fn payload(mut self) -> String {
         let mut text = serde_json::to_string(&self).unwrap_or_default();
         if text.len() > CHANGE_PAYLOAD_MAX && !self.positions.is_empty() {
             let mut nodes: Vec<String> = self.positions.drain(..).map(|(n, _)| n).collect();

@@ -352,18 +352,23 @@ impl App {
                 None => self.implied_promise(to_source, &quote, input.policy.as_deref()).await?,
             };
             let plan = Plan { quote, subs, decision, pickup_ready_at_ms, implied_promise };
-            let (app, inp, conv) = (self.clone(), input.clone(), conversion.clone());
-            // The command may run on the SQLite writer's thread: carry the actor along.
-            let actor = crate::events::current_actor();
-            let outcome = self
-                .inner
-                .store
-                .write(move |tx| {
-                    Box::pin(crate::events::acting_as(actor, async move {
-                        app.place_in(tx, &inp, conv.as_deref(), plan, last).await
-                    }))
-                })
-                .await;
+            // PostgreSQL, first attempt, no reservation to convert: one autocommit statement
+            // (module docs); a shortfall plans again through the write command.
+            let outcome = if attempt == 1 && conversion.is_none() && self.backend_name() == "postgres" {
+                self.place_at_once(&input, plan).await
+            } else {
+                let (app, inp, conv) = (self.clone(), input.clone(), conversion.clone());
+                // The command may run on the SQLite writer's thread: carry the actor along.
+                let actor = crate::events::current_actor();
+                self.inner
+                    .store
+                    .write(move |tx| {
+                        Box::pin(crate::events::acting_as(actor, async move {
+                            app.place_in(tx, &inp, conv.as_deref(), plan, last).await
+                        }))
+                    })
+                    .await
+            };
             // A deadlock or serialization failure between concurrent transactions on
             // PostgreSQL (e.g. two orders expiring different reservations before taking
             // each other's positions) rolled everything back: plan and try again.
@@ -405,6 +410,29 @@ impl App {
         Err(AppError::invalid("lines", "the order could not be placed; retry"))
     }
 
+    /// One placement attempt as one autocommit statement on PostgreSQL
+    /// ([`allot_store::Store::place_order_at_once`]): every planned position must cover its
+    /// units or nothing is written, and the attempt answers `Retry` with all of them.
+    async fn place_at_once(&self, input: &PlaceOrder, plan: Plan) -> Result<Attempt> {
+        let Plan { quote, subs, decision, pickup_ready_at_ms, implied_promise } = plan;
+        let now = self.now_ms();
+        let wants = planned_wants(&quote, &subs);
+        let ok = wants.keys().cloned().collect();
+        let (mut taken, mut failed) = (BTreeMap::new(), Vec::new());
+        apportion(input, &quote, &subs, &ok, &mut taken, &mut failed);
+        let (order, events) =
+            self.compose(input, &quote, &taken, decision, pickup_ready_at_ms, implied_promise.as_ref(), now);
+        let note = self.position_keys_note(wants.keys().map(|(n, s)| (n, s)));
+        match self.inner.store.place_order_at_once(&order, &events, &wants, now, &note.payload()).await {
+            Ok(Some(Some(written))) => Ok(Attempt::Placed { order: Box::new(order), written, failed }),
+            Ok(Some(None)) => Ok(Attempt::Retry(wants.into_keys().collect())),
+            // Not PostgreSQL (the caller checks): plan again through the write command.
+            Ok(None) => Ok(Attempt::Retry(Vec::new())),
+            Err(e) if e.is_unique_violation() => Ok(Attempt::Exists),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// One placement attempt inside a write transaction (see the module docs).
     async fn place_in(
         &self,
@@ -425,17 +453,7 @@ impl App {
         }
         // The planned stock: one statement for every position of the plan. A position that
         // does not cover the plan's units there takes nothing (all its lines fail).
-        let mut wants: BTreeMap<(NodeId, Sku), u64> = BTreeMap::new();
-        for pkg in &quote.decision.plan.packages {
-            for l in &pkg.lines {
-                *wants.entry((pkg.node_id.clone(), l.sku.clone())).or_default() += l.quantity.get();
-            }
-        }
-        for sub in subs {
-            for (node, q) in &sub.packages {
-                *wants.entry((node.clone(), sub.sku.clone())).or_default() += q;
-            }
-        }
+        let wants = planned_wants(quote, subs);
         // Stock last (module docs): the order is written as if every position covers its
         // units, and the attempt rolls back below if one does not.
         let take_last = !last;
@@ -445,49 +463,9 @@ impl App {
             self.take_stock(tx, &wants, now, &mut written, None).await?
         };
         let mut failed: Vec<(NodeId, Sku)> = Vec::new();
-        for pkg in &quote.decision.plan.packages {
-            for l in &pkg.lines {
-                let Some(li) = input.order.lines.iter().position(|x| x.line_id == l.line_id) else { continue };
-                let key = (pkg.node_id.clone(), l.sku.clone());
-                if ok.contains(&key) {
-                    *taken.entry((li, pkg.node_id.clone(), l.sku.clone())).or_default() += l.quantity.get();
-                } else if !failed.contains(&key) {
-                    failed.push(key);
-                }
-            }
-        }
-        for sub in subs {
-            for (node, q) in &sub.packages {
-                let key = (node.clone(), sub.sku.clone());
-                if ok.contains(&key) {
-                    *taken.entry((sub.line, node.clone(), sub.sku.clone())).or_default() += q;
-                } else if !failed.contains(&key) {
-                    failed.push(key);
-                }
-            }
-        }
-        let mut order = self.build_order(input, quote, &taken, decision, now);
-        // Ordered with a service level: that level's date is the promise of its shipped lines.
-        if let Some(date) = implied_promise {
-            for (row, line) in order.lines.iter_mut().zip(&input.order.lines) {
-                let shipped =
-                    matches!(line.method, allot_core::FulfillmentMethod::Ship | allot_core::FulfillmentMethod::SameDay);
-                if shipped && line.service_level.is_some() && row.promised_date.is_none() {
-                    row.promised_date = Some(date.to_string());
-                }
-            }
-            stamp_due_dates(&mut order.fulfillment_orders, &order.allocations, &order.lines);
-        }
-        if let (Some(store), Some(ready)) = (&input.pickup_promise, pickup_ready_at_ms) {
-            for (row, line) in order.lines.iter_mut().zip(&input.order.lines) {
-                if is_counter(line.method) && line.pickup_node.as_ref() == Some(store) {
-                    row.promised_ready_at_ms = Some(ready);
-                }
-            }
-        }
-        order.sort_parts();
-        let mut events = crate::events::placed_events(&order, now);
-        events.extend(substitution_event(&order, now));
+        apportion(input, quote, subs, &ok, &mut taken, &mut failed);
+        let (order, events) =
+            self.compose(input, quote, &taken, decision, pickup_ready_at_ms, implied_promise.as_ref(), now);
         // The same (channel, external_id) placed before: its unique key refuses this one.
         if take_last {
             // Only the positions are news to other servers (delivered at commit), so the
@@ -728,6 +706,44 @@ impl App {
         }
         self.refresh_positions(fresh);
         Ok(())
+    }
+
+    /// The order as `taken` allocates it (promised dates stamped, parts in order) and the
+    /// events that announce it.
+    #[allow(clippy::too_many_arguments)]
+    fn compose(
+        &self,
+        input: &PlaceOrder,
+        quote: &Quote,
+        taken: &BTreeMap<(usize, NodeId, Sku), u64>,
+        decision: String,
+        pickup_ready_at_ms: Option<i64>,
+        implied_promise: Option<&jiff::civil::Date>,
+        now: i64,
+    ) -> (StoredOrder, Vec<allot_store::NewEvent>) {
+        let mut order = self.build_order(input, quote, taken, decision, now);
+        // Ordered with a service level: that level's date is the promise of its shipped lines.
+        if let Some(date) = implied_promise {
+            for (row, line) in order.lines.iter_mut().zip(&input.order.lines) {
+                let shipped =
+                    matches!(line.method, allot_core::FulfillmentMethod::Ship | allot_core::FulfillmentMethod::SameDay);
+                if shipped && line.service_level.is_some() && row.promised_date.is_none() {
+                    row.promised_date = Some(date.to_string());
+                }
+            }
+            stamp_due_dates(&mut order.fulfillment_orders, &order.allocations, &order.lines);
+        }
+        if let (Some(store), Some(ready)) = (&input.pickup_promise, pickup_ready_at_ms) {
+            for (row, line) in order.lines.iter_mut().zip(&input.order.lines) {
+                if is_counter(line.method) && line.pickup_node.as_ref() == Some(store) {
+                    row.promised_ready_at_ms = Some(ready);
+                }
+            }
+        }
+        order.sort_parts();
+        let mut events = crate::events::placed_events(&order, now);
+        events.extend(substitution_event(&order, now));
+        (order, events)
     }
 
     fn build_order(
@@ -1170,5 +1186,54 @@ impl App {
         }
         tx.commit().await?;
         self.order_by_id(order_id).await
+    }
+}
+
+/// Units the plan (and its substitutes) takes from each position.
+fn planned_wants(quote: &Quote, subs: &[SubstitutePlan]) -> BTreeMap<(NodeId, Sku), u64> {
+    let mut wants: BTreeMap<(NodeId, Sku), u64> = BTreeMap::new();
+    for pkg in &quote.decision.plan.packages {
+        for l in &pkg.lines {
+            *wants.entry((pkg.node_id.clone(), l.sku.clone())).or_default() += l.quantity.get();
+        }
+    }
+    for sub in subs {
+        for (node, q) in &sub.packages {
+            *wants.entry((node.clone(), sub.sku.clone())).or_default() += q;
+        }
+    }
+    wants
+}
+
+/// The planned units of the positions in `ok` go to `taken` per (line, node, SKU); the
+/// positions not in `ok` to `failed`.
+fn apportion(
+    input: &PlaceOrder,
+    quote: &Quote,
+    subs: &[SubstitutePlan],
+    ok: &std::collections::BTreeSet<(NodeId, Sku)>,
+    taken: &mut BTreeMap<(usize, NodeId, Sku), u64>,
+    failed: &mut Vec<(NodeId, Sku)>,
+) {
+    for pkg in &quote.decision.plan.packages {
+        for l in &pkg.lines {
+            let Some(li) = input.order.lines.iter().position(|x| x.line_id == l.line_id) else { continue };
+            let key = (pkg.node_id.clone(), l.sku.clone());
+            if ok.contains(&key) {
+                *taken.entry((li, pkg.node_id.clone(), l.sku.clone())).or_default() += l.quantity.get();
+            } else if !failed.contains(&key) {
+                failed.push(key);
+            }
+        }
+    }
+    for sub in subs {
+        for (node, q) in &sub.packages {
+            let key = (node.clone(), sub.sku.clone());
+            if ok.contains(&key) {
+                *taken.entry((sub.line, node.clone(), sub.sku.clone())).or_default() += q;
+            } else if !failed.contains(&key) {
+                failed.push(key);
+            }
+        }
     }
 }

@@ -63,6 +63,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Connections kept open to PostgreSQL per server process.
 pub const PG_MAX_CONNECTIONS: u32 = 16;
+/// PostgreSQL connections for one-statement order placement (each is held for one round
+/// trip, so a few carry thousands of orders a second).
+pub const PG_PLACEMENT_CONNECTIONS: u32 = 8;
 /// Read connections to the SQLite file (the write connection is separate and single).
 pub const SQLITE_READ_CONNECTIONS: u32 = 4;
 /// How long a SQLite statement waits for a lock held by another process before failing.
@@ -100,6 +103,11 @@ pub struct SqliteStore {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Connections for [`Store::place_order_at_once`] only: they plan with generic plans
+    /// (`plan_cache_mode=force_generic_plan`; that statement looks rows up by key, and
+    /// re-planning it per execution was a fifth of PostgreSQL's time), which other
+    /// queries — listings with optional filters — should not be forced into.
+    placement: PgPool,
 }
 
 /// An open write transaction. Dropping it without [`Tx::commit`] rolls it back.
@@ -131,6 +139,7 @@ impl SqliteTx {
 
     /// The connection, with a pending savepoint statement run first.
     pub(crate) async fn conn(&mut self) -> Result<&mut sqlx::SqliteConnection> {
+        self.carried = false;
         if let Some(sql) = self.pending.take()
             && let Err(e) = sqlx::query(sql).execute(&mut *self.tx).await
         {
@@ -148,13 +157,13 @@ impl SqliteTx {
         let sql = match self.pending.take() {
             None => sql,
             Some(prefix) => {
-                type Texts = std::collections::HashMap<(usize, usize), &'static str>;
+                type Texts = std::collections::HashMap<(usize, usize, usize), &'static str>;
                 static TEXTS: std::sync::LazyLock<std::sync::Mutex<Texts>> = std::sync::LazyLock::new(Default::default);
                 let mut texts = TEXTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                // Keyed by address: both are 'static texts from a fixed set, so this holds
-                // a bounded number of leaked strings.
+                // Keyed by address (and length): both are 'static texts from a fixed set,
+                // so this holds a bounded number of leaked strings.
                 *texts
-                    .entry((prefix.as_ptr() as usize, sql.as_ptr() as usize))
+                    .entry((prefix.as_ptr() as usize, sql.as_ptr() as usize, sql.len()))
                     .or_insert_with(|| Box::leak(format!("{prefix}; {sql}").into_boxed_str()))
             }
         };
@@ -274,7 +283,10 @@ impl Store {
                 s.read.close().await;
                 s.write.close().await;
             }
-            Store::Postgres(s) => s.pool.close().await,
+            Store::Postgres(s) => {
+                s.placement.close().await;
+                s.pool.close().await;
+            }
         }
     }
 }
@@ -333,6 +345,10 @@ async fn open_postgres(url: &str, schema: Option<&str>) -> Result<PgStore> {
         admin.close().await;
         options = options.options([("search_path", schema)]);
     }
+    let placement = PgPoolOptions::new()
+        .max_connections(PG_PLACEMENT_CONNECTIONS)
+        .min_connections(0)
+        .connect_lazy_with(options.clone().options([("plan_cache_mode", "force_generic_plan")]));
     let pool = PgPoolOptions::new().max_connections(PG_MAX_CONNECTIONS).connect_with(options).await?;
-    Ok(PgStore { pool })
+    Ok(PgStore { pool, placement })
 }

@@ -11,6 +11,30 @@ use allot_core::{FoEvent, FoKind, FoStatus, NodeId, Sku, Transition};
 use crate::positions::{POSITION_COLUMNS_PLAIN, PositionRow};
 use crate::{Result, Store, StoredPosition, Tx, on_read, on_tx};
 
+/// Binds an order's columns and rows (`$1`–`$16` of [`POSTGRES`] and of SQLite's order
+/// statement).
+macro_rules! bind_order {
+    ($query:expr, $o:expr, $lines:expr, $fos:expr, $allocs:expr, $events:expr) => {
+        $query
+            .bind(&$o.order_id)
+            .bind(&$o.channel)
+            .bind(&$o.external_id)
+            .bind(&$o.request_hash)
+            .bind(&$o.status)
+            .bind($o.holds.join(","))
+            .bind(&$o.document)
+            .bind(&$o.decision)
+            .bind(&$o.policy_name)
+            .bind($o.policy_version)
+            .bind(&$o.policy_hash)
+            .bind($o.created_at_ms)
+            .bind($lines)
+            .bind($fos)
+            .bind($allocs)
+            .bind($events)
+    };
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OrderLineRow {
     pub line_id: String,
@@ -352,23 +376,7 @@ impl Tx {
                holds, document, decision, policy_name, policy_version, policy_hash, created_at_ms, lines, \
                fulfillment_orders, allocations, events) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
-        const POSTGRES: &str = "WITH o AS (INSERT INTO orders (order_id, channel, external_id, request_hash, status, \
-               holds, document, decision, policy_name, policy_version, policy_hash, created_at_ms) \
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)), \
-             l AS (INSERT INTO order_lines (order_id, line_id, sku, quantity, allocated, backordered, unfilled, \
-               cancelled, status, promised_date, promised_ready_at_ms) SELECT $1, v ->> 0, v ->> 1, \
-               (v ->> 2)::bigint, (v ->> 3)::bigint, (v ->> 4)::bigint, (v ->> 5)::bigint, (v ->> 6)::bigint, \
-               v ->> 7, v ->> 8, (v ->> 9)::bigint FROM jsonb_array_elements($13::jsonb) AS v), \
-             f AS (INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, kind, attempt, status, \
-               created_at_ms, released_at_ms, updated_at_ms, due_date) SELECT v ->> 0, $1, v ->> 1, \
-               v ->> 2, (v ->> 3)::bigint, v ->> 4, (v ->> 5)::bigint, (v ->> 6)::bigint, (v ->> 7)::bigint, \
-               v ->> 8 FROM jsonb_array_elements($14::jsonb) AS v), \
-             a AS (INSERT INTO allocations (order_id, line_id, node_id, sku, quantity, fulfillment_order_id) \
-               SELECT $1, v ->> 0, v ->> 1, v ->> 2, (v ->> 3)::bigint, v ->> 4 \
-               FROM jsonb_array_elements($15::jsonb) AS v) \
-             INSERT INTO events (event_id, type, channel, order_id, node_id, at_ms, version, data, actor) \
-               SELECT v ->> 0, v ->> 1, v ->> 2, v ->> 3, v ->> 4, (v ->> 5)::bigint, (v ->> 6)::int, v ->> 7, \
-               v ->> 8 FROM jsonb_array_elements($16::jsonb) WITH ORDINALITY AS t (v, n) ORDER BY n";
+
         // The stock, appended to the above: SQLite `$17` the wanted units (JSON), `$18` now;
         // PostgreSQL `$17`–`$19` nodes, SKUs and units (arrays: the planner probes the primary
         // key for each, where a JSON set's row estimate made it scan every position), `$20`
@@ -386,60 +394,19 @@ impl Tx {
         });
         static POSTGRES_TAKING: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             let inserts = POSTGRES.replacen(") INSERT INTO events", "), e AS (INSERT INTO events", 1);
-            format!(
-                "{inserts}), \
-                 w AS (SELECT * FROM unnest($17::text[], $18::text[], $19::bigint[]) AS w (n, s, q)), \
-                 locked AS MATERIALIZED (SELECT p.node_id AS ln, p.sku AS ls FROM positions p \
-                   JOIN w ON p.node_id = w.n AND p.sku = w.s ORDER BY p.node_id, p.sku FOR UPDATE OF p) \
-                 UPDATE positions AS p SET allocated = p.allocated + w.q, version = p.version + 1, \
-                   updated_at_ms = $20 \
-                 FROM w, locked \
-                 WHERE p.node_id = w.n AND p.sku = w.s AND locked.ln = w.n AND locked.ls = w.s \
-                   AND p.on_hand - p.damaged - p.quarantined - p.reserved - p.allocated - p.safety_stock >= w.q \
-                 RETURNING {POSITION_COLUMNS_PLAIN}"
-            )
+            format!("{inserts}), {PG_WANTED_LOCKED} {}", pg_take())
         });
-        let lines = serde_json::Value::from(
-            o.lines
-                .iter()
-                .map(|l| {
-                    serde_json::json!([
-                        l.line_id,
-                        l.sku,
-                        l.quantity,
-                        l.allocated,
-                        l.backordered,
-                        l.unfilled,
-                        l.cancelled,
-                        l.status,
-                        l.promised_date,
-                        l.promised_ready_at_ms
-                    ])
-                })
-                .collect::<Vec<_>>(),
-        )
-        .to_string();
-        let (fos, allocs) = fulfillment_rows(&o.fulfillment_orders, &o.allocations);
-        let events = crate::events::event_rows(events);
+        let (lines, fos, allocs, events) = order_rows(o, events);
         macro_rules! order_query {
             ($sql:expr) => {
-                sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe($sql))
-                    .bind(&o.order_id)
-                    .bind(&o.channel)
-                    .bind(&o.external_id)
-                    .bind(&o.request_hash)
-                    .bind(&o.status)
-                    .bind(o.holds.join(","))
-                    .bind(&o.document)
-                    .bind(&o.decision)
-                    .bind(&o.policy_name)
-                    .bind(o.policy_version)
-                    .bind(&o.policy_hash)
-                    .bind(o.created_at_ms)
-                    .bind(&lines)
-                    .bind(&fos)
-                    .bind(&allocs)
-                    .bind(&events)
+                bind_order!(
+                    sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe($sql)),
+                    o,
+                    &lines,
+                    &fos,
+                    &allocs,
+                    &events
+                )
             };
         }
         let rows = match (self, take) {
@@ -511,6 +478,131 @@ type Wants = std::collections::BTreeMap<(NodeId, Sku), u64>;
 fn wants_json(wants: &Wants) -> String {
     let rows = wants.iter().map(|((n, s), q)| serde_json::json!([n.as_str(), s.as_str(), q]));
     serde_json::Value::from(rows.collect::<Vec<_>>()).to_string()
+}
+
+/// An order's rows in one PostgreSQL statement of data-modifying CTEs (`o`, `l`, `f`, `a`,
+/// then the events' insert): `$1`–`$12` the order's columns, `$13`–`$16` its lines,
+/// fulfillment orders, allocations and events as JSON arrays ([`order_rows`]).
+const POSTGRES: &str = "WITH o AS (INSERT INTO orders (order_id, channel, external_id, request_hash, status, \
+       holds, document, decision, policy_name, policy_version, policy_hash, created_at_ms) \
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)), \
+     l AS (INSERT INTO order_lines (order_id, line_id, sku, quantity, allocated, backordered, unfilled, \
+       cancelled, status, promised_date, promised_ready_at_ms) SELECT $1, v ->> 0, v ->> 1, \
+       (v ->> 2)::bigint, (v ->> 3)::bigint, (v ->> 4)::bigint, (v ->> 5)::bigint, (v ->> 6)::bigint, \
+       v ->> 7, v ->> 8, (v ->> 9)::bigint FROM jsonb_array_elements($13::jsonb) AS v), \
+     f AS (INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, kind, attempt, status, \
+       created_at_ms, released_at_ms, updated_at_ms, due_date) SELECT v ->> 0, $1, v ->> 1, \
+       v ->> 2, (v ->> 3)::bigint, v ->> 4, (v ->> 5)::bigint, (v ->> 6)::bigint, (v ->> 7)::bigint, \
+       v ->> 8 FROM jsonb_array_elements($14::jsonb) AS v), \
+     a AS (INSERT INTO allocations (order_id, line_id, node_id, sku, quantity, fulfillment_order_id) \
+       SELECT $1, v ->> 0, v ->> 1, v ->> 2, (v ->> 3)::bigint, v ->> 4 \
+       FROM jsonb_array_elements($15::jsonb) AS v) \
+     INSERT INTO events (event_id, type, channel, order_id, node_id, at_ms, version, data, actor) \
+       SELECT v ->> 0, v ->> 1, v ->> 2, v ->> 3, v ->> 4, (v ->> 5)::bigint, (v ->> 6)::int, v ->> 7, \
+       v ->> 8 FROM jsonb_array_elements($16::jsonb) WITH ORDINALITY AS t (v, n) ORDER BY n";
+
+/// The wanted positions (`$17`–`$19` nodes, SKUs and units, as arrays: the planner probes
+/// the primary key for each, where a JSON set's row estimate made it scan every position)
+/// and their rows locked in key order (so concurrent orders cannot deadlock), as CTEs.
+const PG_WANTED_LOCKED: &str = "w AS (SELECT * FROM unnest($17::text[], $18::text[], $19::bigint[]) AS w (n, s, q)), \
+     locked AS MATERIALIZED (SELECT p.node_id AS ln, p.sku AS ls FROM positions p \
+       JOIN w ON p.node_id = w.n AND p.sku = w.s ORDER BY p.node_id, p.sku FOR UPDATE OF p)";
+
+/// Takes the wanted units from every locked position that covers them (`$20` now),
+/// returning those positions. RETURNING names columns unqualified (SQLite does not resolve
+/// the alias there), so no other source has a column named like a position's.
+fn pg_take() -> String {
+    format!(
+        "UPDATE positions AS p SET allocated = p.allocated + w.q, version = p.version + 1, updated_at_ms = $20 \
+         FROM w, locked \
+         WHERE p.node_id = w.n AND p.sku = w.s AND locked.ln = w.n AND locked.ls = w.s \
+           AND p.on_hand - p.damaged - p.quarantined - p.reserved - p.allocated - p.safety_stock >= w.q \
+         RETURNING {POSITION_COLUMNS_PLAIN}"
+    )
+}
+
+/// An order's lines, fulfillment orders, allocations and events as the JSON arrays the
+/// order statements read.
+fn order_rows(o: &StoredOrder, events: &[crate::NewEvent]) -> (String, String, String, String) {
+    let lines = serde_json::Value::from(
+        o.lines
+            .iter()
+            .map(|l| {
+                serde_json::json!([
+                    l.line_id,
+                    l.sku,
+                    l.quantity,
+                    l.allocated,
+                    l.backordered,
+                    l.unfilled,
+                    l.cancelled,
+                    l.status,
+                    l.promised_date,
+                    l.promised_ready_at_ms
+                ])
+            })
+            .collect::<Vec<_>>(),
+    )
+    .to_string();
+    let (fos, allocs) = fulfillment_rows(&o.fulfillment_orders, &o.allocations);
+    (lines, fos, allocs, crate::events::event_rows(events))
+}
+
+impl Store {
+    /// Places an order in one autocommit statement (PostgreSQL; `None` on SQLite, whose
+    /// group writer places orders): the planned stock is taken from every position
+    /// ([`PG_WANTED_LOCKED`], [`pg_take`]), and the order's rows are written only if every
+    /// position covered its units (`allot_all_taken`, migration 0013), with the change
+    /// note for other servers (`pg_notify`, delivered at commit). One round trip, and a
+    /// hot position's row lock is held for the statement and its commit only. Answers the
+    /// positions taken, `Some(None)` if a position fell short (nothing was written), or the
+    /// unique-key error of a repeated `(channel, external_id)`.
+    pub async fn place_order_at_once(
+        &self,
+        o: &StoredOrder,
+        events: &[crate::NewEvent],
+        wants: &Wants,
+        now_ms: i64,
+        note: &str,
+    ) -> Result<Option<Option<Vec<StoredPosition>>>> {
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let rows = POSTGRES
+                .trim_start_matches("WITH ")
+                .replacen(
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+                     FROM (SELECT count(*) AS n FROM take) AS t, (SELECT pg_notify($21, $22)) AS note \
+                     WHERE allot_all_taken(t.n, cardinality($17::text[]))",
+                    1,
+                )
+                .replacen(") INSERT INTO events", "), e AS (INSERT INTO events", 1);
+            format!("WITH {PG_WANTED_LOCKED}, take AS ({}), {rows}) SELECT * FROM take", pg_take())
+        });
+        let Store::Postgres(pg) = self else { return Ok(None) };
+        let (lines, fos, allocs, rows) = order_rows(o, events);
+        let (n, sk, q) = wants_arrays(wants);
+        let taken = bind_order!(
+            sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(SQL.as_str())),
+            o,
+            &lines,
+            &fos,
+            &allocs,
+            &rows
+        )
+        .bind(n)
+        .bind(sk)
+        .bind(q)
+        .bind(now_ms)
+        .bind(crate::changes::CHANGE_CHANNEL)
+        .bind(note)
+        .fetch_all(&pg.placement)
+        .await;
+        match taken {
+            Ok(rows) => Ok(Some(Some(rows.into_iter().map(StoredPosition::try_from).collect::<Result<_>>()?))),
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("AL001") => Ok(Some(None)),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 /// Wanted units per position as three array parameters: nodes, SKUs, units (PostgreSQL).

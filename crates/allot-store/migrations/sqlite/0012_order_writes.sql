@@ -3,7 +3,9 @@
 -- of a multi-statement call is a result message from sqlx's connection thread, and most
 -- of them woke the group writer's thread (about five wake-ups per order); as one statement
 -- the order's rows cost one. The columns are the order's, then its rows as JSON arrays
--- (see `Tx::write_order`).
+-- (see `Tx::write_order`). The trigger names orders, order_lines, fulfillment_orders,
+-- allocations and events: a later migration that rebuilds one of them (as 0006 did) must
+-- DROP TRIGGER order_writes_insert first and create it again after.
 CREATE VIEW order_writes AS SELECT
     NULL AS order_id, NULL AS channel, NULL AS external_id, NULL AS request_hash, NULL AS status,
     NULL AS holds, NULL AS document, NULL AS decision, NULL AS policy_name, NULL AS policy_version,
