@@ -424,10 +424,8 @@ impl App {
             self.compose(input, &quote, &taken, decision, pickup_ready_at_ms, implied_promise.as_ref(), now);
         let note = self.position_keys_note(wants.keys().map(|(n, s)| (n, s)));
         match self.inner.store.place_order_at_once(&order, &events, &wants, now, &note.payload()).await {
-            Ok(Some(Some(written))) => Ok(Attempt::Placed { order: Box::new(order), written, failed }),
-            Ok(Some(None)) => Ok(Attempt::Retry(wants.into_keys().collect())),
-            // Not PostgreSQL (the caller checks): plan again through the write command.
-            Ok(None) => Ok(Attempt::Retry(Vec::new())),
+            Ok(allot_store::AtOnce::Placed(written)) => Ok(Attempt::Placed { order: Box::new(order), written, failed }),
+            Ok(allot_store::AtOnce::Short) => Ok(Attempt::Retry(wants.into_keys().collect())),
             Err(e) if e.is_unique_violation() => Ok(Attempt::Exists),
             Err(e) => Err(e.into()),
         }

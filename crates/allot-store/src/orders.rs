@@ -9,7 +9,7 @@ use allot_core::fulfillment::next;
 use allot_core::{FoEvent, FoKind, FoStatus, NodeId, Sku, Transition};
 
 use crate::positions::{POSITION_COLUMNS_PLAIN, PositionRow};
-use crate::{Result, Store, StoredPosition, Tx, on_read, on_tx};
+use crate::{Result, Store, StoreError, StoredPosition, Tx, on_read, on_tx};
 
 /// Binds an order's columns and rows (`$1`–`$16` of [`POSTGRES`] and of SQLite's order
 /// statement).
@@ -285,53 +285,26 @@ impl Tx {
         if wants.is_empty() {
             return Ok(Vec::new());
         }
-        // RETURNING names columns unqualified: SQLite does not resolve the alias there (the
-        // source's columns are named n, s, q so nothing is ambiguous on PostgreSQL).
+        static SQLITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| sqlite_take(1));
+        static POSTGRES: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| format!("WITH {} {}", pg_wanted_locked(1), pg_take(1)));
         let rows = match self {
             Tx::Sqlite(t) => {
-                sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(format!(
-                    "UPDATE positions AS p SET allocated = p.allocated + w.q, version = p.version + 1, \
-                       updated_at_ms = $2 \
-                     FROM (SELECT v.value ->> 0 AS n, v.value ->> 1 AS s, v.value ->> 2 AS q FROM json_each($1) AS v) \
-                       AS w \
-                     WHERE p.node_id = w.n AND p.sku = w.s \
-                       AND p.on_hand - p.damaged - p.quarantined - p.reserved - p.allocated - p.safety_stock >= w.q \
-                     RETURNING {POSITION_COLUMNS_PLAIN}"
-                )))
-                .bind(wants_json(wants))
-                .bind(now_ms)
-                .fetch_all(t.conn().await?)
-                .await?
+                sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(SQLITE.as_str()))
+                    .bind(wants_json(wants))
+                    .bind(now_ms)
+                    .fetch_all(t.conn().await?)
+                    .await?
             }
             Tx::Postgres(t) => {
-                // PostgreSQL locks the rows of `UPDATE … FROM` in join order, which is not the
-                // same in every transaction: two orders taking the same positions deadlocked
-                // (a 500 for one of them; `crates/allot/tests/crash.rs`). Lock them in key
-                // order first, as `lock_positions` does. SQLite has a single writer.
                 let (n, sk, q) = wants_arrays(wants);
-                sqlx::query(
-                    "SELECT 1 FROM positions p JOIN unnest($1::text[], $2::text[]) AS w (n, s) \
-                       ON p.node_id = w.n AND p.sku = w.s \
-                     ORDER BY p.node_id, p.sku FOR UPDATE OF p",
-                )
-                .bind(&n)
-                .bind(&sk)
-                .execute(&mut **t)
-                .await?;
-                sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(format!(
-                    "UPDATE positions AS p SET allocated = p.allocated + w.q, version = p.version + 1, \
-                       updated_at_ms = $4 \
-                     FROM unnest($1::text[], $2::text[], $3::bigint[]) AS w (n, s, q) \
-                     WHERE p.node_id = w.n AND p.sku = w.s \
-                       AND p.on_hand - p.damaged - p.quarantined - p.reserved - p.allocated - p.safety_stock >= w.q \
-                     RETURNING {POSITION_COLUMNS_PLAIN}"
-                )))
-                .bind(&n)
-                .bind(&sk)
-                .bind(&q)
-                .bind(now_ms)
-                .fetch_all(&mut **t)
-                .await?
+                sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(POSTGRES.as_str()))
+                    .bind(n)
+                    .bind(sk)
+                    .bind(q)
+                    .bind(now_ms)
+                    .fetch_all(&mut **t)
+                    .await?
             }
         };
         rows.into_iter().map(StoredPosition::try_from).collect()
@@ -377,24 +350,13 @@ impl Tx {
                fulfillment_orders, allocations, events) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
 
-        // The stock, appended to the above: SQLite `$17` the wanted units (JSON), `$18` now;
-        // PostgreSQL `$17`–`$19` nodes, SKUs and units (arrays: the planner probes the primary
-        // key for each, where a JSON set's row estimate made it scan every position), `$20`
-        // now. RETURNING names columns unqualified (SQLite does not resolve the alias there),
-        // so no other source has a column named like a position's.
-        static SQLITE_TAKING: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            format!(
-                "{SQLITE}; UPDATE positions AS p SET allocated = p.allocated + w.q, version = p.version + 1, \
-                   updated_at_ms = $18 \
-                 FROM (SELECT v.value ->> 0 AS n, v.value ->> 1 AS s, v.value ->> 2 AS q FROM json_each($17) AS v) AS w \
-                 WHERE p.node_id = w.n AND p.sku = w.s \
-                   AND p.on_hand - p.damaged - p.quarantined - p.reserved - p.allocated - p.safety_stock >= w.q \
-                 RETURNING {POSITION_COLUMNS_PLAIN}"
-            )
-        });
+        // The stock, appended to the above: parameters from `$17` (see [`sqlite_take`],
+        // [`pg_take`]).
+        static SQLITE_TAKING: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| format!("{SQLITE}; {}", sqlite_take(17)));
         static POSTGRES_TAKING: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            let inserts = POSTGRES.replacen(") INSERT INTO events", "), e AS (INSERT INTO events", 1);
-            format!("{inserts}), {PG_WANTED_LOCKED} {}", pg_take())
+            let inserts = replace_once(POSTGRES, ") INSERT INTO events", "), e AS (INSERT INTO events");
+            format!("{inserts}), {} {}", pg_wanted_locked(17), pg_take(17))
         });
         let (lines, fos, allocs, events) = order_rows(o, events);
         macro_rules! order_query {
@@ -501,24 +463,54 @@ const POSTGRES: &str = "WITH o AS (INSERT INTO orders (order_id, channel, extern
        SELECT v ->> 0, v ->> 1, v ->> 2, v ->> 3, v ->> 4, (v ->> 5)::bigint, (v ->> 6)::int, v ->> 7, \
        v ->> 8 FROM jsonb_array_elements($16::jsonb) WITH ORDINALITY AS t (v, n) ORDER BY n";
 
-/// The wanted positions (`$17`–`$19` nodes, SKUs and units, as arrays: the planner probes
-/// the primary key for each, where a JSON set's row estimate made it scan every position)
-/// and their rows locked in key order (so concurrent orders cannot deadlock), as CTEs.
-const PG_WANTED_LOCKED: &str = "w AS (SELECT * FROM unnest($17::text[], $18::text[], $19::bigint[]) AS w (n, s, q)), \
-     locked AS MATERIALIZED (SELECT p.node_id AS ln, p.sku AS ls FROM positions p \
-       JOIN w ON p.node_id = w.n AND p.sku = w.s ORDER BY p.node_id, p.sku FOR UPDATE OF p)";
-
-/// Takes the wanted units from every locked position that covers them (`$20` now),
-/// returning those positions. RETURNING names columns unqualified (SQLite does not resolve
-/// the alias there), so no other source has a column named like a position's.
-fn pg_take() -> String {
+/// Takes the wanted units from every position that covers them, returning those
+/// positions (SQLite): `$first` the wanted units as JSON ([`wants_json`]), `$first+1` now.
+/// RETURNING names columns unqualified (SQLite does not resolve the alias there), so no
+/// other source has a column named like a position's.
+fn sqlite_take(first: usize) -> String {
+    let now = first + 1;
     format!(
-        "UPDATE positions AS p SET allocated = p.allocated + w.q, version = p.version + 1, updated_at_ms = $20 \
+        "UPDATE positions AS p SET allocated = p.allocated + w.q, version = p.version + 1, updated_at_ms = ${now} \
+         FROM (SELECT v.value ->> 0 AS n, v.value ->> 1 AS s, v.value ->> 2 AS q FROM json_each(${first}) AS v) AS w \
+         WHERE p.node_id = w.n AND p.sku = w.s \
+           AND p.on_hand - p.damaged - p.quarantined - p.reserved - p.allocated - p.safety_stock >= w.q \
+         RETURNING {POSITION_COLUMNS_PLAIN}"
+    )
+}
+
+/// The wanted positions as CTEs (PostgreSQL): `w` from `$first`–`$first+2` (nodes, SKUs,
+/// units as arrays, [`wants_arrays`]: the planner probes the primary key for each, where a
+/// JSON set's row estimate made it scan every position), and `locked`, their rows locked in
+/// key order. `UPDATE … FROM` alone locks rows in join order, which differs between
+/// transactions: two orders taking the same positions deadlocked (`crates/allot/tests/crash.rs`).
+fn pg_wanted_locked(first: usize) -> String {
+    let (skus, units) = (first + 1, first + 2);
+    format!(
+        "w AS (SELECT * FROM unnest(${first}::text[], ${skus}::text[], ${units}::bigint[]) AS w (n, s, q)), \
+         locked AS MATERIALIZED (SELECT p.node_id AS ln, p.sku AS ls FROM positions p \
+           JOIN w ON p.node_id = w.n AND p.sku = w.s ORDER BY p.node_id, p.sku FOR UPDATE OF p)"
+    )
+}
+
+/// Takes the wanted units from every locked position that covers them, returning those
+/// positions (PostgreSQL, after [`pg_wanted_locked`]`(first)`; `$first+3` now).
+fn pg_take(first: usize) -> String {
+    let now = first + 3;
+    format!(
+        "UPDATE positions AS p SET allocated = p.allocated + w.q, version = p.version + 1, updated_at_ms = ${now} \
          FROM w, locked \
          WHERE p.node_id = w.n AND p.sku = w.s AND locked.ln = w.n AND locked.ls = w.s \
            AND p.on_hand - p.damaged - p.quarantined - p.reserved - p.allocated - p.safety_stock >= w.q \
          RETURNING {POSITION_COLUMNS_PLAIN}"
     )
+}
+
+/// `text` with `from` replaced once; panics if `from` is absent — these build fixed
+/// statements, and a silently unchanged one would lose what the edit adds (a test of each
+/// statement hits it at once).
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "statement text changed: {from:?} not found");
+    text.replacen(from, to, 1)
 }
 
 /// An order's lines, fulfillment orders, allocations and events as the JSON arrays the
@@ -548,15 +540,23 @@ fn order_rows(o: &StoredOrder, events: &[crate::NewEvent]) -> (String, String, S
     (lines, fos, allocs, crate::events::event_rows(events))
 }
 
+/// What [`Store::place_order_at_once`] did.
+#[derive(Debug)]
+pub enum AtOnce {
+    /// The order is written; these are the positions its stock was taken from.
+    Placed(Vec<StoredPosition>),
+    /// A planned position did not cover its units: nothing was written.
+    Short,
+}
+
 impl Store {
-    /// Places an order in one autocommit statement (PostgreSQL; `None` on SQLite, whose
-    /// group writer places orders): the planned stock is taken from every position
-    /// ([`PG_WANTED_LOCKED`], [`pg_take`]), and the order's rows are written only if every
+    /// Places an order in one autocommit statement (PostgreSQL only; SQLite places orders
+    /// through its group writer): the planned stock is taken from every position
+    /// ([`pg_wanted_locked`], [`pg_take`]), and the order's rows are written only if every
     /// position covered its units (`allot_all_taken`, migration 0013), with the change
     /// note for other servers (`pg_notify`, delivered at commit). One round trip, and a
-    /// hot position's row lock is held for the statement and its commit only. Answers the
-    /// positions taken, `Some(None)` if a position fell short (nothing was written), or the
-    /// unique-key error of a repeated `(channel, external_id)`.
+    /// hot position's row lock is held for the statement and its commit only. A repeated
+    /// `(channel, external_id)` is the orders table's unique-key error.
     pub async fn place_order_at_once(
         &self,
         o: &StoredOrder,
@@ -564,21 +564,21 @@ impl Store {
         wants: &Wants,
         now_ms: i64,
         note: &str,
-    ) -> Result<Option<Option<Vec<StoredPosition>>>> {
+    ) -> Result<AtOnce> {
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            let rows = POSTGRES
-                .trim_start_matches("WITH ")
-                .replacen(
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
-                     FROM (SELECT count(*) AS n FROM take) AS t, (SELECT pg_notify($21, $22)) AS note \
-                     WHERE allot_all_taken(t.n, cardinality($17::text[]))",
-                    1,
-                )
-                .replacen(") INSERT INTO events", "), e AS (INSERT INTO events", 1);
-            format!("WITH {PG_WANTED_LOCKED}, take AS ({}), {rows}) SELECT * FROM take", pg_take())
+            let rows = replace_once(
+                POSTGRES.strip_prefix("WITH ").unwrap_or(POSTGRES),
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+                 FROM (SELECT count(*) AS n FROM take) AS t, (SELECT pg_notify($21, $22)) AS note \
+                 WHERE allot_all_taken(t.n, cardinality($17::text[]))",
+            );
+            let rows = replace_once(&rows, ") INSERT INTO events", "), e AS (INSERT INTO events");
+            format!("WITH {}, take AS ({}), {rows}) SELECT * FROM take", pg_wanted_locked(17), pg_take(17))
         });
-        let Store::Postgres(pg) = self else { return Ok(None) };
+        let Store::Postgres(pg) = self else {
+            return Err(StoreError::BadConfig("one-statement placement is PostgreSQL's".to_owned()));
+        };
         let (lines, fos, allocs, rows) = order_rows(o, events);
         let (n, sk, q) = wants_arrays(wants);
         let taken = bind_order!(
@@ -598,8 +598,8 @@ impl Store {
         .fetch_all(&pg.placement)
         .await;
         match taken {
-            Ok(rows) => Ok(Some(Some(rows.into_iter().map(StoredPosition::try_from).collect::<Result<_>>()?))),
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("AL001") => Ok(Some(None)),
+            Ok(rows) => Ok(AtOnce::Placed(rows.into_iter().map(StoredPosition::try_from).collect::<Result<_>>()?)),
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("AL001") => Ok(AtOnce::Short),
             Err(e) => Err(e.into()),
         }
     }
