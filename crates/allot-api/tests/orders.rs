@@ -16,6 +16,7 @@ backend_tests!(
     invalid_orders_are_refused_and_write_nothing,
     a_hot_sku_is_never_oversold_by_concurrent_orders,
     cancellations_release_stock_at_once_and_holds_gate_release,
+    a_node_at_its_daily_capacity_is_passed_over_and_pressure_is_charged,
 );
 
 fn order(ext: &str, lines: Value) -> Value {
@@ -241,6 +242,50 @@ async fn cancellations_release_stock_at_once_and_holds_gate_release(s: TestServe
     );
     assert_eq!(s.post(&format!("/v1/orders/{id2}/holds/fraud/release"), json!(null)).await.0, StatusCode::NOT_FOUND);
     assert_eq!(s.post(&format!("/v1/orders/{id2}/holds"), json!({"hold": "vibes"})).await.0, StatusCode::BAD_REQUEST);
+}
+
+/// Daily capacity in sourcing (`node_load`): the orders a node was assigned today count
+/// against its `orders_per_day` — full, it is dropped (`capacity_full`); filling, a policy's
+/// capacity penalty charges it.
+async fn a_node_at_its_daily_capacity_is_passed_over_and_pressure_is_charged(s: TestServer) {
+    s.seed().await;
+    let mut east = common::node_json("dc", 40.6084, -75.4902, "America/New_York", &["ship", "returns"]);
+    east["capacity"]["orders_per_day"] = json!(2);
+    assert_eq!(s.put("/v1/nodes/DC-EAST", east).await.0, StatusCode::OK);
+    let mut west = common::node_json("dc", 34.0633, -117.6509, "America/Los_Angeles", &["ship"]);
+    west["capacity"]["orders_per_day"] = json!(4);
+    assert_eq!(s.put("/v1/nodes/DC-WEST", west).await.0, StatusCode::OK);
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 10})).await;
+    s.put("/v1/inventory/DC-WEST/SKU-1", json!({"on_hand": 10})).await;
+    let line = json!([{"line_id": "1", "sku": "SKU-1", "quantity": 1, "unit_price_minor": 1999}]);
+    let node_of = |o: &Value| o["fulfillment_orders"][0]["node_id"].clone();
+    for ext in ["CAP-1", "CAP-2"] {
+        let (status, o) = s.post("/v1/orders", order(ext, line.clone())).await;
+        assert_eq!((status, node_of(&o)), (StatusCode::CREATED, json!("DC-EAST")), "{o}");
+    }
+    s.app.refresh_node_load().await.unwrap();
+    let (_, q) = s.post("/v1/sourcing/quote", order("Q", line.clone())).await;
+    let candidate = |q: &Value, id: &str| {
+        q["explanation"]["candidates"].as_array().unwrap().iter().find(|c| c["node_id"] == id).unwrap().clone()
+    };
+    assert_eq!(candidate(&q, "DC-EAST")["reason"], "capacity_full", "{q}");
+    let (status, third) = s.post("/v1/orders", order("CAP-3", line.clone())).await;
+    assert_eq!((status, node_of(&third)), (StatusCode::CREATED, json!("DC-WEST")), "{third}");
+    // A refresh reads the new work once (re-read ids are not counted again).
+    s.app.refresh_node_load().await.unwrap();
+    s.app.refresh_node_load().await.unwrap();
+
+    // Capacity pressure: 4000 × (1 of 4 today)² = 250 on DC-WEST's package.
+    let policy = json!({"fallback": {"filters": {"exclude_nodes": ["DC-EAST"]},
+                                     "cost": {"capacity_penalty_minor": 4000}}});
+    assert_eq!(s.put("/v1/policies/pressure", policy).await.0, StatusCode::CREATED);
+    let mut body = order("Q2", line.clone());
+    body["policy"] = json!("pressure");
+    let (_, q) = s.post("/v1/sourcing/quote", body).await;
+    assert_eq!(q["plan"]["packages"][0]["node_id"], "DC-WEST", "{q}");
+    assert_eq!(q["plan"]["packages"][0]["cost_minor"]["capacity"], 250, "{q}");
+    // Without orders today a node costs no pressure (the other DC, never used).
+    assert_eq!(candidate(&q, "DC-EAST")["reason"], "excluded");
 }
 
 async fn allocated(s: &TestServer) -> Value {

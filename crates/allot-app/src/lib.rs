@@ -21,6 +21,7 @@ mod fulfillment;
 mod inventory;
 mod nats;
 mod network;
+mod node_load;
 mod orders;
 mod policies;
 pub mod policy_doc;
@@ -101,6 +102,8 @@ struct Inner {
     /// Learned transit per lane, and when it was read.
     lane_stats: std::sync::Mutex<Option<(std::time::Instant, promising::LaneStats)>>,
     lane_stats_refreshing: std::sync::atomic::AtomicBool,
+    /// Today's assignments per node (daily capacity in sourcing).
+    node_load: tokio::sync::Mutex<node_load::NodeLoad>,
 }
 
 /// Open fulfillment orders per node id.
@@ -148,12 +151,14 @@ impl App {
                 backlog: Default::default(),
                 lane_stats: Default::default(),
                 lane_stats_refreshing: Default::default(),
+                node_load: Default::default(),
             }),
         };
         app.start_change_listener().await?;
         if background_sweep {
             app.start_sweeper();
             app.start_webhook_relay();
+            app.start_node_load_refresher();
         }
         Ok(app)
     }

@@ -6,8 +6,8 @@
 //! two concurrent writes whose commits and cache updates interleave still leave the
 //! newest state.
 //!
-//! Limitation (until the orders issue adds change notification): on PostgreSQL with
-//! several servers, a server does not see other servers' writes in its read model.
+//! On PostgreSQL with several servers, each server refreshes its read model from the
+//! others' change notes (`changes.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
@@ -39,6 +39,9 @@ pub struct ReadModel {
     /// Promising: carriers (id → stored document and its services) and node calendars.
     pub(crate) carriers: BTreeMap<String, Arc<crate::promising::LoadedCarrier>>,
     pub(crate) calendars: BTreeMap<String, Arc<crate::promising::LoadedCalendar>>,
+    /// Per node slot, the fulfillment orders and units assigned on its local day (see
+    /// `node_load`); slots beyond the list have none.
+    pub(crate) node_load: Vec<(u32, u32)>,
 }
 
 impl ReadModel {
@@ -104,15 +107,16 @@ impl ReadModel {
     }
 }
 
-/// The engine reads the network straight from the read model (under its read lock).
-/// Daily capacity use is zero until orders exist (issue 4).
+/// The engine reads the network straight from the read model (under its read lock),
+/// with each node's assignments today as of the last refresh (`node_load`).
 impl SourcingNetwork for ReadModel {
     fn node_count(&self) -> usize {
         self.node_slots.len()
     }
 
     fn node(&self, index: usize) -> NodeState<'_> {
-        NodeState { node: &self.node_slots[index], orders_today: 0, units_today: 0 }
+        let (orders_today, units_today) = self.node_load.get(index).copied().unwrap_or((0, 0));
+        NodeState { node: &self.node_slots[index], orders_today, units_today }
     }
 
     fn item(&self, sku: &Sku) -> Option<&Item> {

@@ -49,8 +49,8 @@ pub use group::{BoxFuture, GROUP_MAX, Step};
 pub use idempotency::{Claim, IDEMPOTENCY_STALE_CLAIM_MS, IDEMPOTENCY_TTL_MS, StoredAnswer};
 pub use keys::StoredKey;
 pub use orders::{
-    AllocationRow, AtOnce, FulfillmentOrderEntry, FulfillmentOrderFilter, FulfillmentOrderRow, OrderFilter,
-    OrderLineRow, OrderSummary, ShipmentRow, SourcingAttemptRow, StoredOrder,
+    AllocationRow, AssignedWork, AtOnce, FulfillmentOrderEntry, FulfillmentOrderFilter, FulfillmentOrderRow,
+    OrderFilter, OrderLineRow, OrderSummary, ShipmentRow, SourcingAttemptRow, StoredOrder,
 };
 pub use policies::StoredPolicy;
 pub use positions::{StockMove, StoredPosition};

@@ -59,6 +59,16 @@ pub struct OrderLineRow {
     pub upgraded_service_level: Option<String>,
 }
 
+/// A fulfillment order as daily capacity counts it ([`Store::assigned_work`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignedWork {
+    pub fulfillment_order_id: String,
+    pub node_id: String,
+    pub created_at_ms: i64,
+    /// Units allocated to it.
+    pub units: i64,
+}
+
 /// A fulfillment order: an order's work at one node, of one kind (ship or pickup), made by
 /// one sourcing attempt.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -1167,6 +1177,36 @@ impl Store {
             .await?
         });
         Ok(n)
+    }
+
+    /// Fulfillment orders whose id is `from_id` or later and that were made at
+    /// `created_from_ms` or later, with their node, creation time and allocated units: what
+    /// nodes were assigned (the engine's daily capacity, `App::refresh_node_load`). Ids are
+    /// time-ordered (UUIDv7), so a recent `from_id` reads a short range of the primary key;
+    /// `"fo_"` with a day's start reads a whole day (by scan, once at start-up).
+    pub async fn assigned_work(&self, from_id: &str, created_from_ms: i64) -> Result<Vec<AssignedWork>> {
+        let rows = on_read!(self, |pool| {
+            sqlx::query_as::<_, (String, String, i64, i64)>(
+                "SELECT f.fulfillment_order_id, f.node_id, f.created_at_ms, \
+                   CAST(COALESCE((SELECT SUM(a.quantity) FROM allocations a \
+                     WHERE a.fulfillment_order_id = f.fulfillment_order_id), 0) AS BIGINT) \
+                 FROM fulfillment_orders f \
+                 WHERE f.fulfillment_order_id >= $1 AND f.created_at_ms >= $2",
+            )
+            .bind(from_id)
+            .bind(created_from_ms)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(fulfillment_order_id, node_id, created_at_ms, units)| AssignedWork {
+                fulfillment_order_id,
+                node_id,
+                created_at_ms,
+                units,
+            })
+            .collect())
     }
 
     /// Per node, the released fulfillment orders not yet handed over or made ready (what
