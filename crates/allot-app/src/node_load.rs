@@ -66,12 +66,14 @@ impl NodeLoad {
     /// Counts the rows not counted yet; `zone` gives a node's time zone.
     fn count(&mut self, rows: Vec<AssignedWork>, zone: impl Fn(&str) -> Option<TimeZone>) {
         for row in rows {
+            // A node this server does not know yet (another server's note is on its way):
+            // left uncounted and unseen, so the next refresh counts it.
+            let Some(tz) = zone(&row.node_id) else { continue };
             if self.seen.contains_key(&row.fulfillment_order_id) {
                 continue;
             }
             let made = id_ms(&row.fulfillment_order_id).unwrap_or(row.created_at_ms);
             self.seen.insert(row.fulfillment_order_id, made);
-            let Some(tz) = zone(&row.node_id) else { continue };
             let Ok(at) = jiff::Timestamp::from_millisecond(row.created_at_ms) else { continue };
             let date = tz.to_datetime(at).date();
             let units = u32::try_from(row.units.max(0)).unwrap_or(u32::MAX);
