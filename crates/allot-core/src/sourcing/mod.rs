@@ -49,7 +49,7 @@ mod memory;
 pub mod policy;
 mod table;
 
-pub use batch::{BATCH_IMPROVEMENT_ROUNDS, source_batch, source_one_by_one};
+pub use batch::{BATCH_IMPROVEMENT_ROUNDS, BATCH_PAIR_EXCHANGES, source_batch, source_one_by_one};
 pub use engine::{
     CandidateView, Candidates, CandidatesIter, CostBreakdown, Decision, DropReason, Explanation, Holding, LineQty,
     LineToSource, NodeState, OrderToSource, Package, PackageKind, Plan, PlanSummary, PromiseTerms, SearchOptions,
