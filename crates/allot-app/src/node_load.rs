@@ -4,12 +4,17 @@
 //! dropped (`capacity_full`), its `units_per_day` bounds what it may take, and a policy's
 //! `capacity_penalty_minor` charges `(orders today ÷ orders_per_day)²`.
 //!
-//! Counted from the database, so that servers sharing one agree: at start a scan of the
-//! day's fulfillment orders, then every [`NODE_LOAD_REFRESH`] those made since — a short
-//! range of the time-ordered (UUIDv7) primary key, re-read [`NODE_LOAD_OVERLAP`] back so
-//! that transactions committing late are still counted (ids already counted are skipped).
-//! A fulfillment order counts at its node on the day it is made (in the node's time zone),
-//! whatever happens to it later: rejected or cancelled work was still assigned that day.
+//! Counted from the database, so that servers sharing one see each other's orders: at start
+//! a scan of the day's fulfillment orders, then every [`NODE_LOAD_REFRESH`] those made since
+//! — a short range of the time-ordered (UUIDv7) primary key, from the previous refresh's
+//! start less [`NODE_LOAD_OVERLAP`], so that transactions committing late are still counted
+//! (ids already counted are skipped). A fulfillment order counts at its node on the day it
+//! is made (in the node's time zone), whatever its status later: rejected or cancelled work
+//! was still assigned that day. Its units are those allocated when a server first reads it
+//! (a cancellation within the second can make that fewer on one server than on another).
+//! Limits: a placement committing more than the overlap after making its ids, or a server
+//! whose clock is behind by more than that, is not counted; a clock stepping back delays
+//! counting until it catches up. Capacity is a soft, per-day limit; these errs are small.
 //!
 //! Decision: capacity is as fresh as the last refresh, not transactional. Orders placed
 //! within one refresh see the same counts, so a node can take up to about a second's
@@ -48,8 +53,9 @@ pub(crate) struct NodeLoad {
     days: HashMap<String, DayCount>,
     /// Ids counted, with the millisecond their id was made at: re-read ids are skipped.
     seen: HashMap<String, i64>,
-    /// Whether the day's scan has been done.
-    started: bool,
+    /// Where the next refresh reads ids from (real time, ms): the last refresh's start
+    /// less [`NODE_LOAD_OVERLAP`], never moving back; `None` until the day's scan is done.
+    next_from_ms: Option<i64>,
 }
 
 /// The Unix millisecond a UUIDv7 id (`prefix_` + 32 hex digits) was made at.
@@ -114,24 +120,33 @@ impl App {
                 .map(|n| (n.id.to_string(), TimeZone::get(n.time_zone.as_str()).unwrap_or(TimeZone::UTC)))
                 .collect()
         };
-        let real_from = real_now_ms() - i64::try_from(NODE_LOAD_OVERLAP.as_millis()).unwrap_or(0);
-        let rows = if load.started {
-            self.inner.store.assigned_work(&format!("fo_{:012x}", real_from.max(0)), i64::MIN).await?
-        } else {
-            // The earliest start of today among the nodes' time zones.
-            let start = zones
-                .values()
-                .filter_map(|tz| {
-                    tz.to_timestamp(tz.to_datetime(now).date().to_datetime(jiff::civil::Time::midnight())).ok()
-                })
-                .map(|t| t.as_millisecond())
-                .min()
-                .unwrap_or(now.as_millisecond());
-            self.inner.store.assigned_work("fo_", start).await?
+        let overlap = i64::try_from(NODE_LOAD_OVERLAP.as_millis()).unwrap_or(0);
+        let real_start = real_now_ms();
+        let rows = match load.next_from_ms {
+            // From the previous refresh's start, less the overlap: however long the last
+            // query or the pause since took, no id range is skipped.
+            Some(from) => self.inner.store.assigned_work(&format!("fo_{:012x}", from.max(0)), i64::MIN).await?,
+            None => {
+                // The earliest start of today among the nodes' time zones, by the app clock;
+                // the ids (real time) of that span, an hour more for clocks that differ.
+                let start = zones
+                    .values()
+                    .filter_map(|tz| {
+                        tz.to_timestamp(tz.to_datetime(now).date().to_datetime(jiff::civil::Time::midnight())).ok()
+                    })
+                    .map(|t| t.as_millisecond())
+                    .min()
+                    .unwrap_or(now.as_millisecond());
+                let span = now.as_millisecond().saturating_sub(start);
+                let from_id = (real_start - span - 3_600_000).max(0);
+                self.inner.store.assigned_work(&format!("fo_{from_id:012x}"), start).await?
+            }
         };
         load.count(rows, |node| zones.get(node).cloned());
-        load.started = true;
-        load.forget_before(real_from);
+        let next_from = real_start - overlap;
+        load.next_from_ms = Some(load.next_from_ms.map_or(next_from, |old| old.max(next_from)));
+        let forget = load.next_from_ms.unwrap_or(next_from);
+        load.forget_before(forget);
         self.inner.read.update(|m| {
             m.node_load = m
                 .node_slots

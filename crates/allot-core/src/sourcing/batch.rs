@@ -174,16 +174,20 @@ fn exchange_pairs(
 ) -> bool {
     let mut improved = false;
     for &b in sequence {
+        // The SKUs order b is short of (again after each exchange that changes it).
+        let shorts = |decisions: &[Option<Decision>]| -> Vec<Sku> {
+            decisions[b].as_ref().map(|d| short_skus(d).into_iter().cloned().collect()).unwrap_or_default()
+        };
+        let mut short = shorts(decisions);
         let mut a_pos = 0;
-        while a_pos < sequence.len() && *pairs_left > 0 {
+        while !short.is_empty() && a_pos < sequence.len() && *pairs_left > 0 {
             let a = sequence[a_pos];
             a_pos += 1;
-            let (Some(db), Some(da)) = (&decisions[b], &decisions[a]) else { continue };
-            let short = short_skus(db);
-            if a == b || short.is_empty() {
+            let Some(da) = &decisions[a] else { continue };
+            if a == b {
                 continue;
             }
-            let holds = da.plan.packages.iter().flat_map(|p| &p.lines).any(|l| short.contains(&&l.sku));
+            let holds = da.plan.packages.iter().flat_map(|p| &p.lines).any(|l| short.contains(&l.sku));
             if !holds {
                 continue;
             }
@@ -200,6 +204,7 @@ fn exchange_pairs(
                 improved = true;
                 decisions[a] = Some(na);
                 decisions[b] = Some(nb);
+                short = shorts(decisions);
             } else {
                 overlay.apply(&na, false);
                 overlay.apply(&nb, false);
