@@ -116,13 +116,14 @@ def build(inst, order_indices):
                 z = m.col(0, 1, node["per_order"] + split)
                 pickup_pkg[n] = z
                 packages.append(z)
-                orders_use.setdefault(n, []).append(z)
             x = m.col(0, cap, node["per_unit"] - l["penalty"])
             m.row([(x, 1.0), (pickup_pkg[n], -float(l["qty"]))], hi=0)
             placed[i].append(x)
             stock_use.setdefault((n, l["sku"]), []).append(x)
-            units_use.setdefault(n, []).append(x)
-        # Ship lines: per node, its package(s).
+        # Ship lines: per node, its package(s). Daily capacity (orders, units) binds ship
+        # work only, as in the engine; pickups do not count against it here, where the
+        # engine counts them for later orders: the MIP is the looser, so its optimum stays
+        # a lower bound.
         used = []
         for opt in o["options"]:
             n = opt["node"]

@@ -1,7 +1,7 @@
 //! Writes generated sourcing waves as joint-optimisation instances, with what the engine
 //! decided for them, for `bench/joint_optimum.py` to solve exactly (a MIP) and compare.
 //!
-//! Run: `cargo run --release -p allot-core --example joint_instances -- DIR [WAVES]`.
+//! Run: `cargo run --release -p allot-core --example joint_instances -- DIR [WAVES [60,500]]`.
 //!
 //! Each file `DIR/<network>-<stock>-<wave>.json` holds one wave of 100 generated orders
 //! (1–5 lines, 10% pickup) on a generated network under the built-in policy, in the form
@@ -153,14 +153,19 @@ fn instance(net: &MemoryNetwork, orders: &[OrderToSource], policy: &Policy) -> V
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let dir = std::path::PathBuf::from(args.next().ok_or("usage: joint_instances DIR [WAVES]")?);
+    let dir = std::path::PathBuf::from(args.next().ok_or("usage: joint_instances DIR [WAVES [NETWORKS]]")?);
     let waves: u64 = args.next().map_or(Ok(5), |w| w.parse())?;
+    // Optional: which networks ("60", "500"; comma-separated), default both.
+    let only: Option<Vec<String>> = args.next().map(|o| o.split(',').map(str::to_owned).collect());
     std::fs::create_dir_all(&dir)?;
     let policy = Policy::default();
     assert!(policy.rules.is_empty(), "the export mirrors the fallback rule only");
     let opts = SearchOptions::default();
     let cases = [("60", 3, 57, 500), ("500", 20, 480, 2000)];
     for (name, dcs, stores, skus) in cases {
+        if only.as_ref().is_some_and(|o| !o.iter().any(|n| n == name)) {
+            continue;
+        }
         let scenario = generate(&ScenarioSpec { dc_cities: Vec::new(), dcs, stores, skus, seed: 42 });
         for regime in ["full", "scarce"] {
             let mut net = MemoryNetwork::from_scenario(&scenario);
