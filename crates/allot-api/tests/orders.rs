@@ -288,6 +288,44 @@ async fn a_node_at_its_daily_capacity_is_passed_over_and_pressure_is_charged(s: 
     assert_eq!(candidate(&q, "DC-EAST")["reason"], "excluded");
 }
 
+/// The counts survive a pause between refreshes longer than their 3 s re-read window (a
+/// slow query, a busy server): each refresh reads from where the previous one started.
+/// No background refresher here, so the test decides when refreshes happen.
+async fn work_made_before_a_long_pause_is_still_counted(backend: common::Backend) {
+    let clock: std::sync::Arc<dyn allot_app::Clock> = std::sync::Arc::new(allot_app::SystemClock);
+    let Some(s) = TestServer::start_with(backend, clock, false).await else {
+        eprintln!("skipped: ALLOT_TEST_DATABASE_URL is not set, PostgreSQL test not run");
+        return;
+    };
+    s.seed().await;
+    let mut east = common::node_json("dc", 40.6084, -75.4902, "America/New_York", &["ship", "returns"]);
+    east["capacity"]["orders_per_day"] = json!(1);
+    assert_eq!(s.put("/v1/nodes/DC-EAST", east).await.0, StatusCode::OK);
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 10})).await;
+    s.put("/v1/inventory/DC-WEST/SKU-1", json!({"on_hand": 10})).await;
+    s.app.refresh_node_load().await.unwrap();
+    let line = json!([{"line_id": "1", "sku": "SKU-1", "quantity": 1, "unit_price_minor": 1999}]);
+    let (status, o) = s.post("/v1/orders", order("PAUSE-1", line.clone())).await;
+    assert_eq!((status, o["fulfillment_orders"][0]["node_id"].clone()), (StatusCode::CREATED, json!("DC-EAST")));
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    s.app.refresh_node_load().await.unwrap();
+    let (_, q) = s.post("/v1/sourcing/quote", order("Q", line)).await;
+    let east = q["explanation"]["candidates"].as_array().unwrap().iter().find(|c| c["node_id"] == "DC-EAST").cloned();
+    assert_eq!(east.unwrap()["reason"], "capacity_full", "{q}");
+}
+
+mod pause {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::work_made_before_a_long_pause_is_still_counted(super::common::Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::work_made_before_a_long_pause_is_still_counted(super::common::Backend::Postgres).await;
+    }
+}
+
 async fn allocated(s: &TestServer) -> Value {
     s.get("/v1/inventory/DC-EAST/SKU-1").await.1["allocated"].clone()
 }
