@@ -185,6 +185,13 @@ impl App {
     pub fn now_ms(&self) -> i64 {
         self.inner.clock.now().as_millisecond()
     }
+
+    /// The app behind a background task's weak handle, while it lives and its store is
+    /// open (each task ends when this answers `None`).
+    pub(crate) fn from_weak(weak: &std::sync::Weak<Inner>) -> Option<App> {
+        let app = App { inner: weak.upgrade()? };
+        (!app.inner.store.is_closed()).then_some(app)
+    }
 }
 
 /// Hex SHA-256 of some bytes (request identities for idempotency).

@@ -133,11 +133,7 @@ impl App {
         tokio::spawn(async move {
             let mut js: Option<jetstream::Context> = None;
             loop {
-                let Some(inner) = weak.upgrade() else { break };
-                let app = App { inner };
-                if app.inner.store.is_closed() {
-                    break;
-                }
+                let Some(app) = App::from_weak(&weak) else { break };
                 let context = match &js {
                     Some(c) => c.clone(),
                     None => match connect(&opts).await {

@@ -143,10 +143,9 @@ impl App {
             }
         };
         load.count(rows, |node| zones.get(node).cloned());
-        let next_from = real_start - overlap;
-        load.next_from_ms = Some(load.next_from_ms.map_or(next_from, |old| old.max(next_from)));
-        let forget = load.next_from_ms.unwrap_or(next_from);
-        load.forget_before(forget);
+        let next_from = load.next_from_ms.map_or(real_start - overlap, |old| old.max(real_start - overlap));
+        load.next_from_ms = Some(next_from);
+        load.forget_before(next_from);
         self.inner.read.update(|m| {
             m.node_load = m
                 .node_slots
@@ -166,11 +165,7 @@ impl App {
         let weak = std::sync::Arc::downgrade(&self.inner);
         tokio::spawn(async move {
             loop {
-                let Some(inner) = weak.upgrade() else { break };
-                let app = App { inner };
-                if app.inner.store.is_closed() {
-                    break;
-                }
+                let Some(app) = App::from_weak(&weak) else { break };
                 if let Err(e) = app.refresh_node_load().await {
                     tracing::warn!(error = %e, "node load refresh failed");
                 }

@@ -378,11 +378,7 @@ impl App {
             let mut ticks: u64 = 0;
             loop {
                 tokio::time::sleep(SWEEP_INTERVAL).await;
-                let Some(inner) = weak.upgrade() else { break };
-                let app = App { inner };
-                if app.inner.store.is_closed() {
-                    break;
-                }
+                let Some(app) = App::from_weak(&weak) else { break };
                 if let Err(e) = app.sweep_if_due().await {
                     tracing::warn!(error = %e, "reservation sweep failed");
                 }

@@ -330,11 +330,7 @@ impl App {
                 }
             };
             loop {
-                let Some(inner) = weak.upgrade() else { break };
-                let app = App { inner };
-                if app.inner.store.is_closed() {
-                    break;
-                }
+                let Some(app) = App::from_weak(&weak) else { break };
                 let poll = app.webhook_options().poll;
                 let busy = match app.relay_webhooks_once(&client).await {
                     Ok(n) => n > 0,

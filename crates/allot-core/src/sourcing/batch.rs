@@ -192,7 +192,12 @@ fn exchange_pairs(
                 continue;
             }
             *pairs_left -= 1;
-            let (Some(da), Some(db)) = (decisions[a].take(), decisions[b].take()) else { continue };
+            // (Both are there: a was just read, and b has short SKUs only with a decision.)
+            let Some(da) = decisions[a].take() else { continue };
+            let Some(db) = decisions[b].take() else {
+                decisions[a] = Some(da);
+                continue;
+            };
             overlay.apply(&da, false);
             overlay.apply(&db, false);
             let nb = source(&orders[b], overlay, policy, opts);
