@@ -104,11 +104,6 @@ async fn release_hold(
     Ok(Json(s.app.release_hold(&order_id, &hold, scope).await?.into()))
 }
 
-/// The request's identity for idempotency: the JSON re-serialised with sorted keys and
-/// hashed (so formatting and key order do not matter).
-fn canonical_hash(value: &serde_json::Value) -> String {
-    allot_app::content_hash(value.to_string().as_bytes())
-}
 
 /// Place an order: sourced by the active (or named) policy and allocated in the same
 /// transaction as the order is written. The same (channel, external_id) with the same
@@ -168,11 +163,15 @@ async fn place_order(
         .iter()
         .map(|h| serde_json::to_value(h).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
         .collect();
+    // The request's identity for idempotency is the hash of its canonical text (the JSON
+    // re-serialised with sorted keys, so formatting and key order do not matter), which is
+    // also what is stored: written once.
+    let document = raw.to_string();
     let input = PlaceOrder {
         channel,
         external_id,
-        request_hash: canonical_hash(&raw),
-        document: raw.to_string(),
+        request_hash: allot_app::content_hash(document.as_bytes()),
+        document,
         holds,
         policy: param.policy.clone(),
         reservation_id: param.reservation_id.clone(),
