@@ -588,8 +588,14 @@ impl Serialize for RowDecision<'_> {
         struct Candidate<'b>(&'b [&'b serde_json::value::RawValue]);
         impl Serialize for Candidate<'_> {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                const KEYS: [(&str, usize); 6] =
-                    [("chosen", 5), ("distance_km", 3), ("kept", 1), ("node_id", 0), ("reason", 2), ("usable_units", 4)];
+                const KEYS: [(&str, usize); 6] = [
+                    ("chosen", 5),
+                    ("distance_km", 3),
+                    ("kept", 1),
+                    ("node_id", 0),
+                    ("reason", 2),
+                    ("usable_units", 4),
+                ];
                 let mut m = s.serialize_map(Some(KEYS.len()))?;
                 for (key, cell) in KEYS {
                     m.serialize_entry(key, &self.0.get(cell))?;

@@ -104,7 +104,6 @@ async fn release_hold(
     Ok(Json(s.app.release_hold(&order_id, &hold, scope).await?.into()))
 }
 
-
 /// Place an order: sourced by the active (or named) policy and allocated in the same
 /// transaction as the order is written. The same (channel, external_id) with the same
 /// body answers 200 with the stored order; with a different body, 409.
