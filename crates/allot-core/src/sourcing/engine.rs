@@ -790,7 +790,7 @@ impl Agg {
     }
 
     /// The aggregate of no candidate (one position), to which the candidates of a group
-    /// are added as they are built ([`Agg::add`]).
+    /// are added as they are built (in `source_group`).
     fn empty(nl: usize) -> Agg {
         Agg {
             lines: nl,
@@ -799,21 +799,6 @@ impl Agg {
             min_unit: vec![INF; nl],
             min_full: vec![INF; nl],
             max_avail: vec![0; nl],
-        }
-    }
-
-    /// Adds a candidate: its entry, ship-alone package extra, and per line its units and
-    /// cheapest relaxed unit (`Group::first_unit`).
-    fn add(&mut self, lines: &[GLine], (entry, alone_extra): (i64, i64), avail: &[u64], first: &[i64]) {
-        self.min_entry[0] = self.min_entry[0].min(entry);
-        for (l, ((line, &av), &first)) in lines.iter().zip(avail).zip(first).enumerate() {
-            if av > 0 {
-                let extra = if line.ship_alone { alone_extra } else { 0 };
-                self.max_avail[l] = self.max_avail[l].max(av);
-                self.cover[l] = self.cover[l].min(entry);
-                self.min_unit[l] = self.min_unit[l].min(first);
-                self.min_full[l] = self.min_full[l].min(first.saturating_add(extra));
-            }
         }
     }
 
@@ -1510,21 +1495,27 @@ fn plain_single_bound(
     let mut total = entry.saturating_sub(split_penalty).saturating_mul(1000);
     for ((line, &first), &a) in lines.iter().zip(units).zip(avail) {
         let rest = if line.ship_alone { first.saturating_add(alone_extra) } else { first };
-        let (q, pen) = (line.qty, line.penalty_milli);
-        let take_first = u64::from(fill || first < pen).min(a).min(q);
-        let take_rest = if fill || rest < pen { (a.min(q)).saturating_sub(take_first) } else { 0 };
-        let left = q - take_first - take_rest;
-        let v = if fill && left > 0 {
-            INF
-        } else {
-            mul(first, take_first).saturating_add(mul(rest, take_rest)).saturating_add(mul(pen, left))
-        };
+        let v = plain_line_bound(line, fill, (first, rest), a);
         if v >= INF {
             return INF;
         }
         total = total.saturating_add(v);
     }
     floor_milli(total)
+}
+
+/// One line's term of `plain_single_bound`: `a` units available, the first at `first`
+/// (×1000), the others at `rest`.
+fn plain_line_bound(line: &GLine, fill: bool, (first, rest): (i64, i64), a: u64) -> i64 {
+    let (q, pen) = (line.qty, line.penalty_milli);
+    let take_first = u64::from(fill || first < pen).min(a).min(q);
+    let take_rest = if fill || rest < pen { (a.min(q)).saturating_sub(take_first) } else { 0 };
+    let left = q - take_first - take_rest;
+    if fill && left > 0 {
+        INF
+    } else {
+        mul(first, take_first).saturating_add(mul(rest, take_rest)).saturating_add(mul(pen, left))
+    }
 }
 
 /// What the entries of the nodes a superset bound adds pay for (see `Search::bound`).
@@ -2888,7 +2879,7 @@ fn source_group(
     let mut cand_stock = emptied(&mut scratch.stock);
     let mut cand_aging = emptied(&mut scratch.aging);
     let mut all = Agg::empty(nl);
-    let mut first_units: Vec<i64> = Vec::with_capacity(nl);
+    let fill = !body.constraints.allow_partial;
     let mut single_bound = emptied(&mut scratch.single_bound);
     let mut eligible = vec![false; nl];
     let mut usable = vec![0u64; ns];
@@ -3010,17 +3001,18 @@ fn source_group(
             .and_then(|p| p.days_late(ni))
             .map_or(0, |d| cost.late_penalty_minor_per_day.saturating_mul(i64::from(d)));
         let fixed = n.costs.per_order_minor + capacity_pressure(cost, st) + late;
+        let rounding = i64::from(emis_milli > 0);
+        let entry = fixed.saturating_add(base).saturating_add(split_penalty) - rounding;
+        let alone_extra = base.saturating_add(split_penalty).saturating_mul(1000);
+        // Per line, in one pass: its units and unit cost, the candidate's part of the
+        // aggregate of all candidates (`all`) and, without aging bonus, of its single
+        // bound (`plain_single_bound`).
         let mut mask = 0u64;
         let mut kinds = 0u8;
+        let mut bound = entry.saturating_sub(split_penalty).saturating_mul(1000);
+        let mut bound_inf = false;
         for (l, line) in lines.iter().enumerate() {
             let a = if eligible[l] { usable[line.slot].min(unit_cap).min(line.qty) } else { 0 };
-            if a > 0 && l < 64 {
-                mask |= 1 << l;
-            }
-            if a > 0 {
-                kinds |= if line.ship_alone { 2 } else { 1 };
-            }
-            avail.push(a);
             let u = if line.ship_alone {
                 let kg = line.unit_kg;
                 let package = i128::from(per_kg) * i128::from(kg) + i128::from(emissions(cost, kg, km_ceil));
@@ -3032,13 +3024,35 @@ fn source_group(
                 let emis = if emis_milli > 0 { emis_milli * w / 1000 } else { 0 };
                 i128::from(per_unit) * 1000 + i128::from(per_kg) * w + emis
             };
-            unit.push(clamp_milli(u));
+            let u = clamp_milli(u);
+            avail.push(a);
+            unit.push(u);
+            let extra = if line.ship_alone { alone_extra } else { 0 };
+            if a > 0 {
+                if l < 64 {
+                    mask |= 1 << l;
+                }
+                kinds |= if line.ship_alone { 2 } else { 1 };
+                // `Group::first_unit`.
+                let ag = if bonus_milli == 0 { 0 } else { aged[line.slot].min(a) };
+                let first = if ag > 0 { u.saturating_sub(bonus_milli) } else { u };
+                all.max_avail[l] = all.max_avail[l].max(a);
+                all.cover[l] = all.cover[l].min(entry);
+                all.min_unit[l] = all.min_unit[l].min(first);
+                all.min_full[l] = all.min_full[l].min(first.saturating_add(extra));
+            }
+            if bonus_milli == 0 && !bound_inf {
+                let v = plain_line_bound(line, fill, (u, u.saturating_add(extra)), a);
+                if v >= INF {
+                    bound_inf = true;
+                } else {
+                    bound = bound.saturating_add(v);
+                }
+            }
         }
+        all.min_entry[0] = all.min_entry[0].min(entry);
         cand_stock.extend_from_slice(&usable);
         cand_aging.extend_from_slice(&aged);
-        let rounding = i64::from(emis_milli > 0);
-        let entry = fixed.saturating_add(base).saturating_add(split_penalty) - rounding;
-        let alone_extra = base.saturating_add(split_penalty).saturating_mul(1000);
         cands.push(Cand {
             node: ni,
             fixed,
@@ -3053,19 +3067,8 @@ fn source_group(
             mask,
             kinds,
         });
-        // While its rows are at hand: its part of the aggregate of all candidates, and
-        // its single bound when there is no aging bonus.
-        let row = avail.len() - nl..avail.len();
-        first_units.clear();
-        for (line, (&a, &u)) in lines.iter().zip(avail[row.clone()].iter().zip(&unit[row.clone()])) {
-            // `Group::first_unit`.
-            let ag = if bonus_milli == 0 { 0 } else { aged[line.slot].min(a) };
-            first_units.push(if ag > 0 { u.saturating_sub(bonus_milli) } else { u });
-        }
-        all.add(&lines, (entry, alone_extra), &avail[row.clone()], &first_units);
         if bonus_milli == 0 {
-            let terms = (!body.constraints.allow_partial, split_penalty);
-            single_bound.push(plain_single_bound(&lines, terms, &unit[row.clone()], &avail[row], entry, alone_extra));
+            single_bound.push(if bound_inf { INF } else { floor_milli(bound) });
         }
     }
 
