@@ -2013,6 +2013,15 @@ impl Search<'_, '_> {
             cheap = if any >= INF || cheap >= INF { INF } else { cheap.saturating_add(any) };
         }
         pre.cheap = cheap;
+        pre
+    }
+
+    /// Adds `OnePre::fix` (after the cover table is built: it reads it).
+    fn one_pre_fix(&self, all: &Agg, pre: &mut OnePre) {
+        let nl = self.g.nl();
+        let room = self.g.max_nodes.saturating_sub(1).max(1);
+        let others = mul(self.neg_entry, room as u64 - 1);
+        let floor_entry = all.min_entry.first().copied().unwrap_or(INF).saturating_add(others);
         if nl <= ENUM_LINES && floor_entry < INF {
             let size = 1usize << nl;
             let mut cover_max = vec![i64::MIN; size];
@@ -2030,7 +2039,6 @@ impl Search<'_, '_> {
             }
             pre.fix = Some(fix);
         }
-        pre
     }
 
     /// Lower bound on plans over exactly `set` (see `bound`).
@@ -2509,6 +2517,7 @@ struct Scratch {
     stock: Vec<u64>,
     aging: Vec<u64>,
     single_bound: Vec<i64>,
+    by_bound: Vec<(i64, usize)>,
     alloc: Alloc,
 }
 
@@ -2870,6 +2879,7 @@ fn source_group(
         Some(_) => cost.shipping_zones.iter().map(|z| ChordLimit::new(z.max_km)).collect(),
         None => Vec::new(),
     };
+    let zones_ascending = zone_limits.windows(2).all(|w| w[0].not_beyond(w[1]));
     let emissions_charged = cost.co2_g_per_kg_km != 0 && cost.emissions_minor_per_kg_co2 != 0;
     // The promise binds the lines shipped to the customer's address.
     let promise = order.promise.as_ref().filter(|_| dest.is_some() && dest == order.ship_to);
@@ -2922,7 +2932,26 @@ fn source_group(
             candidates.push(Some(DropReason::BeyondRadius), km.reported(), 0);
             continue;
         }
-        let band = if km.chord2.is_some() {
+        // With ascending zone limits the zones surely beyond the chord are the first ones:
+        // the band is the next zone if the chord is surely within it (no zone at all if
+        // every zone is surely beyond), found without branching zone by zone.
+        let quick_band = match km.chord2 {
+            Some(c2) if zones_ascending => {
+                let beyond = zone_limits.iter().map(|z| usize::from(z.surely_beyond(c2))).sum::<usize>();
+                match zone_limits.get(beyond) {
+                    None => Some(None),
+                    Some(z) if z.decide(c2) == Some(true) => {
+                        let z = &cost.shipping_zones[beyond];
+                        Some(Some((z.base_minor, z.per_kg_minor)))
+                    }
+                    Some(_) => None,
+                }
+            }
+            _ => None,
+        };
+        let band = if let Some(band) = quick_band {
+            band
+        } else if km.chord2.is_some() {
             cost.shipping_zones
                 .iter()
                 .zip(&zone_limits)
@@ -3136,10 +3165,7 @@ fn source_group(
     // Bounds of every candidate: alone, and in any set of two or more nodes.
     let multi = g.max_nodes > 1 && n_cands > 1;
     let all = if multi { all } else { Agg::default() };
-    if multi {
-        search.cover = CoverTable::build(g);
-    }
-    let pre = search.one_pre(&all);
+    let mut pre = search.one_pre(&all);
     if g.bonus_milli > 0 {
         single_bound.extend((0..n_cands).map(|c| search.single_bound(c, &pre)));
     }
@@ -3147,9 +3173,18 @@ fn source_group(
 
     // Phase 1: single-node plans, cheapest bound first. The bound is admissible, so once
     // one exceeds the threshold all later ones do.
-    let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>> =
-        (0..n_cands).filter(|&c| single_bound[c] < INF).map(|c| std::cmp::Reverse((single_bound[c], c))).collect();
-    while let Some(std::cmp::Reverse((bound, c))) = heap.pop() {
+    // (The least few by a scan each, as most decisions take a few; then the rest sorted.)
+    let mut by_bound = emptied(&mut scratch.by_bound);
+    by_bound.extend((0..n_cands).filter(|&c| single_bound[c] < INF).map(|c| (single_bound[c], c)));
+    for next in 0..by_bound.len() {
+        const SCANS: usize = 4;
+        if next < SCANS {
+            let least = (next..by_bound.len()).min_by_key(|&i| by_bound[i]).unwrap_or(next);
+            by_bound.swap(next, least);
+        } else if next == SCANS {
+            by_bound[next..].sort_unstable();
+        }
+        let (bound, c) = by_bound[next];
         if bound > search.threshold() {
             break;
         }
@@ -3162,8 +3197,14 @@ fn source_group(
 
     // A multi-node plan costs at least a candidate's entry plus the cheapest conceivable
     // rest (`OnePre::cheap`): the quick bound of every candidate in such sets.
-    let quick = |c: usize| floor_milli(g.entry_milli(&[c]).saturating_add(pre.cheap));
+    let cheap = pre.cheap;
+    let quick = |c: usize| floor_milli(g.entry_milli(&[c]).saturating_add(cheap));
     let multi = multi && quick_floor(g, &pre, min_entry) <= search.threshold();
+    scratch.by_bound = by_bound;
+    if multi {
+        search.cover = CoverTable::build(g);
+        search.one_pre_fix(&all, &mut pre);
+    }
 
     // Seeding: good multi-node plans early, from the best single candidates and the best
     // holders of each line.
