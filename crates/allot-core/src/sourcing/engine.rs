@@ -3173,18 +3173,33 @@ fn source_group(
 
     // Phase 1: single-node plans, cheapest bound first. The bound is admissible, so once
     // one exceeds the threshold all later ones do.
-    // (The least few by a scan each, as most decisions take a few; then the rest sorted.)
+    // (The least few by a scan each; then, the threshold known, the rest within it sorted:
+    // the threshold only falls, so a bound beyond it now is never reached.)
     let mut by_bound = emptied(&mut scratch.by_bound);
     by_bound.extend((0..n_cands).filter(|&c| single_bound[c] < INF).map(|c| (single_bound[c], c)));
-    for next in 0..by_bound.len() {
-        const SCANS: usize = 4;
+    let mut next = 0;
+    while next < by_bound.len() {
+        const SCANS: usize = 3;
         if next < SCANS {
             let least = (next..by_bound.len()).min_by_key(|&i| by_bound[i]).unwrap_or(next);
             by_bound.swap(next, least);
         } else if next == SCANS {
+            let threshold = search.threshold();
+            let mut kept = next;
+            for i in next..by_bound.len() {
+                if by_bound[i].0 <= threshold {
+                    by_bound.swap(kept, i);
+                    kept += 1;
+                }
+            }
+            by_bound.truncate(kept);
             by_bound[next..].sort_unstable();
+            if next == kept {
+                break;
+            }
         }
         let (bound, c) = by_bound[next];
+        next += 1;
         if bound > search.threshold() {
             break;
         }
