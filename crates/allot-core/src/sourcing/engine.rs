@@ -295,6 +295,14 @@ impl Candidates {
         self.entries.push(CandidateEntry { usable_units, km, reason, chosen: false, distance });
     }
 
+    /// Replaces the entry of node `node` (pushed before).
+    fn set(&mut self, node: usize, reason: Option<DropReason>, (distance, km): (Distance, f64), usable_units: u64) {
+        debug_assert!(distance != Distance::FromTable || self.dest.is_some());
+        if let Some(e) = self.entries.get_mut(node) {
+            *e = CandidateEntry { usable_units, km, reason, chosen: false, distance };
+        }
+    }
+
     /// Marks the node of index `node` as used by the chosen plan.
     fn choose(&mut self, node: usize) {
         if let Some(e) = self.entries.get_mut(node) {
@@ -2001,9 +2009,10 @@ impl Search<'_, '_> {
             let with = if unit < INF { settle(&mut [(unit, units)], q, pen, fill) } else { alone };
             let full = all.min_full.get(l).copied().unwrap_or(INF);
             let any = if unit < INF {
-                let mut opts = Vec::with_capacity(2);
-                push_added(&mut opts, unit, full, q, g.max_nodes as u64);
-                settle(&mut opts, q, pen, fill)
+                // `push_added(…, unit, full, q, max_nodes)` without a vector.
+                let cheap = q.min(g.max_nodes as u64);
+                let mut opts = [(unit, cheap), (full, q - cheap)];
+                settle(&mut opts[..if q > cheap { 2 } else { 1 }], q, pen, fill)
             } else {
                 alone
             };
@@ -2478,20 +2487,20 @@ fn is_ship_type(m: FulfillmentMethod) -> bool {
 /// (atp, aging) per SKU in `skus` order.
 struct OrderStock<'a> {
     skus: Vec<&'a Sku>,
-    /// Per node index: its row, or `NO_ROW`.
+    /// Per node index: its row, or `NO_ROW` (row 0, all zeros).
     row_of: Vec<u32>,
     rows: Vec<(u64, u64)>,
 }
 
-const NO_ROW: u32 = u32::MAX;
+const NO_ROW: u32 = 0;
 
 impl OrderStock<'_> {
-    /// The stock of node `node` (empty when it holds none of the SKUs).
+    /// The stock of node `node` (zeros when it holds none of the SKUs).
     fn row(&self, node: usize) -> &[(u64, u64)] {
         let k = self.skus.len();
         match self.row_of.get(node) {
-            Some(&r) if r != NO_ROW => self.rows.get(r as usize * k..(r as usize + 1) * k).unwrap_or(&[]),
-            _ => &[],
+            Some(&r) => self.rows.get(r as usize * k..(r as usize + 1) * k).unwrap_or(&[]),
+            None => &[],
         }
     }
 
@@ -2518,6 +2527,7 @@ struct Scratch {
     aging: Vec<u64>,
     single_bound: Vec<i64>,
     by_bound: Vec<(i64, usize)>,
+    holders: Vec<usize>,
     alloc: Alloc,
 }
 
@@ -2540,7 +2550,8 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
     let find_node = |id: &NodeId| nodes.iter().position(|n| &n.node.id == id);
     let items: Vec<Option<&Item>> = order.lines.iter().map(|l| net.item(&l.sku)).collect();
 
-    let facts = OrderFacts {
+    // (Facts are for rules: with none, the fallback applies without them.)
+    let facts = || OrderFacts {
         customer_tier: order.customer_tier.clone(),
         channel: order.channel.clone(),
         methods: order.lines.iter().map(|l| l.method).collect(),
@@ -2554,7 +2565,7 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
             .fold(0i64, i64::saturating_add),
         any_hazmat: items.iter().any(|i| i.is_some_and(|i| i.hazmat)),
     };
-    let (rule, body) = policy.select(&facts);
+    let (rule, body) = if policy.rules.is_empty() { (None, &policy.fallback) } else { policy.select(&facts()) };
     let rule_reason = match rule {
         Some(r) => format!("rule {:?} matched: {}", r.name, r.when.describe()),
         None => "no rule matched; the fallback applies".to_owned(),
@@ -2580,6 +2591,7 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
     }
     let k = stock.skus.len();
     stock.row_of.resize(nodes.len(), NO_ROW);
+    stock.rows.resize(k, (0, 0));
     let mut buf = emptied(&mut scratch.holdings);
     for (j, sku) in stock.skus.iter().enumerate() {
         buf.clear();
@@ -2894,12 +2906,16 @@ fn source_group(
     let mut eligible = vec![false; nl];
     let mut usable = vec![0u64; ns];
     let mut aged = vec![0u64; ns];
+    // Node-level reasons first, for every node (a node without a reason holds something
+    // and is taken up below: its entry is a placeholder until then).
+    let mut holders = emptied(&mut scratch.holders);
+    holders.resize(nodes.len(), 0);
+    let mut n_holders = 0;
     for (ni, st) in nodes.iter().enumerate() {
         let n = st.node;
-        // Node-level reasons first; distance only for nodes holding something.
         let row = ctx.stock.row(ni);
-        let stock_at = |slot: usize| row.get(slot_sku[slot]).copied().unwrap_or((0, 0));
-        let holds_any = (0..ns).any(|s| stock_at(s).0 > 0);
+        // (Without a branch per SKU: a node holding none has a row of zeros.)
+        let holds_any = slot_sku.iter().fold(false, |any, &k| any | row.get(k).is_some_and(|s| s.0 > 0));
         let node_reason = if f.exclude_nodes.contains(&n.id) {
             Some(DropReason::Excluded)
         } else if f.node_types.as_ref().is_some_and(|t| !t.contains(&n.node_type)) {
@@ -2915,10 +2931,16 @@ fn source_group(
         } else {
             None
         };
-        if node_reason.is_some() {
-            candidates.push(node_reason, (Distance::None, 0.0), 0);
-            continue;
-        }
+        candidates.push(node_reason, (Distance::None, 0.0), 0);
+        holders[n_holders] = ni;
+        n_holders += usize::from(node_reason.is_none());
+    }
+    // Distance, zone and lines of the nodes holding something, in node order.
+    for &ni in &holders[..n_holders] {
+        let st = &nodes[ni];
+        let n = st.node;
+        let row = ctx.stock.row(ni);
+        let stock_at = |slot: usize| row.get(slot_sku[slot]).copied().unwrap_or((0, 0));
         let mut km = NodeDistance {
             dest,
             at: n.location,
@@ -2929,7 +2951,7 @@ fn source_group(
         if let Some((max, limit)) = radius
             && !km.within(limit, max)
         {
-            candidates.push(Some(DropReason::BeyondRadius), km.reported(), 0);
+            candidates.set(ni, Some(DropReason::BeyondRadius), km.reported(), 0);
             continue;
         }
         // With ascending zone limits the zones surely beyond the chord are the first ones:
@@ -2961,7 +2983,7 @@ fn source_group(
             zone(cost, km.km())
         };
         let Some((base, per_kg)) = band else {
-            candidates.push(Some(DropReason::BeyondShippingZones), km.reported(), 0);
+            candidates.set(ni, Some(DropReason::BeyondShippingZones), km.reported(), 0);
             continue;
         };
         // Per-line eligibility; remember the first reason for lines that fail.
@@ -3009,10 +3031,10 @@ fn source_group(
             }
         }
         if !any {
-            candidates.push(first_line_reason, km.reported(), 0);
+            candidates.set(ni, first_line_reason, km.reported(), 0);
             continue;
         }
-        candidates.push(None, km.reported(), usable_units);
+        candidates.set(ni, None, km.reported(), usable_units);
         let unit_cap = match (f.respect_capacity, n.capacity.units_per_day) {
             (true, Some(c)) => u64::from(c.saturating_sub(st.units_today)),
             _ => u64::MAX,
@@ -3101,6 +3123,7 @@ fn source_group(
         }
     }
 
+    scratch.holders = holders;
     let has_alone = lines.iter().any(|l| l.ship_alone);
     let mut slot_qty = vec![0u64; ns];
     for line in &lines {
