@@ -1520,10 +1520,14 @@ fn plain_line_bound(line: &GLine, fill: bool, (first, rest): (i64, i64), a: u64)
     let take_rest = if fill || rest < pen { (a.min(q)).saturating_sub(take_first) } else { 0 };
     let left = q - take_first - take_rest;
     if fill && left > 0 {
-        INF
-    } else {
-        mul(first, take_first).saturating_add(mul(rest, take_rest)).saturating_add(mul(pen, left))
+        return INF;
     }
+    // Small terms (the usual case): nothing can saturate, the sum stays below INF.
+    const SMALL: u64 = 1 << 36;
+    if (first as u64) < SMALL && (rest as u64) < SMALL && (pen as u64) < SMALL && q < 1 << 20 {
+        return first * take_first as i64 + rest * take_rest as i64 + pen * left as i64;
+    }
+    mul(first, take_first).saturating_add(mul(rest, take_rest)).saturating_add(mul(pen, left))
 }
 
 /// What the entries of the nodes a superset bound adds pay for (see `Search::bound`).
@@ -2986,8 +2990,7 @@ fn source_group(
             candidates.set(ni, Some(DropReason::BeyondShippingZones), km.reported(), 0);
             continue;
         };
-        // Per-line eligibility; remember the first reason for lines that fail.
-        let mut first_line_reason = None;
+        // Per-line eligibility.
         let protection = if n.node_type == NodeType::Store { f.store_protection_units } else { 0 };
         for s in 0..ns {
             let (atp, ag) = stock_at(s);
@@ -3002,34 +3005,33 @@ fn source_group(
         let mut any_units = false;
         let bits = capability_bits.get(ni);
         debug_assert!(ctx.table.describes(ni, n), "the node table describes node {ni}");
+        let capable = |l: usize| match bits {
+            Some(bits) => bits & line_capability_bit[l] != 0,
+            None => n.has(line_capability[l]),
+        };
+        // (Without branches on each line's outcome; the reason only when no line is kept.)
         for (l, line) in lines.iter().enumerate() {
-            let capable = match bits {
-                Some(bits) => bits & line_capability_bit[l] != 0,
-                None => n.has(line_capability[l]),
-            };
-            let reason = if !capable {
-                Some(DropReason::NoCapability)
-            } else if !line_item_ok[l] {
-                Some(DropReason::MethodNotAllowedForItem)
-            } else if line_hazmat[l] && !hazmat_ok {
-                Some(DropReason::Hazmat)
-            } else if usable[line.slot] == 0 {
-                if stock_at(line.slot).0 > 0 { Some(DropReason::ProtectedStock) } else { Some(DropReason::NoStock) }
-            } else {
-                None
-            };
-            eligible[l] = reason.is_none();
-            match reason {
-                None => {
-                    any = true;
-                    usable_units += usable[line.slot].min(line.qty);
-                    any_units |= line.qty > 0;
-                }
-                Some(r) => {
-                    first_line_reason.get_or_insert(r);
-                }
-            }
+            let u = usable[line.slot];
+            let ok = capable(l) & line_item_ok[l] & (!line_hazmat[l] | hazmat_ok) & (u > 0);
+            eligible[l] = ok;
+            any |= ok;
+            usable_units += if ok { u.min(line.qty) } else { 0 };
+            any_units |= ok & (line.qty > 0);
         }
+        // Every line failed: the first line's reason is the first.
+        let first_line_reason = if any || lines.is_empty() {
+            None
+        } else if !capable(0) {
+            Some(DropReason::NoCapability)
+        } else if !line_item_ok[0] {
+            Some(DropReason::MethodNotAllowedForItem)
+        } else if line_hazmat[0] && !hazmat_ok {
+            Some(DropReason::Hazmat)
+        } else if stock_at(lines[0].slot).0 > 0 {
+            Some(DropReason::ProtectedStock)
+        } else {
+            Some(DropReason::NoStock)
+        };
         if !any {
             candidates.set(ni, first_line_reason, km.reported(), 0);
             continue;
