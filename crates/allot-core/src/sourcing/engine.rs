@@ -953,26 +953,33 @@ fn drop_dominated(g: &Group<'_>, ids: &Ids<'_>, pool: &mut Vec<usize>, companion
     };
     // Groups of equal cost terms (few: node types × zones, typically). With too many, one
     // group, and costs compared pair by pair.
+    // Groups are numbered in order of first appearance, found through a small hash table
+    // (entry: group number + 1, 0 empty; at most `DOMINANCE_GROUPS` in `GROUP_SLOTS`).
     let mut groups: Vec<[i64; 5]> = Vec::new();
     let mut group_of = vec![0usize; n];
-    let mut last = 0usize;
+    let mut slots = [0u8; GROUP_SLOTS];
     // (Element by element: `==` on the arrays calls memcmp.)
     let same =
         |a: &[i64; 5], b: &[i64; 5]| a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4];
     for (c, slot) in group_of.iter_mut().enumerate() {
         let k = key(c);
-        let at = if groups.get(last).is_some_and(|gk| same(gk, &k)) {
-            last
-        } else if let Some(at) = groups.iter().position(|gk| same(gk, &k)) {
-            at
-        } else {
-            if groups.len() == DOMINANCE_GROUPS {
-                break;
+        let h = k.iter().fold(0u64, |h, &x| (h.rotate_left(5) ^ x as u64).wrapping_mul(0x517c_c1b7_2722_0a95));
+        let mut i = (h >> 56) as usize % GROUP_SLOTS;
+        let at = loop {
+            match slots[i] {
+                0 => {
+                    if groups.len() == DOMINANCE_GROUPS {
+                        break None;
+                    }
+                    groups.push(k);
+                    slots[i] = groups.len() as u8;
+                    break Some(groups.len() - 1);
+                }
+                e if same(&groups[e as usize - 1], &k) => break Some(e as usize - 1),
+                _ => i = (i + 1) % GROUP_SLOTS,
             }
-            groups.push(k);
-            groups.len() - 1
         };
-        last = at;
+        let Some(at) = at else { break };
         *slot = at;
     }
     let pairwise = groups.len() == DOMINANCE_GROUPS;
@@ -1082,6 +1089,8 @@ const DOMINANCE_MASK_LINES: usize = 8;
 const DOMINANCE_GROUPS: usize = 64;
 /// … and most dominance checks per decision.
 const DOMINANCE_CHECKS: usize = 200_000;
+/// Slots of the table that finds a cost group (more than twice `DOMINANCE_GROUPS`).
+const GROUP_SLOTS: usize = 256;
 
 /// Lower bounds on the entry costs of the nodes added to a set, by the lines they cover:
 /// `b[(r − 1) × 2^L + X]` is the cheapest Σ entry of 1..=r candidates (any, repeats
@@ -3253,24 +3262,35 @@ fn source_group(
         // single bound, `tops[1 + l]` the cheapest to serve line l (entry plus the relaxed
         // cost of its units).
         let mut tops: Vec<Vec<(i64, usize)>> = vec![Vec::with_capacity(SEED_POOL + 1); nl + 1];
+        // Small terms (the usual case): the scores in plain arithmetic, nothing can saturate.
+        const SMALL: i64 = 1 << 36;
+        let small = |x: i64| (0..SMALL).contains(&x);
+        let small_lines = small(g.bonus_milli) && g.lines.iter().all(|l| small(l.penalty_milli) && l.qty < 1 << 20);
         for (c, &bound) in single_bound.iter().enumerate() {
-            if bound < INF {
+            // (`push_best` declines (v, c) ≥ its last: with c the highest index yet, when v
+            // ≥ its score.)
+            if bound < INF && (tops[0].len() < SEED_POOL || bound < tops[0][SEED_POOL - 1].0) {
                 push_best(&mut tops[0], bound, c);
             }
             let entry = g.entry_milli(&[c]);
+            let plain = small_lines && small(g.cands[c].alone_extra) && entry.unsigned_abs() < 1 << 40;
             for (l, line) in g.lines.iter().enumerate() {
                 let a = g.avail[c * nl + l];
                 let u = a.min(line.qty);
+                let unit = g.unit[c * nl + l];
+                let aged = u.min(g.aged(c, l, a));
+                let alone = if line.ship_alone { u.saturating_sub(1) } else { 0 };
                 // `g.units_cost(c, l, u, aged, true)` without its branch on u = 0 (the
                 // score only counts when a > 0, so u ≥ 1).
-                let mut units = mul(g.unit[c * nl + l], u).saturating_sub(mul(g.bonus_milli, u.min(g.aged(c, l, a))));
-                if line.ship_alone {
-                    units = units.saturating_add(mul(g.cands[c].alone_extra, u.saturating_sub(1)));
-                }
-                let v = entry.saturating_add(units).saturating_add(mul(line.penalty_milli, line.qty - u));
+                let v = if plain && small(unit) {
+                    let units = unit * u as i64 - g.bonus_milli * aged as i64 + g.cands[c].alone_extra * alone as i64;
+                    entry + units + line.penalty_milli * (line.qty - u) as i64
+                } else {
+                    let units = mul(unit, u).saturating_sub(mul(g.bonus_milli, aged));
+                    let units = units.saturating_add(mul(g.cands[c].alone_extra, alone));
+                    entry.saturating_add(units).saturating_add(mul(line.penalty_milli, line.qty - u))
+                };
                 let top = &mut tops[1 + l];
-                // (`push_best` declines (v, c) ≥ its last: with c the highest index yet,
-                // when v ≥ its score.)
                 if (a > 0) & (top.len() < SEED_POOL || v < top[SEED_POOL - 1].0) {
                     push_best(top, v, c);
                 }
