@@ -2606,14 +2606,16 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
     stock.row_of.resize(nodes.len(), NO_ROW);
     stock.rows.resize(k, (0, 0));
     let mut buf = emptied(&mut scratch.holdings);
+    let mut n_rows = 1u32;
     for (j, sku) in stock.skus.iter().enumerate() {
         buf.clear();
         net.holdings(sku, &mut buf);
         for h in &buf {
             let Some(r) = stock.row_of.get_mut(h.node) else { continue };
             if *r == NO_ROW {
-                *r = (stock.rows.len() / k) as u32;
-                stock.rows.resize(stock.rows.len() + k, (0, 0));
+                *r = n_rows;
+                n_rows += 1;
+                stock.rows.extend(std::iter::repeat_n((0, 0), k));
             }
             stock.rows[*r as usize * k + j] = (h.atp.get(), h.aging.get().min(h.atp.get()));
         }
@@ -3207,17 +3209,41 @@ fn source_group(
 
     // Phase 1: single-node plans, cheapest bound first. The bound is admissible, so once
     // one exceeds the threshold all later ones do.
-    // (The least few by a scan each; then, the threshold known, the rest within it sorted:
-    // the threshold only falls, so a bound beyond it now is never reached.)
+    // (The least few first; then, the threshold known, the rest within it sorted: the
+    // threshold only falls, so a bound beyond it now is never reached.)
     let mut by_bound = emptied(&mut scratch.by_bound);
     by_bound.extend((0..n_cands).filter(|&c| single_bound[c] < INF).map(|c| (single_bound[c], c)));
+    const SCANS: usize = 3;
+    {
+        // The least `SCANS`, ascending, in one scan; then moved to the front.
+        let mut least = [(i64::MAX, usize::MAX); SCANS];
+        let mut at = [0usize; SCANS];
+        for (i, &e) in by_bound.iter().enumerate() {
+            if e < least[SCANS - 1] {
+                let mut j = SCANS - 1;
+                while j > 0 && e < least[j - 1] {
+                    least[j] = least[j - 1];
+                    at[j] = at[j - 1];
+                    j -= 1;
+                }
+                least[j] = e;
+                at[j] = i;
+            }
+        }
+        for j in 0..by_bound.len().min(SCANS) {
+            let p = at[j];
+            by_bound.swap(j, p);
+            // (What was at j is now at p.)
+            for later in &mut at[j + 1..] {
+                if *later == j {
+                    *later = p;
+                }
+            }
+        }
+    }
     let mut next = 0;
     while next < by_bound.len() {
-        const SCANS: usize = 3;
-        if next < SCANS {
-            let least = (next..by_bound.len()).min_by_key(|&i| by_bound[i]).unwrap_or(next);
-            by_bound.swap(next, least);
-        } else if next == SCANS {
+        if next == SCANS {
             let threshold = search.threshold();
             let mut kept = next;
             for i in next..by_bound.len() {
