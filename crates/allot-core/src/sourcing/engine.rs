@@ -2530,6 +2530,8 @@ impl OrderStock<'_> {
 /// capacity only: every use starts empty), so that a decision allocates little.
 #[derive(Default)]
 struct Scratch {
+    /// Always empty between decisions (its capacity is what is kept).
+    nodes: Vec<NodeState<'static>>,
     holdings: Vec<Holding>,
     row_of: Vec<u32>,
     rows: Vec<(u64, u64)>,
@@ -2557,9 +2559,11 @@ fn emptied<T>(v: &mut Vec<T>) -> Vec<T> {
 
 /// Sources an order. Never fails; see [`Decision`].
 pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy, opts: &SearchOptions) -> Decision {
-    let mut nodes: Vec<NodeState<'_>> = Vec::with_capacity(net.node_count());
-    net.node_states(&mut nodes);
-    let nodes = nodes.as_slice();
+    let mut scratch = SCRATCH.with(|s| s.take()).unwrap_or_default();
+    let mut node_states: Vec<NodeState<'_>> = emptied(&mut scratch.nodes);
+    node_states.reserve(net.node_count());
+    net.node_states(&mut node_states);
+    let nodes = node_states.as_slice();
     let find_node = |id: &NodeId| nodes.iter().position(|n| &n.node.id == id);
     let items: Vec<Option<&Item>> = order.lines.iter().map(|l| net.item(&l.sku)).collect();
 
@@ -2594,7 +2598,6 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
 
     // Stock of the order's SKUs, a row per node holding any (the last holding of a node
     // and SKU counts).
-    let mut scratch = SCRATCH.with(|s| s.take()).unwrap_or_default();
     let mut stock =
         OrderStock { skus: Vec::new(), row_of: emptied(&mut scratch.row_of), rows: emptied(&mut scratch.rows) };
     for line in &order.lines {
@@ -2604,21 +2607,32 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
     }
     let k = stock.skus.len();
     stock.row_of.resize(nodes.len(), NO_ROW);
-    stock.rows.resize(k, (0, 0));
+    // (Holdings of every SKU first, rows numbered; then the rows, zeroed at once, filled.)
     let mut buf = emptied(&mut scratch.holdings);
+    let mut ends = Vec::with_capacity(k);
     let mut n_rows = 1u32;
-    for (j, sku) in stock.skus.iter().enumerate() {
-        buf.clear();
+    for sku in &stock.skus {
+        let start = buf.len();
         net.holdings(sku, &mut buf);
-        for h in &buf {
-            let Some(r) = stock.row_of.get_mut(h.node) else { continue };
-            if *r == NO_ROW {
+        for h in &buf[start..] {
+            if let Some(r) = stock.row_of.get_mut(h.node)
+                && *r == NO_ROW
+            {
                 *r = n_rows;
                 n_rows += 1;
-                stock.rows.extend(std::iter::repeat_n((0, 0), k));
             }
-            stock.rows[*r as usize * k + j] = (h.atp.get(), h.aging.get().min(h.atp.get()));
         }
+        ends.push(buf.len());
+    }
+    stock.rows.resize(n_rows as usize * k, (0, 0));
+    let mut start = 0;
+    for (j, &end) in ends.iter().enumerate() {
+        for h in &buf[start..end] {
+            if let Some(&r) = stock.row_of.get(h.node) {
+                stock.rows[r as usize * k + j] = (h.atp.get(), h.aging.get().min(h.atp.get()));
+            }
+        }
+        start = end;
     }
     scratch.holdings = buf;
 
@@ -2751,6 +2765,9 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
     }
     scratch.row_of = stock.row_of;
     scratch.rows = stock.rows;
+    node_states.clear();
+    // (Empty: the vector keeps its capacity for the next decision, as a `'static` one.)
+    scratch.nodes = node_states.into_iter().map(|_| -> NodeState<'static> { unreachable!() }).collect();
     SCRATCH.with(|s| s.set(Some(scratch)));
     let total = packages.iter().map(|p| p.cost.total).sum::<i64>() + backorder_penalty + unfilled_penalty;
     Decision {
