@@ -925,22 +925,31 @@ fn drop_dominated(g: &Group<'_>, ids: &Ids<'_>, pool: &mut Vec<usize>, companion
         Vec::new()
     };
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let covers = |a: usize, b: usize| -> bool {
-        let (ca, cb) = (&g.cands[a], &g.cands[b]);
-        if ca.unit_cap.min(total_qty) < cb.unit_cap.min(total_qty) {
+    // (What `covers` reads of a candidate is kept with it in the buckets: no candidate is
+    // looked up while scanning them.)
+    let member = |c: usize| Member {
+        strength: strength(c),
+        c,
+        cap: g.cands[c].unit_cap.min(total_qty),
+        mask: g.cands[c].mask,
+        sig: if packed { sig[c] } else { 0 },
+    };
+    let covers = |a: &Member, b: &Member| -> bool {
+        if a.cap < b.cap {
             return false;
         }
         if nl <= 64 {
-            if cb.mask & !ca.mask != 0 {
+            if b.mask & !a.mask != 0 {
                 return false;
             }
-        } else if (0..nl).any(|l| g.avail[b * nl + l] > 0 && g.avail[a * nl + l] == 0) {
+        } else if (0..nl).any(|l| g.avail[b.c * nl + l] > 0 && g.avail[a.c * nl + l] == 0) {
             return false;
         }
         if packed {
             // Every byte of a ≥ the same byte of b (all bytes below 128).
-            return ((sig[a] | HIGH) - sig[b]) & HIGH == HIGH;
+            return ((a.sig | HIGH) - b.sig) & HIGH == HIGH;
         }
+        let (a, b) = (a.c, b.c);
         for (s, &q) in slot_qty.iter().enumerate() {
             if g.stock[a * ns + s].min(q) < g.stock[b * ns + s].min(q) {
                 return false;
@@ -1005,14 +1014,14 @@ fn drop_dominated(g: &Group<'_>, ids: &Ids<'_>, pool: &mut Vec<usize>, companion
         start[i] += start[i - 1];
     }
     let mut fill = start.clone();
-    let mut members = vec![(0u64, 0usize); n];
+    let mut members = vec![Member::default(); n];
     for c in 0..n {
         let b = bucket_of(c);
-        members[fill[b]] = (strength(c), c);
+        members[fill[b]] = member(c);
         fill[b] += 1;
     }
     for bucket in start.windows(2) {
-        members[bucket[0]..bucket[1]].sort_by_key(|m| std::cmp::Reverse(m.0));
+        members[bucket[0]..bucket[1]].sort_by_key(|m| std::cmp::Reverse(m.strength));
     }
     // Per group, its non-empty line masks, most lines first.
     let mut used_masks: Vec<Vec<usize>> = vec![Vec::new(); groups.len()];
@@ -1034,7 +1043,8 @@ fn drop_dominated(g: &Group<'_>, ids: &Ids<'_>, pool: &mut Vec<usize>, companion
     let mut checks = 0usize;
     let mut doms: Vec<usize> = Vec::with_capacity(need);
     pool.retain(|&b| {
-        let sb = strength(b);
+        let mb_member = member(b);
+        let sb = mb_member.strength;
         let mb = g.cands[b].mask as usize & (masks - 1);
         let mut found = 0;
         doms.clear();
@@ -1050,8 +1060,9 @@ fn drop_dominated(g: &Group<'_>, ids: &Ids<'_>, pool: &mut Vec<usize>, companion
                     continue;
                 }
                 let bucket = j * masks + m;
-                for &(sa, a) in &members[start[bucket]..start[bucket + 1]] {
-                    if sa < sb {
+                for ma in &members[start[bucket]..start[bucket + 1]] {
+                    let a = ma.c;
+                    if ma.strength < sb {
                         break;
                     }
                     if a == b {
@@ -1069,7 +1080,7 @@ fn drop_dominated(g: &Group<'_>, ids: &Ids<'_>, pool: &mut Vec<usize>, companion
                     } else {
                         strict
                     };
-                    if covers(a, b) && (strict || ids.cmp(a, b).is_lt()) {
+                    if covers(ma, &mb_member) && (strict || ids.cmp(a, b).is_lt()) {
                         found += 1;
                         if found >= need {
                             return false;
@@ -1081,6 +1092,17 @@ fn drop_dominated(g: &Group<'_>, ids: &Ids<'_>, pool: &mut Vec<usize>, companion
         }
         keep(&doms)
     });
+}
+
+/// A candidate as dominance compares it: its strength, index, unit capacity (up to what
+/// the lines ask), lines served and packed stock signature.
+#[derive(Debug, Clone, Copy, Default)]
+struct Member {
+    strength: u64,
+    c: usize,
+    cap: u64,
+    mask: u64,
+    sig: u64,
 }
 
 /// Lines up to which dominance candidates are bucketed by the lines they serve.
