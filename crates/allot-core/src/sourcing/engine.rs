@@ -3201,7 +3201,8 @@ fn source_group(
     };
     let g = &group;
     let n_cands = g.cands.len();
-    let min_entry = g.cands.iter().map(|c| c.entry).min().unwrap_or(0);
+    // (The aggregate's least entry is the least over the candidates.)
+    let min_entry = if g.cands.is_empty() { 0 } else { all.min_entry[0] };
     let mut search = Search {
         g,
         ids: Ids::new(nodes, &g.cands),
@@ -3251,13 +3252,17 @@ fn source_group(
     // (The least few first; then, the threshold known, the rest within it sorted: the
     // threshold only falls, so a bound beyond it now is never reached.)
     let mut by_bound = emptied(&mut scratch.by_bound);
-    by_bound.extend((0..n_cands).filter(|&c| single_bound[c] < INF).map(|c| (single_bound[c], c)));
     const SCANS: usize = 3;
     {
-        // The least `SCANS`, ascending, in one scan; then moved to the front.
+        // The least `SCANS`, ascending, found as they are listed; then moved to the front.
         let mut least = [(i64::MAX, usize::MAX); SCANS];
         let mut at = [0usize; SCANS];
-        for (i, &e) in by_bound.iter().enumerate() {
+        for (c, &bound) in single_bound.iter().enumerate() {
+            if bound >= INF {
+                continue;
+            }
+            let (i, e) = (by_bound.len(), (bound, c));
+            by_bound.push(e);
             if e < least[SCANS - 1] {
                 let mut j = SCANS - 1;
                 while j > 0 && e < least[j - 1] {
