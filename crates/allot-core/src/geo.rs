@@ -116,6 +116,17 @@ impl ChordLimit {
         ChordLimit { within, outside }
     }
 
+    /// Whether `decide(chord2)` is `Some(false)`: surely beyond the limit.
+    pub fn surely_beyond(self, chord2: f64) -> bool {
+        chord2 > self.outside
+    }
+
+    /// Whether every chord surely beyond `self` is surely beyond `other` too (its limit
+    /// is not shorter).
+    pub fn not_beyond(self, other: ChordLimit) -> bool {
+        self.outside <= other.outside
+    }
+
     /// `Some(distance ≤ limit)` for the points of squared chord `chord2`, or `None` when
     /// too close to the limit to tell (compute [`GeoPoint::distance_km`] then).
     pub fn decide(self, chord2: f64) -> Option<bool> {

@@ -295,6 +295,14 @@ impl Candidates {
         self.entries.push(CandidateEntry { usable_units, km, reason, chosen: false, distance });
     }
 
+    /// Replaces the entry of node `node` (pushed before).
+    fn set(&mut self, node: usize, reason: Option<DropReason>, (distance, km): (Distance, f64), usable_units: u64) {
+        debug_assert!(distance != Distance::FromTable || self.dest.is_some());
+        if let Some(e) = self.entries.get_mut(node) {
+            *e = CandidateEntry { usable_units, km, reason, chosen: false, distance };
+        }
+    }
+
     /// Marks the node of index `node` as used by the chosen plan.
     fn choose(&mut self, node: usize) {
         if let Some(e) = self.entries.get_mut(node) {
@@ -790,7 +798,7 @@ impl Agg {
     }
 
     /// The aggregate of no candidate (one position), to which the candidates of a group
-    /// are added as they are built ([`Agg::add`]).
+    /// are added as they are built (in `source_group`).
     fn empty(nl: usize) -> Agg {
         Agg {
             lines: nl,
@@ -799,21 +807,6 @@ impl Agg {
             min_unit: vec![INF; nl],
             min_full: vec![INF; nl],
             max_avail: vec![0; nl],
-        }
-    }
-
-    /// Adds a candidate: its entry, ship-alone package extra, and per line its units and
-    /// cheapest relaxed unit (`Group::first_unit`).
-    fn add(&mut self, lines: &[GLine], (entry, alone_extra): (i64, i64), avail: &[u64], first: &[i64]) {
-        self.min_entry[0] = self.min_entry[0].min(entry);
-        for (l, ((line, &av), &first)) in lines.iter().zip(avail).zip(first).enumerate() {
-            if av > 0 {
-                let extra = if line.ship_alone { alone_extra } else { 0 };
-                self.max_avail[l] = self.max_avail[l].max(av);
-                self.cover[l] = self.cover[l].min(entry);
-                self.min_unit[l] = self.min_unit[l].min(first);
-                self.min_full[l] = self.min_full[l].min(first.saturating_add(extra));
-            }
         }
     }
 
@@ -932,22 +925,31 @@ fn drop_dominated(g: &Group<'_>, ids: &Ids<'_>, pool: &mut Vec<usize>, companion
         Vec::new()
     };
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let covers = |a: usize, b: usize| -> bool {
-        let (ca, cb) = (&g.cands[a], &g.cands[b]);
-        if ca.unit_cap.min(total_qty) < cb.unit_cap.min(total_qty) {
+    // (What `covers` reads of a candidate is kept with it in the buckets: no candidate is
+    // looked up while scanning them.)
+    let member = |c: usize| Member {
+        strength: strength(c),
+        c,
+        cap: g.cands[c].unit_cap.min(total_qty),
+        mask: g.cands[c].mask,
+        sig: if packed { sig[c] } else { 0 },
+    };
+    let covers = |a: &Member, b: &Member| -> bool {
+        if a.cap < b.cap {
             return false;
         }
         if nl <= 64 {
-            if cb.mask & !ca.mask != 0 {
+            if b.mask & !a.mask != 0 {
                 return false;
             }
-        } else if (0..nl).any(|l| g.avail[b * nl + l] > 0 && g.avail[a * nl + l] == 0) {
+        } else if (0..nl).any(|l| g.avail[b.c * nl + l] > 0 && g.avail[a.c * nl + l] == 0) {
             return false;
         }
         if packed {
             // Every byte of a ≥ the same byte of b (all bytes below 128).
-            return ((sig[a] | HIGH) - sig[b]) & HIGH == HIGH;
+            return ((a.sig | HIGH) - b.sig) & HIGH == HIGH;
         }
+        let (a, b) = (a.c, b.c);
         for (s, &q) in slot_qty.iter().enumerate() {
             if g.stock[a * ns + s].min(q) < g.stock[b * ns + s].min(q) {
                 return false;
@@ -960,26 +962,33 @@ fn drop_dominated(g: &Group<'_>, ids: &Ids<'_>, pool: &mut Vec<usize>, companion
     };
     // Groups of equal cost terms (few: node types × zones, typically). With too many, one
     // group, and costs compared pair by pair.
+    // Groups are numbered in order of first appearance, found through a small hash table
+    // (entry: group number + 1, 0 empty; at most `DOMINANCE_GROUPS` in `GROUP_SLOTS`).
     let mut groups: Vec<[i64; 5]> = Vec::new();
     let mut group_of = vec![0usize; n];
-    let mut last = 0usize;
+    let mut slots = [0u8; GROUP_SLOTS];
     // (Element by element: `==` on the arrays calls memcmp.)
     let same =
         |a: &[i64; 5], b: &[i64; 5]| a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4];
     for (c, slot) in group_of.iter_mut().enumerate() {
         let k = key(c);
-        let at = if groups.get(last).is_some_and(|gk| same(gk, &k)) {
-            last
-        } else if let Some(at) = groups.iter().position(|gk| same(gk, &k)) {
-            at
-        } else {
-            if groups.len() == DOMINANCE_GROUPS {
-                break;
+        let h = k.iter().fold(0u64, |h, &x| (h.rotate_left(5) ^ x as u64).wrapping_mul(0x517c_c1b7_2722_0a95));
+        let mut i = (h >> 56) as usize % GROUP_SLOTS;
+        let at = loop {
+            match slots[i] {
+                0 => {
+                    if groups.len() == DOMINANCE_GROUPS {
+                        break None;
+                    }
+                    groups.push(k);
+                    slots[i] = groups.len() as u8;
+                    break Some(groups.len() - 1);
+                }
+                e if same(&groups[e as usize - 1], &k) => break Some(e as usize - 1),
+                _ => i = (i + 1) % GROUP_SLOTS,
             }
-            groups.push(k);
-            groups.len() - 1
         };
-        last = at;
+        let Some(at) = at else { break };
         *slot = at;
     }
     let pairwise = groups.len() == DOMINANCE_GROUPS;
@@ -1005,14 +1014,14 @@ fn drop_dominated(g: &Group<'_>, ids: &Ids<'_>, pool: &mut Vec<usize>, companion
         start[i] += start[i - 1];
     }
     let mut fill = start.clone();
-    let mut members = vec![(0u64, 0usize); n];
+    let mut members = vec![Member::default(); n];
     for c in 0..n {
         let b = bucket_of(c);
-        members[fill[b]] = (strength(c), c);
+        members[fill[b]] = member(c);
         fill[b] += 1;
     }
     for bucket in start.windows(2) {
-        members[bucket[0]..bucket[1]].sort_by_key(|m| std::cmp::Reverse(m.0));
+        members[bucket[0]..bucket[1]].sort_by_key(|m| std::cmp::Reverse(m.strength));
     }
     // Per group, its non-empty line masks, most lines first.
     let mut used_masks: Vec<Vec<usize>> = vec![Vec::new(); groups.len()];
@@ -1034,7 +1043,8 @@ fn drop_dominated(g: &Group<'_>, ids: &Ids<'_>, pool: &mut Vec<usize>, companion
     let mut checks = 0usize;
     let mut doms: Vec<usize> = Vec::with_capacity(need);
     pool.retain(|&b| {
-        let sb = strength(b);
+        let mb_member = member(b);
+        let sb = mb_member.strength;
         let mb = g.cands[b].mask as usize & (masks - 1);
         let mut found = 0;
         doms.clear();
@@ -1050,8 +1060,9 @@ fn drop_dominated(g: &Group<'_>, ids: &Ids<'_>, pool: &mut Vec<usize>, companion
                     continue;
                 }
                 let bucket = j * masks + m;
-                for &(sa, a) in &members[start[bucket]..start[bucket + 1]] {
-                    if sa < sb {
+                for ma in &members[start[bucket]..start[bucket + 1]] {
+                    let a = ma.c;
+                    if ma.strength < sb {
                         break;
                     }
                     if a == b {
@@ -1069,7 +1080,7 @@ fn drop_dominated(g: &Group<'_>, ids: &Ids<'_>, pool: &mut Vec<usize>, companion
                     } else {
                         strict
                     };
-                    if covers(a, b) && (strict || ids.cmp(a, b).is_lt()) {
+                    if covers(ma, &mb_member) && (strict || ids.cmp(a, b).is_lt()) {
                         found += 1;
                         if found >= need {
                             return false;
@@ -1083,12 +1094,25 @@ fn drop_dominated(g: &Group<'_>, ids: &Ids<'_>, pool: &mut Vec<usize>, companion
     });
 }
 
+/// A candidate as dominance compares it: its strength, index, unit capacity (up to what
+/// the lines ask), lines served and packed stock signature.
+#[derive(Debug, Clone, Copy, Default)]
+struct Member {
+    strength: u64,
+    c: usize,
+    cap: u64,
+    mask: u64,
+    sig: u64,
+}
+
 /// Lines up to which dominance candidates are bucketed by the lines they serve.
 const DOMINANCE_MASK_LINES: usize = 8;
 /// Most cost groups compared group by group (beyond, costs are compared pair by pair) …
 const DOMINANCE_GROUPS: usize = 64;
 /// … and most dominance checks per decision.
 const DOMINANCE_CHECKS: usize = 200_000;
+/// Slots of the table that finds a cost group (more than twice `DOMINANCE_GROUPS`).
+const GROUP_SLOTS: usize = 256;
 
 /// Lower bounds on the entry costs of the nodes added to a set, by the lines they cover:
 /// `b[(r − 1) × 2^L + X]` is the cheapest Σ entry of 1..=r candidates (any, repeats
@@ -1510,21 +1534,31 @@ fn plain_single_bound(
     let mut total = entry.saturating_sub(split_penalty).saturating_mul(1000);
     for ((line, &first), &a) in lines.iter().zip(units).zip(avail) {
         let rest = if line.ship_alone { first.saturating_add(alone_extra) } else { first };
-        let (q, pen) = (line.qty, line.penalty_milli);
-        let take_first = u64::from(fill || first < pen).min(a).min(q);
-        let take_rest = if fill || rest < pen { (a.min(q)).saturating_sub(take_first) } else { 0 };
-        let left = q - take_first - take_rest;
-        let v = if fill && left > 0 {
-            INF
-        } else {
-            mul(first, take_first).saturating_add(mul(rest, take_rest)).saturating_add(mul(pen, left))
-        };
+        let v = plain_line_bound(line, fill, (first, rest), a);
         if v >= INF {
             return INF;
         }
         total = total.saturating_add(v);
     }
     floor_milli(total)
+}
+
+/// One line's term of `plain_single_bound`: `a` units available, the first at `first`
+/// (×1000), the others at `rest`.
+fn plain_line_bound(line: &GLine, fill: bool, (first, rest): (i64, i64), a: u64) -> i64 {
+    let (q, pen) = (line.qty, line.penalty_milli);
+    let take_first = u64::from(fill || first < pen).min(a).min(q);
+    let take_rest = if fill || rest < pen { (a.min(q)).saturating_sub(take_first) } else { 0 };
+    let left = q - take_first - take_rest;
+    if fill && left > 0 {
+        return INF;
+    }
+    // Small terms (the usual case): nothing can saturate, the sum stays below INF.
+    const SMALL: u64 = 1 << 36;
+    if (first as u64) < SMALL && (rest as u64) < SMALL && (pen as u64) < SMALL && q < 1 << 20 {
+        return first * take_first as i64 + rest * take_rest as i64 + pen * left as i64;
+    }
+    mul(first, take_first).saturating_add(mul(rest, take_rest)).saturating_add(mul(pen, left))
 }
 
 /// What the entries of the nodes a superset bound adds pay for (see `Search::bound`).
@@ -2010,9 +2044,10 @@ impl Search<'_, '_> {
             let with = if unit < INF { settle(&mut [(unit, units)], q, pen, fill) } else { alone };
             let full = all.min_full.get(l).copied().unwrap_or(INF);
             let any = if unit < INF {
-                let mut opts = Vec::with_capacity(2);
-                push_added(&mut opts, unit, full, q, g.max_nodes as u64);
-                settle(&mut opts, q, pen, fill)
+                // `push_added(…, unit, full, q, max_nodes)` without a vector.
+                let cheap = q.min(g.max_nodes as u64);
+                let mut opts = [(unit, cheap), (full, q - cheap)];
+                settle(&mut opts[..if q > cheap { 2 } else { 1 }], q, pen, fill)
             } else {
                 alone
             };
@@ -2022,6 +2057,15 @@ impl Search<'_, '_> {
             cheap = if any >= INF || cheap >= INF { INF } else { cheap.saturating_add(any) };
         }
         pre.cheap = cheap;
+        pre
+    }
+
+    /// Adds `OnePre::fix` (after the cover table is built: it reads it).
+    fn one_pre_fix(&self, all: &Agg, pre: &mut OnePre) {
+        let nl = self.g.nl();
+        let room = self.g.max_nodes.saturating_sub(1).max(1);
+        let others = mul(self.neg_entry, room as u64 - 1);
+        let floor_entry = all.min_entry.first().copied().unwrap_or(INF).saturating_add(others);
         if nl <= ENUM_LINES && floor_entry < INF {
             let size = 1usize << nl;
             let mut cover_max = vec![i64::MIN; size];
@@ -2039,7 +2083,6 @@ impl Search<'_, '_> {
             }
             pre.fix = Some(fix);
         }
-        pre
     }
 
     /// Lower bound on plans over exactly `set` (see `bound`).
@@ -2479,20 +2522,20 @@ fn is_ship_type(m: FulfillmentMethod) -> bool {
 /// (atp, aging) per SKU in `skus` order.
 struct OrderStock<'a> {
     skus: Vec<&'a Sku>,
-    /// Per node index: its row, or `NO_ROW`.
+    /// Per node index: its row, or `NO_ROW` (row 0, all zeros).
     row_of: Vec<u32>,
     rows: Vec<(u64, u64)>,
 }
 
-const NO_ROW: u32 = u32::MAX;
+const NO_ROW: u32 = 0;
 
 impl OrderStock<'_> {
-    /// The stock of node `node` (empty when it holds none of the SKUs).
+    /// The stock of node `node` (zeros when it holds none of the SKUs).
     fn row(&self, node: usize) -> &[(u64, u64)] {
         let k = self.skus.len();
         match self.row_of.get(node) {
-            Some(&r) if r != NO_ROW => self.rows.get(r as usize * k..(r as usize + 1) * k).unwrap_or(&[]),
-            _ => &[],
+            Some(&r) => self.rows.get(r as usize * k..(r as usize + 1) * k).unwrap_or(&[]),
+            None => &[],
         }
     }
 
@@ -2509,6 +2552,8 @@ impl OrderStock<'_> {
 /// capacity only: every use starts empty), so that a decision allocates little.
 #[derive(Default)]
 struct Scratch {
+    /// Always empty between decisions (its capacity is what is kept).
+    nodes: Vec<NodeState<'static>>,
     holdings: Vec<Holding>,
     row_of: Vec<u32>,
     rows: Vec<(u64, u64)>,
@@ -2518,6 +2563,8 @@ struct Scratch {
     stock: Vec<u64>,
     aging: Vec<u64>,
     single_bound: Vec<i64>,
+    by_bound: Vec<(i64, usize)>,
+    holders: Vec<usize>,
     alloc: Alloc,
 }
 
@@ -2534,13 +2581,16 @@ fn emptied<T>(v: &mut Vec<T>) -> Vec<T> {
 
 /// Sources an order. Never fails; see [`Decision`].
 pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy, opts: &SearchOptions) -> Decision {
-    let mut nodes: Vec<NodeState<'_>> = Vec::with_capacity(net.node_count());
-    net.node_states(&mut nodes);
-    let nodes = nodes.as_slice();
+    let mut scratch = SCRATCH.with(|s| s.take()).unwrap_or_default();
+    let mut node_states: Vec<NodeState<'_>> = emptied(&mut scratch.nodes);
+    node_states.reserve(net.node_count());
+    net.node_states(&mut node_states);
+    let nodes = node_states.as_slice();
     let find_node = |id: &NodeId| nodes.iter().position(|n| &n.node.id == id);
     let items: Vec<Option<&Item>> = order.lines.iter().map(|l| net.item(&l.sku)).collect();
 
-    let facts = OrderFacts {
+    // (Facts are for rules: with none, the fallback applies without them.)
+    let facts = || OrderFacts {
         customer_tier: order.customer_tier.clone(),
         channel: order.channel.clone(),
         methods: order.lines.iter().map(|l| l.method).collect(),
@@ -2554,7 +2604,7 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
             .fold(0i64, i64::saturating_add),
         any_hazmat: items.iter().any(|i| i.is_some_and(|i| i.hazmat)),
     };
-    let (rule, body) = policy.select(&facts);
+    let (rule, body) = if policy.rules.is_empty() { (None, &policy.fallback) } else { policy.select(&facts()) };
     let rule_reason = match rule {
         Some(r) => format!("rule {:?} matched: {}", r.name, r.when.describe()),
         None => "no rule matched; the fallback applies".to_owned(),
@@ -2570,7 +2620,6 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
 
     // Stock of the order's SKUs, a row per node holding any (the last holding of a node
     // and SKU counts).
-    let mut scratch = SCRATCH.with(|s| s.take()).unwrap_or_default();
     let mut stock =
         OrderStock { skus: Vec::new(), row_of: emptied(&mut scratch.row_of), rows: emptied(&mut scratch.rows) };
     for line in &order.lines {
@@ -2580,18 +2629,32 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
     }
     let k = stock.skus.len();
     stock.row_of.resize(nodes.len(), NO_ROW);
+    // (Holdings of every SKU first, rows numbered; then the rows, zeroed at once, filled.)
     let mut buf = emptied(&mut scratch.holdings);
-    for (j, sku) in stock.skus.iter().enumerate() {
-        buf.clear();
+    let mut ends = Vec::with_capacity(k);
+    let mut n_rows = 1u32;
+    for sku in &stock.skus {
+        let start = buf.len();
         net.holdings(sku, &mut buf);
-        for h in &buf {
-            let Some(r) = stock.row_of.get_mut(h.node) else { continue };
-            if *r == NO_ROW {
-                *r = (stock.rows.len() / k) as u32;
-                stock.rows.resize(stock.rows.len() + k, (0, 0));
+        for h in &buf[start..] {
+            if let Some(r) = stock.row_of.get_mut(h.node)
+                && *r == NO_ROW
+            {
+                *r = n_rows;
+                n_rows += 1;
             }
-            stock.rows[*r as usize * k + j] = (h.atp.get(), h.aging.get().min(h.atp.get()));
         }
+        ends.push(buf.len());
+    }
+    stock.rows.resize(n_rows as usize * k, (0, 0));
+    let mut start = 0;
+    for (j, &end) in ends.iter().enumerate() {
+        for h in &buf[start..end] {
+            if let Some(&r) = stock.row_of.get(h.node) {
+                stock.rows[r as usize * k + j] = (h.atp.get(), h.aging.get().min(h.atp.get()));
+            }
+        }
+        start = end;
     }
     scratch.holdings = buf;
 
@@ -2724,6 +2787,9 @@ pub fn source(order: &OrderToSource, net: &dyn SourcingNetwork, policy: &Policy,
     }
     scratch.row_of = stock.row_of;
     scratch.rows = stock.rows;
+    node_states.clear();
+    // (Empty: the vector keeps its capacity for the next decision, as a `'static` one.)
+    scratch.nodes = node_states.into_iter().map(|_| -> NodeState<'static> { unreachable!() }).collect();
     SCRATCH.with(|s| s.set(Some(scratch)));
     let total = packages.iter().map(|p| p.cost.total).sum::<i64>() + backorder_penalty + unfilled_penalty;
     Decision {
@@ -2879,6 +2945,7 @@ fn source_group(
         Some(_) => cost.shipping_zones.iter().map(|z| ChordLimit::new(z.max_km)).collect(),
         None => Vec::new(),
     };
+    let zones_ascending = zone_limits.windows(2).all(|w| w[0].not_beyond(w[1]));
     let emissions_charged = cost.co2_g_per_kg_km != 0 && cost.emissions_minor_per_kg_co2 != 0;
     // The promise binds the lines shipped to the customer's address.
     let promise = order.promise.as_ref().filter(|_| dest.is_some() && dest == order.ship_to);
@@ -2888,17 +2955,21 @@ fn source_group(
     let mut cand_stock = emptied(&mut scratch.stock);
     let mut cand_aging = emptied(&mut scratch.aging);
     let mut all = Agg::empty(nl);
-    let mut first_units: Vec<i64> = Vec::with_capacity(nl);
+    let fill = !body.constraints.allow_partial;
     let mut single_bound = emptied(&mut scratch.single_bound);
     let mut eligible = vec![false; nl];
     let mut usable = vec![0u64; ns];
     let mut aged = vec![0u64; ns];
+    // Node-level reasons first, for every node (a node without a reason holds something
+    // and is taken up below: its entry is a placeholder until then).
+    let mut holders = emptied(&mut scratch.holders);
+    holders.resize(nodes.len(), 0);
+    let mut n_holders = 0;
     for (ni, st) in nodes.iter().enumerate() {
         let n = st.node;
-        // Node-level reasons first; distance only for nodes holding something.
         let row = ctx.stock.row(ni);
-        let stock_at = |slot: usize| row.get(slot_sku[slot]).copied().unwrap_or((0, 0));
-        let holds_any = (0..ns).any(|s| stock_at(s).0 > 0);
+        // (Without a branch per SKU: a node holding none has a row of zeros.)
+        let holds_any = slot_sku.iter().fold(false, |any, &k| any | row.get(k).is_some_and(|s| s.0 > 0));
         let node_reason = if f.exclude_nodes.contains(&n.id) {
             Some(DropReason::Excluded)
         } else if f.node_types.as_ref().is_some_and(|t| !t.contains(&n.node_type)) {
@@ -2914,10 +2985,16 @@ fn source_group(
         } else {
             None
         };
-        if node_reason.is_some() {
-            candidates.push(node_reason, (Distance::None, 0.0), 0);
-            continue;
-        }
+        candidates.push(node_reason, (Distance::None, 0.0), 0);
+        holders[n_holders] = ni;
+        n_holders += usize::from(node_reason.is_none());
+    }
+    // Distance, zone and lines of the nodes holding something, in node order.
+    for &ni in &holders[..n_holders] {
+        let st = &nodes[ni];
+        let n = st.node;
+        let row = ctx.stock.row(ni);
+        let stock_at = |slot: usize| row.get(slot_sku[slot]).copied().unwrap_or((0, 0));
         let mut km = NodeDistance {
             dest,
             at: n.location,
@@ -2928,10 +3005,29 @@ fn source_group(
         if let Some((max, limit)) = radius
             && !km.within(limit, max)
         {
-            candidates.push(Some(DropReason::BeyondRadius), km.reported(), 0);
+            candidates.set(ni, Some(DropReason::BeyondRadius), km.reported(), 0);
             continue;
         }
-        let band = if km.chord2.is_some() {
+        // With ascending zone limits the zones surely beyond the chord are the first ones:
+        // the band is the next zone if the chord is surely within it (no zone at all if
+        // every zone is surely beyond), found without branching zone by zone.
+        let quick_band = match km.chord2 {
+            Some(c2) if zones_ascending => {
+                let beyond = zone_limits.iter().map(|z| usize::from(z.surely_beyond(c2))).sum::<usize>();
+                match zone_limits.get(beyond) {
+                    None => Some(None),
+                    Some(z) if z.decide(c2) == Some(true) => {
+                        let z = &cost.shipping_zones[beyond];
+                        Some(Some((z.base_minor, z.per_kg_minor)))
+                    }
+                    Some(_) => None,
+                }
+            }
+            _ => None,
+        };
+        let band = if let Some(band) = quick_band {
+            band
+        } else if km.chord2.is_some() {
             cost.shipping_zones
                 .iter()
                 .zip(&zone_limits)
@@ -2941,11 +3037,10 @@ fn source_group(
             zone(cost, km.km())
         };
         let Some((base, per_kg)) = band else {
-            candidates.push(Some(DropReason::BeyondShippingZones), km.reported(), 0);
+            candidates.set(ni, Some(DropReason::BeyondShippingZones), km.reported(), 0);
             continue;
         };
-        // Per-line eligibility; remember the first reason for lines that fail.
-        let mut first_line_reason = None;
+        // Per-line eligibility.
         let protection = if n.node_type == NodeType::Store { f.store_protection_units } else { 0 };
         for s in 0..ns {
             let (atp, ag) = stock_at(s);
@@ -2960,39 +3055,38 @@ fn source_group(
         let mut any_units = false;
         let bits = capability_bits.get(ni);
         debug_assert!(ctx.table.describes(ni, n), "the node table describes node {ni}");
+        let capable = |l: usize| match bits {
+            Some(bits) => bits & line_capability_bit[l] != 0,
+            None => n.has(line_capability[l]),
+        };
+        // (Without branches on each line's outcome; the reason only when no line is kept.)
         for (l, line) in lines.iter().enumerate() {
-            let capable = match bits {
-                Some(bits) => bits & line_capability_bit[l] != 0,
-                None => n.has(line_capability[l]),
-            };
-            let reason = if !capable {
-                Some(DropReason::NoCapability)
-            } else if !line_item_ok[l] {
-                Some(DropReason::MethodNotAllowedForItem)
-            } else if line_hazmat[l] && !hazmat_ok {
-                Some(DropReason::Hazmat)
-            } else if usable[line.slot] == 0 {
-                if stock_at(line.slot).0 > 0 { Some(DropReason::ProtectedStock) } else { Some(DropReason::NoStock) }
-            } else {
-                None
-            };
-            eligible[l] = reason.is_none();
-            match reason {
-                None => {
-                    any = true;
-                    usable_units += usable[line.slot].min(line.qty);
-                    any_units |= line.qty > 0;
-                }
-                Some(r) => {
-                    first_line_reason.get_or_insert(r);
-                }
-            }
+            let u = usable[line.slot];
+            let ok = capable(l) & line_item_ok[l] & (!line_hazmat[l] | hazmat_ok) & (u > 0);
+            eligible[l] = ok;
+            any |= ok;
+            usable_units += if ok { u.min(line.qty) } else { 0 };
+            any_units |= ok & (line.qty > 0);
         }
+        // Every line failed: the first line's reason is the first.
+        let first_line_reason = if any || lines.is_empty() {
+            None
+        } else if !capable(0) {
+            Some(DropReason::NoCapability)
+        } else if !line_item_ok[0] {
+            Some(DropReason::MethodNotAllowedForItem)
+        } else if line_hazmat[0] && !hazmat_ok {
+            Some(DropReason::Hazmat)
+        } else if stock_at(lines[0].slot).0 > 0 {
+            Some(DropReason::ProtectedStock)
+        } else {
+            Some(DropReason::NoStock)
+        };
         if !any {
-            candidates.push(first_line_reason, km.reported(), 0);
+            candidates.set(ni, first_line_reason, km.reported(), 0);
             continue;
         }
-        candidates.push(None, km.reported(), usable_units);
+        candidates.set(ni, None, km.reported(), usable_units);
         let unit_cap = match (f.respect_capacity, n.capacity.units_per_day) {
             (true, Some(c)) => u64::from(c.saturating_sub(st.units_today)),
             _ => u64::MAX,
@@ -3010,17 +3104,18 @@ fn source_group(
             .and_then(|p| p.days_late(ni))
             .map_or(0, |d| cost.late_penalty_minor_per_day.saturating_mul(i64::from(d)));
         let fixed = n.costs.per_order_minor + capacity_pressure(cost, st) + late;
+        let rounding = i64::from(emis_milli > 0);
+        let entry = fixed.saturating_add(base).saturating_add(split_penalty) - rounding;
+        let alone_extra = base.saturating_add(split_penalty).saturating_mul(1000);
+        // Per line, in one pass: its units and unit cost, the candidate's part of the
+        // aggregate of all candidates (`all`) and, without aging bonus, of its single
+        // bound (`plain_single_bound`).
         let mut mask = 0u64;
         let mut kinds = 0u8;
+        let mut bound = entry.saturating_sub(split_penalty).saturating_mul(1000);
+        let mut bound_inf = false;
         for (l, line) in lines.iter().enumerate() {
             let a = if eligible[l] { usable[line.slot].min(unit_cap).min(line.qty) } else { 0 };
-            if a > 0 && l < 64 {
-                mask |= 1 << l;
-            }
-            if a > 0 {
-                kinds |= if line.ship_alone { 2 } else { 1 };
-            }
-            avail.push(a);
             let u = if line.ship_alone {
                 let kg = line.unit_kg;
                 let package = i128::from(per_kg) * i128::from(kg) + i128::from(emissions(cost, kg, km_ceil));
@@ -3032,13 +3127,35 @@ fn source_group(
                 let emis = if emis_milli > 0 { emis_milli * w / 1000 } else { 0 };
                 i128::from(per_unit) * 1000 + i128::from(per_kg) * w + emis
             };
-            unit.push(clamp_milli(u));
+            let u = clamp_milli(u);
+            avail.push(a);
+            unit.push(u);
+            let extra = if line.ship_alone { alone_extra } else { 0 };
+            if a > 0 {
+                if l < 64 {
+                    mask |= 1 << l;
+                }
+                kinds |= if line.ship_alone { 2 } else { 1 };
+                // `Group::first_unit`.
+                let ag = if bonus_milli == 0 { 0 } else { aged[line.slot].min(a) };
+                let first = if ag > 0 { u.saturating_sub(bonus_milli) } else { u };
+                all.max_avail[l] = all.max_avail[l].max(a);
+                all.cover[l] = all.cover[l].min(entry);
+                all.min_unit[l] = all.min_unit[l].min(first);
+                all.min_full[l] = all.min_full[l].min(first.saturating_add(extra));
+            }
+            if bonus_milli == 0 && !bound_inf {
+                let v = plain_line_bound(line, fill, (u, u.saturating_add(extra)), a);
+                if v >= INF {
+                    bound_inf = true;
+                } else {
+                    bound = bound.saturating_add(v);
+                }
+            }
         }
+        all.min_entry[0] = all.min_entry[0].min(entry);
         cand_stock.extend_from_slice(&usable);
         cand_aging.extend_from_slice(&aged);
-        let rounding = i64::from(emis_milli > 0);
-        let entry = fixed.saturating_add(base).saturating_add(split_penalty) - rounding;
-        let alone_extra = base.saturating_add(split_penalty).saturating_mul(1000);
         cands.push(Cand {
             node: ni,
             fixed,
@@ -3053,22 +3170,12 @@ fn source_group(
             mask,
             kinds,
         });
-        // While its rows are at hand: its part of the aggregate of all candidates, and
-        // its single bound when there is no aging bonus.
-        let row = avail.len() - nl..avail.len();
-        first_units.clear();
-        for (line, (&a, &u)) in lines.iter().zip(avail[row.clone()].iter().zip(&unit[row.clone()])) {
-            // `Group::first_unit`.
-            let ag = if bonus_milli == 0 { 0 } else { aged[line.slot].min(a) };
-            first_units.push(if ag > 0 { u.saturating_sub(bonus_milli) } else { u });
-        }
-        all.add(&lines, (entry, alone_extra), &avail[row.clone()], &first_units);
         if bonus_milli == 0 {
-            let terms = (!body.constraints.allow_partial, split_penalty);
-            single_bound.push(plain_single_bound(&lines, terms, &unit[row.clone()], &avail[row], entry, alone_extra));
+            single_bound.push(if bound_inf { INF } else { floor_milli(bound) });
         }
     }
 
+    scratch.holders = holders;
     let has_alone = lines.iter().any(|l| l.ship_alone);
     let mut slot_qty = vec![0u64; ns];
     for line in &lines {
@@ -3094,7 +3201,8 @@ fn source_group(
     };
     let g = &group;
     let n_cands = g.cands.len();
-    let min_entry = g.cands.iter().map(|c| c.entry).min().unwrap_or(0);
+    // (The aggregate's least entry is the least over the candidates.)
+    let min_entry = if g.cands.is_empty() { 0 } else { all.min_entry[0] };
     let mut search = Search {
         g,
         ids: Ids::new(nodes, &g.cands),
@@ -3133,10 +3241,7 @@ fn source_group(
     // Bounds of every candidate: alone, and in any set of two or more nodes.
     let multi = g.max_nodes > 1 && n_cands > 1;
     let all = if multi { all } else { Agg::default() };
-    if multi {
-        search.cover = CoverTable::build(g);
-    }
-    let pre = search.one_pre(&all);
+    let mut pre = search.one_pre(&all);
     if g.bonus_milli > 0 {
         single_bound.extend((0..n_cands).map(|c| search.single_bound(c, &pre)));
     }
@@ -3144,9 +3249,61 @@ fn source_group(
 
     // Phase 1: single-node plans, cheapest bound first. The bound is admissible, so once
     // one exceeds the threshold all later ones do.
-    let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>> =
-        (0..n_cands).filter(|&c| single_bound[c] < INF).map(|c| std::cmp::Reverse((single_bound[c], c))).collect();
-    while let Some(std::cmp::Reverse((bound, c))) = heap.pop() {
+    // (The least few first; then, the threshold known, the rest within it sorted: the
+    // threshold only falls, so a bound beyond it now is never reached.)
+    let mut by_bound = emptied(&mut scratch.by_bound);
+    const SCANS: usize = 3;
+    {
+        // The least `SCANS`, ascending, found as they are listed; then moved to the front.
+        let mut least = [(i64::MAX, usize::MAX); SCANS];
+        let mut at = [0usize; SCANS];
+        for (c, &bound) in single_bound.iter().enumerate() {
+            if bound >= INF {
+                continue;
+            }
+            let (i, e) = (by_bound.len(), (bound, c));
+            by_bound.push(e);
+            if e < least[SCANS - 1] {
+                let mut j = SCANS - 1;
+                while j > 0 && e < least[j - 1] {
+                    least[j] = least[j - 1];
+                    at[j] = at[j - 1];
+                    j -= 1;
+                }
+                least[j] = e;
+                at[j] = i;
+            }
+        }
+        for j in 0..by_bound.len().min(SCANS) {
+            let p = at[j];
+            by_bound.swap(j, p);
+            // (What was at j is now at p.)
+            for later in &mut at[j + 1..] {
+                if *later == j {
+                    *later = p;
+                }
+            }
+        }
+    }
+    let mut next = 0;
+    while next < by_bound.len() {
+        if next == SCANS {
+            let threshold = search.threshold();
+            let mut kept = next;
+            for i in next..by_bound.len() {
+                if by_bound[i].0 <= threshold {
+                    by_bound.swap(kept, i);
+                    kept += 1;
+                }
+            }
+            by_bound.truncate(kept);
+            by_bound[next..].sort_unstable();
+            if next == kept {
+                break;
+            }
+        }
+        let (bound, c) = by_bound[next];
+        next += 1;
         if bound > search.threshold() {
             break;
         }
@@ -3159,8 +3316,14 @@ fn source_group(
 
     // A multi-node plan costs at least a candidate's entry plus the cheapest conceivable
     // rest (`OnePre::cheap`): the quick bound of every candidate in such sets.
-    let quick = |c: usize| floor_milli(g.entry_milli(&[c]).saturating_add(pre.cheap));
+    let cheap = pre.cheap;
+    let quick = |c: usize| floor_milli(g.entry_milli(&[c]).saturating_add(cheap));
     let multi = multi && quick_floor(g, &pre, min_entry) <= search.threshold();
+    scratch.by_bound = by_bound;
+    if multi {
+        search.cover = CoverTable::build(g);
+        search.one_pre_fix(&all, &mut pre);
+    }
 
     // Seeding: good multi-node plans early, from the best single candidates and the best
     // holders of each line.
@@ -3169,24 +3332,35 @@ fn source_group(
         // single bound, `tops[1 + l]` the cheapest to serve line l (entry plus the relaxed
         // cost of its units).
         let mut tops: Vec<Vec<(i64, usize)>> = vec![Vec::with_capacity(SEED_POOL + 1); nl + 1];
+        // Small terms (the usual case): the scores in plain arithmetic, nothing can saturate.
+        const SMALL: i64 = 1 << 36;
+        let small = |x: i64| (0..SMALL).contains(&x);
+        let small_lines = small(g.bonus_milli) && g.lines.iter().all(|l| small(l.penalty_milli) && l.qty < 1 << 20);
         for (c, &bound) in single_bound.iter().enumerate() {
-            if bound < INF {
+            // (`push_best` declines (v, c) ≥ its last: with c the highest index yet, when v
+            // ≥ its score.)
+            if bound < INF && (tops[0].len() < SEED_POOL || bound < tops[0][SEED_POOL - 1].0) {
                 push_best(&mut tops[0], bound, c);
             }
             let entry = g.entry_milli(&[c]);
+            let plain = small_lines && small(g.cands[c].alone_extra) && entry.unsigned_abs() < 1 << 40;
             for (l, line) in g.lines.iter().enumerate() {
                 let a = g.avail[c * nl + l];
                 let u = a.min(line.qty);
+                let unit = g.unit[c * nl + l];
+                let aged = u.min(g.aged(c, l, a));
+                let alone = if line.ship_alone { u.saturating_sub(1) } else { 0 };
                 // `g.units_cost(c, l, u, aged, true)` without its branch on u = 0 (the
                 // score only counts when a > 0, so u ≥ 1).
-                let mut units = mul(g.unit[c * nl + l], u).saturating_sub(mul(g.bonus_milli, u.min(g.aged(c, l, a))));
-                if line.ship_alone {
-                    units = units.saturating_add(mul(g.cands[c].alone_extra, u.saturating_sub(1)));
-                }
-                let v = entry.saturating_add(units).saturating_add(mul(line.penalty_milli, line.qty - u));
+                let v = if plain && small(unit) {
+                    let units = unit * u as i64 - g.bonus_milli * aged as i64 + g.cands[c].alone_extra * alone as i64;
+                    entry + units + line.penalty_milli * (line.qty - u) as i64
+                } else {
+                    let units = mul(unit, u).saturating_sub(mul(g.bonus_milli, aged));
+                    let units = units.saturating_add(mul(g.cands[c].alone_extra, alone));
+                    entry.saturating_add(units).saturating_add(mul(line.penalty_milli, line.qty - u))
+                };
                 let top = &mut tops[1 + l];
-                // (`push_best` declines (v, c) ≥ its last: with c the highest index yet,
-                // when v ≥ its score.)
                 if (a > 0) & (top.len() < SEED_POOL || v < top[SEED_POOL - 1].0) {
                     push_best(top, v, c);
                 }
