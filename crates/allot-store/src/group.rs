@@ -90,7 +90,7 @@ pub(crate) struct GroupWriter {
 
 impl GroupWriter {
     /// Starts the writer task over `store` (which must be the SQLite store it belongs to).
-    pub(crate) fn start(pool: sqlx::SqlitePool) -> GroupWriter {
+    pub(crate) fn start(pool: sqlx::SqlitePool, checkpointer: crate::checkpoint::Checkpointer) -> GroupWriter {
         let (queue, rx) = mpsc::unbounded_channel::<Job>();
         // The writer gets an OS thread and a runtime of its own: on the shared runtime every
         // statement's completion would queue behind request handling, and the one writer
@@ -103,7 +103,7 @@ impl GroupWriter {
             }
         };
         let spawned = std::thread::Builder::new().name("allot-writer".to_owned()).spawn(move || {
-            runtime.block_on(writer_loop(pool, rx));
+            runtime.block_on(writer_loop(pool, rx, checkpointer));
         });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the group writer thread; writes will fail");
@@ -112,7 +112,11 @@ impl GroupWriter {
     }
 }
 
-async fn writer_loop(pool: sqlx::SqlitePool, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn writer_loop(
+    pool: sqlx::SqlitePool,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    checkpointer: crate::checkpoint::Checkpointer,
+) {
     while let Some(first) = rx.recv().await {
         let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
             Ok(t) => Tx::Sqlite(crate::SqliteTx::new(t)),
@@ -145,6 +149,13 @@ async fn writer_loop(pool: sqlx::SqlitePool, mut rx: mpsc::UnboundedReceiver<Job
         };
         for deliver in delivers {
             deliver(outcome.clone());
+        }
+        // The log has grown: copy what the background checkpoints left, here, between two
+        // commits, so the next commit starts it over (`checkpoint.rs`).
+        if checkpointer.committed()
+            && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await
+        {
+            tracing::warn!(error = %e, "finishing a WAL checkpoint failed");
         }
     }
 }

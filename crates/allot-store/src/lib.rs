@@ -17,6 +17,7 @@
 
 mod accuracy;
 mod changes;
+mod checkpoint;
 mod documents;
 mod error;
 mod events;
@@ -98,6 +99,10 @@ pub struct SqliteStore {
     /// `None` when group commit is switched off (`ALLOT_SQLITE_GROUP_COMMIT=off`, for
     /// comparisons in benchmarks): then every write is its own transaction.
     group: Option<group::GroupWriter>,
+    /// Checkpoints the WAL in the background (see `checkpoint.rs`); the write connection
+    /// never does. Held here so that it runs as long as the store (the group writer holds
+    /// it too, to poke it after each commit).
+    _checkpointer: checkpoint::Checkpointer,
 }
 
 #[derive(Debug, Clone)]
@@ -325,12 +330,23 @@ async fn open_sqlite(path: &Path) -> Result<SqliteStore> {
         // thread's time in a placement profile).
         .pragma("temp_store", "memory")
         .busy_timeout(SQLITE_BUSY_TIMEOUT);
-    let write = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
+    // The write connection leaves checkpoints to the checkpointer (`checkpoint.rs`).
+    let write = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .connect_with(
+            options
+                .clone()
+                .pragma("wal_autocheckpoint", "0")
+                .pragma("journal_size_limit", checkpoint::WAL_BYTES_KEPT.to_string()),
+        )
+        .await?;
+    let checkpointer = checkpoint::Checkpointer::start(&options);
     let read =
         SqlitePoolOptions::new().max_connections(SQLITE_READ_CONNECTIONS).connect_with(options.read_only(true)).await?;
     let off = std::env::var("ALLOT_SQLITE_GROUP_COMMIT").is_ok_and(|v| matches!(v.as_str(), "off" | "0" | "false"));
-    let group = (!off).then(|| group::GroupWriter::start(write.clone()));
-    Ok(SqliteStore { write, read, group })
+    let group = (!off).then(|| group::GroupWriter::start(write.clone(), checkpointer.clone()));
+    Ok(SqliteStore { write, read, group, _checkpointer: checkpointer })
 }
 
 async fn open_postgres(url: &str, schema: Option<&str>) -> Result<PgStore> {

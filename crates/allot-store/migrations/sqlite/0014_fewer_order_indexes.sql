@@ -1,7 +1,7 @@
 -- Two secondary indexes that no query needs, and that cost the most of any per order: their
 -- keys (a position; a SKU) scatter each order's entries over the whole index, so nearly
 -- every allocation and line dirtied a page of its own in each group commit (measured: the
--- demo's placement rate rose by a fifth without them).
+-- demo's placement rate rose by about a sixth without them).
 -- * allocations_by_position (node_id, sku): no statement looks allocations up by position;
 --   stock per position lives in `positions`.
 -- * order_lines_by_sku (sku, order_id): `GET /v1/orders?sku=` walks orders newest first and

@@ -1,0 +1,231 @@
+//! WAL checkpoints off the write path (SQLite).
+//!
+//! In WAL mode a commit appends pages to the log; a *checkpoint* copies them back into the
+//! database file and syncs it. SQLite's default runs the checkpoint inside the commit that
+//! takes the log past 1,000 pages — on the one write connection, so every order waiting
+//! for the group writer also waited for that copy and its sync (a placement profile put
+//! the checkpoint and its sync at about a tenth of the write connection's busy time).
+//!
+//! Here the write connection does not checkpoint on its own (`wal_autocheckpoint=0`); a
+//! connection of its own does, in the background: [`PASSIVE`](https://sqlite.org/c3ref/wal_checkpoint_v2.html)
+//! checkpoints, which never block the writer or readers, at most every
+//! [`CHECKPOINT_EVERY`] after a commit pokes it and at least every [`CHECKPOINT_IDLE`].
+//! Durability is unchanged: a commit is durable once its log pages are synced
+//! (`synchronous=FULL`); the checkpoint only moves them.
+//!
+//! The log starts over from its beginning at the first commit after a checkpoint that
+//! copied all of it — which a background checkpoint rarely achieves under a steady load,
+//! as a commit usually lands while it copies. So once the log passes [`WAL_PAGES_FINISH`]
+//! pages, the checkpointer asks the group writer to *finish*: after its next commit (and
+//! after answering that group) the writer runs one passive checkpoint itself, which only
+//! has the pages since the last background one left to copy, and no commit can land in
+//! between, so the next commit starts the log over. The file is then cut back to
+//! [`WAL_BYTES_KEPT`]. Without the group writer (`ALLOT_SQLITE_GROUP_COMMIT=off`), a
+//! `RESTART` checkpoint past [`WAL_PAGES_RESTART`] pages bounds the log instead (it waits
+//! for the writer and for readers, so it is the last resort).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection, SqliteConnection};
+use tokio::sync::Notify;
+
+/// Least time between two checkpoints while commits keep coming.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+/// Longest time between two checkpoints (writes that did not poke, e.g. outside the group
+/// writer).
+pub const CHECKPOINT_IDLE: Duration = Duration::from_secs(1);
+/// Log size (pages) past which the group writer is asked to finish a checkpoint.
+pub const WAL_PAGES_FINISH: i64 = 4_096;
+/// Log size (pages) past which a checkpoint waits for the writer and readers to copy it all.
+pub const WAL_PAGES_RESTART: i64 = 65_536;
+/// The log file is cut back to this size (bytes) when it restarts (`journal_size_limit`).
+pub const WAL_BYTES_KEPT: i64 = 64 << 20;
+
+/// Pokes the background checkpointer after a commit.
+#[derive(Debug, Clone)]
+pub(crate) struct Checkpointer {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    poke: Notify,
+    /// The log has grown past [`WAL_PAGES_FINISH`]: the writer should finish a checkpoint.
+    finish: AtomicBool,
+}
+
+impl Checkpointer {
+    /// Starts the checkpointer on the current runtime, over a connection of its own made
+    /// with `options` (the store's, writable). It stops when the last handle is dropped.
+    pub(crate) fn start(options: &SqliteConnectOptions) -> Checkpointer {
+        let shared = Arc::new(Shared::default());
+        tokio::spawn(run(options.clone(), Arc::downgrade(&shared)));
+        Checkpointer { shared }
+    }
+
+    /// A commit added to the log. Answers whether the committer should now finish a
+    /// checkpoint itself (see the module docs); asked once, it answers `true` once.
+    pub(crate) fn committed(&self) -> bool {
+        self.shared.poke.notify_one();
+        self.shared.finish.swap(false, Ordering::Relaxed)
+    }
+}
+
+async fn run(options: SqliteConnectOptions, shared: Weak<Shared>) {
+    let mut conn: Option<SqliteConnection> = None;
+    loop {
+        {
+            let Some(shared) = shared.upgrade() else { break };
+            let _ = tokio::time::timeout(CHECKPOINT_IDLE, shared.poke.notified()).await;
+        }
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        let Some(shared) = shared.upgrade() else { break };
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => match options.connect().await {
+                Ok(c) => conn.insert(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "WAL checkpointer cannot connect; retrying");
+                    continue;
+                }
+            },
+        };
+        match checkpoint(c).await {
+            Ok((log, _)) => shared.finish.store(log > WAL_PAGES_FINISH, Ordering::Relaxed),
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+                conn = None;
+            }
+        }
+    }
+    if let Some(c) = conn {
+        let _ = c.close().await;
+    }
+}
+
+/// One passive checkpoint; a restarting one when the log has grown past
+/// [`WAL_PAGES_RESTART`]. Answers the log's size in pages and how many were copied.
+pub(crate) async fn checkpoint(conn: &mut SqliteConnection) -> sqlx::Result<(i64, i64)> {
+    // (busy, pages in the log, pages copied)
+    let (_, log, copied): (i64, i64, i64) =
+        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut *conn).await?;
+    if log > WAL_PAGES_RESTART {
+        let (_, log, copied): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(RESTART)").fetch_one(&mut *conn).await?;
+        return Ok((log, copied));
+    }
+    Ok((log, copied))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{DbConfig, Step, Store, StoreError, Tx, on_tx};
+
+    /// Committed pages reach the database file while the store is open and nothing else
+    /// checkpoints: the write connection does not (`wal_autocheckpoint=0`), and 2 MB is
+    /// below SQLite's own threshold (1,000 pages) anyway.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn committed_pages_are_checkpointed_in_the_background() -> crate::Result<()> {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("allot-checkpoint-{}-{nanos}", std::process::id()));
+        let path = dir.join("allot.db");
+        let store = Store::open(&DbConfig::Sqlite { path: path.clone() }).await?;
+        let mut tx = store.begin().await?;
+        on_tx!(&mut tx, |conn| {
+            sqlx::query("CREATE TABLE checkpoint_test (k INTEGER PRIMARY KEY, v TEXT NOT NULL)").execute(conn).await?;
+        });
+        tx.commit().await?;
+        // Let a checkpoint of the set-up pass, then measure the file.
+        tokio::time::sleep(super::CHECKPOINT_IDLE + super::CHECKPOINT_EVERY * 3).await;
+        let before = std::fs::metadata(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?.len();
+        for i in 0..512_i64 {
+            store
+                .write(move |tx: &mut Tx| {
+                    Box::pin(async move {
+                        on_tx!(tx, |conn| {
+                            sqlx::query("INSERT INTO checkpoint_test (k, v) VALUES ($1, $2)")
+                                .bind(i)
+                                .bind("x".repeat(4000))
+                                .execute(conn)
+                                .await?;
+                        });
+                        Ok::<_, StoreError>(Step::Commit(()))
+                    })
+                })
+                .await?;
+        }
+        let mut grown = 0;
+        for _ in 0..50 {
+            let len = std::fs::metadata(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?.len();
+            grown = len.saturating_sub(before);
+            if grown >= 2_000_000 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(grown >= 2_000_000, "the database file grew by {grown} bytes only: nothing checkpointed the WAL");
+        let mut tx = store.begin().await?;
+        let rows: i64 = on_tx!(&mut tx, |conn| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM checkpoint_test").fetch_one(conn).await?
+        });
+        tx.rollback().await?;
+        assert_eq!(rows, 512);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    /// Under a steady stream of group commits the log keeps starting over, so its file
+    /// stays near [`super::WAL_PAGES_FINISH`] pages rather than growing with what is written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_log_starts_over_under_steady_writes() -> crate::Result<()> {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("allot-checkpoint-log-{}-{nanos}", std::process::id()));
+        let path = dir.join("allot.db");
+        let store = Store::open(&DbConfig::Sqlite { path: path.clone() }).await?;
+        let mut tx = store.begin().await?;
+        on_tx!(&mut tx, |conn| {
+            sqlx::query("CREATE TABLE log_test (k INTEGER PRIMARY KEY, v TEXT NOT NULL)").execute(conn).await?;
+        });
+        tx.commit().await?;
+        // 8 writers, 48 MB in all: three times the log's finishing size.
+        let (writers, rows_each) = (8_i64, 1_500_i64);
+        let mut tasks = Vec::new();
+        for w in 0..writers {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..rows_each {
+                    let k = w * rows_each + i;
+                    store
+                        .write(move |tx: &mut Tx| {
+                            Box::pin(async move {
+                                on_tx!(tx, |conn| {
+                                    sqlx::query("INSERT INTO log_test (k, v) VALUES ($1, $2)")
+                                        .bind(k)
+                                        .bind("y".repeat(4000))
+                                        .execute(conn)
+                                        .await?;
+                                });
+                                Ok::<_, StoreError>(Step::Commit(()))
+                            })
+                        })
+                        .await?;
+                }
+                Ok::<_, StoreError>(())
+            }));
+        }
+        for t in tasks {
+            t.await.map_err(|e| StoreError::GroupCommit(e.to_string()))??;
+        }
+        let wal = dir.join("allot.db-wal");
+        let len = std::fs::metadata(&wal).map_err(|source| StoreError::Io { path: wal.clone(), source })?.len();
+        let finish_bytes = u64::try_from(super::WAL_PAGES_FINISH * 4096).unwrap_or(u64::MAX);
+        assert!(len < finish_bytes * 2, "the log file grew to {len} bytes for 48 MB of rows");
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+}
