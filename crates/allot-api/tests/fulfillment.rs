@@ -762,6 +762,21 @@ async fn the_oldest_promise_is_served_first(backend: Backend) {
         path = format!("/v1/fulfillment-orders?node_id=DC-EAST&limit=1&cursor={c}");
     }
     assert_eq!(paged, expected.iter().map(|e| e.0.clone()).collect::<Vec<_>>());
+    // With the status too (a store's work queue: the statement reads the node's released
+    // work straight off its index), page by page and whole.
+    let mut paged = Vec::new();
+    let mut path = "/v1/fulfillment-orders?node_id=DC-EAST&status=released&limit=1".to_owned();
+    loop {
+        let page = s.get(&path).await.1;
+        paged.push(page["fulfillment_orders"][0]["order_id"].clone());
+        let Some(c) = page["next_cursor"].as_str() else { break };
+        path = format!("/v1/fulfillment-orders?node_id=DC-EAST&status=released&limit=1&cursor={c}");
+    }
+    assert_eq!(paged, expected.iter().map(|e| e.0.clone()).collect::<Vec<_>>());
+    let released = s.get("/v1/fulfillment-orders?node_id=DC-EAST&status=released").await.1;
+    assert_eq!(released["fulfillment_orders"].as_array().unwrap().len(), 3);
+    let none = s.get("/v1/fulfillment-orders?node_id=DC-EAST&status=shipped").await.1;
+    assert_eq!(none["fulfillment_orders"], json!([]));
     let (status, p) = s.get("/v1/fulfillment-orders?cursor=nonsense").await;
     assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("cursor")));
     assert_stock_consistent(&s).await;

@@ -1112,20 +1112,43 @@ impl Store {
     /// fulfillment order is the one with the oldest promise.
     pub async fn list_fulfillment_orders(&self, f: &FulfillmentOrderFilter) -> Result<Vec<FulfillmentOrderEntry>> {
         let in_ids = self.in_text_array(1);
+        // Only the filters given are written into the statement: SQLite plans `($1 IS NULL
+        // OR node_id = $1)` as a scan and sort of every fulfillment order, while `node_id =
+        // $1 AND status = $2 … ORDER BY due_date, fulfillment_order_id` reads a node's
+        // queue straight off `fulfillment_orders_by_due`, a page at a time.
+        let mut conditions = Vec::new();
+        let mut params = 0;
+        let mut param = || {
+            params += 1;
+            params
+        };
+        if f.node_id.is_some() {
+            conditions.push(format!("node_id = ${}", param()));
+        }
+        if f.status.is_some() {
+            conditions.push(format!("status = ${}", param()));
+        }
+        if f.after.is_some() {
+            let (due, id) = (param(), param());
+            conditions.push(format!("(due_date > ${due} OR (due_date = ${due} AND fulfillment_order_id > ${id}))"));
+        }
+        let limit = param();
+        let filter = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+        let page = format!(
+            "SELECT {FO_COLUMNS} FROM fulfillment_orders {filter} ORDER BY due_date, fulfillment_order_id LIMIT ${limit}"
+        );
         let (fos, allocs, shipments) = on_read!(self, |pool| {
-            let fos = sqlx::query_as::<_, FulfillmentOrderRow>(sqlx::AssertSqlSafe(format!(
-                "SELECT {FO_COLUMNS} FROM fulfillment_orders \
-                 WHERE ($1 IS NULL OR node_id = $1) AND ($2 IS NULL OR status = $2) \
-                   AND ($3 IS NULL OR due_date > $3 OR (due_date = $3 AND fulfillment_order_id > $4)) \
-                 ORDER BY due_date, fulfillment_order_id LIMIT $5"
-            )))
-            .bind(&f.node_id)
-            .bind(&f.status)
-            .bind(f.after.as_ref().map(|a| &a.0))
-            .bind(f.after.as_ref().map(|a| &a.1))
-            .bind(f.limit)
-            .fetch_all(pool)
-            .await?;
+            let mut query = sqlx::query_as::<_, FulfillmentOrderRow>(sqlx::AssertSqlSafe(page.as_str()));
+            if let Some(node) = &f.node_id {
+                query = query.bind(node);
+            }
+            if let Some(status) = &f.status {
+                query = query.bind(status);
+            }
+            if let Some((due, id)) = &f.after {
+                query = query.bind(due).bind(id);
+            }
+            let fos = query.bind(f.limit).fetch_all(pool).await?;
             let ids = serde_json::Value::from(fos.iter().map(|f| f.fulfillment_order_id.clone()).collect::<Vec<_>>())
                 .to_string();
             let allocs = sqlx::query_as::<_, AllocationRow>(sqlx::AssertSqlSafe(format!(
