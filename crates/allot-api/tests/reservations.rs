@@ -242,6 +242,20 @@ async fn orders_are_listed_filtered_and_paged(s: TestServer) {
     assert_eq!(listed(&none), Vec::<String>::new());
     let (_, all) = s.get("/v1/orders?created_before=2999-01-01T00:00:00Z&limit=500").await;
     assert_eq!(listed(&all).len(), 7);
+    // Every kind of filter at once, paged one by one: the cursor walks the same orders.
+    let every = "channel=web&sku=SKU-2&node_id=DC-WEST&created_after=2000-01-01T00:00:00Z\
+                 &created_before=2999-01-01T00:00:00Z&limit=1";
+    let (mut walked, mut path) = (Vec::new(), format!("/v1/orders?{every}"));
+    loop {
+        let (status, page) = s.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        walked.extend(listed(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/v1/orders?{every}&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(walked, [ids[5].clone(), ids[3].clone(), ids[1].clone()]);
 
     // A channel key lists only its own channel.
     let app_key = s.app.create_key(Role::parse("channel:app").unwrap()).await.unwrap().secret;

@@ -1004,28 +1004,61 @@ impl Store {
     pub async fn list_orders(&self, f: &OrderFilter) -> Result<Vec<OrderSummary>> {
         let ids_param = |ids: &[String]| serde_json::Value::from(ids.to_vec()).to_string();
         let in_ids = self.in_text_array(1);
+        // Only the filters given are written into the statement (as for fulfillment
+        // orders): SQLite plans `($1 IS NULL OR o.channel = $1)` as a walk of every order,
+        // newest first, while `o.channel = $1 … ORDER BY o.order_id DESC` reads a channel's
+        // orders straight off `orders_by_channel` (and a status's off `orders_by_status`).
+        let mut conditions = Vec::new();
+        let mut params = 0;
+        let mut param = || {
+            params += 1;
+            params
+        };
+        if f.channel.is_some() {
+            conditions.push(format!("o.channel = ${}", param()));
+        }
+        if f.status.is_some() {
+            conditions.push(format!("o.status = ${}", param()));
+        }
+        if f.sku.is_some() {
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.order_id AND l.sku = ${})",
+                param()
+            ));
+        }
+        if f.node_id.is_some() {
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM fulfillment_orders f WHERE f.order_id = o.order_id AND f.node_id = ${})",
+                param()
+            ));
+        }
+        if f.created_after_ms.is_some() {
+            conditions.push(format!("o.created_at_ms > ${}", param()));
+        }
+        if f.created_before_ms.is_some() {
+            conditions.push(format!("o.created_at_ms < ${}", param()));
+        }
+        if f.before_order_id.is_some() {
+            conditions.push(format!("o.order_id < ${}", param()));
+        }
+        let limit = param();
+        let filter = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+        let page = format!(
+            "SELECT o.order_id, o.channel, o.external_id, o.status, o.holds, o.policy_name, o.policy_version, \
+               o.created_at_ms FROM orders o {filter} ORDER BY o.order_id DESC LIMIT ${limit}"
+        );
         let (rows, lines, fos, allocs) = on_read!(self, |pool| {
-            let rows = sqlx::query_as::<_, SummaryRow>(
-                "SELECT o.order_id, o.channel, o.external_id, o.status, o.holds, o.policy_name, o.policy_version, \
-                   o.created_at_ms FROM orders o \
-                 WHERE ($1 IS NULL OR o.channel = $1) AND ($2 IS NULL OR o.status = $2) \
-                   AND ($3 IS NULL OR EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.order_id AND l.sku = $3)) \
-                   AND ($4 IS NULL OR EXISTS (SELECT 1 FROM fulfillment_orders f \
-                        WHERE f.order_id = o.order_id AND f.node_id = $4)) \
-                   AND ($5 IS NULL OR o.created_at_ms > $5) AND ($6 IS NULL OR o.created_at_ms < $6) \
-                   AND ($7 IS NULL OR o.order_id < $7) \
-                 ORDER BY o.order_id DESC LIMIT $8",
-            )
-            .bind(&f.channel)
-            .bind(&f.status)
-            .bind(&f.sku)
-            .bind(&f.node_id)
-            .bind(f.created_after_ms)
-            .bind(f.created_before_ms)
-            .bind(&f.before_order_id)
-            .bind(f.limit)
-            .fetch_all(pool)
-            .await?;
+            let mut query = sqlx::query_as::<_, SummaryRow>(sqlx::AssertSqlSafe(page.as_str()));
+            for text in [&f.channel, &f.status, &f.sku, &f.node_id].into_iter().flatten() {
+                query = query.bind(text);
+            }
+            for ms in [f.created_after_ms, f.created_before_ms].into_iter().flatten() {
+                query = query.bind(ms);
+            }
+            if let Some(before) = &f.before_order_id {
+                query = query.bind(before);
+            }
+            let rows = query.bind(f.limit).fetch_all(pool).await?;
             let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
             let p = ids_param(&ids);
             let lines = sqlx::query_as::<_, KeyedLine>(sqlx::AssertSqlSafe(format!(
