@@ -516,7 +516,8 @@ pub fn attempt_json(stored: &str) -> serde_json::Value {
 /// object. Placing an order answers its decision, and building that answer as a
 /// `serde_json::Value` tree (a map and six keys per candidate) was a tenth of a request
 /// handler's time. Text in another form (decisions stored before rows, anything
-/// unreadable) goes through [`decision_json`], so both answer the same.
+/// unreadable) goes through [`decision_json`], so both answer the same JSON value (the
+/// text differs: objects inside keep their stored key order, numbers their stored form).
 #[derive(Debug)]
 pub struct DecisionJson(String);
 
@@ -564,7 +565,9 @@ impl Serialize for RowDecision<'_> {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 let mut m = s.serialize_map(Some(self.0.explanation.len() + 1))?;
                 let mut candidates_written = false;
-                for (k, v) in &self.0.explanation {
+                // A stored `candidates` (never written beside rows) gives way to the rows,
+                // as in [`decision_json`].
+                for (k, v) in self.0.explanation.iter().filter(|(k, _)| **k != "candidates") {
                     if !candidates_written && *k > "candidates" {
                         m.serialize_entry("candidates", &Candidates(&self.0.rows))?;
                         candidates_written = true;
@@ -1518,10 +1521,13 @@ mod tests {
     fn decisions_in_other_forms_read_as_before() {
         let object_form = r#"{"plan":{"packages":[]},"explanation":{"candidates":[{"node_id":"DC-1"}],"rule":null}}"#;
         let short_row = r#"{"explanation":{"candidate_rows":[["DC-1",true]]}}"#;
-        for stored in [object_form, short_row, "null", "not json", r#"{"explanation":3}"#, ""] {
+        let both = r#"{"explanation":{"candidates":[{"node_id":"OLD"}],"candidate_rows":[["DC-1",true,null,1.5,2,true,"extra"]]}}"#;
+        for stored in [object_form, short_row, both, "null", "not json", r#"{"explanation":3}"#, ""] {
             let direct = serde_json::to_value(DecisionJson::new(stored.to_owned())).unwrap();
             assert_eq!(direct, decision_json(stored), "{stored}");
         }
+        let text = serde_json::to_string(&DecisionJson::new(both.to_owned())).unwrap();
+        assert_eq!(text.matches("\"candidates\"").count(), 1, "{text}");
         let short = serde_json::to_value(DecisionJson::new(short_row.to_owned())).unwrap();
         assert_eq!(short["explanation"]["candidates"][0]["chosen"], serde_json::Value::Null);
         assert_eq!(short["explanation"]["candidates"][0]["kept"], true);

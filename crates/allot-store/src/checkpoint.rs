@@ -22,7 +22,14 @@
 //! between, so the next commit starts the log over. The file is then cut back to
 //! [`WAL_BYTES_KEPT`]. Without the group writer (`ALLOT_SQLITE_GROUP_COMMIT=off`), a
 //! `RESTART` checkpoint past [`WAL_PAGES_RESTART`] pages bounds the log instead (it waits
-//! for the writer and for readers, so it is the last resort).
+//! for the writer and for readers, so it is the last resort; its connection waits at most
+//! 10 ms for a lock, so a reader left open cannot make it hold the write lock for long).
+//!
+//! [`Store::close`](crate::Store::close) stops the checkpointer before closing the write
+//! connection, so that the last close folds the log into the database file and removes it.
+//! The checkpointer runs on the runtime that opened the store: a store that outlived that
+//! runtime would have no checkpoints until it is closed (the server and the tools open
+//! and close the store on one runtime).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -55,14 +62,31 @@ struct Shared {
     poke: Notify,
     /// The log has grown past [`WAL_PAGES_FINISH`]: the writer should finish a checkpoint.
     finish: AtomicBool,
+    /// [`Checkpointer::stop`] was called.
+    stop: AtomicBool,
+    /// The task, for [`Checkpointer::stop`] to wait on.
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// How long the checkpointer's connection waits for a lock. A `RESTART` checkpoint holds
+/// the write lock while it waits for readers, so with the store's busy timeout (5 s) a
+/// reader left open would stall every write that long; this gives up at once and tries
+/// again at the next checkpoint. Passive checkpoints never wait.
+const CHECKPOINTER_BUSY_TIMEOUT: Duration = Duration::from_millis(10);
+
+/// The checkpointer's connection: the store's, with [`CHECKPOINTER_BUSY_TIMEOUT`].
+fn checkpointer_options(options: &SqliteConnectOptions) -> SqliteConnectOptions {
+    options.clone().busy_timeout(CHECKPOINTER_BUSY_TIMEOUT)
 }
 
 impl Checkpointer {
     /// Starts the checkpointer on the current runtime, over a connection of its own made
-    /// with `options` (the store's, writable). It stops when the last handle is dropped.
+    /// with `options` (the store's, writable). It stops with [`Checkpointer::stop`] or,
+    /// within [`CHECKPOINT_IDLE`], when the last handle is dropped.
     pub(crate) fn start(options: &SqliteConnectOptions) -> Checkpointer {
         let shared = Arc::new(Shared::default());
-        tokio::spawn(run(options.clone(), Arc::downgrade(&shared)));
+        let task = tokio::spawn(run(checkpointer_options(options), Arc::downgrade(&shared)));
+        *shared.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
         Checkpointer { shared }
     }
 
@@ -72,17 +96,39 @@ impl Checkpointer {
         self.shared.poke.notify_one();
         self.shared.finish.swap(false, Ordering::Relaxed)
     }
+
+    /// Stops the checkpointer and waits until its connection is closed, so that closing
+    /// the store's own connections afterwards checkpoints the log and removes it (SQLite
+    /// does that when the last connection to a database closes).
+    pub(crate) async fn stop(&self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.poke.notify_one();
+        let task = self.shared.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
 }
 
 async fn run(options: SqliteConnectOptions, shared: Weak<Shared>) {
     let mut conn: Option<SqliteConnection> = None;
+    let stopped = |shared: &Shared| shared.stop.load(Ordering::Relaxed);
     loop {
         {
             let Some(shared) = shared.upgrade() else { break };
+            if stopped(&shared) {
+                break;
+            }
             let _ = tokio::time::timeout(CHECKPOINT_IDLE, shared.poke.notified()).await;
+            if stopped(&shared) {
+                break;
+            }
         }
         tokio::time::sleep(CHECKPOINT_EVERY).await;
         let Some(shared) = shared.upgrade() else { break };
+        if stopped(&shared) {
+            break;
+        }
         let c = match conn.as_mut() {
             Some(c) => c,
             None => match options.connect().await {
@@ -93,7 +139,7 @@ async fn run(options: SqliteConnectOptions, shared: Weak<Shared>) {
                 }
             },
         };
-        match checkpoint(c).await {
+        match checkpoint(c, WAL_PAGES_RESTART).await {
             Ok((log, _)) => shared.finish.store(log > WAL_PAGES_FINISH, Ordering::Relaxed),
             Err(e) => {
                 tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
@@ -106,13 +152,13 @@ async fn run(options: SqliteConnectOptions, shared: Weak<Shared>) {
     }
 }
 
-/// One passive checkpoint; a restarting one when the log has grown past
-/// [`WAL_PAGES_RESTART`]. Answers the log's size in pages and how many were copied.
-pub(crate) async fn checkpoint(conn: &mut SqliteConnection) -> sqlx::Result<(i64, i64)> {
+/// One passive checkpoint; a restarting one when the log has grown past `restart_pages`
+/// ([`WAL_PAGES_RESTART`]). Answers the log's size in pages and how many were copied.
+pub(crate) async fn checkpoint(conn: &mut SqliteConnection, restart_pages: i64) -> sqlx::Result<(i64, i64)> {
     // (busy, pages in the log, pages copied)
     let (_, log, copied): (i64, i64, i64) =
         sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut *conn).await?;
-    if log > WAL_PAGES_RESTART {
+    if log > restart_pages {
         let (_, log, copied): (i64, i64, i64) =
             sqlx::query_as("PRAGMA wal_checkpoint(RESTART)").fetch_one(&mut *conn).await?;
         return Ok((log, copied));
@@ -173,6 +219,77 @@ mod tests {
         });
         tx.rollback().await?;
         assert_eq!(rows, 512);
+        // The write connection leaves checkpoints to the checkpointer.
+        let mut tx = store.begin().await?;
+        let auto: i64 = on_tx!(&mut tx, |conn| sqlx::query_scalar("PRAGMA wal_autocheckpoint").fetch_one(conn).await?);
+        tx.rollback().await?;
+        assert_eq!(auto, 0);
+        // Closing stops the checkpointer first, so the last close folds the log in and
+        // removes it.
+        store.close().await;
+        assert!(!dir.join("allot.db-wal").exists(), "the log outlived Store::close");
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    /// A restarting checkpoint while a reader holds an old snapshot gives up quickly
+    /// instead of holding the write lock for the store's busy timeout: writes go on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_restart_behind_an_open_reader_does_not_stall_writes() -> crate::Result<()> {
+        use sqlx::{ConnectOptions, Connection};
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("allot-checkpoint-restart-{}-{nanos}", std::process::id()));
+        let path = dir.join("allot.db");
+        let store = Store::open(&DbConfig::Sqlite { path: path.clone() }).await?;
+        let write = |k: i64| {
+            let store = store.clone();
+            async move {
+                store
+                    .write(move |tx: &mut Tx| {
+                        Box::pin(async move {
+                            on_tx!(tx, |conn| {
+                                sqlx::query("INSERT INTO restart_test (k) VALUES ($1)").bind(k).execute(conn).await?;
+                            });
+                            Ok::<_, StoreError>(Step::Commit(()))
+                        })
+                    })
+                    .await
+            }
+        };
+        let mut tx = store.begin().await?;
+        on_tx!(&mut tx, |conn| {
+            sqlx::query("CREATE TABLE restart_test (k INTEGER PRIMARY KEY)").execute(conn).await?;
+        });
+        tx.commit().await?;
+        write(0).await?;
+        // A reader in the middle of a read, on the snapshot before the writes below.
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+        let mut reader = options.connect().await?;
+        sqlx::query("BEGIN").execute(&mut reader).await?;
+        let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM restart_test").fetch_one(&mut reader).await?;
+        for k in 1..50 {
+            write(k).await?;
+        }
+        let mut checkpointer = super::checkpointer_options(&options).connect().await?;
+        let started = std::time::Instant::now();
+        let (checkpointed, written) = tokio::join!(super::checkpoint(&mut checkpointer, 0), async {
+            let mut slowest = std::time::Duration::ZERO;
+            for k in 50..100 {
+                let t = std::time::Instant::now();
+                write(k).await?;
+                slowest = slowest.max(t.elapsed());
+            }
+            Ok::<_, StoreError>(slowest)
+        });
+        checkpointed?;
+        let slowest = written?;
+        assert!(
+            slowest < std::time::Duration::from_secs(2) && started.elapsed() < std::time::Duration::from_secs(4),
+            "a write waited {slowest:?} behind the restarting checkpoint (store busy timeout: 5 s)"
+        );
+        sqlx::query("COMMIT").execute(&mut reader).await?;
+        reader.close().await?;
+        checkpointer.close().await?;
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())

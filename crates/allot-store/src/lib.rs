@@ -100,9 +100,9 @@ pub struct SqliteStore {
     /// comparisons in benchmarks): then every write is its own transaction.
     group: Option<group::GroupWriter>,
     /// Checkpoints the WAL in the background (see `checkpoint.rs`); the write connection
-    /// never does. Held here so that it runs as long as the store (the group writer holds
-    /// it too, to poke it after each commit).
-    _checkpointer: checkpoint::Checkpointer,
+    /// never does on its own. Held here so that it runs as long as the store and stops on
+    /// [`Store::close`] (the group writer holds it too, to poke it after each commit).
+    checkpointer: checkpoint::Checkpointer,
 }
 
 #[derive(Debug, Clone)]
@@ -281,11 +281,13 @@ impl Store {
     }
 
     /// Closes every connection, waiting for those in use to be returned. On SQLite the
-    /// last close checkpoints the WAL into the main file.
+    /// checkpointer stops first, so that the last close (the write connection's)
+    /// checkpoints the WAL into the main file and removes it.
     pub async fn close(&self) {
         match self {
             Store::Sqlite(s) => {
                 s.read.close().await;
+                s.checkpointer.stop().await;
                 s.write.close().await;
             }
             Store::Postgres(s) => {
@@ -346,7 +348,7 @@ async fn open_sqlite(path: &Path) -> Result<SqliteStore> {
         SqlitePoolOptions::new().max_connections(SQLITE_READ_CONNECTIONS).connect_with(options.read_only(true)).await?;
     let off = std::env::var("ALLOT_SQLITE_GROUP_COMMIT").is_ok_and(|v| matches!(v.as_str(), "off" | "0" | "false"));
     let group = (!off).then(|| group::GroupWriter::start(write.clone(), checkpointer.clone()));
-    Ok(SqliteStore { write, read, group, _checkpointer: checkpointer })
+    Ok(SqliteStore { write, read, group, checkpointer })
 }
 
 async fn open_postgres(url: &str, schema: Option<&str>) -> Result<PgStore> {
