@@ -555,31 +555,36 @@ impl<'a> RowDecision<'a> {
     }
 }
 
-impl Serialize for RowDecision<'_> {
+/// Stored fields with one more entry (`key`, `value`) in its place by key order (as a
+/// `Value` map has them), a stored field of that name giving way to it; the values inside
+/// keep the order they were stored in.
+struct WithEntry<'b, V> {
+    fields: &'b RawFields<'b>,
+    key: &'static str,
+    value: V,
+}
+
+impl<V: Serialize> Serialize for WithEntry<'_, V> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        /// The explanation's fields and `candidates`, in key order (as a `Value` map has them;
-        /// the objects inside keep the order they were stored in).
-        struct Explanation<'b>(&'b RowDecision<'b>);
-        impl Serialize for Explanation<'_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let mut m = s.serialize_map(Some(self.0.explanation.len() + 1))?;
-                let mut candidates_written = false;
-                // A stored `candidates` (never written beside rows) gives way to the rows,
-                // as in [`decision_json`].
-                for (k, v) in self.0.explanation.iter().filter(|(k, _)| **k != "candidates") {
-                    if !candidates_written && *k > "candidates" {
-                        m.serialize_entry("candidates", &Candidates(&self.0.rows))?;
-                        candidates_written = true;
-                    }
-                    m.serialize_entry(k, v)?;
-                }
-                if !candidates_written {
-                    m.serialize_entry("candidates", &Candidates(&self.0.rows))?;
-                }
-                m.end()
+        let mut m = s.serialize_map(None)?;
+        let mut written = false;
+        for (k, v) in self.fields.iter().filter(|(k, _)| **k != self.key) {
+            if !written && *k > self.key {
+                m.serialize_entry(self.key, &self.value)?;
+                written = true;
             }
+            m.serialize_entry(k, v)?;
         }
+        if !written {
+            m.serialize_entry(self.key, &self.value)?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for RowDecision<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         struct Candidates<'b>(&'b [Vec<&'b serde_json::value::RawValue>]);
         impl Serialize for Candidates<'_> {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -591,6 +596,7 @@ impl Serialize for RowDecision<'_> {
         struct Candidate<'b>(&'b [&'b serde_json::value::RawValue]);
         impl Serialize for Candidate<'_> {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap;
                 const KEYS: [(&str, usize); 6] = [
                     ("chosen", 5),
                     ("distance_km", 3),
@@ -606,19 +612,10 @@ impl Serialize for RowDecision<'_> {
                 m.end()
             }
         }
-        let mut m = s.serialize_map(Some(self.top.len() + 1))?;
-        let mut explanation_written = false;
-        for (k, v) in &self.top {
-            if !explanation_written && *k > "explanation" {
-                m.serialize_entry("explanation", &Explanation(self))?;
-                explanation_written = true;
-            }
-            m.serialize_entry(k, v)?;
-        }
-        if !explanation_written {
-            m.serialize_entry("explanation", &Explanation(self))?;
-        }
-        m.end()
+        // A stored `candidates` (never written beside rows) gives way to the rows, as in
+        // [`decision_json`].
+        let explanation = WithEntry { fields: &self.explanation, key: "candidates", value: Candidates(&self.rows) };
+        WithEntry { fields: &self.top, key: "explanation", value: explanation }.serialize(s)
     }
 }
 

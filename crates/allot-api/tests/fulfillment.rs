@@ -54,6 +54,19 @@ async fn fo_action(s: &TestServer, key: &str, fo: &str, action: &str, body: Opti
 /// The order's event types, from its timeline (`/v1/events` on PostgreSQL serves an event
 /// only once every older transaction in the cluster has ended, which other tests' running
 /// transactions can delay; the timeline reads committed events at once).
+/// The order ids of `GET /v1/fulfillment-orders?{query}`, one entry per page, following
+/// the cursor.
+async fn fo_orders_page_by_page(s: &TestServer, query: &str) -> Vec<Value> {
+    let (mut paged, mut path) = (Vec::new(), format!("/v1/fulfillment-orders?{query}&limit=1"));
+    loop {
+        let page = s.get(&path).await.1;
+        paged.push(page["fulfillment_orders"][0]["order_id"].clone());
+        let Some(c) = page["next_cursor"].as_str() else { break };
+        path = format!("/v1/fulfillment-orders?{query}&limit=1&cursor={c}");
+    }
+    paged
+}
+
 async fn event_types(s: &TestServer, order_id: &str) -> Vec<String> {
     let o = s.get(&format!("/v1/orders/{order_id}")).await.1;
     o["timeline"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_owned()).collect()
@@ -752,27 +765,11 @@ async fn the_oldest_promise_is_served_first(backend: Backend) {
         (json!(ids[1]), json!("2026-12-10")),
     ];
     assert_eq!(listed, expected);
-    // The same order one entry per page.
-    let mut paged = Vec::new();
-    let mut path = "/v1/fulfillment-orders?node_id=DC-EAST&limit=1".to_owned();
-    loop {
-        let page = s.get(&path).await.1;
-        paged.push(page["fulfillment_orders"][0]["order_id"].clone());
-        let Some(c) = page["next_cursor"].as_str() else { break };
-        path = format!("/v1/fulfillment-orders?node_id=DC-EAST&limit=1&cursor={c}");
-    }
-    assert_eq!(paged, expected.iter().map(|e| e.0.clone()).collect::<Vec<_>>());
-    // With the status too (a store's work queue: the statement reads the node's released
-    // work straight off its index), page by page and whole.
-    let mut paged = Vec::new();
-    let mut path = "/v1/fulfillment-orders?node_id=DC-EAST&status=released&limit=1".to_owned();
-    loop {
-        let page = s.get(&path).await.1;
-        paged.push(page["fulfillment_orders"][0]["order_id"].clone());
-        let Some(c) = page["next_cursor"].as_str() else { break };
-        path = format!("/v1/fulfillment-orders?node_id=DC-EAST&status=released&limit=1&cursor={c}");
-    }
-    assert_eq!(paged, expected.iter().map(|e| e.0.clone()).collect::<Vec<_>>());
+    // The same order one entry per page; with the status too (a store's work queue: the
+    // statement reads the node's released work straight off its index).
+    let order_ids: Vec<Value> = expected.iter().map(|e| e.0.clone()).collect();
+    assert_eq!(fo_orders_page_by_page(&s, "node_id=DC-EAST").await, order_ids);
+    assert_eq!(fo_orders_page_by_page(&s, "node_id=DC-EAST&status=released").await, order_ids);
     let released = s.get("/v1/fulfillment-orders?node_id=DC-EAST&status=released").await.1;
     assert_eq!(released["fulfillment_orders"].as_array().unwrap().len(), 3);
     let none = s.get("/v1/fulfillment-orders?node_id=DC-EAST&status=shipped").await.1;

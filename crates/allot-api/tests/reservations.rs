@@ -31,6 +31,26 @@ async fn position(s: &TestServer, node: &str, sku: &str) -> (i64, i64, i64) {
 }
 
 /// Units held by active reservations equal the positions' reserved column.
+/// The order ids of a `GET /v1/orders` answer.
+fn listed(v: &Value) -> Vec<String> {
+    v["orders"].as_array().unwrap().iter().map(|o| o["order_id"].as_str().unwrap().to_owned()).collect()
+}
+
+/// The order ids of `GET /v1/orders?{query}`, every page, following the cursor.
+async fn orders_page_by_page(s: &TestServer, query: &str) -> Vec<String> {
+    let (mut seen, mut path) = (Vec::new(), format!("/v1/orders?{query}"));
+    loop {
+        let (status, page) = s.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        seen.extend(listed(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/v1/orders?{query}&cursor={c}"),
+            None => break,
+        }
+    }
+    seen
+}
+
 async fn reserved_matches(s: &TestServer) -> i64 {
     let (lines, positions) = s.app.store().reservation_totals().await.unwrap();
     assert_eq!(lines, positions, "reservation lines and positions.reserved agree");
@@ -213,21 +233,8 @@ async fn orders_are_listed_filtered_and_paged(s: TestServer) {
         assert_eq!(status, StatusCode::CREATED, "{o}");
         ids.push(o["order_id"].as_str().unwrap().to_owned());
     }
-    let listed = |v: &Value| -> Vec<String> {
-        v["orders"].as_array().unwrap().iter().map(|o| o["order_id"].as_str().unwrap().to_owned()).collect()
-    };
     // Newest first, three per page, the cursor walks every order once.
-    let mut seen = Vec::new();
-    let mut path = "/v1/orders?limit=3".to_owned();
-    loop {
-        let (status, page) = s.get(&path).await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        seen.extend(listed(&page));
-        match page["next_cursor"].as_str() {
-            Some(c) => path = format!("/v1/orders?limit=3&cursor={c}"),
-            None => break,
-        }
-    }
+    let seen = orders_page_by_page(&s, "limit=3").await;
     let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
     assert_eq!(seen, newest_first);
 
@@ -245,16 +252,7 @@ async fn orders_are_listed_filtered_and_paged(s: TestServer) {
     // Every kind of filter at once, paged one by one: the cursor walks the same orders.
     let every = "channel=web&sku=SKU-2&node_id=DC-WEST&created_after=2000-01-01T00:00:00Z\
                  &created_before=2999-01-01T00:00:00Z&limit=1";
-    let (mut walked, mut path) = (Vec::new(), format!("/v1/orders?{every}"));
-    loop {
-        let (status, page) = s.get(&path).await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        walked.extend(listed(&page));
-        match page["next_cursor"].as_str() {
-            Some(c) => path = format!("/v1/orders?{every}&cursor={c}"),
-            None => break,
-        }
-    }
+    let walked = orders_page_by_page(&s, every).await;
     assert_eq!(walked, [ids[5].clone(), ids[3].clone(), ids[1].clone()]);
 
     // A channel key lists only its own channel.

@@ -90,11 +90,16 @@ impl Checkpointer {
         Checkpointer { shared }
     }
 
-    /// A commit added to the log. Answers whether the committer should now finish a
-    /// checkpoint itself (see the module docs); asked once, it answers `true` once.
-    pub(crate) fn committed(&self) -> bool {
+    /// The group writer committed on `pool` (its write connection, now idle): pokes the
+    /// background checkpoints and, once the log has grown past [`WAL_PAGES_FINISH`],
+    /// finishes one here, between two commits, so the next commit starts the log over.
+    pub(crate) async fn committed(&self, pool: &sqlx::SqlitePool) {
         self.shared.poke.notify_one();
-        self.shared.finish.swap(false, Ordering::Relaxed)
+        if self.shared.finish.swap(false, Ordering::Relaxed)
+            && let Err(e) = sqlx::query(PASSIVE).execute(pool).await
+        {
+            tracing::warn!(error = %e, "finishing a WAL checkpoint failed");
+        }
     }
 
     /// Stops the checkpointer and waits until its connection is closed, so that closing
@@ -110,25 +115,20 @@ impl Checkpointer {
     }
 }
 
+/// The checkpointer's shared state while its handles live and it was not stopped.
+fn live(shared: &Weak<Shared>) -> Option<Arc<Shared>> {
+    shared.upgrade().filter(|s| !s.stop.load(Ordering::Relaxed))
+}
+
 async fn run(options: SqliteConnectOptions, shared: Weak<Shared>) {
     let mut conn: Option<SqliteConnection> = None;
-    let stopped = |shared: &Shared| shared.stop.load(Ordering::Relaxed);
     loop {
         {
-            let Some(shared) = shared.upgrade() else { break };
-            if stopped(&shared) {
-                break;
-            }
-            let _ = tokio::time::timeout(CHECKPOINT_IDLE, shared.poke.notified()).await;
-            if stopped(&shared) {
-                break;
-            }
+            let Some(live) = live(&shared) else { break };
+            let _ = tokio::time::timeout(CHECKPOINT_IDLE, live.poke.notified()).await;
         }
         tokio::time::sleep(CHECKPOINT_EVERY).await;
-        let Some(shared) = shared.upgrade() else { break };
-        if stopped(&shared) {
-            break;
-        }
+        let Some(live) = live(&shared) else { break };
         let c = match conn.as_mut() {
             Some(c) => c,
             None => match options.connect().await {
@@ -140,7 +140,7 @@ async fn run(options: SqliteConnectOptions, shared: Weak<Shared>) {
             },
         };
         match checkpoint(c, WAL_PAGES_RESTART).await {
-            Ok((log, _)) => shared.finish.store(log > WAL_PAGES_FINISH, Ordering::Relaxed),
+            Ok(log) => live.finish.store(log > WAL_PAGES_FINISH, Ordering::Relaxed),
             Err(e) => {
                 tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
                 conn = None;
@@ -152,77 +152,90 @@ async fn run(options: SqliteConnectOptions, shared: Weak<Shared>) {
     }
 }
 
+const PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
+
 /// One passive checkpoint; a restarting one when the log has grown past `restart_pages`
-/// ([`WAL_PAGES_RESTART`]). Answers the log's size in pages and how many were copied.
-pub(crate) async fn checkpoint(conn: &mut SqliteConnection, restart_pages: i64) -> sqlx::Result<(i64, i64)> {
+/// ([`WAL_PAGES_RESTART`]). Answers the log's size in pages.
+pub(crate) async fn checkpoint(conn: &mut SqliteConnection, restart_pages: i64) -> sqlx::Result<i64> {
     // (busy, pages in the log, pages copied)
-    let (_, log, copied): (i64, i64, i64) =
-        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut *conn).await?;
-    if log > restart_pages {
-        let (_, log, copied): (i64, i64, i64) =
-            sqlx::query_as("PRAGMA wal_checkpoint(RESTART)").fetch_one(&mut *conn).await?;
-        return Ok((log, copied));
+    let (_, log, _): (i64, i64, i64) = sqlx::query_as(PASSIVE).fetch_one(&mut *conn).await?;
+    if log <= restart_pages {
+        return Ok(log);
     }
-    Ok((log, copied))
+    let (_, log, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)").fetch_one(&mut *conn).await?;
+    Ok(log)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+    use std::time::{Duration, Instant};
+
     use crate::{DbConfig, Step, Store, StoreError, Tx, on_tx};
+
+    /// A store in a new temporary directory with a table `t (k, v)`.
+    async fn temp_store(tag: &str) -> crate::Result<(PathBuf, Store)> {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("allot-checkpoint-{tag}-{}-{nanos}", std::process::id()));
+        let store = Store::open(&DbConfig::Sqlite { path: dir.join("allot.db") }).await?;
+        let mut tx = store.begin().await?;
+        on_tx!(&mut tx, |conn| {
+            sqlx::query("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)").execute(conn).await?;
+        });
+        tx.commit().await?;
+        Ok((dir, store))
+    }
+
+    /// Row `k` with `bytes` characters, through the group writer.
+    async fn put(store: &Store, k: i64, bytes: usize) -> crate::Result<()> {
+        store
+            .write(move |tx: &mut Tx| {
+                Box::pin(async move {
+                    on_tx!(tx, |conn| {
+                        sqlx::query("INSERT INTO t (k, v) VALUES ($1, $2)")
+                            .bind(k)
+                            .bind("x".repeat(bytes))
+                            .execute(conn)
+                            .await?;
+                    });
+                    Ok::<_, StoreError>(Step::Commit(()))
+                })
+            })
+            .await
+    }
+
+    fn file_len(path: &std::path::Path) -> crate::Result<u64> {
+        Ok(std::fs::metadata(path).map_err(|source| StoreError::Io { path: path.to_owned(), source })?.len())
+    }
 
     /// Committed pages reach the database file while the store is open and nothing else
     /// checkpoints: the write connection does not (`wal_autocheckpoint=0`), and 2 MB is
     /// below SQLite's own threshold (1,000 pages) anyway.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn committed_pages_are_checkpointed_in_the_background() -> crate::Result<()> {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!("allot-checkpoint-{}-{nanos}", std::process::id()));
+        let (dir, store) = temp_store("background").await?;
         let path = dir.join("allot.db");
-        let store = Store::open(&DbConfig::Sqlite { path: path.clone() }).await?;
-        let mut tx = store.begin().await?;
-        on_tx!(&mut tx, |conn| {
-            sqlx::query("CREATE TABLE checkpoint_test (k INTEGER PRIMARY KEY, v TEXT NOT NULL)").execute(conn).await?;
-        });
-        tx.commit().await?;
         // Let a checkpoint of the set-up pass, then measure the file.
         tokio::time::sleep(super::CHECKPOINT_IDLE + super::CHECKPOINT_EVERY * 3).await;
-        let before = std::fs::metadata(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?.len();
-        for i in 0..512_i64 {
-            store
-                .write(move |tx: &mut Tx| {
-                    Box::pin(async move {
-                        on_tx!(tx, |conn| {
-                            sqlx::query("INSERT INTO checkpoint_test (k, v) VALUES ($1, $2)")
-                                .bind(i)
-                                .bind("x".repeat(4000))
-                                .execute(conn)
-                                .await?;
-                        });
-                        Ok::<_, StoreError>(Step::Commit(()))
-                    })
-                })
-                .await?;
+        let before = file_len(&path)?;
+        for k in 0..512_i64 {
+            put(&store, k, 4000).await?;
         }
         let mut grown = 0;
         for _ in 0..50 {
-            let len = std::fs::metadata(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?.len();
-            grown = len.saturating_sub(before);
+            grown = file_len(&path)?.saturating_sub(before);
             if grown >= 2_000_000 {
                 break;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(grown >= 2_000_000, "the database file grew by {grown} bytes only: nothing checkpointed the WAL");
         let mut tx = store.begin().await?;
-        let rows: i64 = on_tx!(&mut tx, |conn| {
-            sqlx::query_scalar("SELECT COUNT(*) FROM checkpoint_test").fetch_one(conn).await?
-        });
-        tx.rollback().await?;
-        assert_eq!(rows, 512);
+        let rows: i64 = on_tx!(&mut tx, |conn| sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(conn).await?);
         // The write connection leaves checkpoints to the checkpointer.
-        let mut tx = store.begin().await?;
         let auto: i64 = on_tx!(&mut tx, |conn| sqlx::query_scalar("PRAGMA wal_autocheckpoint").fetch_one(conn).await?);
         tx.rollback().await?;
+        assert_eq!(rows, 512);
         assert_eq!(auto, 0);
         // Closing stops the checkpointer first, so the last close folds the log in and
         // removes it.
@@ -237,46 +250,23 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_restart_behind_an_open_reader_does_not_stall_writes() -> crate::Result<()> {
         use sqlx::{ConnectOptions, Connection};
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!("allot-checkpoint-restart-{}-{nanos}", std::process::id()));
-        let path = dir.join("allot.db");
-        let store = Store::open(&DbConfig::Sqlite { path: path.clone() }).await?;
-        let write = |k: i64| {
-            let store = store.clone();
-            async move {
-                store
-                    .write(move |tx: &mut Tx| {
-                        Box::pin(async move {
-                            on_tx!(tx, |conn| {
-                                sqlx::query("INSERT INTO restart_test (k) VALUES ($1)").bind(k).execute(conn).await?;
-                            });
-                            Ok::<_, StoreError>(Step::Commit(()))
-                        })
-                    })
-                    .await
-            }
-        };
-        let mut tx = store.begin().await?;
-        on_tx!(&mut tx, |conn| {
-            sqlx::query("CREATE TABLE restart_test (k INTEGER PRIMARY KEY)").execute(conn).await?;
-        });
-        tx.commit().await?;
-        write(0).await?;
+        let (dir, store) = temp_store("restart").await?;
+        put(&store, 0, 10).await?;
         // A reader in the middle of a read, on the snapshot before the writes below.
-        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(dir.join("allot.db"));
         let mut reader = options.connect().await?;
         sqlx::query("BEGIN").execute(&mut reader).await?;
-        let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM restart_test").fetch_one(&mut reader).await?;
+        let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(&mut reader).await?;
         for k in 1..50 {
-            write(k).await?;
+            put(&store, k, 10).await?;
         }
         let mut checkpointer = super::checkpointer_options(&options).connect().await?;
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let (checkpointed, written) = tokio::join!(super::checkpoint(&mut checkpointer, 0), async {
-            let mut slowest = std::time::Duration::ZERO;
+            let mut slowest = Duration::ZERO;
             for k in 50..100 {
-                let t = std::time::Instant::now();
-                write(k).await?;
+                let t = Instant::now();
+                put(&store, k, 10).await?;
                 slowest = slowest.max(t.elapsed());
             }
             Ok::<_, StoreError>(slowest)
@@ -284,8 +274,10 @@ mod tests {
         checkpointed?;
         let slowest = written?;
         assert!(
-            slowest < std::time::Duration::from_secs(2) && started.elapsed() < std::time::Duration::from_secs(4),
-            "a write waited {slowest:?} behind the restarting checkpoint (store busy timeout: 5 s)"
+            slowest < Duration::from_secs(2) && started.elapsed() < Duration::from_secs(4),
+            "a write waited {slowest:?}, and all took {:?}, behind the restarting checkpoint (store busy \
+             timeout: 5 s)",
+            started.elapsed()
         );
         sqlx::query("COMMIT").execute(&mut reader).await?;
         reader.close().await?;
@@ -299,15 +291,7 @@ mod tests {
     /// stays near [`super::WAL_PAGES_FINISH`] pages rather than growing with what is written.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_log_starts_over_under_steady_writes() -> crate::Result<()> {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!("allot-checkpoint-log-{}-{nanos}", std::process::id()));
-        let path = dir.join("allot.db");
-        let store = Store::open(&DbConfig::Sqlite { path: path.clone() }).await?;
-        let mut tx = store.begin().await?;
-        on_tx!(&mut tx, |conn| {
-            sqlx::query("CREATE TABLE log_test (k INTEGER PRIMARY KEY, v TEXT NOT NULL)").execute(conn).await?;
-        });
-        tx.commit().await?;
+        let (dir, store) = temp_store("log").await?;
         // 8 writers, 48 MB in all: three times the log's finishing size.
         let (writers, rows_each) = (8_i64, 1_500_i64);
         let mut tasks = Vec::new();
@@ -315,21 +299,7 @@ mod tests {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
                 for i in 0..rows_each {
-                    let k = w * rows_each + i;
-                    store
-                        .write(move |tx: &mut Tx| {
-                            Box::pin(async move {
-                                on_tx!(tx, |conn| {
-                                    sqlx::query("INSERT INTO log_test (k, v) VALUES ($1, $2)")
-                                        .bind(k)
-                                        .bind("y".repeat(4000))
-                                        .execute(conn)
-                                        .await?;
-                                });
-                                Ok::<_, StoreError>(Step::Commit(()))
-                            })
-                        })
-                        .await?;
+                    put(&store, w * rows_each + i, 4000).await?;
                 }
                 Ok::<_, StoreError>(())
             }));
@@ -337,8 +307,7 @@ mod tests {
         for t in tasks {
             t.await.map_err(|e| StoreError::GroupCommit(e.to_string()))??;
         }
-        let wal = dir.join("allot.db-wal");
-        let len = std::fs::metadata(&wal).map_err(|source| StoreError::Io { path: wal.clone(), source })?.len();
+        let len = file_len(&dir.join("allot.db-wal"))?;
         let finish_bytes = u64::try_from(super::WAL_PAGES_FINISH * 4096).unwrap_or(u64::MAX);
         assert!(len < finish_bytes * 2, "the log file grew to {len} bytes for 48 MB of rows");
         store.close().await;

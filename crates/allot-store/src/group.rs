@@ -150,13 +150,7 @@ async fn writer_loop(
         for deliver in delivers {
             deliver(outcome.clone());
         }
-        // The log has grown: copy what the background checkpoints left, here, between two
-        // commits, so the next commit starts it over (`checkpoint.rs`).
-        if checkpointer.committed()
-            && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await
-        {
-            tracing::warn!(error = %e, "finishing a WAL checkpoint failed");
-        }
+        checkpointer.committed(&pool).await;
     }
 }
 

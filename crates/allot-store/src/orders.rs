@@ -949,6 +949,44 @@ impl Store {
     }
 }
 
+/// A listing's `WHERE` clause holding only the filters given, their parameters numbered
+/// in order. Written as `($1 IS NULL OR node_id = $1)`, SQLite plans a filter as a scan of
+/// every row; named only when given, it reads a node's queue off
+/// `fulfillment_orders_by_due` and a channel's orders off `orders_by_channel`.
+#[derive(Debug, Default)]
+struct Conditions {
+    terms: Vec<String>,
+    params: usize,
+}
+
+impl Conditions {
+    /// Adds `term` when `given`; its placeholders `$a` and `$b` become the next parameters
+    /// (bind their values in the order the terms are added).
+    fn when(&mut self, given: bool, term: &str) -> &mut Conditions {
+        if given {
+            let mut term = term.to_owned();
+            for local in ["$a", "$b"] {
+                if term.contains(local) {
+                    term = term.replace(local, &format!("${}", self.param()));
+                }
+            }
+            self.terms.push(term);
+        }
+        self
+    }
+
+    /// The next parameter's number.
+    fn param(&mut self) -> usize {
+        self.params += 1;
+        self.params
+    }
+
+    /// `WHERE` and the terms, or nothing.
+    fn clause(&self) -> String {
+        if self.terms.is_empty() { String::new() } else { format!("WHERE {}", self.terms.join(" AND ")) }
+    }
+}
+
 /// Filters for [`Store::list_orders`]. Orders come newest first (order ids are time-ordered).
 #[derive(Debug, Clone, Default)]
 pub struct OrderFilter {
@@ -1004,45 +1042,19 @@ impl Store {
     pub async fn list_orders(&self, f: &OrderFilter) -> Result<Vec<OrderSummary>> {
         let ids_param = |ids: &[String]| serde_json::Value::from(ids.to_vec()).to_string();
         let in_ids = self.in_text_array(1);
-        // Only the filters given are written into the statement (as for fulfillment
-        // orders): SQLite plans `($1 IS NULL OR o.channel = $1)` as a walk of every order,
-        // newest first, while `o.channel = $1 … ORDER BY o.order_id DESC` reads a channel's
-        // orders straight off `orders_by_channel` (and a status's off `orders_by_status`).
-        let mut conditions = Vec::new();
-        let mut params = 0;
-        let mut param = || {
-            params += 1;
-            params
-        };
-        if f.channel.is_some() {
-            conditions.push(format!("o.channel = ${}", param()));
-        }
-        if f.status.is_some() {
-            conditions.push(format!("o.status = ${}", param()));
-        }
-        if f.sku.is_some() {
-            conditions.push(format!(
-                "EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.order_id AND l.sku = ${})",
-                param()
-            ));
-        }
-        if f.node_id.is_some() {
-            conditions.push(format!(
-                "EXISTS (SELECT 1 FROM fulfillment_orders f WHERE f.order_id = o.order_id AND f.node_id = ${})",
-                param()
-            ));
-        }
-        if f.created_after_ms.is_some() {
-            conditions.push(format!("o.created_at_ms > ${}", param()));
-        }
-        if f.created_before_ms.is_some() {
-            conditions.push(format!("o.created_at_ms < ${}", param()));
-        }
-        if f.before_order_id.is_some() {
-            conditions.push(format!("o.order_id < ${}", param()));
-        }
-        let limit = param();
-        let filter = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+        let mut filter = Conditions::default();
+        filter
+            .when(f.channel.is_some(), "o.channel = $a")
+            .when(f.status.is_some(), "o.status = $a")
+            .when(f.sku.is_some(), "EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.order_id AND l.sku = $a)")
+            .when(
+                f.node_id.is_some(),
+                "EXISTS (SELECT 1 FROM fulfillment_orders f WHERE f.order_id = o.order_id AND f.node_id = $a)",
+            )
+            .when(f.created_after_ms.is_some(), "o.created_at_ms > $a")
+            .when(f.created_before_ms.is_some(), "o.created_at_ms < $a")
+            .when(f.before_order_id.is_some(), "o.order_id < $a");
+        let (filter, limit) = (filter.clause(), filter.param());
         let page = format!(
             "SELECT o.order_id, o.channel, o.external_id, o.status, o.holds, o.policy_name, o.policy_version, \
                o.created_at_ms FROM orders o {filter} ORDER BY o.order_id DESC LIMIT ${limit}"
@@ -1145,28 +1157,12 @@ impl Store {
     /// fulfillment order is the one with the oldest promise.
     pub async fn list_fulfillment_orders(&self, f: &FulfillmentOrderFilter) -> Result<Vec<FulfillmentOrderEntry>> {
         let in_ids = self.in_text_array(1);
-        // Only the filters given are written into the statement: SQLite plans `($1 IS NULL
-        // OR node_id = $1)` as a scan and sort of every fulfillment order, while `node_id =
-        // $1 AND status = $2 … ORDER BY due_date, fulfillment_order_id` reads a node's
-        // queue straight off `fulfillment_orders_by_due`, a page at a time.
-        let mut conditions = Vec::new();
-        let mut params = 0;
-        let mut param = || {
-            params += 1;
-            params
-        };
-        if f.node_id.is_some() {
-            conditions.push(format!("node_id = ${}", param()));
-        }
-        if f.status.is_some() {
-            conditions.push(format!("status = ${}", param()));
-        }
-        if f.after.is_some() {
-            let (due, id) = (param(), param());
-            conditions.push(format!("(due_date > ${due} OR (due_date = ${due} AND fulfillment_order_id > ${id}))"));
-        }
-        let limit = param();
-        let filter = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+        let mut filter = Conditions::default();
+        filter
+            .when(f.node_id.is_some(), "node_id = $a")
+            .when(f.status.is_some(), "status = $a")
+            .when(f.after.is_some(), "(due_date > $a OR (due_date = $a AND fulfillment_order_id > $b))");
+        let (filter, limit) = (filter.clause(), filter.param());
         let page = format!(
             "SELECT {FO_COLUMNS} FROM fulfillment_orders {filter} ORDER BY due_date, fulfillment_order_id LIMIT ${limit}"
         );
