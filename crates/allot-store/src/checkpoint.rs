@@ -126,6 +126,9 @@ async fn run(options: SqliteConnectOptions, shared: Weak<Shared>) {
         {
             let Some(live) = live(&shared) else { break };
             let _ = tokio::time::timeout(CHECKPOINT_IDLE, live.poke.notified()).await;
+            if live.stop.load(Ordering::Relaxed) {
+                break;
+            }
         }
         tokio::time::sleep(CHECKPOINT_EVERY).await;
         let Some(live) = live(&shared) else { break };

@@ -286,8 +286,8 @@ impl Store {
     pub async fn close(&self) {
         match self {
             Store::Sqlite(s) => {
-                s.read.close().await;
                 s.checkpointer.stop().await;
+                s.read.close().await;
                 s.write.close().await;
             }
             Store::Postgres(s) => {
