@@ -1,24 +1,23 @@
-//! `Idempotency-Key` on any POST: the first request with a key runs; its answer is stored
-//! and replayed (with `Idempotent-Replayed: true`) to every retry with the same key from
-//! the same API key for 24 hours. The same key with a different request (method, path,
-//! query or body) is a 409 problem; a retry while the first request still runs is a 409
-//! that says so. Server errors (5xx) are not stored, so a retry runs again.
+//! `Idempotency-Key` on any POST, as HTTP: the first request with a key runs; its answer
+//! is stored and replayed (with `Idempotent-Replayed: true`) to every retry with the same
+//! key from the same API key for 24 hours. The same key with a different request (method,
+//! path, query or body bytes) is a 409 problem; a retry while the first request still runs
+//! is a 409 that says so. Server errors (5xx) are not stored, so a retry runs again.
 //!
-//! The record is written in its own transactions around the request, not inside the
-//! request's own transaction: a crash between the request's commit and the answer being
-//! stored leaves a claim without an answer, which a retry takes over after
-//! [`allot_app::IDEMPOTENCY_STALE_CLAIM_MS`] and runs again. Orders are still safe then:
-//! (channel, external_id) makes the rerun answer the order already placed.
+//! It runs inside the route's write guard (`routes::guard`), so the caller's kind of key
+//! was already admitted and the body is read at most up to the route's own limit, once:
+//! the fingerprint is computed chunk by chunk as it arrives and the same chunks are handed
+//! to the handler. The claim and the stored answer are the app's (`allot_app::idempotency`).
 
-use allot_app::Principal;
-use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
+use allot_app::{Principal, RequestFingerprint};
+use axum::body::{Body, Bytes, to_bytes};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
 
+use crate::ApiState;
 use crate::error::ApiError;
-use crate::{ApiState, BULK_BODY_LIMIT_BYTES};
 
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// Longest key accepted.
@@ -31,7 +30,24 @@ fn conflict(detail: impl Into<String>) -> Response {
         .into_response()
 }
 
-pub async fn layer(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+fn too_large() -> Response {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload-too-large",
+        "Payload too large",
+        "the request body exceeds this endpoint's size limit",
+    )
+    .into_response()
+}
+
+/// Runs `req` under its `Idempotency-Key`, if it is a POST with one; otherwise as it is.
+pub(crate) async fn run(
+    state: &ApiState,
+    caller: &Principal,
+    body_limit: usize,
+    req: axum::extract::Request,
+    next: Next,
+) -> Response {
     if req.method() != Method::POST {
         return next.run(req).await;
     }
@@ -50,35 +66,18 @@ pub async fn layer(State(state): State<ApiState>, req: Request, next: Next) -> R
             .into_response();
         }
     };
-    let Some(caller) = req.extensions().get::<Principal>().map(|p| p.key_id.clone()) else {
-        return next.run(req).await;
-    };
     let (parts, body) = req.into_parts();
-    let bytes = match to_bytes(body, BULK_BODY_LIMIT_BYTES).await {
-        Ok(b) => b,
-        Err(_) => {
-            return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload-too-large",
-                "Payload too large",
-                "the request body exceeds this endpoint's size limit",
-            )
-            .into_response();
-        }
-    };
-    // The request's identity: JSON is compared as data (key order and spacing do not matter).
-    let canonical = match serde_json::from_slice::<serde_json::Value>(&bytes) {
-        Ok(v) => v.to_string().into_bytes(),
-        Err(_) => bytes.to_vec(),
-    };
     let path = parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
-    let hash =
-        allot_app::content_hash(&[parts.method.as_str().as_bytes(), b" ", path.as_bytes(), b"\n", &canonical].concat());
-    let store = state.app.store();
-    let now = state.app.now_ms();
-    let claim = match store.claim_idempotency_key(&caller, &key, parts.method.as_str(), &path, &hash, now).await {
+    let mut fingerprint = RequestFingerprint::new(parts.method.as_str(), &path);
+    let Ok(bytes) = read_limited(body, body_limit, &mut fingerprint).await else {
+        return too_large();
+    };
+    let fingerprint = fingerprint.finish();
+    let app = &state.app;
+    let caller_id = caller.key_id.as_str();
+    let claim = match app.claim_idempotency_key(caller_id, &key, parts.method.as_str(), &path, &fingerprint).await {
         Ok(c) => c,
-        Err(e) => return ApiError::from(allot_app::AppError::Store(e)).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     match claim {
         allot_app::Claim::Replay(answer) => {
@@ -95,34 +94,71 @@ pub async fn layer(State(state): State<ApiState>, req: Request, next: Next) -> R
         )),
         allot_app::Claim::InFlight => conflict("a request with this key is still being processed; retry later"),
         allot_app::Claim::Run => {
-            let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-            let (rparts, rbody) = response.into_parts();
-            let rbytes = match to_bytes(rbody, ANSWER_MAX_BYTES).await {
-                Ok(b) => b,
-                Err(_) => {
-                    let _ = store.abandon_idempotency_key(&caller, &key).await;
-                    return ApiError::internal().into_response();
-                }
-            };
-            let stored = if rparts.status.is_server_error() {
-                store.abandon_idempotency_key(&caller, &key).await
-            } else {
-                let answer = allot_app::StoredAnswer {
-                    status: rparts.status.as_u16(),
-                    content_type: rparts
-                        .headers
-                        .get(header::CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned(),
-                    body: String::from_utf8_lossy(&rbytes).into_owned(),
-                };
-                store.complete_idempotency_key(&caller, &key, &answer).await
-            };
-            if let Err(e) = stored {
-                tracing::warn!(error = %e, "storing an idempotency answer failed");
-            }
-            Response::from_parts(rparts, Body::from(rbytes))
+            let response = next.run(axum::extract::Request::from_parts(parts, Body::from(bytes))).await;
+            remember(state, caller_id, &key, response).await
         }
+    }
+}
+
+/// Reads a body up to `limit` bytes, feeding each chunk to the fingerprint as it arrives
+/// into one buffer (the handler gets that buffer: no second copy). `Err` once the body
+/// passes the limit or fails.
+async fn read_limited(body: Body, limit: usize, fingerprint: &mut RequestFingerprint) -> Result<Bytes, ()> {
+    let mut body = http_body_util::Limited::new(body, limit);
+    let mut buf = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ())?;
+        if let Ok(data) = frame.into_data() {
+            fingerprint.update(&data);
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Stores a claimed request's answer for its retries (not a server error's: a retry of
+/// those runs again) and hands the answer back.
+async fn remember(state: &ApiState, caller_id: &str, key: &str, response: Response) -> Response {
+    let app = &state.app;
+    let (rparts, rbody) = response.into_parts();
+    let Ok(rbytes) = to_bytes(rbody, ANSWER_MAX_BYTES).await else {
+        if let Err(e) = app.abandon_idempotency_key(caller_id, key).await {
+            tracing::warn!(error = %ErrorChain(&e), "dropping an idempotency claim failed");
+        }
+        return ApiError::internal().into_response();
+    };
+    let stored = if rparts.status.is_server_error() {
+        app.abandon_idempotency_key(caller_id, key).await
+    } else {
+        let answer = allot_app::StoredAnswer {
+            status: rparts.status.as_u16(),
+            content_type: rparts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+            body: String::from_utf8_lossy(&rbytes).into_owned(),
+        };
+        app.complete_idempotency_key(caller_id, key, &answer).await
+    };
+    if let Err(e) = stored {
+        tracing::warn!(error = %ErrorChain(&e), "storing an idempotency answer failed");
+    }
+    Response::from_parts(rparts, Body::from(rbytes))
+}
+
+/// Displays an error with its whole source chain (logs name the cause, not only the kind).
+pub(crate) struct ErrorChain<'a>(pub &'a dyn std::error::Error);
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
     }
 }

@@ -57,12 +57,23 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
-/// Parses JSON, naming the offending field's path in the problem.
+/// Parses JSON, naming the offending field's path in the problem. Anything after the
+/// first JSON value but whitespace is refused (`{"a":1}{"a":2}` is not read as the first).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        // A string refused by its characters (crate::text) breaks a rule: 422, not 400.
+        if let Some(rule) = message.strip_prefix(crate::text::REFUSED_TEXT) {
+            let position = format!(" at line {} column {}", inner.line(), inner.column());
+            let rule = rule.strip_suffix(position.as_str()).unwrap_or(rule);
+            return ApiError::invalid(vec![allot_app::FieldError::new(path, rule)]);
+        }
         let field = (path != ".").then_some(path);
-        ApiError::bad_request(field, e.into_inner().to_string())
-    })
+        ApiError::bad_request(field, message)
+    })?;
+    de.end().map_err(|e| ApiError::bad_request(None, format!("{e}: the body must be one JSON value")))?;
+    Ok(value)
 }

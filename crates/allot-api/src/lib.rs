@@ -5,7 +5,8 @@
 //! types (`params`), calls one `allot_app` function and renders a view (`views`).
 //!
 //! Every `/v1` route sits behind the key check (a router layer, so no handler can forget
-//! it); role checks are the first line of the handlers that need them.
+//! it); every write route behind its router's write guard (`routes::guard`: which kinds of
+//! key may write there, checked before the body is read); handlers check the resource.
 
 mod error;
 pub mod idempotency;
@@ -13,6 +14,7 @@ mod json;
 pub mod params;
 mod query;
 mod routes;
+mod text;
 mod views;
 mod wire;
 
@@ -49,6 +51,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct ApiState {
     pub app: App,
     metrics: PrometheusHandle,
+    /// Slots for requests with large bodies (`routes::guard`).
+    large_bodies: routes::guard::LargeBodies,
 }
 
 impl ApiState {
@@ -56,7 +60,7 @@ impl ApiState {
         // Orders and re-sourcing attempts store their decisions as a quote answers them,
         // with candidates as rows (views::stored_decision; read back by decision_json).
         app.set_decision_renderer(std::sync::Arc::new(views::stored_decision));
-        ApiState { app, metrics: metrics_handle().clone() }
+        ApiState { app, metrics: metrics_handle().clone(), large_bodies: routes::guard::large_bodies() }
     }
 }
 
@@ -98,19 +102,18 @@ impl Modify for ApiKeyScheme {
 /// The whole router and its OpenAPI document.
 pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
     let v1 = OpenApiRouter::new()
-        .merge(routes::nodes::router())
-        .merge(routes::items::router())
-        .merge(routes::policies::router())
-        .merge(routes::orders::router())
-        .merge(routes::reservations::router())
+        .merge(routes::nodes::router(&state))
+        .merge(routes::items::router(&state))
+        .merge(routes::policies::router(&state))
+        .merge(routes::orders::router(&state))
+        .merge(routes::reservations::router(&state))
         .merge(routes::events::router())
-        .merge(routes::fulfillment::router())
-        .merge(routes::webhooks::router())
-        .merge(routes::promising::router())
-        .merge(routes::supply::router())
-        .merge(routes::inventory::router().layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)))
-        .merge(routes::inventory::bulk_router().layer(DefaultBodyLimit::max(BULK_BODY_LIMIT_BYTES)))
-        .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
+        .merge(routes::fulfillment::router(&state))
+        .merge(routes::webhooks::router(&state))
+        .merge(routes::promising::router(&state))
+        .merge(routes::supply::router(&state))
+        .merge(routes::inventory::router(&state).layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)))
+        .merge(routes::inventory::bulk_router(&state).layer(DefaultBodyLimit::max(BULK_BODY_LIMIT_BYTES)))
         .layer(middleware::from_fn_with_state(state.clone(), require_key));
     let (router, openapi) =
         OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(v1).merge(routes::ops::router()).split_for_parts();

@@ -10,6 +10,7 @@ use allot_core::{Currency, GeoPoint, Item, Node, NodeCapacity, NodeCosts, NodeId
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::text::{Prose, Reference};
 use crate::wire::{Capability, FulfillmentMethod, NodeStatus, NodeType};
 
 /// Largest absolute value of a money amount in minor units (a named limit: 10^15).
@@ -133,7 +134,7 @@ pub struct PutNode {
     #[serde(rename = "type")]
     pub node_type: NodeType,
     /// 1–200 characters.
-    pub name: String,
+    pub name: Prose,
     pub location: LocationParam,
     /// IANA time zone name, e.g. `America/Chicago`.
     pub time_zone: String,
@@ -190,7 +191,7 @@ fn all_methods() -> Vec<FulfillmentMethod> {
 #[serde(deny_unknown_fields)]
 pub struct PutItem {
     /// 1–500 characters.
-    pub name: String,
+    pub name: Prose,
     /// Shipping weight in grams. Default 0.
     #[serde(default)]
     pub weight_g: u32,
@@ -292,7 +293,7 @@ pub struct DeltaParam {
     pub seq: Option<u64>,
     /// Free text (receipt, cycle count, …), at most 200 characters.
     #[serde(default)]
-    pub reason: Option<String>,
+    pub reason: Option<Prose>,
 }
 
 /// `POST /v1/inventory/deltas`: applied all or nothing.
@@ -319,7 +320,13 @@ impl PostDeltas {
                 e.push(format!("deltas[{i}].reason"), format!("must be at most {REASON_MAX_CHARS} characters"));
             }
             if let (Some(node_id), Some(sku), Some(seq)) = (node_id, sku, seq) {
-                out.push(DeltaInput { node_id, sku, on_hand_delta: d.on_hand_delta, seq, reason: d.reason });
+                out.push(DeltaInput {
+                    node_id,
+                    sku,
+                    on_hand_delta: d.on_hand_delta,
+                    seq,
+                    reason: d.reason.map(Into::into),
+                });
             }
         }
         e.finish(Some(out))
@@ -415,30 +422,30 @@ pub enum HoldKind {
 #[serde(deny_unknown_fields)]
 pub struct CustomerParam {
     #[serde(default)]
-    pub id: Option<String>,
+    pub id: Option<Reference>,
     /// Free text matched by policy rules (`standard`, `premium`, …).
     #[serde(default)]
-    pub tier: Option<String>,
+    pub tier: Option<Reference>,
     #[serde(default)]
-    pub email: Option<String>,
+    pub email: Option<Reference>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShipToParam {
     #[serde(default)]
-    pub name: Option<String>,
+    pub name: Option<Prose>,
     #[serde(default)]
-    pub address1: Option<String>,
+    pub address1: Option<Prose>,
     #[serde(default)]
-    pub city: Option<String>,
+    pub city: Option<Prose>,
     #[serde(default)]
-    pub region: Option<String>,
+    pub region: Option<Reference>,
     #[serde(default)]
-    pub postal_code: Option<String>,
+    pub postal_code: Option<Reference>,
     /// ISO 3166-1 alpha-2.
     #[serde(default)]
-    pub country: Option<String>,
+    pub country: Option<Reference>,
     /// Required for ship and same-day lines.
     #[serde(default)]
     pub lat: Option<f64>,
@@ -458,7 +465,7 @@ fn default_method() -> FulfillmentMethod {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderLineParam {
-    pub line_id: String,
+    pub line_id: Reference,
     pub sku: String,
     pub quantity: u64,
     #[serde(default)]
@@ -487,7 +494,7 @@ pub struct OrderParam {
     #[serde(default)]
     pub channel: Option<String>,
     #[serde(default)]
-    pub external_id: Option<String>,
+    pub external_id: Option<Reference>,
     #[serde(default)]
     pub customer: Option<CustomerParam>,
     #[serde(default)]
@@ -501,16 +508,16 @@ pub struct OrderParam {
     pub holds: Vec<HoldKind>,
     /// A checkout reservation to convert into this order's allocation.
     #[serde(default)]
-    pub reservation_id: Option<String>,
+    pub reservation_id: Option<Reference>,
     /// A stored policy's name; default: the active policy.
     #[serde(default)]
-    pub policy: Option<String>,
+    pub policy: Option<Reference>,
     /// An option of `POST /v1/promises`: `ship:<service_level>:<date>` — the order's ship
     /// lines take its service level and keep its delivery date as their promise; or
     /// `pickup:<store>` — its pickup and curbside lines at that store keep the time the
     /// store has them ready.
     #[serde(default)]
-    pub promise_option_id: Option<String>,
+    pub promise_option_id: Option<Reference>,
 }
 
 /// What an order commits to with `promise_option_id`.
@@ -541,7 +548,7 @@ pub fn parse_promise_option(id: &str) -> Result<PromiseChoice, FieldError> {
     }
 }
 
-fn short(e: &mut Errors, field: &str, v: &Option<String>) {
+fn short(e: &mut Errors, field: &str, v: &Option<Reference>) {
     if let Some(v) = v
         && v.chars().count() > SHORT_TEXT_MAX
     {
@@ -580,14 +587,14 @@ impl OrderParam {
         }
         let ship_to = self.ship_to.clone().unwrap_or_default();
         for (field, value) in [
-            ("ship_to.name", &ship_to.name),
-            ("ship_to.address1", &ship_to.address1),
-            ("ship_to.city", &ship_to.city),
-            ("ship_to.region", &ship_to.region),
-            ("ship_to.postal_code", &ship_to.postal_code),
-            ("ship_to.country", &ship_to.country),
+            ("ship_to.name", ship_to.name.as_deref()),
+            ("ship_to.address1", ship_to.address1.as_deref()),
+            ("ship_to.city", ship_to.city.as_deref()),
+            ("ship_to.region", ship_to.region.as_deref()),
+            ("ship_to.postal_code", ship_to.postal_code.as_deref()),
+            ("ship_to.country", ship_to.country.as_deref()),
         ] {
-            if value.as_ref().is_some_and(|v| v.chars().count() > ADDRESS_TEXT_MAX) {
+            if value.is_some_and(|v| v.chars().count() > ADDRESS_TEXT_MAX) {
                 e.push(field, format!("must be at most {ADDRESS_TEXT_MAX} characters"));
             }
         }
@@ -656,7 +663,7 @@ impl OrderParam {
             }
             if let (Some(sku), Some(quantity), Some(unit_price_minor)) = (sku, quantity, unit_price) {
                 lines.push(LineToSource {
-                    line_id: l.line_id.clone(),
+                    line_id: l.line_id.to_string(),
                     sku,
                     quantity,
                     method,
@@ -685,10 +692,10 @@ impl OrderParam {
         Ok(OrderToSource {
             promise: None,
             channel,
-            customer_tier: self.customer.as_ref().and_then(|c| c.tier.clone()),
+            customer_tier: self.customer.as_ref().and_then(|c| c.tier.clone().map(Into::into)),
             ship_to: point,
-            country: ship_to.country.clone(),
-            region: ship_to.region.clone(),
+            country: ship_to.country.clone().map(Into::into),
+            region: ship_to.region.clone().map(Into::into),
             lines,
         })
     }
@@ -704,7 +711,7 @@ pub struct CancelParam {
     pub quantity: Option<u64>,
     /// Reason code, e.g. `customer_request`, `fraud`, `out_of_stock` (1–100 characters).
     #[serde(default)]
-    pub reason: Option<String>,
+    pub reason: Option<Prose>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -792,16 +799,16 @@ impl ReservationParam {
 #[serde(deny_unknown_fields)]
 pub struct RejectParam {
     /// Why the node refuses the work, e.g. `no_stock`, `damaged`, `store_closed` (1–100 characters).
-    pub reason: String,
+    pub reason: Prose,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PickLineParam {
-    pub line_id: String,
+    pub line_id: Reference,
     /// Required when some of the line's units here come as a substitute SKU.
     #[serde(default)]
-    pub sku: Option<String>,
+    pub sku: Option<Reference>,
     /// Units found; fewer than the line's units here is a short pick.
     pub picked_quantity: u64,
 }
@@ -818,15 +825,15 @@ pub struct PickParam {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PackageLineParam {
-    pub line_id: String,
+    pub line_id: Reference,
     pub quantity: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PackageParam {
-    pub carrier: String,
-    pub tracking_number: String,
+    pub carrier: Reference,
+    pub tracking_number: Reference,
     /// Required with several packages; one package without lines carries everything.
     #[serde(default)]
     pub lines: Option<Vec<PackageLineParam>>,
@@ -859,7 +866,7 @@ pub struct ScanParam {
     #[serde(default)]
     pub at: Option<String>,
     #[serde(default)]
-    pub detail: Option<String>,
+    pub detail: Option<Prose>,
 }
 
 /// Body of `POST /v1/orders/{id}/contacts`.
@@ -869,7 +876,7 @@ pub struct ContactParam {
     /// phone, chat, email
     pub channel: String,
     /// Why the customer got in touch, e.g. `where_is_my_order` (1–100 characters).
-    pub reason: String,
+    pub reason: Prose,
 }
 
 /// Body of `PUT /v1/webhooks/{id}`.
@@ -877,7 +884,7 @@ pub struct ContactParam {
 #[serde(deny_unknown_fields)]
 pub struct WebhookParam {
     /// https (or, with `--allow-insecure-webhooks`, http://127.0.0.1…).
-    pub url: String,
+    pub url: Reference,
     /// Event types to deliver (`order.created`, `fulfillment_order.shipped`, …) or `["*"]`.
     pub event_types: Vec<String>,
     /// `whsec_<base64 of a 24–64 byte key>`; signs every delivery (Standard Webhooks).
@@ -904,7 +911,7 @@ pub struct PromiseParam {
     #[serde(default)]
     pub methods: Vec<String>,
     #[serde(default)]
-    pub policy: Option<String>,
+    pub policy: Option<Reference>,
 }
 
 impl PromiseParam {
@@ -950,13 +957,13 @@ impl PromiseParam {
             order: OrderToSource {
                 promise: None,
                 channel: None,
-                customer_tier: self.customer.as_ref().and_then(|c| c.tier.clone()),
+                customer_tier: self.customer.as_ref().and_then(|c| c.tier.clone().map(Into::into)),
                 ship_to: point,
-                country: self.ship_to.country.clone(),
-                region: self.ship_to.region.clone(),
+                country: self.ship_to.country.clone().map(Into::into),
+                region: self.ship_to.region.clone().map(Into::into),
                 lines,
             },
-            policy: self.policy.clone(),
+            policy: self.policy.clone().map(Into::into),
             methods: self.methods.clone(),
         })
     }

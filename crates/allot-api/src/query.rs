@@ -23,9 +23,12 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
         if raw.len() > QUERY_MAX_LEN {
             return Err(ApiError::bad_request(None, format!("query string longer than {QUERY_MAX_LEN} bytes")));
         }
-        serde_urlencoded::from_str::<Vec<(String, String)>>(&raw)
-            .map(QueryPairs)
-            .map_err(|e| ApiError::bad_request(None, format!("malformed query string: {e}")))
+        let pairs = serde_urlencoded::from_str::<Vec<(String, String)>>(&raw)
+            .map_err(|e| ApiError::bad_request(None, format!("malformed query string: {e}")))?;
+        for (key, value) in &pairs {
+            crate::text::check_query_value(key, value)?;
+        }
+        Ok(QueryPairs(pairs))
     }
 }
 

@@ -29,6 +29,8 @@ backend_tests!(
     policies_are_versioned_validated_and_activated,
     quotes_route_from_stock_explain_and_reserve_nothing,
     quote_input_is_validated_naming_every_field,
+    hostile_text_is_refused_naming_the_field_and_changes_nothing,
+    trailing_json_after_the_body_is_refused,
 );
 
 async fn requests_without_a_valid_key_are_401_and_roles_without_rights_are_403(s: TestServer) {
@@ -785,4 +787,175 @@ async fn quote_input_is_validated_naming_every_field(s: TestServer) {
     assert_eq!(fields(&problem), vec!["lines[0].sku", "lines[1].pickup_node_id", "policy"]);
     let (status, problem) = s.post("/v1/sourcing/quote", json!({"lines": [], "extra": 1})).await;
     assert_eq!((status, problem["type"].clone()), (StatusCode::BAD_REQUEST, json!("urn:allot:problem:bad-request")));
+}
+
+/// Every byte percent-encoded, so control characters travel in paths and queries.
+fn pct(raw: &str) -> String {
+    raw.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+/// What the whole database shows of its state, to check that refused requests wrote nothing.
+async fn state_digest(s: &TestServer) -> Value {
+    s.settle_events().await;
+    let events = s.get("/v1/events?limit=1000").await.1["events"].as_array().unwrap().len();
+    let orders = s.get("/v1/orders?limit=500").await.1;
+    let nodes = s.get("/v1/nodes?limit=1000").await.1;
+    let items = s.get("/v1/items?limit=1000").await.1;
+    let hooks = s.get("/v1/webhooks/w1").await.0;
+    json!({"events": events, "orders": orders, "nodes": nodes, "items": items, "hook": hooks.as_u16()})
+}
+
+/// The attack battery's NUL and control-character findings, kept as a test: ids and
+/// references in paths, queries and bodies with control, invisible or direction-changing
+/// characters, or only whitespace, are refused with a 422 naming the field, on both
+/// backends alike (PostgreSQL cannot store NUL; before, it answered 500); prose fields
+/// refuse NUL and other control characters. Nothing is written.
+async fn hostile_text_is_refused_naming_the_field_and_changes_nothing(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 10})).await;
+    let order = json!({"channel": "web", "external_id": "H-1", "ship_to": {"lat": 39.95, "lon": -75.16},
+                       "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 1}]});
+    let placed = s.post("/v1/orders", order.clone()).await.1;
+    let order_id = placed["order_id"].as_str().unwrap().to_owned();
+    let fo = placed["fulfillment_orders"][0]["id"].as_str().unwrap().to_owned();
+    let before = state_digest(&s).await;
+
+    let references = ["\u{0}", "a\u{0}b", "\u{7f}", "x\u{202e}y", "\u{200b}", "\u{1b}[2J", "\u{85}"];
+    for bad in references {
+        let b = pct(bad);
+        // Path segments.
+        for (method, path) in [
+            ("GET", format!("/v1/orders/{b}")),
+            ("POST", format!("/v1/orders/{b}/cancel")),
+            ("POST", format!("/v1/orders/{order_id}/lines/{b}/cancel")),
+            ("POST", format!("/v1/orders/{order_id}/holds/{b}/release")),
+            ("POST", format!("/v1/orders/{b}/contacts")),
+            ("GET", format!("/v1/fulfillment-orders/{b}")),
+            ("POST", format!("/v1/fulfillment-orders/{b}/accept")),
+            ("POST", format!("/v1/shipments/{b}/events")),
+            ("GET", format!("/v1/reservations/{b}")),
+            ("DELETE", format!("/v1/reservations/{b}")),
+            ("GET", format!("/v1/nodes/{b}")),
+            ("GET", format!("/v1/items/{b}")),
+            ("GET", format!("/v1/inventory/{b}/SKU-1")),
+            ("GET", format!("/v1/policies/{b}")),
+            ("POST", format!("/v1/policies/{b}/activate")),
+            ("GET", format!("/v1/carriers/{b}")),
+            ("GET", format!("/v1/inventory/supply/{b}")),
+            ("POST", format!("/v1/inventory/supply/{b}/receive")),
+            ("GET", format!("/v1/webhooks/{b}")),
+            ("POST", format!("/v1/webhooks/{b}/redrive")),
+        ] {
+            let req = s.client.request(method.parse().unwrap(), s.url(&path)).bearer_auth(ADMIN_KEY);
+            let req = if method == "POST" { req.json(&json!({"type": "delivered", "hold": "manual"})) } else { req };
+            let (status, p) = s.send(req).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{method} {path}: {p}");
+            assert!(!p["errors"][0]["field"].as_str().unwrap().is_empty(), "{method} {path}: {p}");
+        }
+        // Query values.
+        for (path, field) in [
+            (format!("/v1/orders?cursor={b}"), "cursor"),
+            (format!("/v1/orders?channel={b}"), "channel"),
+            (format!("/v1/orders?sku={b}"), "sku"),
+            (format!("/v1/fulfillment-orders?cursor={b}"), "cursor"),
+            (format!("/v1/fulfillment-orders?node_id={b}"), "node_id"),
+            (format!("/v1/events?after={b}"), "after"),
+            (format!("/v1/events?order_id={b}"), "order_id"),
+            (format!("/v1/nodes?cursor={b}"), "cursor"),
+            (format!("/v1/items?cursor={b}"), "cursor"),
+            (format!("/v1/availability?sku={b}"), "sku"),
+            (format!("/v1/inventory/supply?sku={b}"), "sku"),
+        ] {
+            let (status, p) = s.get(&path).await;
+            assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!(field)), "{path}: {p}");
+        }
+        // References in bodies.
+        let with = |path: &[&str]| {
+            let mut o = order.clone();
+            o["external_id"] = json!("H-2");
+            let mut at = &mut o;
+            for k in &path[..path.len() - 1] {
+                at = match k.parse::<usize>() {
+                    Ok(i) => &mut at[i],
+                    Err(_) => &mut at[*k],
+                };
+            }
+            at[path[path.len() - 1]] = json!(bad);
+            o
+        };
+        for (body, field) in [
+            (with(&["external_id"]), "external_id"),
+            (with(&["lines", "0", "line_id"]), "lines[0].line_id"),
+            (with(&["customer", "email"]), "customer.email"),
+            (with(&["reservation_id"]), "reservation_id"),
+            (with(&["policy"]), "policy"),
+        ] {
+            let (status, p) = s.post("/v1/orders", body).await;
+            assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!(field)), "{bad:?}: {p}");
+        }
+        let ship = json!({"packages": [{"carrier": bad, "tracking_number": "1Z1"}]});
+        let (status, p) = s.post(&format!("/v1/fulfillment-orders/{fo}/ship"), ship).await;
+        assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("packages[0].carrier")), "{p}");
+        let hook = json!({"url": format!("https://hooks.example.com/{bad}"), "event_types": ["*"],
+                          "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"});
+        assert_eq!(s.put("/v1/webhooks/w1", hook).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    // Prose: NUL and other control characters are refused, wherever people write.
+    for bad in ["\u{0}", "bad\u{0}", "\u{1b}[31mred"] {
+        for (method, path, body, field) in [
+            ("POST", format!("/v1/orders/{order_id}/cancel"), json!({"reason": bad}), "reason"),
+            ("POST", format!("/v1/fulfillment-orders/{fo}/reject"), json!({"reason": bad}), "reason"),
+            ("POST", format!("/v1/orders/{order_id}/contacts"), json!({"channel": "phone", "reason": bad}), "reason"),
+            ("PUT", "/v1/nodes/DC-NUL".to_owned(), json!({"type": "dc", "name": bad, "location": {"lat": 1.0, "lon": 1.0},
+                "time_zone": "UTC"}), "name"),
+            ("PUT", "/v1/items/SKU-NUL".to_owned(), json!({"name": bad}), "name"),
+            ("POST", "/v1/inventory/deltas".to_owned(), json!({"deltas": [{"node_id": "DC-EAST", "sku": "SKU-1",
+                "on_hand_delta": 1, "reason": bad}]}), "deltas[0].reason"),
+            ("POST", "/v1/orders".to_owned(), {
+                let mut o = order.clone();
+                o["external_id"] = json!("H-3");
+                o["ship_to"]["name"] = json!(bad);
+                o
+            }, "ship_to.name"),
+            ("PUT", "/v1/policies/hostile".to_owned(), json!({"rules": [{"name": bad}]}), "rules[0].name"),
+            ("PUT", "/v1/carriers/hostile".to_owned(), json!({"name": bad, "services": []}), "name"),
+        ] {
+            let req = s.client.request(method.parse().unwrap(), s.url(&path)).bearer_auth(ADMIN_KEY).json(&body);
+            let (status, p) = s.send(req).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{method} {path} {bad:?}: {p}");
+            let fields: Vec<&str> = p["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+            assert!(fields.contains(&field), "{method} {path} {bad:?}: {fields:?}");
+        }
+    }
+    // Prose holds printable Unicode, direction marks included.
+    let (status, p) = s.post(&format!("/v1/orders/{order_id}/contacts"), json!({"channel": "phone", "reason": "שאלה\u{200f} — où est ma commande ?"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    let after_contact = state_digest(&s).await;
+    assert_eq!(after_contact["events"].as_u64(), before["events"].as_u64().map(|n| n + 1), "only the contact was written");
+    assert_eq!(after_contact["nodes"], before["nodes"]);
+    assert_eq!(after_contact["items"], before["items"]);
+    assert_eq!(after_contact["hook"], before["hook"]);
+    assert_eq!(after_contact["orders"]["orders"].as_array().unwrap().len(), 1);
+}
+
+/// `{"on_hand":7}{"on_hand":999999}` is not read as its first value: anything after the
+/// first JSON value is a 400 and changes nothing.
+async fn trailing_json_after_the_body_is_refused(s: TestServer) {
+    s.seed().await;
+    let req = s
+        .client
+        .put(s.url("/v1/inventory/DC-EAST/SKU-1"))
+        .bearer_auth(ADMIN_KEY)
+        .header("content-type", "application/json")
+        .body(r#"{"on_hand":7}{"on_hand":999999}"#);
+    let (status, p) = s.send(req).await;
+    assert_eq!((status, p["type"].clone()), (StatusCode::BAD_REQUEST, json!("urn:allot:problem:bad-request")), "{p}");
+    assert_eq!(s.get("/v1/inventory/DC-EAST/SKU-1").await.1["on_hand"], 0);
+    let spaced = s
+        .client
+        .put(s.url("/v1/inventory/DC-EAST/SKU-1"))
+        .bearer_auth(ADMIN_KEY)
+        .header("content-type", "application/json")
+        .body("{\"on_hand\":7}\n  ");
+    assert_eq!(s.send(spaced).await.0, StatusCode::OK, "whitespace after the value is fine");
 }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use allot_app::{Role, WebhookOptions};
+use allot_app::{EgressRules, Role, WebhookOptions};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use base64::Engine;
@@ -20,7 +20,10 @@ use hmac::{KeyInit, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-backend_tests!(webhooks_deliver_every_event_once_signed_and_in_order_per_order_through_failures);
+backend_tests!(
+    webhooks_deliver_every_event_once_signed_and_in_order_per_order_through_failures,
+    endpoints_inside_the_network_are_refused_and_never_connected
+);
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -114,6 +117,7 @@ async fn wait_for(s: &TestServer, hook: &str, done: impl Fn(&Value) -> bool) -> 
 async fn webhooks_deliver_every_event_once_signed_and_in_order_per_order_through_failures(s: TestServer) {
     s.app.set_webhook_options(WebhookOptions {
         allow_insecure: true,
+        egress: EgressRules { allow_private: vec!["127.0.0.0/8".parse().unwrap()], ..Default::default() },
         timeout: Duration::from_millis(400),
         poll: Duration::from_millis(20),
         backoff_base: Duration::from_millis(30),
@@ -192,11 +196,91 @@ async fn webhooks_deliver_every_event_once_signed_and_in_order_per_order_through
     let deadl = s.get("/v1/webhooks/erp/deliveries?status=dead").await.1;
     let deadl = deadl["deliveries"].as_array().unwrap();
     assert_eq!(deadl.len(), 5);
-    assert!(deadl.iter().all(|d| d["attempts"] == 4 && d["last_error"] == "answered 503"), "{deadl:?}");
+    assert!(deadl.iter().all(|d| d["attempts"] == 4 && d["last_error"] == "delivery failed: HTTP 503"), "{deadl:?}");
     rx.lock().unwrap().down_recovered = true;
     let (status, r) = s.post("/v1/webhooks/erp/redrive", json!(null)).await;
     assert_eq!((status, r["redriven"].clone()), (StatusCode::OK, json!(5)));
     let v = wait_for(&s, "erp", |v| v["deliveries"]["delivered"] == 5).await;
     assert_eq!(v["deliveries"]["dead"], 0);
     assert_eq!(s.get("/v1/webhooks/nope").await.0, StatusCode::NOT_FOUND);
+}
+
+/// Server-side request forgery: endpoints naming internal addresses are refused when they
+/// are registered, and a name that resolves to an internal address at delivery time is
+/// never connected to (the relay connects only to the addresses it checked). The failure
+/// shown to admins does not say why, so it cannot tell an open port from a closed one.
+async fn endpoints_inside_the_network_are_refused_and_never_connected(s: TestServer) {
+    for url in [
+        "https://169.254.169.254/latest/meta-data/",
+        "https://127.0.0.1/",
+        "https://[::1]/",
+        "https://10.0.0.1/",
+        "https://2130706433/",
+        "https://0x7f.1/",
+        "https://[::ffff:169.254.169.254]/",
+        "https://metadata.google.internal/",
+        "https://localhost/",
+        "https://user:password@hooks.example.com/",
+    ] {
+        let (status, p) = s.put("/v1/webhooks/ssrf", json!({"url": url, "event_types": ["*"], "secret": SECRET})).await;
+        assert_eq!(
+            (status, p["errors"][0]["field"].clone()),
+            (StatusCode::UNPROCESSABLE_ENTITY, json!("url")),
+            "{url}: {p}"
+        );
+    }
+    assert_eq!(s.get("/v1/webhooks/ssrf").await.0, StatusCode::NOT_FOUND, "nothing was stored");
+
+    // A public-looking name that resolves to this machine (as DNS rebinding would answer).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    let rebind = || EgressRules {
+        hosts: vec![("rebind.example".to_owned(), "127.0.0.1".parse().unwrap())],
+        ..Default::default()
+    };
+    let options = |egress: EgressRules| WebhookOptions {
+        egress,
+        timeout: Duration::from_millis(400),
+        poll: Duration::from_millis(20),
+        backoff_base: Duration::from_millis(20),
+        backoff_cap: Duration::from_millis(40),
+        max_attempts: 3,
+        ..Default::default()
+    };
+    s.app.set_webhook_options(options(rebind()));
+    let hook = json!({"url": format!("https://rebind.example:{port}/h"), "event_types": ["*"], "secret": SECRET});
+    assert_eq!(s.put("/v1/webhooks/rebind", hook).await.0, StatusCode::CREATED, "a name passes registration");
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 5})).await;
+    let o = json!({"channel": "web", "external_id": "SSRF-1", "ship_to": {"lat": 39.95, "lon": -75.16},
+                   "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 1}]});
+    s.post("/v1/orders", o).await;
+    let v = wait_for(&s, "rebind", |v| v["deliveries"]["dead"].as_u64() > Some(0)).await;
+    assert_eq!(v["deliveries"]["delivered"], 0);
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0, "no connection reached the internal address");
+    let dead = s.get("/v1/webhooks/rebind/deliveries?status=dead").await.1;
+    assert!(
+        dead["deliveries"].as_array().unwrap().iter().all(|d| d["last_error"] == "delivery failed"),
+        "the shown error says nothing about the network: {dead}"
+    );
+
+    // The control: with loopback allowed, the same name is connected to (and fails, as
+    // the listener speaks no TLS) — it was the address rule, not the name, that stopped it.
+    s.app.set_webhook_options(options(EgressRules { allow_private: vec!["127.0.0.0/8".parse().unwrap()], ..rebind() }));
+    assert_eq!(s.post("/v1/webhooks/rebind/redrive", json!(null)).await.0, StatusCode::OK);
+    for _ in 0..200 {
+        if connections.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(connections.load(std::sync::atomic::Ordering::SeqCst) > 0, "allowed, the relay connects");
 }

@@ -15,9 +15,11 @@ mod auth;
 mod changes;
 mod clock;
 mod demo;
+mod egress;
 mod error;
 mod events;
 mod fulfillment;
+mod idempotency;
 mod inventory;
 mod nats;
 mod network;
@@ -48,12 +50,14 @@ pub use allot_store::{StoredDocument, StoredOrder};
 pub use auth::{NewKey, Principal, Role};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use demo::{DEMO_CARRIER_ID, LoadSummary, PromiseData, demo_promise_data};
+pub use egress::EgressRules;
 pub use error::{AppError, FieldError};
 pub use events::{CONTACT_CHANNELS, EVENT_VERSION, acting_as, ms_to_rfc3339};
 pub use fulfillment::{
     DISRUPTION_BATCH, FULFILLMENT_TEXT_MAX, FoAction, JEOPARDY_BATCH, PACKAGES_MAX, Package, PickedLine,
     REROUTE_ROUNDS, Scan, ScanKind, TIMEOUT_BATCH, parse_queue_cursor, queue_cursor,
 };
+pub use idempotency::RequestFingerprint;
 pub use inventory::{Availability, AvailabilityQuery, DeltaInput, NodeAvailability, SkuAvailability, SnapshotInput};
 pub use nats::{NATS_RELAY, NatsOptions, NatsPass, connect as connect_nats};
 pub use network::{ListPage, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};

@@ -166,6 +166,39 @@ pub struct CostDoc {
     pub aging_bonus_minor: Option<i64>,
 }
 
+/// Refuses control characters (other than tab and line breaks) in every string and key
+/// of a document, naming each offending field: text in documents is prose for people, and
+/// NUL in particular cannot be stored by PostgreSQL.
+pub fn check_document_text(value: &serde_json::Value) -> Result<(), Vec<FieldError>> {
+    fn walk(v: &serde_json::Value, at: &str, errors: &mut Vec<FieldError>) {
+        let field = |name: &str| if at.is_empty() { name.to_owned() } else { format!("{at}.{name}") };
+        match v {
+            serde_json::Value::String(s) => {
+                if let Err(e) = allot_core::text::check_prose(s, usize::MAX) {
+                    errors.push(FieldError::new(at, e.to_string()));
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item, &format!("{at}[{i}]"), errors);
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (k, item) in map {
+                    if let Err(e) = allot_core::text::check_prose(k, usize::MAX) {
+                        errors.push(FieldError::new(field(k), e.to_string()));
+                    }
+                    walk(item, &field(k), errors);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut errors = Vec::new();
+    walk(value, "", &mut errors);
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
 /// The format of a policy document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DocFormat {
@@ -178,19 +211,21 @@ pub fn parse_doc(text: &str, format: DocFormat) -> Result<PolicyDoc, Vec<FieldEr
     if text.len() > POLICY_DOC_MAX_BYTES {
         return Err(vec![FieldError::new("", format!("policy larger than {POLICY_DOC_MAX_BYTES} bytes"))]);
     }
-    match format {
+    let doc: PolicyDoc = match format {
         DocFormat::Json => {
             let de = &mut serde_json::Deserializer::from_str(text);
             serde_path_to_error::deserialize(de)
-                .map_err(|e| vec![FieldError::new(e.path().to_string(), e.into_inner().to_string())])
+                .map_err(|e| vec![FieldError::new(e.path().to_string(), e.into_inner().to_string())])?
         }
         DocFormat::Toml => toml::from_str::<PolicyDoc>(text).map_err(|e| {
             vec![FieldError::new(
                 "",
                 e.message().to_owned() + &e.span().map(|s| format!(" (at byte {})", s.start)).unwrap_or_default(),
             )]
-        }),
-    }
+        })?,
+    };
+    check_document_text(&serde_json::to_value(&doc).unwrap_or_default())?;
+    Ok(doc)
 }
 
 fn enum_list<T>(

@@ -67,6 +67,8 @@ impl App {
         if !id_ok(id) {
             return Err(AppError::invalid("carrier_id", "1–64 characters of A–Z, a–z, 0–9, - _"));
         }
+        crate::policy_doc::check_document_text(&serde_json::to_value(&doc).unwrap_or_default())
+            .map_err(AppError::Invalid)?;
         let services = carrier_services(id, &doc).map_err(AppError::Invalid)?;
         let text = serde_json::to_string(&doc).map_err(|e| AppError::invalid("carrier", e))?;
         let now = self.now_ms();
@@ -96,6 +98,8 @@ impl App {
     /// names must exist.
     pub async fn put_node_calendar(&self, node_id: &str, doc: NodeCalendarDoc) -> Result<(Arc<LoadedCalendar>, bool)> {
         let tz = self.node(node_id)?.node.time_zone.as_str().to_owned();
+        crate::policy_doc::check_document_text(&serde_json::to_value(&doc).unwrap_or_default())
+            .map_err(AppError::Invalid)?;
         let (calendar, services) = node_calendar(&tz, &doc).map_err(AppError::Invalid)?;
         {
             let read = self.inner.read.read();

@@ -24,6 +24,7 @@ use base64::Engine;
 use hmac::{KeyInit, Mac};
 use serde_json::json;
 
+use crate::egress::{self, CheckedResolver, EgressRules};
 use crate::{App, AppError, FieldError, Result};
 
 /// Longest endpoint URL accepted.
@@ -32,11 +33,14 @@ pub const WEBHOOK_URL_MAX: usize = 2000;
 pub const WEBHOOK_TYPES_MAX: usize = 100;
 
 /// How the relay behaves. Defaults suit production; tests shorten the times.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WebhookOptions {
     /// Accept `http://127.0.0.1`, `http://[::1]` and `http://localhost` endpoints (tests,
-    /// local use). Otherwise only `https`.
+    /// local use; the loopback range must also be in `egress.allow_private`). Otherwise
+    /// only `https`.
     pub allow_insecure: bool,
+    /// Which addresses deliveries may reach (public ones, plus ranges an operator allows).
+    pub egress: EgressRules,
     /// How long one request may take (then it counts as a failure).
     pub timeout: Duration,
     /// Pause between relay passes when there was nothing to do.
@@ -56,6 +60,7 @@ impl Default for WebhookOptions {
     fn default() -> WebhookOptions {
         WebhookOptions {
             allow_insecure: false,
+            egress: EgressRules::default(),
             timeout: Duration::from_secs(10),
             poll: Duration::from_millis(250),
             backoff_base: Duration::from_secs(5),
@@ -99,17 +104,12 @@ pub fn sign(secret: &str, msg_id: &str, timestamp_s: i64, body: &str) -> Option<
     Some(format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())))
 }
 
-fn check_url(url: &str, allow_insecure: bool) -> std::result::Result<(), String> {
+fn check_url(url: &str, opts: &WebhookOptions) -> std::result::Result<(), String> {
     if url.len() > WEBHOOK_URL_MAX {
         return Err(format!("at most {WEBHOOK_URL_MAX} characters"));
     }
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
-    match parsed.scheme() {
-        "https" if parsed.host_str().is_some() => Ok(()),
-        "http" if allow_insecure && matches!(parsed.host_str(), Some("127.0.0.1" | "[::1]" | "localhost")) => Ok(()),
-        "http" if allow_insecure => Err("plain http only to 127.0.0.1, [::1] or localhost".to_owned()),
-        _ => Err("must be an https URL".to_owned()),
-    }
+    egress::check_endpoint(&parsed, &opts.egress, opts.allow_insecure)
 }
 
 /// The delay before retry number `failures` (1 = after the first failure): base × 2^(n−1),
@@ -163,7 +163,7 @@ impl App {
         if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             errors.push(FieldError::new("webhook_id", "1–64 characters of A–Z, a–z, 0–9, - _ ."));
         }
-        if let Err(m) = check_url(&input.url, self.webhook_options().allow_insecure) {
+        if let Err(m) = check_url(&input.url, &self.webhook_options()) {
             errors.push(FieldError::new("url", m));
         }
         if input.event_types.is_empty() || input.event_types.len() > WEBHOOK_TYPES_MAX {
@@ -262,9 +262,9 @@ impl App {
         for d in claimed {
             let Some(w) = hooks.iter().find(|w| w.webhook_id == d.webhook_id).cloned() else { continue };
             let Some(e) = events.iter().find(|e| e.seq == d.seq).cloned() else { continue };
-            let (client, timeout) = (client.clone(), opts.timeout);
+            let (client, timeout, rules) = (client.clone(), opts.timeout, opts.egress.clone());
             sends.spawn(async move {
-                let outcome = send(&client, &w, &e, timeout).await;
+                let outcome = send(&client, &w, &e, timeout, &rules).await;
                 (d, outcome)
             });
         }
@@ -322,17 +322,22 @@ impl App {
         install_tls_provider();
         let weak: Weak<crate::Inner> = std::sync::Arc::downgrade(&self.inner);
         tokio::spawn(async move {
-            let client = match reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build() {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(error = %e, "webhook relay cannot build its HTTP client; webhooks are not delivered");
-                    return;
-                }
-            };
+            // The client is rebuilt when the options change (its resolver holds the rules).
+            let mut current: Option<(WebhookOptions, reqwest::Client)> = None;
             loop {
                 let Some(app) = App::from_weak(&weak) else { break };
-                let poll = app.webhook_options().poll;
-                let busy = match app.relay_webhooks_once(&client).await {
+                let opts = app.webhook_options();
+                if current.as_ref().is_none_or(|(o, _)| *o != opts) {
+                    match relay_client(&opts) {
+                        Ok(client) => current = Some((opts.clone(), client)),
+                        Err(e) => {
+                            tracing::error!(error = %e, "webhook relay cannot build its HTTP client; webhooks are not delivered");
+                            return;
+                        }
+                    }
+                }
+                let Some((_, client)) = &current else { break };
+                let busy = match app.relay_webhooks_once(client).await {
                     Ok(n) => n > 0,
                     Err(e) => {
                         tracing::warn!(error = %e, "webhook relay pass failed");
@@ -341,11 +346,21 @@ impl App {
                 };
                 drop(app);
                 if !busy {
-                    tokio::time::sleep(poll).await;
+                    tokio::time::sleep(opts.poll).await;
                 }
             }
         });
     }
+}
+
+/// The relay's HTTP client: connects only to addresses the egress rules permit (through
+/// [`CheckedResolver`]), follows no redirects and uses no proxy from the environment.
+pub fn relay_client(opts: &WebhookOptions) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(std::sync::Arc::new(CheckedResolver::new(opts.egress.clone())))
+        .build()
 }
 
 /// Installs ring as the process's TLS crypto provider (reqwest is built without one, to
@@ -355,18 +370,32 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// One signed POST; `Err` with a short reason unless the endpoint answered 2xx in time.
+/// What a failed delivery shows: never why a connection failed (that would let an admin
+/// probe which internal ports are open), only the HTTP status when there was one.
+const DELIVERY_FAILED: &str = "delivery failed";
+
+/// One signed POST; `Err` with the shown reason unless the endpoint answered 2xx in time.
+/// The detailed cause is logged at debug level.
 async fn send(
     client: &reqwest::Client,
     w: &StoredWebhook,
     e: &StoredEvent,
     timeout: Duration,
+    rules: &EgressRules,
 ) -> std::result::Result<(), String> {
+    let url = reqwest::Url::parse(&w.url).map_err(|_| DELIVERY_FAILED.to_owned())?;
+    // The client asks the resolver for names only; an address literal is checked here.
+    if let Some(ip) = egress::literal_address(&url)
+        && !rules.permits(ip)
+    {
+        tracing::debug!(webhook = %w.webhook_id, "delivery refused: the endpoint's address is not permitted");
+        return Err(DELIVERY_FAILED.to_owned());
+    }
     let body = payload(e);
     let ts = jiff::Timestamp::now().as_second();
     let signature = sign(&w.secret, &e.event_id, ts, &body).ok_or("the endpoint's secret is unusable")?;
     let resp = client
-        .post(&w.url)
+        .post(url)
         .timeout(timeout)
         .header("content-type", "application/json")
         .header("webhook-id", &e.event_id)
@@ -375,8 +404,11 @@ async fn send(
         .body(body)
         .send()
         .await
-        .map_err(|err| if err.is_timeout() { "timed out".to_owned() } else { format!("request failed: {err}") })?;
-    if resp.status().is_success() { Ok(()) } else { Err(format!("answered {}", resp.status().as_u16())) }
+        .map_err(|err| {
+            tracing::debug!(webhook = %w.webhook_id, error = ?err, "delivery failed");
+            DELIVERY_FAILED.to_owned()
+        })?;
+    if resp.status().is_success() { Ok(()) } else { Err(format!("{DELIVERY_FAILED}: HTTP {}", resp.status().as_u16())) }
 }
 
 #[cfg(test)]
@@ -394,16 +426,6 @@ mod tests {
             Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
         );
         assert_eq!(sign("whsec_c2hvcnQ=", "m", 1, "b"), None, "a key under 24 bytes is refused");
-    }
-
-    #[test]
-    fn only_https_or_loopback_http_when_allowed() {
-        assert!(check_url("https://hooks.example.com/allot", false).is_ok());
-        assert!(check_url("http://hooks.example.com/allot", false).is_err());
-        assert!(check_url("http://127.0.0.1:9000/h", false).is_err());
-        assert!(check_url("http://127.0.0.1:9000/h", true).is_ok());
-        assert!(check_url("http://10.0.0.1/h", true).is_err());
-        assert!(check_url("ftp://x", true).is_err());
     }
 
     #[test]

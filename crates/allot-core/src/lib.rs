@@ -23,6 +23,7 @@ pub mod qty;
 pub mod rng;
 pub mod scenario;
 pub mod sourcing;
+pub mod text;
 
 pub use catalog::{FulfillmentMethod, Item};
 pub use fulfillment::{FoEvent, FoKind, FoStatus, InvalidTransition, Transition};

@@ -205,6 +205,11 @@ struct ServeArgs {
     /// local use); otherwise endpoints must be https.
     #[arg(long, env = "ALLOT_ALLOW_INSECURE_WEBHOOKS")]
     allow_insecure_webhooks: bool,
+    /// Let webhooks reach this private address range (CIDR, e.g. 10.1.2.0/24; repeat the
+    /// flag or separate with commas), for on-premise receivers. Without it, deliveries go
+    /// to public addresses only.
+    #[arg(long, env = "ALLOT_WEBHOOK_ALLOW_PRIVATE", value_delimiter = ',')]
+    webhook_allow_private: Vec<ipnet::IpNet>,
     /// Publish every event to NATS JetStream at this URL (subject `allot.<event type>`).
     #[arg(long, env = "ALLOT_NATS_URL")]
     nats_url: Option<String>,
@@ -259,8 +264,14 @@ async fn open(db: &DbArgs) -> anyhow::Result<App> {
 
 async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     let app = open(&args.db).await?;
+    let mut allow_private = args.webhook_allow_private.clone();
+    if args.allow_insecure_webhooks {
+        // Local use: plain http to this machine, so its loopback addresses too.
+        allow_private.extend(["127.0.0.0/8", "::1/128"].iter().filter_map(|n| n.parse::<ipnet::IpNet>().ok()));
+    }
     app.set_webhook_options(allot_app::WebhookOptions {
         allow_insecure: args.allow_insecure_webhooks,
+        egress: allot_app::EgressRules { allow_private, hosts: Vec::new() },
         ..Default::default()
     });
     if let Some(url) = &args.nats_url {

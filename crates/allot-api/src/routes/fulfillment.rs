@@ -8,22 +8,24 @@ use allot_app::{FoAction, Package, PickedLine, Principal, Role, Scan, ScanKind};
 use allot_core::NodeId;
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::guard::{Refusal, WriteGuard, Writers, guarded};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, RawBody, parse_json};
 use crate::params::{DeliverParam, PickParam, RejectParam, SHORT_TEXT_MAX, ScanParam, ShipParam};
 use crate::query::QueryPairs;
+use crate::text::CleanPath;
 use crate::views::{FulfillmentOrderDetailView, FulfillmentOrderList, ShipmentView};
 
 pub const FO_PAGE_DEFAULT: i64 = 50;
 pub const FO_PAGE_MAX: i64 = 500;
 
-pub fn router() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new()
+pub fn router(state: &ApiState) -> OpenApiRouter<ApiState> {
+    let work = OpenApiRouter::new()
         .routes(routes!(list_fulfillment_orders))
         .routes(routes!(get_fulfillment_order))
         .routes(routes!(accept))
@@ -33,8 +35,26 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(ship))
         .routes(routes!(ready_for_pickup))
         .routes(routes!(picked_up))
-        .routes(routes!(deliver))
-        .routes(routes!(shipment_event))
+        .routes(routes!(deliver));
+    let scans = OpenApiRouter::new().routes(routes!(shipment_event));
+    guarded(
+        work,
+        state,
+        WriteGuard {
+            writers: Writers::AdminOrNode,
+            refusal: Refusal::Forbidden("act on fulfillment orders"),
+            body_limit: crate::BODY_LIMIT_BYTES,
+        },
+    )
+    .merge(guarded(
+        scans,
+        state,
+        WriteGuard {
+            writers: Writers::AdminOrNode,
+            refusal: Refusal::Forbidden("report shipment scans"),
+            body_limit: crate::BODY_LIMIT_BYTES,
+        },
+    ))
 }
 
 /// The node a caller is limited to: `None` for admins; channel keys may not touch
@@ -131,7 +151,7 @@ async fn list_fulfillment_orders(
 async fn get_fulfillment_order(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    CleanPath(id): CleanPath<String>,
 ) -> ApiResult<Json<FulfillmentOrderDetailView>> {
     let node = node_scope(&caller, "read fulfillment orders")?;
     Ok(Json(s.app.fulfillment_order(&id, node).await?.into()))
@@ -146,7 +166,7 @@ async fn get_fulfillment_order(
 async fn accept(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    CleanPath(id): CleanPath<String>,
 ) -> ApiResult<Json<FulfillmentOrderDetailView>> {
     act(&s, &caller, &id, FoAction::Accept).await
 }
@@ -162,10 +182,10 @@ async fn accept(
 async fn reject(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    CleanPath(id): CleanPath<String>,
     Body(p): Body<RejectParam>,
 ) -> ApiResult<Json<FulfillmentOrderDetailView>> {
-    act(&s, &caller, &id, FoAction::Reject { reason: p.reason }).await
+    act(&s, &caller, &id, FoAction::Reject { reason: p.reason.into() }).await
 }
 
 /// Record the pick (from `accepted`). Lines not listed were picked in full; units not
@@ -178,14 +198,18 @@ async fn reject(
 async fn pick(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    CleanPath(id): CleanPath<String>,
     body: RawBody,
 ) -> ApiResult<Json<FulfillmentOrderDetailView>> {
     let p: PickParam = optional_body(&body)?;
     let lines = p
         .lines
         .into_iter()
-        .map(|l| PickedLine { line_id: l.line_id, sku: l.sku, picked_quantity: l.picked_quantity })
+        .map(|l| PickedLine {
+            line_id: l.line_id.into(),
+            sku: l.sku.map(Into::into),
+            picked_quantity: l.picked_quantity,
+        })
         .collect();
     act(&s, &caller, &id, FoAction::Pick { lines }).await
 }
@@ -199,7 +223,7 @@ async fn pick(
 async fn pack(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    CleanPath(id): CleanPath<String>,
 ) -> ApiResult<Json<FulfillmentOrderDetailView>> {
     act(&s, &caller, &id, FoAction::Pack).await
 }
@@ -214,16 +238,16 @@ async fn pack(
 async fn ship(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    CleanPath(id): CleanPath<String>,
     Body(p): Body<ShipParam>,
 ) -> ApiResult<Json<FulfillmentOrderDetailView>> {
     let packages = p
         .packages
         .into_iter()
         .map(|pk| Package {
-            carrier: pk.carrier,
-            tracking_number: pk.tracking_number,
-            lines: pk.lines.map(|ls| ls.into_iter().map(|l| (l.line_id, l.quantity)).collect()),
+            carrier: pk.carrier.into(),
+            tracking_number: pk.tracking_number.into(),
+            lines: pk.lines.map(|ls| ls.into_iter().map(|l| (l.line_id.into(), l.quantity)).collect()),
         })
         .collect();
     act(&s, &caller, &id, FoAction::Ship { packages }).await
@@ -238,7 +262,7 @@ async fn ship(
 async fn ready_for_pickup(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    CleanPath(id): CleanPath<String>,
 ) -> ApiResult<Json<FulfillmentOrderDetailView>> {
     act(&s, &caller, &id, FoAction::ReadyForPickup).await
 }
@@ -252,7 +276,7 @@ async fn ready_for_pickup(
 async fn picked_up(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    CleanPath(id): CleanPath<String>,
 ) -> ApiResult<Json<FulfillmentOrderDetailView>> {
     act(&s, &caller, &id, FoAction::PickedUp).await
 }
@@ -267,7 +291,7 @@ async fn picked_up(
 async fn deliver(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    CleanPath(id): CleanPath<String>,
     body: RawBody,
 ) -> ApiResult<Json<FulfillmentOrderDetailView>> {
     let p: DeliverParam = optional_body(&body)?;
@@ -289,7 +313,7 @@ fn rfc3339(v: Option<&str>, field: &str) -> Result<Option<i64>, ApiError> {
 async fn shipment_event(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(tracking_number): Path<String>,
+    CleanPath(tracking_number): CleanPath<String>,
     Body(p): Body<ScanParam>,
 ) -> ApiResult<Json<ShipmentView>> {
     let node = node_scope(&caller, "report shipment scans")?;
@@ -300,6 +324,6 @@ async fn shipment_event(
         )]));
     };
     let at_ms = rfc3339(p.at.as_deref(), "at")?.unwrap_or_else(|| s.app.now_ms());
-    let scan = Scan { kind, at_ms, detail: p.detail };
+    let scan = Scan { kind, at_ms, detail: p.detail.map(Into::into) };
     Ok(Json(s.app.record_scan(&tracking_number, scan, node).await?.into()))
 }

@@ -4,25 +4,45 @@ use allot_app::{AvailabilityQuery, FieldError, Principal};
 use allot_core::{FulfillmentMethod, GeoPoint, NodeId, Sku};
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::guard::{Refusal, WriteGuard, Writers, guarded};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::Body;
 use crate::params::{PostDeltas, PostSnapshot, PutPosition};
 use crate::query::QueryPairs;
+use crate::text::CleanPath;
 use crate::views::{AvailabilityView, DeltasApplied, PositionView, SnapshotApplied};
 
 /// Routes with the default body limit.
-pub fn router() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new().routes(routes!(put_position, get_position)).routes(routes!(availability))
+pub fn router(state: &ApiState) -> OpenApiRouter<ApiState> {
+    let routes = OpenApiRouter::new().routes(routes!(put_position, get_position)).routes(routes!(availability));
+    guarded(
+        routes,
+        state,
+        WriteGuard {
+            writers: Writers::Admin,
+            refusal: Refusal::Forbidden("change inventory"),
+            body_limit: crate::BODY_LIMIT_BYTES,
+        },
+    )
 }
 
-/// Bulk feed routes, which get the larger body limit.
-pub fn bulk_router() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new().routes(routes!(post_deltas)).routes(routes!(post_snapshot))
+/// Deltas and snapshots: bodies up to the bulk limit.
+pub fn bulk_router(state: &ApiState) -> OpenApiRouter<ApiState> {
+    let routes = OpenApiRouter::new().routes(routes!(post_deltas)).routes(routes!(post_snapshot));
+    guarded(
+        routes,
+        state,
+        WriteGuard {
+            writers: Writers::Admin,
+            refusal: Refusal::Forbidden("change inventory"),
+            body_limit: crate::BULK_BODY_LIMIT_BYTES,
+        },
+    )
 }
 
 fn ids(node_id: &str, sku: &str) -> Result<(NodeId, Sku), ApiError> {
@@ -41,7 +61,7 @@ fn ids(node_id: &str, sku: &str) -> Result<(NodeId, Sku), ApiError> {
 async fn put_position(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path((node_id, sku)): Path<(String, String)>,
+    CleanPath((node_id, sku)): CleanPath<(String, String)>,
     Body(body): Body<PutPosition>,
 ) -> ApiResult<Json<PositionView>> {
     caller.require_admin("change inventory")?;
@@ -57,7 +77,7 @@ async fn put_position(
     security(("api_key" = [])))]
 async fn get_position(
     State(s): State<ApiState>,
-    Path((node_id, sku)): Path<(String, String)>,
+    CleanPath((node_id, sku)): CleanPath<(String, String)>,
 ) -> ApiResult<Json<PositionView>> {
     let (node, sku) = ids(&node_id, &sku)?;
     Ok(Json(s.app.position(&node, &sku)?.into()))
@@ -92,7 +112,7 @@ async fn post_deltas(
 async fn post_snapshot(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(node_id): Path<String>,
+    CleanPath(node_id): CleanPath<String>,
     Body(body): Body<PostSnapshot>,
 ) -> ApiResult<Json<SnapshotApplied>> {
     caller.require_admin("change inventory")?;

@@ -4,20 +4,31 @@ use allot_app::Principal;
 use allot_core::Sku;
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::guard::{Refusal, WriteGuard, Writers, guarded};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::Body;
 use crate::params::PutItem;
 use crate::query::QueryPairs;
+use crate::text::CleanPath;
 use crate::views::{ItemList, ItemView};
 
-pub fn router() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new().routes(routes!(put_item, get_item)).routes(routes!(list_items))
+pub fn router(state: &ApiState) -> OpenApiRouter<ApiState> {
+    let routes = OpenApiRouter::new().routes(routes!(put_item, get_item)).routes(routes!(list_items));
+    guarded(
+        routes,
+        state,
+        WriteGuard {
+            writers: Writers::Admin,
+            refusal: Refusal::Forbidden("change the catalog"),
+            body_limit: crate::BODY_LIMIT_BYTES,
+        },
+    )
 }
 
 /// Create or replace an item (admin).
@@ -33,7 +44,7 @@ pub fn router() -> OpenApiRouter<ApiState> {
 async fn put_item(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(sku): Path<String>,
+    CleanPath(sku): CleanPath<String>,
     Body(body): Body<PutItem>,
 ) -> ApiResult<(StatusCode, Json<ItemView>)> {
     caller.require_admin("change the catalog")?;
@@ -49,7 +60,7 @@ async fn put_item(
     params(("sku" = String, Path)),
     responses((status = 200, body = ItemView), (status = 404, body = Problem)),
     security(("api_key" = [])))]
-async fn get_item(State(s): State<ApiState>, Path(sku): Path<String>) -> ApiResult<Json<ItemView>> {
+async fn get_item(State(s): State<ApiState>, CleanPath(sku): CleanPath<String>) -> ApiResult<Json<ItemView>> {
     Ok(Json(s.app.item(&sku)?.into()))
 }
 

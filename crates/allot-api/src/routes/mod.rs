@@ -2,6 +2,7 @@
 
 pub mod events;
 pub mod fulfillment;
+pub mod guard;
 pub mod inventory;
 pub mod items;
 pub mod nodes;

@@ -4,20 +4,31 @@ use allot_app::Principal;
 use allot_core::NodeId;
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::guard::{Refusal, WriteGuard, Writers, guarded};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::Body;
 use crate::params::PutNode;
 use crate::query::QueryPairs;
+use crate::text::CleanPath;
 use crate::views::{NodeList, NodeView};
 
-pub fn router() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new().routes(routes!(put_node, get_node)).routes(routes!(list_nodes))
+pub fn router(state: &ApiState) -> OpenApiRouter<ApiState> {
+    let routes = OpenApiRouter::new().routes(routes!(put_node, get_node)).routes(routes!(list_nodes));
+    guarded(
+        routes,
+        state,
+        WriteGuard {
+            writers: Writers::Admin,
+            refusal: Refusal::Forbidden("change the network"),
+            body_limit: crate::BODY_LIMIT_BYTES,
+        },
+    )
 }
 
 /// Create or replace a node (admin).
@@ -33,7 +44,7 @@ pub fn router() -> OpenApiRouter<ApiState> {
 async fn put_node(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(node_id): Path<String>,
+    CleanPath(node_id): CleanPath<String>,
     Body(body): Body<PutNode>,
 ) -> ApiResult<(StatusCode, Json<NodeView>)> {
     caller.require_admin("change the network")?;
@@ -49,7 +60,7 @@ async fn put_node(
     params(("node_id" = String, Path)),
     responses((status = 200, body = NodeView), (status = 404, body = Problem)),
     security(("api_key" = [])))]
-async fn get_node(State(s): State<ApiState>, Path(node_id): Path<String>) -> ApiResult<Json<NodeView>> {
+async fn get_node(State(s): State<ApiState>, CleanPath(node_id): CleanPath<String>) -> ApiResult<Json<NodeView>> {
     Ok(Json(s.app.node(&node_id)?.into()))
 }
 

@@ -3,27 +3,47 @@
 use allot_app::{PlaceOrder, Principal, Role};
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::guard::{Refusal, WriteGuard, Writers, guarded};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, RawBody, parse_json};
 use crate::params::{CancelParam, ContactParam, HoldParam, OrderParam, SHORT_TEXT_MAX};
 use crate::query::QueryPairs;
+use crate::text::CleanPath;
 use crate::views::{ContactView, OrderList, OrderView};
 
-pub fn router() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new()
-        .routes(routes!(place_order, list_orders))
+pub fn router(state: &ApiState) -> OpenApiRouter<ApiState> {
+    let capture = OpenApiRouter::new().routes(routes!(place_order, list_orders));
+    let order = OpenApiRouter::new()
         .routes(routes!(get_order))
         .routes(routes!(cancel_order))
         .routes(routes!(cancel_line))
         .routes(routes!(add_hold))
         .routes(routes!(release_hold))
-        .routes(routes!(record_contact))
+        .routes(routes!(record_contact));
+    guarded(
+        capture,
+        state,
+        WriteGuard {
+            writers: Writers::AdminOrChannel,
+            refusal: Refusal::Forbidden("place orders"),
+            body_limit: crate::BODY_LIMIT_BYTES,
+        },
+    )
+    .merge(guarded(
+        order,
+        state,
+        WriteGuard {
+            writers: Writers::AdminOrChannel,
+            refusal: Refusal::NotFound { what: "order", param: "order_id" },
+            body_limit: crate::BODY_LIMIT_BYTES,
+        },
+    ))
 }
 
 fn order_scope<'a>(caller: &'a Principal, order_id: &str) -> Result<Option<&'a allot_core::ChannelId>, ApiError> {
@@ -45,7 +65,7 @@ fn cancel_body(body: &RawBody) -> Result<CancelParam, ApiError> {
 async fn cancel_order(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(order_id): Path<String>,
+    CleanPath(order_id): CleanPath<String>,
     body: RawBody,
 ) -> ApiResult<Json<OrderView>> {
     let scope = order_scope(&caller, &order_id)?;
@@ -53,7 +73,7 @@ async fn cancel_order(
     if p.quantity.is_some() {
         return Err(ApiError::invalid(vec![allot_app::FieldError::new("quantity", "only for line cancellation")]));
     }
-    let reason = p.reason.unwrap_or_else(|| "customer_request".to_owned());
+    let reason = p.reason.map_or_else(|| "customer_request".to_owned(), Into::into);
     Ok(Json(s.app.cancel_order(&order_id, &reason, scope).await?.into()))
 }
 
@@ -66,12 +86,12 @@ async fn cancel_order(
 async fn cancel_line(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path((order_id, line_id)): Path<(String, String)>,
+    CleanPath((order_id, line_id)): CleanPath<(String, String)>,
     body: RawBody,
 ) -> ApiResult<Json<OrderView>> {
     let scope = order_scope(&caller, &order_id)?;
     let p = cancel_body(&body)?;
-    let reason = p.reason.unwrap_or_else(|| "customer_request".to_owned());
+    let reason = p.reason.map_or_else(|| "customer_request".to_owned(), Into::into);
     Ok(Json(s.app.cancel_line(&order_id, &line_id, p.quantity, &reason, scope).await?.into()))
 }
 
@@ -83,7 +103,7 @@ async fn cancel_line(
 async fn add_hold(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(order_id): Path<String>,
+    CleanPath(order_id): CleanPath<String>,
     Body(p): Body<HoldParam>,
 ) -> ApiResult<Json<OrderView>> {
     let scope = order_scope(&caller, &order_id)?;
@@ -98,7 +118,7 @@ async fn add_hold(
 async fn release_hold(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path((order_id, hold)): Path<(String, String)>,
+    CleanPath((order_id, hold)): CleanPath<(String, String)>,
 ) -> ApiResult<Json<OrderView>> {
     let scope = order_scope(&caller, &order_id)?;
     Ok(Json(s.app.release_hold(&order_id, &hold, scope).await?.into()))
@@ -135,7 +155,7 @@ async fn place_order(
             None
         }
     };
-    let external_id = param.external_id.clone().unwrap_or_default();
+    let external_id = param.external_id.clone().map(String::from).unwrap_or_default();
     if external_id.is_empty() || external_id.chars().count() > SHORT_TEXT_MAX {
         errors.push(allot_app::FieldError::new("external_id", format!("required, 1–{SHORT_TEXT_MAX} characters")));
     }
@@ -172,9 +192,9 @@ async fn place_order(
         request_hash: allot_app::content_hash(document.as_bytes()),
         document,
         holds,
-        policy: param.policy.clone(),
-        reservation_id: param.reservation_id.clone(),
-        substitutable: param.lines.iter().filter(|l| l.allow_substitution).map(|l| l.line_id.clone()).collect(),
+        policy: param.policy.clone().map(Into::into),
+        reservation_id: param.reservation_id.clone().map(Into::into),
+        substitutable: param.lines.iter().filter(|l| l.allow_substitution).map(|l| l.line_id.to_string()).collect(),
         promise: match &promise {
             Some(crate::params::PromiseChoice::Ship(service_level, delivery_date)) => {
                 Some(allot_app::ShipPromise { service_level: service_level.clone(), delivery_date: *delivery_date })
@@ -200,7 +220,7 @@ async fn place_order(
 async fn get_order(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(order_id): Path<String>,
+    CleanPath(order_id): CleanPath<String>,
 ) -> ApiResult<Json<OrderView>> {
     let channel = order_scope(&caller, &order_id)?;
     let order = s.app.order_for(&order_id, channel).await?;
@@ -221,7 +241,7 @@ async fn get_order(
 async fn record_contact(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(order_id): Path<String>,
+    CleanPath(order_id): CleanPath<String>,
     Body(p): Body<ContactParam>,
 ) -> ApiResult<(StatusCode, Json<ContactView>)> {
     let channel = order_scope(&caller, &order_id)?;

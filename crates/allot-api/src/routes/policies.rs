@@ -5,24 +5,44 @@ use allot_app::Role;
 use allot_app::policy_doc::DocFormat;
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::guard::{Refusal, WriteGuard, Writers, guarded};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, RawBody};
 use crate::params::OrderParam;
 use crate::query::QueryPairs;
+use crate::text::CleanPath;
 use crate::views::{PolicyList, PolicyView, QuoteView};
 
-pub fn router() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new()
+pub fn router(state: &ApiState) -> OpenApiRouter<ApiState> {
+    let policies = OpenApiRouter::new()
         .routes(routes!(put_policy, get_policy))
         .routes(routes!(list_policies))
-        .routes(routes!(activate_policy))
-        .routes(routes!(quote))
+        .routes(routes!(activate_policy));
+    let quotes = OpenApiRouter::new().routes(routes!(quote));
+    guarded(
+        policies,
+        state,
+        WriteGuard {
+            writers: Writers::Admin,
+            refusal: Refusal::Forbidden("change policies"),
+            body_limit: crate::BODY_LIMIT_BYTES,
+        },
+    )
+    .merge(guarded(
+        quotes,
+        state,
+        WriteGuard {
+            writers: Writers::AdminOrChannel,
+            refusal: Refusal::Forbidden("request sourcing quotes"),
+            body_limit: crate::BODY_LIMIT_BYTES,
+        },
+    ))
 }
 
 /// Store a policy document as a new version (admin). JSON (`application/json`) or TOML
@@ -36,7 +56,7 @@ pub fn router() -> OpenApiRouter<ApiState> {
 async fn put_policy(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(name): Path<String>,
+    CleanPath(name): CleanPath<String>,
     body: RawBody,
 ) -> ApiResult<(StatusCode, Json<PolicyView>)> {
     caller.require_admin("change policies")?;
@@ -57,7 +77,11 @@ async fn put_policy(
     params(("name" = String, Path), ("version" = Option<i64>, Query)),
     responses((status = 200, body = PolicyView), (status = 404, body = Problem)),
     security(("api_key" = [])))]
-async fn get_policy(State(s): State<ApiState>, Path(name): Path<String>, q: QueryPairs) -> ApiResult<Json<PolicyView>> {
+async fn get_policy(
+    State(s): State<ApiState>,
+    CleanPath(name): CleanPath<String>,
+    q: QueryPairs,
+) -> ApiResult<Json<PolicyView>> {
     q.only(&["version"])?;
     Ok(Json(s.app.policy(&name, q.parse("version")?).await?.into()))
 }
@@ -77,7 +101,7 @@ async fn list_policies(State(s): State<ApiState>) -> Json<PolicyList> {
 async fn activate_policy(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(name): Path<String>,
+    CleanPath(name): CleanPath<String>,
     q: QueryPairs,
 ) -> ApiResult<Json<PolicyView>> {
     caller.require_admin("activate policies")?;

@@ -5,24 +5,51 @@ use allot_app::promise_doc::{CarrierDoc, NodeCalendarDoc};
 use allot_app::{Principal, Role};
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::guard::{Refusal, WriteGuard, Writers, guarded};
 use crate::ApiState;
 use crate::error::{ApiResult, Problem};
 use crate::json::Body;
 use crate::params::PromiseParam;
 use crate::query::QueryPairs;
+use crate::text::CleanPath;
 use crate::views::{PromiseAccuracyView, PromiseDocumentView, PromiseView};
 
-pub fn router() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new()
-        .routes(routes!(put_carrier, get_carrier))
-        .routes(routes!(put_calendar, get_calendar))
-        .routes(routes!(promise))
-        .routes(routes!(promise_accuracy))
+pub fn router(state: &ApiState) -> OpenApiRouter<ApiState> {
+    let carriers = OpenApiRouter::new().routes(routes!(put_carrier, get_carrier));
+    let calendars = OpenApiRouter::new().routes(routes!(put_calendar, get_calendar));
+    let promises = OpenApiRouter::new().routes(routes!(promise)).routes(routes!(promise_accuracy));
+    guarded(
+        carriers,
+        state,
+        WriteGuard {
+            writers: Writers::Admin,
+            refusal: Refusal::Forbidden("manage carriers"),
+            body_limit: crate::BODY_LIMIT_BYTES,
+        },
+    )
+    .merge(guarded(
+        calendars,
+        state,
+        WriteGuard {
+            writers: Writers::Admin,
+            refusal: Refusal::Forbidden("manage node calendars"),
+            body_limit: crate::BODY_LIMIT_BYTES,
+        },
+    ))
+    .merge(guarded(
+        promises,
+        state,
+        WriteGuard {
+            writers: Writers::AdminOrChannel,
+            refusal: Refusal::Forbidden("ask for promises"),
+            body_limit: crate::BODY_LIMIT_BYTES,
+        },
+    ))
 }
 
 /// Default window of the accuracy report: the last 30 days.
@@ -85,7 +112,7 @@ async fn promise(
 async fn put_carrier(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    CleanPath(id): CleanPath<String>,
     Body(doc): Body<CarrierDoc>,
 ) -> ApiResult<(StatusCode, Json<PromiseDocumentView>)> {
     super::admin_only(&caller, "manage carriers")?;
@@ -97,7 +124,10 @@ async fn put_carrier(
     params(("carrier_id" = String, Path)),
     responses((status = 200, body = PromiseDocumentView), (status = 404, body = Problem)),
     security(("api_key" = [])))]
-async fn get_carrier(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<Json<PromiseDocumentView>> {
+async fn get_carrier(
+    State(s): State<ApiState>,
+    CleanPath(id): CleanPath<String>,
+) -> ApiResult<Json<PromiseDocumentView>> {
     Ok(Json((&s.app.carrier(&id)?.stored).into()))
 }
 
@@ -111,7 +141,7 @@ async fn get_carrier(State(s): State<ApiState>, Path(id): Path<String>) -> ApiRe
 async fn put_calendar(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    CleanPath(id): CleanPath<String>,
     Body(doc): Body<NodeCalendarDoc>,
 ) -> ApiResult<(StatusCode, Json<PromiseDocumentView>)> {
     super::admin_only(&caller, "manage node calendars")?;
@@ -123,6 +153,9 @@ async fn put_calendar(
     params(("node_id" = String, Path)),
     responses((status = 200, body = PromiseDocumentView), (status = 404, body = Problem)),
     security(("api_key" = [])))]
-async fn get_calendar(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<Json<PromiseDocumentView>> {
+async fn get_calendar(
+    State(s): State<ApiState>,
+    CleanPath(id): CleanPath<String>,
+) -> ApiResult<Json<PromiseDocumentView>> {
     Ok(Json((&s.app.node_calendar(&id)?.stored).into()))
 }

@@ -3,19 +3,40 @@
 use allot_app::{Principal, Role};
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::guard::{Refusal, WriteGuard, Writers, guarded};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::Body;
 use crate::params::ReservationParam;
+use crate::text::CleanPath;
 use crate::views::ReservationView;
 
-pub fn router() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new().routes(routes!(reserve)).routes(routes!(get_reservation, release_reservation))
+pub fn router(state: &ApiState) -> OpenApiRouter<ApiState> {
+    let reserve = OpenApiRouter::new().routes(routes!(reserve));
+    let reservation = OpenApiRouter::new().routes(routes!(get_reservation, release_reservation));
+    guarded(
+        reserve,
+        state,
+        WriteGuard {
+            writers: Writers::AdminOrChannel,
+            refusal: Refusal::Forbidden("reserve stock"),
+            body_limit: crate::BODY_LIMIT_BYTES,
+        },
+    )
+    .merge(guarded(
+        reservation,
+        state,
+        WriteGuard {
+            writers: Writers::AdminOrChannel,
+            refusal: Refusal::NotFound { what: "reservation", param: "reservation_id" },
+            body_limit: crate::BODY_LIMIT_BYTES,
+        },
+    ))
 }
 
 fn scope<'a>(caller: &'a Principal, id: &str) -> Result<Option<&'a allot_core::ChannelId>, ApiError> {
@@ -53,7 +74,7 @@ async fn reserve(
 async fn get_reservation(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    CleanPath(id): CleanPath<String>,
 ) -> ApiResult<Json<ReservationView>> {
     let r = s.app.reservation_for(&id, scope(&caller, &id)?).await?;
     Ok(Json(ReservationView::new(r, s.app.now_ms())))
@@ -68,7 +89,7 @@ async fn get_reservation(
 async fn release_reservation(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    CleanPath(id): CleanPath<String>,
 ) -> ApiResult<Json<ReservationView>> {
     let r = s.app.release_reservation(&id, scope(&caller, &id)?).await?;
     Ok(Json(ReservationView::new(r, s.app.now_ms())))

@@ -3,7 +3,7 @@
 
 use allot_app::{FieldError, Principal, SupplyFilter, SupplyInput};
 use allot_core::{NodeId, Sku};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::Deserialize;
@@ -11,20 +11,47 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::guard::{Refusal, WriteGuard, Writers, guarded};
 use super::{admin_only, timestamp_ms};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, RawBody, parse_json};
 use crate::params::SHORT_TEXT_MAX;
 use crate::query::QueryPairs;
+use crate::text::CleanPath;
 use crate::views::{SupplyList, SupplyView};
 
-pub fn router() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new()
-        .routes(routes!(post_supply, list_supply))
-        .routes(routes!(get_supply))
-        .routes(routes!(receive_supply))
-        .routes(routes!(cancel_supply))
+pub fn router(state: &ApiState) -> OpenApiRouter<ApiState> {
+    let record = OpenApiRouter::new().routes(routes!(post_supply, list_supply)).routes(routes!(get_supply));
+    let receive = OpenApiRouter::new().routes(routes!(receive_supply));
+    let cancel = OpenApiRouter::new().routes(routes!(cancel_supply));
+    guarded(
+        record,
+        state,
+        WriteGuard {
+            writers: Writers::Admin,
+            refusal: Refusal::Forbidden("record inbound supply"),
+            body_limit: crate::BODY_LIMIT_BYTES,
+        },
+    )
+    .merge(guarded(
+        receive,
+        state,
+        WriteGuard {
+            writers: Writers::Admin,
+            refusal: Refusal::Forbidden("receive inbound supply"),
+            body_limit: crate::BODY_LIMIT_BYTES,
+        },
+    ))
+    .merge(guarded(
+        cancel,
+        state,
+        WriteGuard {
+            writers: Writers::Admin,
+            refusal: Refusal::Forbidden("cancel inbound supply"),
+            body_limit: crate::BODY_LIMIT_BYTES,
+        },
+    ))
 }
 
 /// Body of `POST /v1/inventory/supply`.
@@ -128,7 +155,7 @@ async fn list_supply(State(s): State<ApiState>, q: QueryPairs) -> ApiResult<Json
 async fn get_supply(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(supply_id): Path<String>,
+    CleanPath(supply_id): CleanPath<String>,
 ) -> ApiResult<Json<SupplyView>> {
     let mut view: SupplyView = s.app.supply_entry(&supply_id).await?.into();
     if admin_only(&caller, "see supply commitments").is_err() {
@@ -147,7 +174,7 @@ async fn get_supply(
 async fn receive_supply(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(supply_id): Path<String>,
+    CleanPath(supply_id): CleanPath<String>,
     body: RawBody,
 ) -> ApiResult<Json<SupplyView>> {
     admin_only(&caller, "receive inbound supply")?;
@@ -169,7 +196,7 @@ async fn receive_supply(
 async fn cancel_supply(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(supply_id): Path<String>,
+    CleanPath(supply_id): CleanPath<String>,
 ) -> ApiResult<Json<SupplyView>> {
     admin_only(&caller, "cancel inbound supply")?;
     Ok(Json(s.app.cancel_supply(&supply_id).await?.into()))

@@ -4,26 +4,37 @@
 use allot_app::{Principal, WebhookInput};
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::guard::{Refusal, WriteGuard, Writers, guarded};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::Body;
 use crate::params::WebhookParam;
 use crate::query::QueryPairs;
+use crate::text::CleanPath;
 use crate::views::{DeliveryList, RedriveView, WebhookView};
 
 pub const DELIVERY_PAGE_DEFAULT: i64 = 100;
 pub const DELIVERY_PAGE_MAX: i64 = 1000;
 
-pub fn router() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new()
+pub fn router(state: &ApiState) -> OpenApiRouter<ApiState> {
+    let routes = OpenApiRouter::new()
         .routes(routes!(put_webhook, get_webhook))
         .routes(routes!(list_deliveries))
-        .routes(routes!(redrive))
+        .routes(routes!(redrive));
+    guarded(
+        routes,
+        state,
+        WriteGuard {
+            writers: Writers::Admin,
+            refusal: Refusal::Forbidden("manage webhooks"),
+            body_limit: crate::BODY_LIMIT_BYTES,
+        },
+    )
 }
 
 /// Create (201) or replace (200) an endpoint. A new endpoint receives events from now on.
@@ -34,11 +45,11 @@ pub fn router() -> OpenApiRouter<ApiState> {
 async fn put_webhook(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    CleanPath(id): CleanPath<String>,
     Body(p): Body<WebhookParam>,
 ) -> ApiResult<(StatusCode, Json<WebhookView>)> {
     super::admin_only(&caller, "manage webhooks")?;
-    let input = WebhookInput { url: p.url, event_types: p.event_types, secret: p.secret };
+    let input = WebhookInput { url: p.url.into(), event_types: p.event_types, secret: p.secret };
     let (info, created) = s.app.put_webhook(&id, input).await?;
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(info.into())))
 }
@@ -51,7 +62,7 @@ async fn put_webhook(
 async fn get_webhook(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    CleanPath(id): CleanPath<String>,
 ) -> ApiResult<Json<WebhookView>> {
     super::admin_only(&caller, "manage webhooks")?;
     Ok(Json(s.app.webhook(&id).await?.into()))
@@ -67,7 +78,7 @@ async fn get_webhook(
 async fn list_deliveries(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    CleanPath(id): CleanPath<String>,
     q: QueryPairs,
 ) -> ApiResult<Json<DeliveryList>> {
     super::admin_only(&caller, "manage webhooks")?;
@@ -103,7 +114,7 @@ async fn list_deliveries(
 async fn redrive(
     State(s): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    CleanPath(id): CleanPath<String>,
 ) -> ApiResult<Json<RedriveView>> {
     super::admin_only(&caller, "manage webhooks")?;
     Ok(Json(RedriveView { redriven: s.app.redrive_webhook(&id).await? }))
