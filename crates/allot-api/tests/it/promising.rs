@@ -2,14 +2,10 @@
 //! field named, nothing written), versioned, survive a restart, and a calendar may only
 //! name carrier services that exist.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{ADMIN_KEY, Backend, TestServer};
 use allot_app::{FixedClock, Role};
-use common::{ADMIN_KEY, Backend, TestServer};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -186,7 +182,7 @@ async fn a_cart_gets_the_dates_the_calendars_allow(backend: Backend) {
 
     // Daily capacity: with room for one order a day and one order waiting, the store's
     // next slot is tomorrow.
-    let mut chi = common::node_json("store", 41.85, -87.65, "America/Chicago", &["ship", "pickup", "curbside"]);
+    let mut chi = crate::common::node_json("store", 41.85, -87.65, "America/Chicago", &["ship", "pickup", "curbside"]);
     chi["capacity"]["orders_per_day"] = json!(1);
     assert_eq!(s.put("/v1/nodes/ST-CHI", chi).await.0, StatusCode::OK);
     let order = json!({"channel": "web", "external_id": "CAP-1", "ship_to": {"lat": 41.88, "lon": -87.63},
@@ -476,7 +472,7 @@ async fn sourcing_keeps_the_promise_the_policy_asks_for(backend: Backend) {
         s.put(&format!("/v1/inventory/{node}/SKU-1"), json!({"on_hand": 5})).await;
     }
     // The DC near the customer is the expensive one.
-    let mut east = common::node_json("dc", 40.6084, -75.4902, "America/New_York", &["ship", "returns"]);
+    let mut east = crate::common::node_json("dc", 40.6084, -75.4902, "America/New_York", &["ship", "returns"]);
     east["costs"]["per_order_minor"] = json!(5_000);
     assert_eq!(s.put("/v1/nodes/DC-EAST", east).await.0, StatusCode::OK);
 
@@ -627,7 +623,7 @@ async fn same_day_needs_a_capable_node_a_slot_and_time(backend: Backend) {
     let clock = Arc::new(FixedClock::new(morning));
     let Some(s) = TestServer::start_with(backend, clock.clone(), false).await else { return };
     s.seed().await;
-    let chi = common::node_json("store", 41.85, -87.65, "America/Chicago", &["ship", "pickup", "same_day"]);
+    let chi = crate::common::node_json("store", 41.85, -87.65, "America/Chicago", &["ship", "pickup", "same_day"]);
     assert_eq!(s.put("/v1/nodes/ST-CHI", chi).await.0, StatusCode::OK);
     let courier = json!({"name": "Courier", "services": [{"code": "sameday", "service_level": "same_day",
         "pickup_cutoff_local": "14:00", "transit_days": [{"max_km": 40.0, "days": 0}]}]});

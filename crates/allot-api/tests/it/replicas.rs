@@ -2,13 +2,9 @@
 //! writes within a second (change notifications refresh the in-memory read models).
 //! PostgreSQL only; skipped without `ALLOT_TEST_DATABASE_URL`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestServer};
+use crate::common::{Backend, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -30,7 +26,6 @@ async fn within_a_second(server: &TestServer, path: &str, check: impl Fn(&Value)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_replica_sees_the_others_committed_writes_within_a_second() {
     let Some(a) = TestServer::start(Backend::Postgres).await else {
-        eprintln!("skipped: ALLOT_TEST_DATABASE_URL is not set, PostgreSQL test not run");
         return;
     };
     let b = a.replica().await;
@@ -66,7 +61,7 @@ async fn each_replica_sees_the_others_committed_writes_within_a_second() {
     let put = a
         .client
         .put(a.url("/v1/policies/p"))
-        .bearer_auth(common::ADMIN_KEY)
+        .bearer_auth(crate::common::ADMIN_KEY)
         .header("content-type", "application/json")
         .body(r#"{"fallback": {"filters": {"exclude_nodes": ["DC-EAST"]}}}"#);
     assert_eq!(a.send(put).await.0, StatusCode::CREATED);
@@ -100,7 +95,6 @@ async fn each_replica_sees_the_others_committed_writes_within_a_second() {
 async fn a_hot_sku_raced_across_two_replicas_is_never_oversold() {
     use futures::StreamExt;
     let Some(a) = TestServer::start(Backend::Postgres).await else {
-        eprintln!("skipped: ALLOT_TEST_DATABASE_URL is not set, PostgreSQL test not run");
         return;
     };
     let b = a.replica().await;

@@ -2,14 +2,10 @@
 //! rejections and short picks re-sourced elsewhere, carrier scans, and what keys may see.
 //! Stock is checked in the database (positions and allocation totals), not from answers.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{ADMIN_KEY, Backend, TestServer};
 use allot_app::{FixedClock, Role};
-use common::{ADMIN_KEY, Backend, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -574,7 +570,7 @@ async fn a_paused_node_hands_its_unpicked_work_elsewhere(backend: Backend) {
     fo_action(&s, ADMIN_KEY, &fos[2].1, "accept", None).await;
     fo_action(&s, ADMIN_KEY, &fos[2].1, "pick", None).await;
 
-    let mut east = common::node_json("dc", 40.6084, -75.4902, "America/New_York", &["ship", "returns"]);
+    let mut east = crate::common::node_json("dc", 40.6084, -75.4902, "America/New_York", &["ship", "returns"]);
     east["status"] = json!("paused");
     assert_eq!(s.put("/v1/nodes/DC-EAST", east).await.0, StatusCode::OK);
     // The PUT starts one batch itself; the sweep finishes whatever is left (nothing here).

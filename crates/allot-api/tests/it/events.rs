@@ -1,12 +1,8 @@
 //! The event outbox: events are written with the change they report (a refused request
 //! writes none), in order, and pages resume from a cursor without gaps.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
+use crate::common::TestServer;
 use allot_app::Role;
-use common::TestServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

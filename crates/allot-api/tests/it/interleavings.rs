@@ -15,16 +15,12 @@
 //! reproduce it; the clock is a `FixedClock` moved forward to expire reservations, and the
 //! background sweep is off (the steps expire reservations themselves).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use crate::common::{Backend, TestServer};
 use allot_app::FixedClock;
 use allot_core::rng::SplitMix64;
-use common::{Backend, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -209,7 +205,8 @@ async fn step(s: &TestServer, run: &mut Run) -> Outcome {
                 (String::from("nothing to release"), StatusCode::OK)
             } else {
                 let id = run.rng.pick(&run.reservations).clone();
-                let req = s.client.delete(s.url(&format!("/v1/reservations/{id}"))).bearer_auth(common::ADMIN_KEY);
+                let req =
+                    s.client.delete(s.url(&format!("/v1/reservations/{id}"))).bearer_auth(crate::common::ADMIN_KEY);
                 let (status, r) = s.send(req).await;
                 (format!("release {id} -> {status} {}", r["status"]), status)
             }
@@ -297,7 +294,7 @@ async fn fulfillment_step(s: &TestServer, run: &mut Run, order_id: &str) -> (Str
     let path = format!("/v1/fulfillment-orders/{id}/{action}");
     let (status, f) = match &body {
         Some(b) => s.post(&path, b.clone()).await,
-        None => s.send(s.client.post(s.url(&path)).bearer_auth(common::ADMIN_KEY)).await,
+        None => s.send(s.client.post(s.url(&path)).bearer_auth(crate::common::ADMIN_KEY)).await,
     };
     if status == StatusCode::OK && f["status"] != fo["status"] {
         run.tally.worked += 1;
@@ -523,7 +520,6 @@ async fn interleavings(backend: Backend, seeds: std::ops::Range<u64>) {
     let mut totals = Tally::default();
     for seed in seeds {
         let Some(tally) = one_seed(backend, seed).await else {
-            eprintln!("skipped: ALLOT_TEST_DATABASE_URL is not set, PostgreSQL test not run");
             return;
         };
         totals.add(&tally);

@@ -3,19 +3,15 @@
 //! with an independent HMAC), events of one order arrive in order, endpoints that keep
 //! failing dead-letter and can be re-driven.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::TestServer;
 use allot_app::{EgressRules, Role, WebhookOptions};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use base64::Engine;
-use common::TestServer;
 use hmac::{KeyInit, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -1,11 +1,7 @@
 //! API behaviour, run against SQLite always and PostgreSQL when configured.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
+use crate::common::{ADMIN_KEY, TestServer, node_json};
 use allot_app::Role;
-use common::{ADMIN_KEY, TestServer, node_json};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -867,7 +863,11 @@ async fn hostile_text_is_refused_naming_the_field_and_changes_nothing(s: TestSer
             (format!("/v1/inventory/supply?sku={b}"), "sku"),
         ] {
             let (status, p) = s.get(&path).await;
-            assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!(field)), "{path}: {p}");
+            assert_eq!(
+                (status, p["errors"][0]["field"].clone()),
+                (StatusCode::UNPROCESSABLE_ENTITY, json!(field)),
+                "{path}: {p}"
+            );
         }
         // References in bodies.
         let with = |path: &[&str]| {
@@ -891,11 +891,19 @@ async fn hostile_text_is_refused_naming_the_field_and_changes_nothing(s: TestSer
             (with(&["policy"]), "policy"),
         ] {
             let (status, p) = s.post("/v1/orders", body).await;
-            assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!(field)), "{bad:?}: {p}");
+            assert_eq!(
+                (status, p["errors"][0]["field"].clone()),
+                (StatusCode::UNPROCESSABLE_ENTITY, json!(field)),
+                "{bad:?}: {p}"
+            );
         }
         let ship = json!({"packages": [{"carrier": bad, "tracking_number": "1Z1"}]});
         let (status, p) = s.post(&format!("/v1/fulfillment-orders/{fo}/ship"), ship).await;
-        assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("packages[0].carrier")), "{p}");
+        assert_eq!(
+            (status, p["errors"][0]["field"].clone()),
+            (StatusCode::UNPROCESSABLE_ENTITY, json!("packages[0].carrier")),
+            "{p}"
+        );
         let hook = json!({"url": format!("https://hooks.example.com/{bad}"), "event_types": ["*"],
                           "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"});
         assert_eq!(s.put("/v1/webhooks/w1", hook).await.0, StatusCode::UNPROCESSABLE_ENTITY);
@@ -906,32 +914,57 @@ async fn hostile_text_is_refused_naming_the_field_and_changes_nothing(s: TestSer
             ("POST", format!("/v1/orders/{order_id}/cancel"), json!({"reason": bad}), "reason"),
             ("POST", format!("/v1/fulfillment-orders/{fo}/reject"), json!({"reason": bad}), "reason"),
             ("POST", format!("/v1/orders/{order_id}/contacts"), json!({"channel": "phone", "reason": bad}), "reason"),
-            ("PUT", "/v1/nodes/DC-NUL".to_owned(), json!({"type": "dc", "name": bad, "location": {"lat": 1.0, "lon": 1.0},
-                "time_zone": "UTC"}), "name"),
+            (
+                "PUT",
+                "/v1/nodes/DC-NUL".to_owned(),
+                json!({"type": "dc", "name": bad, "location": {"lat": 1.0, "lon": 1.0},
+                "time_zone": "UTC"}),
+                "name",
+            ),
             ("PUT", "/v1/items/SKU-NUL".to_owned(), json!({"name": bad}), "name"),
-            ("POST", "/v1/inventory/deltas".to_owned(), json!({"deltas": [{"node_id": "DC-EAST", "sku": "SKU-1",
-                "on_hand_delta": 1, "reason": bad}]}), "deltas[0].reason"),
-            ("POST", "/v1/orders".to_owned(), {
-                let mut o = order.clone();
-                o["external_id"] = json!("H-3");
-                o["ship_to"]["name"] = json!(bad);
-                o
-            }, "ship_to.name"),
+            (
+                "POST",
+                "/v1/inventory/deltas".to_owned(),
+                json!({"deltas": [{"node_id": "DC-EAST", "sku": "SKU-1",
+                "on_hand_delta": 1, "reason": bad}]}),
+                "deltas[0].reason",
+            ),
+            (
+                "POST",
+                "/v1/orders".to_owned(),
+                {
+                    let mut o = order.clone();
+                    o["external_id"] = json!("H-3");
+                    o["ship_to"]["name"] = json!(bad);
+                    o
+                },
+                "ship_to.name",
+            ),
             ("PUT", "/v1/policies/hostile".to_owned(), json!({"rules": [{"name": bad}]}), "rules[0].name"),
             ("PUT", "/v1/carriers/hostile".to_owned(), json!({"name": bad, "services": []}), "name"),
         ] {
             let req = s.client.request(method.parse().unwrap(), s.url(&path)).bearer_auth(ADMIN_KEY).json(&body);
             let (status, p) = s.send(req).await;
             assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{method} {path} {bad:?}: {p}");
-            let fields: Vec<&str> = p["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+            let fields: Vec<&str> =
+                p["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
             assert!(fields.contains(&field), "{method} {path} {bad:?}: {fields:?}");
         }
     }
     // Prose holds printable Unicode, direction marks included.
-    let (status, p) = s.post(&format!("/v1/orders/{order_id}/contacts"), json!({"channel": "phone", "reason": "שאלה\u{200f} — où est ma commande ?"})).await;
+    let (status, p) = s
+        .post(
+            &format!("/v1/orders/{order_id}/contacts"),
+            json!({"channel": "phone", "reason": "שאלה\u{200f} — où est ma commande ?"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{p}");
     let after_contact = state_digest(&s).await;
-    assert_eq!(after_contact["events"].as_u64(), before["events"].as_u64().map(|n| n + 1), "only the contact was written");
+    assert_eq!(
+        after_contact["events"].as_u64(),
+        before["events"].as_u64().map(|n| n + 1),
+        "only the contact was written"
+    );
     assert_eq!(after_contact["nodes"], before["nodes"]);
     assert_eq!(after_contact["items"], before["items"]);
     assert_eq!(after_contact["hook"], before["hook"]);

@@ -3,20 +3,36 @@
 //! are placed — every event ends up in the stream exactly once — and the shared server on
 //! 127.0.0.1:4222 (a stream and subject prefix of the test's own, deleted afterwards).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::common::{Backend, TestServer};
 use allot_app::NatsOptions;
-use common::{Backend, TestServer};
 use futures::StreamExt;
 use serde_json::json;
 
 const NATS_SERVER: &str = "/usr/sbin/nats-server";
+/// The machine's NATS service, as CI has it.
+const SHARED_NATS: &str = "127.0.0.1:4222";
+
+/// Whether `nats-server` can be started here (else the test is skipped, see `common::skip`).
+fn nats_server_installed() -> bool {
+    let found = std::path::Path::new(NATS_SERVER).exists();
+    if !found {
+        crate::common::skip(&format!("{NATS_SERVER} is not installed, NATS broker-restart test not run"));
+    }
+    found
+}
+
+/// Whether the shared NATS service answers.
+fn shared_nats_answers() -> bool {
+    let up = std::net::TcpStream::connect(SHARED_NATS).is_ok();
+    if !up {
+        crate::common::skip(&format!("no NATS server answers on {SHARED_NATS}, shared-NATS test not run"));
+    }
+    up
+}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -84,6 +100,9 @@ async fn wait_published(s: &TestServer) {
 }
 
 async fn a_broker_restart_loses_nothing_and_duplicates_nothing(backend: Backend) {
+    if !nats_server_installed() {
+        return;
+    }
     let Some(s) = TestServer::start(backend).await else { return };
     let dir = std::env::temp_dir().join(format!("allot-nats-{}-{:?}", std::process::id(), backend));
     let _ = std::fs::remove_dir_all(&dir);
@@ -141,9 +160,12 @@ async fn a_broker_restart_loses_nothing_and_duplicates_nothing_postgres() {
 /// The machine's NATS service (127.0.0.1:4222), as CI has it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_reach_the_shared_nats_server() {
+    if !shared_nats_answers() {
+        return;
+    }
     let s = TestServer::start(Backend::Sqlite).await.unwrap();
     let tag = format!("T{}", std::process::id());
-    let url = "nats://127.0.0.1:4222";
+    let url = &format!("nats://{SHARED_NATS}");
     let opts = NatsOptions {
         stream: format!("ALLOT_TEST_{tag}"),
         subject_prefix: format!("allot_test_{tag}"),

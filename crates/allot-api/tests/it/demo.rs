@@ -1,15 +1,11 @@
 //! The demo database (`allot demo`): its network, stock and promise data answer the
 //! promise API, so a fresh demo offers delivery dates out of the box.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{ADMIN_KEY, Backend, TestServer};
 use allot_app::FixedClock;
 use allot_core::scenario::{ScenarioSpec, generate};
-use common::{ADMIN_KEY, Backend, TestServer};
 use reqwest::StatusCode;
 use serde_json::json;
 

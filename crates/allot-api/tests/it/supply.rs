@@ -3,14 +3,10 @@
 //! units on hand and fills the orders it was promised to first. Counts are checked in the
 //! database (positions and allocation totals), not only in answers.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{ADMIN_KEY, Backend, TestServer};
 use allot_app::{FixedClock, Role};
-use common::{ADMIN_KEY, Backend, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

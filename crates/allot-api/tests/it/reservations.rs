@@ -1,14 +1,10 @@
 //! Checkout reservations, order listing and `Idempotency-Key`: stock held and given back
 //! exactly, counted in the database.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{Backend, TestServer};
 use allot_app::{FixedClock, Role};
-use common::{Backend, TestServer};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -141,7 +137,7 @@ async fn reservations_hold_stock_until_released_converted_or_expired(s: TestServ
     let (status, problem) = s.post("/v1/orders", again).await;
     assert_eq!((status, problem["errors"][0]["field"].clone()), (StatusCode::CONFLICT, json!("reservation_id")));
     let (status, _) =
-        s.send(s.client.delete(s.url(&format!("/v1/reservations/{id}"))).bearer_auth(common::ADMIN_KEY)).await;
+        s.send(s.client.delete(s.url(&format!("/v1/reservations/{id}"))).bearer_auth(crate::common::ADMIN_KEY)).await;
     assert_eq!(status, StatusCode::CONFLICT, "a converted reservation cannot be released");
 
     // A reservation that covers the whole order: nothing left to source.
@@ -155,11 +151,11 @@ async fn reservations_hold_stock_until_released_converted_or_expired(s: TestServ
     // Released: back to ATP at once; releasing again answers it as it is.
     let aid = anywhere["reservation_id"].as_str().unwrap();
     let (status, released) =
-        s.send(s.client.delete(s.url(&format!("/v1/reservations/{aid}"))).bearer_auth(common::ADMIN_KEY)).await;
+        s.send(s.client.delete(s.url(&format!("/v1/reservations/{aid}"))).bearer_auth(crate::common::ADMIN_KEY)).await;
     assert_eq!((status, released["status"].clone()), (StatusCode::OK, json!("released")));
     assert_eq!(position(&s, "DC-EAST", "SKU-1").await, (0, 6, 4));
     let (status, _) =
-        s.send(s.client.delete(s.url(&format!("/v1/reservations/{aid}"))).bearer_auth(common::ADMIN_KEY)).await;
+        s.send(s.client.delete(s.url(&format!("/v1/reservations/{aid}"))).bearer_auth(crate::common::ADMIN_KEY)).await;
     assert_eq!(status, StatusCode::OK);
 
     // Expired by the background sweep, with no request touching it.
@@ -281,11 +277,11 @@ async fn idempotency_keys_replay_the_first_answer(s: TestServer) {
     let send = |key: &str, auth: &str, body: &Value| {
         s.client.post(s.url("/v1/reservations")).bearer_auth(auth).header("Idempotency-Key", key).json(body)
     };
-    let first = send("k-1", common::ADMIN_KEY, &body).send().await.unwrap();
+    let first = send("k-1", crate::common::ADMIN_KEY, &body).send().await.unwrap();
     assert_eq!(first.status(), StatusCode::CREATED);
     assert!(first.headers().get("idempotent-replayed").is_none());
     let first: Value = first.json().await.unwrap();
-    let again = send("k-1", common::ADMIN_KEY, &body).send().await.unwrap();
+    let again = send("k-1", crate::common::ADMIN_KEY, &body).send().await.unwrap();
     assert_eq!(again.status(), StatusCode::CREATED);
     assert_eq!(again.headers().get("idempotent-replayed").unwrap(), "true");
     let again: Value = again.json().await.unwrap();
@@ -294,7 +290,7 @@ async fn idempotency_keys_replay_the_first_answer(s: TestServer) {
 
     // The same key with another body: 409 naming the header; nothing reserved.
     let other_body = json!({"lines": [{"sku": "SKU-1", "quantity": 3, "node_id": "DC-EAST"}], "ttl_s": 600});
-    let (status, problem) = s.send(send("k-1", common::ADMIN_KEY, &other_body)).await;
+    let (status, problem) = s.send(send("k-1", crate::common::ADMIN_KEY, &other_body)).await;
     assert_eq!((status, problem["errors"][0]["field"].clone()), (StatusCode::CONFLICT, json!("Idempotency-Key")));
     // Keys are per caller: another key's "k-1" is a new request.
     let web = s.app.create_key(Role::parse("channel:web").unwrap()).await.unwrap().secret;
@@ -303,15 +299,20 @@ async fn idempotency_keys_replay_the_first_answer(s: TestServer) {
 
     // Errors a client can fix are replayed too; a bad key is refused.
     let short = json!({"lines": [{"sku": "SKU-1", "quantity": 99, "node_id": "DC-EAST"}], "ttl_s": 600});
-    assert_eq!(s.send(send("k-2", common::ADMIN_KEY, &short)).await.0, StatusCode::CONFLICT);
-    assert_eq!(s.send(send("k-2", common::ADMIN_KEY, &short)).await.0, StatusCode::CONFLICT);
-    let (status, problem) = s.send(send(&"x".repeat(300), common::ADMIN_KEY, &body)).await;
+    assert_eq!(s.send(send("k-2", crate::common::ADMIN_KEY, &short)).await.0, StatusCode::CONFLICT);
+    assert_eq!(s.send(send("k-2", crate::common::ADMIN_KEY, &short)).await.0, StatusCode::CONFLICT);
+    let (status, problem) = s.send(send(&"x".repeat(300), crate::common::ADMIN_KEY, &body)).await;
     assert_eq!((status, problem["errors"][0]["field"].clone()), (StatusCode::BAD_REQUEST, json!("Idempotency-Key")));
 
     // Orders too: a retried order with the same key answers the first answer (201).
     let o = order("W-I1", json!([{"line_id": "1", "sku": "SKU-1", "quantity": 1}]));
-    let req =
-        || s.client.post(s.url("/v1/orders")).bearer_auth(common::ADMIN_KEY).header("Idempotency-Key", "o-1").json(&o);
+    let req = || {
+        s.client
+            .post(s.url("/v1/orders"))
+            .bearer_auth(crate::common::ADMIN_KEY)
+            .header("Idempotency-Key", "o-1")
+            .json(&o)
+    };
     let (s1, o1) = s.send(req()).await;
     let (s2, o2) = s.send(req()).await;
     assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::CREATED));
@@ -373,7 +374,7 @@ async fn concurrent_retries_with_one_key_run_the_request_once(s: TestServer) {
             let req = s
                 .client
                 .post(s.url("/v1/reservations"))
-                .bearer_auth(common::ADMIN_KEY)
+                .bearer_auth(crate::common::ADMIN_KEY)
                 .header("Idempotency-Key", "same")
                 .json(&body);
             let s = &s;

@@ -1,12 +1,8 @@
 //! Order capture: allocation in the same transaction, idempotency, holds, visibility by
 //! key, and no overselling under concurrency — counted in the database, not from answers.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
+use crate::common::TestServer;
 use allot_app::Role;
-use common::TestServer;
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -206,7 +202,7 @@ async fn cancellations_release_stock_at_once_and_holds_gate_release(s: TestServe
     assert_eq!(foreign.0, StatusCode::NOT_FOUND);
 
     let (status, cancelled) =
-        s.send(s.client.post(s.url(&format!("/v1/orders/{id}/cancel"))).bearer_auth(common::ADMIN_KEY)).await;
+        s.send(s.client.post(s.url(&format!("/v1/orders/{id}/cancel"))).bearer_auth(crate::common::ADMIN_KEY)).await;
     assert_eq!(status, StatusCode::OK, "{cancelled}");
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!(cancelled["fulfillment_orders"][0]["status"], "cancelled");
@@ -249,10 +245,10 @@ async fn cancellations_release_stock_at_once_and_holds_gate_release(s: TestServe
 /// capacity penalty charges it.
 async fn a_node_at_its_daily_capacity_is_passed_over_and_pressure_is_charged(s: TestServer) {
     s.seed().await;
-    let mut east = common::node_json("dc", 40.6084, -75.4902, "America/New_York", &["ship", "returns"]);
+    let mut east = crate::common::node_json("dc", 40.6084, -75.4902, "America/New_York", &["ship", "returns"]);
     east["capacity"]["orders_per_day"] = json!(2);
     assert_eq!(s.put("/v1/nodes/DC-EAST", east).await.0, StatusCode::OK);
-    let mut west = common::node_json("dc", 34.0633, -117.6509, "America/Los_Angeles", &["ship"]);
+    let mut west = crate::common::node_json("dc", 34.0633, -117.6509, "America/Los_Angeles", &["ship"]);
     west["capacity"]["orders_per_day"] = json!(4);
     assert_eq!(s.put("/v1/nodes/DC-WEST", west).await.0, StatusCode::OK);
     s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 10})).await;
@@ -291,14 +287,13 @@ async fn a_node_at_its_daily_capacity_is_passed_over_and_pressure_is_charged(s: 
 /// The counts survive a pause between refreshes longer than their 3 s re-read window (a
 /// slow query, a busy server): each refresh reads from where the previous one started.
 /// No background refresher here, so the test decides when refreshes happen.
-async fn work_made_before_a_long_pause_is_still_counted(backend: common::Backend) {
+async fn work_made_before_a_long_pause_is_still_counted(backend: crate::common::Backend) {
     let clock: std::sync::Arc<dyn allot_app::Clock> = std::sync::Arc::new(allot_app::SystemClock);
     let Some(s) = TestServer::start_with(backend, clock, false).await else {
-        eprintln!("skipped: ALLOT_TEST_DATABASE_URL is not set, PostgreSQL test not run");
         return;
     };
     s.seed().await;
-    let mut east = common::node_json("dc", 40.6084, -75.4902, "America/New_York", &["ship", "returns"]);
+    let mut east = crate::common::node_json("dc", 40.6084, -75.4902, "America/New_York", &["ship", "returns"]);
     east["capacity"]["orders_per_day"] = json!(1);
     assert_eq!(s.put("/v1/nodes/DC-EAST", east).await.0, StatusCode::OK);
     s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 10})).await;
@@ -317,12 +312,12 @@ async fn work_made_before_a_long_pause_is_still_counted(backend: common::Backend
 mod pause {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite() {
-        super::work_made_before_a_long_pause_is_still_counted(super::common::Backend::Sqlite).await;
+        super::work_made_before_a_long_pause_is_still_counted(crate::common::Backend::Sqlite).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
-        super::work_made_before_a_long_pause_is_still_counted(super::common::Backend::Postgres).await;
+        super::work_made_before_a_long_pause_is_still_counted(crate::common::Backend::Postgres).await;
     }
 }
 
