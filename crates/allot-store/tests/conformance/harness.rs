@@ -68,6 +68,20 @@ impl Db {
             Raw::Postgres(p) => sqlx::query(sql).execute(p).await?.rows_affected(),
         })
     }
+
+    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match &self.raw {
+            Raw::Sqlite(p) => Some(p),
+            Raw::Postgres(_) => None,
+        }
+    }
+
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        match &self.raw {
+            Raw::Sqlite(_) => None,
+            Raw::Postgres(p) => Some(p),
+        }
+    }
 }
 
 /// The PostgreSQL URL, or `None` (and a note) when the PostgreSQL runs are skipped.

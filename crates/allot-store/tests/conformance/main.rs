@@ -12,6 +12,9 @@
 //! Tests are deterministic: fixed times as integers, fixed ids, no sleeps. Where two
 //! transactions must interleave (PostgreSQL row locks), a bounded `timeout` turns a
 //! statement that blocks when it should not into a failure instead of a hang.
+//!
+//! `schema.rs` is the one test that needs both backends at once: the two migrated schemas
+//! must describe the same tables, columns, nullability and status values.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -25,6 +28,7 @@ mod listings;
 mod orders;
 mod positions;
 mod reservations;
+mod schema;
 mod supply;
 mod webhooks;
 
