@@ -12,8 +12,9 @@
 //!
 //! Dispatch over the backend happens here, once, through enums ([`Store`], [`Tx`]).
 //! Statements whose SQL is the same on both backends are written once and expanded for
-//! each by the `on_tx!` macro; statements that differ (row locking, bulk input) are
-//! written per backend.
+//! each by the `on_tx!` macro; statements that differ (row locking) are written per
+//! backend, and those reading rows from a JSON array parameter (bulk input) are generated
+//! for each from one column list per table (`json_rows`).
 
 mod accuracy;
 mod changes;
@@ -23,6 +24,7 @@ mod error;
 mod events;
 mod group;
 mod idempotency;
+mod json_rows;
 mod keys;
 mod nodes;
 mod orders;
