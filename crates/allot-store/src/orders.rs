@@ -12,7 +12,7 @@ use allot_core::{FoEvent, FoKind, FoStatus, NodeId, Sku, Transition};
 
 use crate::json_rows::{JsonRows, PerDialect, RowOrder, SqlType, element, given};
 use crate::positions::{POSITION_COLUMNS_PLAIN, PositionRow};
-use crate::{Result, Store, StoreError, StoredPosition, Tx, on_read, on_tx};
+use crate::{Carried, Result, Store, StoreError, StoredPosition, Tx, on_read, on_tx};
 
 /// Binds an order's columns and rows (`$1`–`$16` of the order statements: [`ORDER_VALUES`],
 /// then [`LINE_ROWS`], [`FULFILLMENT_ORDER_ROWS`], [`ALLOCATION_ROWS`] and
@@ -404,13 +404,13 @@ impl Tx {
         let rows = match (self, take) {
             // The group writer's pending savepoint goes in front, in the same call.
             (Tx::Sqlite(t), None) => {
-                let (sql, conn) = t.prefixed(ORDER_SQLITE.as_str());
+                let (sql, conn) = t.prefixed(&ORDER_SQLITE);
                 let rows = order_query!(sql).fetch_all(conn).await;
                 rows.inspect_err(|_| t.failed())?
             }
             (Tx::Postgres(t), None) => order_query!(ORDER_POSTGRES.as_str()).fetch_all(&mut **t).await?,
             (Tx::Sqlite(t), Some((wants, now))) => {
-                let (sql, conn) = t.prefixed(ORDER_SQLITE_TAKING.as_str());
+                let (sql, conn) = t.prefixed(&ORDER_SQLITE_TAKING);
                 let rows = order_query!(sql).bind(wants_json(wants)).bind(now).fetch_all(conn).await;
                 rows.inspect_err(|_| t.failed())?
             }
@@ -463,16 +463,18 @@ fn wants_json(wants: &Wants) -> String {
 
 /// An order with its rows in one statement (SQLite): migration 0012's view, whose trigger
 /// inserts the order, its lines, fulfillment orders, allocations and events (in the order
-/// given) from `$1`–`$16`.
-static ORDER_SQLITE: LazyLock<String> = LazyLock::new(|| {
+/// given) from `$1`–`$16`. The group writer's pending savepoint goes in front.
+static ORDER_SQLITE: Carried = Carried::new(sqlite_order);
+
+/// [`ORDER_SQLITE`], then the stock: parameters from `$17` (see [`sqlite_take`]).
+static ORDER_SQLITE_TAKING: Carried = Carried::new(|| format!("{}; {}", sqlite_order(), sqlite_take(17)));
+
+fn sqlite_order() -> String {
     format!(
         "INSERT INTO order_writes ({ORDER_COLUMNS}, lines, fulfillment_orders, allocations, events) \
          VALUES ({ORDER_VALUES}, $13, $14, $15, $16)"
     )
-});
-
-/// [`ORDER_SQLITE`], then the stock: parameters from `$17` (see [`sqlite_take`]).
-static ORDER_SQLITE_TAKING: LazyLock<String> = LazyLock::new(|| format!("{}; {}", *ORDER_SQLITE, sqlite_take(17)));
+}
 
 /// An order's rows in one PostgreSQL statement of data-modifying CTEs ([`pg_order_rows`],
 /// then the events' insert).
