@@ -2,6 +2,7 @@
 //! they report; [`Store::events`] pages through them in order for pull consumers (and,
 //! later, the webhook and NATS relays).
 
+use crate::json_rows::{JsonRows, PerDialect, RowOrder, SqlType, element};
 use crate::{Result, Store, Tx, on_read, on_tx};
 
 /// An event to write.
@@ -84,7 +85,23 @@ pub struct EventFilter {
     pub limit: i64,
 }
 
-/// The JSON array parameter of events, in the order given (see [`Tx::insert_events`]).
+/// Events as rows of a JSON array parameter ([`event_rows`] writes them in this order).
+pub(crate) const EVENT_ROWS: JsonRows = JsonRows {
+    table: "events",
+    columns: &[
+        element("event_id", SqlType::Text),
+        element("type", SqlType::Text),
+        element("channel", SqlType::Text),
+        element("order_id", SqlType::Text),
+        element("node_id", SqlType::Text),
+        element("at_ms", SqlType::BigInt),
+        element("version", SqlType::Int),
+        element("data", SqlType::Text),
+        element("actor", SqlType::Text),
+    ],
+};
+
+/// The JSON array parameter of events, in the order given ([`EVENT_ROWS`]).
 pub(crate) fn event_rows(events: &[NewEvent]) -> String {
     serde_json::Value::from(
         events
@@ -113,20 +130,9 @@ impl Tx {
         if events.is_empty() {
             return Ok(());
         }
+        static INSERT: PerDialect = PerDialect::new(|d| EVENT_ROWS.insert(d, "$1", &[], RowOrder::AsGiven));
         let rows = event_rows(events);
-        let sql = match self {
-            Tx::Sqlite(_) => {
-                "INSERT INTO events (event_id, type, channel, order_id, node_id, at_ms, version, data, actor) \
-                 SELECT v.value ->> 0, v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4, v.value ->> 5, \
-                   v.value ->> 6, v.value ->> 7, v.value ->> 8 FROM json_each($1) AS v ORDER BY v.key"
-            }
-            Tx::Postgres(_) => {
-                "INSERT INTO events (event_id, type, channel, order_id, node_id, at_ms, version, data, actor) \
-                 SELECT v ->> 0, v ->> 1, v ->> 2, v ->> 3, v ->> 4, (v ->> 5)::bigint, (v ->> 6)::int, v ->> 7, \
-                   v ->> 8 \
-                 FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t (v, n) ORDER BY n"
-            }
-        };
+        let sql = INSERT.get(self.dialect());
         on_tx!(self, |conn| {
             sqlx::query(sql).bind(&rows).execute(conn).await?;
         });

@@ -52,11 +52,11 @@ enum Savepoint {
 impl Savepoint {
     /// The next command's savepoint and the statement that opens it, releasing the one
     /// left open (if any) in the same statement.
-    fn next(open: Option<Savepoint>) -> (Savepoint, &'static str) {
+    fn next(open: Option<Savepoint>) -> (Savepoint, Opening) {
         match open {
-            None => (Savepoint::A, "SAVEPOINT command_a"),
-            Some(Savepoint::A) => (Savepoint::B, "RELEASE command_a; SAVEPOINT command_b"),
-            Some(Savepoint::B) => (Savepoint::A, "RELEASE command_b; SAVEPOINT command_a"),
+            None => (Savepoint::A, Opening::A),
+            Some(Savepoint::A) => (Savepoint::B, Opening::BAfterA),
+            Some(Savepoint::B) => (Savepoint::A, Opening::AAfterB),
         }
     }
 
@@ -64,6 +64,28 @@ impl Savepoint {
         match self {
             Savepoint::A => "ROLLBACK TO command_a; RELEASE command_a",
             Savepoint::B => "ROLLBACK TO command_b; RELEASE command_b",
+        }
+    }
+}
+
+/// The statement that opens a command's savepoint: one of three fixed texts, so a
+/// statement that carries it in front ([`crate::Carried`]) has three prefixed texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Opening {
+    /// The group's first savepoint.
+    A,
+    /// After a kept command in `command_a`.
+    BAfterA,
+    /// After a kept command in `command_b`.
+    AAfterB,
+}
+
+impl Opening {
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            Opening::A => "SAVEPOINT command_a",
+            Opening::BAfterA => "RELEASE command_a; SAVEPOINT command_b",
+            Opening::AAfterB => "RELEASE command_b; SAVEPOINT command_a",
         }
     }
 }
@@ -255,7 +277,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{DbConfig, on_tx};
+    use crate::{Carried, DbConfig, on_tx};
 
     /// What a test command does in the group's transaction.
     #[derive(Debug, Clone, Copy)]
@@ -278,10 +300,11 @@ mod tests {
         [Does::Keep, Does::KeepCarried, Does::RollBack, Does::FailAfterWrite, Does::FailCarried, Does::Nothing];
 
     async fn insert(tx: &mut Tx, key: &str, carried: bool) -> Result<()> {
-        static SQL: &str = "INSERT INTO group_test (k) VALUES ($1)";
+        const SQL: &str = "INSERT INTO group_test (k) VALUES ($1)";
+        static CARRIED: Carried = Carried::new(|| SQL.to_owned());
         match tx {
             Tx::Sqlite(t) if carried => {
-                let (sql, conn) = t.prefixed(SQL);
+                let (sql, conn) = t.prefixed(&CARRIED);
                 let done = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(key).execute(conn).await;
                 done.inspect_err(|_| t.failed())?;
             }
@@ -356,5 +379,24 @@ mod tests {
         store.close().await;
         let _ = std::fs::remove_dir_all(dir);
         Ok(())
+    }
+
+    /// A statement's texts are made once, each by content: the text alone, and after each
+    /// savepoint statement in the same call.
+    #[test]
+    fn a_carried_statement_has_one_text_per_pending_savepoint() {
+        static FIRST: Carried = Carried::new(|| "SELECT 1".to_owned());
+        static SECOND: Carried = Carried::new(|| "SELECT 2".to_owned());
+        let cases = [
+            (None, "SELECT 1"),
+            (Some(Opening::A), "SAVEPOINT command_a; SELECT 1"),
+            (Some(Opening::BAfterA), "RELEASE command_a; SAVEPOINT command_b; SELECT 1"),
+            (Some(Opening::AAfterB), "RELEASE command_b; SAVEPOINT command_a; SELECT 1"),
+        ];
+        for (pending, text) in cases {
+            assert_eq!(FIRST.text(pending), text);
+            assert!(std::ptr::eq(FIRST.text(pending), FIRST.text(pending)), "built once, not per call");
+            assert_eq!(SECOND.text(pending), text.replace("SELECT 1", "SELECT 2"));
+        }
     }
 }

@@ -12,8 +12,9 @@
 //!
 //! Dispatch over the backend happens here, once, through enums ([`Store`], [`Tx`]).
 //! Statements whose SQL is the same on both backends are written once and expanded for
-//! each by the `on_tx!` macro; statements that differ (row locking, bulk input) are
-//! written per backend.
+//! each by the `on_tx!` macro; statements that differ (row locking) are written per
+//! backend, and those reading rows from a JSON array parameter (bulk input) are generated
+//! for each from one column list per table (`json_rows`).
 
 mod accuracy;
 mod changes;
@@ -23,6 +24,7 @@ mod error;
 mod events;
 mod group;
 mod idempotency;
+mod json_rows;
 mod keys;
 mod nodes;
 mod orders;
@@ -129,7 +131,7 @@ pub enum Tx {
 pub struct SqliteTx {
     tx: sqlx::Transaction<'static, Sqlite>,
     /// The savepoint statement still to run before anything else.
-    pending: Option<&'static str>,
+    pending: Option<group::Opening>,
     /// The last [`SqliteTx::prefixed`] statement carried the pending savepoint.
     carried: bool,
     /// A statement carrying the pending savepoint failed: whether the savepoint is open is
@@ -145,8 +147,8 @@ impl SqliteTx {
     /// The connection, with a pending savepoint statement run first.
     pub(crate) async fn conn(&mut self) -> Result<&mut sqlx::SqliteConnection> {
         self.carried = false;
-        if let Some(sql) = self.pending.take()
-            && let Err(e) = sqlx::query(sql).execute(&mut *self.tx).await
+        if let Some(opening) = self.pending.take()
+            && let Err(e) = sqlx::query(opening.sql()).execute(&mut *self.tx).await
         {
             self.unsure = true;
             return Err(e.into());
@@ -156,23 +158,11 @@ impl SqliteTx {
 
     /// `sql` with the pending savepoint statement in front (taken: the caller must run the
     /// answer as its next statement, and report a failure with [`SqliteTx::failed`]), and the
-    /// connection. The texts are made once per pair, so prepared statements are reused.
-    pub(crate) fn prefixed(&mut self, sql: &'static str) -> (&'static str, &mut sqlx::SqliteConnection) {
-        self.carried = self.pending.is_some();
-        let sql = match self.pending.take() {
-            None => sql,
-            Some(prefix) => {
-                type Texts = std::collections::HashMap<(usize, usize, usize), &'static str>;
-                static TEXTS: std::sync::LazyLock<std::sync::Mutex<Texts>> = std::sync::LazyLock::new(Default::default);
-                let mut texts = TEXTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                // Keyed by address (and length): both are 'static texts from a fixed set,
-                // so this holds a bounded number of leaked strings.
-                *texts
-                    .entry((prefix.as_ptr() as usize, sql.as_ptr() as usize, sql.len()))
-                    .or_insert_with(|| Box::leak(format!("{prefix}; {sql}").into_boxed_str()))
-            }
-        };
-        (sql, &mut *self.tx)
+    /// connection.
+    pub(crate) fn prefixed(&mut self, sql: &'static Carried) -> (&'static str, &mut sqlx::SqliteConnection) {
+        let pending = self.pending.take();
+        self.carried = pending.is_some();
+        (sql.text(pending), &mut *self.tx)
     }
 
     /// A statement from [`SqliteTx::prefixed`] failed.
@@ -180,9 +170,9 @@ impl SqliteTx {
         self.unsure |= self.carried;
     }
 
-    /// Leaves `sql` (a savepoint statement) to run before the next statement.
-    pub(crate) fn defer(&mut self, sql: &'static str) {
-        (self.pending, self.carried, self.unsure) = (Some(sql), false, false);
+    /// Leaves the statement opening a savepoint to run before the next statement.
+    pub(crate) fn defer(&mut self, opening: group::Opening) {
+        (self.pending, self.carried, self.unsure) = (Some(opening), false, false);
     }
 
     /// After a command: whether the deferred statement ran (or was sent and failed), and
@@ -190,6 +180,38 @@ impl SqliteTx {
     pub(crate) fn settle(&mut self) -> (bool, bool) {
         let ran = self.pending.take().is_none();
         (ran, self.unsure)
+    }
+}
+
+/// A statement that may carry a pending savepoint statement in front of it
+/// ([`SqliteTx::prefixed`]): its text alone and after each of the three savepoint
+/// statements ([`group::Opening`]), made once. Declared as a `static` per statement, so each
+/// text is built once and sqlx reuses its prepared statement.
+pub(crate) struct Carried {
+    build: fn() -> String,
+    texts: std::sync::OnceLock<(String, [String; 3])>,
+}
+
+impl Carried {
+    pub(crate) const fn new(build: fn() -> String) -> Carried {
+        Carried { build, texts: std::sync::OnceLock::new() }
+    }
+
+    /// The text, after `pending` when one is given.
+    pub(crate) fn text(&self, pending: Option<group::Opening>) -> &str {
+        use group::Opening;
+        let (alone, [a, b_after_a, a_after_b]) = self.texts.get_or_init(|| {
+            let sql = (self.build)();
+            let after = |opening: Opening| format!("{}; {sql}", opening.sql());
+            let carried = [after(Opening::A), after(Opening::BAfterA), after(Opening::AAfterB)];
+            (sql, carried)
+        });
+        match pending {
+            None => alone,
+            Some(Opening::A) => a,
+            Some(Opening::BAfterA) => b_after_a,
+            Some(Opening::AAfterB) => a_after_b,
+        }
     }
 }
 

@@ -5,14 +5,18 @@
 //! PostgreSQL, across servers) can never allocate more than there is. The `CHECK`
 //! constraints of `positions` are the second guard.
 
+use std::sync::LazyLock;
+
 use allot_core::fulfillment::next;
 use allot_core::{FoEvent, FoKind, FoStatus, NodeId, Sku, Transition};
 
+use crate::json_rows::{JsonRows, PerDialect, RowOrder, SqlType, element, given};
 use crate::positions::{POSITION_COLUMNS_PLAIN, PositionRow};
-use crate::{Result, Store, StoreError, StoredPosition, Tx, on_read, on_tx};
+use crate::{Carried, Result, Store, StoreError, StoredPosition, Tx, on_read, on_tx};
 
-/// Binds an order's columns and rows (`$1`–`$16` of [`POSTGRES`] and of SQLite's order
-/// statement).
+/// Binds an order's columns and rows (`$1`–`$16` of the order statements: [`ORDER_VALUES`],
+/// then [`LINE_ROWS`], [`FULFILLMENT_ORDER_ROWS`], [`ALLOCATION_ROWS`] and
+/// [`crate::events::EVENT_ROWS`] as JSON arrays, [`order_rows`]).
 macro_rules! bind_order {
     ($query:expr, $o:expr, $lines:expr, $fos:expr, $allocs:expr, $events:expr) => {
         $query
@@ -176,6 +180,57 @@ const SHIPMENT_COLUMNS: &str = "shipment_id, fulfillment_order_id, order_id, nod
 type OrderRow = (String, String, String, String, String, String, String, String, String, i64, String, i64);
 const ORDER_COLUMNS: &str = "order_id, channel, external_id, request_hash, status, holds, document, decision, \
      policy_name, policy_version, policy_hash, created_at_ms";
+/// The parameters of [`ORDER_COLUMNS`] in the order statements.
+const ORDER_VALUES: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12";
+
+/// An order's lines as the order statements read them (`$13`, the order's id `$1`): the
+/// arrays [`order_rows`] writes.
+const LINE_ROWS: JsonRows = JsonRows {
+    table: "order_lines",
+    columns: &[
+        given("order_id"),
+        element("line_id", SqlType::Text),
+        element("sku", SqlType::Text),
+        element("quantity", SqlType::BigInt),
+        element("allocated", SqlType::BigInt),
+        element("backordered", SqlType::BigInt),
+        element("unfilled", SqlType::BigInt),
+        element("cancelled", SqlType::BigInt),
+        element("status", SqlType::Text),
+        element("promised_date", SqlType::Text),
+        element("promised_ready_at_ms", SqlType::BigInt),
+    ],
+};
+
+/// Fulfillment orders of one order (its id given), as [`fulfillment_rows`] writes them.
+const FULFILLMENT_ORDER_ROWS: JsonRows = JsonRows {
+    table: "fulfillment_orders",
+    columns: &[
+        element("fulfillment_order_id", SqlType::Text),
+        given("order_id"),
+        element("node_id", SqlType::Text),
+        element("kind", SqlType::Text),
+        element("attempt", SqlType::BigInt),
+        element("status", SqlType::Text),
+        element("created_at_ms", SqlType::BigInt),
+        element("released_at_ms", SqlType::BigInt),
+        element("updated_at_ms", SqlType::BigInt),
+        element("due_date", SqlType::Text),
+    ],
+};
+
+/// Allocations of one order (its id given), as [`fulfillment_rows`] writes them.
+const ALLOCATION_ROWS: JsonRows = JsonRows {
+    table: "allocations",
+    columns: &[
+        given("order_id"),
+        element("line_id", SqlType::Text),
+        element("node_id", SqlType::Text),
+        element("sku", SqlType::Text),
+        element("quantity", SqlType::BigInt),
+        element("fulfillment_order_id", SqlType::Text),
+    ],
+};
 
 /// Reads an order and its parts with one executor expression (a pool, or a transaction's
 /// connection as `&mut *conn`): six statements, a seventh when lines are backordered.
@@ -267,26 +322,6 @@ fn status_list(keep: impl Fn(FoStatus) -> bool) -> String {
     FoStatus::ALL.into_iter().filter(|s| keep(*s)).map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",")
 }
 
-impl Store {
-    /// `IN (…)` over the text values of a JSON array bound as parameter `$n`.
-    pub(crate) fn in_text_array(&self, n: u8) -> String {
-        match self {
-            Store::Sqlite(_) => format!("IN (SELECT value FROM json_each(${n}))"),
-            Store::Postgres(_) => format!("IN (SELECT jsonb_array_elements_text(${n}::jsonb))"),
-        }
-    }
-}
-
-impl Tx {
-    /// As [`Store::in_text_array`], inside a transaction.
-    pub(crate) fn in_text_array(&self, n: u8) -> String {
-        match self {
-            Tx::Sqlite(_) => format!("IN (SELECT value FROM json_each(${n}))"),
-            Tx::Postgres(_) => format!("IN (SELECT jsonb_array_elements_text(${n}::jsonb))"),
-        }
-    }
-}
-
 impl Tx {
     /// Takes several positions' stock at once, each all or nothing: one statement for
     /// every (node, SKU) → units in `wants`. Answers the positions written; a position
@@ -353,21 +388,6 @@ impl Tx {
         events: &[crate::NewEvent],
         take: Option<(&Wants, i64)>,
     ) -> Result<Vec<StoredPosition>> {
-        // One statement: migration 0012's view, whose trigger inserts the order, its lines,
-        // fulfillment orders, allocations and events (in the order given).
-        const SQLITE: &str = "INSERT INTO order_writes (order_id, channel, external_id, request_hash, status, \
-               holds, document, decision, policy_name, policy_version, policy_hash, created_at_ms, lines, \
-               fulfillment_orders, allocations, events) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
-
-        // The stock, appended to the above: parameters from `$17` (see [`sqlite_take`],
-        // [`pg_take`]).
-        static SQLITE_TAKING: std::sync::LazyLock<String> =
-            std::sync::LazyLock::new(|| format!("{SQLITE}; {}", sqlite_take(17)));
-        static POSTGRES_TAKING: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            let inserts = replace_once(POSTGRES, ") INSERT INTO events", "), e AS (INSERT INTO events");
-            format!("{inserts}), {} {}", pg_wanted_locked(17), pg_take(17))
-        });
         let (lines, fos, allocs, events) = order_rows(o, events);
         macro_rules! order_query {
             ($sql:expr) => {
@@ -384,19 +404,25 @@ impl Tx {
         let rows = match (self, take) {
             // The group writer's pending savepoint goes in front, in the same call.
             (Tx::Sqlite(t), None) => {
-                let (sql, conn) = t.prefixed(SQLITE);
+                let (sql, conn) = t.prefixed(&ORDER_SQLITE);
                 let rows = order_query!(sql).fetch_all(conn).await;
                 rows.inspect_err(|_| t.failed())?
             }
-            (Tx::Postgres(t), None) => order_query!(POSTGRES).fetch_all(&mut **t).await?,
+            (Tx::Postgres(t), None) => order_query!(ORDER_POSTGRES.as_str()).fetch_all(&mut **t).await?,
             (Tx::Sqlite(t), Some((wants, now))) => {
-                let (sql, conn) = t.prefixed(SQLITE_TAKING.as_str());
+                let (sql, conn) = t.prefixed(&ORDER_SQLITE_TAKING);
                 let rows = order_query!(sql).bind(wants_json(wants)).bind(now).fetch_all(conn).await;
                 rows.inspect_err(|_| t.failed())?
             }
             (Tx::Postgres(t), Some((wants, now))) => {
                 let (n, sk, q) = wants_arrays(wants);
-                order_query!(POSTGRES_TAKING.as_str()).bind(n).bind(sk).bind(q).bind(now).fetch_all(&mut **t).await?
+                order_query!(ORDER_POSTGRES_TAKING.as_str())
+                    .bind(n)
+                    .bind(sk)
+                    .bind(q)
+                    .bind(now)
+                    .fetch_all(&mut **t)
+                    .await?
             }
         };
         rows.into_iter().map(StoredPosition::try_from).collect()
@@ -412,27 +438,10 @@ impl Tx {
         if fos.is_empty() && allocations.is_empty() {
             return Ok(());
         }
+        static FOS: PerDialect = PerDialect::new(|d| FULFILLMENT_ORDER_ROWS.insert(d, "$2", &["$1"], RowOrder::Any));
+        static ALLOCS: PerDialect = PerDialect::new(|d| ALLOCATION_ROWS.insert(d, "$2", &["$1"], RowOrder::Any));
         let (fos, allocs) = fulfillment_rows(fos, allocations);
-        let (fos_sql, allocs_sql) = match self {
-            Tx::Sqlite(_) => (
-                "INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, kind, attempt, status, \
-                   created_at_ms, released_at_ms, updated_at_ms, due_date) SELECT v.value ->> 0, $1, \
-                   v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4, v.value ->> 5, v.value ->> 6, \
-                   v.value ->> 7, v.value ->> 8 FROM json_each($2) AS v",
-                "INSERT INTO allocations (order_id, line_id, node_id, sku, quantity, fulfillment_order_id) \
-                   SELECT $1, v.value ->> 0, v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4 \
-                   FROM json_each($2) AS v",
-            ),
-            Tx::Postgres(_) => (
-                "INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, kind, attempt, status, \
-                   created_at_ms, released_at_ms, updated_at_ms, due_date) SELECT v ->> 0, $1, v ->> 1, \
-                   v ->> 2, (v ->> 3)::bigint, v ->> 4, (v ->> 5)::bigint, (v ->> 6)::bigint, (v ->> 7)::bigint, \
-                   v ->> 8 FROM jsonb_array_elements($2::jsonb) AS v",
-                "INSERT INTO allocations (order_id, line_id, node_id, sku, quantity, fulfillment_order_id) \
-                   SELECT $1, v ->> 0, v ->> 1, v ->> 2, (v ->> 3)::bigint, v ->> 4 \
-                   FROM jsonb_array_elements($2::jsonb) AS v",
-            ),
-        };
+        let (fos_sql, allocs_sql) = (FOS.get(self.dialect()), ALLOCS.get(self.dialect()));
         on_tx!(self, |conn| {
             sqlx::query(fos_sql).bind(order_id).bind(&fos).execute(&mut *conn).await?;
             if !allocations.is_empty() {
@@ -452,26 +461,50 @@ fn wants_json(wants: &Wants) -> String {
     serde_json::Value::from(rows.collect::<Vec<_>>()).to_string()
 }
 
-/// An order's rows in one PostgreSQL statement of data-modifying CTEs (`o`, `l`, `f`, `a`,
-/// then the events' insert): `$1`–`$12` the order's columns, `$13`–`$16` its lines,
-/// fulfillment orders, allocations and events as JSON arrays ([`order_rows`]).
-const POSTGRES: &str = "WITH o AS (INSERT INTO orders (order_id, channel, external_id, request_hash, status, \
-       holds, document, decision, policy_name, policy_version, policy_hash, created_at_ms) \
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)), \
-     l AS (INSERT INTO order_lines (order_id, line_id, sku, quantity, allocated, backordered, unfilled, \
-       cancelled, status, promised_date, promised_ready_at_ms) SELECT $1, v ->> 0, v ->> 1, \
-       (v ->> 2)::bigint, (v ->> 3)::bigint, (v ->> 4)::bigint, (v ->> 5)::bigint, (v ->> 6)::bigint, \
-       v ->> 7, v ->> 8, (v ->> 9)::bigint FROM jsonb_array_elements($13::jsonb) AS v), \
-     f AS (INSERT INTO fulfillment_orders (fulfillment_order_id, order_id, node_id, kind, attempt, status, \
-       created_at_ms, released_at_ms, updated_at_ms, due_date) SELECT v ->> 0, $1, v ->> 1, \
-       v ->> 2, (v ->> 3)::bigint, v ->> 4, (v ->> 5)::bigint, (v ->> 6)::bigint, (v ->> 7)::bigint, \
-       v ->> 8 FROM jsonb_array_elements($14::jsonb) AS v), \
-     a AS (INSERT INTO allocations (order_id, line_id, node_id, sku, quantity, fulfillment_order_id) \
-       SELECT $1, v ->> 0, v ->> 1, v ->> 2, (v ->> 3)::bigint, v ->> 4 \
-       FROM jsonb_array_elements($15::jsonb) AS v) \
-     INSERT INTO events (event_id, type, channel, order_id, node_id, at_ms, version, data, actor) \
-       SELECT v ->> 0, v ->> 1, v ->> 2, v ->> 3, v ->> 4, (v ->> 5)::bigint, (v ->> 6)::int, v ->> 7, \
-       v ->> 8 FROM jsonb_array_elements($16::jsonb) WITH ORDINALITY AS t (v, n) ORDER BY n";
+/// An order with its rows in one statement (SQLite): migration 0012's view, whose trigger
+/// inserts the order, its lines, fulfillment orders, allocations and events (in the order
+/// given) from `$1`–`$16`. The group writer's pending savepoint goes in front.
+static ORDER_SQLITE: Carried = Carried::new(sqlite_order);
+
+/// [`ORDER_SQLITE`], then the stock: parameters from `$17` (see [`sqlite_take`]).
+static ORDER_SQLITE_TAKING: Carried = Carried::new(|| format!("{}; {}", sqlite_order(), sqlite_take(17)));
+
+fn sqlite_order() -> String {
+    format!(
+        "INSERT INTO order_writes ({ORDER_COLUMNS}, lines, fulfillment_orders, allocations, events) \
+         VALUES ({ORDER_VALUES}, $13, $14, $15, $16)"
+    )
+}
+
+/// An order's rows in one PostgreSQL statement of data-modifying CTEs ([`pg_order_rows`],
+/// then the events' insert).
+static ORDER_POSTGRES: LazyLock<String> =
+    LazyLock::new(|| format!("WITH {} {}", pg_order_rows(&format!("VALUES ({ORDER_VALUES})")), pg_order_events()));
+
+/// [`ORDER_POSTGRES`], then the stock: parameters from `$17` (see [`pg_wanted_locked`],
+/// [`pg_take`]).
+static ORDER_POSTGRES_TAKING: LazyLock<String> = LazyLock::new(|| {
+    let order = pg_order_rows(&format!("VALUES ({ORDER_VALUES})"));
+    format!("WITH {order}, e AS ({}), {} {}", pg_order_events(), pg_wanted_locked(17), pg_take(17))
+});
+
+/// An order's rows as data-modifying CTEs (PostgreSQL): `o` inserts the order's columns
+/// from `order` (a `VALUES` list or a `SELECT`), then `l`, `f`, `a` its lines, fulfillment
+/// orders and allocations from `$13`–`$15`.
+fn pg_order_rows(order: &str) -> String {
+    let d = crate::json_rows::Dialect::Postgres;
+    format!(
+        "o AS (INSERT INTO orders ({ORDER_COLUMNS}) {order}), l AS ({}), f AS ({}), a AS ({})",
+        LINE_ROWS.insert(d, "$13", &["$1"], RowOrder::Any),
+        FULFILLMENT_ORDER_ROWS.insert(d, "$14", &["$1"], RowOrder::Any),
+        ALLOCATION_ROWS.insert(d, "$15", &["$1"], RowOrder::Any)
+    )
+}
+
+/// An order's events from `$16`, in the order given (PostgreSQL).
+fn pg_order_events() -> String {
+    crate::events::EVENT_ROWS.insert(crate::json_rows::Dialect::Postgres, "$16", &[], RowOrder::AsGiven)
+}
 
 /// Takes the wanted units from every position that covers them, returning those
 /// positions (SQLite): `$first` the wanted units as JSON ([`wants_json`]), `$first+1` now.
@@ -515,16 +548,9 @@ fn pg_take(first: usize) -> String {
     )
 }
 
-/// `text` with `from` replaced once; panics if `from` is absent — these build fixed
-/// statements, and a silently unchanged one would lose what the edit adds (a test of each
-/// statement hits it at once).
-fn replace_once(text: &str, from: &str, to: &str) -> String {
-    assert!(text.contains(from), "statement text changed: {from:?} not found");
-    text.replacen(from, to, 1)
-}
-
 /// An order's lines, fulfillment orders, allocations and events as the JSON arrays the
-/// order statements read.
+/// order statements read ([`LINE_ROWS`], [`FULFILLMENT_ORDER_ROWS`], [`ALLOCATION_ROWS`],
+/// [`crate::events::EVENT_ROWS`]).
 fn order_rows(o: &StoredOrder, events: &[crate::NewEvent]) -> (String, String, String, String) {
     let lines = serde_json::Value::from(
         o.lines
@@ -575,24 +601,13 @@ impl Store {
         now_ms: i64,
         note: &str,
     ) -> Result<AtOnce> {
-        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            let rows = replace_once(
-                POSTGRES.strip_prefix("WITH ").unwrap_or(POSTGRES),
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
-                 FROM (SELECT count(*) AS n FROM take) AS t, (SELECT pg_notify($21, $22)) AS note \
-                 WHERE allot_all_taken(t.n, cardinality($17::text[]))",
-            );
-            let rows = replace_once(&rows, ") INSERT INTO events", "), e AS (INSERT INTO events");
-            format!("WITH {}, take AS ({}), {rows}) SELECT * FROM take", pg_wanted_locked(17), pg_take(17))
-        });
         let Store::Postgres(pg) = self else {
             return Err(StoreError::BadConfig("one-statement placement is PostgreSQL's".to_owned()));
         };
         let (lines, fos, allocs, rows) = order_rows(o, events);
         let (n, sk, q) = wants_arrays(wants);
         let taken = bind_order!(
-            sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(SQL.as_str())),
+            sqlx::query_as::<_, PositionRow>(sqlx::AssertSqlSafe(ORDER_AT_ONCE.as_str())),
             o,
             &lines,
             &fos,
@@ -614,6 +629,22 @@ impl Store {
         }
     }
 }
+
+/// [`Store::place_order_at_once`]'s statement: the stock first (`$17`–`$20`), then the
+/// order's rows, whose `o` inserts the order only if every position covered its units, with
+/// the change note (`$21`, `$22`).
+static ORDER_AT_ONCE: LazyLock<String> = LazyLock::new(|| {
+    let order = pg_order_rows(&format!(
+        "SELECT {ORDER_VALUES} FROM (SELECT count(*) AS n FROM take) AS t, (SELECT pg_notify($21, $22)) AS note \
+         WHERE allot_all_taken(t.n, cardinality($17::text[]))"
+    ));
+    format!(
+        "WITH {}, take AS ({}), {order}, e AS ({}) SELECT * FROM take",
+        pg_wanted_locked(17),
+        pg_take(17),
+        pg_order_events()
+    )
+});
 
 /// Wanted units per position as three array parameters: nodes, SKUs, units (PostgreSQL).
 fn wants_arrays(wants: &Wants) -> (Vec<String>, Vec<String>, Vec<i64>) {
@@ -1041,7 +1072,7 @@ impl Store {
     /// orders and allocations (three more statements for the whole page).
     pub async fn list_orders(&self, f: &OrderFilter) -> Result<Vec<OrderSummary>> {
         let ids_param = |ids: &[String]| serde_json::Value::from(ids.to_vec()).to_string();
-        let in_ids = self.in_text_array(1);
+        let in_ids = self.dialect().in_array(1, SqlType::Text);
         let mut filter = Conditions::default();
         filter
             .when(f.channel.is_some(), "o.channel = $a")
@@ -1156,7 +1187,7 @@ impl Store {
     /// order is creation order; until promised dates exist (issue 5) the oldest
     /// fulfillment order is the one with the oldest promise.
     pub async fn list_fulfillment_orders(&self, f: &FulfillmentOrderFilter) -> Result<Vec<FulfillmentOrderEntry>> {
-        let in_ids = self.in_text_array(1);
+        let in_ids = self.dialect().in_array(1, SqlType::Text);
         let mut filter = Conditions::default();
         filter
             .when(f.node_id.is_some(), "node_id = $a")
@@ -1333,7 +1364,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<(String, Option<String>)>> {
         let param = serde_json::Value::from(skus.to_vec()).to_string();
-        let in_skus = self.in_text_array(1);
+        let in_skus = self.dialect().in_array(1, SqlType::Text);
         let rows = on_read!(self, |pool| {
             sqlx::query_as::<_, (String, Option<String>)>(sqlx::AssertSqlSafe(format!(
                 "SELECT order_id, p FROM (SELECT order_id, MIN(promised_date) AS p FROM order_lines \
@@ -1380,5 +1411,125 @@ impl Store {
             .await?
         });
         Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EVENT_ROWS;
+    use crate::json_rows::Dialect;
+
+    /// SQLite writes an order's rows through migration 0012's trigger, whose SQL a migration
+    /// fixes: it must read each row's array as the layouts spell it (so, as [`order_rows`]
+    /// writes it). Read from a migrated database, so a later migration that replaces the
+    /// trigger is what is checked.
+    #[tokio::test]
+    async fn sqlites_order_trigger_reads_rows_as_the_layouts_spell_them() {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("allot-trigger-{}-{nanos}", std::process::id()));
+        let store = Store::open(&crate::DbConfig::Sqlite { path: dir.join("allot.db") }).await.unwrap();
+        let trigger: String = on_read!(&store, |pool| {
+            sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'order_writes_insert'")
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        });
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+        let trigger = trigger.split_whitespace().collect::<Vec<_>>().join(" ");
+        let reads = [
+            LINE_ROWS.insert(Dialect::Sqlite, "NEW.lines", &["NEW.order_id"], RowOrder::Any),
+            FULFILLMENT_ORDER_ROWS.insert(Dialect::Sqlite, "NEW.fulfillment_orders", &["NEW.order_id"], RowOrder::Any),
+            ALLOCATION_ROWS.insert(Dialect::Sqlite, "NEW.allocations", &["NEW.order_id"], RowOrder::Any),
+            EVENT_ROWS.insert(Dialect::Sqlite, "NEW.events", &[], RowOrder::AsGiven),
+        ];
+        for read in reads {
+            assert!(trigger.contains(&format!("{read};")), "the trigger does not read\n{read}\nbut\n{trigger}");
+        }
+    }
+
+    /// Every array [`order_rows`] writes holds as many values as its layout reads.
+    #[test]
+    fn order_rows_carry_as_many_values_as_their_layouts_read() {
+        let line = OrderLineRow {
+            line_id: "1".to_owned(),
+            sku: "SKU-1".to_owned(),
+            quantity: 1,
+            allocated: 1,
+            backordered: 0,
+            unfilled: 0,
+            cancelled: 0,
+            shipped: 0,
+            delivered: 0,
+            status: "allocated".to_owned(),
+            promised_date: None,
+            promised_ready_at_ms: None,
+            jeopardy: None,
+            upgraded_service_level: None,
+        };
+        let fo = FulfillmentOrderRow {
+            fulfillment_order_id: "fo_1".to_owned(),
+            order_id: "ord_1".to_owned(),
+            node_id: "DC-1".to_owned(),
+            kind: "ship".to_owned(),
+            attempt: 1,
+            status: "released".to_owned(),
+            reason: None,
+            created_at_ms: 0,
+            released_at_ms: Some(0),
+            updated_at_ms: 0,
+            due_date: "1970-01-01".to_owned(),
+        };
+        let allocation = AllocationRow {
+            line_id: "1".to_owned(),
+            node_id: "DC-1".to_owned(),
+            sku: "SKU-1".to_owned(),
+            quantity: 1,
+            fulfillment_order_id: "fo_1".to_owned(),
+            picked: None,
+            short: 0,
+            shipped: 0,
+        };
+        let order = StoredOrder {
+            order_id: "ord_1".to_owned(),
+            channel: "web".to_owned(),
+            external_id: "W-1".to_owned(),
+            request_hash: "0".repeat(64),
+            status: "allocated".to_owned(),
+            holds: Vec::new(),
+            document: "{}".to_owned(),
+            decision: "{}".to_owned(),
+            policy_name: "builtin".to_owned(),
+            policy_version: 1,
+            policy_hash: "h".to_owned(),
+            created_at_ms: 0,
+            lines: vec![line],
+            fulfillment_orders: vec![fo],
+            allocations: vec![allocation],
+            shipments: Vec::new(),
+            attempts: Vec::new(),
+            expectations: Vec::new(),
+        };
+        let event = crate::NewEvent {
+            event_id: "evt_1".to_owned(),
+            event_type: "order.created".to_owned(),
+            channel: None,
+            order_id: None,
+            node_id: None,
+            at_ms: 0,
+            version: 1,
+            data: "{}".to_owned(),
+            actor: None,
+        };
+        let (lines, fos, allocs, events) = order_rows(&order, &[event]);
+        let width = |rows: &str| {
+            let rows: Vec<Vec<serde_json::Value>> = serde_json::from_str(rows).unwrap();
+            rows[0].len()
+        };
+        assert_eq!(width(&lines), LINE_ROWS.elements());
+        assert_eq!(width(&fos), FULFILLMENT_ORDER_ROWS.elements());
+        assert_eq!(width(&allocs), ALLOCATION_ROWS.elements());
+        assert_eq!(width(&events), EVENT_ROWS.elements());
     }
 }

@@ -8,13 +8,14 @@
 //! database's single write lock.
 //!
 //! Bulk statements take their keys and values as one JSON array parameter (`json_each` on
-//! SQLite, `jsonb_array_elements` on PostgreSQL): one statement for 100,000 positions
-//! instead of 100,000 round trips.
+//! SQLite, `jsonb_array_elements` on PostgreSQL; see `json_rows`): one statement for 100,000
+//! positions instead of 100,000 round trips.
 
 use allot_core::inventory::{Position, PositionCounts};
 use allot_core::{NodeId, Qty, Sku};
 use serde_json::json;
 
+use crate::json_rows::{JsonRows, PerDialect, SqlType, element, given};
 use crate::{Result, Store, StoreError, Tx, on_read, on_tx};
 
 /// A position with the version of its row (incremented on every write).
@@ -72,6 +73,25 @@ impl TryFrom<PositionRow> for StoredPosition {
         Ok(StoredPosition { position, version: r.version })
     }
 }
+
+/// Positions as rows of a JSON array parameter ([`Tx::write_positions`]); the row's version
+/// and write time are given.
+const POSITION_ROWS: JsonRows = JsonRows {
+    table: "positions",
+    columns: &[
+        element("node_id", SqlType::Text),
+        element("sku", SqlType::Text),
+        element("on_hand", SqlType::BigInt),
+        element("damaged", SqlType::BigInt),
+        element("quarantined", SqlType::BigInt),
+        element("safety_stock", SqlType::BigInt),
+        element("reserved", SqlType::BigInt),
+        element("allocated", SqlType::BigInt),
+        element("seq", SqlType::BigInt),
+        given("version"),
+        given("updated_at_ms"),
+    ],
+};
 
 fn rows_to_positions(rows: Vec<PositionRow>) -> Result<Vec<StoredPosition>> {
     rows.into_iter().map(StoredPosition::try_from).collect()
@@ -192,40 +212,22 @@ impl Tx {
                 .collect::<Vec<_>>()
         )
         .to_string();
-        const UPSERT_TAIL: &str = "ON CONFLICT (node_id, sku) DO UPDATE SET on_hand = excluded.on_hand, \
-               damaged = excluded.damaged, quarantined = excluded.quarantined, \
-               safety_stock = excluded.safety_stock, reserved = excluded.reserved, \
-               allocated = excluded.allocated, seq = excluded.seq, version = positions.version + 1, \
-               updated_at_ms = excluded.updated_at_ms \
-             RETURNING node_id, sku, version";
-        let versions: Vec<(String, String, i64)> = match self {
-            Tx::Sqlite(t) => {
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO positions (node_id, sku, on_hand, damaged, quarantined, safety_stock, reserved, \
-                       allocated, seq, version, updated_at_ms) \
-                     SELECT v.value ->> 0, v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4, \
-                       v.value ->> 5, v.value ->> 6, v.value ->> 7, v.value ->> 8, 1, $2 \
-                     FROM json_each($1) AS v WHERE true {UPSERT_TAIL}"
-                )))
-                .bind(&values)
-                .bind(now_ms)
-                .fetch_all(t.conn().await?)
-                .await?
-            }
-            Tx::Postgres(t) => {
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO positions (node_id, sku, on_hand, damaged, quarantined, safety_stock, reserved, \
-                       allocated, seq, version, updated_at_ms) \
-                     SELECT v ->> 0, v ->> 1, (v ->> 2)::bigint, (v ->> 3)::bigint, (v ->> 4)::bigint, \
-                       (v ->> 5)::bigint, (v ->> 6)::bigint, (v ->> 7)::bigint, (v ->> 8)::bigint, 1, $2 \
-                     FROM jsonb_array_elements($1::jsonb) AS v {UPSERT_TAIL}"
-                )))
-                .bind(&values)
-                .bind(now_ms)
-                .fetch_all(&mut **t)
-                .await?
-            }
-        };
+        static UPSERT: PerDialect = PerDialect::new(|d| {
+            POSITION_ROWS.upsert(
+                d,
+                "$1",
+                &["1", "$2"],
+                "ON CONFLICT (node_id, sku) DO UPDATE SET on_hand = excluded.on_hand, \
+                   damaged = excluded.damaged, quarantined = excluded.quarantined, \
+                   safety_stock = excluded.safety_stock, reserved = excluded.reserved, \
+                   allocated = excluded.allocated, seq = excluded.seq, version = positions.version + 1, \
+                   updated_at_ms = excluded.updated_at_ms \
+                 RETURNING node_id, sku, version",
+            )
+        });
+        let sql = UPSERT.get(self.dialect());
+        let versions: Vec<(String, String, i64)> =
+            on_tx!(self, |conn| sqlx::query_as(sql).bind(&values).bind(now_ms).fetch_all(conn).await?);
         if versions.len() != positions.len() {
             return Err(StoreError::corrupt(
                 "positions",

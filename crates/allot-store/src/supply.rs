@@ -6,6 +6,7 @@
 //! whenever supply or backorders of the SKU change (`replace_commitments`), so they always
 //! describe the current backlog.
 
+use crate::json_rows::{JsonRows, PerDialect, RowOrder, SqlType, element};
 use crate::{Result, Store, Tx, on_read, on_tx};
 
 /// One expected receipt.
@@ -38,6 +39,18 @@ pub struct CommitmentRow {
     pub quantity: i64,
     pub committed_at_ms: i64,
 }
+
+/// Commitments as rows of a JSON array parameter ([`Tx::replace_commitments`]).
+const COMMITMENT_ROWS: JsonRows = JsonRows {
+    table: "supply_commitments",
+    columns: &[
+        element("supply_id", SqlType::Text),
+        element("order_id", SqlType::Text),
+        element("line_id", SqlType::Text),
+        element("quantity", SqlType::BigInt),
+        element("committed_at_ms", SqlType::BigInt),
+    ],
+};
 
 /// A line's expected units as an order shows them: which supply, where, how many, when.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -164,7 +177,7 @@ impl Tx {
     /// The commitments against `supply_ids`.
     pub async fn commitments_of(&mut self, supply_ids: &[String]) -> Result<Vec<CommitmentRow>> {
         let ids = serde_json::Value::from(supply_ids.to_vec()).to_string();
-        let in_ids = self.in_text_array(1);
+        let in_ids = self.dialect().in_array(1, SqlType::Text);
         let rows = on_tx!(self, |conn| {
             sqlx::query_as::<_, CommitmentRow>(sqlx::AssertSqlSafe(format!(
                 "SELECT supply_id, order_id, line_id, quantity, committed_at_ms FROM supply_commitments \
@@ -190,26 +203,16 @@ impl Tx {
     }
 
     async fn write_commitments(&mut self, supply_ids: &[String], rows: &[CommitmentRow], replace: bool) -> Result<()> {
+        static INSERT: PerDialect = PerDialect::new(|d| COMMITMENT_ROWS.insert(d, "$1", &[], RowOrder::Any));
         let ids = serde_json::Value::from(supply_ids.to_vec()).to_string();
-        let in_ids = self.in_text_array(1);
+        let in_ids = self.dialect().in_array(1, SqlType::Text);
         let values = serde_json::Value::from(
             rows.iter()
                 .map(|c| serde_json::json!([c.supply_id, c.order_id, c.line_id, c.quantity, c.committed_at_ms]))
                 .collect::<Vec<_>>(),
         )
         .to_string();
-        let insert = match self {
-            Tx::Sqlite(_) => {
-                "INSERT INTO supply_commitments (supply_id, order_id, line_id, quantity, committed_at_ms) \
-                 SELECT v.value ->> 0, v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4 \
-                 FROM json_each($1) AS v"
-            }
-            Tx::Postgres(_) => {
-                "INSERT INTO supply_commitments (supply_id, order_id, line_id, quantity, committed_at_ms) \
-                 SELECT v ->> 0, v ->> 1, v ->> 2, (v ->> 3)::bigint, (v ->> 4)::bigint \
-                 FROM jsonb_array_elements($1::jsonb) AS v"
-            }
-        };
+        let insert = INSERT.get(self.dialect());
         on_tx!(self, |conn| {
             if replace {
                 sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM supply_commitments WHERE supply_id {in_ids}")))
@@ -268,7 +271,7 @@ impl Store {
     /// Whether any of `skus` has supply expected (one indexed probe).
     pub async fn has_open_supply(&self, skus: &[String]) -> Result<bool> {
         let param = serde_json::Value::from(skus.to_vec()).to_string();
-        let in_skus = self.in_text_array(1);
+        let in_skus = self.dialect().in_array(1, SqlType::Text);
         let found = on_read!(self, |pool| {
             sqlx::query_scalar::<_, bool>(sqlx::AssertSqlSafe(format!(
                 "SELECT EXISTS (SELECT 1 FROM inbound_supply WHERE status = 'expected' AND sku {in_skus})"

@@ -8,6 +8,7 @@
 //! records the outcome ([`Tx::finish_delivery`]). A delivery is only claimable when no
 //! earlier delivery of the same endpoint and order is still pending: per-order order.
 
+use crate::json_rows::{JsonRows, PerDialect, SqlType, element, given};
 use crate::{Result, Store, Tx, on_read, on_tx};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +56,21 @@ pub struct DeliveryRow {
 
 const DELIVERY_COLUMNS: &str =
     "webhook_id, seq, event_id, order_key, status, attempts, next_attempt_at_ms, last_error, delivered_at_ms";
+
+/// Events queued for one endpoint (`webhook_id`, status, attempts and due time given), as
+/// [`Tx::insert_deliveries`] passes them: `[seq, event id, order key]`.
+const DELIVERY_ROWS: JsonRows = JsonRows {
+    table: "webhook_deliveries",
+    columns: &[
+        given("webhook_id"),
+        element("seq", SqlType::BigInt),
+        element("event_id", SqlType::Text),
+        element("order_key", SqlType::Text),
+        given("status"),
+        given("attempts"),
+        given("next_attempt_at_ms"),
+    ],
+};
 
 /// Deliveries of one endpoint by status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -119,18 +135,10 @@ impl Tx {
             rows.iter().map(|(seq, id, key)| serde_json::json!([seq, id, key])).collect::<Vec<_>>(),
         )
         .to_string();
-        let sql = match self {
-            Tx::Sqlite(_) => {
-                "INSERT INTO webhook_deliveries (webhook_id, seq, event_id, order_key, status, attempts, \
-                   next_attempt_at_ms) SELECT $1, v.value ->> 0, v.value ->> 1, v.value ->> 2, 'pending', 0, $3 \
-                 FROM json_each($2) AS v WHERE true ON CONFLICT (webhook_id, seq) DO NOTHING"
-            }
-            Tx::Postgres(_) => {
-                "INSERT INTO webhook_deliveries (webhook_id, seq, event_id, order_key, status, attempts, \
-                   next_attempt_at_ms) SELECT $1, (v ->> 0)::bigint, v ->> 1, v ->> 2, 'pending', 0, $3 \
-                 FROM jsonb_array_elements($2::jsonb) AS v ON CONFLICT (webhook_id, seq) DO NOTHING"
-            }
-        };
+        static INSERT: PerDialect = PerDialect::new(|d| {
+            DELIVERY_ROWS.upsert(d, "$2", &["$1", "'pending'", "0", "$3"], "ON CONFLICT (webhook_id, seq) DO NOTHING")
+        });
+        let sql = INSERT.get(self.dialect());
         on_tx!(self, |conn| {
             sqlx::query(sql).bind(webhook_id).bind(&param).bind(now_ms).execute(conn).await?;
         });
@@ -325,11 +333,10 @@ impl Store {
     /// Events by `seq`.
     pub async fn events_by_seq(&self, seqs: &[i64]) -> Result<Vec<crate::StoredEvent>> {
         let param = serde_json::Value::from(seqs.to_vec()).to_string();
-        let (in_seqs, tx) = match self {
-            Store::Sqlite(_) => ("IN (SELECT value FROM json_each($1))", "0"),
-            Store::Postgres(_) => {
-                ("IN (SELECT (jsonb_array_elements_text($1::jsonb))::bigint)", "CAST(tx_id::text AS BIGINT)")
-            }
+        let in_seqs = self.dialect().in_array(1, SqlType::BigInt);
+        let tx = match self {
+            Store::Sqlite(_) => "0",
+            Store::Postgres(_) => "CAST(tx_id::text AS BIGINT)",
         };
         let rows = on_read!(self, |pool| {
             sqlx::query_as::<_, crate::StoredEvent>(sqlx::AssertSqlSafe(format!(
