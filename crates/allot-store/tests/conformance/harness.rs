@@ -85,13 +85,13 @@ impl Db {
 }
 
 /// The PostgreSQL URL, or `None` (and a note) when the PostgreSQL runs are skipped.
-/// Panics when `ALLOT_REQUIRE_POSTGRES=1` and there is no URL: CI must not pass by
+/// Panics when `ALLOT_REQUIRE_SERVICES=1` and there is no URL: CI must not pass by
 /// skipping half the suite.
 pub fn postgres_url() -> Option<String> {
     match std::env::var("ALLOT_TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("ALLOT_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
-            panic!("ALLOT_REQUIRE_POSTGRES=1 but ALLOT_TEST_DATABASE_URL is not set")
+        _ if std::env::var("ALLOT_REQUIRE_SERVICES").is_ok_and(|v| v == "1") => {
+            panic!("ALLOT_REQUIRE_SERVICES=1 but ALLOT_TEST_DATABASE_URL is not set")
         }
         _ => {
             eprintln!("skipped: ALLOT_TEST_DATABASE_URL is not set");

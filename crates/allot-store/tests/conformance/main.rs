@@ -7,7 +7,7 @@
 //! directory, and against a fresh PostgreSQL schema (dropped afterwards) when
 //! `ALLOT_TEST_DATABASE_URL` is set. Without it the PostgreSQL run prints
 //! `skipped: ALLOT_TEST_DATABASE_URL is not set` and passes, unless
-//! `ALLOT_REQUIRE_POSTGRES=1` (CI) makes a missing URL a failure.
+//! `ALLOT_REQUIRE_SERVICES=1` (CI) makes a missing URL a failure.
 //!
 //! Tests are deterministic: fixed times as integers, fixed ids, no sleeps. Where two
 //! transactions must interleave (PostgreSQL row locks), a bounded `timeout` turns a
