@@ -7,89 +7,27 @@
 //! its own writes update its read model right after commit, before it answers.
 
 use allot_core::{NodeId, Sku};
-use allot_store::{CHANGE_PAYLOAD_MAX, FeedEvent, Store, Tx};
-use serde::{Deserialize, Serialize};
+use allot_store::{FeedEvent, Store, Tx};
 
+use crate::change_note::ChangeNote;
 use crate::read_model::SharedReadModel;
 use crate::{App, Result};
-
-/// What changed, as small as possible; bigger sets degrade to coarser refreshes.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub(crate) struct ChangeNote {
-    /// The writing server's instance id (a server ignores its own notes).
-    pub src: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub nodes: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub items: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub positions: Vec<(String, String)>,
-    /// Every position of these nodes.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub node_positions: Vec<String>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub all_positions: bool,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub policies: bool,
-    /// Carriers or node calendars changed (small: all of them are re-read).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub promise_data: bool,
-}
-
-impl ChangeNote {
-    /// The JSON payload, degraded until it fits a notification.
-    pub(crate) fn payload(mut self) -> String {
-        let mut text = serde_json::to_string(&self).unwrap_or_default();
-        if text.len() > CHANGE_PAYLOAD_MAX && !self.positions.is_empty() {
-            let mut nodes: Vec<String> = self.positions.drain(..).map(|(n, _)| n).collect();
-            nodes.sort();
-            nodes.dedup();
-            self.node_positions.extend(nodes);
-            text = serde_json::to_string(&self).unwrap_or_default();
-        }
-        if text.len() > CHANGE_PAYLOAD_MAX {
-            self.node_positions.clear();
-            self.all_positions = true;
-            self.nodes.clear();
-            self.items.clear();
-            text = serde_json::to_string(&ChangeNote { src: self.src.clone(), all_positions: true, ..self.clone() })
-                .unwrap_or_default();
-            if text.len() > CHANGE_PAYLOAD_MAX {
-                text = serde_json::to_string(&ChangeNote {
-                    src: self.src,
-                    all_positions: true,
-                    policies: true,
-                    nodes: vec!["*".to_owned()],
-                    items: vec!["*".to_owned()],
-                    ..Default::default()
-                })
-                .unwrap_or_default();
-            }
-        }
-        text
-    }
-}
 
 impl App {
     pub(crate) fn change(&self) -> ChangeNote {
         ChangeNote { src: self.inner.instance.clone(), ..Default::default() }
     }
 
-    /// Queues the note in the transaction (PostgreSQL; nothing on SQLite).
-    pub(crate) async fn notify(&self, tx: &mut Tx, note: ChangeNote) -> Result<()> {
-        if self.inner.store.backend_name() == "postgres" {
-            tx.notify_change(&note.payload()).await?;
-        }
-        Ok(())
+    /// Queues the note in the transaction for other servers (PostgreSQL; the store makes it
+    /// a no-op on SQLite, where `note` is never built).
+    pub(crate) async fn notify(&self, tx: &mut Tx, note: impl FnOnce() -> ChangeNote) -> Result<()> {
+        Ok(tx.notify_change(|| note().payload()).await?)
     }
 
     /// [`App::notify`], and PostgreSQL reuses generic plans for the rest of the transaction
     /// (`Tx::notify_change_reusing_plans`: for transactions of key lookups only).
-    pub(crate) async fn notify_reusing_plans(&self, tx: &mut Tx, note: ChangeNote) -> Result<()> {
-        if self.inner.store.backend_name() == "postgres" {
-            tx.notify_change_reusing_plans(&note.payload()).await?;
-        }
-        Ok(())
+    pub(crate) async fn notify_reusing_plans(&self, tx: &mut Tx, note: impl FnOnce() -> ChangeNote) -> Result<()> {
+        Ok(tx.notify_change_reusing_plans(|| note().payload()).await?)
     }
 
     /// Starts the listener (PostgreSQL only). It ends when the store is closed.
@@ -183,18 +121,16 @@ impl App {
             self.inner.read.update(|m| positions.into_iter().for_each(|p| m.apply_position(p)));
         }
         if note.policies {
-            let mut fresh = crate::read_model::ReadModel::default();
-            crate::policies::load_into(store, &mut fresh).await?;
+            let fresh = crate::policies::load(store).await?;
             self.inner.read.update(|m| {
-                m.policies = fresh.policies;
-                m.active_policy = fresh.active_policy;
+                m.policies = fresh.latest;
+                m.active_policy = fresh.active;
             });
         }
         if note.promise_data {
-            // Calendars are read in their node's time zone: the nodes come along.
-            let mut fresh = crate::read_model::ReadModel::default();
-            fresh.nodes = self.inner.read.read().nodes.clone();
-            crate::promising::load_into(store, &mut fresh).await?;
+            // Calendars are read in their node's time zone.
+            let nodes = self.inner.read.read().nodes.clone();
+            let fresh = crate::promise_data::load(store, &nodes).await?;
             // Merged by version: a document this server wrote after the read stays.
             self.inner.read.update(|m| {
                 for (id, c) in fresh.carriers {
@@ -210,31 +146,5 @@ impl App {
             });
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn big_notes_degrade_to_coarser_refreshes_that_fit() {
-        let small = ChangeNote { src: "a".into(), positions: vec![("N1".into(), "S1".into())], ..Default::default() };
-        let back: ChangeNote = serde_json::from_str(&small.clone().payload()).unwrap();
-        assert_eq!(back, small);
-
-        let many: Vec<(String, String)> = (0..2000).map(|i| (format!("N{}", i % 7), format!("SKU-{i:05}"))).collect();
-        let note = ChangeNote { src: "a".into(), positions: many, ..Default::default() };
-        let text = note.payload();
-        assert!(text.len() <= CHANGE_PAYLOAD_MAX);
-        let back: ChangeNote = serde_json::from_str(&text).unwrap();
-        assert!(back.positions.is_empty());
-        assert_eq!(back.node_positions.len(), 7);
-
-        let huge: Vec<(String, String)> = (0..5000).map(|i| (format!("NODE-{i:05}"), "S".into())).collect();
-        let back: ChangeNote =
-            serde_json::from_str(&ChangeNote { src: "a".into(), positions: huge, ..Default::default() }.payload())
-                .unwrap();
-        assert!(back.all_positions && back.node_positions.is_empty());
     }
 }

@@ -13,7 +13,10 @@
 //! in [`crate::fulfillment`], `inventory.changed` in [`crate::inventory`].
 
 use allot_core::ChannelId;
-use allot_store::{EventFilter, NewEvent, StoredEvent, StoredOrder};
+use allot_store::{
+    CommitmentRow, EventFilter, FulfillmentOrderRow, NewEvent, ShipmentRow, StoredEvent, StoredOrder, StoredPosition,
+    SupplyRow,
+};
 use serde_json::json;
 
 use crate::{App, Result};
@@ -38,6 +41,10 @@ pub(crate) fn current_actor() -> String {
 pub fn ms_to_rfc3339(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_default()
 }
+
+/// Positions listed in one `inventory.changed` event at most; a larger write lists the
+/// first ones and says how many there were.
+pub const INVENTORY_EVENT_POSITIONS_MAX: usize = 1000;
 
 /// Payload version of every event type so far.
 pub const EVENT_VERSION: i32 = 1;
@@ -69,7 +76,7 @@ pub(crate) fn new_event(
     data: String,
 ) -> NewEvent {
     NewEvent {
-        event_id: crate::orders::new_id("evt"),
+        event_id: crate::rows::new_id("evt"),
         event_type: kind.into(),
         channel: channel.map(str::to_owned),
         order_id: order_id.map(str::to_owned),
@@ -99,6 +106,106 @@ pub(crate) fn placed_events(o: &StoredOrder, at_ms: i64) -> Vec<NewEvent> {
         events.push(order_event("order.on_hold", o, at_ms, json!({})));
     }
     events
+}
+
+/// An event about a fulfillment order: `fulfillment_order.<status>`.
+pub(crate) fn fo_event(fo: &FulfillmentOrderRow, channel: &str, at_ms: i64, extra: serde_json::Value) -> NewEvent {
+    fo_event_named(&format!("fulfillment_order.{}", fo.status), fo, channel, at_ms, extra)
+}
+
+/// An event about a fulfillment order with its own type.
+pub(crate) fn fo_event_named(
+    kind: &str,
+    fo: &FulfillmentOrderRow,
+    channel: &str,
+    at_ms: i64,
+    extra: serde_json::Value,
+) -> NewEvent {
+    let mut data = json!({
+        "fulfillment_order_id": fo.fulfillment_order_id, "order_id": fo.order_id, "node_id": fo.node_id,
+        "kind": fo.kind, "attempt": fo.attempt, "status": fo.status, "reason": fo.reason,
+    });
+    if let (Some(d), serde_json::Value::Object(more)) = (data.as_object_mut(), extra) {
+        d.extend(more);
+    }
+    new_event(kind, Some(channel), Some(&fo.order_id), Some(&fo.node_id), at_ms, data.to_string())
+}
+
+pub(crate) fn shipment_event(sh: &ShipmentRow, channel: &str, kind: &str, at_ms: i64) -> NewEvent {
+    let data = json!({
+        "shipment_id": sh.shipment_id, "fulfillment_order_id": sh.fulfillment_order_id,
+        "carrier": sh.carrier, "tracking_number": sh.tracking_number, "status": sh.status,
+        "detail": sh.detail,
+        "lines": serde_json::from_str::<serde_json::Value>(&sh.lines).unwrap_or(serde_json::Value::Null),
+    });
+    let kind = format!("shipment.{kind}");
+    new_event(kind, Some(channel), Some(&sh.order_id), Some(&sh.node_id), at_ms, data.to_string())
+}
+
+/// `order.substituted` when some of an order's units come as another SKU.
+pub(crate) fn substitution_event(o: &StoredOrder, now: i64) -> Option<allot_store::NewEvent> {
+    let subs: Vec<serde_json::Value> = o
+        .allocations
+        .iter()
+        .filter_map(|a| {
+            let line = o.lines.iter().find(|l| l.line_id == a.line_id)?;
+            (line.sku != a.sku).then(|| {
+                json!({"line_id": a.line_id, "ordered_sku": line.sku, "sku": a.sku, "node_id": a.node_id,
+                       "quantity": a.quantity})
+            })
+        })
+        .collect();
+    (!subs.is_empty()).then(|| order_event("order.substituted", o, now, json!({"substitutions": subs})))
+}
+
+/// `inventory.changed`: the positions a feed write changed (at most
+/// [`INVENTORY_EVENT_POSITIONS_MAX`] listed).
+pub(crate) fn inventory_changed(written: &[StoredPosition], now: i64) -> allot_store::NewEvent {
+    let first = written.first().map(|p| p.position.node_id.to_string());
+    let one_node = written.iter().all(|p| Some(p.position.node_id.to_string()) == first);
+    let positions: Vec<serde_json::Value> = written
+        .iter()
+        .take(INVENTORY_EVENT_POSITIONS_MAX)
+        .map(|p| {
+            serde_json::json!({"node_id": p.position.node_id.as_str(), "sku": p.position.sku.as_str(),
+                "on_hand": p.position.counts.on_hand.get(), "atp": p.position.counts.atp().get()})
+        })
+        .collect();
+    let data = serde_json::json!({
+        "count": written.len(),
+        "truncated": written.len() > INVENTORY_EVENT_POSITIONS_MAX,
+        "positions": positions,
+    });
+    let node = if one_node { first.as_deref() } else { None };
+    new_event("inventory.changed", None, None, node, now, data.to_string())
+}
+
+/// `order.supply_committed`: every unit of the order now expected from supply (an empty
+/// list: nothing any more).
+pub(crate) fn commitment_event(
+    order_id: &str,
+    channel: Option<&str>,
+    sku: &str,
+    rows: &[CommitmentRow],
+    supplies: &[SupplyRow],
+    now: i64,
+) -> allot_store::NewEvent {
+    let expected: Vec<serde_json::Value> = rows
+        .iter()
+        .filter_map(|c| {
+            let s = supplies.iter().find(|s| s.supply_id == c.supply_id)?;
+            Some(json!({"line_id": c.line_id, "supply_id": c.supply_id, "node_id": s.node_id,
+                        "quantity": c.quantity, "eta": ms_to_rfc3339(s.eta_ms)}))
+        })
+        .collect();
+    let data = json!({"order_id": order_id, "sku": sku, "expected": expected});
+    new_event("order.supply_committed", channel, Some(order_id), None, now, data.to_string())
+}
+
+pub(crate) fn supply_event(kind: &str, s: &SupplyRow, now: i64) -> allot_store::NewEvent {
+    let data = json!({"supply_id": s.supply_id, "node_id": s.node_id, "sku": s.sku, "quantity": s.quantity,
+                      "received": s.received, "eta": ms_to_rfc3339(s.eta_ms), "status": s.status});
+    new_event(kind, None, None, Some(&s.node_id), now, data.to_string())
 }
 
 impl App {
@@ -138,10 +245,10 @@ impl App {
         if !CONTACT_CHANNELS.contains(&contact_channel) {
             errors.push(crate::FieldError::new("channel", format!("one of {}", CONTACT_CHANNELS.join(", "))));
         }
-        if reason.trim().is_empty() || reason.chars().count() > crate::orders::REASON_MAX_CHARS {
+        if reason.trim().is_empty() || reason.chars().count() > crate::rows::REASON_MAX_CHARS {
             errors.push(crate::FieldError::new(
                 "reason",
-                format!("must be 1–{} characters", crate::orders::REASON_MAX_CHARS),
+                format!("must be 1–{} characters", crate::rows::REASON_MAX_CHARS),
             ));
         }
         if !errors.is_empty() {
@@ -151,7 +258,7 @@ impl App {
         let mut tx = self.inner.store.begin().await?;
         let order = self.lock_for_change(&mut tx, order_id, channel).await?;
         let contact = allot_store::ContactRow {
-            contact_id: crate::orders::new_id("ctc"),
+            contact_id: crate::rows::new_id("ctc"),
             order_id: order_id.to_owned(),
             channel: contact_channel.to_owned(),
             reason: reason.to_owned(),

@@ -29,7 +29,8 @@ use allot_store::{
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::orders::{fo_kind, fo_status, line_status, new_allocation, new_fulfillment_order, new_id, order_status};
+use crate::events::{fo_event, fo_event_named, shipment_event};
+use crate::rows::{fo_kind, fo_status, line_status, new_allocation, new_fulfillment_order, new_id, order_status};
 use crate::{App, AppError, FieldError, ListPage, Result};
 
 /// Longest reason, carrier name or tracking number accepted.
@@ -187,40 +188,6 @@ pub struct Scan {
     pub kind: ScanKind,
     pub at_ms: i64,
     pub detail: Option<String>,
-}
-
-/// An event about a fulfillment order: `fulfillment_order.<status>`.
-pub(crate) fn fo_event(fo: &FulfillmentOrderRow, channel: &str, at_ms: i64, extra: serde_json::Value) -> NewEvent {
-    fo_event_named(&format!("fulfillment_order.{}", fo.status), fo, channel, at_ms, extra)
-}
-
-/// An event about a fulfillment order with its own type.
-fn fo_event_named(
-    kind: &str,
-    fo: &FulfillmentOrderRow,
-    channel: &str,
-    at_ms: i64,
-    extra: serde_json::Value,
-) -> NewEvent {
-    let mut data = json!({
-        "fulfillment_order_id": fo.fulfillment_order_id, "order_id": fo.order_id, "node_id": fo.node_id,
-        "kind": fo.kind, "attempt": fo.attempt, "status": fo.status, "reason": fo.reason,
-    });
-    if let (Some(d), serde_json::Value::Object(more)) = (data.as_object_mut(), extra) {
-        d.extend(more);
-    }
-    crate::events::new_event(kind, Some(channel), Some(&fo.order_id), Some(&fo.node_id), at_ms, data.to_string())
-}
-
-fn shipment_event(sh: &ShipmentRow, channel: &str, kind: &str, at_ms: i64) -> NewEvent {
-    let data = json!({
-        "shipment_id": sh.shipment_id, "fulfillment_order_id": sh.fulfillment_order_id,
-        "carrier": sh.carrier, "tracking_number": sh.tracking_number, "status": sh.status,
-        "detail": sh.detail,
-        "lines": serde_json::from_str::<serde_json::Value>(&sh.lines).unwrap_or(serde_json::Value::Null),
-    });
-    let kind = format!("shipment.{kind}");
-    crate::events::new_event(kind, Some(channel), Some(&sh.order_id), Some(&sh.node_id), at_ms, data.to_string())
 }
 
 fn text_field(errors: &mut Vec<FieldError>, field: &str, value: &str) {
@@ -514,7 +481,7 @@ impl App {
             tx.rollback().await?;
             return Err(e);
         }
-        self.notify(&mut tx, self.positions_note(&fx.written)).await?;
+        self.notify(&mut tx, || self.positions_note(&fx.written)).await?;
         tx.commit().await?;
         self.refresh_positions(fx.written);
         // Backorders this action made (re-sourcing that found no stock) may be promised
@@ -1064,7 +1031,7 @@ impl App {
         ));
         self.write_progress(&mut tx, &mut order, &before, now, &mut fx).await?;
         tx.insert_events(&fx.events).await?;
-        self.notify(&mut tx, self.positions_note(&fx.written)).await?;
+        self.notify(&mut tx, || self.positions_note(&fx.written)).await?;
         tx.commit().await?;
         self.refresh_positions(fx.written);
         Ok(true)
@@ -1297,7 +1264,7 @@ impl App {
                 new_allocation(line, node, *q as i64, &fo_ids[&(node.clone(), FoKind::of(line.method))])
             })
             .collect();
-        crate::orders::stamp_due_dates(&mut fos, &allocations, &order.lines);
+        crate::rows::stamp_due_dates(&mut fos, &allocations, &order.lines);
         tx.insert_fulfillment_orders(&order.order_id, &fos, &allocations).await?;
         for a in &allocations {
             if let Some(l) = order.lines.iter_mut().find(|l| l.line_id == a.line_id) {

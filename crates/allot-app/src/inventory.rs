@@ -10,6 +10,7 @@ use allot_core::inventory::{self, AbsolutePosition, OnHandDelta, Position, Snaps
 use allot_core::{FulfillmentMethod, GeoPoint, NodeId, Qty, Sku};
 use allot_store::StoredPosition;
 
+use crate::events::inventory_changed;
 use crate::{App, AppError, FieldError, Result};
 
 /// Most deltas accepted in one request (a named limit).
@@ -192,7 +193,7 @@ impl App {
     ) -> Result<Vec<StoredPosition>> {
         let written = tx.write_positions(changed, now).await?;
         tx.insert_events(&[inventory_changed(&written, now)]).await?;
-        self.notify(tx, self.positions_note(&written)).await?;
+        self.notify(tx, || self.positions_note(&written)).await?;
         Ok(written)
     }
 
@@ -235,15 +236,15 @@ impl App {
         };
         let written = tx.write_positions(&next, now).await?;
         tx.insert_events(&[inventory_changed(&written, now)]).await?;
-        let note = crate::changes::ChangeNote { node_positions: vec![node_id.to_string()], ..self.change() };
-        self.notify(&mut tx, note).await?;
+        let note = crate::change_note::ChangeNote { node_positions: vec![node_id.to_string()], ..self.change() };
+        self.notify(&mut tx, || note).await?;
         tx.commit().await?;
         let count = written.len();
         self.refresh_and_fill_backorders(written);
         Ok(count)
     }
 
-    pub(crate) fn positions_note(&self, written: &[StoredPosition]) -> crate::changes::ChangeNote {
+    pub(crate) fn positions_note(&self, written: &[StoredPosition]) -> crate::change_note::ChangeNote {
         self.position_keys_note(written.iter().map(|p| (&p.position.node_id, &p.position.sku)))
     }
 
@@ -251,12 +252,9 @@ impl App {
     pub(crate) fn position_keys_note<'k>(
         &self,
         keys: impl Iterator<Item = (&'k NodeId, &'k Sku)>,
-    ) -> crate::changes::ChangeNote {
-        if self.backend_name() != "postgres" {
-            return self.change();
-        }
+    ) -> crate::change_note::ChangeNote {
         let positions = keys.map(|(n, s)| (n.to_string(), s.to_string())).collect();
-        crate::changes::ChangeNote { positions, ..self.change() }
+        crate::change_note::ChangeNote { positions, ..self.change() }
     }
 
     /// Refreshes the read model with an inventory write, then sources backordered orders
@@ -348,10 +346,6 @@ fn field_index(field: &str) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-/// Positions listed in one `inventory.changed` event at most; a larger write lists the
-/// first ones and says how many there were.
-pub const INVENTORY_EVENT_POSITIONS_MAX: usize = 1000;
-
 /// One `inventory.changed` event per feed write (coalesced: a 100,000-delta batch is one
 /// event): the positions written with their on hand and ATP after the write.
 /// Locks the positions of `deltas` in `tx` and applies them, all or nothing: the positions
@@ -370,24 +364,4 @@ pub(crate) async fn apply_deltas_in(
         .collect();
     Ok(inventory::apply_deltas(&mut state, deltas)
         .map(|touched| touched.iter().filter_map(|k| state.remove(k)).collect()))
-}
-
-fn inventory_changed(written: &[StoredPosition], now: i64) -> allot_store::NewEvent {
-    let first = written.first().map(|p| p.position.node_id.to_string());
-    let one_node = written.iter().all(|p| Some(p.position.node_id.to_string()) == first);
-    let positions: Vec<serde_json::Value> = written
-        .iter()
-        .take(INVENTORY_EVENT_POSITIONS_MAX)
-        .map(|p| {
-            serde_json::json!({"node_id": p.position.node_id.as_str(), "sku": p.position.sku.as_str(),
-                "on_hand": p.position.counts.on_hand.get(), "atp": p.position.counts.atp().get()})
-        })
-        .collect();
-    let data = serde_json::json!({
-        "count": written.len(),
-        "truncated": written.len() > INVENTORY_EVENT_POSITIONS_MAX,
-        "positions": positions,
-    });
-    let node = if one_node { first.as_deref() } else { None };
-    crate::events::new_event("inventory.changed", None, None, node, now, data.to_string())
 }

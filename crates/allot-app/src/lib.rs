@@ -12,6 +12,7 @@
 //! overwrite a newer state with an older one.
 
 mod auth;
+mod change_note;
 mod changes;
 mod clock;
 mod demo;
@@ -27,10 +28,12 @@ mod node_load;
 mod orders;
 mod policies;
 pub mod policy_doc;
+mod promise_data;
 pub mod promise_doc;
 mod promising;
 mod read_model;
 mod reservations;
+mod rows;
 mod supply;
 mod webhooks;
 
@@ -63,9 +66,10 @@ pub use nats::{NATS_RELAY, NatsOptions, NatsPass, connect as connect_nats};
 pub use network::{ListPage, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
 pub use orders::{PLACE_ATTEMPTS, PlaceOrder, Placed, ShipPromise};
 pub use policies::{LoadedPolicy, PolicyInfo, PolicyStamp, Quote};
+pub use promise_data::{LoadedCalendar, LoadedCarrier};
 pub use promising::{
-    BACKLOG_TTL, LANE_STATS_TTL, LaneAccuracy, LaneStats, LoadedCalendar, LoadedCarrier, PICKUP_OPTIONS_MAX,
-    PICKUP_RADIUS_KM, PromiseAnswer, PromiseOption, PromisePackage, PromiseQuery,
+    BACKLOG_TTL, LANE_STATS_TTL, LaneAccuracy, LaneStats, PICKUP_OPTIONS_MAX, PICKUP_RADIUS_KM, PromiseAnswer,
+    PromiseOption, PromisePackage, PromiseQuery,
 };
 pub use read_model::ReadModel;
 pub use reservations::{RESERVATION_LINES_MAX, RESERVATION_TTL_MAX_S, ReserveInput, ReserveLine, SWEEP_INTERVAL};
@@ -165,14 +169,6 @@ impl App {
             app.start_node_load_refresher();
         }
         Ok(app)
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.inner.store
-    }
-
-    pub fn backend_name(&self) -> &'static str {
-        self.inner.store.backend_name()
     }
 
     /// Readiness: the database answers.

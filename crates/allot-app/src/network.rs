@@ -50,8 +50,8 @@ impl App {
     pub async fn put_node(&self, node: Node) -> Result<(StoredNode, bool)> {
         let mut tx = self.inner.store.begin().await?;
         let version = tx.put_node(&node, self.now_ms()).await?;
-        let note = crate::changes::ChangeNote { nodes: vec![node.id.to_string()], ..self.change() };
-        self.notify(&mut tx, note).await?;
+        let note = crate::change_note::ChangeNote { nodes: vec![node.id.to_string()], ..self.change() };
+        self.notify(&mut tx, || note).await?;
         tx.commit().await?;
         let stored = StoredNode { node, version };
         self.inner.read.update(|m| m.apply_node(stored.clone()));
@@ -103,8 +103,8 @@ impl App {
         }
         let mut tx = self.inner.store.begin().await?;
         let version = tx.put_item(&item, self.now_ms()).await?;
-        let note = crate::changes::ChangeNote { items: vec![item.sku.to_string()], ..self.change() };
-        self.notify(&mut tx, note).await?;
+        let note = crate::change_note::ChangeNote { items: vec![item.sku.to_string()], ..self.change() };
+        self.notify(&mut tx, || note).await?;
         tx.commit().await?;
         let stored = StoredItem { item, version };
         self.inner.read.update(|m| m.apply_item(stored.clone()));

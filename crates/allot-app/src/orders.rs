@@ -38,6 +38,10 @@ use allot_store::{AllocationRow, FulfillmentOrderRow, OrderLineRow, Step, StockM
 
 use serde_json::json;
 
+use crate::rows::{
+    REASON_MAX_CHARS, fo_kind, fo_status, line_status, new_allocation, new_fulfillment_order, new_id, order_status,
+    stamp_due_dates,
+};
 use crate::{App, AppError, FieldError, Quote, Result};
 
 /// Attempts to place an order when concurrent orders take the planned stock first.
@@ -143,160 +147,6 @@ pub struct Placed {
     pub created: bool,
 }
 
-/// Longest cancellation reason accepted.
-pub const REASON_MAX_CHARS: usize = 100;
-
-/// A line's status from its quantities: hand-over first (shipped, delivered), then
-/// allocation.
-pub(crate) fn line_status(l: &OrderLineRow) -> &'static str {
-    let open = l.quantity - l.cancelled;
-    if open == 0 {
-        "cancelled"
-    } else if l.delivered == open {
-        "delivered"
-    } else if l.shipped == open {
-        "shipped"
-    } else if l.shipped > 0 {
-        "partially_shipped"
-    } else if l.allocated == open {
-        "allocated"
-    } else if l.allocated > 0 {
-        "partially_allocated"
-    } else if l.backordered > 0 {
-        "backordered"
-    } else {
-        "unfilled"
-    }
-}
-
-/// An order's status from its lines and holds.
-pub(crate) fn order_status(lines: &[OrderLineRow], holds: &[String]) -> &'static str {
-    let open: i64 = lines.iter().map(|l| l.quantity - l.cancelled).sum();
-    let allocated: i64 = lines.iter().map(|l| l.allocated).sum();
-    let backordered: i64 = lines.iter().map(|l| l.backordered).sum();
-    let shipped: i64 = lines.iter().map(|l| l.shipped).sum();
-    let delivered: i64 = lines.iter().map(|l| l.delivered).sum();
-    if open == 0 {
-        "cancelled"
-    } else if delivered == open {
-        "delivered"
-    } else if shipped == open {
-        "shipped"
-    } else if !holds.is_empty() {
-        "on_hold"
-    } else if shipped > 0 {
-        "partially_shipped"
-    } else if allocated == open {
-        "allocated"
-    } else if allocated > 0 {
-        "partially_allocated"
-    } else if backordered > 0 {
-        "backordered"
-    } else {
-        "unfilled"
-    }
-}
-
-pub(crate) fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
-}
-
-/// A new fulfillment order: released to its node at once, or held back (`created`) while
-/// the order is on hold.
-pub(crate) fn new_fulfillment_order(
-    id: &str,
-    order_id: &str,
-    node: &NodeId,
-    kind: FoKind,
-    attempt: i64,
-    on_hold: bool,
-    now: i64,
-) -> FulfillmentOrderRow {
-    let status = if on_hold { FoStatus::Created } else { FoStatus::Released };
-    FulfillmentOrderRow {
-        fulfillment_order_id: id.to_owned(),
-        order_id: order_id.to_owned(),
-        node_id: node.to_string(),
-        kind: kind.as_str().to_owned(),
-        attempt,
-        status: status.as_str().to_owned(),
-        reason: None,
-        created_at_ms: now,
-        released_at_ms: (!on_hold).then_some(now),
-        updated_at_ms: now,
-        due_date: String::new(),
-    }
-}
-
-/// Stamps each fulfillment order with its due date: the earliest promised date of the
-/// lines it carries, else the UTC day it was made (what the node queue orders by).
-pub(crate) fn stamp_due_dates(fos: &mut [FulfillmentOrderRow], allocations: &[AllocationRow], lines: &[OrderLineRow]) {
-    for fo in fos.iter_mut() {
-        let promised = allocations
-            .iter()
-            .filter(|a| a.fulfillment_order_id == fo.fulfillment_order_id)
-            .filter_map(|a| lines.iter().find(|l| l.line_id == a.line_id)?.promised_date.clone())
-            .min();
-        fo.due_date = promised.unwrap_or_else(|| utc_day(fo.created_at_ms));
-    }
-}
-
-/// The UTC calendar day of a time in milliseconds (YYYY-MM-DD).
-pub(crate) fn utc_day(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| jiff::tz::TimeZone::UTC.to_datetime(t).date().to_string())
-        .unwrap_or_default()
-}
-
-pub(crate) fn new_allocation(line: &LineToSource, node: &NodeId, quantity: i64, fo_id: &str) -> AllocationRow {
-    AllocationRow {
-        line_id: line.line_id.clone(),
-        node_id: node.to_string(),
-        sku: line.sku.to_string(),
-        quantity,
-        fulfillment_order_id: fo_id.to_owned(),
-        picked: None,
-        short: 0,
-        shipped: 0,
-    }
-}
-
-/// `order.substituted` when some of an order's units come as another SKU.
-fn substitution_event(o: &StoredOrder, now: i64) -> Option<allot_store::NewEvent> {
-    let subs: Vec<serde_json::Value> = o
-        .allocations
-        .iter()
-        .filter_map(|a| {
-            let line = o.lines.iter().find(|l| l.line_id == a.line_id)?;
-            (line.sku != a.sku).then(|| {
-                json!({"line_id": a.line_id, "ordered_sku": line.sku, "sku": a.sku, "node_id": a.node_id,
-                       "quantity": a.quantity})
-            })
-        })
-        .collect();
-    (!subs.is_empty()).then(|| crate::events::order_event("order.substituted", o, now, json!({"substitutions": subs})))
-}
-
-/// The status of a fulfillment order row (the database's CHECK admits only known ones).
-pub(crate) fn fo_status(f: &FulfillmentOrderRow) -> Result<FoStatus> {
-    FoStatus::parse(&f.status).ok_or_else(|| {
-        AppError::Store(allot_store::StoreError::Corrupt {
-            table: "fulfillment_orders",
-            detail: format!("{}: status {}", f.fulfillment_order_id, f.status),
-        })
-    })
-}
-
-/// The kind of a fulfillment order row.
-pub(crate) fn fo_kind(f: &FulfillmentOrderRow) -> Result<FoKind> {
-    FoKind::parse(&f.kind).ok_or_else(|| {
-        AppError::Store(allot_store::StoreError::Corrupt {
-            table: "fulfillment_orders",
-            detail: format!("{}: kind {}", f.fulfillment_order_id, f.kind),
-        })
-    })
-}
-
 impl App {
     /// Places an order (see the module docs). The sourcing decision is stored as the
     /// installed renderer makes it ([`App::set_decision_renderer`]).
@@ -352,9 +202,11 @@ impl App {
                 None => self.implied_promise(to_source, &quote, input.policy.as_deref()).await?,
             };
             let plan = Plan { quote, subs, decision, pickup_ready_at_ms, implied_promise };
-            // PostgreSQL, first attempt, no reservation to convert: one autocommit statement
-            // (module docs); a shortfall plans again through the write command.
-            let outcome = if attempt == 1 && conversion.is_none() && self.backend_name() == "postgres" {
+            // First attempt, no reservation to convert, on a store that can (PostgreSQL): one
+            // autocommit statement (module docs); a shortfall plans again through the write
+            // command.
+            let one_statement = self.inner.store.first_placement() == allot_store::FirstPlacement::OneStatement;
+            let outcome = if attempt == 1 && conversion.is_none() && one_statement {
                 self.place_at_once(&input, plan).await
             } else {
                 let (app, inp, conv) = (self.clone(), input.clone(), conversion.clone());
@@ -422,8 +274,8 @@ impl App {
         apportion(input, &quote, &subs, &ok, &mut taken, &mut failed);
         let (order, events) =
             self.compose(input, &quote, &taken, decision, pickup_ready_at_ms, implied_promise.as_ref(), now);
-        let note = self.position_keys_note(wants.keys().map(|(n, s)| (n, s)));
-        match self.inner.store.place_order_at_once(&order, &events, &wants, now, &note.payload()).await {
+        let note = || self.position_keys_note(wants.keys().map(|(n, s)| (n, s))).payload();
+        match self.inner.store.place_order_at_once(&order, &events, &wants, now, note).await {
             Ok(allot_store::AtOnce::Placed(written)) => Ok(Attempt::Placed { order: Box::new(order), written, failed }),
             Ok(allot_store::AtOnce::Short) => Ok(Attempt::Retry(wants.into_keys().collect())),
             Err(e) if e.is_unique_violation() => Ok(Attempt::Exists),
@@ -469,8 +321,8 @@ impl App {
             // Only the positions are news to other servers (delivered at commit), so the
             // note goes first, out of the time the positions' row locks are held.
             let keys = written.iter().map(|p| (&p.position.node_id, &p.position.sku));
-            let note = self.position_keys_note(keys.chain(wants.keys().map(|(n, s)| (n, s))));
-            self.notify_reusing_plans(tx, note).await?;
+            self.notify_reusing_plans(tx, || self.position_keys_note(keys.chain(wants.keys().map(|(n, s)| (n, s)))))
+                .await?;
             let took = match tx.insert_order_taking(&order, &events, &wants, now).await {
                 Err(e) if e.is_unique_violation() => return Ok(Step::Rollback(Attempt::Exists)),
                 other => other?,
@@ -490,7 +342,7 @@ impl App {
             tx.close_reservation(&c.reservation_id, "converted", Some(&order.order_id), now).await?;
         }
         if !take_last {
-            self.notify(tx, self.positions_note(&written)).await?;
+            self.notify(tx, || self.positions_note(&written)).await?;
         }
         Ok(Step::Commit(Attempt::Placed { order: Box::new(order), written, failed }))
     }
@@ -740,7 +592,7 @@ impl App {
         }
         order.sort_parts();
         let mut events = crate::events::placed_events(&order, now);
-        events.extend(substitution_event(&order, now));
+        events.extend(crate::events::substitution_event(&order, now));
         (order, events)
     }
 
@@ -1082,7 +934,7 @@ impl App {
                 fo.reason = Some(reason.to_owned());
                 fo.updated_at_ms = now;
                 tx.update_fulfillment_order(fo).await?;
-                events.push(crate::fulfillment::fo_event(fo, &order.channel, now, json!({"reason": reason})));
+                events.push(crate::events::fo_event(fo, &order.channel, now, json!({"reason": reason})));
             }
         }
         let status = order_status(&order.lines, &order.holds);
@@ -1101,7 +953,7 @@ impl App {
             }
         }
         tx.insert_events(&events).await?;
-        self.notify(&mut tx, self.positions_note(&written)).await?;
+        self.notify(&mut tx, || self.positions_note(&written)).await?;
         tx.commit().await?;
         self.refresh_positions(written);
         if cancelled_now.iter().any(|(_, q)| *q > 0) {

@@ -6,7 +6,6 @@ use allot_core::sourcing::{Decision, OrderToSource, Policy, SearchOptions, sourc
 use allot_store::{Store, StoredPolicy};
 
 use crate::policy_doc::{DocFormat, canonical_json_and_hash, parse_doc, to_policy};
-use crate::read_model::ReadModel;
 use crate::{App, AppError, FieldError, Result};
 
 /// A stored policy version with its parsed form.
@@ -51,18 +50,28 @@ fn corrupt(stored: &StoredPolicy, e: &[FieldError]) -> AppError {
     })
 }
 
-pub(crate) async fn load_into(store: &Store, model: &mut ReadModel) -> Result<()> {
+/// Every policy as the read model holds them: the latest version of each name, and the
+/// active version.
+#[derive(Default)]
+pub(crate) struct PolicySet {
+    pub latest: std::collections::HashMap<String, Arc<LoadedPolicy>>,
+    pub active: Option<Arc<LoadedPolicy>>,
+}
+
+/// Reads and parses every policy (start-up, and a change note from another server).
+pub(crate) async fn load(store: &Store) -> Result<PolicySet> {
+    let mut set = PolicySet::default();
     for stored in store.latest_policies().await? {
         let policy = parse_stored(&stored)?;
-        model.policies.insert(stored.name.clone(), Arc::new(LoadedPolicy { stored, policy }));
+        set.latest.insert(stored.name.clone(), Arc::new(LoadedPolicy { stored, policy }));
     }
     if let Some((name, version)) = store.active_policy().await?
         && let Some(stored) = store.policy(&name, Some(version)).await?
     {
         let policy = parse_stored(&stored)?;
-        model.active_policy = Some(Arc::new(LoadedPolicy { stored, policy }));
+        set.active = Some(Arc::new(LoadedPolicy { stored, policy }));
     }
-    Ok(())
+    Ok(set)
 }
 
 /// The policy used when none is activated: no rules, every default.
@@ -96,7 +105,7 @@ impl App {
         let version = tx.lock_latest_policy(name).await?.map_or(1, |l| l.version + 1);
         let stored = StoredPolicy { name: name.to_owned(), version, document, hash, created_at_ms: self.now_ms() };
         tx.insert_policy(&stored).await?;
-        self.notify(&mut tx, crate::changes::ChangeNote { policies: true, ..self.change() }).await?;
+        self.notify(&mut tx, || crate::change_note::ChangeNote { policies: true, ..self.change() }).await?;
         tx.commit().await?;
         let loaded = Arc::new(LoadedPolicy { stored: stored.clone(), policy });
         self.inner.read.update(|m| {
@@ -161,7 +170,7 @@ impl App {
             return Err(AppError::NotFound { what: "policy", id: name.to_owned() });
         };
         tx.set_active_policy(name, stored.version, self.now_ms()).await?;
-        self.notify(&mut tx, crate::changes::ChangeNote { policies: true, ..self.change() }).await?;
+        self.notify(&mut tx, || crate::change_note::ChangeNote { policies: true, ..self.change() }).await?;
         tx.commit().await?;
         let policy = parse_stored(&stored)?;
         let loaded = Arc::new(LoadedPolicy { stored: stored.clone(), policy });

@@ -8,54 +8,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use allot_core::promise::NodeCalendar;
 use allot_core::sourcing::{OBSERVED_MIN_DELIVERIES, OrderToSource, PromiseTerms, TransitSource};
-use allot_store::{DocumentKind, Store, StoredDocument};
+use allot_store::{DocumentKind, StoredDocument};
 
-use crate::promise_doc::{CarrierDoc, CarrierService, NodeCalendarDoc, carrier_services, node_calendar};
+use crate::promise_data::{LoadedCalendar, LoadedCarrier};
+use crate::promise_doc::{CarrierDoc, NodeCalendarDoc, carrier_services, node_calendar};
 use crate::read_model::ReadModel;
 use crate::{App, AppError, FieldError, Result};
-
-/// A carrier as stored, with its services ready for the calculator.
-#[derive(Debug, Clone)]
-pub struct LoadedCarrier {
-    pub stored: StoredDocument,
-    pub services: Vec<CarrierService>,
-}
-
-/// A node calendar as stored, parsed.
-#[derive(Debug, Clone)]
-pub struct LoadedCalendar {
-    pub stored: StoredDocument,
-    pub calendar: NodeCalendar,
-    pub carrier_services: Vec<String>,
-    /// Same-day deliveries per local day (None: the node sends none).
-    pub same_day_slots: Option<u32>,
-}
-
-fn corrupt(what: &'static str, id: &str, e: impl std::fmt::Debug) -> AppError {
-    AppError::Store(allot_store::StoreError::Corrupt { table: what, detail: format!("{id}: {e:?}") })
-}
-
-pub(crate) async fn load_into(store: &Store, model: &mut ReadModel) -> Result<()> {
-    for d in store.documents(DocumentKind::Carrier).await? {
-        let doc: CarrierDoc = serde_json::from_str(&d.document).map_err(|e| corrupt("carriers", &d.id, e))?;
-        let services = carrier_services(&d.id, &doc).map_err(|e| corrupt("carriers", &d.id, e))?;
-        model.carriers.insert(d.id.clone(), Arc::new(LoadedCarrier { stored: d, services }));
-    }
-    for d in store.documents(DocumentKind::NodeCalendar).await? {
-        let Some(node) = model.nodes.get(d.id.as_str()) else { continue };
-        let doc: NodeCalendarDoc =
-            serde_json::from_str(&d.document).map_err(|e| corrupt("node_calendars", &d.id, e))?;
-        let (calendar, carrier_services) =
-            node_calendar(node.node.time_zone.as_str(), &doc).map_err(|e| corrupt("node_calendars", &d.id, e))?;
-        let same_day_slots = doc.same_day_slots;
-        model
-            .calendars
-            .insert(d.id.clone(), Arc::new(LoadedCalendar { stored: d, calendar, carrier_services, same_day_slots }));
-    }
-    Ok(())
-}
 
 fn id_ok(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -74,7 +33,7 @@ impl App {
         let now = self.now_ms();
         let mut tx = self.inner.store.begin().await?;
         let version = tx.put_document(DocumentKind::Carrier, id, &text, now).await?;
-        self.notify(&mut tx, crate::changes::ChangeNote { promise_data: true, ..self.change() }).await?;
+        self.notify(&mut tx, || crate::change_note::ChangeNote { promise_data: true, ..self.change() }).await?;
         tx.commit().await?;
         let stored = StoredDocument { id: id.to_owned(), document: text, version, updated_at_ms: now };
         let loaded = Arc::new(LoadedCarrier { stored, services });
@@ -118,7 +77,7 @@ impl App {
         let now = self.now_ms();
         let mut tx = self.inner.store.begin().await?;
         let version = tx.put_document(DocumentKind::NodeCalendar, node_id, &text, now).await?;
-        self.notify(&mut tx, crate::changes::ChangeNote { promise_data: true, ..self.change() }).await?;
+        self.notify(&mut tx, || crate::change_note::ChangeNote { promise_data: true, ..self.change() }).await?;
         tx.commit().await?;
         let stored = StoredDocument { id: node_id.to_owned(), document: text, version, updated_at_ms: now };
         let same_day_slots = doc.same_day_slots;

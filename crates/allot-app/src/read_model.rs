@@ -37,8 +37,8 @@ pub struct ReadModel {
     /// SKU → node → position: availability asks by SKU.
     pub(crate) positions: HashMap<Sku, HashMap<NodeId, StoredPosition>>,
     /// Promising: carriers (id → stored document and its services) and node calendars.
-    pub(crate) carriers: BTreeMap<String, Arc<crate::promising::LoadedCarrier>>,
-    pub(crate) calendars: BTreeMap<String, Arc<crate::promising::LoadedCalendar>>,
+    pub(crate) carriers: BTreeMap<String, Arc<crate::promise_data::LoadedCarrier>>,
+    pub(crate) calendars: BTreeMap<String, Arc<crate::promise_data::LoadedCalendar>>,
     /// Per node slot, the fulfillment orders and units assigned on its local day (see
     /// `node_load`); slots beyond the list have none.
     pub(crate) node_load: Vec<(u32, u32)>,
@@ -155,8 +155,10 @@ impl SharedReadModel {
         for p in store.positions().await? {
             model.apply_position(p);
         }
-        crate::policies::load_into(store, &mut model).await?;
-        crate::promising::load_into(store, &mut model).await?;
+        let policies = crate::policies::load(store).await?;
+        (model.policies, model.active_policy) = (policies.latest, policies.active);
+        let promise = crate::promise_data::load(store, &model.nodes).await?;
+        (model.carriers, model.calendars) = (promise.carriers, promise.calendars);
         Ok(SharedReadModel(RwLock::new(model)))
     }
 

@@ -95,7 +95,7 @@ impl App {
             return Ok(None);
         }
         let reservation = StoredReservation {
-            reservation_id: crate::orders::new_id("res"),
+            reservation_id: crate::rows::new_id("res"),
             owner: owner_str(input.owner.as_ref()),
             status: "active".to_owned(),
             expires_at_ms: now + i64::from(input.ttl_s) * 1000,
@@ -112,7 +112,7 @@ impl App {
                 .collect(),
         };
         tx.insert_reservation(&reservation).await?;
-        self.notify(&mut tx, self.positions_note(&written)).await?;
+        self.notify(&mut tx, || self.positions_note(&written)).await?;
         tx.commit().await?;
         self.refresh_positions(written);
         Ok(Some(reservation))
@@ -291,7 +291,7 @@ impl App {
         // Past its expiry but not yet swept: it is expired, not released.
         let status = if r.expires_at_ms <= now { "expired" } else { "released" };
         let written = self.close_in(&mut tx, &r, status, now).await?;
-        self.notify(&mut tx, self.positions_note(&written)).await?;
+        self.notify(&mut tx, || self.positions_note(&written)).await?;
         tx.commit().await?;
         self.refresh_positions(written);
         self.reservation_for(id, channel).await
@@ -355,7 +355,7 @@ impl App {
             tx.rollback().await?;
             return Ok(0);
         }
-        self.notify(&mut tx, self.positions_note(&written)).await?;
+        self.notify(&mut tx, || self.positions_note(&written)).await?;
         tx.commit().await?;
         self.refresh_positions(written);
         Ok(n)

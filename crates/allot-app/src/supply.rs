@@ -28,8 +28,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use allot_core::inventory::OnHandDelta;
 use allot_core::{NodeId, Sku};
 use allot_store::{CommitmentRow, SupplyFilter, SupplyRow};
-use serde_json::json;
 
+use crate::events::{commitment_event, supply_event};
 use crate::{App, AppError, FieldError, ListPage, Result};
 
 /// Latest ETA accepted: two years ahead.
@@ -79,7 +79,7 @@ impl App {
             return Err(AppError::Invalid(errors));
         }
         let row = SupplyRow {
-            supply_id: crate::orders::new_id("sup"),
+            supply_id: crate::rows::new_id("sup"),
             node_id: input.node_id.to_string(),
             sku: input.sku.to_string(),
             quantity: input.quantity,
@@ -359,34 +359,6 @@ impl App {
         tx.commit().await?;
         Ok(())
     }
-}
-
-/// `order.supply_committed`: every unit of the order now expected from supply (an empty
-/// list: nothing any more).
-fn commitment_event(
-    order_id: &str,
-    channel: Option<&str>,
-    sku: &str,
-    rows: &[CommitmentRow],
-    supplies: &[SupplyRow],
-    now: i64,
-) -> allot_store::NewEvent {
-    let expected: Vec<serde_json::Value> = rows
-        .iter()
-        .filter_map(|c| {
-            let s = supplies.iter().find(|s| s.supply_id == c.supply_id)?;
-            Some(json!({"line_id": c.line_id, "supply_id": c.supply_id, "node_id": s.node_id,
-                        "quantity": c.quantity, "eta": crate::events::ms_to_rfc3339(s.eta_ms)}))
-        })
-        .collect();
-    let data = json!({"order_id": order_id, "sku": sku, "expected": expected});
-    crate::events::new_event("order.supply_committed", channel, Some(order_id), None, now, data.to_string())
-}
-
-fn supply_event(kind: &str, s: &SupplyRow, now: i64) -> allot_store::NewEvent {
-    let data = json!({"supply_id": s.supply_id, "node_id": s.node_id, "sku": s.sku, "quantity": s.quantity,
-                      "received": s.received, "eta": crate::events::ms_to_rfc3339(s.eta_ms), "status": s.status});
-    crate::events::new_event(kind, None, None, Some(&s.node_id), now, data.to_string())
 }
 
 fn parse_node(id: &str) -> Result<NodeId> {

@@ -90,6 +90,11 @@ impl Checkpointer {
         Checkpointer { shared }
     }
 
+    /// A handle with no task, for a store that never writes ([`crate::Store::open_reader`]).
+    pub(crate) fn none() -> Checkpointer {
+        Checkpointer { shared: Arc::new(Shared::default()) }
+    }
+
     /// The group writer committed on `pool` (its write connection, now idle): pokes the
     /// background checkpoints and, once the log has grown past [`WAL_PAGES_FINISH`],
     /// finishes one here, between two commits, so the next commit starts the log over.

@@ -52,8 +52,8 @@ pub use group::{BoxFuture, GROUP_MAX, Step};
 pub use idempotency::{Claim, IDEMPOTENCY_STALE_CLAIM_MS, IDEMPOTENCY_TTL_MS, StoredAnswer};
 pub use keys::StoredKey;
 pub use orders::{
-    AllocationRow, AssignedWork, AtOnce, FulfillmentOrderEntry, FulfillmentOrderFilter, FulfillmentOrderRow,
-    OrderFilter, OrderLineRow, OrderSummary, ShipmentRow, SourcingAttemptRow, StoredOrder,
+    AllocationRow, AssignedWork, AtOnce, FirstPlacement, FulfillmentOrderEntry, FulfillmentOrderFilter,
+    FulfillmentOrderRow, OrderFilter, OrderLineRow, OrderSummary, ShipmentRow, SourcingAttemptRow, StoredOrder,
 };
 pub use policies::StoredPolicy;
 pub use positions::{StockMove, StoredPosition};
@@ -261,6 +261,16 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens an existing database to read only: no migrations, no background work, and
+    /// every write refused by the database itself. For audits that count what a running
+    /// server's database holds (tests, operator tools) without being able to change it.
+    pub async fn open_reader(config: &DbConfig) -> Result<Store> {
+        Ok(match config {
+            DbConfig::Sqlite { path } => Store::Sqlite(open_sqlite_reader(path).await?),
+            DbConfig::Postgres { url, schema } => Store::Postgres(open_postgres_reader(url, schema.as_deref()).await?),
+        })
+    }
+
     async fn migrate(&self) -> Result<()> {
         match self {
             Store::Sqlite(s) => sqlx::migrate!("./migrations/sqlite").run(&s.write).await?,
@@ -371,6 +381,35 @@ async fn open_sqlite(path: &Path) -> Result<SqliteStore> {
     let off = std::env::var("ALLOT_SQLITE_GROUP_COMMIT").is_ok_and(|v| matches!(v.as_str(), "off" | "0" | "false"));
     let group = (!off).then(|| group::GroupWriter::start(write.clone(), checkpointer.clone()));
     Ok(SqliteStore { write, read, group, checkpointer })
+}
+
+/// A SQLite store that only reads: the file must exist, every connection is read-only (a
+/// write fails), and nothing runs in the background.
+async fn open_sqlite_reader(path: &Path) -> Result<SqliteStore> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(false)
+        .read_only(true)
+        .foreign_keys(true)
+        .busy_timeout(SQLITE_BUSY_TIMEOUT);
+    let write = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+    let read = SqlitePoolOptions::new().max_connections(SQLITE_READ_CONNECTIONS).connect_with(options).await?;
+    Ok(SqliteStore { write, read, group: None, checkpointer: checkpoint::Checkpointer::none() })
+}
+
+/// A PostgreSQL store whose transactions are read-only (`default_transaction_read_only`);
+/// the schema must exist already.
+async fn open_postgres_reader(url: &str, schema: Option<&str>) -> Result<PgStore> {
+    let mut options = PgConnectOptions::from_str(url)?.options([("default_transaction_read_only", "on")]);
+    if let Some(schema) = schema {
+        if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || schema.is_empty() {
+            return Err(StoreError::BadConfig(format!("schema name {schema:?} must be [A-Za-z0-9_]+")));
+        }
+        options = options.options([("search_path", schema)]);
+    }
+    let placement = PgPoolOptions::new().max_connections(1).min_connections(0).connect_lazy_with(options.clone());
+    let pool = PgPoolOptions::new().max_connections(4).connect_with(options).await?;
+    Ok(PgStore { pool, placement })
 }
 
 async fn open_postgres(url: &str, schema: Option<&str>) -> Result<PgStore> {

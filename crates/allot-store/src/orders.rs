@@ -585,7 +585,26 @@ pub enum AtOnce {
     Short,
 }
 
+/// How a store places the first attempt of an order (the store decides; the app asks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstPlacement {
+    /// One autocommit statement ([`Store::place_order_at_once`], PostgreSQL): stock, rows
+    /// and change note in one round trip.
+    OneStatement,
+    /// A write command ([`Store::write`]): on SQLite a savepoint in a group commit.
+    WriteCommand,
+}
+
 impl Store {
+    /// How this store places an order's first attempt (later attempts always go through
+    /// [`Store::write`]).
+    pub fn first_placement(&self) -> FirstPlacement {
+        match self {
+            Store::Postgres(_) => FirstPlacement::OneStatement,
+            Store::Sqlite(_) => FirstPlacement::WriteCommand,
+        }
+    }
+
     /// Places an order in one autocommit statement (PostgreSQL only; SQLite places orders
     /// through its group writer): the planned stock is taken from every position
     /// ([`pg_wanted_locked`], [`pg_take`]), and the order's rows are written only if every
@@ -599,7 +618,7 @@ impl Store {
         events: &[crate::NewEvent],
         wants: &Wants,
         now_ms: i64,
-        note: &str,
+        note: impl FnOnce() -> String,
     ) -> Result<AtOnce> {
         let Store::Postgres(pg) = self else {
             return Err(StoreError::BadConfig("one-statement placement is PostgreSQL's".to_owned()));
@@ -619,7 +638,7 @@ impl Store {
         .bind(q)
         .bind(now_ms)
         .bind(crate::changes::CHANGE_CHANNEL)
-        .bind(note)
+        .bind(note())
         .fetch_all(&pg.placement)
         .await;
         match taken {

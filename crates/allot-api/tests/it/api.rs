@@ -595,7 +595,7 @@ async fn concurrent_feed_writes_all_count_and_never_drive_stock_negative(s: Test
 
     // Count what the database holds, not what the server answered.
     let on_hand = |node: &'static str, sku: &'static str| {
-        let store = s.app.store().clone();
+        let store = s.store.clone();
         async move {
             let p = store
                 .position(&allot_core::NodeId::parse(node).unwrap(), &allot_core::Sku::parse(sku).unwrap())

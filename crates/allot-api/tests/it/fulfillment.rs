@@ -35,7 +35,7 @@ async fn position(s: &TestServer, node: &str, sku: &str) -> (i64, i64, i64) {
 /// Allocations of fulfillment orders that still hold stock equal the positions' allocated
 /// units, in the database.
 async fn assert_stock_consistent(s: &TestServer) {
-    let (held, allocated) = s.app.store().allocation_totals().await.unwrap();
+    let (held, allocated) = s.store.allocation_totals().await.unwrap();
     assert_eq!(held, allocated, "allocations of working fulfillment orders vs positions.allocated");
 }
 
@@ -727,7 +727,7 @@ async fn the_oldest_promise_is_served_first(backend: Backend) {
     let mut walked = Vec::new();
     let mut after = None;
     loop {
-        let page = s.app.store().backordered_orders(&["SKU-3".to_owned()], after.as_ref(), 1).await.unwrap();
+        let page = s.store.backordered_orders(&["SKU-3".to_owned()], after.as_ref(), 1).await.unwrap();
         let Some((id, p)) = page.first().cloned() else { break };
         walked.push(id.clone());
         after = Some((p, id));

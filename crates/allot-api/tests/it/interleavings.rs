@@ -316,8 +316,7 @@ fn summary(o: &Value) -> String {
 }
 
 async fn positions(s: &TestServer) -> BTreeMap<Key, Counts> {
-    s.app
-        .store()
+    s.store
         .positions()
         .await
         .unwrap()
@@ -363,9 +362,9 @@ async fn check(
     let after = positions(s).await;
 
     // Totals in the database.
-    let (allocations, allocated) = s.app.store().allocation_totals().await.unwrap();
+    let (allocations, allocated) = s.store.allocation_totals().await.unwrap();
     assert_eq!(allocations, allocated, "allocations vs positions.allocated\n{ctx}");
-    let (reservation_lines, reserved) = s.app.store().reservation_totals().await.unwrap();
+    let (reservation_lines, reserved) = s.store.reservation_totals().await.unwrap();
     assert_eq!(reservation_lines, reserved, "active reservation lines vs positions.reserved\n{ctx}");
 
     // Per position: allocations of the listed orders' live lines.

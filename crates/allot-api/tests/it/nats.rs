@@ -89,9 +89,9 @@ async fn place(s: &TestServer, ext: &str) {
 /// Waits until the relay has published every event written so far.
 async fn wait_published(s: &TestServer) {
     s.settle_events().await;
-    let want = s.app.store().event_horizon().await.unwrap();
+    let want = s.store.event_horizon().await.unwrap();
     for _ in 0..400 {
-        if s.app.store().relay_cursor(allot_app::NATS_RELAY).await.unwrap() >= want {
+        if s.store.relay_cursor(allot_app::NATS_RELAY).await.unwrap() >= want {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

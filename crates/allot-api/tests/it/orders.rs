@@ -103,7 +103,7 @@ async fn orders_are_placed_allocated_idempotent_and_visible_only_to_their_channe
     s.restart().await;
     assert_eq!(s.get(&format!("/v1/orders/{id}")).await.1, before);
     assert_eq!(s.get("/v1/inventory/DC-EAST/SKU-1").await.1["allocated"], 5);
-    assert_eq!(s.app.store().allocation_totals().await.unwrap(), (5, 5));
+    assert_eq!(s.store.allocation_totals().await.unwrap(), (5, 5));
 }
 
 async fn invalid_orders_are_refused_and_write_nothing(s: TestServer) {
@@ -126,7 +126,7 @@ async fn invalid_orders_are_refused_and_write_nothing(s: TestServer) {
     let (status, problem) = s.post("/v1/orders", order("X-3", json!(too_many))).await;
     assert_eq!((status, fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["lines".to_owned()]));
     assert_eq!(s.get("/v1/inventory/DC-EAST/SKU-1").await.1["allocated"], 0);
-    assert_eq!(s.app.store().allocation_totals().await.unwrap(), (0, 0));
+    assert_eq!(s.store.allocation_totals().await.unwrap(), (0, 0));
 }
 
 async fn a_hot_sku_is_never_oversold_by_concurrent_orders(mut s: TestServer) {
@@ -148,7 +148,7 @@ async fn a_hot_sku_is_never_oversold_by_concurrent_orders(mut s: TestServer) {
     assert_eq!((allocated, unfilled), (500, 1500));
 
     // Count in the database: allocations, the position, and no allocation without an order.
-    assert_eq!(s.app.store().allocation_totals().await.unwrap(), (500, 500));
+    assert_eq!(s.store.allocation_totals().await.unwrap(), (500, 500));
     s.restart().await;
     let p = s.get("/v1/inventory/DC-EAST/SKU-1").await.1;
     assert_eq!((p["on_hand"].clone(), p["allocated"].clone(), p["atp"].clone()), (json!(500), json!(500), json!(0)));
@@ -213,7 +213,7 @@ async fn cancellations_release_stock_at_once_and_holds_gate_release(s: TestServe
         (StatusCode::OK, json!("cancelled")),
         "retrying a cancel is harmless"
     );
-    assert_eq!(s.app.store().allocation_totals().await.unwrap(), (0, 0));
+    assert_eq!(s.store.allocation_totals().await.unwrap(), (0, 0));
 
     // Holds gate the release of fulfillment orders.
     let (_, o2) = s.post("/v1/orders", order("W-2", json!([{"line_id": "1", "sku": "SKU-1", "quantity": 1}]))).await;

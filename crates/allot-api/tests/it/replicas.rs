@@ -116,7 +116,7 @@ async fn a_hot_sku_raced_across_two_replicas_is_never_oversold() {
     assert!(answers.iter().all(|(status, _)| *status == StatusCode::CREATED), "every order is captured");
     let allocated = answers.iter().filter(|(_, o)| o["status"] == "allocated").count();
     assert_eq!(allocated, 500, "exactly the stock there is, across both servers");
-    assert_eq!(a.app.store().allocation_totals().await.unwrap(), (500, 500));
+    assert_eq!(a.store.allocation_totals().await.unwrap(), (500, 500));
     for server in [&a, &b] {
         assert!(
             within_a_second(server, "/v1/availability?sku=SKU-1", |v| v["items"][0]["atp"] == 0).await,

@@ -48,7 +48,7 @@ async fn orders_page_by_page(s: &TestServer, query: &str) -> Vec<String> {
 }
 
 async fn reserved_matches(s: &TestServer) -> i64 {
-    let (lines, positions) = s.app.store().reservation_totals().await.unwrap();
+    let (lines, positions) = s.store.reservation_totals().await.unwrap();
     assert_eq!(lines, positions, "reservation lines and positions.reserved agree");
     lines
 }
@@ -175,7 +175,7 @@ async fn reservations_hold_stock_until_released_converted_or_expired(s: TestServ
     }
     assert_eq!(s.get(&format!("/v1/reservations/{sid}")).await.1["status"], "expired");
     assert_eq!(reserved_matches(&s).await, 0);
-    assert_eq!(s.app.store().allocation_totals().await.unwrap(), (6, 6));
+    assert_eq!(s.store.allocation_totals().await.unwrap(), (6, 6));
 }
 
 async fn reservations_racing_orders_never_oversell(mut s: TestServer) {
@@ -209,7 +209,7 @@ async fn reservations_racing_orders_never_oversell(mut s: TestServer) {
     // Counted in the database, after a restart.
     s.restart().await;
     assert_eq!(reserved_matches(&s).await, reserved as i64);
-    assert_eq!(s.app.store().allocation_totals().await.unwrap(), (allocated as i64, allocated as i64));
+    assert_eq!(s.store.allocation_totals().await.unwrap(), (allocated as i64, allocated as i64));
     assert_eq!(position(&s, "DC-EAST", "SKU-1").await, (reserved as i64, allocated as i64, 0));
 }
 
@@ -317,7 +317,7 @@ async fn idempotency_keys_replay_the_first_answer(s: TestServer) {
     let (s2, o2) = s.send(req()).await;
     assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::CREATED));
     assert_eq!(o1["order_id"], o2["order_id"]);
-    assert_eq!(s.app.store().allocation_totals().await.unwrap(), (1, 1));
+    assert_eq!(s.store.allocation_totals().await.unwrap(), (1, 1));
 }
 
 /// Expiry does not depend on the sweep: with the clock past a reservation's expiry, the

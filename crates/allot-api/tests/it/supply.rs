@@ -94,7 +94,7 @@ async fn preorders_are_promised_against_supply_and_filled_when_it_arrives(backen
     assert_eq!(o["lines"][0]["expected"][0]["eta"], "2026-12-08T12:00:00Z");
     assert_eq!(o["status"], "backordered");
     assert!(o["timeline"].as_array().unwrap().iter().any(|e| e["type"] == "order.supply_committed"));
-    assert_eq!(s.app.store().allocation_totals().await.unwrap(), (0, 0), "supply is not stock");
+    assert_eq!(s.store.allocation_totals().await.unwrap(), (0, 0), "supply is not stock");
 
     // Five more due at DC-EAST on the 15th: P-1's second unit and P-2's; three left over.
     let (_, second) = s
@@ -158,7 +158,7 @@ async fn preorders_are_promised_against_supply_and_filled_when_it_arrives(backen
     assert_eq!(s.get(&format!("/v1/orders/{p4_id}")).await.1["status"], "backordered");
     let pos = s.get("/v1/inventory/DC-EAST/SKU-3").await.1;
     assert_eq!((pos["on_hand"].clone(), pos["allocated"].clone(), pos["atp"].clone()), (json!(5), json!(5), json!(0)));
-    let (held, allocated) = s.app.store().allocation_totals().await.unwrap();
+    let (held, allocated) = s.store.allocation_totals().await.unwrap();
     assert_eq!((held, allocated), (5, 5));
     // A repeated receipt changes nothing; received supply cannot be cancelled.
     let again = s.post_empty(ADMIN_KEY, &format!("/v1/inventory/supply/{second_id}/receive")).await;

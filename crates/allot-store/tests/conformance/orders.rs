@@ -160,7 +160,7 @@ async fn a_repeated_external_id_is_refused_and_writes_nothing(db: &Db) {
 /// Places `o` at once and answers what happened; SQLite has no one-statement placement
 /// (its orders go through the group writer) and refuses without writing.
 async fn at_once(db: &Db, o: &StoredOrder, first_event: u64) -> Option<Result<AtOnce, StoreError>> {
-    let placed = db.place_order_at_once(o, &placed_events(o, first_event), &wants(o), NOW, "{}").await;
+    let placed = db.place_order_at_once(o, &placed_events(o, first_event), &wants(o), NOW, || "{}".to_owned()).await;
     if db.backend() == Backend::Sqlite {
         assert!(matches!(placed, Err(StoreError::BadConfig(_))), "{placed:?}");
         assert_eq!(order_rows(db).await, [0; 5]);

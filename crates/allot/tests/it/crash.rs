@@ -476,16 +476,16 @@ async fn kill_9_in_the_middle_of_a_load(db: Db) {
 
     // In the database itself: no allocation outside the orders walked, and the positions'
     // allocated and reserved columns are the sums of allocations and active reservations.
-    let app = db.open().await;
-    let (allocations, allocated) = app.store().allocation_totals().await.unwrap();
+    let store = allot_store::Store::open_reader(&db.config()).await.unwrap();
+    let (allocations, allocated) = store.allocation_totals().await.unwrap();
     assert_eq!((allocations, allocated), (walked_after_retries, walked_after_retries));
     assert!(walked_after_retries >= walked);
-    let (reservation_lines, reserved_units) = app.store().reservation_totals().await.unwrap();
+    let (reservation_lines, reserved_units) = store.reservation_totals().await.unwrap();
     assert_eq!(reservation_lines, reserved_units, "active reservation lines vs positions.reserved");
     let answered_units: i64 =
         reserved.iter().flat_map(|r| r["lines"].as_array().unwrap()).map(|l| l["quantity"].as_i64().unwrap()).sum();
     assert!(reservation_lines >= answered_units, "answered reservations hold their units");
-    app.close().await;
+    store.close().await;
 }
 
 /// Orders by external id.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use allot_api::ApiState;
 use allot_app::{App, Clock, DbConfig, SystemClock};
+use allot_store::Store;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -26,6 +27,9 @@ pub struct TestServer {
     pub base: String,
     pub client: reqwest::Client,
     pub app: App,
+    /// The same database opened read-only: tests count what it holds, independently of
+    /// the app that answered.
+    pub store: Store,
     clock: Arc<dyn Clock>,
     /// Whether the app runs its background reservation sweep.
     sweep: bool,
@@ -105,10 +109,12 @@ impl TestServer {
                 (DbConfig::Postgres { url: url.clone(), schema: Some(schema.clone()) }, None, Some((url, schema)))
             }
         };
+        let app = open(&db, clock.clone(), sweep).await;
         let mut s = TestServer {
             base: String::new(),
             client: reqwest::Client::new(),
-            app: open(&db, clock.clone(), sweep).await,
+            app,
+            store: Store::open_reader(&db).await.unwrap(),
             clock,
             sweep,
             db,
@@ -128,6 +134,7 @@ impl TestServer {
             base: String::new(),
             client: reqwest::Client::new(),
             app: open(&self.db, self.clock.clone(), self.sweep).await,
+            store: Store::open_reader(&self.db).await.unwrap(),
             clock: self.clock.clone(),
             sweep: self.sweep,
             db: self.db.clone(),
@@ -198,7 +205,7 @@ impl TestServer {
     /// other tests' transactions can hold that back for a moment).
     pub async fn settle_events(&self) {
         for _ in 0..200 {
-            let store = self.app.store();
+            let store = &self.store;
             if store.events_in_flight().await.unwrap() == 0 {
                 return;
             }
