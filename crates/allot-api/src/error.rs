@@ -121,23 +121,11 @@ impl From<AppError> for ApiError {
                 format!("this key's role may not {action}"),
             ),
             AppError::Store(source) => {
-                tracing::error!(error = ?anyhow_chain(&source), "storage failure");
+                tracing::error!(error = %allot_app::ErrorChain(&source), "storage failure");
                 ApiError::internal()
             }
         }
     }
-}
-
-/// Renders an error with its whole source chain for the log.
-fn anyhow_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 impl IntoResponse for ApiError {

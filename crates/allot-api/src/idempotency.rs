@@ -9,7 +9,7 @@
 //! the fingerprint is computed chunk by chunk as it arrives and the same chunks are handed
 //! to the handler. The claim and the stored answer are the app's (`allot_app::idempotency`).
 
-use allot_app::{Principal, RequestFingerprint};
+use allot_app::{ErrorChain, Principal, RequestFingerprint};
 use axum::body::{Body, Bytes, to_bytes};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -146,19 +146,4 @@ async fn remember(state: &ApiState, caller_id: &str, key: &str, response: Respon
         tracing::warn!(error = %ErrorChain(&e), "storing an idempotency answer failed");
     }
     Response::from_parts(rparts, Body::from(rbytes))
-}
-
-/// Displays an error with its whole source chain (logs name the cause, not only the kind).
-pub(crate) struct ErrorChain<'a>(pub &'a dyn std::error::Error);
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(s) = source {
-            write!(f, ": {s}")?;
-            source = s.source();
-        }
-        Ok(())
-    }
 }

@@ -7,7 +7,7 @@
 //! its own writes update its read model right after commit, before it answers.
 
 use allot_core::{NodeId, Sku};
-use allot_store::{FeedEvent, Store, Tx};
+use allot_store::{Store, Tx};
 
 use crate::change_note::ChangeNote;
 use crate::read_model::SharedReadModel;
@@ -30,40 +30,7 @@ impl App {
         Ok(tx.notify_change_reusing_plans(|| note().payload()).await?)
     }
 
-    /// Starts the listener (PostgreSQL only). It ends when the store is closed.
-    pub(crate) async fn start_change_listener(&self) -> Result<()> {
-        let Some(mut feed) = self.inner.store.change_feed().await? else { return Ok(()) };
-        let app = self.clone();
-        tokio::spawn(async move {
-            loop {
-                match feed.next().await {
-                    FeedEvent::Closed => break,
-                    FeedEvent::Resync => {
-                        if let Err(e) = app.refresh_all().await {
-                            tracing::warn!(error = %e, "read model resync failed");
-                        }
-                    }
-                    FeedEvent::Change(payload) => {
-                        let Ok(note) = serde_json::from_str::<ChangeNote>(&payload) else {
-                            tracing::warn!("unreadable change note; resynchronising");
-                            let _ = app.refresh_all().await;
-                            continue;
-                        };
-                        if note.src == app.inner.instance {
-                            continue;
-                        }
-                        if let Err(e) = app.apply_note(&note).await {
-                            tracing::warn!(error = %e, "applying a change note failed; resynchronising");
-                            let _ = app.refresh_all().await;
-                        }
-                    }
-                }
-            }
-        });
-        Ok(())
-    }
-
-    async fn refresh_all(&self) -> Result<()> {
+    pub(crate) async fn refresh_all(&self) -> Result<()> {
         let fresh = SharedReadModel::load(&self.inner.store).await?;
         let loaded = fresh.into_inner();
         self.inner.read.update(|m| {
@@ -84,7 +51,7 @@ impl App {
         Ok(())
     }
 
-    async fn apply_note(&self, note: &ChangeNote) -> Result<()> {
+    pub(crate) async fn apply_note(&self, note: &ChangeNote) -> Result<()> {
         let store: &Store = &self.inner.store;
         if note.nodes.iter().any(|n| n == "*") || note.items.iter().any(|i| i == "*") {
             return self.refresh_all().await;

@@ -31,6 +31,7 @@ use serde_json::json;
 
 use crate::events::{fo_event, fo_event_named, shipment_event};
 use crate::rows::{fo_kind, fo_status, line_status, new_allocation, new_fulfillment_order, new_id, order_status};
+use crate::workers::ErrorChain;
 use crate::{App, AppError, FieldError, ListPage, Result};
 
 /// Longest reason, carrier name or tracking number accepted.
@@ -920,7 +921,7 @@ impl App {
                 Ok(entry) if entry.fulfillment_order.reason.as_deref() == Some("release_timeout") => timed_out += 1,
                 Ok(_) => {}
                 // One fulfillment order that cannot be moved must not stop the others.
-                Err(e) => tracing::warn!(fulfillment_order = %id, error = %e, "release timeout failed"),
+                Err(e) => tracing::warn!(fulfillment_order = %id, error = %ErrorChain(&e), "release timeout failed"),
             }
         }
         Ok(timed_out)
@@ -941,7 +942,7 @@ impl App {
                 Ok(entry) if entry.fulfillment_order.reason.as_deref() == Some(reason.as_str()) => moved += 1,
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(fulfillment_order = %id, error = %e, "moving work off a disrupted node failed")
+                    tracing::warn!(fulfillment_order = %id, error = %ErrorChain(&e), "moving work off a disrupted node failed")
                 }
             }
         }
@@ -978,7 +979,7 @@ impl App {
                 match self.fill_backorder(id).await {
                     Ok(true) => page_filled += 1,
                     Ok(false) => {}
-                    Err(e) => tracing::warn!(order = %id, error = %e, "filling a backorder failed"),
+                    Err(e) => tracing::warn!(order = %id, error = %ErrorChain(&e), "filling a backorder failed"),
                 }
             }
             filled += page_filled;
@@ -1035,41 +1036,6 @@ impl App {
         tx.commit().await?;
         self.refresh_positions(fx.written);
         Ok(true)
-    }
-
-    /// Starts filling backorders of `skus` in the background (after a stock increase);
-    /// nothing when background work is off (tests call [`App::fill_backorders`]).
-    pub(crate) fn spawn_backorder_fill(&self, skus: Vec<String>) {
-        if skus.is_empty() || !self.inner.background {
-            return;
-        }
-        // One fill at a time: a burst of feed writes queues its SKUs for the running fill
-        // instead of starting fills that would walk the same backlog side by side.
-        self.inner.fill_queue.lock().unwrap_or_else(|p| p.into_inner()).extend(skus);
-        if self.inner.fill_running.swap(true, std::sync::atomic::Ordering::AcqRel) {
-            return;
-        }
-        let app = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let skus: Vec<String> =
-                    std::mem::take(&mut *app.inner.fill_queue.lock().unwrap_or_else(|p| p.into_inner()))
-                        .into_iter()
-                        .collect();
-                if skus.is_empty() {
-                    app.inner.fill_running.store(false, std::sync::atomic::Ordering::Release);
-                    // SKUs queued between the take and the store start the loop again.
-                    let queued = !app.inner.fill_queue.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
-                    if queued && !app.inner.fill_running.swap(true, std::sync::atomic::Ordering::AcqRel) {
-                        continue;
-                    }
-                    break;
-                }
-                if let Err(e) = app.fill_backorders(&skus).await {
-                    tracing::warn!(error = %e, "filling backorders failed");
-                }
-            }
-        });
     }
 
     /// A carrier's scan of a shipment. A repeat of the shipment's current scan changes
@@ -1419,7 +1385,7 @@ impl App {
                 match self.update_jeopardy(id, now, action).await {
                     Ok(true) => changed += 1,
                     Ok(false) => {}
-                    Err(e) => tracing::warn!(order = %id, error = %e, "jeopardy update failed"),
+                    Err(e) => tracing::warn!(order = %id, error = %ErrorChain(&e), "jeopardy update failed"),
                 }
             }
             if (ids.len() as i64) < JEOPARDY_BATCH {
@@ -1537,7 +1503,7 @@ impl App {
                         tracing::debug!(fulfillment_order = %fo.fulfillment_order_id, "no other node can take it")
                     }
                     Err(e) => {
-                        tracing::warn!(fulfillment_order = %fo.fulfillment_order_id, error = %e, "jeopardy reroute failed")
+                        tracing::warn!(fulfillment_order = %fo.fulfillment_order_id, error = %ErrorChain(&e), "jeopardy reroute failed")
                     }
                 }
             }

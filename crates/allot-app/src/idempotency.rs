@@ -62,6 +62,11 @@ impl App {
         Ok(self.inner.store.complete_idempotency_key(caller, key, answer).await?)
     }
 
+    /// Forgets keys older than their 24 hours (the sweeper, hourly).
+    pub(crate) async fn purge_idempotency_keys(&self) -> Result<u64> {
+        Ok(self.inner.store.purge_idempotency_keys(self.now_ms()).await?)
+    }
+
     /// Gives a claim up (the request failed on the server's side): a retry runs again.
     pub async fn abandon_idempotency_key(&self, caller: &str, key: &str) -> Result<()> {
         Ok(self.inner.store.abandon_idempotency_key(caller, key).await?)

@@ -11,6 +11,7 @@ use allot_core::{FulfillmentMethod, GeoPoint, NodeId, Qty, Sku};
 use allot_store::StoredPosition;
 
 use crate::events::inventory_changed;
+use crate::workers::FollowUp;
 use crate::{App, AppError, FieldError, Result};
 
 /// Most deltas accepted in one request (a named limit).
@@ -260,12 +261,10 @@ impl App {
     /// Refreshes the read model with an inventory write, then sources backordered orders
     /// of SKUs that now have stock to promise, in the background.
     fn refresh_and_fill_backorders(&self, written: Vec<StoredPosition>) {
-        let mut skus: Vec<String> =
+        let backorders =
             written.iter().filter(|p| p.position.counts.atp().get() > 0).map(|p| p.position.sku.to_string()).collect();
-        skus.sort();
-        skus.dedup();
         self.refresh_positions(written);
-        self.spawn_backorder_fill(skus);
+        self.follow_up_later(FollowUp { backorders, ..FollowUp::default() });
     }
 
     pub(crate) fn refresh_positions(&self, written: Vec<StoredPosition>) {

@@ -36,6 +36,7 @@ mod reservations;
 mod rows;
 mod supply;
 mod webhooks;
+mod workers;
 
 use std::sync::{Arc, OnceLock};
 
@@ -78,6 +79,7 @@ pub use webhooks::{
     WEBHOOK_TYPES_MAX, WEBHOOK_URL_MAX, WebhookInfo, WebhookInput, WebhookOptions, install_tls_provider,
     sign as sign_webhook,
 };
+pub use workers::ErrorChain;
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
@@ -102,9 +104,8 @@ struct Inner {
     /// Turns a sourcing decision into the JSON stored with orders and re-sourcing attempts
     /// (the API's view of a quote; the API installs it). Without one, `null` is stored.
     decision_renderer: OnceLock<DecisionRenderer>,
-    /// SKUs waiting for the background backorder fill, and whether it runs.
-    fill_queue: std::sync::Mutex<std::collections::BTreeSet<String>>,
-    fill_running: std::sync::atomic::AtomicBool,
+    /// The background side of follow-ups (`workers`).
+    workers: workers::Workers,
     /// Open work per node for daily capacity in promises, and when it was read.
     backlog: std::sync::Mutex<Option<(std::time::Instant, NodeBacklog)>>,
     /// Learned transit per lane, and when it was read.
@@ -154,8 +155,7 @@ impl App {
                 webhooks: std::sync::RwLock::new(WebhookOptions::default()),
                 background: background_sweep,
                 decision_renderer: OnceLock::new(),
-                fill_queue: Default::default(),
-                fill_running: Default::default(),
+                workers: Default::default(),
                 backlog: Default::default(),
                 lane_stats: Default::default(),
                 lane_stats_refreshing: Default::default(),
@@ -164,9 +164,7 @@ impl App {
         };
         app.start_change_listener().await?;
         if background_sweep {
-            app.start_sweeper();
-            app.start_webhook_relay();
-            app.start_node_load_refresher();
+            app.start_workers();
         }
         Ok(app)
     }

@@ -10,7 +10,6 @@
 //! is stored twice. Replicas may each run the relay: they publish the same ids, which the
 //! broker de-duplicates the same way.
 
-use std::sync::Weak;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -123,48 +122,5 @@ impl App {
             tx.commit().await?;
         }
         Ok(NatsPass { published, error })
-    }
-
-    /// Starts the relay in the background. It ends when the app is dropped or its store
-    /// closed.
-    pub fn start_nats_relay(&self, opts: NatsOptions) {
-        crate::webhooks::install_tls_provider();
-        let weak: Weak<crate::Inner> = std::sync::Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
-            let mut js: Option<jetstream::Context> = None;
-            loop {
-                let Some(app) = App::from_weak(&weak) else { break };
-                let context = match &js {
-                    Some(c) => c.clone(),
-                    None => match connect(&opts).await {
-                        Ok(c) => {
-                            js = Some(c.clone());
-                            c
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "NATS relay cannot connect; retrying");
-                            drop(app);
-                            tokio::time::sleep(opts.poll).await;
-                            continue;
-                        }
-                    },
-                };
-                let busy = match app.publish_to_nats_once(&context, &opts).await {
-                    Ok(NatsPass { published, error: None }) => published > 0,
-                    Ok(NatsPass { error: Some(e), .. }) => {
-                        tracing::warn!(error = %e, "NATS relay pass stopped; retrying from its cursor");
-                        false
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "NATS relay pass failed");
-                        false
-                    }
-                };
-                drop(app);
-                if !busy {
-                    tokio::time::sleep(opts.poll).await;
-                }
-            }
-        });
     }
 }

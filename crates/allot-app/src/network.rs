@@ -3,6 +3,7 @@
 use allot_core::{Item, Node};
 use allot_store::{StoredItem, StoredNode};
 
+use crate::workers::FollowUp;
 use crate::{App, AppError, Result};
 
 /// Default and largest page size of list endpoints (a named limit).
@@ -57,13 +58,8 @@ impl App {
         self.inner.read.update(|m| m.apply_node(stored.clone()));
         // A paused or closed node's open work moves elsewhere: one batch now, the
         // background sweep does the rest.
-        if !stored.node.is_active() && self.inner.background {
-            let app = self.clone();
-            tokio::spawn(async move {
-                if let Err(e) = app.sweep_disrupted_nodes().await {
-                    tracing::warn!(error = %e, "moving work off a disrupted node failed");
-                }
-            });
+        if !stored.node.is_active() {
+            self.follow_up_later(FollowUp { disrupted_nodes: true, ..FollowUp::default() });
         }
         Ok((stored, version == 1))
     }

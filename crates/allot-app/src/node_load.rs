@@ -158,22 +158,6 @@ impl App {
         });
         Ok(())
     }
-
-    /// Starts the task that keeps the counts fresh; it ends when the app is dropped or its
-    /// store closed.
-    pub(crate) fn start_node_load_refresher(&self) {
-        let weak = std::sync::Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
-            loop {
-                let Some(app) = App::from_weak(&weak) else { break };
-                if let Err(e) = app.refresh_node_load().await {
-                    tracing::warn!(error = %e, "node load refresh failed");
-                }
-                drop(app);
-                tokio::time::sleep(NODE_LOAD_REFRESH).await;
-            }
-        });
-    }
 }
 
 #[cfg(test)]

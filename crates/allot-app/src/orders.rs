@@ -42,6 +42,7 @@ use crate::rows::{
     REASON_MAX_CHARS, fo_kind, fo_status, line_status, new_allocation, new_fulfillment_order, new_id, order_status,
     stamp_due_dates,
 };
+use crate::workers::ErrorChain;
 use crate::{App, AppError, FieldError, Quote, Result};
 
 /// Attempts to place an order when concurrent orders take the planned stock first.
@@ -245,7 +246,7 @@ impl App {
                         let promised = match self.commit_new_backorders(&order).await {
                             Ok(promised) => promised,
                             Err(e) => {
-                                tracing::warn!(order = %order.order_id, error = %e, "promising supply failed");
+                                tracing::warn!(order = %order.order_id, error = %ErrorChain(&e), "promising supply failed");
                                 true
                             }
                         };
@@ -969,7 +970,7 @@ impl App {
         skus.sort();
         skus.dedup();
         if let Err(e) = self.recommit_supply(&skus).await {
-            tracing::warn!(error = %e, "recomputing supply commitments failed");
+            tracing::warn!(error = %ErrorChain(&e), "recomputing supply commitments failed");
         }
     }
 

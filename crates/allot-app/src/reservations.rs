@@ -13,7 +13,6 @@
 //! makes a request fail or route elsewhere, even if the sweep is late or not running.
 
 use std::collections::BTreeMap;
-use std::sync::Weak;
 use std::time::Duration;
 
 use allot_core::sourcing::{LineToSource, OrderToSource};
@@ -367,41 +366,5 @@ impl App {
             return self.expire_reservations().await;
         }
         Ok(0)
-    }
-
-    /// Starts the background sweep: reservations expire, fulfillment orders not accepted in
-    /// time and work at paused or closed nodes are re-sourced, old idempotency keys are purged.
-    /// It ends when the app is dropped or its store closed.
-    pub(crate) fn start_sweeper(&self) {
-        let weak: Weak<crate::Inner> = std::sync::Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
-            let mut ticks: u64 = 0;
-            loop {
-                tokio::time::sleep(SWEEP_INTERVAL).await;
-                let Some(app) = App::from_weak(&weak) else { break };
-                if let Err(e) = app.sweep_if_due().await {
-                    tracing::warn!(error = %e, "reservation sweep failed");
-                }
-                if let Err(e) = app.sweep_release_timeouts().await {
-                    tracing::warn!(error = %e, "fulfillment release-timeout sweep failed");
-                }
-                if let Err(e) = app.sweep_disrupted_nodes().await {
-                    tracing::warn!(error = %e, "disrupted-node sweep failed");
-                }
-                // Jeopardy moves by the day: every 30 s is plenty.
-                if ticks.is_multiple_of(60)
-                    && let Err(e) = app.sweep_jeopardy().await
-                {
-                    tracing::warn!(error = %e, "jeopardy sweep failed");
-                }
-                ticks += 1;
-                if ticks % 7200 == 1 {
-                    let now = app.now_ms();
-                    if let Err(e) = app.inner.store.purge_idempotency_keys(now).await {
-                        tracing::warn!(error = %e, "idempotency key purge failed");
-                    }
-                }
-            }
-        });
     }
 }

@@ -30,6 +30,7 @@ use allot_core::{NodeId, Sku};
 use allot_store::{CommitmentRow, SupplyFilter, SupplyRow};
 
 use crate::events::{commitment_event, supply_event};
+use crate::workers::FollowUp;
 use crate::{App, AppError, FieldError, ListPage, Result};
 
 /// Latest ETA accepted: two years ahead.
@@ -166,14 +167,15 @@ impl App {
         tx.insert_events(&[supply_event("supply.received", &closed, now)]).await?;
         tx.commit().await?;
         self.refresh_positions(written);
-        // The orders this supply was promised to come first, then everyone else by promise.
-        for order_id in &committed_orders {
-            if let Err(e) = self.fill_backorder(order_id).await {
-                tracing::warn!(order = %order_id, error = %e, "filling a committed backorder failed");
-            }
-        }
-        self.fill_backorders(std::slice::from_ref(&closed.sku)).await?;
-        self.recommit_sku(&closed.sku, &released).await?;
+        // The orders this supply was promised to come first, then everyone else by
+        // promise; the answer shows them filled.
+        self.follow_up_now(FollowUp {
+            orders_first: committed_orders,
+            backorders: BTreeSet::from([closed.sku.clone()]),
+            recommit: vec![(closed.sku.clone(), released)],
+            ..FollowUp::default()
+        })
+        .await?;
         self.supply_entry(supply_id).await
     }
 
@@ -192,7 +194,7 @@ impl App {
         tx.insert_events(&[supply_event("supply.cancelled", &closed, now)]).await?;
         tx.commit().await?;
         // Orders that lost their expected units hear about it from the recomputation.
-        self.recommit_sku(&closed.sku, &released).await?;
+        self.follow_up_now(FollowUp { recommit: vec![(closed.sku.clone(), released)], ..FollowUp::default() }).await?;
         self.supply_entry(supply_id).await
     }
 
@@ -286,7 +288,7 @@ impl App {
 
     /// Recomputes one SKU's commitments. `released` are commitments of a supply just
     /// closed: they count as "before", so their orders hear what they wait for now.
-    async fn recommit_sku(&self, sku: &str, released: &[CommitmentRow]) -> Result<()> {
+    pub(crate) async fn recommit_sku(&self, sku: &str, released: &[CommitmentRow]) -> Result<()> {
         let now = self.now_ms();
         let mut tx = self.inner.store.begin().await?;
         let supplies = tx.open_supply_for_update(sku).await?;

@@ -16,7 +16,6 @@
 //! The retry schedule is computed here rather than with `backon`: retries are not a loop
 //! in one process but rows with a due time that any replica may pick up.
 
-use std::sync::Weak;
 use std::time::Duration;
 
 use allot_store::{DeliveryCounts, DeliveryRow, StoredEvent, StoredWebhook};
@@ -152,7 +151,7 @@ impl App {
         }
     }
 
-    fn webhook_options(&self) -> WebhookOptions {
+    pub(crate) fn webhook_options(&self) -> WebhookOptions {
         self.inner.webhooks.read().map(|o| o.clone()).unwrap_or_default()
     }
 
@@ -315,47 +314,11 @@ impl App {
         tx.commit().await?;
         Ok(())
     }
-
-    /// Starts the relay: passes back to back while there is work, else every `poll`. It
-    /// ends when the app is dropped or its store closed.
-    pub(crate) fn start_webhook_relay(&self) {
-        install_tls_provider();
-        let weak: Weak<crate::Inner> = std::sync::Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
-            // The client is rebuilt when the options change (its resolver holds the rules).
-            let mut current: Option<(WebhookOptions, reqwest::Client)> = None;
-            loop {
-                let Some(app) = App::from_weak(&weak) else { break };
-                let opts = app.webhook_options();
-                if current.as_ref().is_none_or(|(o, _)| *o != opts) {
-                    match relay_client(&opts) {
-                        Ok(client) => current = Some((opts.clone(), client)),
-                        Err(e) => {
-                            tracing::error!(error = %e, "webhook relay cannot build its HTTP client; webhooks are not delivered");
-                            return;
-                        }
-                    }
-                }
-                let Some((_, client)) = &current else { break };
-                let busy = match app.relay_webhooks_once(client).await {
-                    Ok(n) => n > 0,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "webhook relay pass failed");
-                        false
-                    }
-                };
-                drop(app);
-                if !busy {
-                    tokio::time::sleep(opts.poll).await;
-                }
-            }
-        });
-    }
 }
 
 /// The relay's HTTP client: connects only to addresses the egress rules permit (through
 /// [`CheckedResolver`]), follows no redirects and uses no proxy from the environment.
-pub fn relay_client(opts: &WebhookOptions) -> reqwest::Result<reqwest::Client> {
+pub(crate) fn relay_client(opts: &WebhookOptions) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()

@@ -28,7 +28,7 @@ async fn readyz(State(s): State<ApiState>) -> ApiResult<Json<HealthView>> {
     match s.app.ready().await {
         Ok(()) => Ok(Json(HealthView { status: "ready" })),
         Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
+            tracing::warn!(error = %allot_app::ErrorChain(&e), "readiness check failed");
             Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not-ready",
