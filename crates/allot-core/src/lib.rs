@@ -30,6 +30,6 @@ pub use fulfillment::{FoEvent, FoKind, FoStatus, InvalidTransition, Transition};
 pub use geo::GeoPoint;
 pub use ids::{ChannelId, IdError, NodeId, Sku};
 pub use inventory::{Position, PositionCounts};
-pub use money::Currency;
+pub use money::{Currency, Money, MoneyError};
 pub use network::{Capability, Node, NodeCapacity, NodeCosts, NodeStatus, NodeType, TimeZoneName};
 pub use qty::{Qty, QtyError};
