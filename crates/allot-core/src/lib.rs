@@ -22,6 +22,7 @@ pub mod promise;
 pub mod qty;
 pub mod rng;
 pub mod scenario;
+pub mod service;
 pub mod sourcing;
 pub mod text;
 
@@ -33,3 +34,4 @@ pub use inventory::{Position, PositionCounts};
 pub use money::{Currency, Money, MoneyError};
 pub use network::{Capability, Node, NodeCapacity, NodeCosts, NodeStatus, NodeType, TimeZoneName};
 pub use qty::{Qty, QtyError};
+pub use service::ServiceLevel;
