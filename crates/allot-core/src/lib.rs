@@ -29,7 +29,10 @@ pub mod text;
 pub use catalog::{FulfillmentMethod, Item};
 pub use fulfillment::{FoEvent, FoKind, FoStatus, InvalidTransition, Transition};
 pub use geo::GeoPoint;
-pub use ids::{ChannelId, IdError, NodeId, Sku};
+pub use ids::{
+    ChannelId, FulfillmentOrderId, GeneratedIdError, IdError, LineId, NodeId, OrderId, ReservationId, ReturnId, Sku,
+    SupplyId,
+};
 pub use inventory::{Position, PositionCounts};
 pub use money::{Currency, Money, MoneyError};
 pub use network::{Capability, Node, NodeCapacity, NodeCosts, NodeStatus, NodeType, TimeZoneName};
