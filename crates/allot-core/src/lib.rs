@@ -1,5 +1,6 @@
 //! Allot's pure domain: identifiers, quantities, money, the fulfillment network, the
-//! catalog, inventory positions and the arithmetic of availability (ATP).
+//! catalog, inventory positions and the arithmetic of availability (ATP), the statuses of
+//! orders and fulfillment orders, service levels, sourcing and promising.
 //!
 //! This crate must never do I/O, read a clock, spawn tasks or draw unseeded random
 //! numbers: the server, the simulator and the benchmarks call the very same functions and
@@ -17,6 +18,7 @@ pub mod ids;
 pub mod inventory;
 pub mod money;
 pub mod network;
+pub mod order;
 pub mod places;
 pub mod promise;
 pub mod qty;
@@ -36,5 +38,9 @@ pub use ids::{
 pub use inventory::{Position, PositionCounts};
 pub use money::{Currency, Money, MoneyError};
 pub use network::{Capability, Node, NodeCapacity, NodeCosts, NodeStatus, NodeType, TimeZoneName};
+pub use order::{
+    HoldState, InvalidLineTransition, InvalidOrderTransition, LineEvent, LineQuantities, LineQuantitiesError,
+    LineStatus, OrderEvent, OrderStatus,
+};
 pub use qty::{Qty, QtyError};
 pub use service::ServiceLevel;
