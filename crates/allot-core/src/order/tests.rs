@@ -10,8 +10,9 @@ use super::*;
 use crate::rng::SplitMix64;
 
 // ---------------------------------------------------------------------------------------
-// The oracle: `line_status` and `order_status` of crates/allot-app/src/orders.rs as they
-// were when the derivation moved here, verbatim, on a row with the same fields.
+// The oracle: `line_status` and `order_status` of allot-app (in `orders.rs`, on main since
+// issue 16 part 1 in `rows.rs`) as they were when the derivation moved here, verbatim, on
+// a row with the same fields.
 
 #[derive(Debug, Clone, Default)]
 struct OrderLineRow {
