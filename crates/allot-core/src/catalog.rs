@@ -26,6 +26,35 @@ impl FulfillmentMethod {
             FulfillmentMethod::SameDay => Capability::SameDay,
         }
     }
+
+    /// A carrier or courier takes the units to the customer's address (ship, same_day):
+    /// the line needs the address's coordinates, and a service level and a delivery
+    /// promise apply to it.
+    pub fn ships_to_customer(self) -> bool {
+        match self {
+            FulfillmentMethod::Ship | FulfillmentMethod::SameDay => true,
+            FulfillmentMethod::Pickup | FulfillmentMethod::Curbside | FulfillmentMethod::ShipToStore => false,
+        }
+    }
+
+    /// The customer collects the units at a store, inside or at the curb (pickup,
+    /// curbside): a pickup promise covers the line, and its work is a pickup fulfillment
+    /// order ([`crate::FoKind::Pickup`]).
+    pub fn at_counter(self) -> bool {
+        match self {
+            FulfillmentMethod::Pickup | FulfillmentMethod::Curbside => true,
+            FulfillmentMethod::Ship | FulfillmentMethod::SameDay | FulfillmentMethod::ShipToStore => false,
+        }
+    }
+
+    /// The line names the store it goes to (`pickup_node_id`): pickup, curbside and
+    /// ship_to_store.
+    pub fn needs_node(self) -> bool {
+        match self {
+            FulfillmentMethod::Pickup | FulfillmentMethod::Curbside | FulfillmentMethod::ShipToStore => true,
+            FulfillmentMethod::Ship | FulfillmentMethod::SameDay => false,
+        }
+    }
 }
 
 /// Longest item name accepted, in characters.
@@ -53,5 +82,47 @@ pub struct Item {
 impl Item {
     pub fn allows(&self, method: FulfillmentMethod) -> bool {
         self.methods.contains(&method)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FoKind;
+
+    #[test]
+    fn each_method_says_where_its_units_go() {
+        use FulfillmentMethod as M;
+        // (method, ships_to_customer, at_counter, needs_node)
+        for (method, ships, counter, node) in [
+            (M::Ship, true, false, false),
+            (M::SameDay, true, false, false),
+            (M::Pickup, false, true, true),
+            (M::Curbside, false, true, true),
+            (M::ShipToStore, false, false, true),
+        ] {
+            assert_eq!(
+                (method.ships_to_customer(), method.at_counter(), method.needs_node()),
+                (ships, counter, node),
+                "{method}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_line_goes_to_the_customer_or_names_its_store_never_both() {
+        for method in FulfillmentMethod::ALL.iter().copied() {
+            assert_ne!(method.ships_to_customer(), method.needs_node(), "{method}");
+            if method.at_counter() {
+                assert!(method.needs_node(), "{method}");
+            }
+        }
+    }
+
+    #[test]
+    fn counter_lines_are_exactly_the_ones_served_by_pickup_fulfillment_orders() {
+        for method in FulfillmentMethod::ALL.iter().copied() {
+            assert_eq!(method.at_counter(), FoKind::of(method) == FoKind::Pickup, "{method}");
+        }
     }
 }

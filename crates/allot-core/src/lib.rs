@@ -1,5 +1,6 @@
 //! Allot's pure domain: identifiers, quantities, money, the fulfillment network, the
-//! catalog, inventory positions and the arithmetic of availability (ATP).
+//! catalog, inventory positions and the arithmetic of availability (ATP), the statuses of
+//! orders and fulfillment orders, service levels, sourcing and promising.
 //!
 //! This crate must never do I/O, read a clock, spawn tasks or draw unseeded random
 //! numbers: the server, the simulator and the benchmarks call the very same functions and
@@ -17,19 +18,29 @@ pub mod ids;
 pub mod inventory;
 pub mod money;
 pub mod network;
+pub mod order;
 pub mod places;
 pub mod promise;
 pub mod qty;
 pub mod rng;
 pub mod scenario;
+pub mod service;
 pub mod sourcing;
 pub mod text;
 
 pub use catalog::{FulfillmentMethod, Item};
 pub use fulfillment::{FoEvent, FoKind, FoStatus, InvalidTransition, Transition};
 pub use geo::GeoPoint;
-pub use ids::{ChannelId, IdError, NodeId, Sku};
+pub use ids::{
+    ChannelId, FulfillmentOrderId, GeneratedIdError, IdError, LineId, NodeId, OrderId, ReservationId, ReturnId, Sku,
+    SupplyId,
+};
 pub use inventory::{Position, PositionCounts};
-pub use money::Currency;
+pub use money::{Currency, Money, MoneyError};
 pub use network::{Capability, Node, NodeCapacity, NodeCosts, NodeStatus, NodeType, TimeZoneName};
+pub use order::{
+    HoldState, InvalidLineTransition, InvalidOrderTransition, LineEvent, LineQuantities, LineQuantitiesError,
+    LineStatus, OrderEvent, OrderStatus,
+};
 pub use qty::{Qty, QtyError};
+pub use service::ServiceLevel;

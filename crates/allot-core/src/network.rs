@@ -9,11 +9,12 @@ use crate::money::Currency;
 
 /// Declares a closed set of values with one stable wire/storage spelling each. The same
 /// spellings appear in the API, in the database `CHECK` constraints and in the docs.
+/// Variants may carry doc comments.
 macro_rules! wire_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$doc:meta])* $name:ident { $($(#[$variant_doc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($(#[$variant_doc])* $variant),+ }
 
         impl $name {
             /// Every value, in declaration order.
