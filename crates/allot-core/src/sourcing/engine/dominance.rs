@@ -1,0 +1,414 @@
+//! What the candidates not yet in a node set can add to it (aggregates over suffixes of the
+//! search order and the cover table of entry costs), and the dominance that drops candidates
+//! no top-three plan can use. Everything here only lowers bounds or drops provably useless nodes.
+
+use super::cost::INF;
+use super::group::{Group, Ids};
+
+// ---------------------------------------------------------------------------------------
+// Bounds on node sets
+
+/// What a group of candidates (all of them, or a suffix of the search order) can add to
+/// a node set, per line: for superset bounds.
+#[derive(Debug, Default)]
+pub(super) struct Agg {
+    pub(super) lines: usize,
+    /// Per position: cheapest entry cost among the candidates from that position on.
+    pub(super) min_entry: Vec<i64>,
+    /// Per position and line: cheapest entry among those that can serve the line (INF).
+    pub(super) cover: Vec<i64>,
+    /// Per position and line: cheapest relaxed unit cost ×1000 for the line (INF).
+    pub(super) min_unit: Vec<i64>,
+    /// Per position and line: the same without the first-unit package discount of
+    /// ship-alone lines (each added node gives at most one unit that discount).
+    pub(super) min_full: Vec<i64>,
+    /// Per position and line: most units one candidate can give the line.
+    pub(super) max_avail: Vec<u64>,
+}
+
+impl Agg {
+    /// Aggregates of every suffix of `order` (position `order.len()` is empty).
+    pub(super) fn suffixes(g: &Group<'_>, order: &[usize]) -> Agg {
+        let nl = g.nl();
+        let n = order.len();
+        let mut a = Agg {
+            lines: nl,
+            min_entry: vec![INF; n + 1],
+            cover: vec![INF; (n + 1) * nl],
+            min_unit: vec![INF; (n + 1) * nl],
+            min_full: vec![INF; (n + 1) * nl],
+            max_avail: vec![0; (n + 1) * nl],
+        };
+        for p in (0..n).rev() {
+            let c = order[p];
+            a.min_entry[p] = a.min_entry[p + 1].min(g.cands[c].entry);
+            for l in 0..nl {
+                let (here, next) = (p * nl + l, (p + 1) * nl + l);
+                let av = g.avail[c * nl + l];
+                a.cover[here] = a.cover[next];
+                a.min_unit[here] = a.min_unit[next];
+                a.min_full[here] = a.min_full[next];
+                a.max_avail[here] = a.max_avail[next].max(av);
+                if av > 0 {
+                    a.cover[here] = a.cover[here].min(g.cands[c].entry);
+                    a.min_unit[here] = a.min_unit[here].min(g.first_unit(c, l));
+                    a.min_full[here] = a.min_full[here].min(g.full_unit(c, l));
+                }
+            }
+        }
+        a
+    }
+
+    /// The aggregate of no candidate (one position), to which the candidates of a group
+    /// are added as they are built (in `source_group`).
+    pub(super) fn empty(nl: usize) -> Agg {
+        Agg {
+            lines: nl,
+            min_entry: vec![INF],
+            cover: vec![INF; nl],
+            min_unit: vec![INF; nl],
+            min_full: vec![INF; nl],
+            max_avail: vec![0; nl],
+        }
+    }
+
+    pub(super) fn at(&self, p: usize) -> AggView<'_> {
+        let r = p * self.lines..(p + 1) * self.lines;
+        AggView {
+            min_entry: self.min_entry[p],
+            cover: &self.cover[r.clone()],
+            min_unit: &self.min_unit[r.clone()],
+            min_full: &self.min_full[r.clone()],
+            max_avail: &self.max_avail[r],
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(super) struct AggView<'a> {
+    pub(super) min_entry: i64,
+    pub(super) cover: &'a [i64],
+    pub(super) min_unit: &'a [i64],
+    pub(super) min_full: &'a [i64],
+    pub(super) max_avail: &'a [u64],
+}
+
+/// Drops from `pool` the candidates no top-three plan can use: a candidate `b` with
+/// `max_nodes + 2` dominators among all candidates. `a` dominates `b` when every
+/// allocation `b` can take `a` can take too (eligible for every line `b` serves, at least
+/// as much stock per SKU and unit capacity, up to what the lines ask) and costs no more
+/// for it (fixed, per-unit, base and per-kg costs no higher, no farther when emissions are
+/// charged, no fewer aging units), ties going to the lower node id. Moving `b`'s units to
+/// an unused dominator gives a plan at most as costly on a set that ranks before, and a
+/// set with `b` leaves at least three dominators unused: three sets rank before it.
+///
+/// Candidates are grouped by their cost terms; `b`'s dominators are searched in the groups
+/// that cost no more, strongest first (a dominator offers at least as many units).
+///
+/// For a kept candidate with r ≥ 3 dominators found, `companions` gets them: a top-three
+/// set with it leaves at most two of them out (each one left out gives a set that ranks
+/// before), so it holds at least r − 2 of them.
+pub(super) fn drop_dominated(
+    g: &Group<'_>,
+    ids: &Ids<'_>,
+    pool: &mut Vec<usize>,
+    companions: &mut Vec<(usize, Vec<usize>)>,
+) {
+    let (nl, ns) = (g.nl(), g.slots);
+    let need = g.max_nodes + 2;
+    let n = g.cands.len();
+    if pool.is_empty() || n <= need {
+        return;
+    }
+    let (slot_qty, total_qty) = (&g.slot_qty, g.qty_total);
+    let emissions_on = g.cost.co2_g_per_kg_km > 0 && g.cost.emissions_minor_per_kg_co2 > 0;
+    // Cost terms and strength (units offered over all lines) of every candidate, once.
+    let keys: Vec<[i64; 5]> = g
+        .cands
+        .iter()
+        .map(|x| [x.fixed, x.per_unit, x.base, x.per_kg, if emissions_on { x.km_ceil } else { 0 }])
+        .collect();
+    let key = |c: usize| -> [i64; 5] { keys[c] };
+    let strengths: Vec<u64> =
+        g.avail.chunks_exact(nl.max(1)).take(n).map(|a| a.iter().fold(0u64, |a, v| a.saturating_add(*v))).collect();
+    let strength = |c: usize| -> u64 { strengths[c] };
+    // Whether `a` offers whatever `b` does (costs aside). Fast path: per-SKU stock (up to
+    // what the lines ask) packed a byte each, compared bytewise at once.
+    let packed = ns <= 8 && slot_qty.iter().all(|&q| q < 128) && (g.bonus_milli == 0 || ns <= 4);
+    let sig: Vec<u64> = if packed {
+        (0..n)
+            .map(|c| {
+                let mut v = 0u64;
+                for (s, &q) in slot_qty.iter().enumerate() {
+                    v |= g.stock[c * ns + s].min(q) << (8 * s);
+                    if g.bonus_milli > 0 {
+                        v |= g.aging[c * ns + s].min(q) << (8 * (s + 4));
+                    }
+                }
+                v
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // (What `covers` reads of a candidate is kept with it in the buckets: no candidate is
+    // looked up while scanning them.)
+    let member = |c: usize| Member {
+        strength: strength(c),
+        c,
+        cap: g.cands[c].unit_cap.min(total_qty),
+        mask: g.cands[c].mask,
+        sig: if packed { sig[c] } else { 0 },
+    };
+    let covers = |a: &Member, b: &Member| -> bool {
+        if a.cap < b.cap {
+            return false;
+        }
+        if nl <= 64 {
+            if b.mask & !a.mask != 0 {
+                return false;
+            }
+        } else if (0..nl).any(|l| g.avail[b.c * nl + l] > 0 && g.avail[a.c * nl + l] == 0) {
+            return false;
+        }
+        if packed {
+            // Every byte of a ≥ the same byte of b (all bytes below 128).
+            return ((a.sig | HIGH) - b.sig) & HIGH == HIGH;
+        }
+        let (a, b) = (a.c, b.c);
+        for (s, &q) in slot_qty.iter().enumerate() {
+            if g.stock[a * ns + s].min(q) < g.stock[b * ns + s].min(q) {
+                return false;
+            }
+            if g.bonus_milli > 0 && g.aging[a * ns + s].min(q) < g.aging[b * ns + s].min(q) {
+                return false;
+            }
+        }
+        true
+    };
+    // Groups of equal cost terms (few: node types × zones, typically). With too many, one
+    // group, and costs compared pair by pair.
+    // Groups are numbered in order of first appearance, found through a small hash table
+    // (entry: group number + 1, 0 empty; at most `DOMINANCE_GROUPS` in `GROUP_SLOTS`).
+    let mut groups: Vec<[i64; 5]> = Vec::new();
+    let mut group_of = vec![0usize; n];
+    let mut slots = [0u8; GROUP_SLOTS];
+    // (Element by element: `==` on the arrays calls memcmp.)
+    let same =
+        |a: &[i64; 5], b: &[i64; 5]| a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4];
+    for (c, slot) in group_of.iter_mut().enumerate() {
+        let k = key(c);
+        let h = k.iter().fold(0u64, |h, &x| (h.rotate_left(5) ^ x as u64).wrapping_mul(0x517c_c1b7_2722_0a95));
+        let mut i = (h >> 56) as usize % GROUP_SLOTS;
+        let at = loop {
+            match slots[i] {
+                0 => {
+                    if groups.len() == DOMINANCE_GROUPS {
+                        break None;
+                    }
+                    groups.push(k);
+                    slots[i] = groups.len() as u8;
+                    break Some(groups.len() - 1);
+                }
+                e if same(&groups[e as usize - 1], &k) => break Some(e as usize - 1),
+                _ => i = (i + 1) % GROUP_SLOTS,
+            }
+        };
+        let Some(at) = at else { break };
+        *slot = at;
+    }
+    let pairwise = groups.len() == DOMINANCE_GROUPS;
+    if pairwise {
+        groups.truncate(1);
+        group_of.iter_mut().for_each(|g| *g = 0);
+    }
+    // Whether `a` costs no more than `b` for any allocation, and strictly less.
+    let cheaper_pair = |a: usize, b: usize| -> Option<bool> {
+        let (ka, kb) = (key(a), key(b));
+        ka.iter().zip(kb.iter()).all(|(x, y)| x <= y).then(|| ka[0] < kb[0] || ka[1] < kb[1] || ka[2] < kb[2])
+    };
+    // Buckets by group and by the lines served (a dominator serves every line `b` does),
+    // members strongest first, then by index.
+    let mask_bits = if nl <= DOMINANCE_MASK_LINES { nl } else { 0 };
+    let masks = 1usize << mask_bits;
+    let bucket_of = |c: usize| group_of[c] * masks + (g.cands[c].mask as usize & (masks - 1));
+    let mut start = vec![0usize; groups.len() * masks + 1];
+    for c in 0..n {
+        start[bucket_of(c) + 1] += 1;
+    }
+    for i in 1..start.len() {
+        start[i] += start[i - 1];
+    }
+    let mut fill = start.clone();
+    let mut members = vec![Member::default(); n];
+    for c in 0..n {
+        let b = bucket_of(c);
+        members[fill[b]] = member(c);
+        fill[b] += 1;
+    }
+    for bucket in start.windows(2) {
+        members[bucket[0]..bucket[1]].sort_by_key(|m| std::cmp::Reverse(m.strength));
+    }
+    // Per group, its non-empty line masks, most lines first.
+    let mut used_masks: Vec<Vec<usize>> = vec![Vec::new(); groups.len()];
+    for (j, list) in used_masks.iter_mut().enumerate() {
+        list.extend((0..masks).filter(|&m| start[j * masks + m + 1] > start[j * masks + m]));
+        list.sort_by_key(|m| std::cmp::Reverse(m.count_ones()));
+    }
+    // Per group, the groups that cost no more, and whether strictly less on every plan.
+    let ng = groups.len();
+    let mut cheaper: Vec<Vec<(usize, bool)>> = vec![Vec::new(); ng];
+    for (h, kh) in groups.iter().enumerate() {
+        for (j, kj) in groups.iter().enumerate() {
+            if pairwise || kj.iter().zip(kh.iter()).all(|(a, b)| a <= b) {
+                let strict = kj[0] < kh[0] || kj[1] < kh[1] || kj[2] < kh[2];
+                cheaper[h].push((j, strict));
+            }
+        }
+    }
+    let mut checks = 0usize;
+    let mut doms: Vec<usize> = Vec::with_capacity(need);
+    pool.retain(|&b| {
+        let mb_member = member(b);
+        let sb = mb_member.strength;
+        let mb = g.cands[b].mask as usize & (masks - 1);
+        let mut found = 0;
+        doms.clear();
+        let mut keep = |doms: &Vec<usize>| {
+            if doms.len() >= 3 {
+                companions.push((b, doms.clone()));
+            }
+            true
+        };
+        for &(j, strict) in &cheaper[group_of[b]] {
+            for &m in &used_masks[j] {
+                if m & mb != mb {
+                    continue;
+                }
+                let bucket = j * masks + m;
+                for ma in &members[start[bucket]..start[bucket + 1]] {
+                    let a = ma.c;
+                    if ma.strength < sb {
+                        break;
+                    }
+                    if a == b {
+                        continue;
+                    }
+                    checks += 1;
+                    if checks > DOMINANCE_CHECKS {
+                        return keep(&doms);
+                    }
+                    let strict = if pairwise {
+                        match cheaper_pair(a, b) {
+                            Some(strict) => strict,
+                            None => continue,
+                        }
+                    } else {
+                        strict
+                    };
+                    if covers(ma, &mb_member) && (strict || ids.cmp(a, b).is_lt()) {
+                        found += 1;
+                        if found >= need {
+                            return false;
+                        }
+                        doms.push(a);
+                    }
+                }
+            }
+        }
+        keep(&doms)
+    });
+}
+
+/// A candidate as dominance compares it: its strength, index, unit capacity (up to what
+/// the lines ask), lines served and packed stock signature.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Member {
+    pub(super) strength: u64,
+    pub(super) c: usize,
+    pub(super) cap: u64,
+    pub(super) mask: u64,
+    pub(super) sig: u64,
+}
+
+/// Lines up to which dominance candidates are bucketed by the lines they serve.
+pub(super) const DOMINANCE_MASK_LINES: usize = 8;
+/// Most cost groups compared group by group (beyond, costs are compared pair by pair) …
+pub(super) const DOMINANCE_GROUPS: usize = 64;
+/// … and most dominance checks per decision.
+pub(super) const DOMINANCE_CHECKS: usize = 200_000;
+/// Slots of the table that finds a cost group (more than twice `DOMINANCE_GROUPS`).
+pub(super) const GROUP_SLOTS: usize = 256;
+
+/// Lower bounds on the entry costs of the nodes added to a set, by the lines they cover:
+/// `b[(r − 1) × 2^L + X]` is the cheapest Σ entry of 1..=r candidates (any, repeats
+/// allowed) that can together serve every line of `X`. Built when 3^L × r is small.
+pub(super) struct CoverTable {
+    pub(super) lines: usize,
+    pub(super) rows: usize,
+    pub(super) b: Vec<i64>,
+}
+
+/// Largest 3^L × (max_nodes − 1) for which the cover table is built.
+pub(super) const COVER_TABLE_WORK: usize = 30_000;
+/// Superset bounds enumerate the subsets of at most this many lines; beyond, a weaker
+/// one-dimensional bound is used.
+pub(super) const ENUM_LINES: usize = 8;
+
+impl CoverTable {
+    pub(super) fn build(g: &Group<'_>) -> Option<CoverTable> {
+        let nl = g.nl();
+        let rows = g.max_nodes.saturating_sub(1);
+        if rows == 0 || nl > 16 || 3usize.pow(nl as u32).saturating_mul(rows) > COVER_TABLE_WORK {
+            return None;
+        }
+        let size = 1usize << nl;
+        // One node: cheapest entry over candidates covering a superset of X.
+        let mut one = vec![INF; size];
+        for c in &g.cands {
+            let m = c.mask as usize & (size - 1);
+            one[m] = one[m].min(c.entry);
+        }
+        for bit in 0..nl {
+            for x in 0..size {
+                if x & (1 << bit) == 0 {
+                    one[x] = one[x].min(one[x | (1 << bit)]);
+                }
+            }
+        }
+        let mut b = Vec::with_capacity(rows * size);
+        b.extend_from_slice(&one);
+        let mut exact = one.clone(); // exactly r nodes (repeats allowed)
+        for _ in 1..rows {
+            let mut next = vec![INF; size];
+            for (x, nx) in next.iter_mut().enumerate() {
+                // Split X between the new node (Y) and the r others (X \ Y).
+                let mut y = x;
+                loop {
+                    let v = one[y].saturating_add(exact[x & !y]);
+                    if v < *nx {
+                        *nx = v;
+                    }
+                    if y == 0 {
+                        break;
+                    }
+                    y = (y - 1) & x;
+                }
+                *nx = (*nx).min(INF);
+            }
+            let prev = b.len() - size;
+            for x in 0..size {
+                let v = b[prev + x].min(next[x]);
+                b.push(v);
+            }
+            exact = next;
+        }
+        Some(CoverTable { lines: nl, rows, b })
+    }
+
+    pub(super) fn get(&self, r: usize, x: u64) -> i64 {
+        let r = r.min(self.rows);
+        self.b[(r - 1) * (1 << self.lines) + x as usize]
+    }
+}

@@ -1,0 +1,264 @@
+//! The search problem of one destination group: its ship-type lines and its kept candidates
+//! as flat per-candidate × per-line arrays, with the exact and relaxed costs read off them.
+//! Built once per group and never changed by the search; relaxed costs never exceed exact ones.
+
+use crate::ids::NodeId;
+use crate::sourcing::policy::CostModel;
+
+use super::cost::{billed_kg, emissions, mul};
+use super::decision::NodeState;
+
+// ---------------------------------------------------------------------------------------
+// The search problem of one destination group
+
+/// A ship-type line in a group.
+#[derive(Debug, Clone)]
+pub(super) struct GLine {
+    pub(super) order_index: usize,
+    pub(super) slot: usize, // index of its SKU among the group's distinct SKUs
+    pub(super) qty: u64,
+    pub(super) weight_g: u64,
+    /// Billed kg of one unit (the package of a ship-alone unit).
+    pub(super) unit_kg: i64,
+    pub(super) ship_alone: bool,
+    pub(super) penalty: i64, // per unallocated unit
+    pub(super) penalty_milli: i64,
+}
+
+/// A kept candidate node of a group that can give units to at least one line.
+#[derive(Debug, Clone)]
+pub(super) struct Cand {
+    pub(super) node: usize,
+    /// per_order handling + capacity pressure + late penalty: paid once if the node is used.
+    pub(super) fixed: i64,
+    pub(super) base: i64,
+    pub(super) per_kg: i64,
+    pub(super) km_ceil: i64,
+    pub(super) per_unit: i64,
+    /// The late penalty within `fixed` (promised orders).
+    pub(super) late: i64,
+    /// Remaining units the node may take today (respect_capacity), else u64::MAX.
+    pub(super) unit_cap: u64,
+    /// What every plan using the node pays at least, besides units: fixed + base + split
+    /// penalty (a used node sends one package at least; plan bounds take the first
+    /// package's split penalty back once), less one minor unit for the rounding down of
+    /// the emissions of its regular package.
+    pub(super) entry: i64,
+    /// Extra cost ×1000 of a ship-alone unit whose package the entry does not pay for:
+    /// the base rate and split penalty of its own package.
+    pub(super) alone_extra: i64,
+    /// Lines the node can give units to (bit `l`, for lines below 64).
+    pub(super) mask: u64,
+    /// Kinds of lines it can serve: 1 regular, 2 ship-alone.
+    pub(super) kinds: u8,
+}
+
+pub(super) struct Group<'r> {
+    pub(super) lines: Vec<GLine>,
+    pub(super) slots: usize,
+    pub(super) cost: &'r CostModel,
+    pub(super) split_penalty: i64,
+    pub(super) max_nodes: usize,
+    /// `allow_partial = false`: only complete allocations (or the empty plan) count.
+    pub(super) all_or_nothing: bool,
+    /// Aging bonus ×1000 (0: none).
+    pub(super) bonus_milli: i64,
+    /// Whether some line is ship-alone.
+    pub(super) has_alone: bool,
+    pub(super) cands: Vec<Cand>,
+    /// Per candidate and line (`c × lines + l`): units the line may take there alone
+    /// (eligibility, usable stock, unit capacity and the line's quantity); 0: none.
+    pub(super) avail: Vec<u64>,
+    /// Per candidate and line: linear lower bound of one unit's cost ×1000, before the
+    /// aging bonus and the ship-alone package extras (shipping weight un-rounded; a
+    /// ship-alone unit's base rate is in `Cand::entry` or `Cand::alone_extra`).
+    pub(super) unit: Vec<i64>,
+    /// Per candidate and SKU slot (`c × slots + s`): usable stock and its aging units.
+    pub(super) stock: Vec<u64>,
+    pub(super) aging: Vec<u64>,
+    /// Per SKU slot: units the group's lines ask for (saturating), and their sum.
+    pub(super) slot_qty: Vec<u64>,
+    pub(super) qty_total: u64,
+}
+
+impl Group<'_> {
+    pub(super) fn nl(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Aging units the relaxation credits to line `l` at candidate `c` among `a` units.
+    pub(super) fn aged(&self, c: usize, l: usize, a: u64) -> u64 {
+        if self.bonus_milli == 0 { 0 } else { self.aging[c * self.slots + self.lines[l].slot].min(a) }
+    }
+
+    /// Relaxed cost ×1000 of `u` units of line `l` at candidate `c` (`ag` aging units):
+    /// linear unit costs, the aging bonus on at most `ag` units, and for ship-alone lines
+    /// a package base and split penalty on every unit, except the first when `free_first`
+    /// (the node's entry may pay for that package: when it has no regular package and no
+    /// other ship-alone unit). Never above the exact cost those units add.
+    pub(super) fn units_cost(&self, c: usize, l: usize, u: u64, ag: u64, free_first: bool) -> i64 {
+        if u == 0 {
+            return 0;
+        }
+        let mut v = mul(self.unit[c * self.nl() + l], u).saturating_sub(mul(self.bonus_milli, u.min(ag)));
+        if self.lines[l].ship_alone {
+            v = v.saturating_add(mul(self.cands[c].alone_extra, if free_first { u - 1 } else { u }));
+        }
+        v
+    }
+
+    /// The relaxed unit costs of up to `a` units of line `l` at `c`, as ascending
+    /// segments `(cost per unit ×1000, units)` (their prefix sums are `units_cost`).
+    pub(super) fn push_segments(&self, c: usize, l: usize, a: u64, free_first: bool, out: &mut Vec<(i64, u64)>) {
+        if a == 0 {
+            return;
+        }
+        let c0 = self.unit[c * self.nl() + l];
+        let ag = self.aged(c, l, a);
+        let b = self.bonus_milli;
+        let extra = if self.lines[l].ship_alone { self.cands[c].alone_extra } else { 0 };
+        if extra == 0 || !free_first {
+            let c1 = c0.saturating_add(extra);
+            if ag > 0 {
+                out.push((c1.saturating_sub(b), ag));
+            }
+            if a > ag {
+                out.push((c1, a - ag));
+            }
+        } else {
+            out.push((if ag > 0 { c0.saturating_sub(b) } else { c0 }, 1));
+            let mid = ag.saturating_sub(1);
+            if mid > 0 {
+                out.push((c0.saturating_add(extra).saturating_sub(b), mid));
+            }
+            let rest = a - 1 - mid;
+            if rest > 0 {
+                out.push((c0.saturating_add(extra), rest));
+            }
+        }
+    }
+
+    /// Cheapest relaxed unit of line `l` at `c` (×1000) that pays its own package.
+    pub(super) fn full_unit(&self, c: usize, l: usize) -> i64 {
+        let extra = if self.lines[l].ship_alone { self.cands[c].alone_extra } else { 0 };
+        self.first_unit(c, l).saturating_add(extra)
+    }
+
+    /// Cheapest relaxed unit of line `l` at `c` (×1000).
+    pub(super) fn first_unit(&self, c: usize, l: usize) -> i64 {
+        let a = self.avail[c * self.nl() + l];
+        let c0 = self.unit[c * self.nl() + l];
+        if self.aged(c, l, a) > 0 { c0.saturating_sub(self.bonus_milli) } else { c0 }
+    }
+
+    /// Exact cost of candidate `c` shipping `x(l)` units of each line, and its packages.
+    fn node_cost(&self, c: usize, x: impl Fn(usize) -> u64, slot_units: &mut [u64]) -> (i64, i64) {
+        let cand = &self.cands[c];
+        let mut units = 0u64;
+        let mut reg_weight = 0u64;
+        let mut reg = false;
+        let mut total = 0i64;
+        let mut packages = 0i64;
+        if self.bonus_milli > 0 {
+            slot_units.fill(0);
+        }
+        for (l, line) in self.lines.iter().enumerate() {
+            let u = x(l);
+            if u == 0 {
+                continue;
+            }
+            units += u;
+            if self.bonus_milli > 0 {
+                slot_units[line.slot] += u;
+            }
+            if line.ship_alone {
+                let kg = line.unit_kg;
+                total += (cand.base + cand.per_kg * kg + emissions(self.cost, kg, cand.km_ceil)) * u as i64;
+                packages += u as i64;
+            } else {
+                reg = true;
+                reg_weight += line.weight_g * u;
+            }
+        }
+        if units == 0 {
+            return (0, 0);
+        }
+        total += cand.fixed + cand.per_unit * units as i64;
+        if reg {
+            let kg = billed_kg(reg_weight);
+            total += cand.base + cand.per_kg * kg + emissions(self.cost, kg, cand.km_ceil);
+            packages += 1;
+        }
+        if self.bonus_milli > 0 {
+            let aging = &self.aging[c * self.slots..(c + 1) * self.slots];
+            let aged: u64 = slot_units.iter().zip(aging).map(|(u, a)| (*u).min(*a)).sum();
+            total -= aged as i64 * self.cost.aging_bonus_minor;
+        }
+        (total, packages)
+    }
+
+    /// Exact cost of an allocation over `set`; `x[l × set.len() + k]` units of line `l`
+    /// at `set[k]`.
+    pub(super) fn plan_cost(&self, set: &[usize], x: &[u64], slot_units: &mut [u64]) -> i64 {
+        let m = set.len();
+        let mut total = 0i64;
+        let mut packages = 0i64;
+        for (k, &c) in set.iter().enumerate() {
+            let (cost, p) = self.node_cost(c, |l| x[l * m + k], slot_units);
+            total += cost;
+            packages += p;
+        }
+        total += self.split_penalty * (packages - 1).max(0);
+        for (l, line) in self.lines.iter().enumerate() {
+            let placed: u64 = x[l * m..(l + 1) * m].iter().sum();
+            total += line.penalty * (line.qty - placed) as i64;
+        }
+        total
+    }
+
+    /// Σ entry − split penalty of a set, ×1000.
+    pub(super) fn entry_milli(&self, set: &[usize]) -> i64 {
+        let e = set.iter().fold(0i64, |a, &c| a.saturating_add(self.cands[c].entry));
+        e.saturating_sub(self.split_penalty).saturating_mul(1000)
+    }
+}
+
+/// Node ids of the candidates, compared quickly: by their first 8 bytes (computed when
+/// first needed), then in full.
+pub(super) struct Ids<'a> {
+    pub(super) nodes: &'a [NodeState<'a>],
+    pub(super) cands: &'a [Cand],
+    pub(super) keys: Vec<std::cell::Cell<u64>>,
+}
+
+/// No key: id bytes are ASCII, so no id's key has this value.
+pub(super) const NO_KEY: u64 = u64::MAX;
+
+impl<'a> Ids<'a> {
+    pub(super) fn new(nodes: &'a [NodeState<'a>], cands: &'a [Cand]) -> Ids<'a> {
+        let keys = vec![std::cell::Cell::new(NO_KEY); cands.len()];
+        Ids { nodes, cands, keys }
+    }
+
+    fn id(&self, c: usize) -> &'a NodeId {
+        &self.nodes[self.cands[c].node].node.id
+    }
+
+    fn key(&self, c: usize) -> u64 {
+        let k = self.keys[c].get();
+        if k != NO_KEY {
+            return k;
+        }
+        let mut bytes = [0u8; 8];
+        let b = self.id(c).as_str().as_bytes();
+        let n = b.len().min(8);
+        bytes[..n].copy_from_slice(&b[..n]);
+        let k = u64::from_be_bytes(bytes);
+        self.keys[c].set(k);
+        k
+    }
+
+    pub(super) fn cmp(&self, a: usize, b: usize) -> std::cmp::Ordering {
+        self.key(a).cmp(&self.key(b)).then_with(|| self.id(a).cmp(self.id(b)))
+    }
+}

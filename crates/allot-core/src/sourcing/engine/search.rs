@@ -1,0 +1,370 @@
+//! The search over node sets of one group: the top three plans, the budget, and the depth
+//! first search over sets. Allocation within a set is `alloc`'s; bounds are in `bounds`.
+//! Bounds stay admissible and ties go to the lowest node ids, so the result is exact and stable.
+
+mod bounds;
+mod seed;
+
+use std::collections::HashMap;
+
+use super::alloc::Alloc;
+use super::cost::INF;
+use super::decision::SearchOptions;
+use super::dominance::{Agg, CoverTable};
+use super::group::{Group, Ids};
+
+pub(super) use bounds::{PlainLines, REFINED_NODES, plain_line_bound, quick_floor};
+pub(super) use seed::{SEED_PER_LINE, SEED_POOL, SEED_STARTS, push_best};
+
+// ---------------------------------------------------------------------------------------
+// Branch and bound over node sets
+
+/// A complete allocation.
+#[derive(Debug, Clone)]
+pub(super) struct Found {
+    pub(super) cost: i64,
+    /// Candidate indices, in node id order.
+    pub(super) set: Vec<usize>,
+    /// `units[l × set.len() + k]`.
+    pub(super) units: Vec<u64>,
+}
+
+/// Node sets bounded (without solving their allocation) per unit of `max_sets`.
+pub(super) const BOUNDS_PER_SET: u64 = 16;
+
+pub(super) struct Search<'g, 'r> {
+    pub(super) g: &'g Group<'r>,
+    /// Node id of each candidate.
+    pub(super) ids: Ids<'g>,
+    pub(super) opts: SearchOptions,
+    pub(super) sets: u32,
+    pub(super) leaves: u64,
+    pub(super) bounds: u64,
+    pub(super) exhausted: bool,
+    /// Budget spent: nothing more is searched.
+    pub(super) stopped: bool,
+    /// The best three plans with distinct sets, cheapest first (ties: lowest node ids).
+    pub(super) top: Vec<Found>,
+    /// Lowest bound among subtrees skipped for lack of budget.
+    pub(super) open_bound: i64,
+    pub(super) cover: Option<CoverTable>,
+    /// min(0, cheapest entry): what each further node could at most take off a bound.
+    pub(super) neg_entry: i64,
+    pub(super) alloc: Alloc,
+    pub(super) buf: Vec<(i64, u64)>,
+    /// Lines a superset bound may hand to the added nodes: (δ ×1000, cover entry, line).
+    pub(super) delta: Vec<(i64, i64, usize)>,
+    /// Scratch for `bound`: each node's package choices, and memoized line values.
+    pub(super) choices: [Vec<usize>; REFINED_NODES],
+    pub(super) memo: Vec<(i64, i64)>,
+    /// Layout of `memo`: per line `memo_masks` node masks × 3 added-node states (refined
+    /// values), then from `memo_plain` 3 per line (plain values).
+    pub(super) memo_masks: usize,
+    pub(super) memo_plain: usize,
+    /// Scratch for superset bounds: (lines, largest cover entry, saving) per subset.
+    pub(super) subsets: Vec<(u64, i64, i64)>,
+    /// The plain relaxation of each line over the last set bounded (see `plain_line`).
+    pub(super) plain: PlainLines,
+    /// Scratch for `allocate`: positions in profile order, profiles, twins.
+    pub(super) canon: Vec<(u32, usize)>,
+    pub(super) key: Vec<u32>,
+    pub(super) twin: Vec<usize>,
+    /// Profile id per candidate (`u32::MAX`: not yet known), and the ids by profile.
+    pub(super) profiles: Vec<u32>,
+    pub(super) profile_ids: FxMap<Vec<i64>, u32>,
+    /// Solved sets by their sorted profile ids: the limit used, and the best allocation
+    /// (cost, units by position in profile order) if one was within it.
+    pub(super) solved: FxMap<Vec<u32>, SolvedSet>,
+    /// Per candidate, its entry in `companion_sets` (`u32::MAX`: none): dominators of which
+    /// a top-three set with the candidate holds all but two (see `drop_dominated`).
+    pub(super) companions: Vec<u32>,
+    pub(super) companion_sets: Vec<(usize, Vec<usize>)>,
+}
+
+/// The search's maps are keyed by short vectors of small integers built by the search
+/// itself: FxHash is enough and much cheaper than SipHash.
+pub(super) type FxMap<K, V> = HashMap<K, V, crate::hash::FxBuildHasher>;
+
+/// A solved set's limit and best allocation within it.
+pub(super) type SolvedSet = (i64, Option<(i64, Vec<u64>)>);
+
+impl Search<'_, '_> {
+    fn cmp_sets(&self, a: &[usize], b: &[usize]) -> std::cmp::Ordering {
+        for (&x, &y) in a.iter().zip(b) {
+            let o = self.ids.cmp(x, y);
+            if o.is_ne() {
+                return o;
+            }
+        }
+        a.len().cmp(&b.len())
+    }
+
+    /// Costs above this cannot enter the top three (bounds equal to it might).
+    pub(super) fn threshold(&self) -> i64 {
+        if self.top.len() < 3 { INF - 1 } else { self.top[2].cost }
+    }
+
+    /// Highest cost with which a plan over `set` (node id order) enters the top three.
+    fn limit_for(&self, set: &[usize]) -> i64 {
+        match self.top.get(2) {
+            None => INF - 1,
+            Some(t) if self.cmp_sets(set, &t.set).is_lt() => t.cost,
+            Some(t) => t.cost - 1,
+        }
+    }
+
+    pub(super) fn offer(&mut self, found: Found) {
+        if let Some(t) = self.top.iter_mut().find(|t| t.set == found.set) {
+            if found.cost < t.cost {
+                *t = found;
+            }
+        } else {
+            self.top.push(found);
+        }
+        let mut top = std::mem::take(&mut self.top);
+        top.sort_by(|a, b| a.cost.cmp(&b.cost).then_with(|| self.cmp_sets(&a.set, &b.set)));
+        top.truncate(3);
+        self.top = top;
+    }
+
+    fn budget_left(&self) -> bool {
+        self.sets < self.opts.max_sets && self.leaves < u64::from(self.opts.max_leaves)
+    }
+
+    /// Solves the allocation of `set` (any order) whose bound is `bound`, if the budget
+    /// allows; else records the bound as open and stops the search.
+    pub(super) fn allocate(&mut self, set: &[usize], bound: i64) -> Option<i64> {
+        let mut sorted = set.to_vec();
+        sorted.sort_by(|&a, &b| self.ids.cmp(a, b));
+        let limit = self.limit_for(&sorted);
+        if bound > limit {
+            return None;
+        }
+        // Sets of the same node profiles have the same allocations and costs.
+        let mut canon = std::mem::take(&mut self.canon);
+        canon.clear();
+        for (k, &c) in sorted.iter().enumerate() {
+            canon.push((self.profile(c), k));
+        }
+        canon.sort_unstable();
+        let mut key = std::mem::take(&mut self.key);
+        key.clear();
+        key.extend(canon.iter().map(|&(p, _)| p));
+        let outcome = self.allocate_canon(sorted, bound, limit, &canon, &key);
+        self.canon = canon;
+        self.key = key;
+        outcome
+    }
+
+    /// `allocate` for `sorted` (node id order) within `limit`, its positions in profile
+    /// order `canon` and its profiles `key`.
+    fn allocate_canon(
+        &mut self,
+        sorted: Vec<usize>,
+        bound: i64,
+        limit: i64,
+        canon: &[(u32, usize)],
+        key: &[u32],
+    ) -> Option<i64> {
+        let nl = self.g.nl();
+        let m = sorted.len();
+        if let Some((seen_limit, result)) = self.solved.get(key) {
+            match result {
+                Some((cost, units)) => {
+                    let cost = *cost;
+                    if cost > limit {
+                        return None;
+                    }
+                    // Cached units are by canonical position; map them to this set's.
+                    let mut mine = vec![0u64; nl * m];
+                    for (j, &(_, k)) in canon.iter().enumerate() {
+                        for l in 0..nl {
+                            mine[l * m + k] = units[l * m + j];
+                        }
+                    }
+                    self.offer(Found { cost, set: sorted, units: mine });
+                    return Some(cost);
+                }
+                None if limit <= *seen_limit => return None,
+                None => {}
+            }
+        }
+        if !self.budget_left() {
+            self.stop(bound);
+            return None;
+        }
+        self.sets += 1;
+        let max_steps = u64::from(self.opts.max_leaves) - self.leaves;
+        let mut twin = std::mem::take(&mut self.twin);
+        twin.clear();
+        for k in 0..m {
+            let pk = self.profile(sorted[k]);
+            twin.push((0..k).rev().find(|&j| self.profile(sorted[j]) == pk).unwrap_or(usize::MAX));
+        }
+        self.alloc.solve(self.g, &sorted, &twin, limit, max_steps);
+        self.twin = twin;
+        self.leaves += self.alloc.steps.min(max_steps);
+        if self.alloc.cut {
+            self.stop(bound);
+        }
+        let found = (self.alloc.best_cost < INF).then(|| (self.alloc.best_cost, self.alloc.best_x.clone()));
+        if !self.alloc.cut {
+            let cached = found.as_ref().map(|(cost, x)| {
+                let mut units = vec![0u64; nl * m];
+                for (j, &(_, k)) in canon.iter().enumerate() {
+                    for l in 0..nl {
+                        units[l * m + j] = x[l * m + k];
+                    }
+                }
+                (*cost, units)
+            });
+            self.solved.insert(key.to_vec(), (limit, cached));
+        }
+        let (cost, units) = found?;
+        self.offer(Found { cost, set: sorted, units });
+        Some(cost)
+    }
+
+    /// The profile of a candidate: equal profiles mean equal costs and feasibility for
+    /// every allocation (cost terms, eligibility, stock and capacity up to what the lines
+    /// ask, aging).
+    pub(super) fn profile(&mut self, c: usize) -> u32 {
+        if self.profiles.is_empty() {
+            self.profiles = vec![u32::MAX; self.g.cands.len()];
+        }
+        if self.profiles[c] != u32::MAX {
+            return self.profiles[c];
+        }
+        let g = self.g;
+        let (nl, ns) = (g.nl(), g.slots);
+        let x = &g.cands[c];
+        let (slot_qty, total) = (&g.slot_qty, g.qty_total);
+        let emissions_on = g.cost.co2_g_per_kg_km > 0 && g.cost.emissions_minor_per_kg_co2 > 0;
+        let km = if emissions_on { x.km_ceil } else { 0 };
+        let mut key: Vec<i64> = vec![x.fixed, x.per_unit, x.base, x.per_kg, km, x.unit_cap.min(total) as i64];
+        key.extend(g.avail[c * nl..(c + 1) * nl].iter().map(|&a| a as i64));
+        key.extend((0..ns).map(|s| g.stock[c * ns + s].min(slot_qty[s]) as i64));
+        if g.bonus_milli > 0 {
+            key.extend((0..ns).map(|s| g.aging[c * ns + s].min(slot_qty[s]) as i64));
+        }
+        let next = self.profile_ids.len() as u32;
+        let id = *self.profile_ids.entry(key).or_insert(next);
+        self.profiles[c] = id;
+        id
+    }
+
+    fn stop(&mut self, bound: i64) {
+        self.exhausted = true;
+        self.stopped = true;
+        self.open_bound = self.open_bound.min(bound);
+    }
+
+    /// Counts one bound evaluation against the budget.
+    fn count_bound(&mut self) -> bool {
+        self.bounds += 1;
+        self.bounds <= u64::from(self.opts.max_sets) * BOUNDS_PER_SET
+    }
+
+    /// Whether `set` holds the companions its candidates need (see `drop_dominated`), and
+    /// whether it still can with `room` more nodes.
+    fn companions_held(&self, set: &[usize], room: usize) -> (bool, bool) {
+        if self.companion_sets.is_empty() {
+            return (true, true);
+        }
+        let mut complete = true;
+        for &b in set {
+            let i = self.companions[b];
+            if i == u32::MAX {
+                continue;
+            }
+            let doms = &self.companion_sets[i as usize].1;
+            let need = doms.len() - 2;
+            let have = set.iter().filter(|x| doms.contains(x)).count();
+            if have < need {
+                complete = false;
+                if have + room < need {
+                    return (false, false);
+                }
+            }
+        }
+        (complete, true)
+    }
+
+    /// Depth-first over multi-node sets of the pool, in pool order (ascending multi-node
+    /// bound, so a candidate beyond the threshold ends the loop).
+    pub(super) fn sets_from(
+        &mut self,
+        pool: &[usize],
+        agg: &Agg,
+        multi_bound: &[i64],
+        prefix: &mut Vec<usize>,
+        positions: std::ops::Range<usize>,
+    ) {
+        let k = self.g.max_nodes;
+        let mut end = positions.end;
+        if !prefix.is_empty() {
+            // Suffix cut: every set extending the prefix with nodes from position p on is
+            // bounded by its superset bound over that suffix, which grows with p; the
+            // first p beyond the threshold ends the loop.
+            let room = k.saturating_sub(prefix.len());
+            let (mut lo, mut hi) = (positions.start, end);
+            if lo < hi {
+                // Most prefixes end here: nothing after them is worth it.
+                if !self.count_bound() {
+                    self.stop(multi_bound[prefix[0]]);
+                    return;
+                }
+                if self.ext_bound(prefix, agg.at(lo), room) > self.threshold() {
+                    hi = lo;
+                } else {
+                    lo += 1;
+                }
+            }
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if !self.count_bound() {
+                    self.stop(multi_bound[prefix[0]]);
+                    return;
+                }
+                if self.ext_bound(prefix, agg.at(mid), room) > self.threshold() {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            end = lo;
+        }
+        for pos in positions.start..end {
+            if self.stopped {
+                return;
+            }
+            let c = pool[pos];
+            if multi_bound[c] > self.threshold() {
+                break;
+            }
+            prefix.push(c);
+            let room = k.saturating_sub(prefix.len());
+            let (complete, possible) = self.companions_held(prefix, room);
+            if !possible {
+                prefix.pop();
+                continue;
+            }
+            if prefix.len() >= 2 && complete {
+                if !self.count_bound() {
+                    self.stop(multi_bound[prefix[0]]);
+                    prefix.pop();
+                    return;
+                }
+                let bound = self.set_bound(prefix);
+                if bound <= self.threshold() {
+                    let set = prefix.clone();
+                    let _ = self.allocate(&set, bound);
+                }
+            }
+            if room > 0 && pos + 1 < pool.len() && !self.stopped {
+                self.sets_from(pool, agg, multi_bound, prefix, pos + 1..pool.len());
+            }
+            prefix.pop();
+        }
+    }
+}

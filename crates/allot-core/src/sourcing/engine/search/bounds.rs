@@ -1,0 +1,611 @@
+//! Lower bounds on the plans over a node set, exactly or plus nodes still to come: single
+//! candidates, multi-node plans through one candidate, sets and supersets. Reads the group and
+//! the aggregates, changes nothing but scratch. Every bound is admissible (never above a plan).
+
+use super::Search;
+use crate::sourcing::engine::cost::{INF, floor_milli, mul, settle};
+use crate::sourcing::engine::dominance::{Agg, AggView, ENUM_LINES};
+use crate::sourcing::engine::group::{GLine, Group};
+
+/// The least quick bound of any candidate (the one with the cheapest entry).
+pub(in crate::sourcing::engine) fn quick_floor(g: &Group<'_>, pre: &OnePre, min_entry: i64) -> i64 {
+    floor_milli(min_entry.saturating_sub(g.split_penalty).saturating_mul(1000).saturating_add(pre.cheap))
+}
+
+/// `Search::single_bound` of a candidate of a group without aging bonus, from its unit
+/// costs, units available, entry and ship-alone package extra by line: the first unit,
+/// then the others (a ship-alone line's pay their packages), each taken if cheaper than
+/// the penalty (or if all must be placed). A line with no units there costs its penalty
+/// on every unit (INF when all must be placed).
+pub(in crate::sourcing::engine) fn plain_single_bound(
+    lines: &[GLine],
+    (fill, split_penalty): (bool, i64),
+    units: &[i64],
+    avail: &[u64],
+    entry: i64,
+    alone_extra: i64,
+) -> i64 {
+    // `g.entry_milli(&[c])`.
+    let mut total = entry.saturating_sub(split_penalty).saturating_mul(1000);
+    for ((line, &first), &a) in lines.iter().zip(units).zip(avail) {
+        let rest = if line.ship_alone { first.saturating_add(alone_extra) } else { first };
+        let v = plain_line_bound(line, fill, (first, rest), a);
+        if v >= INF {
+            return INF;
+        }
+        total = total.saturating_add(v);
+    }
+    floor_milli(total)
+}
+
+/// One line's term of `plain_single_bound`: `a` units available, the first at `first`
+/// (×1000), the others at `rest`.
+pub(in crate::sourcing::engine) fn plain_line_bound(
+    line: &GLine,
+    fill: bool,
+    (first, rest): (i64, i64),
+    a: u64,
+) -> i64 {
+    let (q, pen) = (line.qty, line.penalty_milli);
+    let take_first = u64::from(fill || first < pen).min(a).min(q);
+    let take_rest = if fill || rest < pen { (a.min(q)).saturating_sub(take_first) } else { 0 };
+    let left = q - take_first - take_rest;
+    if fill && left > 0 {
+        return INF;
+    }
+    // Small terms (the usual case): nothing can saturate, the sum stays below INF.
+    const SMALL: u64 = 1 << 36;
+    if (first as u64) < SMALL && (rest as u64) < SMALL && (pen as u64) < SMALL && q < 1 << 20 {
+        return first * take_first as i64 + rest * take_rest as i64 + pen * left as i64;
+    }
+    mul(first, take_first).saturating_add(mul(rest, take_rest)).saturating_add(mul(pen, left))
+}
+
+/// What the entries of the nodes a superset bound adds pay for (see `Search::bound`).
+#[derive(Clone, Copy)]
+pub(in crate::sourcing::engine) enum Added {
+    /// Their regular package.
+    Regular,
+    /// Ship-alone units, first units of any lines (a relaxation for several nodes).
+    FreeAll,
+    /// One added node: the first unit of ship-alone line `j`.
+    FreeOne(usize),
+}
+
+/// The added nodes' option for a line: `units` at their cheapest unit `first`, except that
+/// beyond one per added node (`room`) they pay at least `full` (ship-alone packages).
+pub(in crate::sourcing::engine) fn push_added(out: &mut Vec<(i64, u64)>, first: i64, full: i64, units: u64, room: u64) {
+    let cheap = units.min(room);
+    out.push((first, cheap));
+    if units > cheap {
+        out.push((full, units - cheap));
+    }
+}
+
+/// Constants of one group for the bounds of single candidates.
+pub(in crate::sourcing::engine) struct OnePre {
+    /// Per line: the relaxation for a candidate that cannot serve it, alone and with the
+    /// option of the added nodes.
+    pub(in crate::sourcing::engine) none_alone: Vec<i64>,
+    pub(in crate::sourcing::engine) none_with: Vec<i64>,
+    /// Per line: the added nodes' option (cheapest unit ×1000 of any candidate, units).
+    pub(in crate::sourcing::engine) agg: Vec<(i64, u64)>,
+    /// Per line subset (groups of at most `ENUM_LINES` lines): lower bound ×1000 on the
+    /// entries of 1..=max_nodes − 1 added nodes serving those lines.
+    pub(in crate::sourcing::engine) fix: Option<Vec<i64>>,
+    /// Σ of the cheapest conceivable cost of every line, plus one added node's entry
+    /// (×1000): a candidate's entry plus this bounds every multi-node plan with it.
+    pub(in crate::sourcing::engine) cheap: i64,
+}
+
+/// Largest set, and most package-choice combinations, whose bound accounts packages
+/// exactly (see `Search::bound`).
+pub(in crate::sourcing::engine) const REFINED_NODES: usize = 4;
+pub(in crate::sourcing::engine) const REFINED_CHOICES: usize = 256;
+
+/// Per line, the plain relaxation over one node set alone: known yet, its value and its
+/// segments after `settle`.
+#[derive(Default)]
+pub(in crate::sourcing::engine) struct PlainLines {
+    pub(in crate::sourcing::engine) set: Vec<usize>,
+    pub(in crate::sourcing::engine) known: Vec<bool>,
+    pub(in crate::sourcing::engine) alone: Vec<i64>,
+    pub(in crate::sourcing::engine) segments: Vec<Vec<(i64, u64)>>,
+}
+
+impl Search<'_, '_> {
+    /// The relaxation of line `l` (which `c` can serve) over candidate `c` alone, and with
+    /// one more option `extra` (INF unit: none); groups without ship-alone lines.
+    fn line_pair(&mut self, c: usize, l: usize, extra: (i64, u64)) -> (i64, i64) {
+        let g = self.g;
+        let line = &g.lines[l];
+        let a = g.avail[c * g.nl() + l];
+        let (q, pen, fill) = (line.qty, line.penalty_milli, g.all_or_nothing);
+        if g.aged(c, l, a) == 0 {
+            let u = g.unit[c * g.nl() + l];
+            let alone = settle(&mut [(u, a)], q, pen, fill);
+            let with = if extra.0 < INF { settle(&mut [(u, a), extra], q, pen, fill) } else { alone };
+            (alone, with)
+        } else {
+            self.buf.clear();
+            g.push_segments(c, l, a, true, &mut self.buf);
+            let alone = settle(&mut self.buf, q, pen, fill);
+            let with = if extra.0 < INF {
+                self.buf.push(extra);
+                settle(&mut self.buf, q, pen, fill)
+            } else {
+                alone
+            };
+            (alone, with)
+        }
+    }
+
+    /// `set_bound(&[c])`, faster; with ship-alone lines the plain relaxation (package
+    /// choices are accounted for when the candidate is solved).
+    pub(in crate::sourcing::engine) fn single_bound(&mut self, c: usize, pre: &OnePre) -> i64 {
+        let g = self.g;
+        let nl = g.nl();
+        if g.bonus_milli == 0 {
+            let row = c * nl..(c + 1) * nl;
+            let cand = &g.cands[c];
+            let terms = (g.all_or_nothing, g.split_penalty);
+            return plain_single_bound(
+                &g.lines,
+                terms,
+                &g.unit[row.clone()],
+                &g.avail[row],
+                cand.entry,
+                cand.alone_extra,
+            );
+        }
+        if g.has_alone {
+            return self.bound(&[c], None, -INF);
+        }
+        let mut total = g.entry_milli(&[c]);
+        for l in 0..nl {
+            let a = g.avail[c * nl + l];
+            let v = if a == 0 { pre.none_alone[l] } else { self.line_pair(c, l, (INF, 0)).0 };
+            if v >= INF {
+                return INF;
+            }
+            total = total.saturating_add(v);
+        }
+        floor_milli(total)
+    }
+
+    /// Lower bound on plans of two or more nodes that use `c`: `ext_bound(&[c], all, k − 1)`,
+    /// faster, with the entries of the added nodes tabled per line subset.
+    pub(in crate::sourcing::engine) fn multi_bound(&mut self, c: usize, pre: &OnePre, all: &Agg) -> i64 {
+        let g = self.g;
+        let nl = g.nl();
+        let (Some(fix), false) = (&pre.fix, g.has_alone) else {
+            return self.ext_bound(&[c], all.at(0), g.max_nodes - 1);
+        };
+        let mut sum = g.entry_milli(&[c]);
+        let mut mandatory = 0usize;
+        let mut d = 0usize;
+        let mut deltas = [0i64; ENUM_LINES];
+        let mut bits = [0usize; ENUM_LINES];
+        for l in 0..nl {
+            let (alone, with) = if g.avail[c * nl + l] == 0 {
+                (pre.none_alone[l], pre.none_with[l])
+            } else {
+                self.line_pair(c, l, pre.agg[l])
+            };
+            if with >= INF {
+                return INF;
+            }
+            if alone >= INF {
+                sum = sum.saturating_add(with);
+                mandatory |= 1 << l;
+            } else {
+                sum = sum.saturating_add(alone);
+                if with < alone {
+                    deltas[d] = with - alone;
+                    bits[d] = 1 << l;
+                    d += 1;
+                }
+            }
+        }
+        let mut sums = [0i64; 1 << ENUM_LINES];
+        let mut masks = [0usize; 1 << ENUM_LINES];
+        masks[0] = mandatory;
+        let mut best = fix[mandatory];
+        for t in 1..(1usize << d) {
+            let low = t.trailing_zeros() as usize;
+            let prev = t & (t - 1);
+            sums[t] = sums[prev].saturating_add(deltas[low]);
+            masks[t] = masks[prev] | bits[low];
+            best = best.min(fix[masks[t]].saturating_add(sums[t]));
+        }
+        if best >= INF {
+            return INF;
+        }
+        floor_milli(sum.saturating_add(best))
+    }
+
+    pub(in crate::sourcing::engine) fn one_pre(&self, all: &Agg) -> OnePre {
+        let g = self.g;
+        let nl = g.nl();
+        let room = g.max_nodes.saturating_sub(1).max(1);
+        let others = mul(self.neg_entry, room as u64 - 1);
+        let floor_entry = all.min_entry.first().copied().unwrap_or(INF).saturating_add(others);
+        let mut pre = OnePre {
+            none_alone: Vec::with_capacity(nl),
+            none_with: Vec::with_capacity(nl),
+            agg: Vec::with_capacity(nl),
+            fix: None,
+            cheap: 0,
+        };
+        let mut cheap = floor_entry.saturating_mul(1000);
+        for (l, line) in g.lines.iter().enumerate() {
+            let (q, pen, fill) = (line.qty, line.penalty_milli, g.all_or_nothing);
+            let alone = settle(&mut [], q, pen, fill);
+            let unit = all.min_unit.get(l).copied().unwrap_or(INF);
+            let units = q.min(all.max_avail.get(l).copied().unwrap_or(0).saturating_mul(room as u64));
+            let with = if unit < INF { settle(&mut [(unit, units)], q, pen, fill) } else { alone };
+            let full = all.min_full.get(l).copied().unwrap_or(INF);
+            let any = if unit < INF {
+                // `push_added(…, unit, full, q, max_nodes)` without a vector.
+                let cheap = q.min(g.max_nodes as u64);
+                let mut opts = [(unit, cheap), (full, q - cheap)];
+                settle(&mut opts[..if q > cheap { 2 } else { 1 }], q, pen, fill)
+            } else {
+                alone
+            };
+            pre.none_alone.push(alone);
+            pre.none_with.push(with);
+            pre.agg.push((unit, units));
+            cheap = if any >= INF || cheap >= INF { INF } else { cheap.saturating_add(any) };
+        }
+        pre.cheap = cheap;
+        pre
+    }
+
+    /// Adds `OnePre::fix` (after the cover table is built: it reads it).
+    pub(in crate::sourcing::engine) fn one_pre_fix(&self, all: &Agg, pre: &mut OnePre) {
+        let nl = self.g.nl();
+        let room = self.g.max_nodes.saturating_sub(1).max(1);
+        let others = mul(self.neg_entry, room as u64 - 1);
+        let floor_entry = all.min_entry.first().copied().unwrap_or(INF).saturating_add(others);
+        if nl <= ENUM_LINES && floor_entry < INF {
+            let size = 1usize << nl;
+            let mut cover_max = vec![i64::MIN; size];
+            let mut fix = vec![INF; size];
+            for x in 0..size {
+                if x > 0 {
+                    let low = x.trailing_zeros() as usize;
+                    cover_max[x] = cover_max[x & (x - 1)].max(all.cover[low]);
+                }
+                let mut entry = if x == 0 { floor_entry } else { floor_entry.max(cover_max[x].saturating_add(others)) };
+                if let Some(table) = &self.cover {
+                    entry = entry.max(table.get(room, x as u64));
+                }
+                fix[x] = if entry >= INF { INF } else { entry.saturating_mul(1000) };
+            }
+            pre.fix = Some(fix);
+        }
+    }
+
+    /// Lower bound on plans over exactly `set` (see `bound`).
+    pub(in crate::sourcing::engine) fn set_bound(&mut self, set: &[usize]) -> i64 {
+        let cutoff = self.threshold();
+        self.bound(set, None, cutoff)
+    }
+
+    /// Lower bound on plans over `set` plus 1..=`room` more nodes described by `agg`.
+    pub(in crate::sourcing::engine) fn ext_bound(&mut self, set: &[usize], agg: AggView<'_>, room: usize) -> i64 {
+        if room == 0 || agg.min_entry >= INF {
+            return INF;
+        }
+        let cutoff = self.threshold();
+        self.bound(set, Some((agg, room)), cutoff)
+    }
+
+    /// Lower bound on plans over `set`, exactly or plus 1..=room nodes described by an
+    /// aggregate.
+    ///
+    /// *The set*: Σ entry − split penalty, plus per line the linear relaxation over the
+    /// set's nodes. Package accounting is exact: a node's entry pays for one package,
+    /// either its regular package (the node may then serve regular lines, and each of its
+    /// ship-alone units pays its own package) or the first unit of one ship-alone line (it
+    /// then serves no regular line). The bound is the least over these choices (sets of
+    /// at most `REFINED_NODES` nodes and `REFINED_CHOICES` combinations; beyond, all
+    /// choices at once, which is weaker).
+    ///
+    /// *Added nodes*: per line one more option, their cheapest unit, for at most `room` ×
+    /// their largest stock. The lines T they serve cost their entries: at least the
+    /// cheapest entry among them, the cheapest entry of a node able to serve each line of
+    /// T, and (cover table) the cheapest Σ entry of `room` nodes able to serve all of T.
+    /// The least over T.
+    ///
+    /// Callers compare the bound with `cutoff`: the plain relaxation (every choice at
+    /// once, never above) is tried first, and once a choice is found at or below `cutoff`
+    /// the plain value is returned.
+    fn bound(&mut self, set: &[usize], ext: Option<(AggView<'_>, usize)>, cutoff: i64) -> i64 {
+        let g = self.g;
+        let (m, nl) = (set.len(), g.nl());
+        let mut counts = [1usize; REFINED_NODES];
+        let mut refined = g.has_alone && m <= REFINED_NODES && nl <= 64;
+        if refined {
+            let mut combos = 1usize;
+            for (k, &c) in set.iter().enumerate() {
+                let cand = &g.cands[c];
+                let ch = &mut self.choices[k];
+                ch.clear();
+                if cand.kinds & 1 != 0 || cand.alone_extra == 0 {
+                    ch.push(0);
+                }
+                if cand.alone_extra != 0 {
+                    ch.extend((0..nl).filter(|&l| g.lines[l].ship_alone && g.avail[c * nl + l] > 0).map(|l| l + 1));
+                }
+                if ch.is_empty() {
+                    ch.push(0);
+                }
+                counts[k] = ch.len();
+                combos = combos.saturating_mul(ch.len());
+            }
+            refined = combos <= REFINED_CHOICES;
+        }
+        let size = if refined { 1usize << m } else { 0 };
+        self.memo.clear();
+        self.memo.resize(3 * nl * (size + 1), (i64::MIN, 0));
+        self.memo_masks = size;
+        self.memo_plain = 3 * nl * size;
+        // What the added nodes' entries pay for: their regular package, or else ship-alone
+        // units (one added node: the first unit of one line, tried for each).
+        let variants = |search: &mut Self, refined: bool, choice: &[usize; REFINED_NODES]| -> i64 {
+            let mut v = search.bound_combination(set, ext, (refined, Added::Regular), choice);
+            if let Some((agg, room)) = ext
+                && g.has_alone
+            {
+                if room == 1 {
+                    let mut any = false;
+                    for j in (0..nl).filter(|&j| g.lines[j].ship_alone && agg.min_unit[j] < INF) {
+                        any = true;
+                        v = v.min(search.bound_combination(set, ext, (refined, Added::FreeOne(j)), choice));
+                    }
+                    if !any {
+                        v = v.min(search.bound_combination(set, ext, (refined, Added::FreeAll), choice));
+                    }
+                } else {
+                    v = v.min(search.bound_combination(set, ext, (refined, Added::FreeAll), choice));
+                }
+            }
+            v
+        };
+        let plain = variants(self, false, &[0; REFINED_NODES]);
+        if !refined || plain > cutoff {
+            return plain;
+        }
+        let mut pick = [0usize; REFINED_NODES];
+        let mut best = INF;
+        loop {
+            // This combination: per node, 0 = it sends a regular package, j + 1 = its
+            // first unit of ship-alone line j rides its entry.
+            let mut choice = [0usize; REFINED_NODES];
+            for k in 0..m {
+                choice[k] = self.choices[k][pick[k]];
+            }
+            let v = variants(self, true, &choice);
+            if v <= cutoff {
+                return plain;
+            }
+            best = best.min(v);
+            // Next combination.
+            let mut k = 0;
+            while k < m {
+                pick[k] += 1;
+                if pick[k] < counts[k] {
+                    break;
+                }
+                pick[k] = 0;
+                k += 1;
+            }
+            if k == m {
+                break;
+            }
+        }
+        best.max(plain)
+    }
+
+    /// The relaxation of line `l` over `set` (alone, and with the added nodes' option),
+    /// for the nodes of `mask` (regular lines: those sending a regular package; ship-alone
+    /// lines: those whose first unit rides their entry); `mask` is ignored (every node,
+    /// every first unit) unless `refined`. Memoized per call of `bound`.
+    fn line_values(
+        &mut self,
+        set: &[usize],
+        ext: Option<(AggView<'_>, usize)>,
+        l: usize,
+        (refined, mask, state): (bool, usize, usize),
+    ) -> (i64, i64) {
+        let g = self.g;
+        let nl = g.nl();
+        let slot = state + if refined { 3 * (l * self.memo_masks + mask) } else { self.memo_plain + 3 * l };
+        if self.memo[slot].0 != i64::MIN {
+            return self.memo[slot];
+        }
+        let line = &g.lines[l];
+        let alone = if refined {
+            self.buf.clear();
+            for (k, &c) in set.iter().enumerate() {
+                let a = g.avail[c * nl + l];
+                if a == 0 {
+                    continue;
+                }
+                let inside = mask & (1 << k) != 0;
+                if line.ship_alone {
+                    g.push_segments(c, l, a, inside, &mut self.buf);
+                } else if inside {
+                    g.push_segments(c, l, a, true, &mut self.buf);
+                }
+            }
+            settle(&mut self.buf, line.qty, line.penalty_milli, g.all_or_nothing)
+        } else {
+            self.plain_line(set, l)
+        };
+        let with = match ext {
+            // State 0: the added nodes send a regular package (they may serve regular lines;
+            // one of their entries is spent); 1: they do not, and this line's first units
+            // may ride their entries; 2: they do not, and this line's units pay packages
+            // except beyond the first added node.
+            Some((agg, room)) if agg.min_unit[l] < INF && (line.ship_alone || state == 0) => {
+                let units = line.qty.min(agg.max_avail[l].saturating_mul(room as u64));
+                let free = if state == 1 { room as u64 } else { room as u64 - 1 };
+                push_added(&mut self.buf, agg.min_unit[l], agg.min_full[l], units, free);
+                settle(&mut self.buf, line.qty, line.penalty_milli, g.all_or_nothing)
+            }
+            _ => alone,
+        };
+        self.memo[slot] = (alone, with);
+        (alone, with)
+    }
+
+    /// The plain relaxation of line `l` over `set` alone (every node, every first unit),
+    /// leaving its segments in `buf` as `settle` ordered them. Kept for the last set asked
+    /// about: the superset bounds of one prefix over successive suffixes share it.
+    fn plain_line(&mut self, set: &[usize], l: usize) -> i64 {
+        let g = self.g;
+        let nl = g.nl();
+        let plain = &mut self.plain;
+        if plain.set.as_slice() != set || plain.known.len() != nl {
+            plain.set.clear();
+            plain.set.extend_from_slice(set);
+            plain.known.clear();
+            plain.known.resize(nl, false);
+            plain.alone.resize(nl, 0);
+            plain.segments.resize_with(nl, Vec::new);
+        }
+        self.buf.clear();
+        if plain.known[l] {
+            self.buf.extend_from_slice(&plain.segments[l]);
+            return plain.alone[l];
+        }
+        for &c in set {
+            let a = g.avail[c * nl + l];
+            if a > 0 {
+                g.push_segments(c, l, a, true, &mut self.buf);
+            }
+        }
+        let line = &g.lines[l];
+        let alone = settle(&mut self.buf, line.qty, line.penalty_milli, g.all_or_nothing);
+        plain.known[l] = true;
+        plain.alone[l] = alone;
+        plain.segments[l].clear();
+        plain.segments[l].extend_from_slice(&self.buf);
+        alone
+    }
+
+    /// One combination of `bound`: the set's package choices and what the added nodes'
+    /// entries pay for.
+    fn bound_combination(
+        &mut self,
+        set: &[usize],
+        ext: Option<(AggView<'_>, usize)>,
+        (refined, added): (bool, Added),
+        choice: &[usize; REFINED_NODES],
+    ) -> i64 {
+        let g = self.g;
+        let m = set.len().min(REFINED_NODES);
+        // The nodes of a line's mask: regular lines, those sending a regular package;
+        // ship-alone line l, those whose first unit of it rides their entry.
+        let mask_of = |line: &GLine, l: usize| -> usize {
+            let want = if line.ship_alone { l + 1 } else { 0 };
+            (0..m).filter(|&k| choice[k] == want).fold(0, |acc, k| acc | 1 << k)
+        };
+        let mut sum = g.entry_milli(set);
+        let Some((agg, room)) = ext else {
+            for (l, line) in g.lines.iter().enumerate() {
+                let mask = if refined { mask_of(line, l) } else { 0 };
+                let (alone, _) = self.line_values(set, None, l, (refined, mask, 0));
+                if alone >= INF {
+                    return INF;
+                }
+                sum = sum.saturating_add(alone);
+            }
+            return floor_milli(sum);
+        };
+        let others = mul(self.neg_entry, room as u64 - 1);
+        let mut mandatory = 0u64;
+        let mut mandatory_cover = i64::MIN;
+        let mut delta = std::mem::take(&mut self.delta);
+        delta.clear();
+        for (l, line) in g.lines.iter().enumerate() {
+            let mask = if refined { mask_of(line, l) } else { 0 };
+            let state = match added {
+                Added::Regular => 0,
+                Added::FreeAll => 1,
+                Added::FreeOne(j) => {
+                    if j == l {
+                        1
+                    } else {
+                        2
+                    }
+                }
+            };
+            let (alone, with) = self.line_values(set, ext, l, (refined, mask, state));
+            if with >= INF {
+                self.delta = delta;
+                return INF;
+            }
+            if alone >= INF {
+                sum = sum.saturating_add(with);
+                if l < 64 {
+                    mandatory |= 1 << l;
+                }
+                mandatory_cover = mandatory_cover.max(agg.cover[l]);
+            } else {
+                sum = sum.saturating_add(alone);
+                if with < alone {
+                    delta.push((with - alone, agg.cover[l], l));
+                }
+            }
+        }
+        let floor_entry = agg.min_entry.saturating_add(others);
+        let fix = |cover_max: i64| -> i64 {
+            if cover_max == i64::MIN { floor_entry } else { floor_entry.max(cover_max.saturating_add(others)) }
+        };
+        let mut best;
+        match &self.cover {
+            Some(table) if delta.len() <= ENUM_LINES => {
+                // Every subset T of the lines with a saving, built from T minus its lowest.
+                let n = 1usize << delta.len();
+                let subsets = &mut self.subsets;
+                subsets.clear();
+                subsets.push((mandatory, mandatory_cover, 0));
+                best = fix(mandatory_cover).max(table.get(room, mandatory)).saturating_mul(1000);
+                for t in 1..n {
+                    let (pm, pc, ps) = subsets[t & (t - 1)];
+                    let (dl, cov, l) = delta[t.trailing_zeros() as usize];
+                    let (mask, cover, saving) = (pm | 1 << l, pc.max(cov), ps.saturating_add(dl));
+                    subsets.push((mask, cover, saving));
+                    let entry = fix(cover).max(table.get(room, mask));
+                    best = best.min(entry.saturating_mul(1000).saturating_add(saving));
+                }
+            }
+            table => {
+                // Lines taken in order of their cover entry: the best T with a given
+                // largest cover entry takes every line whose cover is at most it.
+                delta.sort_unstable_by_key(|d| (d.1, d.2));
+                let mut entry = fix(mandatory_cover);
+                if let Some(table) = table {
+                    entry = entry.max(table.get(room, mandatory));
+                }
+                best = entry.saturating_mul(1000);
+                let mut d = 0i64;
+                let mut cover_max = mandatory_cover;
+                for &(dl, cov, _) in delta.iter() {
+                    d = d.saturating_add(dl);
+                    cover_max = cover_max.max(cov);
+                    best = best.min(fix(cover_max).saturating_mul(1000).saturating_add(d));
+                }
+            }
+        }
+        self.delta = delta;
+        if best >= INF {
+            return INF;
+        }
+        floor_milli(sum.saturating_add(best))
+    }
+}
