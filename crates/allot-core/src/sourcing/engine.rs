@@ -38,10 +38,10 @@ pub use decision::{
     SourcingNetwork,
 };
 
-use alloc::Alloc;
+use alloc::AllocationSearch;
 use cost::*;
 use decision::Distance;
-use dominance::{Agg, CoverTable, drop_dominated};
+use dominance::{AddableNodes, CoverTable, drop_dominated};
 use eligibility::*;
 use group::*;
 use report::qty;
@@ -56,7 +56,7 @@ struct Scratch {
     holdings: Vec<Holding>,
     row_of: Vec<u32>,
     rows: Vec<(u64, u64)>,
-    cands: Vec<Cand>,
+    candidates: Vec<GroupCandidate>,
     avail: Vec<u64>,
     unit: Vec<i64>,
     stock: Vec<u64>,
@@ -64,7 +64,7 @@ struct Scratch {
     single_bound: Vec<i64>,
     by_bound: Vec<(i64, usize)>,
     holders: Vec<usize>,
-    alloc: Alloc,
+    allocation: AllocationSearch,
 }
 
 thread_local! {
@@ -351,7 +351,7 @@ fn source_group(
     let split_penalty = cost.split_penalty_minor;
     // Distinct SKUs of the group.
     let mut skus: Vec<&Sku> = Vec::new();
-    let lines: Vec<GLine> = line_idx
+    let lines: Vec<GroupLine> = line_idx
         .iter()
         .map(|&i| {
             let l = &order.lines[i];
@@ -364,7 +364,7 @@ fn source_group(
             };
             let weight_g = u64::from(items[i].map_or(0, |it| it.weight_g));
             let penalty = penalty_of(l);
-            GLine {
+            GroupLine {
                 order_index: i,
                 slot,
                 qty: l.quantity.get(),
@@ -406,12 +406,12 @@ fn source_group(
     let emissions_charged = cost.co2_g_per_kg_km != 0 && cost.emissions_minor_per_kg_co2 != 0;
     // The promise binds the lines shipped to the customer's address.
     let promise = order.promise.as_ref().filter(|_| dest.is_some() && dest == order.ship_to);
-    let mut cands = emptied(&mut scratch.cands);
+    let mut group_candidates = emptied(&mut scratch.candidates);
     let mut avail = emptied(&mut scratch.avail);
     let mut unit = emptied(&mut scratch.unit);
     let mut cand_stock = emptied(&mut scratch.stock);
     let mut cand_aging = emptied(&mut scratch.aging);
-    let mut all = Agg::empty(nl);
+    let mut all = AddableNodes::empty(nl);
     let fill = !body.constraints.allow_partial;
     let mut single_bound = emptied(&mut scratch.single_bound);
     let mut eligible = vec![false; nl];
@@ -613,7 +613,7 @@ fn source_group(
         all.min_entry[0] = all.min_entry[0].min(entry);
         cand_stock.extend_from_slice(&usable);
         cand_aging.extend_from_slice(&aged);
-        cands.push(Cand {
+        group_candidates.push(GroupCandidate {
             node: ni,
             fixed,
             base,
@@ -650,19 +650,19 @@ fn source_group(
         max_nodes: body.constraints.max_nodes as usize,
         all_or_nothing: !body.constraints.allow_partial,
         bonus_milli,
-        cands,
+        candidates: group_candidates,
         avail,
         unit,
         stock: cand_stock,
         aging: cand_aging,
     };
     let g = &group;
-    let n_cands = g.cands.len();
+    let n_cands = g.candidates.len();
     // (The aggregate's least entry is the least over the candidates.)
-    let min_entry = if g.cands.is_empty() { 0 } else { all.min_entry[0] };
+    let min_entry = if g.candidates.is_empty() { 0 } else { all.min_entry[0] };
     let mut search = Search {
         g,
-        ids: Ids::new(nodes, &g.cands),
+        ids: CandidateIds::new(nodes, &g.candidates),
         opts: *ctx.opts,
         sets: 0,
         leaves: 0,
@@ -673,7 +673,7 @@ fn source_group(
         open_bound: INF,
         cover: None,
         neg_entry: min_entry.min(0),
-        alloc: std::mem::take(&mut scratch.alloc),
+        allocation: std::mem::take(&mut scratch.allocation),
         buf: Vec::new(),
         delta: Vec::new(),
         choices: Default::default(),
@@ -693,12 +693,12 @@ fn source_group(
     };
     // The empty plan (nothing allocated) is always possible.
     let empty_cost: i64 = g.lines.iter().map(|l| l.penalty * l.qty as i64).sum();
-    search.offer(Found { cost: empty_cost, set: Vec::new(), units: Vec::new() });
+    search.offer(SetPlan { cost: empty_cost, set: Vec::new(), units: Vec::new() });
 
     // Bounds of every candidate: alone, and in any set of two or more nodes.
     let multi = g.max_nodes > 1 && n_cands > 1;
-    let all = if multi { all } else { Agg::default() };
-    let mut pre = search.one_pre(&all);
+    let all = if multi { all } else { AddableNodes::default() };
+    let mut pre = search.candidate_bound_terms(&all);
     if g.bonus_milli > 0 {
         single_bound.extend((0..n_cands).map(|c| search.single_bound(c, &pre)));
     }
@@ -772,14 +772,14 @@ fn source_group(
     }
 
     // A multi-node plan costs at least a candidate's entry plus the cheapest conceivable
-    // rest (`OnePre::cheap`): the quick bound of every candidate in such sets.
+    // rest (`CandidateBoundTerms::cheap`): the quick bound of every candidate in such sets.
     let cheap = pre.cheap;
     let quick = |c: usize| floor_milli(g.entry_milli(&[c]).saturating_add(cheap));
     let multi = multi && quick_floor(g, &pre, min_entry) <= search.threshold();
     scratch.by_bound = by_bound;
     if multi {
         search.cover = CoverTable::build(g);
-        search.one_pre_fix(&all, &mut pre);
+        search.add_entry_floors(&all, &mut pre);
     }
 
     // Seeding: good multi-node plans early, from the best single candidates and the best
@@ -800,7 +800,7 @@ fn source_group(
                 push_best(&mut tops[0], bound, c);
             }
             let entry = g.entry_milli(&[c]);
-            let plain = small_lines && small(g.cands[c].alone_extra) && entry.unsigned_abs() < 1 << 40;
+            let plain = small_lines && small(g.candidates[c].alone_extra) && entry.unsigned_abs() < 1 << 40;
             for (l, line) in g.lines.iter().enumerate() {
                 let a = g.avail[c * nl + l];
                 let u = a.min(line.qty);
@@ -810,12 +810,13 @@ fn source_group(
                 // `g.units_cost(c, l, u, aged, true)` without its branch on u = 0 (the
                 // score only counts when a > 0, so u ≥ 1).
                 let v = if plain && small(unit) {
-                    let units = unit * u as i64 - g.bonus_milli * aged as i64 + g.cands[c].alone_extra * alone as i64;
+                    let units =
+                        unit * u as i64 - g.bonus_milli * aged as i64 + g.candidates[c].alone_extra * alone as i64;
                     entry + units + line.penalty_milli * (line.qty - u) as i64
                 } else {
-                    let units = mul(unit, u).saturating_sub(mul(g.bonus_milli, aged));
-                    let units = units.saturating_add(mul(g.cands[c].alone_extra, alone));
-                    entry.saturating_add(units).saturating_add(mul(line.penalty_milli, line.qty - u))
+                    let units = saturating_times(unit, u).saturating_sub(saturating_times(g.bonus_milli, aged));
+                    let units = units.saturating_add(saturating_times(g.candidates[c].alone_extra, alone));
+                    entry.saturating_add(units).saturating_add(saturating_times(line.penalty_milli, line.qty - u))
                 };
                 let top = &mut tops[1 + l];
                 if (a > 0) & (top.len() < SEED_POOL || v < top[SEED_POOL - 1].0) {
@@ -864,7 +865,7 @@ fn source_group(
             let within = threshold.saturating_mul(1000).saturating_add(999).saturating_sub(pre.cheap);
             let split_milli = g.split_penalty.saturating_mul(1000);
             let mut pool: Vec<usize> = (0..n_cands)
-                .filter(|&c| g.cands[c].entry.saturating_mul(1000).saturating_sub(split_milli) <= within)
+                .filter(|&c| g.candidates[c].entry.saturating_mul(1000).saturating_sub(split_milli) <= within)
                 .collect();
             let mut companions = Vec::new();
             drop_dominated(g, &search.ids, &mut pool, &mut companions);
@@ -879,7 +880,7 @@ fn source_group(
                 multi_bound[c] <= threshold
             });
             pool.sort_unstable_by_key(|&c| (multi_bound[c], c));
-            let agg = Agg::suffixes(g, &pool);
+            let agg = AddableNodes::suffixes(g, &pool);
             let mut prefix = Vec::with_capacity(g.max_nodes);
             for pos in 0..pool.len() {
                 search.sets_from(&pool, &agg, &multi_bound, &mut prefix, pos..pos + 1);
@@ -893,9 +894,10 @@ fn source_group(
         }
     }
 
-    let ids = |f: &Found| -> Vec<NodeId> { f.set.iter().map(|&c| nodes[g.cands[c].node].node.id.clone()).collect() };
+    let ids =
+        |f: &SetPlan| -> Vec<NodeId> { f.set.iter().map(|&c| nodes[g.candidates[c].node].node.id.clone()).collect() };
     let top = std::mem::take(&mut search.top);
-    let best = top.first().cloned().unwrap_or(Found { cost: empty_cost, set: Vec::new(), units: Vec::new() });
+    let best = top.first().cloned().unwrap_or(SetPlan { cost: empty_cost, set: Vec::new(), units: Vec::new() });
     let gap = if search.exhausted { (best.cost - search.open_bound.min(best.cost)).max(0) } else { 0 };
     let alternatives = top
         .iter()
@@ -909,7 +911,7 @@ fn source_group(
     let mut placed = Vec::new();
     let m = best.set.len();
     for (k, &ci) in best.set.iter().enumerate() {
-        let c = &g.cands[ci];
+        let c = &g.candidates[ci];
         let node = nodes[c.node].node;
         let mut regular = Package {
             node_id: node.id.clone(),
@@ -976,12 +978,12 @@ fn source_group(
         }
         packages.extend(node_pkgs);
     }
-    let chosen_nodes = best.set.iter().map(|&c| g.cands[c].node).collect();
+    let chosen_nodes = best.set.iter().map(|&c| g.candidates[c].node).collect();
     let (sets, exhausted) = (search.sets, search.exhausted);
-    scratch.alloc = std::mem::take(&mut search.alloc);
+    scratch.allocation = std::mem::take(&mut search.allocation);
     drop(search);
     scratch.single_bound = single_bound;
-    scratch.cands = group.cands;
+    scratch.candidates = group.candidates;
     scratch.avail = group.avail;
     scratch.unit = group.unit;
     scratch.stock = group.stock;

@@ -2,7 +2,7 @@
 //! their splits). Knows nothing of other sets, the top three or the explanation. Pruning only
 //! uses admissible bounds: the cheapest allocation within the limit is never cut.
 
-use super::cost::{INF, floor_milli, mul, settle};
+use super::cost::{INF, floor_milli, saturating_times, settle};
 use super::group::Group;
 
 // ---------------------------------------------------------------------------------------
@@ -14,7 +14,7 @@ use super::group::Group;
 /// pruned by the relaxed cost of the lines fixed so far plus the linear relaxation of the
 /// others.
 #[derive(Debug, Default)]
-pub(super) struct Alloc {
+pub(super) struct AllocationSearch {
     pub(super) m: usize,
     pub(super) set: Vec<usize>,
     /// `x[l × m + k]`: units of line `l` at `set[k]`.
@@ -56,11 +56,11 @@ pub(super) struct Alloc {
     pub(super) reg_room: Vec<u64>,
 }
 
-impl Alloc {
+impl AllocationSearch {
     /// Solves the allocation of `set`; `twin[k]`: an earlier position whose node has the
     /// same profile as `set[k]` (`usize::MAX`: none).
     pub(super) fn solve(&mut self, g: &Group<'_>, set: &[usize], twin: &[usize], limit: i64, max_steps: u64) {
-        let (nl, ns, m) = (g.nl(), g.slots, set.len());
+        let (nl, ns, m) = (g.line_count(), g.slots, set.len());
         self.m = m;
         self.set.clear();
         self.set.extend_from_slice(set);
@@ -75,7 +75,7 @@ impl Alloc {
         self.rem_cap.clear();
         for &c in set {
             self.rem_stock.extend_from_slice(&g.stock[c * ns..(c + 1) * ns]);
-            self.rem_cap.push(g.cands[c].unit_cap);
+            self.rem_cap.push(g.candidates[c].unit_cap);
         }
         for v in [&mut self.used, &mut self.reg_units, &mut self.alone_units, &mut self.reg_weight] {
             v.clear();
@@ -121,7 +121,7 @@ impl Alloc {
         self.independent = distinct_slots
             && set.iter().all(|&c| {
                 let most = g.avail[c * nl..(c + 1) * nl].iter().fold(0u64, |a, v| a.saturating_add(*v));
-                g.cands[c].unit_cap >= most
+                g.candidates[c].unit_cap >= most
             });
         self.rest.clear();
         if self.independent {
@@ -142,7 +142,7 @@ impl Alloc {
     }
 
     fn line(&mut self, g: &Group<'_>, p: usize, committed: i64) {
-        if p == g.nl() {
+        if p == g.line_count() {
             self.leaf(g);
             return;
         }
@@ -153,7 +153,7 @@ impl Alloc {
     #[allow(clippy::too_many_arguments)]
     fn split(&mut self, g: &Group<'_>, p: usize, l: usize, j: usize, left: u64, committed: i64, acc: i64) {
         let m = self.m;
-        let nl = g.nl();
+        let nl = g.line_count();
         if j == self.count[l] {
             self.steps += 1;
             if self.steps > self.max_steps {
@@ -166,7 +166,7 @@ impl Alloc {
                 if g.all_or_nothing {
                     return;
                 }
-                acc = acc.saturating_add(mul(line.penalty_milli, left));
+                acc = acc.saturating_add(saturating_times(line.penalty_milli, left));
             }
             let committed = committed.saturating_add(acc);
             // Every node of the set must still be able to receive a unit.
@@ -204,8 +204,8 @@ impl Alloc {
                     let up = w.div_ceil(1000) * 1000 - w;
                     let room = self.reg_room[(p + 1) * m + k];
                     if up > room {
-                        rounding =
-                            rounding.saturating_add(g.cands[self.set[k]].per_kg.saturating_mul((up - room) as i64));
+                        rounding = rounding
+                            .saturating_add(g.candidates[self.set[k]].per_kg.saturating_mul((up - room) as i64));
                     }
                 }
             }
@@ -268,18 +268,18 @@ impl Alloc {
 
     fn remaining(&self, g: &Group<'_>, k: usize, l: usize) -> u64 {
         let c = self.set[k];
-        g.avail[c * g.nl() + l].min(self.rem_stock[k * g.slots + g.lines[l].slot]).min(self.rem_cap[k])
+        g.avail[c * g.line_count() + l].min(self.rem_stock[k * g.slots + g.lines[l].slot]).min(self.rem_cap[k])
     }
 
     fn can_serve_from(&self, g: &Group<'_>, k: usize, from: usize) -> bool {
-        (from..g.nl()).any(|p| self.remaining(g, k, self.lines[p]) > 0)
+        (from..g.line_count()).any(|p| self.remaining(g, k, self.lines[p]) > 0)
     }
 
     /// Linear relaxation of the lines from search position `from` on, with the stock and
     /// capacity left.
     fn rest_lp(&mut self, g: &Group<'_>, from: usize) -> i64 {
         let mut total = 0i64;
-        for p in from..g.nl() {
+        for p in from..g.line_count() {
             let v = self.line_lp(g, self.lines[p]);
             if v >= INF {
                 return INF;

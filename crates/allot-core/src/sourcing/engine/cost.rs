@@ -55,7 +55,8 @@ pub(super) const INF: i64 = i64::MAX / 4;
 /// Largest linear unit cost kept (×1000); larger ones are clamped down (still a bound).
 pub(super) const UNIT_MILLI_MAX: i128 = 1 << 52;
 
-pub(super) fn mul(a: i64, u: u64) -> i64 {
+/// `a × u`, saturating (a bound stays a bound).
+pub(super) fn saturating_times(a: i64, u: u64) -> i64 {
     a.saturating_mul(i64::try_from(u).unwrap_or(i64::MAX))
 }
 
@@ -89,14 +90,14 @@ pub(super) fn settle(opts: &mut [(i64, u64)], qty: u64, penalty_milli: i64, must
             break;
         }
         let take = left.min(n);
-        total = total.saturating_add(mul(unit, take));
+        total = total.saturating_add(saturating_times(unit, take));
         left -= take;
     }
     if left > 0 {
         if must_fill {
             return INF;
         }
-        total = total.saturating_add(mul(penalty_milli, left));
+        total = total.saturating_add(saturating_times(penalty_milli, left));
     }
     total
 }

@@ -3,7 +3,7 @@
 //! no top-three plan can use. Everything here only lowers bounds or drops provably useless nodes.
 
 use super::cost::INF;
-use super::group::{Group, Ids};
+use super::group::{CandidateIds, Group};
 
 // ---------------------------------------------------------------------------------------
 // Bounds on node sets
@@ -11,7 +11,7 @@ use super::group::{Group, Ids};
 /// What a group of candidates (all of them, or a suffix of the search order) can add to
 /// a node set, per line: for superset bounds.
 #[derive(Debug, Default)]
-pub(super) struct Agg {
+pub(super) struct AddableNodes {
     pub(super) lines: usize,
     /// Per position: cheapest entry cost among the candidates from that position on.
     pub(super) min_entry: Vec<i64>,
@@ -26,12 +26,12 @@ pub(super) struct Agg {
     pub(super) max_avail: Vec<u64>,
 }
 
-impl Agg {
+impl AddableNodes {
     /// Aggregates of every suffix of `order` (position `order.len()` is empty).
-    pub(super) fn suffixes(g: &Group<'_>, order: &[usize]) -> Agg {
-        let nl = g.nl();
+    pub(super) fn suffixes(g: &Group<'_>, order: &[usize]) -> AddableNodes {
+        let nl = g.line_count();
         let n = order.len();
-        let mut a = Agg {
+        let mut a = AddableNodes {
             lines: nl,
             min_entry: vec![INF; n + 1],
             cover: vec![INF; (n + 1) * nl],
@@ -41,7 +41,7 @@ impl Agg {
         };
         for p in (0..n).rev() {
             let c = order[p];
-            a.min_entry[p] = a.min_entry[p + 1].min(g.cands[c].entry);
+            a.min_entry[p] = a.min_entry[p + 1].min(g.candidates[c].entry);
             for l in 0..nl {
                 let (here, next) = (p * nl + l, (p + 1) * nl + l);
                 let av = g.avail[c * nl + l];
@@ -50,7 +50,7 @@ impl Agg {
                 a.min_full[here] = a.min_full[next];
                 a.max_avail[here] = a.max_avail[next].max(av);
                 if av > 0 {
-                    a.cover[here] = a.cover[here].min(g.cands[c].entry);
+                    a.cover[here] = a.cover[here].min(g.candidates[c].entry);
                     a.min_unit[here] = a.min_unit[here].min(g.first_unit(c, l));
                     a.min_full[here] = a.min_full[here].min(g.full_unit(c, l));
                 }
@@ -61,8 +61,8 @@ impl Agg {
 
     /// The aggregate of no candidate (one position), to which the candidates of a group
     /// are added as they are built (in `source_group`).
-    pub(super) fn empty(nl: usize) -> Agg {
-        Agg {
+    pub(super) fn empty(nl: usize) -> AddableNodes {
+        AddableNodes {
             lines: nl,
             min_entry: vec![INF],
             cover: vec![INF; nl],
@@ -72,9 +72,9 @@ impl Agg {
         }
     }
 
-    pub(super) fn at(&self, p: usize) -> AggView<'_> {
+    pub(super) fn at(&self, p: usize) -> AddableView<'_> {
         let r = p * self.lines..(p + 1) * self.lines;
-        AggView {
+        AddableView {
             min_entry: self.min_entry[p],
             cover: &self.cover[r.clone()],
             min_unit: &self.min_unit[r.clone()],
@@ -85,7 +85,7 @@ impl Agg {
 }
 
 #[derive(Clone, Copy)]
-pub(super) struct AggView<'a> {
+pub(super) struct AddableView<'a> {
     pub(super) min_entry: i64,
     pub(super) cover: &'a [i64],
     pub(super) min_unit: &'a [i64],
@@ -110,13 +110,13 @@ pub(super) struct AggView<'a> {
 /// before), so it holds at least r − 2 of them.
 pub(super) fn drop_dominated(
     g: &Group<'_>,
-    ids: &Ids<'_>,
+    ids: &CandidateIds<'_>,
     pool: &mut Vec<usize>,
     companions: &mut Vec<(usize, Vec<usize>)>,
 ) {
-    let (nl, ns) = (g.nl(), g.slots);
+    let (nl, ns) = (g.line_count(), g.slots);
     let need = g.max_nodes + 2;
-    let n = g.cands.len();
+    let n = g.candidates.len();
     if pool.is_empty() || n <= need {
         return;
     }
@@ -124,7 +124,7 @@ pub(super) fn drop_dominated(
     let emissions_on = g.cost.co2_g_per_kg_km > 0 && g.cost.emissions_minor_per_kg_co2 > 0;
     // Cost terms and strength (units offered over all lines) of every candidate, once.
     let keys: Vec<[i64; 5]> = g
-        .cands
+        .candidates
         .iter()
         .map(|x| [x.fixed, x.per_unit, x.base, x.per_kg, if emissions_on { x.km_ceil } else { 0 }])
         .collect();
@@ -154,14 +154,14 @@ pub(super) fn drop_dominated(
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // (What `covers` reads of a candidate is kept with it in the buckets: no candidate is
     // looked up while scanning them.)
-    let member = |c: usize| Member {
+    let member = |c: usize| BucketMember {
         strength: strength(c),
         c,
-        cap: g.cands[c].unit_cap.min(total_qty),
-        mask: g.cands[c].mask,
+        cap: g.candidates[c].unit_cap.min(total_qty),
+        mask: g.candidates[c].mask,
         sig: if packed { sig[c] } else { 0 },
     };
-    let covers = |a: &Member, b: &Member| -> bool {
+    let covers = |a: &BucketMember, b: &BucketMember| -> bool {
         if a.cap < b.cap {
             return false;
         }
@@ -232,7 +232,7 @@ pub(super) fn drop_dominated(
     // members strongest first, then by index.
     let mask_bits = if nl <= DOMINANCE_MASK_LINES { nl } else { 0 };
     let masks = 1usize << mask_bits;
-    let bucket_of = |c: usize| group_of[c] * masks + (g.cands[c].mask as usize & (masks - 1));
+    let bucket_of = |c: usize| group_of[c] * masks + (g.candidates[c].mask as usize & (masks - 1));
     let mut start = vec![0usize; groups.len() * masks + 1];
     for c in 0..n {
         start[bucket_of(c) + 1] += 1;
@@ -241,7 +241,7 @@ pub(super) fn drop_dominated(
         start[i] += start[i - 1];
     }
     let mut fill = start.clone();
-    let mut members = vec![Member::default(); n];
+    let mut members = vec![BucketMember::default(); n];
     for c in 0..n {
         let b = bucket_of(c);
         members[fill[b]] = member(c);
@@ -272,7 +272,7 @@ pub(super) fn drop_dominated(
     pool.retain(|&b| {
         let mb_member = member(b);
         let sb = mb_member.strength;
-        let mb = g.cands[b].mask as usize & (masks - 1);
+        let mb = g.candidates[b].mask as usize & (masks - 1);
         let mut found = 0;
         doms.clear();
         let mut keep = |doms: &Vec<usize>| {
@@ -324,7 +324,7 @@ pub(super) fn drop_dominated(
 /// A candidate as dominance compares it: its strength, index, unit capacity (up to what
 /// the lines ask), lines served and packed stock signature.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Member {
+pub(super) struct BucketMember {
     pub(super) strength: u64,
     pub(super) c: usize,
     pub(super) cap: u64,
@@ -358,7 +358,7 @@ pub(super) const ENUM_LINES: usize = 8;
 
 impl CoverTable {
     pub(super) fn build(g: &Group<'_>) -> Option<CoverTable> {
-        let nl = g.nl();
+        let nl = g.line_count();
         let rows = g.max_nodes.saturating_sub(1);
         if rows == 0 || nl > 16 || 3usize.pow(nl as u32).saturating_mul(rows) > COVER_TABLE_WORK {
             return None;
@@ -366,7 +366,7 @@ impl CoverTable {
         let size = 1usize << nl;
         // One node: cheapest entry over candidates covering a superset of X.
         let mut one = vec![INF; size];
-        for c in &g.cands {
+        for c in &g.candidates {
             let m = c.mask as usize & (size - 1);
             one[m] = one[m].min(c.entry);
         }

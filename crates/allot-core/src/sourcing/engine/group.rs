@@ -5,7 +5,7 @@
 use crate::ids::NodeId;
 use crate::sourcing::policy::CostModel;
 
-use super::cost::{billed_kg, emissions, mul};
+use super::cost::{billed_kg, emissions, saturating_times};
 use super::decision::NodeState;
 
 // ---------------------------------------------------------------------------------------
@@ -13,7 +13,7 @@ use super::decision::NodeState;
 
 /// A ship-type line in a group.
 #[derive(Debug, Clone)]
-pub(super) struct GLine {
+pub(super) struct GroupLine {
     pub(super) order_index: usize,
     pub(super) slot: usize, // index of its SKU among the group's distinct SKUs
     pub(super) qty: u64,
@@ -27,7 +27,7 @@ pub(super) struct GLine {
 
 /// A kept candidate node of a group that can give units to at least one line.
 #[derive(Debug, Clone)]
-pub(super) struct Cand {
+pub(super) struct GroupCandidate {
     pub(super) node: usize,
     /// per_order handling + capacity pressure + late penalty: paid once if the node is used.
     pub(super) fixed: i64,
@@ -54,7 +54,7 @@ pub(super) struct Cand {
 }
 
 pub(super) struct Group<'r> {
-    pub(super) lines: Vec<GLine>,
+    pub(super) lines: Vec<GroupLine>,
     pub(super) slots: usize,
     pub(super) cost: &'r CostModel,
     pub(super) split_penalty: i64,
@@ -65,13 +65,13 @@ pub(super) struct Group<'r> {
     pub(super) bonus_milli: i64,
     /// Whether some line is ship-alone.
     pub(super) has_alone: bool,
-    pub(super) cands: Vec<Cand>,
+    pub(super) candidates: Vec<GroupCandidate>,
     /// Per candidate and line (`c × lines + l`): units the line may take there alone
     /// (eligibility, usable stock, unit capacity and the line's quantity); 0: none.
     pub(super) avail: Vec<u64>,
     /// Per candidate and line: linear lower bound of one unit's cost ×1000, before the
     /// aging bonus and the ship-alone package extras (shipping weight un-rounded; a
-    /// ship-alone unit's base rate is in `Cand::entry` or `Cand::alone_extra`).
+    /// ship-alone unit's base rate is in `GroupCandidate::entry` or `GroupCandidate::alone_extra`).
     pub(super) unit: Vec<i64>,
     /// Per candidate and SKU slot (`c × slots + s`): usable stock and its aging units.
     pub(super) stock: Vec<u64>,
@@ -82,7 +82,7 @@ pub(super) struct Group<'r> {
 }
 
 impl Group<'_> {
-    pub(super) fn nl(&self) -> usize {
+    pub(super) fn line_count(&self) -> usize {
         self.lines.len()
     }
 
@@ -100,9 +100,10 @@ impl Group<'_> {
         if u == 0 {
             return 0;
         }
-        let mut v = mul(self.unit[c * self.nl() + l], u).saturating_sub(mul(self.bonus_milli, u.min(ag)));
+        let mut v = saturating_times(self.unit[c * self.line_count() + l], u)
+            .saturating_sub(saturating_times(self.bonus_milli, u.min(ag)));
         if self.lines[l].ship_alone {
-            v = v.saturating_add(mul(self.cands[c].alone_extra, if free_first { u - 1 } else { u }));
+            v = v.saturating_add(saturating_times(self.candidates[c].alone_extra, if free_first { u - 1 } else { u }));
         }
         v
     }
@@ -113,10 +114,10 @@ impl Group<'_> {
         if a == 0 {
             return;
         }
-        let c0 = self.unit[c * self.nl() + l];
+        let c0 = self.unit[c * self.line_count() + l];
         let ag = self.aged(c, l, a);
         let b = self.bonus_milli;
-        let extra = if self.lines[l].ship_alone { self.cands[c].alone_extra } else { 0 };
+        let extra = if self.lines[l].ship_alone { self.candidates[c].alone_extra } else { 0 };
         if extra == 0 || !free_first {
             let c1 = c0.saturating_add(extra);
             if ag > 0 {
@@ -140,20 +141,20 @@ impl Group<'_> {
 
     /// Cheapest relaxed unit of line `l` at `c` (×1000) that pays its own package.
     pub(super) fn full_unit(&self, c: usize, l: usize) -> i64 {
-        let extra = if self.lines[l].ship_alone { self.cands[c].alone_extra } else { 0 };
+        let extra = if self.lines[l].ship_alone { self.candidates[c].alone_extra } else { 0 };
         self.first_unit(c, l).saturating_add(extra)
     }
 
     /// Cheapest relaxed unit of line `l` at `c` (×1000).
     pub(super) fn first_unit(&self, c: usize, l: usize) -> i64 {
-        let a = self.avail[c * self.nl() + l];
-        let c0 = self.unit[c * self.nl() + l];
+        let a = self.avail[c * self.line_count() + l];
+        let c0 = self.unit[c * self.line_count() + l];
         if self.aged(c, l, a) > 0 { c0.saturating_sub(self.bonus_milli) } else { c0 }
     }
 
     /// Exact cost of candidate `c` shipping `x(l)` units of each line, and its packages.
     fn node_cost(&self, c: usize, x: impl Fn(usize) -> u64, slot_units: &mut [u64]) -> (i64, i64) {
-        let cand = &self.cands[c];
+        let cand = &self.candidates[c];
         let mut units = 0u64;
         let mut reg_weight = 0u64;
         let mut reg = false;
@@ -218,30 +219,30 @@ impl Group<'_> {
 
     /// Σ entry − split penalty of a set, ×1000.
     pub(super) fn entry_milli(&self, set: &[usize]) -> i64 {
-        let e = set.iter().fold(0i64, |a, &c| a.saturating_add(self.cands[c].entry));
+        let e = set.iter().fold(0i64, |a, &c| a.saturating_add(self.candidates[c].entry));
         e.saturating_sub(self.split_penalty).saturating_mul(1000)
     }
 }
 
 /// Node ids of the candidates, compared quickly: by their first 8 bytes (computed when
 /// first needed), then in full.
-pub(super) struct Ids<'a> {
+pub(super) struct CandidateIds<'a> {
     pub(super) nodes: &'a [NodeState<'a>],
-    pub(super) cands: &'a [Cand],
+    pub(super) candidates: &'a [GroupCandidate],
     pub(super) keys: Vec<std::cell::Cell<u64>>,
 }
 
 /// No key: id bytes are ASCII, so no id's key has this value.
 pub(super) const NO_KEY: u64 = u64::MAX;
 
-impl<'a> Ids<'a> {
-    pub(super) fn new(nodes: &'a [NodeState<'a>], cands: &'a [Cand]) -> Ids<'a> {
-        let keys = vec![std::cell::Cell::new(NO_KEY); cands.len()];
-        Ids { nodes, cands, keys }
+impl<'a> CandidateIds<'a> {
+    pub(super) fn new(nodes: &'a [NodeState<'a>], candidates: &'a [GroupCandidate]) -> CandidateIds<'a> {
+        let keys = vec![std::cell::Cell::new(NO_KEY); candidates.len()];
+        CandidateIds { nodes, candidates, keys }
     }
 
     fn id(&self, c: usize) -> &'a NodeId {
-        &self.nodes[self.cands[c].node].node.id
+        &self.nodes[self.candidates[c].node].node.id
     }
 
     fn key(&self, c: usize) -> u64 {

@@ -7,11 +7,11 @@ mod seed;
 
 use std::collections::HashMap;
 
-use super::alloc::Alloc;
+use super::alloc::AllocationSearch;
 use super::cost::INF;
 use super::decision::SearchOptions;
-use super::dominance::{Agg, CoverTable};
-use super::group::{Group, Ids};
+use super::dominance::{AddableNodes, CoverTable};
+use super::group::{CandidateIds, Group};
 
 pub(super) use bounds::{PlainLines, REFINED_NODES, plain_line_bound, quick_floor};
 pub(super) use seed::{SEED_PER_LINE, SEED_POOL, SEED_STARTS, push_best};
@@ -21,7 +21,7 @@ pub(super) use seed::{SEED_PER_LINE, SEED_POOL, SEED_STARTS, push_best};
 
 /// A complete allocation.
 #[derive(Debug, Clone)]
-pub(super) struct Found {
+pub(super) struct SetPlan {
     pub(super) cost: i64,
     /// Candidate indices, in node id order.
     pub(super) set: Vec<usize>,
@@ -35,7 +35,7 @@ pub(super) const BOUNDS_PER_SET: u64 = 16;
 pub(super) struct Search<'g, 'r> {
     pub(super) g: &'g Group<'r>,
     /// Node id of each candidate.
-    pub(super) ids: Ids<'g>,
+    pub(super) ids: CandidateIds<'g>,
     pub(super) opts: SearchOptions,
     pub(super) sets: u32,
     pub(super) leaves: u64,
@@ -44,13 +44,13 @@ pub(super) struct Search<'g, 'r> {
     /// Budget spent: nothing more is searched.
     pub(super) stopped: bool,
     /// The best three plans with distinct sets, cheapest first (ties: lowest node ids).
-    pub(super) top: Vec<Found>,
+    pub(super) top: Vec<SetPlan>,
     /// Lowest bound among subtrees skipped for lack of budget.
     pub(super) open_bound: i64,
     pub(super) cover: Option<CoverTable>,
     /// min(0, cheapest entry): what each further node could at most take off a bound.
     pub(super) neg_entry: i64,
-    pub(super) alloc: Alloc,
+    pub(super) allocation: AllocationSearch,
     pub(super) buf: Vec<(i64, u64)>,
     /// Lines a superset bound may hand to the added nodes: (δ ×1000, cover entry, line).
     pub(super) delta: Vec<(i64, i64, usize)>,
@@ -113,7 +113,7 @@ impl Search<'_, '_> {
         }
     }
 
-    pub(super) fn offer(&mut self, found: Found) {
+    pub(super) fn offer(&mut self, found: SetPlan) {
         if let Some(t) = self.top.iter_mut().find(|t| t.set == found.set) {
             if found.cost < t.cost {
                 *t = found;
@@ -166,7 +166,7 @@ impl Search<'_, '_> {
         canon: &[(u32, usize)],
         key: &[u32],
     ) -> Option<i64> {
-        let nl = self.g.nl();
+        let nl = self.g.line_count();
         let m = sorted.len();
         if let Some((seen_limit, result)) = self.solved.get(key) {
             match result {
@@ -182,7 +182,7 @@ impl Search<'_, '_> {
                             mine[l * m + k] = units[l * m + j];
                         }
                     }
-                    self.offer(Found { cost, set: sorted, units: mine });
+                    self.offer(SetPlan { cost, set: sorted, units: mine });
                     return Some(cost);
                 }
                 None if limit <= *seen_limit => return None,
@@ -201,14 +201,15 @@ impl Search<'_, '_> {
             let pk = self.profile(sorted[k]);
             twin.push((0..k).rev().find(|&j| self.profile(sorted[j]) == pk).unwrap_or(usize::MAX));
         }
-        self.alloc.solve(self.g, &sorted, &twin, limit, max_steps);
+        self.allocation.solve(self.g, &sorted, &twin, limit, max_steps);
         self.twin = twin;
-        self.leaves += self.alloc.steps.min(max_steps);
-        if self.alloc.cut {
+        self.leaves += self.allocation.steps.min(max_steps);
+        if self.allocation.cut {
             self.stop(bound);
         }
-        let found = (self.alloc.best_cost < INF).then(|| (self.alloc.best_cost, self.alloc.best_x.clone()));
-        if !self.alloc.cut {
+        let found =
+            (self.allocation.best_cost < INF).then(|| (self.allocation.best_cost, self.allocation.best_x.clone()));
+        if !self.allocation.cut {
             let cached = found.as_ref().map(|(cost, x)| {
                 let mut units = vec![0u64; nl * m];
                 for (j, &(_, k)) in canon.iter().enumerate() {
@@ -221,7 +222,7 @@ impl Search<'_, '_> {
             self.solved.insert(key.to_vec(), (limit, cached));
         }
         let (cost, units) = found?;
-        self.offer(Found { cost, set: sorted, units });
+        self.offer(SetPlan { cost, set: sorted, units });
         Some(cost)
     }
 
@@ -230,14 +231,14 @@ impl Search<'_, '_> {
     /// ask, aging).
     pub(super) fn profile(&mut self, c: usize) -> u32 {
         if self.profiles.is_empty() {
-            self.profiles = vec![u32::MAX; self.g.cands.len()];
+            self.profiles = vec![u32::MAX; self.g.candidates.len()];
         }
         if self.profiles[c] != u32::MAX {
             return self.profiles[c];
         }
         let g = self.g;
-        let (nl, ns) = (g.nl(), g.slots);
-        let x = &g.cands[c];
+        let (nl, ns) = (g.line_count(), g.slots);
+        let x = &g.candidates[c];
         let (slot_qty, total) = (&g.slot_qty, g.qty_total);
         let emissions_on = g.cost.co2_g_per_kg_km > 0 && g.cost.emissions_minor_per_kg_co2 > 0;
         let km = if emissions_on { x.km_ceil } else { 0 };
@@ -295,7 +296,7 @@ impl Search<'_, '_> {
     pub(super) fn sets_from(
         &mut self,
         pool: &[usize],
-        agg: &Agg,
+        agg: &AddableNodes,
         multi_bound: &[i64],
         prefix: &mut Vec<usize>,
         positions: std::ops::Range<usize>,

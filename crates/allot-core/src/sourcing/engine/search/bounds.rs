@@ -3,12 +3,12 @@
 //! the aggregates, changes nothing but scratch. Every bound is admissible (never above a plan).
 
 use super::Search;
-use crate::sourcing::engine::cost::{INF, floor_milli, mul, settle};
-use crate::sourcing::engine::dominance::{Agg, AggView, ENUM_LINES};
-use crate::sourcing::engine::group::{GLine, Group};
+use crate::sourcing::engine::cost::{INF, floor_milli, saturating_times, settle};
+use crate::sourcing::engine::dominance::{AddableNodes, AddableView, ENUM_LINES};
+use crate::sourcing::engine::group::{Group, GroupLine};
 
 /// The least quick bound of any candidate (the one with the cheapest entry).
-pub(in crate::sourcing::engine) fn quick_floor(g: &Group<'_>, pre: &OnePre, min_entry: i64) -> i64 {
+pub(in crate::sourcing::engine) fn quick_floor(g: &Group<'_>, pre: &CandidateBoundTerms, min_entry: i64) -> i64 {
     floor_milli(min_entry.saturating_sub(g.split_penalty).saturating_mul(1000).saturating_add(pre.cheap))
 }
 
@@ -18,7 +18,7 @@ pub(in crate::sourcing::engine) fn quick_floor(g: &Group<'_>, pre: &OnePre, min_
 /// the penalty (or if all must be placed). A line with no units there costs its penalty
 /// on every unit (INF when all must be placed).
 pub(in crate::sourcing::engine) fn plain_single_bound(
-    lines: &[GLine],
+    lines: &[GroupLine],
     (fill, split_penalty): (bool, i64),
     units: &[i64],
     avail: &[u64],
@@ -41,7 +41,7 @@ pub(in crate::sourcing::engine) fn plain_single_bound(
 /// One line's term of `plain_single_bound`: `a` units available, the first at `first`
 /// (×1000), the others at `rest`.
 pub(in crate::sourcing::engine) fn plain_line_bound(
-    line: &GLine,
+    line: &GroupLine,
     fill: bool,
     (first, rest): (i64, i64),
     a: u64,
@@ -58,12 +58,14 @@ pub(in crate::sourcing::engine) fn plain_line_bound(
     if (first as u64) < SMALL && (rest as u64) < SMALL && (pen as u64) < SMALL && q < 1 << 20 {
         return first * take_first as i64 + rest * take_rest as i64 + pen * left as i64;
     }
-    mul(first, take_first).saturating_add(mul(rest, take_rest)).saturating_add(mul(pen, left))
+    saturating_times(first, take_first)
+        .saturating_add(saturating_times(rest, take_rest))
+        .saturating_add(saturating_times(pen, left))
 }
 
 /// What the entries of the nodes a superset bound adds pay for (see `Search::bound`).
 #[derive(Clone, Copy)]
-pub(in crate::sourcing::engine) enum Added {
+pub(in crate::sourcing::engine) enum AddedEntries {
     /// Their regular package.
     Regular,
     /// Ship-alone units, first units of any lines (a relaxation for several nodes).
@@ -83,7 +85,7 @@ pub(in crate::sourcing::engine) fn push_added(out: &mut Vec<(i64, u64)>, first: 
 }
 
 /// Constants of one group for the bounds of single candidates.
-pub(in crate::sourcing::engine) struct OnePre {
+pub(in crate::sourcing::engine) struct CandidateBoundTerms {
     /// Per line: the relaxation for a candidate that cannot serve it, alone and with the
     /// option of the added nodes.
     pub(in crate::sourcing::engine) none_alone: Vec<i64>,
@@ -92,7 +94,7 @@ pub(in crate::sourcing::engine) struct OnePre {
     pub(in crate::sourcing::engine) agg: Vec<(i64, u64)>,
     /// Per line subset (groups of at most `ENUM_LINES` lines): lower bound ×1000 on the
     /// entries of 1..=max_nodes − 1 added nodes serving those lines.
-    pub(in crate::sourcing::engine) fix: Option<Vec<i64>>,
+    pub(in crate::sourcing::engine) entry_floors: Option<Vec<i64>>,
     /// Σ of the cheapest conceivable cost of every line, plus one added node's entry
     /// (×1000): a candidate's entry plus this bounds every multi-node plan with it.
     pub(in crate::sourcing::engine) cheap: i64,
@@ -119,10 +121,10 @@ impl Search<'_, '_> {
     fn line_pair(&mut self, c: usize, l: usize, extra: (i64, u64)) -> (i64, i64) {
         let g = self.g;
         let line = &g.lines[l];
-        let a = g.avail[c * g.nl() + l];
+        let a = g.avail[c * g.line_count() + l];
         let (q, pen, fill) = (line.qty, line.penalty_milli, g.all_or_nothing);
         if g.aged(c, l, a) == 0 {
-            let u = g.unit[c * g.nl() + l];
+            let u = g.unit[c * g.line_count() + l];
             let alone = settle(&mut [(u, a)], q, pen, fill);
             let with = if extra.0 < INF { settle(&mut [(u, a), extra], q, pen, fill) } else { alone };
             (alone, with)
@@ -142,12 +144,12 @@ impl Search<'_, '_> {
 
     /// `set_bound(&[c])`, faster; with ship-alone lines the plain relaxation (package
     /// choices are accounted for when the candidate is solved).
-    pub(in crate::sourcing::engine) fn single_bound(&mut self, c: usize, pre: &OnePre) -> i64 {
+    pub(in crate::sourcing::engine) fn single_bound(&mut self, c: usize, pre: &CandidateBoundTerms) -> i64 {
         let g = self.g;
-        let nl = g.nl();
+        let nl = g.line_count();
         if g.bonus_milli == 0 {
             let row = c * nl..(c + 1) * nl;
-            let cand = &g.cands[c];
+            let cand = &g.candidates[c];
             let terms = (g.all_or_nothing, g.split_penalty);
             return plain_single_bound(
                 &g.lines,
@@ -175,10 +177,15 @@ impl Search<'_, '_> {
 
     /// Lower bound on plans of two or more nodes that use `c`: `ext_bound(&[c], all, k − 1)`,
     /// faster, with the entries of the added nodes tabled per line subset.
-    pub(in crate::sourcing::engine) fn multi_bound(&mut self, c: usize, pre: &OnePre, all: &Agg) -> i64 {
+    pub(in crate::sourcing::engine) fn multi_bound(
+        &mut self,
+        c: usize,
+        pre: &CandidateBoundTerms,
+        all: &AddableNodes,
+    ) -> i64 {
         let g = self.g;
-        let nl = g.nl();
-        let (Some(fix), false) = (&pre.fix, g.has_alone) else {
+        let nl = g.line_count();
+        let (Some(entry_floors), false) = (&pre.entry_floors, g.has_alone) else {
             return self.ext_bound(&[c], all.at(0), g.max_nodes - 1);
         };
         let mut sum = g.entry_milli(&[c]);
@@ -210,13 +217,13 @@ impl Search<'_, '_> {
         let mut sums = [0i64; 1 << ENUM_LINES];
         let mut masks = [0usize; 1 << ENUM_LINES];
         masks[0] = mandatory;
-        let mut best = fix[mandatory];
+        let mut best = entry_floors[mandatory];
         for t in 1..(1usize << d) {
             let low = t.trailing_zeros() as usize;
             let prev = t & (t - 1);
             sums[t] = sums[prev].saturating_add(deltas[low]);
             masks[t] = masks[prev] | bits[low];
-            best = best.min(fix[masks[t]].saturating_add(sums[t]));
+            best = best.min(entry_floors[masks[t]].saturating_add(sums[t]));
         }
         if best >= INF {
             return INF;
@@ -224,17 +231,17 @@ impl Search<'_, '_> {
         floor_milli(sum.saturating_add(best))
     }
 
-    pub(in crate::sourcing::engine) fn one_pre(&self, all: &Agg) -> OnePre {
+    pub(in crate::sourcing::engine) fn candidate_bound_terms(&self, all: &AddableNodes) -> CandidateBoundTerms {
         let g = self.g;
-        let nl = g.nl();
+        let nl = g.line_count();
         let room = g.max_nodes.saturating_sub(1).max(1);
-        let others = mul(self.neg_entry, room as u64 - 1);
+        let others = saturating_times(self.neg_entry, room as u64 - 1);
         let floor_entry = all.min_entry.first().copied().unwrap_or(INF).saturating_add(others);
-        let mut pre = OnePre {
+        let mut pre = CandidateBoundTerms {
             none_alone: Vec::with_capacity(nl),
             none_with: Vec::with_capacity(nl),
             agg: Vec::with_capacity(nl),
-            fix: None,
+            entry_floors: None,
             cheap: 0,
         };
         let mut cheap = floor_entry.saturating_mul(1000);
@@ -262,16 +269,16 @@ impl Search<'_, '_> {
         pre
     }
 
-    /// Adds `OnePre::fix` (after the cover table is built: it reads it).
-    pub(in crate::sourcing::engine) fn one_pre_fix(&self, all: &Agg, pre: &mut OnePre) {
-        let nl = self.g.nl();
+    /// Adds `CandidateBoundTerms::entry_floors` (after the cover table is built: it reads it).
+    pub(in crate::sourcing::engine) fn add_entry_floors(&self, all: &AddableNodes, pre: &mut CandidateBoundTerms) {
+        let nl = self.g.line_count();
         let room = self.g.max_nodes.saturating_sub(1).max(1);
-        let others = mul(self.neg_entry, room as u64 - 1);
+        let others = saturating_times(self.neg_entry, room as u64 - 1);
         let floor_entry = all.min_entry.first().copied().unwrap_or(INF).saturating_add(others);
         if nl <= ENUM_LINES && floor_entry < INF {
             let size = 1usize << nl;
             let mut cover_max = vec![i64::MIN; size];
-            let mut fix = vec![INF; size];
+            let mut entry_floors = vec![INF; size];
             for x in 0..size {
                 if x > 0 {
                     let low = x.trailing_zeros() as usize;
@@ -281,9 +288,9 @@ impl Search<'_, '_> {
                 if let Some(table) = &self.cover {
                     entry = entry.max(table.get(room, x as u64));
                 }
-                fix[x] = if entry >= INF { INF } else { entry.saturating_mul(1000) };
+                entry_floors[x] = if entry >= INF { INF } else { entry.saturating_mul(1000) };
             }
-            pre.fix = Some(fix);
+            pre.entry_floors = Some(entry_floors);
         }
     }
 
@@ -294,7 +301,7 @@ impl Search<'_, '_> {
     }
 
     /// Lower bound on plans over `set` plus 1..=`room` more nodes described by `agg`.
-    pub(in crate::sourcing::engine) fn ext_bound(&mut self, set: &[usize], agg: AggView<'_>, room: usize) -> i64 {
+    pub(in crate::sourcing::engine) fn ext_bound(&mut self, set: &[usize], agg: AddableView<'_>, room: usize) -> i64 {
         if room == 0 || agg.min_entry >= INF {
             return INF;
         }
@@ -313,7 +320,7 @@ impl Search<'_, '_> {
     /// at most `REFINED_NODES` nodes and `REFINED_CHOICES` combinations; beyond, all
     /// choices at once, which is weaker).
     ///
-    /// *Added nodes*: per line one more option, their cheapest unit, for at most `room` ×
+    /// *AddedEntries nodes*: per line one more option, their cheapest unit, for at most `room` ×
     /// their largest stock. The lines T they serve cost their entries: at least the
     /// cheapest entry among them, the cheapest entry of a node able to serve each line of
     /// T, and (cover table) the cheapest Σ entry of `room` nodes able to serve all of T.
@@ -322,15 +329,15 @@ impl Search<'_, '_> {
     /// Callers compare the bound with `cutoff`: the plain relaxation (every choice at
     /// once, never above) is tried first, and once a choice is found at or below `cutoff`
     /// the plain value is returned.
-    fn bound(&mut self, set: &[usize], ext: Option<(AggView<'_>, usize)>, cutoff: i64) -> i64 {
+    fn bound(&mut self, set: &[usize], ext: Option<(AddableView<'_>, usize)>, cutoff: i64) -> i64 {
         let g = self.g;
-        let (m, nl) = (set.len(), g.nl());
+        let (m, nl) = (set.len(), g.line_count());
         let mut counts = [1usize; REFINED_NODES];
         let mut refined = g.has_alone && m <= REFINED_NODES && nl <= 64;
         if refined {
             let mut combos = 1usize;
             for (k, &c) in set.iter().enumerate() {
-                let cand = &g.cands[c];
+                let cand = &g.candidates[c];
                 let ch = &mut self.choices[k];
                 ch.clear();
                 if cand.kinds & 1 != 0 || cand.alone_extra == 0 {
@@ -355,7 +362,7 @@ impl Search<'_, '_> {
         // What the added nodes' entries pay for: their regular package, or else ship-alone
         // units (one added node: the first unit of one line, tried for each).
         let variants = |search: &mut Self, refined: bool, choice: &[usize; REFINED_NODES]| -> i64 {
-            let mut v = search.bound_combination(set, ext, (refined, Added::Regular), choice);
+            let mut v = search.bound_combination(set, ext, (refined, AddedEntries::Regular), choice);
             if let Some((agg, room)) = ext
                 && g.has_alone
             {
@@ -363,13 +370,13 @@ impl Search<'_, '_> {
                     let mut any = false;
                     for j in (0..nl).filter(|&j| g.lines[j].ship_alone && agg.min_unit[j] < INF) {
                         any = true;
-                        v = v.min(search.bound_combination(set, ext, (refined, Added::FreeOne(j)), choice));
+                        v = v.min(search.bound_combination(set, ext, (refined, AddedEntries::FreeOne(j)), choice));
                     }
                     if !any {
-                        v = v.min(search.bound_combination(set, ext, (refined, Added::FreeAll), choice));
+                        v = v.min(search.bound_combination(set, ext, (refined, AddedEntries::FreeAll), choice));
                     }
                 } else {
-                    v = v.min(search.bound_combination(set, ext, (refined, Added::FreeAll), choice));
+                    v = v.min(search.bound_combination(set, ext, (refined, AddedEntries::FreeAll), choice));
                 }
             }
             v
@@ -416,12 +423,12 @@ impl Search<'_, '_> {
     fn line_values(
         &mut self,
         set: &[usize],
-        ext: Option<(AggView<'_>, usize)>,
+        ext: Option<(AddableView<'_>, usize)>,
         l: usize,
         (refined, mask, state): (bool, usize, usize),
     ) -> (i64, i64) {
         let g = self.g;
-        let nl = g.nl();
+        let nl = g.line_count();
         let slot = state + if refined { 3 * (l * self.memo_masks + mask) } else { self.memo_plain + 3 * l };
         if self.memo[slot].0 != i64::MIN {
             return self.memo[slot];
@@ -467,7 +474,7 @@ impl Search<'_, '_> {
     /// about: the superset bounds of one prefix over successive suffixes share it.
     fn plain_line(&mut self, set: &[usize], l: usize) -> i64 {
         let g = self.g;
-        let nl = g.nl();
+        let nl = g.line_count();
         let plain = &mut self.plain;
         if plain.set.as_slice() != set || plain.known.len() != nl {
             plain.set.clear();
@@ -502,15 +509,15 @@ impl Search<'_, '_> {
     fn bound_combination(
         &mut self,
         set: &[usize],
-        ext: Option<(AggView<'_>, usize)>,
-        (refined, added): (bool, Added),
+        ext: Option<(AddableView<'_>, usize)>,
+        (refined, added): (bool, AddedEntries),
         choice: &[usize; REFINED_NODES],
     ) -> i64 {
         let g = self.g;
         let m = set.len().min(REFINED_NODES);
         // The nodes of a line's mask: regular lines, those sending a regular package;
         // ship-alone line l, those whose first unit of it rides their entry.
-        let mask_of = |line: &GLine, l: usize| -> usize {
+        let mask_of = |line: &GroupLine, l: usize| -> usize {
             let want = if line.ship_alone { l + 1 } else { 0 };
             (0..m).filter(|&k| choice[k] == want).fold(0, |acc, k| acc | 1 << k)
         };
@@ -526,7 +533,7 @@ impl Search<'_, '_> {
             }
             return floor_milli(sum);
         };
-        let others = mul(self.neg_entry, room as u64 - 1);
+        let others = saturating_times(self.neg_entry, room as u64 - 1);
         let mut mandatory = 0u64;
         let mut mandatory_cover = i64::MIN;
         let mut delta = std::mem::take(&mut self.delta);
@@ -534,9 +541,9 @@ impl Search<'_, '_> {
         for (l, line) in g.lines.iter().enumerate() {
             let mask = if refined { mask_of(line, l) } else { 0 };
             let state = match added {
-                Added::Regular => 0,
-                Added::FreeAll => 1,
-                Added::FreeOne(j) => {
+                AddedEntries::Regular => 0,
+                AddedEntries::FreeAll => 1,
+                AddedEntries::FreeOne(j) => {
                     if j == l {
                         1
                     } else {
