@@ -15,45 +15,45 @@ use super::group::Group;
 /// others.
 #[derive(Debug, Default)]
 pub(super) struct AllocationSearch {
-    pub(super) m: usize,
-    pub(super) set: Vec<usize>,
+    m: usize,
+    set: Vec<usize>,
     /// `x[l × m + k]`: units of line `l` at `set[k]`.
-    pub(super) x: Vec<u64>,
+    x: Vec<u64>,
     /// Lines in search order.
-    pub(super) lines: Vec<usize>,
-    pub(super) rem_stock: Vec<u64>,
-    pub(super) rem_cap: Vec<u64>,
+    lines: Vec<usize>,
+    rem_stock: Vec<u64>,
+    rem_cap: Vec<u64>,
     pub(super) used: Vec<u64>,
     /// Per position: regular units, ship-alone units and regular weight placed so far.
-    pub(super) reg_units: Vec<u64>,
-    pub(super) alone_units: Vec<u64>,
-    pub(super) reg_weight: Vec<u64>,
+    reg_units: Vec<u64>,
+    alone_units: Vec<u64>,
+    reg_weight: Vec<u64>,
     /// Per line, the set positions that may serve it, cheapest first.
-    pub(super) order: Vec<usize>,
-    pub(super) count: Vec<usize>,
-    pub(super) base_milli: i64,
+    order: Vec<usize>,
+    count: Vec<usize>,
+    base_milli: i64,
     /// Costs above this are of no use (the top-three threshold).
-    pub(super) limit: i64,
+    limit: i64,
     pub(super) best_cost: i64,
     pub(super) best_x: Vec<u64>,
     pub(super) steps: u64,
-    pub(super) max_steps: u64,
+    max_steps: u64,
     pub(super) cut: bool,
-    pub(super) buf: Vec<(i64, u64)>,
-    pub(super) slot_units: Vec<u64>,
+    buf: Vec<(i64, u64)>,
+    slot_units: Vec<u64>,
     /// Lines never compete (distinct SKUs, unit capacity never binding): the relaxation
     /// of the lines from search position `p` on is fixed, `rest[p]`, and position `k` can
     /// serve a later line iff `last[k] > p` (`last[k]`: one past its last position).
-    pub(super) independent: bool,
-    pub(super) rest: Vec<i64>,
-    pub(super) last: Vec<usize>,
+    independent: bool,
+    rest: Vec<i64>,
+    last: Vec<usize>,
     /// Symmetry: per position, an earlier position with the same profile (or MAX), and
     /// whether their units have been equal on every line so far.
-    pub(super) twin: Vec<usize>,
-    pub(super) tied: Vec<bool>,
+    twin: Vec<usize>,
+    tied: Vec<bool>,
     /// `reg_room[p × m + k]`: most regular weight position `k` may receive from search
     /// position `p` on.
-    pub(super) reg_room: Vec<u64>,
+    reg_room: Vec<u64>,
 }
 
 impl AllocationSearch {

@@ -2,12 +2,22 @@
 //! and the bound arithmetic (×1000, saturating) the search prunes with. Pure functions of
 //! numbers; never rounds a bound up: every bound stays at or below the cost it stands for.
 
-use crate::sourcing::policy::CostModel;
+use crate::sourcing::policy::{CostModel, RuleBody};
 
-use super::decision::NodeState;
+use super::decision::{LineToSource, NodeState};
 
 // ---------------------------------------------------------------------------------------
 // Cost arithmetic (integer, shared by the search and by plan reporting)
+
+/// What each unit of `line` left unplaced costs under `body`: the backorder penalty when
+/// the line and the rule allow backorders, else the unfilled penalty.
+pub(super) fn unplaced_penalty(body: &RuleBody, line: &LineToSource) -> i64 {
+    if line.allow_backorder && body.constraints.allow_backorder {
+        body.cost.backorder_penalty_minor
+    } else {
+        body.cost.unfilled_penalty_minor
+    }
+}
 
 pub(super) fn billed_kg(weight_g: u64) -> i64 {
     weight_g.div_ceil(1000) as i64
@@ -53,7 +63,7 @@ pub(super) fn emissions_per_kg_milli(cost: &CostModel, km_ceil: i64) -> i128 {
 pub(super) const INF: i64 = i64::MAX / 4;
 
 /// Largest linear unit cost kept (×1000); larger ones are clamped down (still a bound).
-pub(super) const UNIT_MILLI_MAX: i128 = 1 << 52;
+const UNIT_MILLI_MAX: i128 = 1 << 52;
 
 /// `a × u`, saturating (a bound stays a bound).
 pub(super) fn saturating_times(a: i64, u: u64) -> i64 {

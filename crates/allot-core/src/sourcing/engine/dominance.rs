@@ -12,7 +12,7 @@ use super::group::{CandidateIds, Group};
 /// a node set, per line: for superset bounds.
 #[derive(Debug, Default)]
 pub(super) struct AddableNodes {
-    pub(super) lines: usize,
+    lines: usize,
     /// Per position: cheapest entry cost among the candidates from that position on.
     pub(super) min_entry: Vec<i64>,
     /// Per position and line: cheapest entry among those that can serve the line (INF).
@@ -70,6 +70,17 @@ impl AddableNodes {
             min_full: vec![INF; nl],
             max_avail: vec![0; nl],
         }
+    }
+
+    /// Adds to position 0 a candidate's offer for line `l`: `units` units (> 0), its entry,
+    /// and its cheapest relaxed unit with and without the first-unit package discount
+    /// (`Group::first_unit`, `Group::full_unit`).
+    #[inline]
+    pub(super) fn add_line(&mut self, l: usize, units: u64, entry: i64, (first, full): (i64, i64)) {
+        self.max_avail[l] = self.max_avail[l].max(units);
+        self.cover[l] = self.cover[l].min(entry);
+        self.min_unit[l] = self.min_unit[l].min(first);
+        self.min_full[l] = self.min_full[l].min(full);
     }
 
     pub(super) fn at(&self, p: usize) -> AddableView<'_> {
@@ -324,34 +335,34 @@ pub(super) fn drop_dominated(
 /// A candidate as dominance compares it: its strength, index, unit capacity (up to what
 /// the lines ask), lines served and packed stock signature.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct BucketMember {
-    pub(super) strength: u64,
-    pub(super) c: usize,
-    pub(super) cap: u64,
-    pub(super) mask: u64,
-    pub(super) sig: u64,
+struct BucketMember {
+    strength: u64,
+    c: usize,
+    cap: u64,
+    mask: u64,
+    sig: u64,
 }
 
 /// Lines up to which dominance candidates are bucketed by the lines they serve.
-pub(super) const DOMINANCE_MASK_LINES: usize = 8;
+const DOMINANCE_MASK_LINES: usize = 8;
 /// Most cost groups compared group by group (beyond, costs are compared pair by pair) …
-pub(super) const DOMINANCE_GROUPS: usize = 64;
+const DOMINANCE_GROUPS: usize = 64;
 /// … and most dominance checks per decision.
-pub(super) const DOMINANCE_CHECKS: usize = 200_000;
+const DOMINANCE_CHECKS: usize = 200_000;
 /// Slots of the table that finds a cost group (more than twice `DOMINANCE_GROUPS`).
-pub(super) const GROUP_SLOTS: usize = 256;
+const GROUP_SLOTS: usize = 256;
 
 /// Lower bounds on the entry costs of the nodes added to a set, by the lines they cover:
 /// `b[(r − 1) × 2^L + X]` is the cheapest Σ entry of 1..=r candidates (any, repeats
 /// allowed) that can together serve every line of `X`. Built when 3^L × r is small.
 pub(super) struct CoverTable {
-    pub(super) lines: usize,
-    pub(super) rows: usize,
-    pub(super) b: Vec<i64>,
+    lines: usize,
+    rows: usize,
+    b: Vec<i64>,
 }
 
 /// Largest 3^L × (max_nodes − 1) for which the cover table is built.
-pub(super) const COVER_TABLE_WORK: usize = 30_000;
+const COVER_TABLE_WORK: usize = 30_000;
 /// Superset bounds enumerate the subsets of at most this many lines; beyond, a weaker
 /// one-dimensional bound is used.
 pub(super) const ENUM_LINES: usize = 8;

@@ -3,13 +3,12 @@
 //! Built once per group and never changed by the search; relaxed costs never exceed exact ones.
 
 use crate::ids::NodeId;
-use crate::sourcing::policy::CostModel;
+use crate::sourcing::policy::{Constraints, CostModel};
 
-use super::cost::{billed_kg, emissions, saturating_times};
+use super::cost::{INF, billed_kg, clamp_milli, emissions, emissions_per_kg_milli, floor_milli, saturating_times};
 use super::decision::NodeState;
-
-// ---------------------------------------------------------------------------------------
-// The search problem of one destination group
+use super::dominance::AddableNodes;
+use super::search::plain_line_bound;
 
 /// A ship-type line in a group.
 #[derive(Debug, Clone)]
@@ -81,9 +80,195 @@ pub(super) struct Group<'r> {
     pub(super) qty_total: u64,
 }
 
+/// The per-candidate arrays of a group, kept from one decision to the next for their
+/// capacity (empty between uses).
+#[derive(Debug, Default)]
+pub(super) struct CandidateArrays {
+    candidates: Vec<GroupCandidate>,
+    avail: Vec<u64>,
+    unit: Vec<i64>,
+    stock: Vec<u64>,
+    aging: Vec<u64>,
+}
+
+/// The cost terms of a node that becomes a candidate, as eligibility found them.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CandidateCosts {
+    /// per_order handling + capacity pressure + late penalty.
+    pub(super) fixed: i64,
+    /// The shipping band's base rate and rate per kg.
+    pub(super) base: i64,
+    pub(super) per_kg: i64,
+    /// km to the destination, rounded up (0 unless emissions are charged).
+    pub(super) km_ceil: i64,
+    pub(super) per_unit: i64,
+    /// The late penalty within `fixed`.
+    pub(super) late: i64,
+}
+
+/// What is derived from each candidate as it is added, in the same pass over its lines:
+/// its part of the aggregate of all candidates, and (groups without aging bonus) its
+/// single-node bound (`Search::single_bound`).
+pub(super) struct CandidateBounds {
+    pub(super) all: AddableNodes,
+    pub(super) single_bound: Vec<i64>,
+}
+
+impl CandidateBounds {
+    /// Nothing added yet; `single_bound` is a buffer (emptied).
+    pub(super) fn new(n_lines: usize, single_bound: Vec<i64>) -> CandidateBounds {
+        debug_assert!(single_bound.is_empty());
+        CandidateBounds { all: AddableNodes::empty(n_lines), single_bound }
+    }
+}
+
+impl<'r> Group<'r> {
+    /// A group of `lines` (over `slots` distinct SKUs) without candidates yet; its arrays
+    /// are `arrays`' (emptied).
+    pub(super) fn new(
+        lines: Vec<GroupLine>,
+        slots: usize,
+        cost: &'r CostModel,
+        constraints: &Constraints,
+        arrays: CandidateArrays,
+    ) -> Group<'r> {
+        let CandidateArrays { mut candidates, mut avail, mut unit, mut stock, mut aging } = arrays;
+        candidates.clear();
+        avail.clear();
+        unit.clear();
+        stock.clear();
+        aging.clear();
+        let mut slot_qty = vec![0u64; slots];
+        for line in &lines {
+            slot_qty[line.slot] = slot_qty[line.slot].saturating_add(line.qty);
+        }
+        Group {
+            qty_total: slot_qty.iter().fold(0u64, |a, q| a.saturating_add(*q)),
+            slot_qty,
+            has_alone: lines.iter().any(|l| l.ship_alone),
+            lines,
+            slots,
+            cost,
+            split_penalty: cost.split_penalty_minor,
+            max_nodes: constraints.max_nodes as usize,
+            all_or_nothing: !constraints.allow_partial,
+            bonus_milli: cost.aging_bonus_minor.saturating_mul(1000),
+            candidates,
+            avail,
+            unit,
+            stock,
+            aging,
+        }
+    }
+
+    /// Hands the arrays back (for the next decision).
+    pub(super) fn into_arrays(self) -> CandidateArrays {
+        let Group { candidates, avail, unit, stock, aging, .. } = self;
+        CandidateArrays { candidates, avail, unit, stock, aging }
+    }
+
+    /// Adds node `node` as a candidate: `costs`, `unit_cap` units at most, per line whether
+    /// it may serve it (`eligible`), and per SKU slot its usable and aging units (`stock`).
+    /// Per line, in one pass: its units and unit cost, and the candidate's part of `bounds`.
+    pub(super) fn add_candidate(
+        &mut self,
+        node: usize,
+        costs: CandidateCosts,
+        unit_cap: u64,
+        (eligible, (usable, aged)): (&[bool], (&[u64], &[u64])),
+        bounds: &mut CandidateBounds,
+    ) {
+        let CandidateCosts { fixed, base, per_kg, km_ceil, per_unit, late } = costs;
+        let (split_penalty, bonus_milli) = (self.split_penalty, self.bonus_milli);
+        let emissions_milli = emissions_per_kg_milli(self.cost, km_ceil);
+        let rounding = i64::from(emissions_milli > 0);
+        let entry = fixed.saturating_add(base).saturating_add(split_penalty) - rounding;
+        let alone_extra = base.saturating_add(split_penalty).saturating_mul(1000);
+        let all = &mut bounds.all;
+        let mut mask = 0u64;
+        let mut kinds = 0u8;
+        // `plain_single_bound`, line by line.
+        let mut bound = entry.saturating_sub(split_penalty).saturating_mul(1000);
+        let mut bound_inf = false;
+        for (l, line) in self.lines.iter().enumerate() {
+            let units = if eligible[l] { usable[line.slot].min(unit_cap).min(line.qty) } else { 0 };
+            let unit = clamp_milli(unit_cost_milli(self.cost, line, (per_unit, per_kg, km_ceil), emissions_milli));
+            self.avail.push(units);
+            self.unit.push(unit);
+            let extra = if line.ship_alone { alone_extra } else { 0 };
+            if units > 0 {
+                if l < 64 {
+                    mask |= 1 << l;
+                }
+                kinds |= if line.ship_alone { 2 } else { 1 };
+                // `Group::first_unit`.
+                let aging = if bonus_milli == 0 { 0 } else { aged[line.slot].min(units) };
+                let first = if aging > 0 { unit.saturating_sub(bonus_milli) } else { unit };
+                all.add_line(l, units, entry, (first, first.saturating_add(extra)));
+            }
+            if bonus_milli == 0 && !bound_inf {
+                let v = plain_line_bound(line, self.all_or_nothing, (unit, unit.saturating_add(extra)), units);
+                if v >= INF {
+                    bound_inf = true;
+                } else {
+                    bound = bound.saturating_add(v);
+                }
+            }
+        }
+        all.min_entry[0] = all.min_entry[0].min(entry);
+        self.stock.extend_from_slice(usable);
+        self.aging.extend_from_slice(aged);
+        let candidate = GroupCandidate {
+            node,
+            fixed,
+            base,
+            per_kg,
+            km_ceil,
+            per_unit,
+            late,
+            unit_cap,
+            entry,
+            alone_extra,
+            mask,
+            kinds,
+        };
+        self.candidates.push(candidate);
+        if bonus_milli == 0 {
+            bounds.single_bound.push(if bound_inf { INF } else { floor_milli(bound) });
+        }
+    }
+}
+
+/// Linear lower bound ×1000 of one unit's cost of `line` at a node with unit costs
+/// `(per unit, per kg, km rounded up)` (`emissions_milli`: its emissions per kg ×1000),
+/// before the aging bonus and the package base of ship-alone units.
+fn unit_cost_milli(
+    cost: &CostModel,
+    line: &GroupLine,
+    (per_unit, per_kg, km_ceil): (i64, i64, i64),
+    emissions_milli: i128,
+) -> i128 {
+    if line.ship_alone {
+        let kg = line.unit_kg;
+        let package = i128::from(per_kg) * i128::from(kg) + i128::from(emissions(cost, kg, km_ceil));
+        (i128::from(per_unit) + package) * 1000
+    } else {
+        // Shipping weight un-rounded (per_kg × grams / 1000 ≤ per_kg × billed kg);
+        // emissions likewise (their rounding down is in `entry`).
+        let weight = i128::from(line.weight_g);
+        let emissions = if emissions_milli > 0 { emissions_milli * weight / 1000 } else { 0 };
+        i128::from(per_unit) * 1000 + i128::from(per_kg) * weight + emissions
+    }
+}
+
 impl Group<'_> {
     pub(super) fn line_count(&self) -> usize {
         self.lines.len()
+    }
+
+    /// The cost of the plan that allocates nothing: every unit at its line's penalty.
+    pub(super) fn empty_plan_cost(&self) -> i64 {
+        self.lines.iter().map(|l| l.penalty * l.qty as i64).sum()
     }
 
     /// Aging units the relaxation credits to line `l` at candidate `c` among `a` units.
@@ -227,13 +412,13 @@ impl Group<'_> {
 /// Node ids of the candidates, compared quickly: by their first 8 bytes (computed when
 /// first needed), then in full.
 pub(super) struct CandidateIds<'a> {
-    pub(super) nodes: &'a [NodeState<'a>],
-    pub(super) candidates: &'a [GroupCandidate],
-    pub(super) keys: Vec<std::cell::Cell<u64>>,
+    nodes: &'a [NodeState<'a>],
+    candidates: &'a [GroupCandidate],
+    keys: Vec<std::cell::Cell<u64>>,
 }
 
 /// No key: id bytes are ASCII, so no id's key has this value.
-pub(super) const NO_KEY: u64 = u64::MAX;
+const NO_KEY: u64 = u64::MAX;
 
 impl<'a> CandidateIds<'a> {
     pub(super) fn new(nodes: &'a [NodeState<'a>], candidates: &'a [GroupCandidate]) -> CandidateIds<'a> {

@@ -8,13 +8,74 @@ mod seed;
 use std::collections::HashMap;
 
 use super::alloc::AllocationSearch;
-use super::cost::INF;
-use super::decision::SearchOptions;
-use super::dominance::{AddableNodes, CoverTable};
+use super::cost::{INF, floor_milli};
+use super::decision::{NodeState, SearchOptions};
+use super::dominance::{AddableNodes, CoverTable, drop_dominated};
 use super::group::{CandidateIds, Group};
 
-pub(super) use bounds::{PlainLines, REFINED_NODES, plain_line_bound, quick_floor};
-pub(super) use seed::{SEED_PER_LINE, SEED_POOL, SEED_STARTS, push_best};
+pub(super) use bounds::plain_line_bound;
+use bounds::{CandidateBoundTerms, PlainLines, REFINED_NODES, quick_floor};
+
+/// Buffers the search of a group keeps from one decision to the next for their capacity.
+#[derive(Debug, Default)]
+pub(super) struct SearchScratch {
+    by_bound: Vec<(i64, usize)>,
+    allocation: AllocationSearch,
+}
+
+/// What the search of a group found: the best three plans over distinct node sets
+/// (cheapest first; at least the empty plan), node sets solved, whether the budget ran
+/// out, and then the lowest bound left open.
+pub(super) struct SearchOutcome {
+    pub(super) top: Vec<SetPlan>,
+    pub(super) sets: u32,
+    pub(super) exhausted: bool,
+    pub(super) open_bound: i64,
+}
+
+/// Searches the node sets of `group`: single-node plans cheapest bound first, a few seed
+/// plans, then multi-node sets depth first (see the module docs of `sourcing`).
+/// `all` aggregates every candidate; `single_bound` holds their single-node bounds when
+/// the group has no aging bonus (they are added here otherwise).
+pub(super) fn search_group(
+    group: &Group<'_>,
+    nodes: &[NodeState<'_>],
+    opts: &SearchOptions,
+    (all, single_bound): (AddableNodes, &mut Vec<i64>),
+    scratch: &mut SearchScratch,
+) -> SearchOutcome {
+    let n_candidates = group.candidates.len();
+    // (The aggregate's least entry is the least over the candidates.)
+    let min_entry = if group.candidates.is_empty() { 0 } else { all.min_entry[0] };
+    let allocation = std::mem::take(&mut scratch.allocation);
+    let mut search = Search::new(group, nodes, *opts, min_entry.min(0), allocation);
+    // The empty plan (nothing allocated) is always possible.
+    search.offer(SetPlan { cost: group.empty_plan_cost(), set: Vec::new(), units: Vec::new() });
+
+    // Bounds of every candidate: alone, and in any set of two or more nodes.
+    let multi = group.max_nodes > 1 && n_candidates > 1;
+    let all = if multi { all } else { AddableNodes::default() };
+    let mut terms = search.candidate_bound_terms(&all);
+    if group.bonus_milli > 0 {
+        single_bound.extend((0..n_candidates).map(|c| search.single_bound(c, &terms)));
+    }
+    debug_assert_eq!(single_bound.len(), n_candidates);
+    search.single_node_plans(single_bound, &mut scratch.by_bound);
+    let multi = multi && quick_floor(group, &terms, min_entry) <= search.threshold();
+    if multi {
+        search.cover = CoverTable::build(group);
+        search.add_entry_floors(&all, &mut terms);
+        // Seeding: good multi-node plans early, from the best single candidates and the
+        // best holders of each line.
+        if !search.stopped {
+            search.seed_from_best(single_bound);
+        }
+        search.multi_node_sets(&terms, &all);
+    }
+    scratch.allocation = std::mem::take(&mut search.allocation);
+    let top = std::mem::take(&mut search.top);
+    SearchOutcome { top, sets: search.sets, exhausted: search.exhausted, open_bound: search.open_bound }
+}
 
 // ---------------------------------------------------------------------------------------
 // Branch and bound over node sets
@@ -30,63 +91,105 @@ pub(super) struct SetPlan {
 }
 
 /// Node sets bounded (without solving their allocation) per unit of `max_sets`.
-pub(super) const BOUNDS_PER_SET: u64 = 16;
+const BOUNDS_PER_SET: u64 = 16;
 
-pub(super) struct Search<'g, 'r> {
-    pub(super) g: &'g Group<'r>,
+struct Search<'g, 'r> {
+    g: &'g Group<'r>,
     /// Node id of each candidate.
-    pub(super) ids: CandidateIds<'g>,
-    pub(super) opts: SearchOptions,
-    pub(super) sets: u32,
-    pub(super) leaves: u64,
-    pub(super) bounds: u64,
-    pub(super) exhausted: bool,
+    ids: CandidateIds<'g>,
+    opts: SearchOptions,
+    sets: u32,
+    leaves: u64,
+    bounds: u64,
+    exhausted: bool,
     /// Budget spent: nothing more is searched.
-    pub(super) stopped: bool,
+    stopped: bool,
     /// The best three plans with distinct sets, cheapest first (ties: lowest node ids).
-    pub(super) top: Vec<SetPlan>,
+    top: Vec<SetPlan>,
     /// Lowest bound among subtrees skipped for lack of budget.
-    pub(super) open_bound: i64,
-    pub(super) cover: Option<CoverTable>,
+    open_bound: i64,
+    cover: Option<CoverTable>,
     /// min(0, cheapest entry): what each further node could at most take off a bound.
-    pub(super) neg_entry: i64,
-    pub(super) allocation: AllocationSearch,
-    pub(super) buf: Vec<(i64, u64)>,
+    neg_entry: i64,
+    allocation: AllocationSearch,
+    buf: Vec<(i64, u64)>,
     /// Lines a superset bound may hand to the added nodes: (δ ×1000, cover entry, line).
-    pub(super) delta: Vec<(i64, i64, usize)>,
+    delta: Vec<(i64, i64, usize)>,
     /// Scratch for `bound`: each node's package choices, and memoized line values.
-    pub(super) choices: [Vec<usize>; REFINED_NODES],
-    pub(super) memo: Vec<(i64, i64)>,
+    choices: [Vec<usize>; REFINED_NODES],
+    memo: Vec<(i64, i64)>,
     /// Layout of `memo`: per line `memo_masks` node masks × 3 added-node states (refined
     /// values), then from `memo_plain` 3 per line (plain values).
-    pub(super) memo_masks: usize,
-    pub(super) memo_plain: usize,
+    memo_masks: usize,
+    memo_plain: usize,
     /// Scratch for superset bounds: (lines, largest cover entry, saving) per subset.
-    pub(super) subsets: Vec<(u64, i64, i64)>,
+    subsets: Vec<(u64, i64, i64)>,
     /// The plain relaxation of each line over the last set bounded (see `plain_line`).
-    pub(super) plain: PlainLines,
+    plain: PlainLines,
     /// Scratch for `allocate`: positions in profile order, profiles, twins.
-    pub(super) canon: Vec<(u32, usize)>,
-    pub(super) key: Vec<u32>,
-    pub(super) twin: Vec<usize>,
+    canon: Vec<(u32, usize)>,
+    key: Vec<u32>,
+    twin: Vec<usize>,
     /// Profile id per candidate (`u32::MAX`: not yet known), and the ids by profile.
-    pub(super) profiles: Vec<u32>,
-    pub(super) profile_ids: FxMap<Vec<i64>, u32>,
+    profiles: Vec<u32>,
+    profile_ids: FxMap<Vec<i64>, u32>,
     /// Solved sets by their sorted profile ids: the limit used, and the best allocation
     /// (cost, units by position in profile order) if one was within it.
-    pub(super) solved: FxMap<Vec<u32>, SolvedSet>,
+    solved: FxMap<Vec<u32>, SolvedSet>,
     /// Per candidate, its entry in `companion_sets` (`u32::MAX`: none): dominators of which
     /// a top-three set with the candidate holds all but two (see `drop_dominated`).
-    pub(super) companions: Vec<u32>,
-    pub(super) companion_sets: Vec<(usize, Vec<usize>)>,
+    companions: Vec<u32>,
+    companion_sets: Vec<(usize, Vec<usize>)>,
 }
 
 /// The search's maps are keyed by short vectors of small integers built by the search
 /// itself: FxHash is enough and much cheaper than SipHash.
-pub(super) type FxMap<K, V> = HashMap<K, V, crate::hash::FxBuildHasher>;
+type FxMap<K, V> = HashMap<K, V, crate::hash::FxBuildHasher>;
 
 /// A solved set's limit and best allocation within it.
-pub(super) type SolvedSet = (i64, Option<(i64, Vec<u64>)>);
+type SolvedSet = (i64, Option<(i64, Vec<u64>)>);
+
+impl<'g, 'r> Search<'g, 'r> {
+    fn new(
+        group: &'g Group<'r>,
+        nodes: &'g [NodeState<'g>],
+        opts: SearchOptions,
+        neg_entry: i64,
+        allocation: AllocationSearch,
+    ) -> Search<'g, 'r> {
+        Search {
+            g: group,
+            ids: CandidateIds::new(nodes, &group.candidates),
+            opts,
+            sets: 0,
+            leaves: 0,
+            bounds: 0,
+            exhausted: false,
+            stopped: false,
+            top: Vec::new(),
+            open_bound: INF,
+            cover: None,
+            neg_entry,
+            allocation,
+            buf: Vec::new(),
+            delta: Vec::new(),
+            choices: Default::default(),
+            memo: Vec::new(),
+            memo_masks: 0,
+            memo_plain: 0,
+            subsets: Vec::new(),
+            plain: PlainLines::default(),
+            canon: Vec::new(),
+            key: Vec::new(),
+            twin: Vec::new(),
+            profiles: Vec::new(),
+            profile_ids: FxMap::default(),
+            solved: FxMap::default(),
+            companions: Vec::new(),
+            companion_sets: Vec::new(),
+        }
+    }
+}
 
 impl Search<'_, '_> {
     fn cmp_sets(&self, a: &[usize], b: &[usize]) -> std::cmp::Ordering {
@@ -100,7 +203,7 @@ impl Search<'_, '_> {
     }
 
     /// Costs above this cannot enter the top three (bounds equal to it might).
-    pub(super) fn threshold(&self) -> i64 {
+    fn threshold(&self) -> i64 {
         if self.top.len() < 3 { INF - 1 } else { self.top[2].cost }
     }
 
@@ -113,7 +216,7 @@ impl Search<'_, '_> {
         }
     }
 
-    pub(super) fn offer(&mut self, found: SetPlan) {
+    fn offer(&mut self, found: SetPlan) {
         if let Some(t) = self.top.iter_mut().find(|t| t.set == found.set) {
             if found.cost < t.cost {
                 *t = found;
@@ -133,7 +236,7 @@ impl Search<'_, '_> {
 
     /// Solves the allocation of `set` (any order) whose bound is `bound`, if the budget
     /// allows; else records the bound as open and stops the search.
-    pub(super) fn allocate(&mut self, set: &[usize], bound: i64) -> Option<i64> {
+    fn allocate(&mut self, set: &[usize], bound: i64) -> Option<i64> {
         let mut sorted = set.to_vec();
         sorted.sort_by(|&a, &b| self.ids.cmp(a, b));
         let limit = self.limit_for(&sorted);
@@ -229,7 +332,7 @@ impl Search<'_, '_> {
     /// The profile of a candidate: equal profiles mean equal costs and feasibility for
     /// every allocation (cost terms, eligibility, stock and capacity up to what the lines
     /// ask, aging).
-    pub(super) fn profile(&mut self, c: usize) -> u32 {
+    fn profile(&mut self, c: usize) -> u32 {
         if self.profiles.is_empty() {
             self.profiles = vec![u32::MAX; self.g.candidates.len()];
         }
@@ -266,6 +369,89 @@ impl Search<'_, '_> {
         self.bounds <= u64::from(self.opts.max_sets) * BOUNDS_PER_SET
     }
 
+    /// Phase 1: single-node plans, cheapest bound first (`by_bound`: a buffer). The bound
+    /// is admissible, so once one exceeds the threshold all later ones do.
+    fn single_node_plans(&mut self, single_bound: &[i64], by_bound: &mut Vec<(i64, usize)>) {
+        // (The least few first; then, the threshold known, the rest within it sorted: the
+        // threshold only falls, so a bound beyond it now is never reached.)
+        least_first(single_bound, by_bound);
+        let mut next = 0;
+        while next < by_bound.len() {
+            if next == LEAST_FIRST {
+                let threshold = self.threshold();
+                let mut kept = next;
+                for i in next..by_bound.len() {
+                    if by_bound[i].0 <= threshold {
+                        by_bound.swap(kept, i);
+                        kept += 1;
+                    }
+                }
+                by_bound.truncate(kept);
+                by_bound[next..].sort_unstable();
+                if next == kept {
+                    break;
+                }
+            }
+            let (bound, c) = by_bound[next];
+            next += 1;
+            if bound > self.threshold() {
+                break;
+            }
+            let bound = if self.g.has_alone { bound.max(self.set_bound(&[c])) } else { bound };
+            let _ = self.allocate(&[c], bound);
+            if self.stopped {
+                break;
+            }
+        }
+    }
+
+    /// Phase 2: multi-node sets. Candidates whose quick bound (their entry plus the
+    /// cheapest conceivable rest, `CandidateBoundTerms::cheap`) cannot enter the top three
+    /// are out, then those with enough dominators; the others are bounded in any set of two
+    /// or more nodes, and the ones within the threshold form the pool, searched in order of
+    /// that bound.
+    fn multi_node_sets(&mut self, terms: &CandidateBoundTerms, all: &AddableNodes) {
+        let group = self.g;
+        let n_candidates = group.candidates.len();
+        if self.stopped {
+            let quick = |c: usize| floor_milli(group.entry_milli(&[c]).saturating_add(terms.cheap));
+            let lowest = (0..n_candidates).map(quick).min().unwrap_or(INF);
+            self.open_bound = self.open_bound.min(lowest);
+            return;
+        }
+        let threshold = self.threshold();
+        // quick(c) ≤ threshold, without a division per candidate.
+        let within = threshold.saturating_mul(1000).saturating_add(999).saturating_sub(terms.cheap);
+        let split_milli = group.split_penalty.saturating_mul(1000);
+        let mut pool: Vec<usize> = (0..n_candidates)
+            .filter(|&c| group.candidates[c].entry.saturating_mul(1000).saturating_sub(split_milli) <= within)
+            .collect();
+        let mut companions = Vec::new();
+        drop_dominated(group, &self.ids, &mut pool, &mut companions);
+        self.companions = vec![u32::MAX; n_candidates];
+        for (i, (b, _)) in companions.iter().enumerate() {
+            self.companions[*b] = i as u32;
+        }
+        self.companion_sets = companions;
+        let mut multi_bound = vec![INF; n_candidates];
+        pool.retain(|&c| {
+            multi_bound[c] = self.multi_bound(c, terms, all);
+            multi_bound[c] <= threshold
+        });
+        pool.sort_unstable_by_key(|&c| (multi_bound[c], c));
+        let addable = AddableNodes::suffixes(group, &pool);
+        let mut prefix = Vec::with_capacity(group.max_nodes);
+        for pos in 0..pool.len() {
+            self.sets_from(&pool, &addable, &multi_bound, &mut prefix, pos..pos + 1);
+            if self.stopped {
+                // Every set not searched has its first pool node at `pos` or later.
+                let lowest = pool[pos..].iter().map(|&c| multi_bound[c]).min().unwrap_or(INF);
+                self.open_bound = self.open_bound.min(lowest);
+                break;
+            }
+        }
+    }
+
     /// Whether `set` holds the companions its candidates need (see `drop_dominated`), and
     /// whether it still can with `room` more nodes.
     fn companions_held(&self, set: &[usize], room: usize) -> (bool, bool) {
@@ -293,7 +479,7 @@ impl Search<'_, '_> {
 
     /// Depth-first over multi-node sets of the pool, in pool order (ascending multi-node
     /// bound, so a candidate beyond the threshold ends the loop).
-    pub(super) fn sets_from(
+    fn sets_from(
         &mut self,
         pool: &[usize],
         agg: &AddableNodes,
@@ -366,6 +552,45 @@ impl Search<'_, '_> {
                 self.sets_from(pool, agg, multi_bound, prefix, pos + 1..pool.len());
             }
             prefix.pop();
+        }
+    }
+}
+
+/// Single-node plans: this many least bounds are taken first, before the others are
+/// filtered by the threshold and sorted.
+const LEAST_FIRST: usize = 3;
+
+/// Lists in `by_bound` the finite single bounds `(bound, candidate)`, the `LEAST_FIRST`
+/// least first (ascending), found as they are listed, the others after them in any order.
+fn least_first(single_bound: &[i64], by_bound: &mut Vec<(i64, usize)>) {
+    by_bound.clear();
+    let mut least = [(i64::MAX, usize::MAX); LEAST_FIRST];
+    let mut at = [0usize; LEAST_FIRST];
+    for (c, &bound) in single_bound.iter().enumerate() {
+        if bound >= INF {
+            continue;
+        }
+        let (i, e) = (by_bound.len(), (bound, c));
+        by_bound.push(e);
+        if e < least[LEAST_FIRST - 1] {
+            let mut j = LEAST_FIRST - 1;
+            while j > 0 && e < least[j - 1] {
+                least[j] = least[j - 1];
+                at[j] = at[j - 1];
+                j -= 1;
+            }
+            least[j] = e;
+            at[j] = i;
+        }
+    }
+    for j in 0..by_bound.len().min(LEAST_FIRST) {
+        let p = at[j];
+        by_bound.swap(j, p);
+        // (What was at j is now at p.)
+        for later in &mut at[j + 1..] {
+            if *later == j {
+                *later = p;
+            }
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::sourcing::engine::dominance::{AddableNodes, AddableView, ENUM_LINES};
 use crate::sourcing::engine::group::{Group, GroupLine};
 
 /// The least quick bound of any candidate (the one with the cheapest entry).
-pub(in crate::sourcing::engine) fn quick_floor(g: &Group<'_>, pre: &CandidateBoundTerms, min_entry: i64) -> i64 {
+pub(super) fn quick_floor(g: &Group<'_>, pre: &CandidateBoundTerms, min_entry: i64) -> i64 {
     floor_milli(min_entry.saturating_sub(g.split_penalty).saturating_mul(1000).saturating_add(pre.cheap))
 }
 
@@ -17,7 +17,7 @@ pub(in crate::sourcing::engine) fn quick_floor(g: &Group<'_>, pre: &CandidateBou
 /// then the others (a ship-alone line's pay their packages), each taken if cheaper than
 /// the penalty (or if all must be placed). A line with no units there costs its penalty
 /// on every unit (INF when all must be placed).
-pub(in crate::sourcing::engine) fn plain_single_bound(
+fn plain_single_bound(
     lines: &[GroupLine],
     (fill, split_penalty): (bool, i64),
     units: &[i64],
@@ -65,7 +65,7 @@ pub(in crate::sourcing::engine) fn plain_line_bound(
 
 /// What the entries of the nodes a superset bound adds pay for (see `Search::bound`).
 #[derive(Clone, Copy)]
-pub(in crate::sourcing::engine) enum AddedEntries {
+enum AddedEntries {
     /// Their regular package.
     Regular,
     /// Ship-alone units, first units of any lines (a relaxation for several nodes).
@@ -76,7 +76,7 @@ pub(in crate::sourcing::engine) enum AddedEntries {
 
 /// The added nodes' option for a line: `units` at their cheapest unit `first`, except that
 /// beyond one per added node (`room`) they pay at least `full` (ship-alone packages).
-pub(in crate::sourcing::engine) fn push_added(out: &mut Vec<(i64, u64)>, first: i64, full: i64, units: u64, room: u64) {
+fn push_added(out: &mut Vec<(i64, u64)>, first: i64, full: i64, units: u64, room: u64) {
     let cheap = units.min(room);
     out.push((first, cheap));
     if units > cheap {
@@ -85,34 +85,34 @@ pub(in crate::sourcing::engine) fn push_added(out: &mut Vec<(i64, u64)>, first: 
 }
 
 /// Constants of one group for the bounds of single candidates.
-pub(in crate::sourcing::engine) struct CandidateBoundTerms {
+pub(super) struct CandidateBoundTerms {
     /// Per line: the relaxation for a candidate that cannot serve it, alone and with the
     /// option of the added nodes.
-    pub(in crate::sourcing::engine) none_alone: Vec<i64>,
-    pub(in crate::sourcing::engine) none_with: Vec<i64>,
+    none_alone: Vec<i64>,
+    none_with: Vec<i64>,
     /// Per line: the added nodes' option (cheapest unit ×1000 of any candidate, units).
-    pub(in crate::sourcing::engine) agg: Vec<(i64, u64)>,
+    agg: Vec<(i64, u64)>,
     /// Per line subset (groups of at most `ENUM_LINES` lines): lower bound ×1000 on the
     /// entries of 1..=max_nodes − 1 added nodes serving those lines.
-    pub(in crate::sourcing::engine) entry_floors: Option<Vec<i64>>,
+    entry_floors: Option<Vec<i64>>,
     /// Σ of the cheapest conceivable cost of every line, plus one added node's entry
     /// (×1000): a candidate's entry plus this bounds every multi-node plan with it.
-    pub(in crate::sourcing::engine) cheap: i64,
+    pub(super) cheap: i64,
 }
 
 /// Largest set, and most package-choice combinations, whose bound accounts packages
 /// exactly (see `Search::bound`).
-pub(in crate::sourcing::engine) const REFINED_NODES: usize = 4;
-pub(in crate::sourcing::engine) const REFINED_CHOICES: usize = 256;
+pub(super) const REFINED_NODES: usize = 4;
+const REFINED_CHOICES: usize = 256;
 
 /// Per line, the plain relaxation over one node set alone: known yet, its value and its
 /// segments after `settle`.
 #[derive(Default)]
-pub(in crate::sourcing::engine) struct PlainLines {
-    pub(in crate::sourcing::engine) set: Vec<usize>,
-    pub(in crate::sourcing::engine) known: Vec<bool>,
-    pub(in crate::sourcing::engine) alone: Vec<i64>,
-    pub(in crate::sourcing::engine) segments: Vec<Vec<(i64, u64)>>,
+pub(super) struct PlainLines {
+    set: Vec<usize>,
+    known: Vec<bool>,
+    alone: Vec<i64>,
+    segments: Vec<Vec<(i64, u64)>>,
 }
 
 impl Search<'_, '_> {
@@ -144,7 +144,7 @@ impl Search<'_, '_> {
 
     /// `set_bound(&[c])`, faster; with ship-alone lines the plain relaxation (package
     /// choices are accounted for when the candidate is solved).
-    pub(in crate::sourcing::engine) fn single_bound(&mut self, c: usize, pre: &CandidateBoundTerms) -> i64 {
+    pub(super) fn single_bound(&mut self, c: usize, pre: &CandidateBoundTerms) -> i64 {
         let g = self.g;
         let nl = g.line_count();
         if g.bonus_milli == 0 {
@@ -177,12 +177,7 @@ impl Search<'_, '_> {
 
     /// Lower bound on plans of two or more nodes that use `c`: `ext_bound(&[c], all, k − 1)`,
     /// faster, with the entries of the added nodes tabled per line subset.
-    pub(in crate::sourcing::engine) fn multi_bound(
-        &mut self,
-        c: usize,
-        pre: &CandidateBoundTerms,
-        all: &AddableNodes,
-    ) -> i64 {
+    pub(super) fn multi_bound(&mut self, c: usize, pre: &CandidateBoundTerms, all: &AddableNodes) -> i64 {
         let g = self.g;
         let nl = g.line_count();
         let (Some(entry_floors), false) = (&pre.entry_floors, g.has_alone) else {
@@ -231,7 +226,7 @@ impl Search<'_, '_> {
         floor_milli(sum.saturating_add(best))
     }
 
-    pub(in crate::sourcing::engine) fn candidate_bound_terms(&self, all: &AddableNodes) -> CandidateBoundTerms {
+    pub(super) fn candidate_bound_terms(&self, all: &AddableNodes) -> CandidateBoundTerms {
         let g = self.g;
         let nl = g.line_count();
         let room = g.max_nodes.saturating_sub(1).max(1);
@@ -270,7 +265,7 @@ impl Search<'_, '_> {
     }
 
     /// Adds `CandidateBoundTerms::entry_floors` (after the cover table is built: it reads it).
-    pub(in crate::sourcing::engine) fn add_entry_floors(&self, all: &AddableNodes, pre: &mut CandidateBoundTerms) {
+    pub(super) fn add_entry_floors(&self, all: &AddableNodes, pre: &mut CandidateBoundTerms) {
         let nl = self.g.line_count();
         let room = self.g.max_nodes.saturating_sub(1).max(1);
         let others = saturating_times(self.neg_entry, room as u64 - 1);
@@ -295,13 +290,13 @@ impl Search<'_, '_> {
     }
 
     /// Lower bound on plans over exactly `set` (see `bound`).
-    pub(in crate::sourcing::engine) fn set_bound(&mut self, set: &[usize]) -> i64 {
+    pub(super) fn set_bound(&mut self, set: &[usize]) -> i64 {
         let cutoff = self.threshold();
         self.bound(set, None, cutoff)
     }
 
     /// Lower bound on plans over `set` plus 1..=`room` more nodes described by `agg`.
-    pub(in crate::sourcing::engine) fn ext_bound(&mut self, set: &[usize], agg: AddableView<'_>, room: usize) -> i64 {
+    pub(super) fn ext_bound(&mut self, set: &[usize], agg: AddableView<'_>, room: usize) -> i64 {
         if room == 0 || agg.min_entry >= INF {
             return INF;
         }
