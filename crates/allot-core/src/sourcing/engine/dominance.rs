@@ -120,97 +120,262 @@ pub(super) struct AddableView<'a> {
 /// set with it leaves at most two of them out (each one left out gives a set that ranks
 /// before), so it holds at least r − 2 of them.
 pub(super) fn drop_dominated(
-    g: &Group<'_>,
+    group: &Group<'_>,
     ids: &CandidateIds<'_>,
     pool: &mut Vec<usize>,
     companions: &mut Vec<(usize, Vec<usize>)>,
 ) {
-    let (nl, ns) = (g.line_count(), g.slots);
-    let need = g.max_nodes + 2;
-    let n = g.candidates.len();
-    if pool.is_empty() || n <= need {
+    let need = group.max_nodes + 2;
+    if pool.is_empty() || group.candidates.len() <= need {
         return;
     }
-    let (slot_qty, total_qty) = (&g.slot_qty, g.qty_total);
-    let emissions_on = g.cost.co2_g_per_kg_km > 0 && g.cost.emissions_minor_per_kg_co2 > 0;
-    // Cost terms and strength (units offered over all lines) of every candidate, once.
-    let keys: Vec<[i64; 5]> = g
-        .candidates
-        .iter()
-        .map(|x| [x.fixed, x.per_unit, x.base, x.per_kg, if emissions_on { x.km_ceil } else { 0 }])
-        .collect();
-    let key = |c: usize| -> [i64; 5] { keys[c] };
-    let strengths: Vec<u64> =
-        g.avail.chunks_exact(nl.max(1)).take(n).map(|a| a.iter().fold(0u64, |a, v| a.saturating_add(*v))).collect();
-    let strength = |c: usize| -> u64 { strengths[c] };
-    // Whether `a` offers whatever `b` does (costs aside). Fast path: per-SKU stock (up to
-    // what the lines ask) packed a byte each, compared bytewise at once.
-    let packed = ns <= 8 && slot_qty.iter().all(|&q| q < 128) && (g.bonus_milli == 0 || ns <= 4);
-    let sig: Vec<u64> = if packed {
-        (0..n)
-            .map(|c| {
-                let mut v = 0u64;
-                for (s, &q) in slot_qty.iter().enumerate() {
-                    v |= g.stock[c * ns + s].min(q) << (8 * s);
-                    if g.bonus_milli > 0 {
-                        v |= g.aging[c * ns + s].min(q) << (8 * (s + 4));
-                    }
-                }
-                v
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // (What `covers` reads of a candidate is kept with it in the buckets: no candidate is
-    // looked up while scanning them.)
-    let member = |c: usize| BucketMember {
-        strength: strength(c),
-        c,
-        cap: g.candidates[c].unit_cap.min(total_qty),
-        mask: g.candidates[c].mask,
-        sig: if packed { sig[c] } else { 0 },
-    };
-    let covers = |a: &BucketMember, b: &BucketMember| -> bool {
+    let dominance = Dominance::new(group);
+    let mut checks = 0usize;
+    let mut dominators: Vec<usize> = Vec::with_capacity(need);
+    pool.retain(|&b| {
+        if dominance.dominators(b, ids, (need, &mut checks), &mut dominators) {
+            return false;
+        }
+        if dominators.len() >= 3 {
+            companions.push((b, dominators.clone()));
+        }
+        true
+    });
+}
+
+/// A candidate's cost terms, compared term by term: fixed, per-unit, base and per-kg costs,
+/// and km rounded up when emissions are charged (else 0).
+type CostKey = [i64; 5];
+
+/// The candidates of a group as dominance compares them: in buckets by cost group (equal
+/// cost terms) and by the lines they serve, strongest first.
+struct Dominance<'g, 'r> {
+    group: &'g Group<'r>,
+    /// Per candidate: its cost key and strength (units offered over all lines).
+    keys: Vec<CostKey>,
+    strengths: Vec<u64>,
+    /// Per candidate: its stock per SKU slot (up to what the lines ask) packed a byte each
+    /// (and the aging units from byte 4), when every value fits below 128; else empty.
+    signatures: Vec<u64>,
+    /// Costs compared pair by pair: too many cost groups (all in group 0).
+    pairwise: bool,
+    /// Per candidate: its cost group.
+    cost_group_of: Vec<usize>,
+    /// Line masks per cost group in the buckets (`1 << lines bucketed`).
+    masks: usize,
+    /// Bucket `cost group × masks + line mask` holds `members[start[b]..start[b + 1]]`.
+    start: Vec<usize>,
+    members: Vec<BucketMember>,
+    /// Per cost group: its non-empty line masks, most lines first.
+    used_masks: Vec<Vec<usize>>,
+    /// Per cost group: the groups that cost no more, and whether strictly less on every plan.
+    cheaper: Vec<Vec<(usize, bool)>>,
+}
+
+/// Every byte's high bit: the packed comparison's borrow detector.
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+impl<'g, 'r> Dominance<'g, 'r> {
+    fn new(group: &'g Group<'r>) -> Dominance<'g, 'r> {
+        let (n_lines, n_slots) = (group.line_count(), group.slots);
+        let n = group.candidates.len();
+        let emissions_on = group.cost.co2_g_per_kg_km > 0 && group.cost.emissions_minor_per_kg_co2 > 0;
+        let keys: Vec<CostKey> = group
+            .candidates
+            .iter()
+            .map(|x| [x.fixed, x.per_unit, x.base, x.per_kg, if emissions_on { x.km_ceil } else { 0 }])
+            .collect();
+        let strengths: Vec<u64> = group
+            .avail
+            .chunks_exact(n_lines.max(1))
+            .take(n)
+            .map(|a| a.iter().fold(0u64, |a, v| a.saturating_add(*v)))
+            .collect();
+        let slot_qty = &group.slot_qty;
+        let packed = n_slots <= 8 && slot_qty.iter().all(|&q| q < 128) && (group.bonus_milli == 0 || n_slots <= 4);
+        let signatures = if packed { (0..n).map(|c| signature(group, c)).collect() } else { Vec::new() };
+        let (cost_groups, cost_group_of, pairwise) = cost_groups(&keys);
+        let mask_bits = if n_lines <= DOMINANCE_MASK_LINES { n_lines } else { 0 };
+        let mut dominance = Dominance {
+            group,
+            keys,
+            strengths,
+            signatures,
+            pairwise,
+            cost_group_of,
+            masks: 1usize << mask_bits,
+            start: Vec::new(),
+            members: Vec::new(),
+            used_masks: Vec::new(),
+            cheaper: cheaper_groups(&cost_groups, pairwise),
+        };
+        dominance.fill_buckets(cost_groups.len());
+        dominance
+    }
+
+    /// What `covers` reads of candidate `c` (kept with it in the buckets: no candidate is
+    /// looked up while scanning them).
+    fn member(&self, c: usize) -> BucketMember {
+        let candidate = &self.group.candidates[c];
+        BucketMember {
+            strength: self.strengths[c],
+            c,
+            cap: candidate.unit_cap.min(self.group.qty_total),
+            mask: candidate.mask,
+            sig: if self.signatures.is_empty() { 0 } else { self.signatures[c] },
+        }
+    }
+
+    fn bucket_of(&self, c: usize) -> usize {
+        self.cost_group_of[c] * self.masks + (self.group.candidates[c].mask as usize & (self.masks - 1))
+    }
+
+    /// Buckets by cost group and by the lines served (a dominator serves every line `b`
+    /// does), members strongest first, then by index.
+    fn fill_buckets(&mut self, n_cost_groups: usize) {
+        let n = self.group.candidates.len();
+        let masks = self.masks;
+        let mut start = vec![0usize; n_cost_groups * masks + 1];
+        for c in 0..n {
+            start[self.bucket_of(c) + 1] += 1;
+        }
+        for i in 1..start.len() {
+            start[i] += start[i - 1];
+        }
+        let mut fill = start.clone();
+        let mut members = vec![BucketMember::default(); n];
+        for c in 0..n {
+            let b = self.bucket_of(c);
+            members[fill[b]] = self.member(c);
+            fill[b] += 1;
+        }
+        for bucket in start.windows(2) {
+            members[bucket[0]..bucket[1]].sort_by_key(|m| std::cmp::Reverse(m.strength));
+        }
+        let mut used_masks: Vec<Vec<usize>> = vec![Vec::new(); n_cost_groups];
+        for (j, list) in used_masks.iter_mut().enumerate() {
+            list.extend((0..masks).filter(|&m| start[j * masks + m + 1] > start[j * masks + m]));
+            list.sort_by_key(|m| std::cmp::Reverse(m.count_ones()));
+        }
+        (self.start, self.members, self.used_masks) = (start, members, used_masks);
+    }
+
+    /// Whether `a` offers whatever `b` does (costs aside). Fast path: the packed stock
+    /// signatures compared bytewise at once.
+    fn covers(&self, a: &BucketMember, b: &BucketMember) -> bool {
+        let group = self.group;
+        let n_lines = group.line_count();
         if a.cap < b.cap {
             return false;
         }
-        if nl <= 64 {
+        if n_lines <= 64 {
             if b.mask & !a.mask != 0 {
                 return false;
             }
-        } else if (0..nl).any(|l| g.avail[b.c * nl + l] > 0 && g.avail[a.c * nl + l] == 0) {
+        } else if (0..n_lines).any(|l| group.avail[b.c * n_lines + l] > 0 && group.avail[a.c * n_lines + l] == 0) {
             return false;
         }
-        if packed {
+        if !self.signatures.is_empty() {
             // Every byte of a ≥ the same byte of b (all bytes below 128).
             return ((a.sig | HIGH) - b.sig) & HIGH == HIGH;
         }
-        let (a, b) = (a.c, b.c);
-        for (s, &q) in slot_qty.iter().enumerate() {
-            if g.stock[a * ns + s].min(q) < g.stock[b * ns + s].min(q) {
+        let (a, b, n_slots) = (a.c, b.c, group.slots);
+        for (s, &q) in group.slot_qty.iter().enumerate() {
+            if group.stock[a * n_slots + s].min(q) < group.stock[b * n_slots + s].min(q) {
                 return false;
             }
-            if g.bonus_milli > 0 && g.aging[a * ns + s].min(q) < g.aging[b * ns + s].min(q) {
+            if group.bonus_milli > 0 && group.aging[a * n_slots + s].min(q) < group.aging[b * n_slots + s].min(q) {
                 return false;
             }
         }
         true
-    };
-    // Groups of equal cost terms (few: node types × zones, typically). With too many, one
-    // group, and costs compared pair by pair.
-    // Groups are numbered in order of first appearance, found through a small hash table
-    // (entry: group number + 1, 0 empty; at most `DOMINANCE_GROUPS` in `GROUP_SLOTS`).
-    let mut groups: Vec<[i64; 5]> = Vec::new();
-    let mut group_of = vec![0usize; n];
+    }
+
+    /// Whether `a` costs no more than `b` for any allocation (`None`: not), and strictly less.
+    fn cheaper_pair(&self, a: usize, b: usize) -> Option<bool> {
+        let (ka, kb) = (self.keys[a], self.keys[b]);
+        ka.iter().zip(kb.iter()).all(|(x, y)| x <= y).then(|| ka[0] < kb[0] || ka[1] < kb[1] || ka[2] < kb[2])
+    }
+
+    /// Collects into `found` the dominators of `b`, strongest first, within the checks left
+    /// (`checks` counts them against `DOMINANCE_CHECKS`). True as soon as `need` are found:
+    /// `b` is then dropped (and `found` is of no use).
+    fn dominators(
+        &self,
+        b: usize,
+        ids: &CandidateIds<'_>,
+        (need, checks): (usize, &mut usize),
+        found: &mut Vec<usize>,
+    ) -> bool {
+        found.clear();
+        let b_member = self.member(b);
+        let b_mask = self.group.candidates[b].mask as usize & (self.masks - 1);
+        for &(j, strict) in &self.cheaper[self.cost_group_of[b]] {
+            for &m in &self.used_masks[j] {
+                if m & b_mask != b_mask {
+                    continue;
+                }
+                let bucket = j * self.masks + m;
+                for a_member in &self.members[self.start[bucket]..self.start[bucket + 1]] {
+                    let a = a_member.c;
+                    if a_member.strength < b_member.strength {
+                        break;
+                    }
+                    if a == b {
+                        continue;
+                    }
+                    *checks += 1;
+                    if *checks > DOMINANCE_CHECKS {
+                        return false;
+                    }
+                    let strict = if self.pairwise {
+                        match self.cheaper_pair(a, b) {
+                            Some(strict) => strict,
+                            None => continue,
+                        }
+                    } else {
+                        strict
+                    };
+                    if self.covers(a_member, &b_member) && (strict || ids.cmp(a, b).is_lt()) {
+                        if found.len() + 1 >= need {
+                            return true;
+                        }
+                        found.push(a);
+                    }
+                }
+            }
+        }
+        false
+    }
+}
+
+/// Candidate `c`'s stock per SKU slot (up to what the lines ask) a byte each, and its aging
+/// units from byte 4 (with an aging bonus).
+fn signature(group: &Group<'_>, c: usize) -> u64 {
+    let n_slots = group.slots;
+    let mut v = 0u64;
+    for (s, &q) in group.slot_qty.iter().enumerate() {
+        v |= group.stock[c * n_slots + s].min(q) << (8 * s);
+        if group.bonus_milli > 0 {
+            v |= group.aging[c * n_slots + s].min(q) << (8 * (s + 4));
+        }
+    }
+    v
+}
+
+/// Groups of equal cost keys (few: node types × zones, typically), numbered in order of
+/// first appearance and found through a small hash table (entry: group number + 1, 0
+/// empty; at most `DOMINANCE_GROUPS` in `GROUP_SLOTS`): the groups' keys, each candidate's
+/// group, and whether there were too many (then one group, costs compared pair by pair).
+fn cost_groups(keys: &[CostKey]) -> (Vec<CostKey>, Vec<usize>, bool) {
+    let mut groups: Vec<CostKey> = Vec::new();
+    let mut group_of = vec![0usize; keys.len()];
     let mut slots = [0u8; GROUP_SLOTS];
     // (Element by element: `==` on the arrays calls memcmp.)
-    let same =
-        |a: &[i64; 5], b: &[i64; 5]| a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4];
+    let same = |a: &CostKey, b: &CostKey| a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4];
     for (c, slot) in group_of.iter_mut().enumerate() {
-        let k = key(c);
-        let h = k.iter().fold(0u64, |h, &x| (h.rotate_left(5) ^ x as u64).wrapping_mul(0x517c_c1b7_2722_0a95));
+        let key = keys[c];
+        let h = key.iter().fold(0u64, |h, &x| (h.rotate_left(5) ^ x as u64).wrapping_mul(0x517c_c1b7_2722_0a95));
         let mut i = (h >> 56) as usize % GROUP_SLOTS;
         let at = loop {
             match slots[i] {
@@ -218,11 +383,11 @@ pub(super) fn drop_dominated(
                     if groups.len() == DOMINANCE_GROUPS {
                         break None;
                     }
-                    groups.push(k);
+                    groups.push(key);
                     slots[i] = groups.len() as u8;
                     break Some(groups.len() - 1);
                 }
-                e if same(&groups[e as usize - 1], &k) => break Some(e as usize - 1),
+                e if same(&groups[e as usize - 1], &key) => break Some(e as usize - 1),
                 _ => i = (i + 1) % GROUP_SLOTS,
             }
         };
@@ -234,42 +399,13 @@ pub(super) fn drop_dominated(
         groups.truncate(1);
         group_of.iter_mut().for_each(|g| *g = 0);
     }
-    // Whether `a` costs no more than `b` for any allocation, and strictly less.
-    let cheaper_pair = |a: usize, b: usize| -> Option<bool> {
-        let (ka, kb) = (key(a), key(b));
-        ka.iter().zip(kb.iter()).all(|(x, y)| x <= y).then(|| ka[0] < kb[0] || ka[1] < kb[1] || ka[2] < kb[2])
-    };
-    // Buckets by group and by the lines served (a dominator serves every line `b` does),
-    // members strongest first, then by index.
-    let mask_bits = if nl <= DOMINANCE_MASK_LINES { nl } else { 0 };
-    let masks = 1usize << mask_bits;
-    let bucket_of = |c: usize| group_of[c] * masks + (g.candidates[c].mask as usize & (masks - 1));
-    let mut start = vec![0usize; groups.len() * masks + 1];
-    for c in 0..n {
-        start[bucket_of(c) + 1] += 1;
-    }
-    for i in 1..start.len() {
-        start[i] += start[i - 1];
-    }
-    let mut fill = start.clone();
-    let mut members = vec![BucketMember::default(); n];
-    for c in 0..n {
-        let b = bucket_of(c);
-        members[fill[b]] = member(c);
-        fill[b] += 1;
-    }
-    for bucket in start.windows(2) {
-        members[bucket[0]..bucket[1]].sort_by_key(|m| std::cmp::Reverse(m.strength));
-    }
-    // Per group, its non-empty line masks, most lines first.
-    let mut used_masks: Vec<Vec<usize>> = vec![Vec::new(); groups.len()];
-    for (j, list) in used_masks.iter_mut().enumerate() {
-        list.extend((0..masks).filter(|&m| start[j * masks + m + 1] > start[j * masks + m]));
-        list.sort_by_key(|m| std::cmp::Reverse(m.count_ones()));
-    }
-    // Per group, the groups that cost no more, and whether strictly less on every plan.
-    let ng = groups.len();
-    let mut cheaper: Vec<Vec<(usize, bool)>> = vec![Vec::new(); ng];
+    (groups, group_of, pairwise)
+}
+
+/// Per cost group, the groups that cost no more (every group when costs are compared pair
+/// by pair), and whether strictly less on every plan.
+fn cheaper_groups(groups: &[CostKey], pairwise: bool) -> Vec<Vec<(usize, bool)>> {
+    let mut cheaper: Vec<Vec<(usize, bool)>> = vec![Vec::new(); groups.len()];
     for (h, kh) in groups.iter().enumerate() {
         for (j, kj) in groups.iter().enumerate() {
             if pairwise || kj.iter().zip(kh.iter()).all(|(a, b)| a <= b) {
@@ -278,58 +414,7 @@ pub(super) fn drop_dominated(
             }
         }
     }
-    let mut checks = 0usize;
-    let mut doms: Vec<usize> = Vec::with_capacity(need);
-    pool.retain(|&b| {
-        let mb_member = member(b);
-        let sb = mb_member.strength;
-        let mb = g.candidates[b].mask as usize & (masks - 1);
-        let mut found = 0;
-        doms.clear();
-        let mut keep = |doms: &Vec<usize>| {
-            if doms.len() >= 3 {
-                companions.push((b, doms.clone()));
-            }
-            true
-        };
-        for &(j, strict) in &cheaper[group_of[b]] {
-            for &m in &used_masks[j] {
-                if m & mb != mb {
-                    continue;
-                }
-                let bucket = j * masks + m;
-                for ma in &members[start[bucket]..start[bucket + 1]] {
-                    let a = ma.c;
-                    if ma.strength < sb {
-                        break;
-                    }
-                    if a == b {
-                        continue;
-                    }
-                    checks += 1;
-                    if checks > DOMINANCE_CHECKS {
-                        return keep(&doms);
-                    }
-                    let strict = if pairwise {
-                        match cheaper_pair(a, b) {
-                            Some(strict) => strict,
-                            None => continue,
-                        }
-                    } else {
-                        strict
-                    };
-                    if covers(ma, &mb_member) && (strict || ids.cmp(a, b).is_lt()) {
-                        found += 1;
-                        if found >= need {
-                            return false;
-                        }
-                        doms.push(a);
-                    }
-                }
-            }
-        }
-        keep(&doms)
-    });
+    cheaper
 }
 
 /// A candidate as dominance compares it: its strength, index, unit capacity (up to what

@@ -311,7 +311,7 @@ impl Search<'_, '_> {
             self.stop(bound);
         }
         let found =
-            (self.allocation.best_cost < INF).then(|| (self.allocation.best_cost, self.allocation.best_x.clone()));
+            (self.allocation.best_cost < INF).then(|| (self.allocation.best_cost, self.allocation.best_units.clone()));
         if !self.allocation.cut {
             let cached = found.as_ref().map(|(cost, x)| {
                 let mut units = vec![0u64; nl * m];

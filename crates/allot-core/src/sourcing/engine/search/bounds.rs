@@ -74,6 +74,18 @@ enum AddedEntries {
     FreeOne(usize),
 }
 
+impl AddedEntries {
+    /// The added-node state of line `l` in `Search::line_values`.
+    fn state(self, l: usize) -> usize {
+        match self {
+            AddedEntries::Regular => 0,
+            AddedEntries::FreeAll => 1,
+            AddedEntries::FreeOne(j) if j == l => 1,
+            AddedEntries::FreeOne(_) => 2,
+        }
+    }
+}
+
 /// The added nodes' option for a line: `units` at their cheapest unit `first`, except that
 /// beyond one per added node (`room`) they pay at least `full` (ship-alone packages).
 fn push_added(out: &mut Vec<(i64, u64)>, first: i64, full: i64, units: u64, room: u64) {
@@ -315,7 +327,7 @@ impl Search<'_, '_> {
     /// at most `REFINED_NODES` nodes and `REFINED_CHOICES` combinations; beyond, all
     /// choices at once, which is weaker).
     ///
-    /// *AddedEntries nodes*: per line one more option, their cheapest unit, for at most `room` ×
+    /// *Added nodes*: per line one more option, their cheapest unit, for at most `room` ×
     /// their largest stock. The lines T they serve cost their entries: at least the
     /// cheapest entry among them, the cheapest entry of a node able to serve each line of
     /// T, and (cover table) the cheapest Σ entry of `room` nodes able to serve all of T.
@@ -508,19 +520,21 @@ impl Search<'_, '_> {
         (refined, added): (bool, AddedEntries),
         choice: &[usize; REFINED_NODES],
     ) -> i64 {
-        let g = self.g;
-        let m = set.len().min(REFINED_NODES);
+        let group = self.g;
+        let set_len = set.len().min(REFINED_NODES);
         // The nodes of a line's mask: regular lines, those sending a regular package;
         // ship-alone line l, those whose first unit of it rides their entry.
         let mask_of = |line: &GroupLine, l: usize| -> usize {
+            if !refined {
+                return 0;
+            }
             let want = if line.ship_alone { l + 1 } else { 0 };
-            (0..m).filter(|&k| choice[k] == want).fold(0, |acc, k| acc | 1 << k)
+            (0..set_len).filter(|&k| choice[k] == want).fold(0, |acc, k| acc | 1 << k)
         };
-        let mut sum = g.entry_milli(set);
-        let Some((agg, room)) = ext else {
-            for (l, line) in g.lines.iter().enumerate() {
-                let mask = if refined { mask_of(line, l) } else { 0 };
-                let (alone, _) = self.line_values(set, None, l, (refined, mask, 0));
+        let mut sum = group.entry_milli(set);
+        let Some((addable, room)) = ext else {
+            for (l, line) in group.lines.iter().enumerate() {
+                let (alone, _) = self.line_values(set, None, l, (refined, mask_of(line, l), 0));
                 if alone >= INF {
                     return INF;
                 }
@@ -528,25 +542,13 @@ impl Search<'_, '_> {
             }
             return floor_milli(sum);
         };
-        let others = saturating_times(self.neg_entry, room as u64 - 1);
         let mut mandatory = 0u64;
         let mut mandatory_cover = i64::MIN;
         let mut delta = std::mem::take(&mut self.delta);
         delta.clear();
-        for (l, line) in g.lines.iter().enumerate() {
-            let mask = if refined { mask_of(line, l) } else { 0 };
-            let state = match added {
-                AddedEntries::Regular => 0,
-                AddedEntries::FreeAll => 1,
-                AddedEntries::FreeOne(j) => {
-                    if j == l {
-                        1
-                    } else {
-                        2
-                    }
-                }
-            };
-            let (alone, with) = self.line_values(set, ext, l, (refined, mask, state));
+        for (l, line) in group.lines.iter().enumerate() {
+            let state = added.state(l);
+            let (alone, with) = self.line_values(set, ext, l, (refined, mask_of(line, l), state));
             if with >= INF {
                 self.delta = delta;
                 return INF;
@@ -556,16 +558,36 @@ impl Search<'_, '_> {
                 if l < 64 {
                     mandatory |= 1 << l;
                 }
-                mandatory_cover = mandatory_cover.max(agg.cover[l]);
+                mandatory_cover = mandatory_cover.max(addable.cover[l]);
             } else {
                 sum = sum.saturating_add(alone);
                 if with < alone {
-                    delta.push((with - alone, agg.cover[l], l));
+                    delta.push((with - alone, addable.cover[l], l));
                 }
             }
         }
-        let floor_entry = agg.min_entry.saturating_add(others);
-        let fix = |cover_max: i64| -> i64 {
+        let best = self.added_entries(addable, room, (mandatory, mandatory_cover), &mut delta);
+        self.delta = delta;
+        if best >= INF {
+            return INF;
+        }
+        floor_milli(sum.saturating_add(best))
+    }
+
+    /// What the added nodes cost beyond their units, ×1000: the least over the sets T of
+    /// lines they serve (every `mandatory` line, whose largest cover entry is
+    /// `mandatory_cover`, and any of those in `delta`: (saving ×1000, cover entry, line))
+    /// of the entries T costs less T's savings.
+    fn added_entries(
+        &mut self,
+        addable: AddableView<'_>,
+        room: usize,
+        (mandatory, mandatory_cover): (u64, i64),
+        delta: &mut [(i64, i64, usize)],
+    ) -> i64 {
+        let others = saturating_times(self.neg_entry, room as u64 - 1);
+        let floor_entry = addable.min_entry.saturating_add(others);
+        let entries = |cover_max: i64| -> i64 {
             if cover_max == i64::MIN { floor_entry } else { floor_entry.max(cover_max.saturating_add(others)) }
         };
         let mut best;
@@ -576,13 +598,14 @@ impl Search<'_, '_> {
                 let subsets = &mut self.subsets;
                 subsets.clear();
                 subsets.push((mandatory, mandatory_cover, 0));
-                best = fix(mandatory_cover).max(table.get(room, mandatory)).saturating_mul(1000);
+                best = entries(mandatory_cover).max(table.get(room, mandatory)).saturating_mul(1000);
                 for t in 1..n {
-                    let (pm, pc, ps) = subsets[t & (t - 1)];
-                    let (dl, cov, l) = delta[t.trailing_zeros() as usize];
-                    let (mask, cover, saving) = (pm | 1 << l, pc.max(cov), ps.saturating_add(dl));
+                    let (lines_before, cover_before, saving_before) = subsets[t & (t - 1)];
+                    let (saving_line, cover_line, l) = delta[t.trailing_zeros() as usize];
+                    let mask = lines_before | 1 << l;
+                    let (cover, saving) = (cover_before.max(cover_line), saving_before.saturating_add(saving_line));
                     subsets.push((mask, cover, saving));
-                    let entry = fix(cover).max(table.get(room, mask));
+                    let entry = entries(cover).max(table.get(room, mask));
                     best = best.min(entry.saturating_mul(1000).saturating_add(saving));
                 }
             }
@@ -590,24 +613,20 @@ impl Search<'_, '_> {
                 // Lines taken in order of their cover entry: the best T with a given
                 // largest cover entry takes every line whose cover is at most it.
                 delta.sort_unstable_by_key(|d| (d.1, d.2));
-                let mut entry = fix(mandatory_cover);
+                let mut entry = entries(mandatory_cover);
                 if let Some(table) = table {
                     entry = entry.max(table.get(room, mandatory));
                 }
                 best = entry.saturating_mul(1000);
-                let mut d = 0i64;
+                let mut saving = 0i64;
                 let mut cover_max = mandatory_cover;
-                for &(dl, cov, _) in delta.iter() {
-                    d = d.saturating_add(dl);
-                    cover_max = cover_max.max(cov);
-                    best = best.min(fix(cover_max).saturating_mul(1000).saturating_add(d));
+                for &(saving_line, cover_line, _) in delta.iter() {
+                    saving = saving.saturating_add(saving_line);
+                    cover_max = cover_max.max(cover_line);
+                    best = best.min(entries(cover_max).saturating_mul(1000).saturating_add(saving));
                 }
             }
         }
-        self.delta = delta;
-        if best >= INF {
-            return INF;
-        }
-        floor_milli(sum.saturating_add(best))
+        best
     }
 }
