@@ -1,4 +1,5 @@
-//! The search itself. See the module docs of `sourcing` for the algorithm.
+//! The sourcing engine: one decision per order. See the module docs of `sourcing` for the
+//! algorithm.
 //!
 //! Map: `decision` (inputs and outputs: the order, the network, the plan and its
 //! explanation); `cost` (exact cost arithmetic, shared by the search and the reported
@@ -10,6 +11,11 @@
 //! sets); `eligibility` (per-node and per-line keep/drop reasons); `report` (packages and
 //! the explanation); here, `source` (the order: its rule, pinned pickup lines, destination
 //! groups and plan) and `source_group` (one group: eligibility, then search, then report).
+//!
+//! Indices, in every module: `c` a candidate of a group (an index into
+//! `Group::candidates`), `l` a line of the group, `s` a SKU slot (the group's distinct SKUs),
+//! `k` a position in a node set, `p` a position in a search order, `u` units; amounts ending
+//! in `milli` are ×1000.
 //!
 //! Every bound must stay admissible — never above the cost of any plan it stands for —
 //! and `engine/tests.rs` checks plans and both alternatives against brute force.

@@ -5,9 +5,6 @@
 use super::cost::INF;
 use super::group::{CandidateIds, Group};
 
-// ---------------------------------------------------------------------------------------
-// Bounds on node sets
-
 /// What a group of candidates (all of them, or a suffix of the search order) can add to
 /// a node set, per line: for superset bounds.
 #[derive(Debug, Default)]
@@ -28,31 +25,31 @@ pub(super) struct AddableNodes {
 
 impl AddableNodes {
     /// Aggregates of every suffix of `order` (position `order.len()` is empty).
-    pub(super) fn suffixes(g: &Group<'_>, order: &[usize]) -> AddableNodes {
-        let nl = g.line_count();
+    pub(super) fn suffixes(group: &Group<'_>, order: &[usize]) -> AddableNodes {
+        let n_lines = group.line_count();
         let n = order.len();
         let mut a = AddableNodes {
-            lines: nl,
+            lines: n_lines,
             min_entry: vec![INF; n + 1],
-            cover: vec![INF; (n + 1) * nl],
-            min_unit: vec![INF; (n + 1) * nl],
-            min_full: vec![INF; (n + 1) * nl],
-            max_avail: vec![0; (n + 1) * nl],
+            cover: vec![INF; (n + 1) * n_lines],
+            min_unit: vec![INF; (n + 1) * n_lines],
+            min_full: vec![INF; (n + 1) * n_lines],
+            max_avail: vec![0; (n + 1) * n_lines],
         };
         for p in (0..n).rev() {
             let c = order[p];
-            a.min_entry[p] = a.min_entry[p + 1].min(g.candidates[c].entry);
-            for l in 0..nl {
-                let (here, next) = (p * nl + l, (p + 1) * nl + l);
-                let av = g.avail[c * nl + l];
+            a.min_entry[p] = a.min_entry[p + 1].min(group.candidates[c].entry);
+            for l in 0..n_lines {
+                let (here, next) = (p * n_lines + l, (p + 1) * n_lines + l);
+                let av = group.avail[c * n_lines + l];
                 a.cover[here] = a.cover[next];
                 a.min_unit[here] = a.min_unit[next];
                 a.min_full[here] = a.min_full[next];
                 a.max_avail[here] = a.max_avail[next].max(av);
                 if av > 0 {
-                    a.cover[here] = a.cover[here].min(g.candidates[c].entry);
-                    a.min_unit[here] = a.min_unit[here].min(g.first_unit(c, l));
-                    a.min_full[here] = a.min_full[here].min(g.full_unit(c, l));
+                    a.cover[here] = a.cover[here].min(group.candidates[c].entry);
+                    a.min_unit[here] = a.min_unit[here].min(group.first_unit(c, l));
+                    a.min_full[here] = a.min_full[here].min(group.full_unit(c, l));
                 }
             }
         }
@@ -61,14 +58,14 @@ impl AddableNodes {
 
     /// The aggregate of no candidate (one position), to which the candidates of a group
     /// are added as they are built (in `source_group`).
-    pub(super) fn empty(nl: usize) -> AddableNodes {
+    pub(super) fn empty(n_lines: usize) -> AddableNodes {
         AddableNodes {
-            lines: nl,
+            lines: n_lines,
             min_entry: vec![INF],
-            cover: vec![INF; nl],
-            min_unit: vec![INF; nl],
-            min_full: vec![INF; nl],
-            max_avail: vec![0; nl],
+            cover: vec![INF; n_lines],
+            min_unit: vec![INF; n_lines],
+            min_full: vec![INF; n_lines],
+            max_avail: vec![0; n_lines],
         }
     }
 
@@ -95,6 +92,7 @@ impl AddableNodes {
     }
 }
 
+/// The aggregate of the candidates from one position on (see `AddableNodes`).
 #[derive(Clone, Copy)]
 pub(super) struct AddableView<'a> {
     pub(super) min_entry: i64,
@@ -397,7 +395,7 @@ fn cost_groups(keys: &[CostKey]) -> (Vec<CostKey>, Vec<usize>, bool) {
     let pairwise = groups.len() == DOMINANCE_GROUPS;
     if pairwise {
         groups.truncate(1);
-        group_of.iter_mut().for_each(|g| *g = 0);
+        group_of.fill(0);
     }
     (groups, group_of, pairwise)
 }
@@ -453,20 +451,20 @@ const COVER_TABLE_WORK: usize = 30_000;
 pub(super) const ENUM_LINES: usize = 8;
 
 impl CoverTable {
-    pub(super) fn build(g: &Group<'_>) -> Option<CoverTable> {
-        let nl = g.line_count();
-        let rows = g.max_nodes.saturating_sub(1);
-        if rows == 0 || nl > 16 || 3usize.pow(nl as u32).saturating_mul(rows) > COVER_TABLE_WORK {
+    pub(super) fn build(group: &Group<'_>) -> Option<CoverTable> {
+        let n_lines = group.line_count();
+        let rows = group.max_nodes.saturating_sub(1);
+        if rows == 0 || n_lines > 16 || 3usize.pow(n_lines as u32).saturating_mul(rows) > COVER_TABLE_WORK {
             return None;
         }
-        let size = 1usize << nl;
+        let size = 1usize << n_lines;
         // One node: cheapest entry over candidates covering a superset of X.
         let mut one = vec![INF; size];
-        for c in &g.candidates {
+        for c in &group.candidates {
             let m = c.mask as usize & (size - 1);
             one[m] = one[m].min(c.entry);
         }
-        for bit in 0..nl {
+        for bit in 0..n_lines {
             for x in 0..size {
                 if x & (1 << bit) == 0 {
                     one[x] = one[x].min(one[x | (1 << bit)]);
@@ -500,7 +498,7 @@ impl CoverTable {
             }
             exact = next;
         }
-        Some(CoverTable { lines: nl, rows, b })
+        Some(CoverTable { lines: n_lines, rows, b })
     }
 
     pub(super) fn get(&self, r: usize, x: u64) -> i64 {

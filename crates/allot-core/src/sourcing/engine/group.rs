@@ -271,55 +271,58 @@ impl Group<'_> {
         self.lines.iter().map(|l| l.penalty * l.qty as i64).sum()
     }
 
-    /// Aging units the relaxation credits to line `l` at candidate `c` among `a` units.
-    pub(super) fn aged(&self, c: usize, l: usize, a: u64) -> u64 {
-        if self.bonus_milli == 0 { 0 } else { self.aging[c * self.slots + self.lines[l].slot].min(a) }
+    /// Aging units the relaxation credits to line `l` at candidate `c` among `avail` units.
+    pub(super) fn aged(&self, c: usize, l: usize, avail: u64) -> u64 {
+        if self.bonus_milli == 0 { 0 } else { self.aging[c * self.slots + self.lines[l].slot].min(avail) }
     }
 
-    /// Relaxed cost ×1000 of `u` units of line `l` at candidate `c` (`ag` aging units):
-    /// linear unit costs, the aging bonus on at most `ag` units, and for ship-alone lines
+    /// Relaxed cost ×1000 of `units` units of line `l` at candidate `c` (`aged` aging units):
+    /// linear unit costs, the aging bonus on at most `aged` units, and for ship-alone lines
     /// a package base and split penalty on every unit, except the first when `free_first`
     /// (the node's entry may pay for that package: when it has no regular package and no
     /// other ship-alone unit). Never above the exact cost those units add.
-    pub(super) fn units_cost(&self, c: usize, l: usize, u: u64, ag: u64, free_first: bool) -> i64 {
-        if u == 0 {
+    pub(super) fn units_cost(&self, c: usize, l: usize, units: u64, aged: u64, free_first: bool) -> i64 {
+        if units == 0 {
             return 0;
         }
-        let mut v = saturating_times(self.unit[c * self.line_count() + l], u)
-            .saturating_sub(saturating_times(self.bonus_milli, u.min(ag)));
+        let mut cost = saturating_times(self.unit[c * self.line_count() + l], units)
+            .saturating_sub(saturating_times(self.bonus_milli, units.min(aged)));
         if self.lines[l].ship_alone {
-            v = v.saturating_add(saturating_times(self.candidates[c].alone_extra, if free_first { u - 1 } else { u }));
+            cost = cost.saturating_add(saturating_times(
+                self.candidates[c].alone_extra,
+                if free_first { units - 1 } else { units },
+            ));
         }
-        v
+        cost
     }
 
-    /// The relaxed unit costs of up to `a` units of line `l` at `c`, as ascending
+    /// The relaxed unit costs of up to `avail` units of line `l` at `c`, as ascending
     /// segments `(cost per unit ×1000, units)` (their prefix sums are `units_cost`).
-    pub(super) fn push_segments(&self, c: usize, l: usize, a: u64, free_first: bool, out: &mut Vec<(i64, u64)>) {
-        if a == 0 {
+    pub(super) fn push_segments(&self, c: usize, l: usize, avail: u64, free_first: bool, out: &mut Vec<(i64, u64)>) {
+        if avail == 0 {
             return;
         }
-        let c0 = self.unit[c * self.line_count() + l];
-        let ag = self.aged(c, l, a);
-        let b = self.bonus_milli;
+        let unit = self.unit[c * self.line_count() + l];
+        let aged = self.aged(c, l, avail);
+        let bonus = self.bonus_milli;
         let extra = if self.lines[l].ship_alone { self.candidates[c].alone_extra } else { 0 };
         if extra == 0 || !free_first {
-            let c1 = c0.saturating_add(extra);
-            if ag > 0 {
-                out.push((c1.saturating_sub(b), ag));
+            let unit_paying = unit.saturating_add(extra);
+            if aged > 0 {
+                out.push((unit_paying.saturating_sub(bonus), aged));
             }
-            if a > ag {
-                out.push((c1, a - ag));
+            if avail > aged {
+                out.push((unit_paying, avail - aged));
             }
         } else {
-            out.push((if ag > 0 { c0.saturating_sub(b) } else { c0 }, 1));
-            let mid = ag.saturating_sub(1);
+            out.push((if aged > 0 { unit.saturating_sub(bonus) } else { unit }, 1));
+            let mid = aged.saturating_sub(1);
             if mid > 0 {
-                out.push((c0.saturating_add(extra).saturating_sub(b), mid));
+                out.push((unit.saturating_add(extra).saturating_sub(bonus), mid));
             }
-            let rest = a - 1 - mid;
+            let rest = avail - 1 - mid;
             if rest > 0 {
-                out.push((c0.saturating_add(extra), rest));
+                out.push((unit.saturating_add(extra), rest));
             }
         }
     }
@@ -332,71 +335,72 @@ impl Group<'_> {
 
     /// Cheapest relaxed unit of line `l` at `c` (×1000).
     pub(super) fn first_unit(&self, c: usize, l: usize) -> i64 {
-        let a = self.avail[c * self.line_count() + l];
-        let c0 = self.unit[c * self.line_count() + l];
-        if self.aged(c, l, a) > 0 { c0.saturating_sub(self.bonus_milli) } else { c0 }
+        let avail = self.avail[c * self.line_count() + l];
+        let unit = self.unit[c * self.line_count() + l];
+        if self.aged(c, l, avail) > 0 { unit.saturating_sub(self.bonus_milli) } else { unit }
     }
 
-    /// Exact cost of candidate `c` shipping `x(l)` units of each line, and its packages.
-    fn node_cost(&self, c: usize, x: impl Fn(usize) -> u64, slot_units: &mut [u64]) -> (i64, i64) {
-        let cand = &self.candidates[c];
+    /// Exact cost of candidate `c` shipping `units_of(l)` units of each line, and its packages.
+    fn node_cost(&self, c: usize, units_of: impl Fn(usize) -> u64, slot_units: &mut [u64]) -> (i64, i64) {
+        let candidate = &self.candidates[c];
         let mut units = 0u64;
-        let mut reg_weight = 0u64;
-        let mut reg = false;
+        let mut regular_weight_g = 0u64;
+        let mut has_regular = false;
         let mut total = 0i64;
         let mut packages = 0i64;
         if self.bonus_milli > 0 {
             slot_units.fill(0);
         }
         for (l, line) in self.lines.iter().enumerate() {
-            let u = x(l);
-            if u == 0 {
+            let line_units = units_of(l);
+            if line_units == 0 {
                 continue;
             }
-            units += u;
+            units += line_units;
             if self.bonus_milli > 0 {
-                slot_units[line.slot] += u;
+                slot_units[line.slot] += line_units;
             }
             if line.ship_alone {
                 let kg = line.unit_kg;
-                total += (cand.base + cand.per_kg * kg + emissions(self.cost, kg, cand.km_ceil)) * u as i64;
-                packages += u as i64;
+                total += (candidate.base + candidate.per_kg * kg + emissions(self.cost, kg, candidate.km_ceil))
+                    * line_units as i64;
+                packages += line_units as i64;
             } else {
-                reg = true;
-                reg_weight += line.weight_g * u;
+                has_regular = true;
+                regular_weight_g += line.weight_g * line_units;
             }
         }
         if units == 0 {
             return (0, 0);
         }
-        total += cand.fixed + cand.per_unit * units as i64;
-        if reg {
-            let kg = billed_kg(reg_weight);
-            total += cand.base + cand.per_kg * kg + emissions(self.cost, kg, cand.km_ceil);
+        total += candidate.fixed + candidate.per_unit * units as i64;
+        if has_regular {
+            let kg = billed_kg(regular_weight_g);
+            total += candidate.base + candidate.per_kg * kg + emissions(self.cost, kg, candidate.km_ceil);
             packages += 1;
         }
         if self.bonus_milli > 0 {
             let aging = &self.aging[c * self.slots..(c + 1) * self.slots];
-            let aged: u64 = slot_units.iter().zip(aging).map(|(u, a)| (*u).min(*a)).sum();
+            let aged: u64 = slot_units.iter().zip(aging).map(|(units, aging)| (*units).min(*aging)).sum();
             total -= aged as i64 * self.cost.aging_bonus_minor;
         }
         (total, packages)
     }
 
-    /// Exact cost of an allocation over `set`; `x[l × set.len() + k]` units of line `l`
+    /// Exact cost of an allocation over `set`; `units[l × set.len() + k]` units of line `l`
     /// at `set[k]`.
-    pub(super) fn plan_cost(&self, set: &[usize], x: &[u64], slot_units: &mut [u64]) -> i64 {
-        let m = set.len();
+    pub(super) fn plan_cost(&self, set: &[usize], units: &[u64], slot_units: &mut [u64]) -> i64 {
+        let set_len = set.len();
         let mut total = 0i64;
         let mut packages = 0i64;
         for (k, &c) in set.iter().enumerate() {
-            let (cost, p) = self.node_cost(c, |l| x[l * m + k], slot_units);
+            let (cost, node_packages) = self.node_cost(c, |l| units[l * set_len + k], slot_units);
             total += cost;
-            packages += p;
+            packages += node_packages;
         }
         total += self.split_penalty * (packages - 1).max(0);
         for (l, line) in self.lines.iter().enumerate() {
-            let placed: u64 = x[l * m..(l + 1) * m].iter().sum();
+            let placed: u64 = units[l * set_len..(l + 1) * set_len].iter().sum();
             total += line.penalty * (line.qty - placed) as i64;
         }
         total
@@ -404,8 +408,8 @@ impl Group<'_> {
 
     /// Σ entry − split penalty of a set, ×1000.
     pub(super) fn entry_milli(&self, set: &[usize]) -> i64 {
-        let e = set.iter().fold(0i64, |a, &c| a.saturating_add(self.candidates[c].entry));
-        e.saturating_sub(self.split_penalty).saturating_mul(1000)
+        let entries = set.iter().fold(0i64, |a, &c| a.saturating_add(self.candidates[c].entry));
+        entries.saturating_sub(self.split_penalty).saturating_mul(1000)
     }
 }
 

@@ -1,6 +1,7 @@
-//! The search over node sets of one group: the top three plans, the budget, and the depth
-//! first search over sets. Allocation within a set is `alloc`'s; bounds are in `bounds`.
-//! Bounds stay admissible and ties go to the lowest node ids, so the result is exact and stable.
+//! The search over the node sets of one group: the top three plans, the budget, single-node
+//! plans, seeding and the depth first search over sets (`alloc` solves a set, `bounds` bounds
+//! sets). Never decides eligibility or builds reports. Invariant: it only skips what an
+//! admissible bound rules out, ties go to the lowest node ids: the top three are exact.
 
 mod bounds;
 mod seed;
@@ -77,10 +78,7 @@ pub(super) fn search_group(
     SearchOutcome { top, sets: search.sets, exhausted: search.exhausted, open_bound: search.open_bound }
 }
 
-// ---------------------------------------------------------------------------------------
-// Branch and bound over node sets
-
-/// A complete allocation.
+/// A plan over one node set: its exact cost and every line's units at each node.
 #[derive(Debug, Clone)]
 pub(super) struct SetPlan {
     pub(super) cost: i64,
@@ -93,11 +91,14 @@ pub(super) struct SetPlan {
 /// Node sets bounded (without solving their allocation) per unit of `max_sets`.
 const BOUNDS_PER_SET: u64 = 16;
 
+/// The state of one group's search: the top three, the budget spent, and the scratch of
+/// bounds and allocations.
 struct Search<'g, 'r> {
-    g: &'g Group<'r>,
+    group: &'g Group<'r>,
     /// Node id of each candidate.
     ids: CandidateIds<'g>,
     opts: SearchOptions,
+    /// Budget spent: node sets solved, allocation steps, sets bounded.
     sets: u32,
     leaves: u64,
     bounds: u64,
@@ -158,7 +159,7 @@ impl<'g, 'r> Search<'g, 'r> {
         allocation: AllocationSearch,
     ) -> Search<'g, 'r> {
         Search {
-            g: group,
+            group,
             ids: CandidateIds::new(nodes, &group.candidates),
             opts,
             sets: 0,
@@ -269,8 +270,8 @@ impl Search<'_, '_> {
         canon: &[(u32, usize)],
         key: &[u32],
     ) -> Option<i64> {
-        let nl = self.g.line_count();
-        let m = sorted.len();
+        let n_lines = self.group.line_count();
+        let set_len = sorted.len();
         if let Some((seen_limit, result)) = self.solved.get(key) {
             match result {
                 Some((cost, units)) => {
@@ -279,10 +280,10 @@ impl Search<'_, '_> {
                         return None;
                     }
                     // Cached units are by canonical position; map them to this set's.
-                    let mut mine = vec![0u64; nl * m];
+                    let mut mine = vec![0u64; n_lines * set_len];
                     for (j, &(_, k)) in canon.iter().enumerate() {
-                        for l in 0..nl {
-                            mine[l * m + k] = units[l * m + j];
+                        for l in 0..n_lines {
+                            mine[l * set_len + k] = units[l * set_len + j];
                         }
                     }
                     self.offer(SetPlan { cost, set: sorted, units: mine });
@@ -300,11 +301,11 @@ impl Search<'_, '_> {
         let max_steps = u64::from(self.opts.max_leaves) - self.leaves;
         let mut twin = std::mem::take(&mut self.twin);
         twin.clear();
-        for k in 0..m {
-            let pk = self.profile(sorted[k]);
-            twin.push((0..k).rev().find(|&j| self.profile(sorted[j]) == pk).unwrap_or(usize::MAX));
+        for k in 0..set_len {
+            let profile = self.profile(sorted[k]);
+            twin.push((0..k).rev().find(|&j| self.profile(sorted[j]) == profile).unwrap_or(usize::MAX));
         }
-        self.allocation.solve(self.g, &sorted, &twin, limit, max_steps);
+        self.allocation.solve(self.group, &sorted, &twin, limit, max_steps);
         self.twin = twin;
         self.leaves += self.allocation.steps.min(max_steps);
         if self.allocation.cut {
@@ -313,11 +314,11 @@ impl Search<'_, '_> {
         let found =
             (self.allocation.best_cost < INF).then(|| (self.allocation.best_cost, self.allocation.best_units.clone()));
         if !self.allocation.cut {
-            let cached = found.as_ref().map(|(cost, x)| {
-                let mut units = vec![0u64; nl * m];
+            let cached = found.as_ref().map(|(cost, best_units)| {
+                let mut units = vec![0u64; n_lines * set_len];
                 for (j, &(_, k)) in canon.iter().enumerate() {
-                    for l in 0..nl {
-                        units[l * m + j] = x[l * m + k];
+                    for l in 0..n_lines {
+                        units[l * set_len + j] = best_units[l * set_len + k];
                     }
                 }
                 (*cost, units)
@@ -334,22 +335,29 @@ impl Search<'_, '_> {
     /// ask, aging).
     fn profile(&mut self, c: usize) -> u32 {
         if self.profiles.is_empty() {
-            self.profiles = vec![u32::MAX; self.g.candidates.len()];
+            self.profiles = vec![u32::MAX; self.group.candidates.len()];
         }
         if self.profiles[c] != u32::MAX {
             return self.profiles[c];
         }
-        let g = self.g;
-        let (nl, ns) = (g.line_count(), g.slots);
-        let x = &g.candidates[c];
-        let (slot_qty, total) = (&g.slot_qty, g.qty_total);
-        let emissions_on = g.cost.co2_g_per_kg_km > 0 && g.cost.emissions_minor_per_kg_co2 > 0;
-        let km = if emissions_on { x.km_ceil } else { 0 };
-        let mut key: Vec<i64> = vec![x.fixed, x.per_unit, x.base, x.per_kg, km, x.unit_cap.min(total) as i64];
-        key.extend(g.avail[c * nl..(c + 1) * nl].iter().map(|&a| a as i64));
-        key.extend((0..ns).map(|s| g.stock[c * ns + s].min(slot_qty[s]) as i64));
-        if g.bonus_milli > 0 {
-            key.extend((0..ns).map(|s| g.aging[c * ns + s].min(slot_qty[s]) as i64));
+        let group = self.group;
+        let (n_lines, n_slots) = (group.line_count(), group.slots);
+        let candidate = &group.candidates[c];
+        let (slot_qty, total) = (&group.slot_qty, group.qty_total);
+        let emissions_on = group.cost.co2_g_per_kg_km > 0 && group.cost.emissions_minor_per_kg_co2 > 0;
+        let km = if emissions_on { candidate.km_ceil } else { 0 };
+        let mut key: Vec<i64> = vec![
+            candidate.fixed,
+            candidate.per_unit,
+            candidate.base,
+            candidate.per_kg,
+            km,
+            candidate.unit_cap.min(total) as i64,
+        ];
+        key.extend(group.avail[c * n_lines..(c + 1) * n_lines].iter().map(|&a| a as i64));
+        key.extend((0..n_slots).map(|s| group.stock[c * n_slots + s].min(slot_qty[s]) as i64));
+        if group.bonus_milli > 0 {
+            key.extend((0..n_slots).map(|s| group.aging[c * n_slots + s].min(slot_qty[s]) as i64));
         }
         let next = self.profile_ids.len() as u32;
         let id = *self.profile_ids.entry(key).or_insert(next);
@@ -397,7 +405,7 @@ impl Search<'_, '_> {
             if bound > self.threshold() {
                 break;
             }
-            let bound = if self.g.has_alone { bound.max(self.set_bound(&[c])) } else { bound };
+            let bound = if self.group.has_alone { bound.max(self.set_bound(&[c])) } else { bound };
             let _ = self.allocate(&[c], bound);
             if self.stopped {
                 break;
@@ -411,7 +419,7 @@ impl Search<'_, '_> {
     /// or more nodes, and the ones within the threshold form the pool, searched in order of
     /// that bound.
     fn multi_node_sets(&mut self, terms: &CandidateBoundTerms, all: &AddableNodes) {
-        let group = self.g;
+        let group = self.group;
         let n_candidates = group.candidates.len();
         if self.stopped {
             let quick = |c: usize| floor_milli(group.entry_milli(&[c]).saturating_add(terms.cheap));
@@ -482,18 +490,18 @@ impl Search<'_, '_> {
     fn sets_from(
         &mut self,
         pool: &[usize],
-        agg: &AddableNodes,
+        addable: &AddableNodes,
         multi_bound: &[i64],
         prefix: &mut Vec<usize>,
         positions: std::ops::Range<usize>,
     ) {
-        let k = self.g.max_nodes;
+        let max_nodes = self.group.max_nodes;
         let mut end = positions.end;
         if !prefix.is_empty() {
             // Suffix cut: every set extending the prefix with nodes from position p on is
             // bounded by its superset bound over that suffix, which grows with p; the
             // first p beyond the threshold ends the loop.
-            let room = k.saturating_sub(prefix.len());
+            let room = max_nodes.saturating_sub(prefix.len());
             let (mut lo, mut hi) = (positions.start, end);
             if lo < hi {
                 // Most prefixes end here: nothing after them is worth it.
@@ -501,7 +509,7 @@ impl Search<'_, '_> {
                     self.stop(multi_bound[prefix[0]]);
                     return;
                 }
-                if self.ext_bound(prefix, agg.at(lo), room) > self.threshold() {
+                if self.ext_bound(prefix, addable.at(lo), room) > self.threshold() {
                     hi = lo;
                 } else {
                     lo += 1;
@@ -513,7 +521,7 @@ impl Search<'_, '_> {
                     self.stop(multi_bound[prefix[0]]);
                     return;
                 }
-                if self.ext_bound(prefix, agg.at(mid), room) > self.threshold() {
+                if self.ext_bound(prefix, addable.at(mid), room) > self.threshold() {
                     hi = mid;
                 } else {
                     lo = mid + 1;
@@ -530,7 +538,7 @@ impl Search<'_, '_> {
                 break;
             }
             prefix.push(c);
-            let room = k.saturating_sub(prefix.len());
+            let room = max_nodes.saturating_sub(prefix.len());
             let (complete, possible) = self.companions_held(prefix, room);
             if !possible {
                 prefix.pop();
@@ -549,7 +557,7 @@ impl Search<'_, '_> {
                 }
             }
             if room > 0 && pos + 1 < pool.len() && !self.stopped {
-                self.sets_from(pool, agg, multi_bound, prefix, pos + 1..pool.len());
+                self.sets_from(pool, addable, multi_bound, prefix, pos + 1..pool.len());
             }
             prefix.pop();
         }

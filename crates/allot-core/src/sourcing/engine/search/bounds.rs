@@ -8,8 +8,8 @@ use crate::sourcing::engine::dominance::{AddableNodes, AddableView, ENUM_LINES};
 use crate::sourcing::engine::group::{Group, GroupLine};
 
 /// The least quick bound of any candidate (the one with the cheapest entry).
-pub(super) fn quick_floor(g: &Group<'_>, pre: &CandidateBoundTerms, min_entry: i64) -> i64 {
-    floor_milli(min_entry.saturating_sub(g.split_penalty).saturating_mul(1000).saturating_add(pre.cheap))
+pub(super) fn quick_floor(group: &Group<'_>, terms: &CandidateBoundTerms, min_entry: i64) -> i64 {
+    floor_milli(min_entry.saturating_sub(group.split_penalty).saturating_mul(1000).saturating_add(terms.cheap))
 }
 
 /// `Search::single_bound` of a candidate of a group without aging bonus, from its unit
@@ -25,7 +25,7 @@ fn plain_single_bound(
     entry: i64,
     alone_extra: i64,
 ) -> i64 {
-    // `g.entry_milli(&[c])`.
+    // `group.entry_milli(&[c])`.
     let mut total = entry.saturating_sub(split_penalty).saturating_mul(1000);
     for ((line, &first), &a) in lines.iter().zip(units).zip(avail) {
         let rest = if line.ship_alone { first.saturating_add(alone_extra) } else { first };
@@ -103,7 +103,7 @@ pub(super) struct CandidateBoundTerms {
     none_alone: Vec<i64>,
     none_with: Vec<i64>,
     /// Per line: the added nodes' option (cheapest unit ×1000 of any candidate, units).
-    agg: Vec<(i64, u64)>,
+    added_option: Vec<(i64, u64)>,
     /// Per line subset (groups of at most `ENUM_LINES` lines): lower bound ×1000 on the
     /// entries of 1..=max_nodes − 1 added nodes serving those lines.
     entry_floors: Option<Vec<i64>>,
@@ -131,18 +131,18 @@ impl Search<'_, '_> {
     /// The relaxation of line `l` (which `c` can serve) over candidate `c` alone, and with
     /// one more option `extra` (INF unit: none); groups without ship-alone lines.
     fn line_pair(&mut self, c: usize, l: usize, extra: (i64, u64)) -> (i64, i64) {
-        let g = self.g;
-        let line = &g.lines[l];
-        let a = g.avail[c * g.line_count() + l];
-        let (q, pen, fill) = (line.qty, line.penalty_milli, g.all_or_nothing);
-        if g.aged(c, l, a) == 0 {
-            let u = g.unit[c * g.line_count() + l];
+        let group = self.group;
+        let line = &group.lines[l];
+        let a = group.avail[c * group.line_count() + l];
+        let (q, pen, fill) = (line.qty, line.penalty_milli, group.all_or_nothing);
+        if group.aged(c, l, a) == 0 {
+            let u = group.unit[c * group.line_count() + l];
             let alone = settle(&mut [(u, a)], q, pen, fill);
             let with = if extra.0 < INF { settle(&mut [(u, a), extra], q, pen, fill) } else { alone };
             (alone, with)
         } else {
             self.buf.clear();
-            g.push_segments(c, l, a, true, &mut self.buf);
+            group.push_segments(c, l, a, true, &mut self.buf);
             let alone = settle(&mut self.buf, q, pen, fill);
             let with = if extra.0 < INF {
                 self.buf.push(extra);
@@ -156,29 +156,28 @@ impl Search<'_, '_> {
 
     /// `set_bound(&[c])`, faster; with ship-alone lines the plain relaxation (package
     /// choices are accounted for when the candidate is solved).
-    pub(super) fn single_bound(&mut self, c: usize, pre: &CandidateBoundTerms) -> i64 {
-        let g = self.g;
-        let nl = g.line_count();
-        if g.bonus_milli == 0 {
-            let row = c * nl..(c + 1) * nl;
-            let cand = &g.candidates[c];
-            let terms = (g.all_or_nothing, g.split_penalty);
+    pub(super) fn single_bound(&mut self, c: usize, terms: &CandidateBoundTerms) -> i64 {
+        let group = self.group;
+        let n_lines = group.line_count();
+        if group.bonus_milli == 0 {
+            let row = c * n_lines..(c + 1) * n_lines;
+            let candidate = &group.candidates[c];
             return plain_single_bound(
-                &g.lines,
-                terms,
-                &g.unit[row.clone()],
-                &g.avail[row],
-                cand.entry,
-                cand.alone_extra,
+                &group.lines,
+                (group.all_or_nothing, group.split_penalty),
+                &group.unit[row.clone()],
+                &group.avail[row],
+                candidate.entry,
+                candidate.alone_extra,
             );
         }
-        if g.has_alone {
+        if group.has_alone {
             return self.bound(&[c], None, -INF);
         }
-        let mut total = g.entry_milli(&[c]);
-        for l in 0..nl {
-            let a = g.avail[c * nl + l];
-            let v = if a == 0 { pre.none_alone[l] } else { self.line_pair(c, l, (INF, 0)).0 };
+        let mut total = group.entry_milli(&[c]);
+        for l in 0..n_lines {
+            let a = group.avail[c * n_lines + l];
+            let v = if a == 0 { terms.none_alone[l] } else { self.line_pair(c, l, (INF, 0)).0 };
             if v >= INF {
                 return INF;
             }
@@ -189,22 +188,22 @@ impl Search<'_, '_> {
 
     /// Lower bound on plans of two or more nodes that use `c`: `ext_bound(&[c], all, k − 1)`,
     /// faster, with the entries of the added nodes tabled per line subset.
-    pub(super) fn multi_bound(&mut self, c: usize, pre: &CandidateBoundTerms, all: &AddableNodes) -> i64 {
-        let g = self.g;
-        let nl = g.line_count();
-        let (Some(entry_floors), false) = (&pre.entry_floors, g.has_alone) else {
-            return self.ext_bound(&[c], all.at(0), g.max_nodes - 1);
+    pub(super) fn multi_bound(&mut self, c: usize, terms: &CandidateBoundTerms, all: &AddableNodes) -> i64 {
+        let group = self.group;
+        let n_lines = group.line_count();
+        let (Some(entry_floors), false) = (&terms.entry_floors, group.has_alone) else {
+            return self.ext_bound(&[c], all.at(0), group.max_nodes - 1);
         };
-        let mut sum = g.entry_milli(&[c]);
+        let mut sum = group.entry_milli(&[c]);
         let mut mandatory = 0usize;
         let mut d = 0usize;
         let mut deltas = [0i64; ENUM_LINES];
         let mut bits = [0usize; ENUM_LINES];
-        for l in 0..nl {
-            let (alone, with) = if g.avail[c * nl + l] == 0 {
-                (pre.none_alone[l], pre.none_with[l])
+        for l in 0..n_lines {
+            let (alone, with) = if group.avail[c * n_lines + l] == 0 {
+                (terms.none_alone[l], terms.none_with[l])
             } else {
-                self.line_pair(c, l, pre.agg[l])
+                self.line_pair(c, l, terms.added_option[l])
             };
             if with >= INF {
                 return INF;
@@ -239,21 +238,21 @@ impl Search<'_, '_> {
     }
 
     pub(super) fn candidate_bound_terms(&self, all: &AddableNodes) -> CandidateBoundTerms {
-        let g = self.g;
-        let nl = g.line_count();
-        let room = g.max_nodes.saturating_sub(1).max(1);
+        let group = self.group;
+        let n_lines = group.line_count();
+        let room = group.max_nodes.saturating_sub(1).max(1);
         let others = saturating_times(self.neg_entry, room as u64 - 1);
         let floor_entry = all.min_entry.first().copied().unwrap_or(INF).saturating_add(others);
-        let mut pre = CandidateBoundTerms {
-            none_alone: Vec::with_capacity(nl),
-            none_with: Vec::with_capacity(nl),
-            agg: Vec::with_capacity(nl),
+        let mut terms = CandidateBoundTerms {
+            none_alone: Vec::with_capacity(n_lines),
+            none_with: Vec::with_capacity(n_lines),
+            added_option: Vec::with_capacity(n_lines),
             entry_floors: None,
             cheap: 0,
         };
         let mut cheap = floor_entry.saturating_mul(1000);
-        for (l, line) in g.lines.iter().enumerate() {
-            let (q, pen, fill) = (line.qty, line.penalty_milli, g.all_or_nothing);
+        for (l, line) in group.lines.iter().enumerate() {
+            let (q, pen, fill) = (line.qty, line.penalty_milli, group.all_or_nothing);
             let alone = settle(&mut [], q, pen, fill);
             let unit = all.min_unit.get(l).copied().unwrap_or(INF);
             let units = q.min(all.max_avail.get(l).copied().unwrap_or(0).saturating_mul(room as u64));
@@ -261,29 +260,29 @@ impl Search<'_, '_> {
             let full = all.min_full.get(l).copied().unwrap_or(INF);
             let any = if unit < INF {
                 // `push_added(…, unit, full, q, max_nodes)` without a vector.
-                let cheap = q.min(g.max_nodes as u64);
+                let cheap = q.min(group.max_nodes as u64);
                 let mut opts = [(unit, cheap), (full, q - cheap)];
                 settle(&mut opts[..if q > cheap { 2 } else { 1 }], q, pen, fill)
             } else {
                 alone
             };
-            pre.none_alone.push(alone);
-            pre.none_with.push(with);
-            pre.agg.push((unit, units));
+            terms.none_alone.push(alone);
+            terms.none_with.push(with);
+            terms.added_option.push((unit, units));
             cheap = if any >= INF || cheap >= INF { INF } else { cheap.saturating_add(any) };
         }
-        pre.cheap = cheap;
-        pre
+        terms.cheap = cheap;
+        terms
     }
 
     /// Adds `CandidateBoundTerms::entry_floors` (after the cover table is built: it reads it).
-    pub(super) fn add_entry_floors(&self, all: &AddableNodes, pre: &mut CandidateBoundTerms) {
-        let nl = self.g.line_count();
-        let room = self.g.max_nodes.saturating_sub(1).max(1);
+    pub(super) fn add_entry_floors(&self, all: &AddableNodes, terms: &mut CandidateBoundTerms) {
+        let n_lines = self.group.line_count();
+        let room = self.group.max_nodes.saturating_sub(1).max(1);
         let others = saturating_times(self.neg_entry, room as u64 - 1);
         let floor_entry = all.min_entry.first().copied().unwrap_or(INF).saturating_add(others);
-        if nl <= ENUM_LINES && floor_entry < INF {
-            let size = 1usize << nl;
+        if n_lines <= ENUM_LINES && floor_entry < INF {
+            let size = 1usize << n_lines;
             let mut cover_max = vec![i64::MIN; size];
             let mut entry_floors = vec![INF; size];
             for x in 0..size {
@@ -297,7 +296,7 @@ impl Search<'_, '_> {
                 }
                 entry_floors[x] = if entry >= INF { INF } else { entry.saturating_mul(1000) };
             }
-            pre.entry_floors = Some(entry_floors);
+            terms.entry_floors = Some(entry_floors);
         }
     }
 
@@ -307,13 +306,13 @@ impl Search<'_, '_> {
         self.bound(set, None, cutoff)
     }
 
-    /// Lower bound on plans over `set` plus 1..=`room` more nodes described by `agg`.
-    pub(super) fn ext_bound(&mut self, set: &[usize], agg: AddableView<'_>, room: usize) -> i64 {
-        if room == 0 || agg.min_entry >= INF {
+    /// Lower bound on plans over `set` plus 1..=`room` more nodes described by `addable`.
+    pub(super) fn ext_bound(&mut self, set: &[usize], addable: AddableView<'_>, room: usize) -> i64 {
+        if room == 0 || addable.min_entry >= INF {
             return INF;
         }
         let cutoff = self.threshold();
-        self.bound(set, Some((agg, room)), cutoff)
+        self.bound(set, Some((addable, room)), cutoff)
     }
 
     /// Lower bound on plans over `set`, exactly or plus 1..=room nodes described by an
@@ -337,45 +336,49 @@ impl Search<'_, '_> {
     /// once, never above) is tried first, and once a choice is found at or below `cutoff`
     /// the plain value is returned.
     fn bound(&mut self, set: &[usize], ext: Option<(AddableView<'_>, usize)>, cutoff: i64) -> i64 {
-        let g = self.g;
-        let (m, nl) = (set.len(), g.line_count());
+        let group = self.group;
+        let (set_len, n_lines) = (set.len(), group.line_count());
         let mut counts = [1usize; REFINED_NODES];
-        let mut refined = g.has_alone && m <= REFINED_NODES && nl <= 64;
+        let mut refined = group.has_alone && set_len <= REFINED_NODES && n_lines <= 64;
         if refined {
             let mut combos = 1usize;
             for (k, &c) in set.iter().enumerate() {
-                let cand = &g.candidates[c];
-                let ch = &mut self.choices[k];
-                ch.clear();
-                if cand.kinds & 1 != 0 || cand.alone_extra == 0 {
-                    ch.push(0);
+                let candidate = &group.candidates[c];
+                let choices = &mut self.choices[k];
+                choices.clear();
+                if candidate.kinds & 1 != 0 || candidate.alone_extra == 0 {
+                    choices.push(0);
                 }
-                if cand.alone_extra != 0 {
-                    ch.extend((0..nl).filter(|&l| g.lines[l].ship_alone && g.avail[c * nl + l] > 0).map(|l| l + 1));
+                if candidate.alone_extra != 0 {
+                    choices.extend(
+                        (0..n_lines)
+                            .filter(|&l| group.lines[l].ship_alone && group.avail[c * n_lines + l] > 0)
+                            .map(|l| l + 1),
+                    );
                 }
-                if ch.is_empty() {
-                    ch.push(0);
+                if choices.is_empty() {
+                    choices.push(0);
                 }
-                counts[k] = ch.len();
-                combos = combos.saturating_mul(ch.len());
+                counts[k] = choices.len();
+                combos = combos.saturating_mul(choices.len());
             }
             refined = combos <= REFINED_CHOICES;
         }
-        let size = if refined { 1usize << m } else { 0 };
+        let size = if refined { 1usize << set_len } else { 0 };
         self.memo.clear();
-        self.memo.resize(3 * nl * (size + 1), (i64::MIN, 0));
+        self.memo.resize(3 * n_lines * (size + 1), (i64::MIN, 0));
         self.memo_masks = size;
-        self.memo_plain = 3 * nl * size;
+        self.memo_plain = 3 * n_lines * size;
         // What the added nodes' entries pay for: their regular package, or else ship-alone
         // units (one added node: the first unit of one line, tried for each).
         let variants = |search: &mut Self, refined: bool, choice: &[usize; REFINED_NODES]| -> i64 {
             let mut v = search.bound_combination(set, ext, (refined, AddedEntries::Regular), choice);
-            if let Some((agg, room)) = ext
-                && g.has_alone
+            if let Some((addable, room)) = ext
+                && group.has_alone
             {
                 if room == 1 {
                     let mut any = false;
-                    for j in (0..nl).filter(|&j| g.lines[j].ship_alone && agg.min_unit[j] < INF) {
+                    for j in (0..n_lines).filter(|&j| group.lines[j].ship_alone && addable.min_unit[j] < INF) {
                         any = true;
                         v = v.min(search.bound_combination(set, ext, (refined, AddedEntries::FreeOne(j)), choice));
                     }
@@ -398,7 +401,7 @@ impl Search<'_, '_> {
             // This combination: per node, 0 = it sends a regular package, j + 1 = its
             // first unit of ship-alone line j rides its entry.
             let mut choice = [0usize; REFINED_NODES];
-            for k in 0..m {
+            for k in 0..set_len {
                 choice[k] = self.choices[k][pick[k]];
             }
             let v = variants(self, true, &choice);
@@ -408,7 +411,7 @@ impl Search<'_, '_> {
             best = best.min(v);
             // Next combination.
             let mut k = 0;
-            while k < m {
+            while k < set_len {
                 pick[k] += 1;
                 if pick[k] < counts[k] {
                     break;
@@ -416,7 +419,7 @@ impl Search<'_, '_> {
                 pick[k] = 0;
                 k += 1;
             }
-            if k == m {
+            if k == set_len {
                 break;
             }
         }
@@ -434,28 +437,28 @@ impl Search<'_, '_> {
         l: usize,
         (refined, mask, state): (bool, usize, usize),
     ) -> (i64, i64) {
-        let g = self.g;
-        let nl = g.line_count();
+        let group = self.group;
+        let n_lines = group.line_count();
         let slot = state + if refined { 3 * (l * self.memo_masks + mask) } else { self.memo_plain + 3 * l };
         if self.memo[slot].0 != i64::MIN {
             return self.memo[slot];
         }
-        let line = &g.lines[l];
+        let line = &group.lines[l];
         let alone = if refined {
             self.buf.clear();
             for (k, &c) in set.iter().enumerate() {
-                let a = g.avail[c * nl + l];
+                let a = group.avail[c * n_lines + l];
                 if a == 0 {
                     continue;
                 }
                 let inside = mask & (1 << k) != 0;
                 if line.ship_alone {
-                    g.push_segments(c, l, a, inside, &mut self.buf);
+                    group.push_segments(c, l, a, inside, &mut self.buf);
                 } else if inside {
-                    g.push_segments(c, l, a, true, &mut self.buf);
+                    group.push_segments(c, l, a, true, &mut self.buf);
                 }
             }
-            settle(&mut self.buf, line.qty, line.penalty_milli, g.all_or_nothing)
+            settle(&mut self.buf, line.qty, line.penalty_milli, group.all_or_nothing)
         } else {
             self.plain_line(set, l)
         };
@@ -464,11 +467,11 @@ impl Search<'_, '_> {
             // one of their entries is spent); 1: they do not, and this line's first units
             // may ride their entries; 2: they do not, and this line's units pay packages
             // except beyond the first added node.
-            Some((agg, room)) if agg.min_unit[l] < INF && (line.ship_alone || state == 0) => {
-                let units = line.qty.min(agg.max_avail[l].saturating_mul(room as u64));
+            Some((addable, room)) if addable.min_unit[l] < INF && (line.ship_alone || state == 0) => {
+                let units = line.qty.min(addable.max_avail[l].saturating_mul(room as u64));
                 let free = if state == 1 { room as u64 } else { room as u64 - 1 };
-                push_added(&mut self.buf, agg.min_unit[l], agg.min_full[l], units, free);
-                settle(&mut self.buf, line.qty, line.penalty_milli, g.all_or_nothing)
+                push_added(&mut self.buf, addable.min_unit[l], addable.min_full[l], units, free);
+                settle(&mut self.buf, line.qty, line.penalty_milli, group.all_or_nothing)
             }
             _ => alone,
         };
@@ -480,16 +483,16 @@ impl Search<'_, '_> {
     /// leaving its segments in `buf` as `settle` ordered them. Kept for the last set asked
     /// about: the superset bounds of one prefix over successive suffixes share it.
     fn plain_line(&mut self, set: &[usize], l: usize) -> i64 {
-        let g = self.g;
-        let nl = g.line_count();
+        let group = self.group;
+        let n_lines = group.line_count();
         let plain = &mut self.plain;
-        if plain.set.as_slice() != set || plain.known.len() != nl {
+        if plain.set.as_slice() != set || plain.known.len() != n_lines {
             plain.set.clear();
             plain.set.extend_from_slice(set);
             plain.known.clear();
-            plain.known.resize(nl, false);
-            plain.alone.resize(nl, 0);
-            plain.segments.resize_with(nl, Vec::new);
+            plain.known.resize(n_lines, false);
+            plain.alone.resize(n_lines, 0);
+            plain.segments.resize_with(n_lines, Vec::new);
         }
         self.buf.clear();
         if plain.known[l] {
@@ -497,13 +500,13 @@ impl Search<'_, '_> {
             return plain.alone[l];
         }
         for &c in set {
-            let a = g.avail[c * nl + l];
+            let a = group.avail[c * n_lines + l];
             if a > 0 {
-                g.push_segments(c, l, a, true, &mut self.buf);
+                group.push_segments(c, l, a, true, &mut self.buf);
             }
         }
-        let line = &g.lines[l];
-        let alone = settle(&mut self.buf, line.qty, line.penalty_milli, g.all_or_nothing);
+        let line = &group.lines[l];
+        let alone = settle(&mut self.buf, line.qty, line.penalty_milli, group.all_or_nothing);
         plain.known[l] = true;
         plain.alone[l] = alone;
         plain.segments[l].clear();
@@ -520,7 +523,7 @@ impl Search<'_, '_> {
         (refined, added): (bool, AddedEntries),
         choice: &[usize; REFINED_NODES],
     ) -> i64 {
-        let group = self.g;
+        let group = self.group;
         let set_len = set.len().min(REFINED_NODES);
         // The nodes of a line's mask: regular lines, those sending a regular package;
         // ship-alone line l, those whose first unit of it rides their entry.

@@ -1,6 +1,6 @@
 //! Seeding: a few good multi-node plans before the exhaustive search, so that its threshold
-//! starts low. Only offers plans to the top three; it never decides what the search skips.
-//! Whatever it finds is an exact plan, so the result is the same with or without it.
+//! starts low. Never prunes anything itself: it only offers plans to the top three. Every
+//! plan it offers is solved exactly, so the top three are the same with or without it.
 
 use super::Search;
 use crate::sourcing::engine::cost::{INF, saturating_times};
@@ -43,7 +43,7 @@ impl Search<'_, '_> {
     /// `tops[0]` by single bound, `tops[1 + l]` the cheapest to serve line l (entry plus
     /// the relaxed cost of its units).
     fn seed_scores(&self, single_bound: &[i64]) -> Vec<Vec<(i64, usize)>> {
-        let group = self.g;
+        let group = self.group;
         let n_lines = group.line_count();
         let mut tops: Vec<Vec<(i64, usize)>> = vec![Vec::with_capacity(SEED_POOL + 1); n_lines + 1];
         // Small terms (the usual case): the scores in plain arithmetic, nothing can saturate.
@@ -108,34 +108,34 @@ impl Search<'_, '_> {
     /// the shortlisted candidate with the best set bound (solving the two best sets of
     /// every step).
     fn seed(&mut self, starts: &[usize], shortlist: &[usize]) {
-        let k = self.g.max_nodes;
-        let mut set: Vec<usize> = Vec::with_capacity(k);
+        let max_nodes = self.group.max_nodes;
+        let mut set: Vec<usize> = Vec::with_capacity(max_nodes);
         for &s in starts {
             set.clear();
             set.push(s);
-            while set.len() < k && !self.stopped {
+            while set.len() < max_nodes && !self.stopped {
                 let mut best = [(INF, usize::MAX); SEED_BRANCHES];
                 for &c in shortlist {
                     if set.contains(&c) {
                         continue;
                     }
                     set.push(c);
-                    let b = self.set_bound(&set);
+                    let bound = self.set_bound(&set);
                     set.pop();
-                    if let Some(at) = best.iter().position(|&(bb, bc)| (b, c) < (bb, bc)) {
+                    if let Some(at) = best.iter().position(|&best| (bound, c) < best) {
                         best[at..].rotate_right(1);
-                        best[at] = (b, c);
+                        best[at] = (bound, c);
                     }
                 }
                 let mut next = None;
-                for &(b, c) in &best {
-                    if b > self.threshold() || self.stopped {
+                for &(bound, c) in &best {
+                    if bound > self.threshold() || self.stopped {
                         break;
                     }
                     set.push(c);
-                    let cost = self.allocate(&set, b).unwrap_or(INF);
+                    let cost = self.allocate(&set, bound).unwrap_or(INF);
                     set.pop();
-                    if next.is_none_or(|(nc, _)| cost < nc) {
+                    if next.is_none_or(|(next_cost, _)| cost < next_cost) {
                         next = Some((cost, c));
                     }
                 }
