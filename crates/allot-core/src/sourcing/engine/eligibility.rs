@@ -354,6 +354,10 @@ pub(super) fn eligible_group<'r>(
 /// Node-level reasons for every node, in one pass without a branch per node: each node's
 /// entry in `candidates` (a node without a reason holds something and is examined next: its
 /// entry is a placeholder until then), and in `holders` the nodes without a reason.
+// (Inlined, as are `HolderExam::examine` and `lines_served`: the passes over every node and
+// every holder then keep their state in registers, as when they were one function; called
+// out of line they cost 3% more instructions per decision, measured with callgrind.)
+#[inline(always)]
 fn node_level_reasons(
     ctx: &GroupCtx<'_, '_>,
     rules: &GroupRules<'_>,
@@ -398,6 +402,7 @@ impl<'s, 'o> HolderExam<'s, 'o> {
 
     /// Node `index`: its distance, band and lines; its entry in `candidates` and, if it can
     /// give some line a unit, its candidate in the group.
+    #[inline(always)]
     fn examine(
         &mut self,
         ctx: &GroupCtx<'_, '_>,
@@ -494,6 +499,7 @@ impl<'s, 'o> HolderExam<'s, 'o> {
 
     /// Per line, whether the node may serve it (into `eligible`), without branches on each
     /// line's outcome.
+    #[inline(always)]
     fn lines_served(
         &mut self,
         rules: &GroupRules<'_>,

@@ -170,6 +170,8 @@ impl<'r> Group<'r> {
     /// Adds node `node` as a candidate: `costs`, `unit_cap` units at most, per line whether
     /// it may serve it (`eligible`), and per SKU slot its usable and aging units (`stock`).
     /// Per line, in one pass: its units and unit cost, and the candidate's part of `bounds`.
+    // (Inlined into eligibility's pass over the holders: see `node_level_reasons`.)
+    #[inline(always)]
     pub(super) fn add_candidate(
         &mut self,
         node: usize,
