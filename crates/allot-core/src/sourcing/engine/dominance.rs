@@ -28,7 +28,7 @@ impl AddableNodes {
     pub(super) fn suffixes(group: &Group<'_>, order: &[usize]) -> AddableNodes {
         let n_lines = group.line_count();
         let n = order.len();
-        let mut a = AddableNodes {
+        let mut addable = AddableNodes {
             lines: n_lines,
             min_entry: vec![INF; n + 1],
             cover: vec![INF; (n + 1) * n_lines],
@@ -38,26 +38,26 @@ impl AddableNodes {
         };
         for p in (0..n).rev() {
             let c = order[p];
-            a.min_entry[p] = a.min_entry[p + 1].min(group.candidates[c].entry);
+            addable.min_entry[p] = addable.min_entry[p + 1].min(group.candidates[c].entry);
             for l in 0..n_lines {
                 let (here, next) = (p * n_lines + l, (p + 1) * n_lines + l);
-                let av = group.avail[c * n_lines + l];
-                a.cover[here] = a.cover[next];
-                a.min_unit[here] = a.min_unit[next];
-                a.min_full[here] = a.min_full[next];
-                a.max_avail[here] = a.max_avail[next].max(av);
-                if av > 0 {
-                    a.cover[here] = a.cover[here].min(group.candidates[c].entry);
-                    a.min_unit[here] = a.min_unit[here].min(group.first_unit(c, l));
-                    a.min_full[here] = a.min_full[here].min(group.full_unit(c, l));
+                let avail = group.avail[c * n_lines + l];
+                addable.cover[here] = addable.cover[next];
+                addable.min_unit[here] = addable.min_unit[next];
+                addable.min_full[here] = addable.min_full[next];
+                addable.max_avail[here] = addable.max_avail[next].max(avail);
+                if avail > 0 {
+                    addable.cover[here] = addable.cover[here].min(group.candidates[c].entry);
+                    addable.min_unit[here] = addable.min_unit[here].min(group.first_unit(c, l));
+                    addable.min_full[here] = addable.min_full[here].min(group.full_unit(c, l));
                 }
             }
         }
-        a
+        addable
     }
 
     /// The aggregate of no candidate (one position), to which the candidates of a group
-    /// are added as they are built (in `source_group`).
+    /// are added as they are built (`Group::add_candidate`).
     pub(super) fn empty(n_lines: usize) -> AddableNodes {
         AddableNodes {
             lines: n_lines,
@@ -436,12 +436,12 @@ const DOMINANCE_CHECKS: usize = 200_000;
 const GROUP_SLOTS: usize = 256;
 
 /// Lower bounds on the entry costs of the nodes added to a set, by the lines they cover:
-/// `b[(r − 1) × 2^L + X]` is the cheapest Σ entry of 1..=r candidates (any, repeats
+/// `entries[(r − 1) × 2^L + X]` is the cheapest Σ entry of 1..=r candidates (any, repeats
 /// allowed) that can together serve every line of `X`. Built when 3^L × r is small.
 pub(super) struct CoverTable {
     lines: usize,
     rows: usize,
-    b: Vec<i64>,
+    entries: Vec<i64>,
 }
 
 /// Largest 3^L × (max_nodes − 1) for which the cover table is built.
@@ -471,8 +471,8 @@ impl CoverTable {
                 }
             }
         }
-        let mut b = Vec::with_capacity(rows * size);
-        b.extend_from_slice(&one);
+        let mut entries = Vec::with_capacity(rows * size);
+        entries.extend_from_slice(&one);
         let mut exact = one.clone(); // exactly r nodes (repeats allowed)
         for _ in 1..rows {
             let mut next = vec![INF; size];
@@ -491,18 +491,18 @@ impl CoverTable {
                 }
                 *nx = (*nx).min(INF);
             }
-            let prev = b.len() - size;
+            let prev = entries.len() - size;
             for x in 0..size {
-                let v = b[prev + x].min(next[x]);
-                b.push(v);
+                let v = entries[prev + x].min(next[x]);
+                entries.push(v);
             }
             exact = next;
         }
-        Some(CoverTable { lines: n_lines, rows, b })
+        Some(CoverTable { lines: n_lines, rows, entries })
     }
 
     pub(super) fn get(&self, r: usize, x: u64) -> i64 {
         let r = r.min(self.rows);
-        self.b[(r - 1) * (1 << self.lines) + x as usize]
+        self.entries[(r - 1) * (1 << self.lines) + x as usize]
     }
 }
