@@ -121,6 +121,7 @@ struct NodeDistance {
 
 impl NodeDistance {
     /// Great-circle km (infinite without a destination).
+    #[inline(always)]
     fn km(&mut self) -> f64 {
         match self.dest {
             None => f64::INFINITY,
@@ -129,6 +130,7 @@ impl NodeDistance {
     }
 
     /// `self.km() <= limit_km`, through the chord when it can tell.
+    #[inline(always)]
     fn within(&mut self, limit: ChordLimit, limit_km: f64) -> bool {
         match self.chord2.and_then(|c| limit.decide(c)) {
             Some(within) => within,
@@ -138,6 +140,7 @@ impl NodeDistance {
 
     /// The distance the explanation reports (the same km, computed when read if not yet:
     /// then the node has a sphere point in the table).
+    #[inline(always)]
     fn reported(&self) -> (Distance, f64) {
         match (self.dest, self.km) {
             (None, _) => (Distance::None, 0.0),
@@ -217,6 +220,7 @@ impl<'a> GroupRules<'a> {
 
     /// The first node-level reason to drop node `index` (`holds_any`: it holds some unit of
     /// the group's SKUs).
+    #[inline(always)]
     fn node_reason(&self, index: usize, state: &NodeState<'_>, holds_any: bool) -> Option<DropReason> {
         let (filters, node) = (self.filters, state.node);
         if filters.exclude_nodes.contains(&node.id) {
@@ -238,6 +242,7 @@ impl<'a> GroupRules<'a> {
 
     /// Node `index`'s distance to the destination (the chord through the table's sphere
     /// point, when it has one for the node's location).
+    #[inline(always)]
     fn distance(&self, index: usize, node: &Node) -> NodeDistance {
         let chord2 = self.points.and_then(|(points, dest)| {
             points.get(index).filter(|p| p.point() == node.location).map(|p| dest.chord2(*p))
@@ -246,6 +251,7 @@ impl<'a> GroupRules<'a> {
     }
 
     /// The shipping band `(base, per kg)` of a node at `distance`, or why it has none.
+    #[inline(always)]
     fn band(&self, distance: &mut NodeDistance) -> Result<(i64, i64), DropReason> {
         if let Some((max, limit)) = self.radius
             && !distance.within(limit, max)
@@ -354,9 +360,10 @@ pub(super) fn eligible_group<'r>(
 /// Node-level reasons for every node, in one pass without a branch per node: each node's
 /// entry in `candidates` (a node without a reason holds something and is examined next: its
 /// entry is a placeholder until then), and in `holders` the nodes without a reason.
-// (Inlined, as are `HolderExam::examine` and `lines_served`: the passes over every node and
-// every holder then keep their state in registers, as when they were one function; called
-// out of line they cost 3% more instructions per decision, measured with callgrind.)
+// (Inlined, as are `HolderExam::examine` and the functions it calls: the passes over every
+// node and every holder then keep their state in registers, as when they were one function;
+// called out of line they cost 3% more instructions per decision (callgrind) and 5% more time
+// on decisions that solve at most two node sets.)
 #[inline(always)]
 fn node_level_reasons(
     ctx: &GroupCtx<'_, '_>,
@@ -479,6 +486,7 @@ impl<'s, 'o> HolderExam<'s, 'o> {
 
     /// Usable units per SKU slot at node `index` (ATP less what pinned pickup lines took
     /// and store protection) and their aging units.
+    #[inline(always)]
     fn read_usable(
         &mut self,
         ctx: &GroupCtx<'_, '_>,

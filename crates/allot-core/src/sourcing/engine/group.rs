@@ -244,6 +244,7 @@ impl<'r> Group<'r> {
 /// Linear lower bound ×1000 of one unit's cost of `line` at a node with unit costs
 /// `(per unit, per kg, km rounded up)` (`emissions_milli`: its emissions per kg ×1000),
 /// before the aging bonus and the package base of ship-alone units.
+#[inline(always)]
 fn unit_cost_milli(
     cost: &CostModel,
     line: &GroupLine,
