@@ -3,7 +3,8 @@
 
 use super::*;
 use crate::money::Currency;
-use crate::network::{Capability, NodeCapacity, NodeCosts, NodeStatus, TimeZoneName};
+use crate::network::{Capability, Node, NodeCapacity, NodeCosts, NodeStatus, NodeType, TimeZoneName};
+use crate::qty::Qty;
 use crate::rng::SplitMix64;
 use crate::sourcing::policy::{Constraints, CostModel, Filters, Policy, RuleBody, ShippingZone};
 
