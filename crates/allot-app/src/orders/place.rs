@@ -1,95 +1,12 @@
-//! Order capture: idempotent intake, sourcing through the engine, and allocation that
-//! never oversells.
-//!
-//! Placement is one write command (`Store::write`: its own transaction on PostgreSQL, a
-//! savepoint in a group-committed transaction on SQLite): the plan is made from the read
-//! model (fast, possibly a little behind other servers), then the stock of every planned
-//! position is taken by one conditional `UPDATE` that succeeds per position only while
-//! the database's ATP covers it. If a position fails, the command rolls back, the
-//! positions involved are re-read into the read model and the order is sourced again (at
-//! most [`PLACE_ATTEMPTS`] times; on the last attempt units whose allocation fails are
-//! simply not allocated). The order, its lines, fulfillment orders, allocations and
-//! events are written in the same command as the stock they take.
-//!
-//! The path is kept short because every order of the server passes through it:
-//! - **No reads before the write.** A repeated (channel, external_id) is found by the
-//!   orders table's unique key inside the write (the attempt rolls back and the stored
-//!   order is answered, or a 409 if the body differs); only an order converting a
-//!   reservation looks first, because a converted reservation cannot be converted again.
-//!   Reservations past their expiry are expired only when they could be in the way: when
-//!   the plan leaves units unplaced (then due reservations are expired and the order
-//!   planned again) and, inside the write, when a planned position comes up short (then
-//!   they are expired and the position tried again). So a due reservation never blocks
-//!   stock, and the background sweep expires the rest.
-//! - **Stock is taken last** (except on the last attempt): the order and its events are
-//!   written first as planned, then the planned positions are taken in one statement and,
-//!   if one of them comes up short, the attempt rolls back. On PostgreSQL a hot position's
-//!   row lock is then held only from that statement to the commit, not while the order is
-//!   written; on the last attempt stock is taken first and the order records what it got.
-//! - **One round trip for the order's rows, events and stock**
-//!   ([`allot_store::Tx::insert_order_taking`]).
+//! Placing an order: plan with the engine, then write the order and take its stock in
+//! one write command, planning again when a concurrent order got there first (see the
+//! module docs of `orders`).
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
-use allot_core::sourcing::{LineToSource, OrderToSource};
-use allot_core::{ChannelId, FoEvent, FoKind, FoStatus, NodeId, Sku, Transition};
-use allot_store::{AllocationRow, FulfillmentOrderRow, OrderLineRow, Step, StockMove, StoredOrder, StoredPosition};
-
-use serde_json::json;
-
-use crate::rows::{
-    REASON_MAX_CHARS, fo_kind, fo_status, line_status, new_allocation, new_fulfillment_order, new_id, order_status,
-    stamp_due_dates,
-};
-use crate::workers::ErrorChain;
-use crate::{App, AppError, FieldError, Quote, Result};
-
-/// Attempts to place an order when concurrent orders take the planned stock first.
-pub const PLACE_ATTEMPTS: usize = 3;
-
-/// An order as captured, ready to place.
-#[derive(Debug, Clone)]
-pub struct PlaceOrder {
-    pub channel: ChannelId,
-    pub external_id: String,
-    /// SHA-256 (hex) of the canonical request, for idempotency.
-    pub request_hash: String,
-    /// The request as captured (JSON), stored with the order.
-    pub document: String,
-    pub holds: Vec<String>,
-    pub policy: Option<String>,
-    /// A checkout reservation converted into this order's allocation.
-    pub reservation_id: Option<String>,
-    /// Line ids whose units may come as the item's substitutes (in the item's order) when
-    /// the ordered SKU cannot be sourced.
-    pub substitutable: std::collections::BTreeSet<String>,
-    /// A ship promise option the order is placed on (`promise_option_id`): its ship lines
-    /// take the service level (unless they name one) and keep the date as their promise,
-    /// watched by the jeopardy sweep.
-    pub promise: Option<ShipPromise>,
-    /// A pickup promise option (`pickup:<store>`): the order's pickup and curbside lines at
-    /// that store keep the time it is ready (worked out from the store's calendar when the
-    /// order is placed) as their promise.
-    pub pickup_promise: Option<NodeId>,
-    pub order: OrderToSource,
-}
-
-/// A ship option of `POST /v1/promises` an order commits to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShipPromise {
-    pub service_level: String,
-    pub delivery_date: jiff::civil::Date,
-}
-
-/// Lines the customer collects at a store (what a pickup promise covers).
-fn is_counter(method: allot_core::FulfillmentMethod) -> bool {
-    matches!(method, allot_core::FulfillmentMethod::Pickup | allot_core::FulfillmentMethod::Curbside)
-}
+use super::*;
 
 /// One placement attempt's plan: the engine's decision, the substitutes planned for what
 /// it leaves short, and the decision as stored with the order.
-struct Plan {
+pub(super) struct Plan {
     quote: Quote,
     subs: Vec<SubstitutePlan>,
     decision: String,
@@ -101,7 +18,7 @@ struct Plan {
 
 /// Units of a line planned as a substitute SKU: (node, units) per package.
 #[derive(Debug, Clone)]
-struct SubstitutePlan {
+pub(super) struct SubstitutePlan {
     line: usize,
     sku: Sku,
     packages: Vec<(NodeId, u64)>,
@@ -109,7 +26,7 @@ struct SubstitutePlan {
 
 /// How an order converts a reservation: units pinned to the reservation's nodes, and what
 /// is left to source.
-struct Conversion {
+pub(super) struct Conversion {
     reservation_id: String,
     /// (line index, node, SKU) → units taken over from the reservation.
     pinned: BTreeMap<(usize, NodeId, Sku), u64>,
@@ -118,7 +35,7 @@ struct Conversion {
 }
 
 /// How one placement attempt ended.
-enum Attempt {
+pub(super) enum Attempt {
     /// The (channel, external_id) was placed meanwhile.
     Exists,
     /// Planned stock was taken by others first: re-read these positions and plan again.
@@ -128,7 +45,7 @@ enum Attempt {
 }
 
 /// Whether a reservation can still be converted, as a conflict naming why not.
-fn check_convertible(r: &allot_store::StoredReservation, now: i64) -> Result<()> {
+pub(super) fn check_convertible(r: &allot_store::StoredReservation, now: i64) -> Result<()> {
     let why = match r.status.as_str() {
         "active" if r.expires_at_ms > now => return Ok(()),
         "active" | "expired" => "expired".to_owned(),
@@ -139,13 +56,6 @@ fn check_convertible(r: &allot_store::StoredReservation, now: i64) -> Result<()>
         "reservation_id",
         format!("reservation {} is {why}", r.reservation_id),
     )]))
-}
-
-/// The result of placing: the stored order, and whether this call created it.
-#[derive(Debug, Clone)]
-pub struct Placed {
-    pub order: StoredOrder,
-    pub created: bool,
 }
 
 impl App {
@@ -266,7 +176,7 @@ impl App {
     /// One placement attempt as one autocommit statement on PostgreSQL
     /// ([`allot_store::Store::place_order_at_once`]): every planned position must cover its
     /// units or nothing is written, and the attempt answers `Retry` with all of them.
-    async fn place_at_once(&self, input: &PlaceOrder, plan: Plan) -> Result<Attempt> {
+    pub(super) async fn place_at_once(&self, input: &PlaceOrder, plan: Plan) -> Result<Attempt> {
         let Plan { quote, subs, decision, pickup_ready_at_ms, implied_promise } = plan;
         let now = self.now_ms();
         let wants = planned_wants(&quote, &subs);
@@ -285,7 +195,7 @@ impl App {
     }
 
     /// One placement attempt inside a write transaction (see the module docs).
-    async fn place_in(
+    pub(super) async fn place_in(
         &self,
         tx: &mut allot_store::Tx,
         input: &PlaceOrder,
@@ -351,7 +261,7 @@ impl App {
     /// Whether a reservation may hold stock the order's SKUs could use: the read model
     /// shows reserved units at some node (it hears other servers' reservations within a
     /// second; the write re-checks a short position anyway, see [`App::take_stock`]).
-    fn may_hold_reservations(&self, order: &OrderToSource) -> bool {
+    pub(super) fn may_hold_reservations(&self, order: &OrderToSource) -> bool {
         let read = self.inner.read.read();
         order.lines.iter().any(|l| {
             read.positions
@@ -366,7 +276,7 @@ impl App {
     /// never blocks stock) and the short positions tried once more. Appends every position
     /// written to `written` (the read model keeps each one's newest version) and answers
     /// the keys taken.
-    async fn take_stock(
+    pub(super) async fn take_stock(
         &self,
         tx: &mut allot_store::Tx,
         wants: &BTreeMap<(NodeId, Sku), u64>,
@@ -396,7 +306,7 @@ impl App {
     /// For lines that allow substitution and that the plan leaves short, sources the
     /// shortfall as the item's substitutes, in the item's order, each from what the
     /// previous ones left.
-    fn plan_substitutes(
+    pub(super) fn plan_substitutes(
         &self,
         input: &PlaceOrder,
         to_source: &OrderToSource,
@@ -459,7 +369,7 @@ impl App {
 
     /// Matches a reservation's units to the order's lines (same SKU; a pickup line only
     /// at its pickup node), in line order and node id order.
-    async fn plan_conversion(&self, id: &str, input: &PlaceOrder) -> Result<Conversion> {
+    pub(super) async fn plan_conversion(&self, id: &str, input: &PlaceOrder) -> Result<Conversion> {
         let found = self.inner.store.reservation(id).await?;
         let Some(r) = found.filter(|r| r.owner.is_empty() || r.owner == input.channel.as_str()) else {
             return Err(AppError::invalid("reservation_id", format!("unknown reservation {id}")));
@@ -496,7 +406,7 @@ impl App {
 
     /// In the order's transaction: re-checks the reservation, turns its pinned units into
     /// allocations and gives the rest back to ATP.
-    async fn take_reservation(
+    pub(super) async fn take_reservation(
         &self,
         tx: &mut allot_store::Tx,
         c: &Conversion,
@@ -532,7 +442,7 @@ impl App {
         Ok(())
     }
 
-    async fn existing_order(&self, input: &PlaceOrder) -> Result<Option<Placed>> {
+    pub(super) async fn existing_order(&self, input: &PlaceOrder) -> Result<Option<Placed>> {
         let found = self.inner.store.order_ref(input.channel.as_str(), &input.external_id).await?;
         let Some((order_id, hash)) = found else { return Ok(None) };
         if hash != input.request_hash {
@@ -562,7 +472,7 @@ impl App {
     /// The order as `taken` allocates it (promised dates stamped, parts in order) and the
     /// events that announce it.
     #[allow(clippy::too_many_arguments)]
-    fn compose(
+    pub(super) fn compose(
         &self,
         input: &PlaceOrder,
         quote: &Quote,
@@ -597,7 +507,7 @@ impl App {
         (order, events)
     }
 
-    fn build_order(
+    pub(super) fn build_order(
         &self,
         input: &PlaceOrder,
         quote: &Quote,
@@ -694,18 +604,10 @@ impl App {
         }
     }
 
-    pub async fn order_by_id(&self, order_id: &str) -> Result<StoredOrder> {
-        self.inner
-            .store
-            .order(order_id)
-            .await?
-            .ok_or_else(|| AppError::NotFound { what: "order", id: order_id.to_owned() })
-    }
-
     /// When a pickup promise at `store` is ready if the order is placed now (the store's
     /// calendar: pickup preparation counted in open minutes). The order must have pickup
     /// or curbside lines at that store.
-    fn pickup_ready_at(&self, store: &NodeId, order: &OrderToSource) -> Result<i64> {
+    pub(super) fn pickup_ready_at(&self, store: &NodeId, order: &OrderToSource) -> Result<i64> {
         let bad = |m: String| AppError::invalid("promise_option_id", m);
         if !order.lines.iter().any(|l| l.pickup_node.as_ref() == Some(store) && is_counter(l.method)) {
             return Err(bad(format!("no pickup or curbside line at {store}: send the lines as pickup lines there")));
@@ -716,332 +618,10 @@ impl App {
             .ok_or_else(|| bad(format!("{store} is not open for pickup in the coming weeks")))?;
         Ok(ready.as_millisecond())
     }
-
-    /// One page of at most `filter.limit` orders, newest first, with the cursor of the next
-    /// page. A channel key sees only its own channel's orders: asking for another channel
-    /// finds nothing (as a lookup would answer "not found").
-    pub async fn list_orders(
-        &self,
-        mut filter: allot_store::OrderFilter,
-        channel: Option<&ChannelId>,
-    ) -> Result<crate::ListPage<allot_store::OrderSummary>> {
-        if let Some(c) = channel {
-            if filter.channel.as_deref().is_some_and(|f| f != c.as_str()) {
-                return Ok(crate::ListPage { entries: Vec::new(), next_cursor: None });
-            }
-            filter.channel = Some(c.to_string());
-        }
-        let limit = usize::try_from(filter.limit).unwrap_or(0);
-        filter.limit += 1; // one more tells whether another page follows
-        let mut entries = self.inner.store.list_orders(&filter).await?;
-        let next_cursor = if entries.len() > limit {
-            entries.truncate(limit);
-            entries.last().map(|o| o.order_id.clone())
-        } else {
-            None
-        };
-        Ok(crate::ListPage { entries, next_cursor })
-    }
-
-    /// An order as seen by a caller: a channel key sees only its own channel's orders
-    /// (anything else is "not found", not "forbidden").
-    pub async fn order_for(&self, order_id: &str, channel: Option<&ChannelId>) -> Result<StoredOrder> {
-        let order = self.order_by_id(order_id).await?;
-        match channel {
-            Some(c) if c.as_str() != order.channel => {
-                Err(AppError::NotFound { what: "order", id: order_id.to_owned() })
-            }
-            _ => Ok(order),
-        }
-    }
-}
-
-impl App {
-    /// Locks an order for a change and loads it (visible to `channel` only if given).
-    pub(crate) async fn lock_for_change(
-        &self,
-        tx: &mut allot_store::Tx,
-        order_id: &str,
-        channel: Option<&ChannelId>,
-    ) -> Result<StoredOrder> {
-        if !tx.lock_order(order_id).await? {
-            return Err(AppError::NotFound { what: "order", id: order_id.to_owned() });
-        }
-        let Some(order) = tx.order(order_id).await? else {
-            return Err(AppError::NotFound { what: "order", id: order_id.to_owned() });
-        };
-        if channel.is_some_and(|c| c.as_str() != order.channel) {
-            return Err(AppError::NotFound { what: "order", id: order_id.to_owned() });
-        }
-        Ok(order)
-    }
-
-    /// Cancels units of one line (all its open units when `quantity` is `None`): unfilled
-    /// and backordered units first, then allocated ones, whose stock returns to ATP at
-    /// once. Cancelling an already cancelled line answers the order as it is.
-    pub async fn cancel_line(
-        &self,
-        order_id: &str,
-        line_id: &str,
-        quantity: Option<u64>,
-        reason: &str,
-        channel: Option<&ChannelId>,
-    ) -> Result<StoredOrder> {
-        self.cancel(order_id, Some((line_id, quantity)), reason, channel).await
-    }
-
-    /// Cancels every open unit of an order.
-    pub async fn cancel_order(&self, order_id: &str, reason: &str, channel: Option<&ChannelId>) -> Result<StoredOrder> {
-        self.cancel(order_id, None, reason, channel).await
-    }
-
-    async fn cancel(
-        &self,
-        order_id: &str,
-        target: Option<(&str, Option<u64>)>,
-        reason: &str,
-        channel: Option<&ChannelId>,
-    ) -> Result<StoredOrder> {
-        if reason.trim().is_empty() || reason.chars().count() > REASON_MAX_CHARS {
-            return Err(AppError::invalid("reason", format!("must be 1–{REASON_MAX_CHARS} characters")));
-        }
-        let now = self.now_ms();
-        let mut tx = self.inner.store.begin().await?;
-        let mut order = self.lock_for_change(&mut tx, order_id, channel).await?;
-        // Units a cancellation can still reach: not yet allocated, or allocated in a
-        // fulfillment order that has not handed them over.
-        let holding: std::collections::BTreeSet<String> = order
-            .fulfillment_orders
-            .iter()
-            .filter(|f| FoStatus::parse(&f.status).is_some_and(FoStatus::holds_stock))
-            .map(|f| f.fulfillment_order_id.clone())
-            .collect();
-        let cancellable = |order: &StoredOrder, i: usize| {
-            let l = &order.lines[i];
-            let allocated: i64 = order
-                .allocations
-                .iter()
-                .filter(|a| a.line_id == l.line_id && holding.contains(&a.fulfillment_order_id))
-                .map(|a| a.quantity)
-                .sum();
-            l.unfilled + l.backordered + allocated
-        };
-        let handed_over = || {
-            AppError::Conflict(vec![FieldError::new(
-                "quantity",
-                "the units are already shipped or picked up; a return (not a cancellation) takes them back",
-            )])
-        };
-        let picks: Vec<(usize, i64)> = match target {
-            None => {
-                let picks: Vec<(usize, i64)> = (0..order.lines.len()).map(|i| (i, cancellable(&order, i))).collect();
-                let open: i64 = order.lines.iter().map(|l| l.quantity - l.cancelled).sum();
-                if open > 0 && picks.iter().all(|(_, q)| *q == 0) {
-                    tx.rollback().await?;
-                    return Err(handed_over());
-                }
-                picks
-            }
-            Some((line_id, q)) => {
-                let Some(i) = order.lines.iter().position(|l| l.line_id == line_id) else {
-                    tx.rollback().await?;
-                    return Err(AppError::NotFound { what: "order line", id: format!("{order_id}/{line_id}") });
-                };
-                let open = order.lines[i].quantity - order.lines[i].cancelled;
-                let can = cancellable(&order, i);
-                let want = q.map_or(can, |q| i64::try_from(q).unwrap_or(i64::MAX));
-                if q == Some(0) || want > open {
-                    tx.rollback().await?;
-                    return Err(AppError::invalid("quantity", format!("must be 1–{open} (the line's open units)")));
-                }
-                if want > can || (q.is_none() && can == 0 && open > 0) {
-                    tx.rollback().await?;
-                    return Err(handed_over());
-                }
-                vec![(i, want)]
-            }
-        };
-        // The positions a cancellation may release, locked in key order (PostgreSQL) so it
-        // never locks them in the opposite order of a concurrent fulfillment action.
-        let mut keys: Vec<(NodeId, Sku)> = order
-            .allocations
-            .iter()
-            .filter(|a| a.quantity > 0 && holding.contains(&a.fulfillment_order_id))
-            .filter_map(|a| Some((NodeId::parse(&a.node_id).ok()?, Sku::parse(&a.sku).ok()?)))
-            .collect();
-        keys.sort();
-        keys.dedup();
-        if !keys.is_empty() {
-            tx.lock_positions(&keys, now).await?;
-        }
-        let was_open = order.status != "cancelled";
-        let mut cancelled_now: Vec<(String, i64)> = Vec::new();
-        let mut written = Vec::new();
-        for (i, mut left) in picks {
-            if left == 0 {
-                continue;
-            }
-            let total = left;
-            cancelled_now.push((order.lines[i].line_id.clone(), total));
-            let line = &mut order.lines[i];
-            for bucket in [&mut line.unfilled, &mut line.backordered] {
-                let take = left.min(*bucket);
-                *bucket -= take;
-                left -= take;
-            }
-            // Allocated units not yet handed over: release stock node by node (node id order).
-            let mut allocs: Vec<&mut AllocationRow> = order
-                .allocations
-                .iter_mut()
-                .filter(|a| a.line_id == line.line_id && a.quantity > 0 && holding.contains(&a.fulfillment_order_id))
-                .collect();
-            allocs.sort_by(|a, b| a.node_id.cmp(&b.node_id));
-            for a in allocs {
-                if left == 0 {
-                    break;
-                }
-                let take = left.min(a.quantity);
-                let (node, sku) = (NodeId::parse(&a.node_id), Sku::parse(&a.sku));
-                let (Ok(node), Ok(sku)) = (node, sku) else { continue };
-                match tx.move_stock(StockMove::Release, &node, &sku, take as u64, now).await? {
-                    Some(p) => written.push(p),
-                    None => {
-                        return Err(AppError::stock_mismatch(&node, &sku, "allocated", &format!("order {order_id}")));
-                    }
-                }
-                a.quantity -= take;
-                if let Some(p) = a.picked.as_mut() {
-                    *p = (*p).min(a.quantity);
-                }
-                line.allocated -= take;
-                left -= take;
-                tx.update_allocation(a).await?;
-            }
-            line.cancelled += total;
-            line.status = line_status(line).to_owned();
-            tx.update_line(order_id, line).await?;
-            tx.insert_cancellation(order_id, &line.line_id, total, reason, now).await?;
-        }
-        let mut events = Vec::new();
-        for fo in order.fulfillment_orders.iter_mut().filter(|f| holding.contains(&f.fulfillment_order_id)) {
-            let left: i64 = order
-                .allocations
-                .iter()
-                .filter(|a| a.fulfillment_order_id == fo.fulfillment_order_id)
-                .map(|a| a.quantity)
-                .sum();
-            if left == 0 {
-                fo.status = FoStatus::Cancelled.as_str().to_owned();
-                fo.reason = Some(reason.to_owned());
-                fo.updated_at_ms = now;
-                tx.update_fulfillment_order(fo).await?;
-                events.push(crate::events::fo_event(fo, &order.channel, now, json!({"reason": reason})));
-            }
-        }
-        let status = order_status(&order.lines, &order.holds);
-        tx.update_order(order_id, status, &order.holds).await?;
-        order.status = status.to_owned();
-        if status == "cancelled" && was_open {
-            events.push(crate::events::order_event("order.cancelled", &order, now, json!({"reason": reason})));
-        } else {
-            for (line_id, q) in &cancelled_now {
-                events.push(crate::events::order_event(
-                    "order.line_cancelled",
-                    &order,
-                    now,
-                    json!({"line_id": line_id, "quantity": q, "reason": reason}),
-                ));
-            }
-        }
-        tx.insert_events(&events).await?;
-        self.notify(&mut tx, || self.positions_note(&written)).await?;
-        tx.commit().await?;
-        self.refresh_positions(written);
-        if cancelled_now.iter().any(|(_, q)| *q > 0) {
-            self.backorders_changed(order.lines.iter().map(|l| l.sku.clone()).collect()).await;
-        }
-        self.order_by_id(order_id).await
-    }
-
-    /// After a change that may have moved backordered units of `skus`: recomputes their
-    /// supply commitments. Errors are logged, not answered: the change itself committed,
-    /// and the next change of the SKU recomputes them again.
-    pub(crate) async fn backorders_changed(&self, mut skus: Vec<String>) {
-        skus.sort();
-        skus.dedup();
-        if let Err(e) = self.recommit_supply(&skus).await {
-            tracing::warn!(error = %ErrorChain(&e), "recomputing supply commitments failed");
-        }
-    }
-
-    /// Adds a hold: fulfillment orders not yet worked on are held back. Adding a hold the
-    /// order already has changes nothing.
-    pub async fn add_hold(&self, order_id: &str, hold: &str, channel: Option<&ChannelId>) -> Result<StoredOrder> {
-        let mut tx = self.inner.store.begin().await?;
-        let mut order = self.lock_for_change(&mut tx, order_id, channel).await?;
-        if order.status == "cancelled" {
-            tx.rollback().await?;
-            return Err(AppError::Conflict(vec![FieldError::new("hold", "the order is cancelled")]));
-        }
-        if !order.holds.iter().any(|h| h == hold) {
-            order.holds.push(hold.to_owned());
-            let now = self.now_ms();
-            for fo in order.fulfillment_orders.iter_mut() {
-                if let Ok(Transition::To(to)) =
-                    allot_core::fulfillment::next(fo_status(fo)?, FoEvent::Hold, fo_kind(fo)?)
-                {
-                    fo.status = to.as_str().to_owned();
-                    fo.released_at_ms = None;
-                    fo.updated_at_ms = now;
-                    tx.update_fulfillment_order(fo).await?;
-                }
-            }
-            let status = order_status(&order.lines, &order.holds);
-            tx.update_order(order_id, status, &order.holds).await?;
-            order.status = status.to_owned();
-            let event = crate::events::order_event("order.on_hold", &order, self.now_ms(), json!({"hold": hold}));
-            tx.insert_events(&[event]).await?;
-        }
-        tx.commit().await?;
-        self.order_by_id(order_id).await
-    }
-
-    /// Releases a hold; when the last one goes, fulfillment orders are released to their
-    /// nodes. Releasing a hold the order does not have is "not found".
-    pub async fn release_hold(&self, order_id: &str, hold: &str, channel: Option<&ChannelId>) -> Result<StoredOrder> {
-        let mut tx = self.inner.store.begin().await?;
-        let mut order = self.lock_for_change(&mut tx, order_id, channel).await?;
-        let Some(at) = order.holds.iter().position(|h| h == hold) else {
-            tx.rollback().await?;
-            return Err(AppError::NotFound { what: "hold", id: format!("{order_id}/{hold}") });
-        };
-        order.holds.remove(at);
-        let now = self.now_ms();
-        if order.holds.is_empty() {
-            for fo in order.fulfillment_orders.iter_mut() {
-                let next = allot_core::fulfillment::next(fo_status(fo)?, FoEvent::Release, fo_kind(fo)?);
-                if let Ok(Transition::To(to)) = next {
-                    fo.status = to.as_str().to_owned();
-                    fo.released_at_ms = Some(now);
-                    fo.updated_at_ms = now;
-                    tx.update_fulfillment_order(fo).await?;
-                }
-            }
-        }
-        let status = order_status(&order.lines, &order.holds);
-        tx.update_order(order_id, status, &order.holds).await?;
-        if order.holds.is_empty() && status != "cancelled" {
-            order.status = status.to_owned();
-            let event = crate::events::order_event("order.released", &order, now, json!({"hold": hold}));
-            tx.insert_events(&[event]).await?;
-        }
-        tx.commit().await?;
-        self.order_by_id(order_id).await
-    }
 }
 
 /// Units the plan (and its substitutes) takes from each position.
-fn planned_wants(quote: &Quote, subs: &[SubstitutePlan]) -> BTreeMap<(NodeId, Sku), u64> {
+pub(super) fn planned_wants(quote: &Quote, subs: &[SubstitutePlan]) -> BTreeMap<(NodeId, Sku), u64> {
     let mut wants: BTreeMap<(NodeId, Sku), u64> = BTreeMap::new();
     for pkg in &quote.decision.plan.packages {
         for l in &pkg.lines {
@@ -1058,7 +638,7 @@ fn planned_wants(quote: &Quote, subs: &[SubstitutePlan]) -> BTreeMap<(NodeId, Sk
 
 /// The planned units of the positions in `ok` go to `taken` per (line, node, SKU); the
 /// positions not in `ok` to `failed`.
-fn apportion(
+pub(super) fn apportion(
     input: &PlaceOrder,
     quote: &Quote,
     subs: &[SubstitutePlan],
