@@ -57,9 +57,6 @@ pub struct ApiState {
 
 impl ApiState {
     pub fn new(app: App) -> ApiState {
-        // Orders and re-sourcing attempts store their decisions as a quote answers them,
-        // with candidates as rows (views::stored_decision; read back by decision_json).
-        app.set_decision_renderer(std::sync::Arc::new(views::stored_decision));
         ApiState { app, metrics: metrics_handle().clone(), large_bodies: routes::guard::large_bodies() }
     }
 }

@@ -701,6 +701,106 @@ impl OrderParam {
     }
 }
 
+impl OrderParam {
+    /// The order to place, parsed once: the engine's view, the captured document (every
+    /// default written out, so the same order compares equal however it was spelled), the
+    /// promise it is placed on. `key_channel` is the caller's channel for channel keys.
+    pub fn into_place_order(
+        self,
+        key_channel: Option<&allot_core::ChannelId>,
+    ) -> Result<allot_app::PlaceOrder, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let order = self.parse(key_channel).map_err(|e| errors.extend(e)).ok();
+        let external_id = self.external_id.as_deref().unwrap_or_default();
+        if external_id.is_empty() || external_id.chars().count() > SHORT_TEXT_MAX {
+            errors.push(FieldError::new("external_id", format!("required, 1–{SHORT_TEXT_MAX} characters")));
+        }
+        if self.reservation_id.as_ref().is_some_and(|r| r.chars().count() > SHORT_TEXT_MAX) {
+            errors.push(FieldError::new("reservation_id", format!("1–{SHORT_TEXT_MAX} characters")));
+        }
+        if self.channel.is_none() && key_channel.is_none() {
+            errors.push(FieldError::new("channel", "required with an admin key"));
+        }
+        let promise = match self.promise_option_id.as_deref().map(parse_promise_option) {
+            None => None,
+            Some(Ok(p)) => Some(p),
+            Some(Err(e)) => {
+                errors.push(e);
+                None
+            }
+        };
+        let (Some(order), Some(channel), true) = (order, order_channel(&self, key_channel), errors.is_empty()) else {
+            return Err(errors);
+        };
+        let captured = self.captured(channel);
+        let (ship, pickup) = match promise {
+            Some(PromiseChoice::Ship(service_level, delivery_date)) => {
+                (Some(allot_app::ShipPromise { service_level, delivery_date }), None)
+            }
+            Some(PromiseChoice::Pickup(store)) => (None, Some(store)),
+            None => (None, None),
+        };
+        allot_app::PlaceOrder::new(captured, order, ship, pickup).map_err(|e| match e {
+            allot_app::AppError::Invalid(errors) => errors,
+            other => vec![FieldError::new("", other.to_string())],
+        })
+    }
+
+    /// The captured document: every field of the request, defaults written out.
+    fn captured(self, channel: String) -> allot_app::CapturedOrder {
+        let text = |t: Option<Prose>| t.map(String::from);
+        let reference = |r: Option<Reference>| r.map(String::from);
+        allot_app::CapturedOrder {
+            channel,
+            external_id: self.external_id.map(String::from).unwrap_or_default(),
+            customer: self.customer.map(|c| allot_app::CapturedCustomer {
+                id: reference(c.id),
+                tier: reference(c.tier),
+                email: reference(c.email),
+            }),
+            ship_to: self.ship_to.map(|s| allot_app::CapturedShipTo {
+                name: text(s.name),
+                address1: text(s.address1),
+                city: text(s.city),
+                region: reference(s.region),
+                postal_code: reference(s.postal_code),
+                country: reference(s.country),
+                lat: s.lat,
+                lon: s.lon,
+                time_zone: s.time_zone,
+            }),
+            currency: self.currency,
+            lines: self
+                .lines
+                .into_iter()
+                .map(|l| allot_app::CapturedLine {
+                    line_id: l.line_id.into(),
+                    sku: l.sku,
+                    quantity: l.quantity,
+                    unit_price_minor: l.unit_price_minor,
+                    method: allot_core::FulfillmentMethod::from(l.method).as_str().to_owned(),
+                    pickup_node_id: l.pickup_node_id,
+                    service_level: l.service_level.map(|s| s.as_str().to_owned()),
+                    allow_backorder: l.allow_backorder,
+                    allow_substitution: l.allow_substitution,
+                })
+                .collect(),
+            holds: self.holds.iter().map(|h| h.as_str().to_owned()).collect(),
+            reservation_id: reference(self.reservation_id),
+            policy: reference(self.policy),
+            promise_option_id: reference(self.promise_option_id),
+        }
+    }
+}
+
+/// The channel an order is placed for: the key's, or (admin keys) the one it names.
+fn order_channel(p: &OrderParam, key_channel: Option<&allot_core::ChannelId>) -> Option<String> {
+    match key_channel {
+        Some(k) => Some(k.to_string()),
+        None => p.channel.clone(),
+    }
+}
+
 /// Body of the cancel endpoints (optional: an empty body cancels everything open with
 /// reason `customer_request`).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]

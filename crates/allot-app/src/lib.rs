@@ -12,9 +12,11 @@
 //! overwrite a newer state with an older one.
 
 mod auth;
+mod captured;
 mod change_note;
 mod changes;
 mod clock;
+mod decision_doc;
 mod demo;
 mod egress;
 mod error;
@@ -25,6 +27,7 @@ mod inventory;
 mod nats;
 mod network;
 mod node_load;
+mod order_facts;
 mod orders;
 mod policies;
 pub mod policy_doc;
@@ -38,7 +41,7 @@ mod supply;
 mod webhooks;
 mod workers;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use allot_store::Store;
 
@@ -52,7 +55,9 @@ pub use allot_store::{CommitmentRow, LineExpectation, SupplyFilter, SupplyRow};
 pub use allot_store::{DbConfig, StoredItem, StoredNode};
 pub use allot_store::{StoredDocument, StoredOrder};
 pub use auth::{NewKey, Principal, Role};
+pub use captured::{CapturedCustomer, CapturedLine, CapturedOrder, CapturedShipTo};
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use decision_doc::{DecisionJson, attempt_json, decision_json, package_kind};
 pub use demo::{DEMO_CARRIER_ID, LoadSummary, PromiseData, demo_promise_data};
 pub use egress::EgressRules;
 pub use error::{AppError, FieldError};
@@ -65,12 +70,13 @@ pub use idempotency::RequestFingerprint;
 pub use inventory::{Availability, AvailabilityQuery, DeltaInput, NodeAvailability, SkuAvailability, SnapshotInput};
 pub use nats::{NATS_RELAY, NatsOptions, NatsPass, connect as connect_nats};
 pub use network::{ListPage, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
+pub use order_facts::{LineFacts, OrderRows, is_live, shipment_carries};
 pub use orders::{PLACE_ATTEMPTS, PlaceOrder, Placed, ShipPromise};
 pub use policies::{LoadedPolicy, PolicyInfo, PolicyStamp, Quote};
 pub use promise_data::{LoadedCalendar, LoadedCarrier};
 pub use promising::{
-    BACKLOG_TTL, LANE_STATS_TTL, LaneAccuracy, LaneStats, PICKUP_OPTIONS_MAX, PICKUP_RADIUS_KM, PromiseAnswer,
-    PromiseOption, PromisePackage, PromiseQuery,
+    BACKLOG_TTL, LANE_STATS_TTL, LaneAccuracy, LaneStats, PICKUP_OPTIONS_MAX, PICKUP_RADIUS_KM, PromiseAccuracy,
+    PromiseAnswer, PromiseOption, PromisePackage, PromiseQuery,
 };
 pub use read_model::ReadModel;
 pub use reservations::{RESERVATION_LINES_MAX, RESERVATION_TTL_MAX_S, ReserveInput, ReserveLine, SWEEP_INTERVAL};
@@ -101,9 +107,6 @@ struct Inner {
     /// Background work runs (sweeps, relays, backorder fills after stock increases). Off
     /// in tests that drive every step themselves.
     background: bool,
-    /// Turns a sourcing decision into the JSON stored with orders and re-sourcing attempts
-    /// (the API's view of a quote; the API installs it). Without one, `null` is stored.
-    decision_renderer: OnceLock<DecisionRenderer>,
     /// The background side of follow-ups (`workers`).
     workers: workers::Workers,
     /// Open work per node for daily capacity in promises, and when it was read.
@@ -118,20 +121,7 @@ struct Inner {
 /// Open fulfillment orders per node id.
 type NodeBacklog = Arc<std::collections::HashMap<String, u32>>;
 
-/// See [`App::set_decision_renderer`].
-pub type DecisionRenderer = Arc<dyn Fn(&Quote) -> String + Send + Sync>;
-
 impl App {
-    /// Installs how sourcing decisions are stored (once; later calls change nothing).
-    pub fn set_decision_renderer(&self, render: DecisionRenderer) {
-        let _ = self.inner.decision_renderer.set(render);
-    }
-
-    /// The stored JSON of a decision (`null` without a renderer).
-    pub(crate) fn render_decision(&self, quote: &Quote) -> String {
-        self.inner.decision_renderer.get().map_or_else(|| "null".to_owned(), |r| r(quote))
-    }
-
     /// Opens the database (running migrations) and loads the read model.
     pub async fn open(db: &DbConfig, clock: Arc<dyn Clock>) -> Result<App> {
         App::open_with(db, clock, true).await
@@ -154,7 +144,6 @@ impl App {
                 instance,
                 webhooks: std::sync::RwLock::new(WebhookOptions::default()),
                 background: background_sweep,
-                decision_renderer: OnceLock::new(),
                 workers: Default::default(),
                 backlog: Default::default(),
                 lane_stats: Default::default(),

@@ -184,6 +184,49 @@ pub struct LaneAccuracy {
     pub average_days_late: Option<f64>,
 }
 
+impl LaneAccuracy {
+    /// On-time deliveries ÷ deliveries with a promise; `None` when none had one.
+    pub fn on_time_rate(&self) -> Option<f64> {
+        rate(self.on_time, self.promised)
+    }
+}
+
+/// Delivery against promise over a window: every lane, and their totals.
+#[derive(Debug, Clone)]
+pub struct PromiseAccuracy {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub lanes: Vec<LaneAccuracy>,
+    pub deliveries: u64,
+    pub promised: u64,
+    pub on_time: u64,
+    pub late: u64,
+}
+
+impl PromiseAccuracy {
+    fn of(from_ms: i64, to_ms: i64, lanes: Vec<LaneAccuracy>) -> PromiseAccuracy {
+        PromiseAccuracy {
+            from_ms,
+            to_ms,
+            deliveries: lanes.iter().map(|l| l.deliveries).sum(),
+            promised: lanes.iter().map(|l| l.promised).sum(),
+            on_time: lanes.iter().map(|l| l.on_time).sum(),
+            late: lanes.iter().map(|l| l.late).sum(),
+            lanes,
+        }
+    }
+
+    /// On-time deliveries ÷ deliveries with a promise, over every lane.
+    pub fn on_time_rate(&self) -> Option<f64> {
+        rate(self.on_time, self.promised)
+    }
+}
+
+/// `part ÷ whole`, `None` when `whole` is 0 (no basis, not a rate of 0).
+fn rate(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
 /// The nearest-rank `q`-quantile of a histogram of (value, count), values ascending.
 fn histogram_quantile(hist: &[(i64, i64)], q: f64) -> Option<i64> {
     let total: i64 = hist.iter().map(|(_, c)| c).sum();
@@ -270,7 +313,7 @@ impl App {
     /// Promised against delivered per lane and carrier service, over deliveries in
     /// `[from_ms, to_ms)`: deliveries, transit p50/p90 (carrier days), and of the
     /// promised ones how many were on time or late and by how much.
-    pub async fn promise_accuracy(&self, from_ms: i64, to_ms: i64) -> Result<Vec<LaneAccuracy>> {
+    pub async fn promise_accuracy(&self, from_ms: i64, to_ms: i64) -> Result<PromiseAccuracy> {
         if from_ms >= to_ms {
             return Err(AppError::invalid("from", "must be before to"));
         }
@@ -285,7 +328,7 @@ impl App {
         for r in lateness {
             lanes.entry((r.carrier_service, r.node_id, r.region)).or_default().1.push((r.value, r.deliveries));
         }
-        Ok(lanes
+        let lanes = lanes
             .into_iter()
             .map(|((carrier_service, node_id, region), (transit, late))| {
                 let count = |h: &[(i64, i64)], keep: &dyn Fn(i64) -> bool| -> u64 {
@@ -307,7 +350,8 @@ impl App {
                     region,
                 }
             })
-            .collect())
+            .collect();
+        Ok(PromiseAccuracy::of(from_ms, to_ms, lanes))
     }
 
     /// The transit source of the policy a request names, else the active one's.

@@ -1,6 +1,6 @@
 //! `/v1/orders`: order capture and lookup.
 
-use allot_app::{PlaceOrder, Principal, Role};
+use allot_app::{Principal, Role};
 use axum::Extension;
 use axum::Json;
 use axum::extract::State;
@@ -145,68 +145,8 @@ async fn place_order(
         Role::Channel(c) => Some(c.clone()),
         Role::Node(_) => return Err(allot_app::AppError::Forbidden { action: "place orders" }.into()),
     };
-    let raw: serde_json::Value = parse_json(&body.bytes)?;
     let param: OrderParam = parse_json(&body.bytes)?;
-    let mut errors = Vec::new();
-    let order = match param.parse(key_channel.as_ref()) {
-        Ok(o) => Some(o),
-        Err(e) => {
-            errors.extend(e);
-            None
-        }
-    };
-    let external_id = param.external_id.clone().map(String::from).unwrap_or_default();
-    if external_id.is_empty() || external_id.chars().count() > SHORT_TEXT_MAX {
-        errors.push(allot_app::FieldError::new("external_id", format!("required, 1–{SHORT_TEXT_MAX} characters")));
-    }
-    let channel = order.as_ref().and_then(|o| o.channel.clone());
-    if param.reservation_id.as_ref().is_some_and(|r| r.is_empty() || r.chars().count() > SHORT_TEXT_MAX) {
-        errors.push(allot_app::FieldError::new("reservation_id", format!("1–{SHORT_TEXT_MAX} characters")));
-    }
-    if param.channel.is_none() && key_channel.is_none() {
-        errors.push(allot_app::FieldError::new("channel", "required with an admin key"));
-    }
-    let promise = match param.promise_option_id.as_deref().map(crate::params::parse_promise_option) {
-        None => None,
-        Some(Ok(p)) => Some(p),
-        Some(Err(e)) => {
-            errors.push(e);
-            None
-        }
-    };
-    let (Some(order), Some(channel), true) = (order, channel, errors.is_empty()) else {
-        return Err(ApiError::invalid(errors));
-    };
-    let holds = param
-        .holds
-        .iter()
-        .map(|h| serde_json::to_value(h).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
-        .collect();
-    // The request's identity for idempotency is the hash of its canonical text (the JSON
-    // re-serialised with sorted keys, so formatting and key order do not matter), which is
-    // also what is stored: written once.
-    let document = raw.to_string();
-    let input = PlaceOrder {
-        channel,
-        external_id,
-        request_hash: allot_app::content_hash(document.as_bytes()),
-        document,
-        holds,
-        policy: param.policy.clone().map(Into::into),
-        reservation_id: param.reservation_id.clone().map(Into::into),
-        substitutable: param.lines.iter().filter(|l| l.allow_substitution).map(|l| l.line_id.to_string()).collect(),
-        promise: match &promise {
-            Some(crate::params::PromiseChoice::Ship(service_level, delivery_date)) => {
-                Some(allot_app::ShipPromise { service_level: service_level.clone(), delivery_date: *delivery_date })
-            }
-            _ => None,
-        },
-        pickup_promise: match promise {
-            Some(crate::params::PromiseChoice::Pickup(store)) => Some(store),
-            _ => None,
-        },
-        order,
-    };
+    let input = param.into_place_order(key_channel.as_ref()).map_err(ApiError::invalid)?;
     let placed = s.app.place_order(input).await?;
     let status = if placed.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(placed.order.into())))

@@ -78,8 +78,7 @@ async fn promise_accuracy(
         Some(f) => super::timestamp_ms("from", f)?,
         None => to - ACCURACY_WINDOW_MS,
     };
-    let lanes = s.app.promise_accuracy(from, to).await?;
-    Ok(Json(PromiseAccuracyView::new(from, to, lanes)))
+    Ok(Json(s.app.promise_accuracy(from, to).await?.into()))
 }
 
 /// Fulfilment options for a cart before checkout: per carrier service level the plan the

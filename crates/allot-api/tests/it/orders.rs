@@ -68,6 +68,32 @@ async fn orders_are_placed_allocated_idempotent_and_visible_only_to_their_channe
     assert_eq!(again["order_id"], o["order_id"]);
     assert_eq!(s.get("/v1/inventory/DC-EAST/SKU-1").await.1["allocated"], 3);
 
+    // The same order spelled differently is the same order: explicit nulls, defaults
+    // written out, and the channel a channel key implies left out (before: 409s).
+    let mut spelled_out = body.clone();
+    spelled_out["policy"] = Value::Null;
+    spelled_out["reservation_id"] = Value::Null;
+    spelled_out["holds"] = json!([]);
+    for line in spelled_out["lines"].as_array_mut().unwrap() {
+        let line = line.as_object_mut().unwrap();
+        for (key, default) in [
+            ("method", json!("ship")),
+            ("allow_backorder", json!(false)),
+            ("allow_substitution", json!(false)),
+            ("pickup_node_id", Value::Null),
+        ] {
+            line.entry(key).or_insert(default);
+        }
+    }
+    let (status, again) = s.post("/v1/orders", spelled_out).await;
+    assert_eq!((status, again["order_id"].clone()), (StatusCode::OK, o["order_id"].clone()), "{again}");
+    let web = s.app.create_key(Role::parse("channel:web").unwrap()).await.unwrap().secret;
+    let mut implied = body.clone();
+    implied.as_object_mut().unwrap().remove("channel");
+    let (status, again) = s.post_as(&web, "/v1/orders", implied).await;
+    assert_eq!((status, again["order_id"].clone()), (StatusCode::OK, o["order_id"].clone()), "{again}");
+    assert_eq!(s.get("/v1/inventory/DC-EAST/SKU-1").await.1["allocated"], 3);
+
     // Same external id, different body: 409 naming it, nothing changes.
     let (status, problem) =
         s.post("/v1/orders", order("W-1", json!([{"line_id": "1", "sku": "SKU-1", "quantity": 1}]))).await;

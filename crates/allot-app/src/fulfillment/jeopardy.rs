@@ -107,7 +107,7 @@ impl App {
     pub(super) async fn update_jeopardy(&self, order_id: &str, now: i64, action: JeopardyAction) -> Result<bool> {
         let mut tx = self.inner.store.begin().await?;
         let order = self.lock_for_change(&mut tx, order_id, None).await?;
-        let captured: Option<Captured> = serde_json::from_str(&order.document).ok();
+        let captured = CapturedOrder::of(&order).ok();
         let zone = customer_zone(captured.as_ref().and_then(|c| c.ship_to.as_ref()));
         let instant = jiff::Timestamp::from_millisecond(now).map_err(|e| AppError::invalid("now", e))?;
         let today = zone.to_datetime(instant).date();
@@ -145,7 +145,10 @@ impl App {
             entered.entry(state).or_default().push(l.line_id.clone());
             let unshipped = l.quantity - l.cancelled - l.shipped > 0;
             if action == JeopardyAction::UpgradeService && unshipped && l.promised_date.is_some() {
-                let current = l.upgraded_service_level.clone().unwrap_or_else(|| ordered_service_level(&captured, l));
+                let current = l.upgraded_service_level.clone().unwrap_or_else(|| match &captured {
+                    Some(c) => c.service_level(&l.line_id),
+                    None => "standard".to_owned(),
+                });
                 if let Some(to) = upgraded_service_level(&current) {
                     tx.set_line_service_upgrade(order_id, &l.line_id, to).await?;
                     upgrades.push(json!({"line_id": l.line_id, "from": current, "to": to, "jeopardy": state}));

@@ -34,14 +34,12 @@ use crate::rows::{fo_kind, fo_status, line_status, new_allocation, new_fulfillme
 use crate::workers::ErrorChain;
 use crate::{App, AppError, FieldError, ListPage, Result};
 
-use captured::{Captured, CapturedShipTo};
-pub(crate) use captured::{captured_order, captured_promise};
+use crate::captured::{CapturedOrder, CapturedShipTo};
 pub use jeopardy::JEOPARDY_BATCH;
 use jeopardy::shipment_line_ids;
 
 mod actions;
 mod backorders;
-mod captured;
 mod jeopardy;
 mod observations;
 mod reroute;
@@ -302,16 +300,4 @@ fn customer_zone(ship_to: Option<&CapturedShipTo>) -> jiff::tz::TimeZone {
             jiff::tz::TimeZone::get(allot_core::places::nearest_time_zone(at, TIME_ZONE_LOOKUP_KM)?).ok()
         })
         .unwrap_or(jiff::tz::TimeZone::UTC)
-}
-
-/// The service level a line was ordered with: its own, else the promise option's, else
-/// standard.
-fn ordered_service_level(captured: &Option<Captured>, line: &allot_store::OrderLineRow) -> String {
-    let Some(c) = captured else { return "standard".to_owned() };
-    c.lines
-        .iter()
-        .find(|l| l.line_id == line.line_id)
-        .and_then(|l| l.service_level.clone())
-        .or_else(|| c.promise_option_id.as_deref()?.strip_prefix("ship:")?.split(':').next().map(str::to_owned))
-        .unwrap_or_else(|| "standard".to_owned())
 }

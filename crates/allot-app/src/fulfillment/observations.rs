@@ -15,7 +15,7 @@ impl App {
         sh: &ShipmentRow,
         delivered_at_ms: i64,
     ) -> Option<allot_store::DeliveryObservation> {
-        let captured: Option<Captured> = serde_json::from_str(&order.document).ok();
+        let captured = CapturedOrder::of(order).ok();
         let ship_to = captured.as_ref().and_then(|c| c.ship_to.as_ref());
         let region = ship_to.and_then(|s| s.region.clone()).unwrap_or_default();
         let customer_zone = customer_zone(ship_to);
@@ -25,9 +25,7 @@ impl App {
         }
         // Only parcels to the customer's address teach its lane (not store transfers).
         let to_customer = |id: &String| {
-            captured.as_ref().is_some_and(|c| {
-                c.lines.iter().any(|l| &l.line_id == id && l.method.as_deref().is_none_or(|m| m == "ship"))
-            })
+            captured.as_ref().is_some_and(|c| c.lines.iter().any(|l| &l.line_id == id && l.method == "ship"))
         };
         if !line_ids.iter().all(to_customer) {
             return None;
@@ -36,7 +34,12 @@ impl App {
             order.lines.iter().filter(|l| line_ids.contains(&l.line_id)).collect();
         let level = lines
             .first()
-            .map(|l| l.upgraded_service_level.clone().unwrap_or_else(|| ordered_service_level(&captured, l)))
+            .map(|l| {
+                l.upgraded_service_level.clone().unwrap_or_else(|| match &captured {
+                    Some(c) => c.service_level(&l.line_id),
+                    None => "standard".to_owned(),
+                })
+            })
             .unwrap_or_else(|| "standard".to_owned());
         let read = self.inner.read.read();
         let node_zone = read

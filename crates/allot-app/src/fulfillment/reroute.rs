@@ -65,9 +65,10 @@ impl App {
         now: i64,
         fx: &mut Effects,
     ) -> Result<serde_json::Value> {
-        let mut captured = captured_order(order)?;
+        let document = CapturedOrder::of(order)?;
+        let mut captured = document.to_source(order)?;
         // Work moved after a failure keeps the order's promise, like the first plan.
-        if let Some((level, date)) = captured_promise(order) {
+        if let Some((level, date)) = document.ship_promise() {
             // Inside this transaction: cached figures only; the active policy, as the
             // quote below uses.
             captured.promise = Some(self.promise_terms(&captured, &level, date, None, true).await?);
@@ -108,7 +109,7 @@ impl App {
             let quote = self.quote_excluding(&OrderToSource { lines, ..captured.clone() }, None, &excluded_ids)?;
             no_backorder = quote.decision.plan.unfilled.iter().map(|u| u.line_id.clone()).collect();
             stamp = Some(quote.policy.clone());
-            decisions.push(self.render_decision(&quote));
+            decisions.push(crate::decision_doc::stored_decision(&quote));
             let mut wants: BTreeMap<(NodeId, Sku), u64> = BTreeMap::new();
             for pkg in &quote.decision.plan.packages {
                 for l in &pkg.lines {

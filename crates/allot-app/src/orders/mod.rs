@@ -48,28 +48,20 @@ mod holds;
 mod list;
 mod place;
 
+use crate::captured::CapturedOrder;
 use crate::workers::ErrorChain;
 use crate::{App, AppError, FieldError, Quote, Result};
 
 /// Attempts to place an order when concurrent orders take the planned stock first.
 pub const PLACE_ATTEMPTS: usize = 3;
 
-/// An order as captured, ready to place.
+/// An order as captured, ready to place: the captured document and what is read from it.
 #[derive(Debug, Clone)]
 pub struct PlaceOrder {
-    pub channel: ChannelId,
-    pub external_id: String,
-    /// SHA-256 (hex) of the canonical request, for idempotency.
-    pub request_hash: String,
-    /// The request as captured (JSON), stored with the order.
-    pub document: String,
-    pub holds: Vec<String>,
-    pub policy: Option<String>,
-    /// A checkout reservation converted into this order's allocation.
-    pub reservation_id: Option<String>,
-    /// Line ids whose units may come as the item's substitutes (in the item's order) when
-    /// the ordered SKU cannot be sourced.
-    pub substitutable: std::collections::BTreeSet<String>,
+    /// The order as the channel sent it (validated), stored with the order.
+    pub captured: CapturedOrder,
+    /// The engine's view of it.
+    pub order: OrderToSource,
     /// A ship promise option the order is placed on (`promise_option_id`): its ship lines
     /// take the service level (unless they name one) and keep the date as their promise,
     /// watched by the jeopardy sweep.
@@ -78,7 +70,60 @@ pub struct PlaceOrder {
     /// that store keep the time it is ready (worked out from the store's calendar when the
     /// order is placed) as their promise.
     pub pickup_promise: Option<NodeId>,
-    pub order: OrderToSource,
+    channel: ChannelId,
+    /// The captured document's canonical text, stored with the order.
+    document: String,
+    /// SHA-256 (hex) of `document`: the order's identity for idempotency.
+    request_hash: String,
+    holds: Vec<String>,
+    /// Line ids whose units may come as the item's substitutes (in the item's order) when
+    /// the ordered SKU cannot be sourced.
+    substitutable: std::collections::BTreeSet<String>,
+}
+
+impl PlaceOrder {
+    /// An order to place from its captured document and the engine's view of it (both
+    /// validated by the caller).
+    pub fn new(
+        captured: CapturedOrder,
+        order: OrderToSource,
+        promise: Option<ShipPromise>,
+        pickup_promise: Option<NodeId>,
+    ) -> Result<PlaceOrder> {
+        let channel = ChannelId::parse(&captured.channel).map_err(|e| AppError::invalid("channel", e))?;
+        if captured.external_id.is_empty() {
+            return Err(AppError::invalid("external_id", "required"));
+        }
+        let document = captured.canonical();
+        let request_hash = crate::content_hash(document.as_bytes());
+        let mut holds = captured.holds.clone();
+        holds.sort();
+        holds.dedup();
+        let substitutable = captured.lines.iter().filter(|l| l.allow_substitution).map(|l| l.line_id.clone()).collect();
+        Ok(PlaceOrder {
+            captured,
+            order,
+            promise,
+            pickup_promise,
+            channel,
+            document,
+            request_hash,
+            holds,
+            substitutable,
+        })
+    }
+
+    fn external_id(&self) -> &str {
+        &self.captured.external_id
+    }
+
+    fn policy(&self) -> Option<&str> {
+        self.captured.policy.as_deref()
+    }
+
+    fn reservation_id(&self) -> Option<&str> {
+        self.captured.reservation_id.as_deref()
+    }
 }
 
 /// A ship option of `POST /v1/promises` an order commits to.

@@ -59,8 +59,8 @@ pub(super) fn check_convertible(r: &allot_store::StoredReservation, now: i64) ->
 }
 
 impl App {
-    /// Places an order (see the module docs). The sourcing decision is stored as the
-    /// installed renderer makes it ([`App::set_decision_renderer`]).
+    /// Places an order (see the module docs). The sourcing decision is stored with it
+    /// ([`crate::decision_doc`]).
     pub async fn place_order(&self, mut input: PlaceOrder) -> Result<Placed> {
         if let Some(p) = &input.promise {
             let to_customer =
@@ -70,12 +70,10 @@ impl App {
             }
             // The engine weighs each node's delivery date against the promise
             // (`must_meet_promise`, `late_penalty_minor_per_day`).
-            input.order.promise = Some(
-                self.promise_terms(&input.order, &p.service_level, p.delivery_date, input.policy.as_deref(), false)
-                    .await?,
-            );
+            input.order.promise =
+                Some(self.promise_terms(&input.order, &p.service_level, p.delivery_date, input.policy(), false).await?);
         }
-        if input.external_id.is_empty() {
+        if input.external_id().is_empty() {
             return Err(AppError::invalid("external_id", "required"));
         }
         let pickup_ready_at_ms = match &input.pickup_promise {
@@ -85,12 +83,12 @@ impl App {
         // Idempotency: the same (channel, external_id) answers the stored order — found by
         // the unique key inside the write (module docs); a conversion looks first, as its
         // reservation is gone once converted.
-        if input.reservation_id.is_some()
+        if input.reservation_id().is_some()
             && let Some(existing) = self.existing_order(&input).await?
         {
             return Ok(existing);
         }
-        let conversion = match &input.reservation_id {
+        let conversion = match input.reservation_id() {
             Some(id) => Some(self.plan_conversion(id, &input).await?),
             None => None,
         };
@@ -99,18 +97,18 @@ impl App {
         for attempt in 1..=PLACE_ATTEMPTS {
             let last = attempt == PLACE_ATTEMPTS;
             let to_source = conversion.as_ref().map_or(&input.order, |c| &c.residual);
-            let mut quote = self.quote(to_source, input.policy.as_deref())?;
+            let mut quote = self.quote(to_source, input.policy())?;
             // Units the plan cannot place may sit in reservations past their expiry that the
             // sweep has not reached: expire them and plan again (module docs).
             let short = !quote.decision.plan.backordered.is_empty() || !quote.decision.plan.unfilled.is_empty();
             if attempt == 1 && short && self.may_hold_reservations(to_source) && self.sweep_if_due().await? > 0 {
-                quote = self.quote(to_source, input.policy.as_deref())?;
+                quote = self.quote(to_source, input.policy())?;
             }
             let subs = self.plan_substitutes(&input, to_source, &quote)?;
-            let decision = self.render_decision(&quote);
+            let decision = crate::decision_doc::stored_decision(&quote);
             let implied_promise = match input.promise {
                 Some(_) => None,
-                None => self.implied_promise(to_source, &quote, input.policy.as_deref()).await?,
+                None => self.implied_promise(to_source, &quote, input.policy()).await?,
             };
             let plan = Plan { quote, subs, decision, pickup_ready_at_ms, implied_promise };
             // First attempt, no reservation to convert, on a store that can (PostgreSQL): one
@@ -348,8 +346,7 @@ impl App {
                     continue;
                 }
                 let as_sub = LineToSource { sku: sub.clone(), quantity, ..wanted.clone() };
-                let q =
-                    self.quote(&OrderToSource { lines: vec![as_sub], ..to_source.clone() }, input.policy.as_deref())?;
+                let q = self.quote(&OrderToSource { lines: vec![as_sub], ..to_source.clone() }, input.policy())?;
                 let packages: Vec<(NodeId, u64)> = q
                     .decision
                     .plan
@@ -443,14 +440,15 @@ impl App {
     }
 
     pub(super) async fn existing_order(&self, input: &PlaceOrder) -> Result<Option<Placed>> {
-        let found = self.inner.store.order_ref(input.channel.as_str(), &input.external_id).await?;
+        let found = self.inner.store.order_ref(input.channel.as_str(), input.external_id()).await?;
         let Some((order_id, hash)) = found else { return Ok(None) };
         if hash != input.request_hash {
             return Err(AppError::Conflict(vec![FieldError::new(
                 "external_id",
                 format!(
                     "order {} of channel {} exists ({order_id}) with a different body",
-                    input.external_id, input.channel
+                    input.external_id(),
+                    input.channel
                 ),
             )]));
         }
@@ -585,7 +583,7 @@ impl App {
         StoredOrder {
             order_id,
             channel: input.channel.to_string(),
-            external_id: input.external_id.clone(),
+            external_id: input.external_id().to_owned(),
             request_hash: input.request_hash.clone(),
             status: status.to_owned(),
             holds: input.holds.clone(),
