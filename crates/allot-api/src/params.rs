@@ -401,10 +401,16 @@ pub enum ServiceLevel {
 
 impl ServiceLevel {
     pub fn as_str(self) -> &'static str {
-        match self {
-            ServiceLevel::Standard => "standard",
-            ServiceLevel::Express => "express",
-            ServiceLevel::NextDay => "next_day",
+        allot_core::ServiceLevel::from(self).as_str()
+    }
+}
+
+impl From<ServiceLevel> for allot_core::ServiceLevel {
+    fn from(s: ServiceLevel) -> allot_core::ServiceLevel {
+        match s {
+            ServiceLevel::Standard => allot_core::ServiceLevel::Standard,
+            ServiceLevel::Express => allot_core::ServiceLevel::Express,
+            ServiceLevel::NextDay => allot_core::ServiceLevel::NextDay,
         }
     }
 }
@@ -535,7 +541,7 @@ pub fn parse_promise_option(id: &str) -> Result<PromiseChoice, FieldError> {
     let mut parts = id.splitn(3, ':');
     match (parts.next(), parts.next(), parts.next()) {
         (Some("ship"), Some(level), Some(date)) => {
-            if !["standard", "express", "next_day", "same_day"].contains(&level) {
+            if allot_core::ServiceLevel::parse(level).is_none() {
                 return Err(bad("unknown service level"));
             }
             let date = date.parse::<jiff::civil::Date>().map_err(|_| bad("the option's date is not YYYY-MM-DD"))?;
@@ -632,13 +638,7 @@ impl OrderParam {
                 e.push(f("unit_price_minor"), "must not be negative");
             }
             let method: allot_core::FulfillmentMethod = l.method.into();
-            let needs_node = matches!(
-                method,
-                allot_core::FulfillmentMethod::Pickup
-                    | allot_core::FulfillmentMethod::Curbside
-                    | allot_core::FulfillmentMethod::ShipToStore
-            );
-            let pickup_node = match (&l.pickup_node_id, needs_node) {
+            let pickup_node = match (&l.pickup_node_id, method.needs_node()) {
                 (Some(n), true) => e.check(f("pickup_node_id"), NodeId::parse(n)),
                 (None, true) => {
                     e.push(f("pickup_node_id"), format!("required for {} lines", method.as_str()));
@@ -653,9 +653,7 @@ impl OrderParam {
                 }
                 (None, false) => None,
             };
-            let ships_to_customer =
-                matches!(method, allot_core::FulfillmentMethod::Ship | allot_core::FulfillmentMethod::SameDay);
-            if ships_to_customer && point.is_none() && ship_to.lat.is_none() {
+            if method.ships_to_customer() && point.is_none() && ship_to.lat.is_none() {
                 e.push(
                     "ship_to.lat",
                     format!("coordinates are required for {} lines (line {})", method.as_str(), l.line_id),

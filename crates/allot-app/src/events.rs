@@ -76,7 +76,7 @@ pub(crate) fn new_event(
     data: String,
 ) -> NewEvent {
     NewEvent {
-        event_id: crate::rows::new_id("evt"),
+        event_id: crate::rows::new_event_id(at_ms),
         event_type: kind.into(),
         channel: channel.map(str::to_owned),
         order_id: order_id.map(str::to_owned),
@@ -224,11 +224,13 @@ pub const CONTACT_CHANNELS: [&str; 3] = ["phone", "chat", "email"];
 impl App {
     /// Every event of an order, oldest first, with its actor (the customer-service
     /// timeline). The caller has already been allowed to see the order.
-    pub async fn order_timeline(&self, order_id: &str) -> Result<Vec<StoredEvent>> {
+    pub async fn order_timeline(&self, order_id: &allot_core::OrderId) -> Result<Vec<StoredEvent>> {
+        let order_id = order_id.as_str();
         Ok(self.inner.store.order_events(order_id).await?)
     }
 
-    pub async fn order_contacts(&self, order_id: &str) -> Result<Vec<allot_store::ContactRow>> {
+    pub async fn order_contacts(&self, order_id: &allot_core::OrderId) -> Result<Vec<allot_store::ContactRow>> {
+        let order_id = order_id.as_str();
         Ok(self.inner.store.order_contacts(order_id).await?)
     }
 
@@ -236,11 +238,12 @@ impl App {
     /// them), with an `order.customer_contact` event.
     pub async fn record_contact(
         &self,
-        order_id: &str,
+        order_id: &allot_core::OrderId,
         contact_channel: &str,
         reason: &str,
         channel: Option<&ChannelId>,
     ) -> Result<allot_store::ContactRow> {
+        let order_id = order_id.as_str();
         let mut errors = Vec::new();
         if !CONTACT_CHANNELS.contains(&contact_channel) {
             errors.push(crate::FieldError::new("channel", format!("one of {}", CONTACT_CHANNELS.join(", "))));
@@ -258,7 +261,7 @@ impl App {
         let mut tx = self.inner.store.begin().await?;
         let order = self.lock_for_change(&mut tx, order_id, channel).await?;
         let contact = allot_store::ContactRow {
-            contact_id: crate::rows::new_id("ctc"),
+            contact_id: self.new_id("ctc", now),
             order_id: order_id.to_owned(),
             channel: contact_channel.to_owned(),
             reason: reason.to_owned(),

@@ -107,6 +107,8 @@ struct Inner {
     /// Background work runs (sweeps, relays, backorder fills after stock increases). Off
     /// in tests that drive every step themselves.
     background: bool,
+    /// Orders the ids this app makes within a millisecond (`App::new_id`).
+    ids: rows::IdContext,
     /// The background side of follow-ups (`workers`).
     workers: workers::Workers,
     /// Open work per node for daily capacity in promises, and when it was read.
@@ -144,6 +146,7 @@ impl App {
                 instance,
                 webhooks: std::sync::RwLock::new(WebhookOptions::default()),
                 background: background_sweep,
+                ids: Default::default(),
                 workers: Default::default(),
                 backlog: Default::default(),
                 lane_stats: Default::default(),
@@ -166,6 +169,12 @@ impl App {
     /// Closes the database connections (after the server has drained).
     pub async fn close(&self) {
         self.inner.store.close().await;
+    }
+
+    /// A new id `<prefix>_<UUIDv7>` made at `now_ms` (the app clock's time): ids of one
+    /// app sort in the order they were made, and carry the time they were made at.
+    pub(crate) fn new_id(&self, prefix: &str, now_ms: i64) -> String {
+        rows::new_id_in(&self.inner.ids, prefix, now_ms)
     }
 
     /// The app clock, in Unix milliseconds.

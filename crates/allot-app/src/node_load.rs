@@ -23,7 +23,7 @@
 //! must never be exceeded — is taken in the placing transaction.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use allot_store::AssignedWork;
 use jiff::civil::Date;
@@ -53,7 +53,7 @@ pub(crate) struct NodeLoad {
     days: HashMap<String, DayCount>,
     /// Ids counted, with the millisecond their id was made at: re-read ids are skipped.
     seen: HashMap<String, i64>,
-    /// Where the next refresh reads ids from (real time, ms): the last refresh's start
+    /// Where the next refresh reads ids from (ms of the app clock, as ids carry): the last refresh's start
     /// less [`NODE_LOAD_OVERLAP`], never moving back; `None` until the day's scan is done.
     next_from_ms: Option<i64>,
 }
@@ -62,10 +62,6 @@ pub(crate) struct NodeLoad {
 fn id_ms(id: &str) -> Option<i64> {
     let hex = id.split_once('_')?.1.get(..12)?;
     i64::from_str_radix(hex, 16).ok()
-}
-
-fn real_now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl NodeLoad {
@@ -121,14 +117,15 @@ impl App {
                 .collect()
         };
         let overlap = i64::try_from(NODE_LOAD_OVERLAP.as_millis()).unwrap_or(0);
-        let real_start = real_now_ms();
+        let start_ms = now.as_millisecond();
         let rows = match load.next_from_ms {
             // From the previous refresh's start, less the overlap: however long the last
             // query or the pause since took, no id range is skipped.
             Some(from) => self.inner.store.assigned_work(&format!("fo_{:012x}", from.max(0)), i64::MIN).await?,
             None => {
-                // The earliest start of today among the nodes' time zones, by the app clock;
-                // the ids (real time) of that span, an hour more for clocks that differ.
+                // The earliest start of today among the nodes' time zones, and the ids made
+                // in that span (ids carry the app clock's time), an hour more for servers
+                // whose clocks differ.
                 let start = zones
                     .values()
                     .filter_map(|tz| {
@@ -138,12 +135,12 @@ impl App {
                     .min()
                     .unwrap_or(now.as_millisecond());
                 let span = now.as_millisecond().saturating_sub(start);
-                let from_id = (real_start - span - 3_600_000).max(0);
+                let from_id = (start_ms - span - 3_600_000).max(0);
                 self.inner.store.assigned_work(&format!("fo_{from_id:012x}"), start).await?
             }
         };
         load.count(rows, |node| zones.get(node).cloned());
-        let next_from = load.next_from_ms.map_or(real_start - overlap, |old| old.max(real_start - overlap));
+        let next_from = load.next_from_ms.map_or(start_ms - overlap, |old| old.max(start_ms - overlap));
         load.next_from_ms = Some(next_from);
         load.forget_before(next_from);
         self.inner.read.update(|m| {

@@ -27,7 +27,6 @@ pub const HOLIDAYS_MAX: usize = 400;
 /// Longest processing or pickup preparation accepted (a week of open minutes).
 pub const PREPARATION_MINUTES_MAX: u32 = 7 * 24 * 60;
 
-pub const SERVICE_LEVELS: [&str; 4] = ["standard", "express", "next_day", "same_day"];
 const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -161,8 +160,9 @@ pub fn carrier_services(carrier_id: &str, doc: &CarrierDoc) -> Result<Vec<Carrie
         } else if doc.services[..i].iter().any(|o| o.code == s.code) {
             errors.push(FieldError::new(at("code"), "repeated"));
         }
-        if !SERVICE_LEVELS.contains(&s.service_level.as_str()) {
-            errors.push(FieldError::new(at("service_level"), format!("one of {}", SERVICE_LEVELS.join(", "))));
+        if allot_core::ServiceLevel::parse(&s.service_level).is_none() {
+            errors
+                .push(FieldError::new(at("service_level"), format!("one of {}", allot_core::ServiceLevel::expected())));
         }
         if s.transit_days.is_empty() || s.transit_days.len() > BANDS_MAX {
             errors.push(FieldError::new(at("transit_days"), format!("1–{BANDS_MAX} bands")));

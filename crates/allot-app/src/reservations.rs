@@ -94,7 +94,7 @@ impl App {
             return Ok(None);
         }
         let reservation = StoredReservation {
-            reservation_id: crate::rows::new_id("res"),
+            reservation_id: self.new_id("res", now),
             owner: owner_str(input.owner.as_ref()),
             status: "active".to_owned(),
             expires_at_ms: now + i64::from(input.ttl_s) * 1000,
@@ -247,7 +247,16 @@ impl App {
     }
 
     /// A reservation as seen by a caller: a channel key sees only its own.
-    pub async fn reservation_for(&self, id: &str, channel: Option<&ChannelId>) -> Result<StoredReservation> {
+    pub async fn reservation_for(
+        &self,
+        id: &allot_core::ReservationId,
+        channel: Option<&ChannelId>,
+    ) -> Result<StoredReservation> {
+        self.reservation_row(id.as_str(), channel).await
+    }
+
+    /// [`App::reservation_for`] by a row's id.
+    pub(crate) async fn reservation_row(&self, id: &str, channel: Option<&ChannelId>) -> Result<StoredReservation> {
         let r = self
             .inner
             .store
@@ -262,7 +271,12 @@ impl App {
 
     /// Releases a reservation's stock to ATP. Releasing one that is already released or
     /// expired answers it as it is; one converted into an order is a conflict.
-    pub async fn release_reservation(&self, id: &str, channel: Option<&ChannelId>) -> Result<StoredReservation> {
+    pub async fn release_reservation(
+        &self,
+        id: &allot_core::ReservationId,
+        channel: Option<&ChannelId>,
+    ) -> Result<StoredReservation> {
+        let id = id.as_str();
         let now = self.now_ms();
         let mut tx = self.inner.store.begin().await?;
         let Some(r) = tx.lock_reservation(id).await? else {
@@ -293,7 +307,7 @@ impl App {
         self.notify(&mut tx, || self.positions_note(&written)).await?;
         tx.commit().await?;
         self.refresh_positions(written);
-        self.reservation_for(id, channel).await
+        self.reservation_row(id, channel).await
     }
 
     /// Gives an active, locked reservation's stock back and closes it.

@@ -7,7 +7,7 @@
 //! sits below them all, so no two use-case modules need each other for a row's shape.
 
 use allot_core::sourcing::LineToSource;
-use allot_core::{FoKind, FoStatus, NodeId};
+use allot_core::{FoKind, FoStatus, HoldState, LineQuantities, LineStatus, NodeId, OrderStatus};
 use allot_store::{AllocationRow, FulfillmentOrderRow, OrderLineRow};
 
 use crate::{AppError, Result};
@@ -15,59 +15,49 @@ use crate::{AppError, Result};
 /// Longest cancellation reason accepted.
 pub const REASON_MAX_CHARS: usize = 100;
 
-/// A line's status from its quantities: hand-over first (shipped, delivered), then
-/// allocation.
+/// A line's counters as the core's status derivation reads them.
+pub(crate) fn line_quantities(l: &OrderLineRow) -> LineQuantities {
+    LineQuantities {
+        quantity: l.quantity,
+        allocated: l.allocated,
+        backordered: l.backordered,
+        cancelled: l.cancelled,
+        shipped: l.shipped,
+        delivered: l.delivered,
+    }
+}
+
+/// A line's status from its quantities ([`LineStatus::of`]).
 pub(crate) fn line_status(l: &OrderLineRow) -> &'static str {
-    let open = l.quantity - l.cancelled;
-    if open == 0 {
-        "cancelled"
-    } else if l.delivered == open {
-        "delivered"
-    } else if l.shipped == open {
-        "shipped"
-    } else if l.shipped > 0 {
-        "partially_shipped"
-    } else if l.allocated == open {
-        "allocated"
-    } else if l.allocated > 0 {
-        "partially_allocated"
-    } else if l.backordered > 0 {
-        "backordered"
-    } else {
-        "unfilled"
-    }
+    LineStatus::of(&line_quantities(l)).as_str()
 }
 
-/// An order's status from its lines and holds.
+/// An order's status from its lines and holds ([`OrderStatus::of`]).
 pub(crate) fn order_status(lines: &[OrderLineRow], holds: &[String]) -> &'static str {
-    let open: i64 = lines.iter().map(|l| l.quantity - l.cancelled).sum();
-    let allocated: i64 = lines.iter().map(|l| l.allocated).sum();
-    let backordered: i64 = lines.iter().map(|l| l.backordered).sum();
-    let shipped: i64 = lines.iter().map(|l| l.shipped).sum();
-    let delivered: i64 = lines.iter().map(|l| l.delivered).sum();
-    if open == 0 {
-        "cancelled"
-    } else if delivered == open {
-        "delivered"
-    } else if shipped == open {
-        "shipped"
-    } else if !holds.is_empty() {
-        "on_hold"
-    } else if shipped > 0 {
-        "partially_shipped"
-    } else if allocated == open {
-        "allocated"
-    } else if allocated > 0 {
-        "partially_allocated"
-    } else if backordered > 0 {
-        "backordered"
-    } else {
-        "unfilled"
-    }
+    OrderStatus::of(lines.iter().map(line_quantities), HoldState::of_count(holds.len())).as_str()
 }
 
-pub(crate) fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+/// Keeps ids made in the same millisecond in the order they were made (a counter under
+/// the random bits, as `Uuid::now_v7` does for the system clock). One per app (see
+/// `App::new_id`): a context never lets time go back, so apps with different clocks in one
+/// process (tests) must not share one.
+pub(crate) type IdContext = std::sync::Mutex<uuid::ContextV7>;
+
+/// A new id `<prefix>_<UUIDv7 as 32 hex digits>`, whose time is `now_ms` (never before
+/// the last id of `context`) and which sorts after every id `context` made before it.
+pub(crate) fn new_id_in(context: &IdContext, prefix: &str, now_ms: i64) -> String {
+    let ms = u64::try_from(now_ms).unwrap_or(0);
+    let ts = uuid::Timestamp::from_unix(context, ms / 1000, u32::try_from(ms % 1000).unwrap_or(0) * 1_000_000);
+    format!("{prefix}_{}", uuid::Uuid::new_v7(ts).simple())
+}
+
+/// Event ids: nothing reads their time or their order (the stream is ordered by `seq`),
+/// so one context serves every app.
+static EVENT_IDS: IdContext = std::sync::Mutex::new(uuid::ContextV7::new());
+
+/// A new event id (`evt_…`).
+pub(crate) fn new_event_id(now_ms: i64) -> String {
+    new_id_in(&EVENT_IDS, "evt", now_ms)
 }
 
 /// A new fulfillment order: released to its node at once, or held back (`created`) while

@@ -80,7 +80,7 @@ impl App {
             return Err(AppError::Invalid(errors));
         }
         let row = SupplyRow {
-            supply_id: crate::rows::new_id("sup"),
+            supply_id: self.new_id("sup", now),
             node_id: input.node_id.to_string(),
             sku: input.sku.to_string(),
             quantity: input.quantity,
@@ -96,10 +96,15 @@ impl App {
         tx.insert_events(&[supply_event("supply.expected", &row, now)]).await?;
         tx.commit().await?;
         self.recommit_supply(std::slice::from_ref(&row.sku)).await?;
-        self.supply_entry(&row.supply_id).await
+        self.supply_row_entry(&row.supply_id).await
     }
 
-    pub async fn supply_entry(&self, supply_id: &str) -> Result<SupplyEntry> {
+    pub async fn supply_entry(&self, supply_id: &allot_core::SupplyId) -> Result<SupplyEntry> {
+        self.supply_row_entry(supply_id.as_str()).await
+    }
+
+    /// [`App::supply_entry`] by a row's id.
+    pub(crate) async fn supply_row_entry(&self, supply_id: &str) -> Result<SupplyEntry> {
         let supply = self
             .inner
             .store
@@ -128,7 +133,8 @@ impl App {
     /// the node in the transaction that closes the supply, then backorders are filled
     /// (see the module docs). A repeated receipt answers the received supply and changes
     /// nothing; cancelled supply cannot be received (409).
-    pub async fn receive_supply(&self, supply_id: &str, quantity: Option<i64>) -> Result<SupplyEntry> {
+    pub async fn receive_supply(&self, supply_id: &allot_core::SupplyId, quantity: Option<i64>) -> Result<SupplyEntry> {
+        let supply_id = supply_id.as_str();
         if quantity.is_some_and(|q| !(1..=SUPPLY_QUANTITY_MAX).contains(&q)) {
             return Err(AppError::invalid("quantity", format!("must be 1–{SUPPLY_QUANTITY_MAX}")));
         }
@@ -176,13 +182,14 @@ impl App {
             ..FollowUp::default()
         })
         .await?;
-        self.supply_entry(supply_id).await
+        self.supply_row_entry(supply_id).await
     }
 
     /// Cancels expected supply: its commitments end and the SKU's backorders are matched
     /// to the remaining supply. Repeating it answers the cancelled supply; received supply
     /// cannot be cancelled (409).
-    pub async fn cancel_supply(&self, supply_id: &str) -> Result<SupplyEntry> {
+    pub async fn cancel_supply(&self, supply_id: &allot_core::SupplyId) -> Result<SupplyEntry> {
+        let supply_id = supply_id.as_str();
         let now = self.now_ms();
         let (mut tx, supply) = match self.lock_to_close(supply_id, "cancelled").await? {
             Ok(open) => open,
@@ -195,7 +202,7 @@ impl App {
         tx.commit().await?;
         // Orders that lost their expected units hear about it from the recomputation.
         self.follow_up_now(FollowUp { recommit: vec![(closed.sku.clone(), released)], ..FollowUp::default() }).await?;
-        self.supply_entry(supply_id).await
+        self.supply_row_entry(supply_id).await
     }
 
     /// Begins closing a supply as `closing` (`received` or `cancelled`): the transaction
@@ -217,7 +224,7 @@ impl App {
         }
         tx.rollback().await?;
         if supply.status == closing {
-            return Ok(Err(self.supply_entry(supply_id).await?));
+            return Ok(Err(self.supply_row_entry(supply_id).await?));
         }
         let message = format!("{} supply cannot be {closing}", supply.status);
         Err(AppError::Conflict(vec![FieldError::new("status", message)]))

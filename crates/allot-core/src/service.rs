@@ -61,14 +61,11 @@ mod tests {
     }
 
     #[test]
-    fn upgrades_are_those_of_the_policy_rule_used_today() {
+    fn the_policy_upgrade_by_name_reads_levels_and_refuses_other_text() {
         use crate::sourcing::upgraded_service_level;
-        for level in ServiceLevel::ALL {
-            assert_eq!(level.upgrade().map(ServiceLevel::as_str), upgraded_service_level(level.as_str()), "{level}");
-        }
-        // Text that is no level has no upgrade either way.
-        for text in ["", "ground", "EXPRESS"] {
-            assert_eq!(ServiceLevel::parse(text).and_then(ServiceLevel::upgrade), None);
+        assert_eq!(upgraded_service_level("standard"), Some("express"));
+        assert_eq!(upgraded_service_level("express"), Some("next_day"));
+        for text in ["next_day", "same_day", "", "ground", "EXPRESS"] {
             assert_eq!(upgraded_service_level(text), None, "{text:?}");
         }
     }

@@ -82,23 +82,9 @@ async fn act(
     action: FoAction,
 ) -> ApiResult<Json<FulfillmentOrderDetailView>> {
     let node = node_scope(caller, "act on fulfillment orders")?;
-    let entry = s.app.act_on_fulfillment_order(id, action, node).await?;
+    let entry = s.app.act_on_fulfillment_order(&super::fo_id(id)?, action, node).await?;
     Ok(Json(entry.into()))
 }
-
-const FO_STATUSES: [&str; 11] = [
-    "created",
-    "released",
-    "accepted",
-    "picking",
-    "packed",
-    "shipped",
-    "delivered",
-    "ready_for_pickup",
-    "picked_up",
-    "rejected",
-    "cancelled",
-];
 
 /// A node's work queue, earliest due date first (a promised date, else the day the work
 /// was made; a node key sees its own node's only).
@@ -117,8 +103,9 @@ async fn list_fulfillment_orders(
     let node = node_scope(&caller, "list fulfillment orders")?;
     let mut errors = Vec::new();
     let status = q.single("status")?.map(str::to_owned);
-    if status.as_ref().is_some_and(|st| !FO_STATUSES.contains(&st.as_str())) {
-        errors.push(allot_app::FieldError::new("status", format!("one of {}", FO_STATUSES.join(", "))));
+    if status.as_ref().is_some_and(|st| allot_core::FoStatus::parse(st).is_none()) {
+        let all: Vec<&str> = allot_core::FoStatus::ALL.iter().map(|s| s.as_str()).collect();
+        errors.push(allot_app::FieldError::new("status", format!("one of {}", all.join(", "))));
     }
     let limit = q.parse::<i64>("limit")?.unwrap_or(FO_PAGE_DEFAULT);
     if !(1..=FO_PAGE_MAX).contains(&limit) {
@@ -154,7 +141,7 @@ async fn get_fulfillment_order(
     CleanPath(id): CleanPath<String>,
 ) -> ApiResult<Json<FulfillmentOrderDetailView>> {
     let node = node_scope(&caller, "read fulfillment orders")?;
-    Ok(Json(s.app.fulfillment_order(&id, node).await?.into()))
+    Ok(Json(s.app.fulfillment_order(&super::fo_id(&id)?, node).await?.into()))
 }
 
 /// The node takes the work (from `released`).

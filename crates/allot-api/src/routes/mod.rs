@@ -46,3 +46,18 @@ pub(crate) fn timestamp_ms(field: &str, value: &str) -> Result<i64, crate::error
         )])
     })
 }
+
+/// The generated ids in paths: text that is not an id Allot makes names nothing there
+/// (404, as an unknown id would), so use cases take typed ids only.
+macro_rules! generated_id {
+    ($fn_name:ident, $ty:ty, $what:literal) => {
+        pub(crate) fn $fn_name(raw: &str) -> Result<$ty, crate::error::ApiError> {
+            <$ty>::parse(raw).map_err(|_| crate::error::ApiError::not_found($what, raw))
+        }
+    };
+}
+
+generated_id!(order_id, allot_core::OrderId, "order");
+generated_id!(fo_id, allot_core::FulfillmentOrderId, "fulfillment order");
+generated_id!(reservation_id, allot_core::ReservationId, "reservation");
+generated_id!(supply_id, allot_core::SupplyId, "supply");

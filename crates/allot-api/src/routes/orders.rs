@@ -74,7 +74,7 @@ async fn cancel_order(
         return Err(ApiError::invalid(vec![allot_app::FieldError::new("quantity", "only for line cancellation")]));
     }
     let reason = p.reason.map_or_else(|| "customer_request".to_owned(), Into::into);
-    Ok(Json(s.app.cancel_order(&order_id, &reason, scope).await?.into()))
+    Ok(Json(s.app.cancel_order(&super::order_id(&order_id)?, &reason, scope).await?.into()))
 }
 
 /// Cancel units of one line (default: all its open units).
@@ -92,7 +92,7 @@ async fn cancel_line(
     let scope = order_scope(&caller, &order_id)?;
     let p = cancel_body(&body)?;
     let reason = p.reason.map_or_else(|| "customer_request".to_owned(), Into::into);
-    Ok(Json(s.app.cancel_line(&order_id, &line_id, p.quantity, &reason, scope).await?.into()))
+    Ok(Json(s.app.cancel_line(&super::order_id(&order_id)?, &line_id, p.quantity, &reason, scope).await?.into()))
 }
 
 /// Put a hold on an order: its fulfillment orders are held back until the last hold is released.
@@ -107,7 +107,7 @@ async fn add_hold(
     Body(p): Body<HoldParam>,
 ) -> ApiResult<Json<OrderView>> {
     let scope = order_scope(&caller, &order_id)?;
-    Ok(Json(s.app.add_hold(&order_id, p.hold.as_str(), scope).await?.into()))
+    Ok(Json(s.app.add_hold(&super::order_id(&order_id)?, p.hold.as_str(), scope).await?.into()))
 }
 
 /// Release a hold; the last release sends the fulfillment orders to their nodes.
@@ -121,7 +121,7 @@ async fn release_hold(
     CleanPath((order_id, hold)): CleanPath<(String, String)>,
 ) -> ApiResult<Json<OrderView>> {
     let scope = order_scope(&caller, &order_id)?;
-    Ok(Json(s.app.release_hold(&order_id, &hold, scope).await?.into()))
+    Ok(Json(s.app.release_hold(&super::order_id(&order_id)?, &hold, scope).await?.into()))
 }
 
 /// Place an order: sourced by the active (or named) policy and allocated in the same
@@ -163,6 +163,7 @@ async fn get_order(
     CleanPath(order_id): CleanPath<String>,
 ) -> ApiResult<Json<OrderView>> {
     let channel = order_scope(&caller, &order_id)?;
+    let order_id = super::order_id(&order_id)?;
     let order = s.app.order_for(&order_id, channel).await?;
     let timeline = s.app.order_timeline(&order_id).await?;
     let contacts = s.app.order_contacts(&order_id).await?;
@@ -185,24 +186,13 @@ async fn record_contact(
     Body(p): Body<ContactParam>,
 ) -> ApiResult<(StatusCode, Json<ContactView>)> {
     let channel = order_scope(&caller, &order_id)?;
-    let c = s.app.record_contact(&order_id, &p.channel, &p.reason, channel).await?;
+    let c = s.app.record_contact(&super::order_id(&order_id)?, &p.channel, &p.reason, channel).await?;
     Ok((StatusCode::CREATED, Json(c.into())))
 }
 
 /// Default and largest page of `GET /v1/orders`.
 pub const ORDER_PAGE_DEFAULT: i64 = 50;
 pub const ORDER_PAGE_MAX: i64 = 500;
-const ORDER_STATUSES: [&str; 9] = [
-    "allocated",
-    "partially_allocated",
-    "backordered",
-    "unfilled",
-    "on_hold",
-    "partially_shipped",
-    "shipped",
-    "delivered",
-    "cancelled",
-];
 
 fn timestamp_ms(q: &QueryPairs, key: &str) -> Result<Option<i64>, ApiError> {
     q.single(key)?.map(|v| super::timestamp_ms(key, v)).transpose()
@@ -234,9 +224,9 @@ async fn list_orders(
     let mut errors = Vec::new();
     let status = q.single("status")?.map(str::to_owned);
     if let Some(st) = &status
-        && !ORDER_STATUSES.contains(&st.as_str())
+        && allot_core::OrderStatus::parse(st).is_none()
     {
-        errors.push(allot_app::FieldError::new("status", format!("one of {}", ORDER_STATUSES.join(", "))));
+        errors.push(allot_app::FieldError::new("status", format!("one of {}", allot_core::OrderStatus::expected())));
     }
     let limit = q.parse::<i64>("limit")?.unwrap_or(ORDER_PAGE_DEFAULT);
     if !(1..=ORDER_PAGE_MAX).contains(&limit) {

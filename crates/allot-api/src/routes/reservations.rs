@@ -76,7 +76,7 @@ async fn get_reservation(
     Extension(caller): Extension<Principal>,
     CleanPath(id): CleanPath<String>,
 ) -> ApiResult<Json<ReservationView>> {
-    let r = s.app.reservation_for(&id, scope(&caller, &id)?).await?;
+    let r = s.app.reservation_for(&super::reservation_id(&id)?, scope(&caller, &id)?).await?;
     Ok(Json(ReservationView::new(r, s.app.now_ms())))
 }
 
@@ -91,6 +91,6 @@ async fn release_reservation(
     Extension(caller): Extension<Principal>,
     CleanPath(id): CleanPath<String>,
 ) -> ApiResult<Json<ReservationView>> {
-    let r = s.app.release_reservation(&id, scope(&caller, &id)?).await?;
+    let r = s.app.release_reservation(&super::reservation_id(&id)?, scope(&caller, &id)?).await?;
     Ok(Json(ReservationView::new(r, s.app.now_ms())))
 }

@@ -157,7 +157,7 @@ async fn get_supply(
     Extension(caller): Extension<Principal>,
     CleanPath(supply_id): CleanPath<String>,
 ) -> ApiResult<Json<SupplyView>> {
-    let mut view: SupplyView = s.app.supply_entry(&supply_id).await?.into();
+    let mut view: SupplyView = s.app.supply_entry(&super::supply_id(&supply_id)?).await?.into();
     if admin_only(&caller, "see supply commitments").is_err() {
         view.commitments = None;
     }
@@ -183,7 +183,7 @@ async fn receive_supply(
     } else {
         parse_json(&body.bytes)?
     };
-    Ok(Json(s.app.receive_supply(&supply_id, p.quantity).await?.into()))
+    Ok(Json(s.app.receive_supply(&super::supply_id(&supply_id)?, p.quantity).await?.into()))
 }
 
 /// Cancel expected supply (admin): the units promised against it go back to waiting
@@ -199,5 +199,5 @@ async fn cancel_supply(
     CleanPath(supply_id): CleanPath<String>,
 ) -> ApiResult<Json<SupplyView>> {
     admin_only(&caller, "cancel inbound supply")?;
-    Ok(Json(s.app.cancel_supply(&supply_id).await?.into()))
+    Ok(Json(s.app.cancel_supply(&super::supply_id(&supply_id)?).await?.into()))
 }

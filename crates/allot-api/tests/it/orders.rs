@@ -314,7 +314,9 @@ async fn a_node_at_its_daily_capacity_is_passed_over_and_pressure_is_charged(s: 
 /// slow query, a busy server): each refresh reads from where the previous one started.
 /// No background refresher here, so the test decides when refreshes happen.
 async fn work_made_before_a_long_pause_is_still_counted(backend: crate::common::Backend) {
-    let clock: std::sync::Arc<dyn allot_app::Clock> = std::sync::Arc::new(allot_app::SystemClock);
+    let start: jiff::Timestamp = "2026-12-03T15:00:00Z".parse().unwrap();
+    let fixed = std::sync::Arc::new(allot_app::FixedClock::new(start));
+    let clock: std::sync::Arc<dyn allot_app::Clock> = fixed.clone();
     let Some(s) = TestServer::start_with(backend, clock, false).await else {
         return;
     };
@@ -328,7 +330,8 @@ async fn work_made_before_a_long_pause_is_still_counted(backend: crate::common::
     let line = json!([{"line_id": "1", "sku": "SKU-1", "quantity": 1, "unit_price_minor": 1999}]);
     let (status, o) = s.post("/v1/orders", order("PAUSE-1", line.clone())).await;
     assert_eq!((status, o["fulfillment_orders"][0]["node_id"].clone()), (StatusCode::CREATED, json!("DC-EAST")));
-    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    // A pause longer than the re-read window, on the app's clock (ids carry its time).
+    fixed.set(start + jiff::SignedDuration::from_secs(4));
     s.app.refresh_node_load().await.unwrap();
     let (_, q) = s.post("/v1/sourcing/quote", order("Q", line)).await;
     let east = q["explanation"]["candidates"].as_array().unwrap().iter().find(|c| c["node_id"] == "DC-EAST").cloned();

@@ -46,6 +46,16 @@ impl App {
     /// docs). `node` limits the caller to its own node's fulfillment orders.
     pub async fn act_on_fulfillment_order(
         &self,
+        fo_id: &allot_core::FulfillmentOrderId,
+        action: FoAction,
+        node: Option<&NodeId>,
+    ) -> Result<FulfillmentOrderEntry> {
+        self.act_on(fo_id.as_str(), action, node).await
+    }
+
+    /// [`App::act_on_fulfillment_order`] by a row's id.
+    pub(crate) async fn act_on(
+        &self,
         fo_id: &str,
         action: FoAction,
         node: Option<&NodeId>,
@@ -477,7 +487,7 @@ impl App {
             }
             let fo = order.fulfillment_orders.iter().find(|f| f.fulfillment_order_id == fo_id);
             out.push(ShipmentRow {
-                shipment_id: new_id("shp"),
+                shipment_id: self.new_id("shp", now),
                 fulfillment_order_id: fo_id.to_owned(),
                 order_id: order.order_id.clone(),
                 node_id: fo.map(|f| f.node_id.clone()).unwrap_or_default(),

@@ -208,7 +208,7 @@ impl App {
                     .copied()
                     .unwrap_or("at_risk");
                 let reassign = FoAction::Reassign { reason: format!("order_{state}"), released_before_ms };
-                match self.act_on_fulfillment_order(&fo.fulfillment_order_id, reassign, None).await {
+                match self.act_on(&fo.fulfillment_order_id, reassign, None).await {
                     Ok(_) => {}
                     Err(AppError::Conflict(_)) => {
                         tracing::debug!(fulfillment_order = %fo.fulfillment_order_id, "no other node can take it")

@@ -30,7 +30,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::events::{fo_event, fo_event_named, shipment_event};
-use crate::rows::{fo_kind, fo_status, line_status, new_allocation, new_fulfillment_order, new_id, order_status};
+use crate::rows::{fo_kind, fo_status, line_status, new_allocation, new_fulfillment_order, order_status};
 use crate::workers::ErrorChain;
 use crate::{App, AppError, FieldError, ListPage, Result};
 
@@ -272,7 +272,12 @@ impl App {
     }
 
     /// One fulfillment order; a node key sees only its own node's (others are not found).
-    pub async fn fulfillment_order(&self, fo_id: &str, node: Option<&NodeId>) -> Result<FulfillmentOrderEntry> {
+    pub async fn fulfillment_order(
+        &self,
+        fo_id: &allot_core::FulfillmentOrderId,
+        node: Option<&NodeId>,
+    ) -> Result<FulfillmentOrderEntry> {
+        let fo_id = fo_id.as_str();
         let not_found = || AppError::NotFound { what: "fulfillment order", id: fo_id.to_owned() };
         let Some((order_id, node_id)) = self.inner.store.fulfillment_order_owner(fo_id).await? else {
             return Err(not_found());

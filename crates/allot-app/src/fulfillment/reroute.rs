@@ -19,7 +19,7 @@ impl App {
         let due = self.inner.store.unaccepted_fulfillment_orders(released_before_ms, TIMEOUT_BATCH).await?;
         let mut timed_out = 0;
         for id in due {
-            match self.act_on_fulfillment_order(&id, FoAction::ReleaseTimeout { released_before_ms }, None).await {
+            match self.act_on(&id, FoAction::ReleaseTimeout { released_before_ms }, None).await {
                 Ok(entry) if entry.fulfillment_order.reason.as_deref() == Some("release_timeout") => timed_out += 1,
                 Ok(_) => {}
                 // One fulfillment order that cannot be moved must not stop the others.
@@ -40,7 +40,7 @@ impl App {
         let mut moved = 0;
         for (id, node_status) in due {
             let reason = format!("node_{node_status}");
-            match self.act_on_fulfillment_order(&id, FoAction::Withdraw { reason: reason.clone() }, None).await {
+            match self.act_on(&id, FoAction::Withdraw { reason: reason.clone() }, None).await {
                 Ok(entry) if entry.fulfillment_order.reason.as_deref() == Some(reason.as_str()) => moved += 1,
                 Ok(_) => {}
                 Err(e) => {
@@ -156,7 +156,9 @@ impl App {
         let on_hold = !order.holds.is_empty();
         let mut fo_ids: BTreeMap<(NodeId, FoKind), String> = BTreeMap::new();
         for (li, node) in taken.keys() {
-            fo_ids.entry((node.clone(), FoKind::of(captured.lines[*li].method))).or_insert_with(|| new_id("fo"));
+            fo_ids
+                .entry((node.clone(), FoKind::of(captured.lines[*li].method)))
+                .or_insert_with(|| self.new_id("fo", now));
         }
         let mut fos: Vec<FulfillmentOrderRow> = fo_ids
             .iter()

@@ -9,17 +9,24 @@ impl App {
     /// once. Cancelling an already cancelled line answers the order as it is.
     pub async fn cancel_line(
         &self,
-        order_id: &str,
+        order_id: &allot_core::OrderId,
         line_id: &str,
         quantity: Option<u64>,
         reason: &str,
         channel: Option<&ChannelId>,
     ) -> Result<StoredOrder> {
+        let order_id = order_id.as_str();
         self.cancel(order_id, Some((line_id, quantity)), reason, channel).await
     }
 
     /// Cancels every open unit of an order.
-    pub async fn cancel_order(&self, order_id: &str, reason: &str, channel: Option<&ChannelId>) -> Result<StoredOrder> {
+    pub async fn cancel_order(
+        &self,
+        order_id: &allot_core::OrderId,
+        reason: &str,
+        channel: Option<&ChannelId>,
+    ) -> Result<StoredOrder> {
+        let order_id = order_id.as_str();
         self.cancel(order_id, None, reason, channel).await
     }
 

@@ -6,7 +6,13 @@ use super::*;
 impl App {
     /// Adds a hold: fulfillment orders not yet worked on are held back. Adding a hold the
     /// order already has changes nothing.
-    pub async fn add_hold(&self, order_id: &str, hold: &str, channel: Option<&ChannelId>) -> Result<StoredOrder> {
+    pub async fn add_hold(
+        &self,
+        order_id: &allot_core::OrderId,
+        hold: &str,
+        channel: Option<&ChannelId>,
+    ) -> Result<StoredOrder> {
+        let order_id = order_id.as_str();
         let mut tx = self.inner.store.begin().await?;
         let mut order = self.lock_for_change(&mut tx, order_id, channel).await?;
         if order.status == "cancelled" {
@@ -38,7 +44,13 @@ impl App {
 
     /// Releases a hold; when the last one goes, fulfillment orders are released to their
     /// nodes. Releasing a hold the order does not have is "not found".
-    pub async fn release_hold(&self, order_id: &str, hold: &str, channel: Option<&ChannelId>) -> Result<StoredOrder> {
+    pub async fn release_hold(
+        &self,
+        order_id: &allot_core::OrderId,
+        hold: &str,
+        channel: Option<&ChannelId>,
+    ) -> Result<StoredOrder> {
+        let order_id = order_id.as_str();
         let mut tx = self.inner.store.begin().await?;
         let mut order = self.lock_for_change(&mut tx, order_id, channel).await?;
         let Some(at) = order.holds.iter().position(|h| h == hold) else {

@@ -39,7 +39,7 @@ use allot_store::{AllocationRow, FulfillmentOrderRow, OrderLineRow, Step, StockM
 use serde_json::json;
 
 use crate::rows::{
-    REASON_MAX_CHARS, fo_kind, fo_status, line_status, new_allocation, new_fulfillment_order, new_id, order_status,
+    REASON_MAX_CHARS, fo_kind, fo_status, line_status, new_allocation, new_fulfillment_order, order_status,
     stamp_due_dates,
 };
 
@@ -133,11 +133,6 @@ pub struct ShipPromise {
     pub delivery_date: jiff::civil::Date,
 }
 
-/// Lines the customer collects at a store (what a pickup promise covers).
-pub(super) fn is_counter(method: allot_core::FulfillmentMethod) -> bool {
-    matches!(method, allot_core::FulfillmentMethod::Pickup | allot_core::FulfillmentMethod::Curbside)
-}
-
 /// The result of placing: the stored order, and whether this call created it.
 #[derive(Debug, Clone)]
 pub struct Placed {
@@ -157,7 +152,8 @@ impl App {
 
     /// An order as seen by a caller: a channel key sees only its own channel's orders
     /// (anything else is "not found", not "forbidden").
-    pub async fn order_for(&self, order_id: &str, channel: Option<&ChannelId>) -> Result<StoredOrder> {
+    pub async fn order_for(&self, order_id: &allot_core::OrderId, channel: Option<&ChannelId>) -> Result<StoredOrder> {
+        let order_id = order_id.as_str();
         let order = self.order_by_id(order_id).await?;
         match channel {
             Some(c) if c.as_str() != order.channel => {

@@ -63,9 +63,7 @@ impl App {
     /// ([`crate::decision_doc`]).
     pub async fn place_order(&self, mut input: PlaceOrder) -> Result<Placed> {
         if let Some(p) = &input.promise {
-            let to_customer =
-                |m| matches!(m, allot_core::FulfillmentMethod::Ship | allot_core::FulfillmentMethod::SameDay);
-            for l in input.order.lines.iter_mut().filter(|l| to_customer(l.method)) {
+            for l in input.order.lines.iter_mut().filter(|l| l.method.ships_to_customer()) {
                 l.service_level.get_or_insert_with(|| p.service_level.clone());
             }
             // The engine weighs each node's delivery date against the promise
@@ -484,9 +482,7 @@ impl App {
         // Ordered with a service level: that level's date is the promise of its shipped lines.
         if let Some(date) = implied_promise {
             for (row, line) in order.lines.iter_mut().zip(&input.order.lines) {
-                let shipped =
-                    matches!(line.method, allot_core::FulfillmentMethod::Ship | allot_core::FulfillmentMethod::SameDay);
-                if shipped && line.service_level.is_some() && row.promised_date.is_none() {
+                if line.method.ships_to_customer() && line.service_level.is_some() && row.promised_date.is_none() {
                     row.promised_date = Some(date.to_string());
                 }
             }
@@ -494,7 +490,7 @@ impl App {
         }
         if let (Some(store), Some(ready)) = (&input.pickup_promise, pickup_ready_at_ms) {
             for (row, line) in order.lines.iter_mut().zip(&input.order.lines) {
-                if is_counter(line.method) && line.pickup_node.as_ref() == Some(store) {
+                if line.method.at_counter() && line.pickup_node.as_ref() == Some(store) {
                     row.promised_ready_at_ms = Some(ready);
                 }
             }
@@ -513,12 +509,12 @@ impl App {
         decision: String,
         now: i64,
     ) -> StoredOrder {
-        let order_id = new_id("ord");
+        let order_id = self.new_id("ord", now);
         let on_hold = !input.holds.is_empty();
         let kind_of = |li: usize| FoKind::of(input.order.lines[li].method);
         let mut fo_ids: BTreeMap<(NodeId, FoKind), String> = BTreeMap::new();
         for (li, node, _) in taken.keys() {
-            fo_ids.entry((node.clone(), kind_of(*li))).or_insert_with(|| new_id("fo"));
+            fo_ids.entry((node.clone(), kind_of(*li))).or_insert_with(|| self.new_id("fo", now));
         }
         let allocations: Vec<AllocationRow> = taken
             .iter()
@@ -559,12 +555,7 @@ impl App {
                     promised_date: input
                         .promise
                         .as_ref()
-                        .filter(|_| {
-                            matches!(
-                                l.method,
-                                allot_core::FulfillmentMethod::Ship | allot_core::FulfillmentMethod::SameDay
-                            )
-                        })
+                        .filter(|_| l.method.ships_to_customer())
                         .map(|p| p.delivery_date.to_string()),
                     promised_ready_at_ms: None,
                     jeopardy: None,
@@ -607,7 +598,7 @@ impl App {
     /// or curbside lines at that store.
     pub(super) fn pickup_ready_at(&self, store: &NodeId, order: &OrderToSource) -> Result<i64> {
         let bad = |m: String| AppError::invalid("promise_option_id", m);
-        if !order.lines.iter().any(|l| l.pickup_node.as_ref() == Some(store) && is_counter(l.method)) {
+        if !order.lines.iter().any(|l| l.pickup_node.as_ref() == Some(store) && l.method.at_counter()) {
             return Err(bad(format!("no pickup or curbside line at {store}: send the lines as pickup lines there")));
         }
         let cal = self.node_calendar(store.as_str()).map_err(|_| bad(format!("{store} has no calendar")))?;

@@ -212,13 +212,9 @@ impl TransitSource {
 }
 
 /// The next faster service level of an upgrade (`None`: already the fastest shipped
-/// level, or not a level this upgrade knows).
+/// level, or not a level this upgrade knows): [`crate::ServiceLevel::upgrade`] by name.
 pub fn upgraded_service_level(level: &str) -> Option<&'static str> {
-    match level {
-        "standard" => Some("express"),
-        "express" => Some("next_day"),
-        _ => None,
-    }
+    crate::ServiceLevel::parse(level)?.upgrade().map(crate::ServiceLevel::as_str)
 }
 
 /// A named routing policy.
