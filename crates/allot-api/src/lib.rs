@@ -33,6 +33,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
+use tracing::Instrument;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -150,6 +151,7 @@ async fn require_key(State(state): State<ApiState>, mut req: Request, next: Next
     };
     match state.app.authenticate(token).await {
         Ok(principal) => {
+            tracing::Span::current().record("principal", tracing::field::display(Caller(&principal)));
             // Events written while serving this request name its caller as their actor.
             let actor = match &principal.role {
                 allot_app::Role::Admin => "operator".to_owned(),
@@ -162,20 +164,39 @@ async fn require_key(State(state): State<ApiState>, mut req: Request, next: Next
     }
 }
 
-/// Counts and times every request by route template and status. Logs method, route,
-/// status and latency only: no query strings, bodies or headers (no personal data).
+/// How a request's caller is logged: its role and key id (never the key).
+struct Caller<'a>(&'a allot_app::Principal);
+
+impl std::fmt::Display for Caller<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.0.role.to_text(), self.0.key_id)
+    }
+}
+
+/// Counts, times and logs every request, inside a span that carries the request id (also
+/// answered as `x-request-id`), the route template and the caller. Logs method, route,
+/// status, latency and the caller's role and key id only: no query strings, bodies,
+/// headers or keys (no personal data, no secrets).
 async fn track_request(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
     let route =
         req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
-    let response = next.run(req).await;
+    let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let span = tracing::info_span!(
+        "request",
+        id = %request_id,
+        method = %method,
+        route = %route,
+        principal = tracing::field::Empty,
+    );
+    let response = next.run(req).instrument(span.clone()).await;
     let elapsed = start.elapsed();
-    let status = response.status().as_u16().to_string();
-    let labels = [("method", method.to_string()), ("route", route.clone()), ("status", status)];
+    let status = response.status().as_u16();
+    let labels = [("method", method.to_string()), ("route", route), ("status", status.to_string())];
     metrics::counter!("allot_http_requests_total", &labels).increment(1);
     metrics::histogram!("allot_http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
-    tracing::debug!(%method, route, status = response.status().as_u16(), latency_us = elapsed.as_micros() as u64, "request");
+    span.in_scope(|| tracing::info!(status, latency_us = elapsed.as_micros() as u64, "answered"));
     response
 }
 

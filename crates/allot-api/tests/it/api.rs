@@ -992,3 +992,30 @@ async fn trailing_json_after_the_body_is_refused(s: TestServer) {
         .body("{\"on_hand\":7}\n  ");
     assert_eq!(s.send(spaced).await.0, StatusCode::OK, "whitespace after the value is fine");
 }
+
+/// The whole OpenAPI document, reviewed on change: a change to a route, a request or an
+/// answer shows up here as a diff of `crates/allot-api/tests/openapi.json`. After
+/// reviewing it, `ALLOT_UPDATE_SNAPSHOTS=1 cargo test -p allot-api --test it openapi`
+/// writes the new document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_matches_its_reviewed_snapshot() {
+    let s = TestServer::start(crate::common::Backend::Sqlite).await.unwrap();
+    let (status, document) = s.send(s.client.get(s.url("/openapi.json"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = serde_json::to_string_pretty(&document).unwrap() + "\n";
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openapi.json");
+    if std::env::var("ALLOT_UPDATE_SNAPSHOTS").is_ok_and(|v| v == "1") {
+        std::fs::write(path, &text).unwrap();
+        return;
+    }
+    let reviewed = std::fs::read_to_string(path).unwrap_or_default();
+    if let Some((n, (want, got))) = reviewed.lines().zip(text.lines()).enumerate().find(|(_, (want, got))| want != got)
+    {
+        panic!(
+            "the OpenAPI document differs from {path} at line {}: reviewed {want:?}, now {got:?}; \
+             review the change, then ALLOT_UPDATE_SNAPSHOTS=1 cargo test -p allot-api --test it openapi",
+            n + 1
+        );
+    }
+    assert_eq!(reviewed.lines().count(), text.lines().count(), "the OpenAPI document grew or shrank: see {path}");
+}
