@@ -31,7 +31,7 @@ async fn orders_are_placed_allocated_idempotent_and_visible_only_to_their_channe
         {"line_id": "2", "sku": "SKU-2", "quantity": 1, "unit_price_minor": 999, "allow_backorder": true}]),
     );
     // A quote of the order just before it is placed: the order keeps that decision (stored
-    // in a compact form, views::stored_decision) and shows it exactly as the quote did.
+    // in a compact form, allot_app::decision_doc) and shows it exactly as the quote did.
     let (_, quote) = s.post("/v1/sourcing/quote", body.clone()).await;
     let (status, o) = s.post("/v1/orders", body.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{o}");
