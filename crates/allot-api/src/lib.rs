@@ -82,7 +82,16 @@ fn metrics_handle() -> &'static PrometheusHandle {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Allot", description = "Distributed order management: network, catalog, inventory and availability."),
+    info(
+        title = "Allot",
+        description = "Distributed order management. The network (nodes, calendars, carriers) and catalog; inventory \
+positions, feeds, availability and inbound supply; checkout reservations; promises (delivery dates and pickup \
+times for a cart); order capture, sourced by versioned routing policies with an explained decision, and \
+sourcing quotes; the node workflow on fulfillment orders (accept, reject, pick, pack, ship, pickup), carrier \
+scans, re-sourcing and backorders; holds, cancellations and customer contacts; the event stream, webhooks and \
+promise accuracy. Every `/v1` call needs `Authorization: Bearer <key>`; errors are RFC 9457 problem documents.",
+        license(name = "Apache-2.0")
+    ),
     components(schemas(error::Problem, error::ProblemField)),
     modifiers(&ApiKeyScheme)
 )]
@@ -126,6 +135,14 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
             }),
         )
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                "this route does not answer that method; see /openapi.json",
+            )
+        })
         .layer(middleware::from_fn(track_request))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))

@@ -192,9 +192,10 @@ fn all_methods() -> Vec<FulfillmentMethod> {
 pub struct PutItem {
     /// 1–500 characters.
     pub name: Prose,
-    /// Shipping weight in grams. Default 0.
+    /// Shipping weight in grams, at least 1. Omitted: unknown, and packages with it are
+    /// billed at their rate's base (no per-kg part).
     #[serde(default)]
-    pub weight_g: u32,
+    pub weight_g: Option<u32>,
     /// Length, width, height in millimetres.
     #[serde(default)]
     pub dims_mm: Option<[u32; 3]>,
@@ -218,6 +219,9 @@ impl PutItem {
         if self.methods.is_empty() {
             e.push("methods", "must list at least one method");
         }
+        if self.weight_g == Some(0) {
+            e.push("weight_g", "must be at least 1 gram; omit it when unknown");
+        }
         if self.substitutes.len() > SUBSTITUTES_MAX {
             e.push("substitutes", format!("at most {SUBSTITUTES_MAX} substitutes"));
         }
@@ -233,7 +237,7 @@ impl PutItem {
         let item = name.map(|name| Item {
             sku,
             name,
-            weight_g: self.weight_g,
+            weight_g: self.weight_g.unwrap_or(0),
             dims_mm: self.dims_mm,
             hazmat: self.hazmat,
             ship_alone: self.ship_alone,
@@ -1005,9 +1009,9 @@ pub struct PromiseParam {
     pub ship_to: ShipToParam,
     #[serde(default)]
     pub customer: Option<CustomerParam>,
-    /// `ship`, `pickup`; default both.
+    /// `ship`, `pickup`; default (omitted or null) both.
     #[serde(default)]
-    pub methods: Vec<String>,
+    pub methods: Option<Vec<Reference>>,
     #[serde(default)]
     pub policy: Option<Reference>,
 }
@@ -1026,7 +1030,8 @@ impl PromiseParam {
                 None
             }
         };
-        for (i, m) in self.methods.iter().enumerate() {
+        let methods: Vec<String> = self.methods.iter().flatten().map(|m| m.to_string()).collect();
+        for (i, m) in methods.iter().enumerate() {
             if !["ship", "pickup"].contains(&m.as_str()) {
                 e.push(format!("methods[{i}]"), "ship or pickup");
             }
@@ -1062,7 +1067,7 @@ impl PromiseParam {
                 lines,
             },
             policy: self.policy.clone().map(Into::into),
-            methods: self.methods.clone(),
+            methods,
         })
     }
 }

@@ -240,6 +240,9 @@ pub struct PolicyView {
     pub hash: String,
     /// Whether this version is the one orders and quotes use.
     pub active: bool,
+    /// The version of this policy that is active, when one is (it may be an older version
+    /// than this one; null when another policy, or the built-in default, is active).
+    pub active_version: Option<i64>,
     /// RFC 3339, UTC.
     pub created_at: String,
     /// The canonical document: every default written out.
@@ -256,6 +259,7 @@ impl From<allot_app::PolicyInfo> for PolicyView {
             name: s.name,
             version: s.version,
             hash: s.hash,
+            active_version: p.active.then_some(s.version),
             active: p.active,
         }
     }
@@ -263,8 +267,16 @@ impl From<allot_app::PolicyInfo> for PolicyView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PolicyList {
+    /// The policy orders and quotes use now (`builtin`, version 0, until one is activated).
+    pub active: PolicyStampView,
     /// The latest version of each policy.
     pub policies: Vec<PolicyView>,
+}
+
+impl From<allot_app::PolicyStamp> for PolicyStampView {
+    fn from(p: allot_app::PolicyStamp) -> PolicyStampView {
+        PolicyStampView { name: p.name, version: p.version, hash: p.hash }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -917,6 +929,12 @@ impl From<allot_app::WebhookInfo> for WebhookView {
 }
 
 /// One event's delivery to one endpoint.
+/// Every webhook endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookList {
+    pub webhooks: Vec<WebhookView>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryView {
     /// The event's position in the stream.

@@ -46,6 +46,41 @@ pub fn ms_to_rfc3339(ms: i64) -> String {
 /// first ones and says how many there were.
 pub const INVENTORY_EVENT_POSITIONS_MAX: usize = 1000;
 
+/// Every event type Allot writes, for subscriptions to name (an unknown type is refused,
+/// so a typo cannot subscribe to nothing). `fulfillment_order.<status>` and
+/// `shipment.<scan>` follow their status and scan lists.
+pub fn event_types() -> Vec<String> {
+    let fixed = [
+        "order.created",
+        "order.allocated",
+        "order.backordered",
+        "order.on_hold",
+        "order.released",
+        "order.line_cancelled",
+        "order.cancelled",
+        "order.rerouted",
+        "order.substituted",
+        "order.delivered",
+        "order.customer_contact",
+        "order.at_risk",
+        "order.late",
+        "order.service_upgraded",
+        "order.supply_committed",
+        "supply.expected",
+        "supply.received",
+        "supply.cancelled",
+        "inventory.changed",
+        "fulfillment_order.service_upgraded",
+        "shipment.shipped",
+    ];
+    let statuses = allot_core::FoStatus::ALL.iter().map(|s| format!("fulfillment_order.{}", s.as_str()));
+    let scans = crate::fulfillment::ScanKind::ALL.iter().map(|k| format!("shipment.{}", k.as_str()));
+    let mut all: Vec<String> = fixed.iter().map(|t| (*t).to_owned()).chain(statuses).chain(scans).collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
 /// Payload version of every event type so far.
 pub const EVENT_VERSION: i32 = 1;
 

@@ -61,7 +61,7 @@ pub use decision_doc::{DecisionJson, attempt_json, decision_json, package_kind};
 pub use demo::{DEMO_CARRIER_ID, LoadSummary, PromiseData, demo_promise_data};
 pub use egress::EgressRules;
 pub use error::{AppError, FieldError};
-pub use events::{CONTACT_CHANNELS, EVENT_VERSION, acting_as, ms_to_rfc3339};
+pub use events::{CONTACT_CHANNELS, EVENT_VERSION, acting_as, event_types, ms_to_rfc3339};
 pub use fulfillment::{
     DISRUPTION_BATCH, FULFILLMENT_TEXT_MAX, FoAction, JEOPARDY_BATCH, PACKAGES_MAX, Package, PickedLine,
     REROUTE_ROUNDS, Scan, ScanKind, TIMEOUT_BATCH, parse_queue_cursor, queue_cursor,
@@ -72,7 +72,7 @@ pub use nats::{NATS_RELAY, NatsOptions, NatsPass, connect as connect_nats};
 pub use network::{ListPage, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
 pub use order_facts::{LineFacts, OrderRows, is_live, shipment_carries};
 pub use orders::{PLACE_ATTEMPTS, PlaceOrder, Placed, ShipPromise};
-pub use policies::{LoadedPolicy, PolicyInfo, PolicyStamp, Quote};
+pub use policies::{BUILTIN_POLICY, LoadedPolicy, PolicyInfo, PolicyStamp, Quote};
 pub use promise_data::{LoadedCalendar, LoadedCarrier};
 pub use promising::{
     BACKLOG_TTL, LANE_STATS_TTL, LaneAccuracy, LaneStats, PICKUP_OPTIONS_MAX, PICKUP_RADIUS_KM, PromiseAccuracy,
@@ -120,20 +120,31 @@ struct Inner {
     node_load: tokio::sync::Mutex<node_load::NodeLoad>,
 }
 
+/// What runs besides the requests of an opened app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// A serving process: the workers (sweeps, relays, node load, follow-ups) and, on
+    /// PostgreSQL, the change listener.
+    Background,
+    /// Tests that drive every step themselves: only the change listener (replicas still
+    /// hear each other); nothing commits between a step and its checks.
+    Foreground,
+    /// One-shot commands (`keys create`, `import`): nothing at all in the background.
+    None,
+}
+
 /// Open fulfillment orders per node id.
 type NodeBacklog = Arc<std::collections::HashMap<String, u32>>;
 
 impl App {
-    /// Opens the database (running migrations) and loads the read model.
+    /// Opens the database (running migrations), loads the read model and starts the
+    /// background work of a serving process.
     pub async fn open(db: &DbConfig, clock: Arc<dyn Clock>) -> Result<App> {
-        App::open_with(db, clock, true).await
+        App::open_with(db, clock, Work::Background).await
     }
 
-    /// As [`App::open`]; `background_sweep: false` starts neither the sweep nor the webhook
-    /// relay, and leaves reservation expiry to the
-    /// requests themselves and to [`App::expire_reservations`] (tests that drive every
-    /// step, so that no sweep commits between a step and its checks).
-    pub async fn open_with(db: &DbConfig, clock: Arc<dyn Clock>, background_sweep: bool) -> Result<App> {
+    /// As [`App::open`], with the background work `work` says (see [`Work`]).
+    pub async fn open_with(db: &DbConfig, clock: Arc<dyn Clock>, work: Work) -> Result<App> {
         let store = Store::open(db).await?;
         let read = read_model::SharedReadModel::load(&store).await?;
         let instance = uuid::Uuid::now_v7().simple().to_string();
@@ -145,7 +156,7 @@ impl App {
                 keys: auth::KeyCache::default(),
                 instance,
                 webhooks: std::sync::RwLock::new(WebhookOptions::default()),
-                background: background_sweep,
+                background: work == Work::Background,
                 ids: Default::default(),
                 workers: Default::default(),
                 backlog: Default::default(),
@@ -154,8 +165,10 @@ impl App {
                 node_load: Default::default(),
             }),
         };
-        app.start_change_listener().await?;
-        if background_sweep {
+        if work != Work::None {
+            app.start_change_listener().await?;
+        }
+        if work == Work::Background {
             app.start_workers();
         }
         Ok(app)

@@ -82,7 +82,13 @@ fn builtin() -> (Policy, PolicyStamp) {
     (policy, stamp)
 }
 
+/// The name of the built-in default policy; no stored policy may take it.
+pub const BUILTIN_POLICY: &str = "builtin";
+
 fn check_name(name: &str) -> Result<()> {
+    if name == BUILTIN_POLICY {
+        return Err(AppError::invalid("name", "builtin is the built-in default policy's name"));
+    }
     allot_core::ChannelId::parse(name).map(|_| ()).map_err(|e| AppError::invalid("name", format!("policy name {e}")))
 }
 
@@ -156,6 +162,31 @@ impl App {
             .collect();
         list.sort_by(|a, b| a.stored.name.cmp(&b.stored.name));
         list
+    }
+
+    /// The stamp of the policy orders and quotes use now: the active version, or the
+    /// built-in default (version 0) when none is active.
+    pub fn active_policy_stamp(&self) -> PolicyStamp {
+        match &self.inner.read.read().active_policy {
+            Some(a) => {
+                PolicyStamp { name: a.stored.name.clone(), version: a.stored.version, hash: a.stored.hash.clone() }
+            }
+            None => builtin().1,
+        }
+    }
+
+    /// Goes back to the built-in default policy: no stored policy is active. Answers the
+    /// built-in policy as a version 0 document.
+    pub async fn activate_builtin_policy(&self) -> Result<PolicyInfo> {
+        let mut tx = self.inner.store.begin().await?;
+        tx.clear_active_policy().await?;
+        self.notify(&mut tx, || crate::change_note::ChangeNote { policies: true, ..self.change() }).await?;
+        tx.commit().await?;
+        self.inner.read.update(|m| m.active_policy = None);
+        let (policy, stamp) = builtin();
+        let (document, _) = canonical_json_and_hash(&policy);
+        let stored = StoredPolicy { name: stamp.name, version: 0, document, hash: stamp.hash, created_at_ms: 0 };
+        Ok(PolicyInfo { stored, active: true })
     }
 
     /// Makes a policy version (the latest when `None`) the one orders and quotes use.

@@ -168,13 +168,13 @@ impl App {
         if input.event_types.is_empty() || input.event_types.len() > WEBHOOK_TYPES_MAX {
             errors.push(FieldError::new("event_types", format!("1–{WEBHOOK_TYPES_MAX} event types, or [\"*\"]")));
         }
+        let known = crate::events::event_types();
         for (i, t) in input.event_types.iter().enumerate() {
-            let ok = t == "*"
-                || (t.len() <= 64
-                    && t.contains('.')
-                    && t.chars().all(|c| c.is_ascii_lowercase() || c == '.' || c == '_'));
-            if !ok {
-                errors.push(FieldError::new(format!("event_types[{i}]"), "an event type like order.created, or *"));
+            if t != "*" && !known.contains(t) {
+                errors.push(FieldError::new(
+                    format!("event_types[{i}]"),
+                    format!("{t:?} is not an event type Allot writes; one of: *, {}", known.join(", ")),
+                ));
             }
         }
         if secret_key(&input.secret).is_none() {
@@ -201,6 +201,27 @@ impl App {
         let created = tx.put_webhook(&w).await?;
         tx.commit().await?;
         Ok((self.webhook(id).await?, created))
+    }
+
+    /// Every endpoint with its delivery counts, by id.
+    pub async fn webhooks(&self) -> Result<Vec<WebhookInfo>> {
+        let mut out = Vec::new();
+        for webhook in self.inner.store.webhooks().await? {
+            let counts = self.inner.store.delivery_counts(&webhook.webhook_id).await?;
+            out.push(WebhookInfo { webhook, counts });
+        }
+        Ok(out)
+    }
+
+    /// Deletes an endpoint and its queue of deliveries (404 when there is none).
+    pub async fn delete_webhook(&self, id: &str) -> Result<()> {
+        let mut tx = self.inner.store.begin().await?;
+        if !tx.delete_webhook(id).await? {
+            tx.rollback().await?;
+            return Err(AppError::NotFound { what: "webhook", id: id.to_owned() });
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn webhook(&self, id: &str) -> Result<WebhookInfo> {

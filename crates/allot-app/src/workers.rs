@@ -150,6 +150,7 @@ impl App {
     /// and the node-load refresh (the NATS relay starts when configured:
     /// [`App::start_nats_relay`]).
     pub(crate) fn start_workers(&self) {
+        tracing::debug!("background work started: sweeper, webhook relay, node-load refresh");
         self.start_sweeper();
         self.start_webhook_relay();
         self.start_node_load_refresher();

@@ -72,6 +72,14 @@ impl Tx {
         Ok(row.map(from_row))
     }
 
+    /// No stored policy is active any more: the built-in default routes again.
+    pub async fn clear_active_policy(&mut self) -> Result<()> {
+        on_tx!(self, |conn| {
+            sqlx::query("DELETE FROM active_policy").execute(conn).await?;
+        });
+        Ok(())
+    }
+
     pub async fn set_active_policy(&mut self, name: &str, version: i64, now_ms: i64) -> Result<()> {
         on_tx!(self, |conn| {
             sqlx::query(

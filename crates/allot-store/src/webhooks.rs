@@ -82,6 +82,23 @@ pub struct DeliveryCounts {
 
 impl Tx {
     /// Creates or replaces an endpoint (its cursor is kept on replace). `true` if created.
+    /// Deletes an endpoint and its delivery queue; answers whether it existed. A relay
+    /// pass sending one of its deliveries meanwhile records nothing (the row is gone).
+    pub async fn delete_webhook(&mut self, webhook_id: &str) -> Result<bool> {
+        let deleted = on_tx!(self, |conn| {
+            sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = $1")
+                .bind(webhook_id)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("DELETE FROM webhooks WHERE webhook_id = $1")
+                .bind(webhook_id)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        });
+        Ok(deleted > 0)
+    }
+
     pub async fn put_webhook(&mut self, w: &StoredWebhook) -> Result<bool> {
         let created = on_tx!(self, |conn| {
             let exists = sqlx::query_scalar::<_, String>("SELECT webhook_id FROM webhooks WHERE webhook_id = $1")

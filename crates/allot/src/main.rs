@@ -241,7 +241,7 @@ fn main() -> anyhow::Result<()> {
                 scenario::write(nodes, skus, orders, seed, &out)
             }
             Command::Import { dir, db } => {
-                let app = open(&db).await?;
+                let app = open_for(&db, allot_app::Work::None).await?;
                 let result = scenario::import(&app, &dir).await;
                 app.close().await;
                 result
@@ -257,8 +257,13 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
+/// Opens the database for a serving process (`serve`, `demo`): background work runs.
 async fn open(db: &DbArgs) -> anyhow::Result<App> {
-    App::open(&db.config()?, Arc::new(SystemClock))
+    open_for(db, allot_app::Work::Background).await
+}
+
+async fn open_for(db: &DbArgs, work: allot_app::Work) -> anyhow::Result<App> {
+    App::open_with(&db.config()?, Arc::new(SystemClock), work)
         .await
         .with_context(|| format!("opening the database ({})", db.describe()))
 }
@@ -351,7 +356,7 @@ async fn shutdown_signal() {
 
 async fn create_key(role: &str, db: &DbArgs) -> anyhow::Result<()> {
     let role = Role::parse(role).map_err(anyhow::Error::msg)?;
-    let app = open(db).await?;
+    let app = open_for(db, allot_app::Work::None).await?;
     let key = app.create_key(role).await?;
     app.close().await;
     println!("{}", key.secret);

@@ -90,7 +90,17 @@ async fn get_policy(
 #[utoipa::path(get, path = "/v1/policies", tag = "sourcing",
     responses((status = 200, body = PolicyList)), security(("api_key" = [])))]
 async fn list_policies(State(s): State<ApiState>) -> Json<PolicyList> {
-    Json(PolicyList { policies: s.app.policies().into_iter().map(Into::into).collect() })
+    let active = s.app.active_policy_stamp();
+    let policies = s
+        .app
+        .policies()
+        .into_iter()
+        .map(|p| {
+            let active_version = (p.stored.name == active.name).then_some(active.version);
+            PolicyView { active_version, ..p.into() }
+        })
+        .collect();
+    Json(PolicyList { active: active.into(), policies })
 }
 
 /// Make a policy version (default: the latest) the one orders and quotes use (admin).
@@ -106,6 +116,10 @@ async fn activate_policy(
 ) -> ApiResult<Json<PolicyView>> {
     caller.require_admin("activate policies")?;
     q.only(&["version"])?;
+    if name == allot_app::BUILTIN_POLICY {
+        // The way back to the built-in default: no stored policy active.
+        return Ok(Json(s.app.activate_builtin_policy().await?.into()));
+    }
     Ok(Json(s.app.activate_policy(&name, q.parse("version")?).await?.into()))
 }
 

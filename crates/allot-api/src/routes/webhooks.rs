@@ -16,14 +16,15 @@ use crate::json::Body;
 use crate::params::WebhookParam;
 use crate::query::QueryPairs;
 use crate::text::CleanPath;
-use crate::views::{DeliveryList, RedriveView, WebhookView};
+use crate::views::{DeliveryList, RedriveView, WebhookList, WebhookView};
 
 pub const DELIVERY_PAGE_DEFAULT: i64 = 100;
 pub const DELIVERY_PAGE_MAX: i64 = 1000;
 
 pub fn router(state: &ApiState) -> OpenApiRouter<ApiState> {
     let routes = OpenApiRouter::new()
-        .routes(routes!(put_webhook, get_webhook))
+        .routes(routes!(put_webhook, get_webhook, delete_webhook))
+        .routes(routes!(list_webhooks))
         .routes(routes!(list_deliveries))
         .routes(routes!(redrive));
     guarded(
@@ -66,6 +67,33 @@ async fn get_webhook(
 ) -> ApiResult<Json<WebhookView>> {
     super::admin_only(&caller, "manage webhooks")?;
     Ok(Json(s.app.webhook(&id).await?.into()))
+}
+
+/// Every endpoint with its delivery counts, by id (never a secret).
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
+    responses((status = 200, body = WebhookList)),
+    security(("api_key" = [])))]
+async fn list_webhooks(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+) -> ApiResult<Json<WebhookList>> {
+    super::admin_only(&caller, "manage webhooks")?;
+    Ok(Json(WebhookList { webhooks: s.app.webhooks().await?.into_iter().map(Into::into).collect() }))
+}
+
+/// Delete an endpoint and its queue of deliveries: nothing more is sent to it.
+#[utoipa::path(delete, path = "/v1/webhooks/{webhook_id}", tag = "webhooks",
+    params(("webhook_id" = String, Path)),
+    responses((status = 204, description = "deleted"), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+async fn delete_webhook(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+    CleanPath(id): CleanPath<String>,
+) -> ApiResult<StatusCode> {
+    super::admin_only(&caller, "manage webhooks")?;
+    s.app.delete_webhook(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// An endpoint's deliveries, oldest first; `?status=dead` lists the dead letters.

@@ -27,6 +27,7 @@ backend_tests!(
     quote_input_is_validated_naming_every_field,
     hostile_text_is_refused_naming_the_field_and_changes_nothing,
     trailing_json_after_the_body_is_refused,
+    optional_fields_take_null_and_impossible_weights_are_refused,
 );
 
 async fn requests_without_a_valid_key_are_401_and_roles_without_rights_are_403(s: TestServer) {
@@ -676,10 +677,31 @@ async fn policies_are_versioned_validated_and_activated(mut s: TestServer) {
     let (_, list) = s.get("/v1/policies").await;
     assert_eq!(list["policies"][0]["version"], 2);
     assert_eq!(list["policies"][0]["active"], false, "the latest version is not the active one");
+    assert_eq!(list["policies"][0]["active_version"], 1, "but the listing says which version is");
+    assert_eq!((list["active"]["name"].clone(), list["active"]["version"].clone()), (json!("fast"), json!(1)));
     assert_eq!(s.post("/v1/policies/nope/activate", json!(null)).await.0, StatusCode::NOT_FOUND);
 
     s.restart().await;
     assert_eq!(s.get("/v1/policies/fast?version=1").await.1["active"], true, "activation survives a restart");
+
+    // The way back to the built-in default; its name is reserved.
+    let (status, builtin) = s.post("/v1/policies/builtin/activate", json!(null)).await;
+    assert_eq!(
+        (status, builtin["name"].clone(), builtin["version"].clone()),
+        (StatusCode::OK, json!("builtin"), json!(0))
+    );
+    let (_, list) = s.get("/v1/policies").await;
+    assert_eq!(
+        (list["active"]["name"].clone(), list["policies"][0]["active_version"].clone()),
+        (json!("builtin"), Value::Null)
+    );
+    s.seed().await;
+    let order = json!({"channel": "web", "ship_to": {"lat": 39.95, "lon": -75.16}, "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 1}]});
+    assert_eq!(s.post("/v1/sourcing/quote", order).await.1["policy"]["name"], "builtin");
+    let (status, problem) = put_raw(&s, "/v1/policies/builtin", "application/json", FAST).await;
+    assert_eq!((status, fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["name".to_owned()]));
+    s.restart().await;
+    assert_eq!(s.get("/v1/policies").await.1["active"]["name"], "builtin", "going back survives a restart");
 }
 
 fn quote_body(lines: Value) -> Value {
@@ -1018,4 +1040,20 @@ async fn the_openapi_document_matches_its_reviewed_snapshot() {
         );
     }
     assert_eq!(reviewed.lines().count(), text.lines().count(), "the OpenAPI document grew or shrank: see {path}");
+}
+
+/// What the day-one trial tripped on: `"methods": null` is "omitted" (both methods), and
+/// an item of 0 grams is refused (omit the weight when it is not known).
+async fn optional_fields_take_null_and_impossible_weights_are_refused(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 5})).await;
+    let cart =
+        json!({"lines": [{"sku": "SKU-1", "quantity": 1}], "ship_to": {"lat": 39.95, "lon": -75.16}, "methods": null});
+    let (status, p) = s.post("/v1/promises", cart).await;
+    assert_eq!(status, StatusCode::OK, "{p}");
+    let (status, p) = s.put("/v1/items/SKU-Z", json!({"name": "Feather", "weight_g": 0})).await;
+    assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("weight_g")));
+    assert_eq!(s.get("/v1/items/SKU-Z").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(s.put("/v1/items/SKU-Z", json!({"name": "Feather", "weight_g": 1})).await.0, StatusCode::CREATED);
+    assert_eq!(s.put("/v1/items/SKU-Y", json!({"name": "Unknown weight"})).await.0, StatusCode::CREATED);
 }

@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 
 backend_tests!(
     webhooks_deliver_every_event_once_signed_and_in_order_per_order_through_failures,
-    endpoints_inside_the_network_are_refused_and_never_connected
+    endpoints_inside_the_network_are_refused_and_never_connected,
+    endpoints_are_listed_and_deleted_and_name_only_event_types_allot_writes
 );
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -279,4 +280,64 @@ async fn endpoints_inside_the_network_are_refused_and_never_connected(s: TestSer
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(connections.load(std::sync::atomic::Ordering::SeqCst) > 0, "allowed, the relay connects");
+}
+
+/// Endpoints are listed and deleted; a subscription names event types Allot writes (a
+/// typo would subscribe to nothing, so it is refused); a method a route does not answer is
+/// a 405 problem document.
+async fn endpoints_are_listed_and_deleted_and_name_only_event_types_allot_writes(s: TestServer) {
+    let hook = |types: Value| json!({"url": "https://hooks.example.com/allot", "event_types": types, "secret": SECRET});
+    assert_eq!(
+        s.put("/v1/webhooks/crm", hook(json!(["order.created", "fulfillment_order.shipped"]))).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(s.put("/v1/webhooks/all", hook(json!(["*"]))).await.0, StatusCode::CREATED);
+    let (status, p) = s.put("/v1/webhooks/typo", hook(json!(["order.created", "order.craeted"]))).await;
+    assert_eq!(
+        (status, p["errors"][0]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("event_types[1]")),
+        "{p}"
+    );
+    assert_eq!(s.get("/v1/webhooks/typo").await.0, StatusCode::NOT_FOUND);
+
+    let (status, list) = s.get("/v1/webhooks").await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<&str> = list["webhooks"].as_array().unwrap().iter().map(|w| w["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["all", "crm"]);
+    assert!(list["webhooks"].as_array().unwrap().iter().all(|w| w.get("secret").is_none()));
+
+    let delete = |id: &str| s.client.delete(s.url(&format!("/v1/webhooks/{id}"))).bearer_auth(crate::common::ADMIN_KEY);
+    assert_eq!(s.send(delete("crm")).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(s.get("/v1/webhooks/crm").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(s.send(delete("crm")).await.0, StatusCode::NOT_FOUND);
+    let web = s.app.create_key(Role::parse("channel:web").unwrap()).await.unwrap().secret;
+    let (status, _) = s.send(s.client.delete(s.url("/v1/webhooks/all")).bearer_auth(&web)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(s.get("/v1/webhooks").await.1["webhooks"].as_array().unwrap().len(), 1);
+
+    // Every event a day of traffic writes is a type a subscription may name.
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 5})).await;
+    let o = json!({"channel": "web", "external_id": "T-1", "ship_to": {"lat": 39.95, "lon": -75.16},
+                   "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 1}], "holds": ["manual"]});
+    let id = s.post("/v1/orders", o).await.1["order_id"].as_str().unwrap().to_owned();
+    s.post(&format!("/v1/orders/{id}/holds/manual/release"), json!(null)).await;
+    s.post(&format!("/v1/orders/{id}/cancel"), json!({"reason": "customer_request"})).await;
+    s.settle_events().await;
+    let known = allot_app::event_types();
+    let events = s.get("/v1/events?limit=1000").await.1;
+    for e in events["events"].as_array().unwrap() {
+        assert!(
+            known.contains(&e["type"].as_str().unwrap().to_owned()),
+            "{} is written but not subscribable",
+            e["type"]
+        );
+    }
+
+    // A method the route does not answer: 405 as a problem document.
+    let resp = s.client.post(s.url("/v1/nodes/DC-EAST")).bearer_auth(crate::common::ADMIN_KEY).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let p: Value = resp.json().await.unwrap();
+    assert_eq!(p["type"], "urn:allot:problem:method-not-allowed");
 }

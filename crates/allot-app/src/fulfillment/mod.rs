@@ -177,6 +177,9 @@ pub enum ScanKind {
 }
 
 impl ScanKind {
+    pub const ALL: [ScanKind; 5] =
+        [ScanKind::InTransit, ScanKind::OutForDelivery, ScanKind::Delivered, ScanKind::Exception, ScanKind::Delayed];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ScanKind::InTransit => "in_transit",
@@ -188,9 +191,7 @@ impl ScanKind {
     }
 
     pub fn parse(text: &str) -> Option<ScanKind> {
-        [ScanKind::InTransit, ScanKind::OutForDelivery, ScanKind::Delivered, ScanKind::Exception, ScanKind::Delayed]
-            .into_iter()
-            .find(|k| k.as_str() == text)
+        ScanKind::ALL.into_iter().find(|k| k.as_str() == text)
     }
 }
 

@@ -112,14 +112,19 @@ fn first_start_prints_an_admin_key_once_and_sigterm_stops_cleanly_keeping_the_da
     let (status, body) = get(&format!("{}/v1/nodes/DC-RENO", server.url), &admin);
     assert_eq!((status, body["name"].as_str()), (200, Some("Reno")));
 
-    // `keys create` works against the same data directory while the server runs.
+    // `keys create` works against the same data directory while the server runs, and as
+    // a one-shot command starts no background work (nothing to stop, nothing to warn about).
     let out = Command::new(BIN)
         .args(["keys", "create", "--role", "channel:web", "--data-dir"])
         .arg(&dir)
         .env_remove("ALLOT_DATABASE_URL")
+        .env("ALLOT_LOG", "debug")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains("background work started"), "{said}");
+    assert!(!said.contains("WARN") && !said.contains("ERROR"), "{said}");
     let channel_key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert_eq!(get(&format!("{}/v1/nodes/DC-RENO", server.url), &channel_key).0, 200);
     let write =

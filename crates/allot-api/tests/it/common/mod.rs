@@ -263,7 +263,8 @@ pub fn node_json(kind: &str, lat: f64, lon: f64, tz: &str, caps: &[&str]) -> Val
 }
 
 async fn open(db: &DbConfig, clock: Arc<dyn Clock>, sweep: bool) -> App {
-    App::open_with(db, clock, sweep).await.unwrap()
+    let work = if sweep { allot_app::Work::Background } else { allot_app::Work::Foreground };
+    App::open_with(db, clock, work).await.unwrap()
 }
 
 impl Drop for TestServer {
