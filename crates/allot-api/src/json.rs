@@ -60,6 +60,8 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 /// Parses JSON, naming the offending field's path in the problem. Anything after the
 /// first JSON value but whitespace is refused (`{"a":1}{"a":2}` is not read as the first).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // An empty body is read as `{}`, so the answer names the first field it needs.
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -71,7 +73,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let rule = rule.strip_suffix(position.as_str()).unwrap_or(rule);
             return ApiError::invalid(vec![allot_app::FieldError::new(path, rule)]);
         }
-        let field = (path != ".").then_some(path);
+        // A missing field is named by its own path, not its parent's.
+        let missing = message.strip_prefix("missing field `").and_then(|m| m.split('`').next());
+        let field = match (path.as_str(), missing) {
+            (".", Some(name)) => Some(name.to_owned()),
+            (_, Some(name)) => Some(format!("{path}.{name}")),
+            (".", None) => None,
+            (_, None) => Some(path),
+        };
         ApiError::bad_request(field, message)
     })?;
     de.end().map_err(|e| ApiError::bad_request(None, format!("{e}: the body must be one JSON value")))?;

@@ -515,7 +515,8 @@ pub struct OrderParam {
     pub lines: Vec<OrderLineParam>,
     /// An order with holds is allocated but its fulfillment orders are not released.
     #[serde(default)]
-    pub holds: Vec<HoldKind>,
+    /// fraud, payment, address, manual.
+    pub holds: Vec<Reference>,
     /// A checkout reservation to convert into this order's allocation.
     #[serde(default)]
     pub reservation_id: Option<Reference>,
@@ -713,8 +714,8 @@ impl OrderParam {
     ) -> Result<allot_app::PlaceOrder, Vec<FieldError>> {
         let mut errors = Vec::new();
         let order = self.parse(key_channel).map_err(|e| errors.extend(e)).ok();
-        let external_id = self.external_id.as_deref().unwrap_or_default();
-        if external_id.is_empty() || external_id.chars().count() > SHORT_TEXT_MAX {
+        // Its length is checked by `parse`, once.
+        if self.external_id.is_none() {
             errors.push(FieldError::new("external_id", format!("required, 1–{SHORT_TEXT_MAX} characters")));
         }
         if self.reservation_id.as_ref().is_some_and(|r| r.chars().count() > SHORT_TEXT_MAX) {
@@ -722,6 +723,11 @@ impl OrderParam {
         }
         if self.channel.is_none() && key_channel.is_none() {
             errors.push(FieldError::new("channel", "required with an admin key"));
+        }
+        for (i, h) in self.holds.iter().enumerate() {
+            if let Err(e) = HoldKind::parse(&format!("holds[{i}]"), h) {
+                errors.push(e);
+            }
         }
         let promise = match self.promise_option_id.as_deref().map(parse_promise_option) {
             None => None,
@@ -787,7 +793,7 @@ impl OrderParam {
                     allow_substitution: l.allow_substitution,
                 })
                 .collect(),
-            holds: self.holds.iter().map(|h| h.as_str().to_owned()).collect(),
+            holds: self.holds.iter().map(|h| h.to_string()).collect(),
             reservation_id: reference(self.reservation_id),
             policy: reference(self.policy),
             promise_option_id: reference(self.promise_option_id),
@@ -819,10 +825,13 @@ pub struct CancelParam {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldParam {
-    pub hold: HoldKind,
+    /// fraud, payment, address, manual.
+    pub hold: Reference,
 }
 
 impl HoldKind {
+    pub const ALL: [HoldKind; 4] = [HoldKind::Fraud, HoldKind::Payment, HoldKind::Address, HoldKind::Manual];
+
     pub fn as_str(self) -> &'static str {
         match self {
             HoldKind::Fraud => "fraud",
@@ -830,6 +839,14 @@ impl HoldKind {
             HoldKind::Address => "address",
             HoldKind::Manual => "manual",
         }
+    }
+
+    /// A hold kind by name; an unknown one is a field error naming `field` (422).
+    pub fn parse(field: &str, text: &str) -> Result<HoldKind, FieldError> {
+        HoldKind::ALL.into_iter().find(|h| h.as_str() == text).ok_or_else(|| {
+            let all: Vec<&str> = HoldKind::ALL.iter().map(|h| h.as_str()).collect();
+            FieldError::new(field, format!("{text:?} is not a hold; one of {}", all.join(", ")))
+        })
     }
 }
 

@@ -687,7 +687,7 @@ impl App {
                     service_level: None,
                     delivery_date: None,
                     ready_at: Some(ready),
-                    order_within_s: 0,
+                    order_within_s: allot_core::promise::pickup_order_within_s(&cal.calendar, now).unwrap_or(0),
                     cost_minor: n.node.costs.per_order_minor,
                     carrier_rate_minor: None,
                     store_name: Some(n.node.name.clone()),

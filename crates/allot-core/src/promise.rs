@@ -269,6 +269,29 @@ pub fn ready_at(cal: &NodeCalendar, now: Timestamp) -> Option<Timestamp> {
     None
 }
 
+/// Longest a pickup's "order within" looks ahead.
+const ORDER_WITHIN_HORIZON_S: i64 = 8 * 24 * 3600;
+
+/// How long an order may wait and still be ready on the same local day as one placed
+/// `now`: the seconds until [`ready_at`] moves to a later date (what a pickup option's
+/// "order within" counts down). `None` when the store has no ready time at all.
+pub fn pickup_order_within_s(cal: &NodeCalendar, now: Timestamp) -> Option<i64> {
+    let day_of = |t: Timestamp| ready_at(cal, t).map(|r| cal.time_zone.to_datetime(r).date());
+    let first = day_of(now)?;
+    let later = |s: i64| now.checked_add(s.seconds()).ok().and_then(day_of).is_none_or(|d| d > first);
+    // `ready_at` only moves forward with the order time: the first later second is found
+    // by bisection.
+    let (mut ok, mut moved) = (0_i64, ORDER_WITHIN_HORIZON_S);
+    if !later(moved) {
+        return Some(moved);
+    }
+    while moved - ok > 1 {
+        let mid = ok + (moved - ok) / 2;
+        if later(mid) { moved = mid } else { ok = mid }
+    }
+    Some(moved)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,6 +464,17 @@ mod tests {
         assert_eq!(delivery_date(&g, date(2026, 11, 25), 6000.0), None, "beyond the last band");
         let same_day = ServiceCalendar { transit_days: vec![(40.0, 0)], ..ground() };
         assert_eq!(delivery_date(&same_day, date(2026, 11, 28), 10.0), Some(date(2026, 11, 28)));
+    }
+
+    #[test]
+    fn a_pickup_order_within_counts_down_to_the_last_moment_for_that_day() {
+        let cal = store(NY);
+        let d = date(2026, 11, 25);
+        // Open 09:00–21:00, 120 minutes to ready: ordered before 19:00, ready today.
+        assert_eq!(pickup_order_within_s(&cal, at(NY, d, time(10, 0, 0, 0))), Some(9 * 3600));
+        assert_eq!(pickup_order_within_s(&cal, at(NY, d, time(18, 59, 0, 0))), Some(60));
+        // From 19:00 on it is ready tomorrow, for orders until tomorrow 19:00.
+        assert_eq!(pickup_order_within_s(&cal, at(NY, d, time(19, 0, 0, 0))), Some(24 * 3600));
     }
 
     #[test]

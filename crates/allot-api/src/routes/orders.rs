@@ -12,7 +12,7 @@ use super::guard::{Refusal, WriteGuard, Writers, guarded};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, RawBody, parse_json};
-use crate::params::{CancelParam, ContactParam, HoldParam, OrderParam, SHORT_TEXT_MAX};
+use crate::params::{CancelParam, ContactParam, HoldKind, HoldParam, OrderParam, SHORT_TEXT_MAX};
 use crate::query::QueryPairs;
 use crate::text::CleanPath;
 use crate::views::{ContactView, OrderList, OrderView};
@@ -107,7 +107,8 @@ async fn add_hold(
     Body(p): Body<HoldParam>,
 ) -> ApiResult<Json<OrderView>> {
     let scope = order_scope(&caller, &order_id)?;
-    Ok(Json(s.app.add_hold(&super::order_id(&order_id)?, p.hold.as_str(), scope).await?.into()))
+    let hold = HoldKind::parse("hold", &p.hold).map_err(|e| ApiError::invalid(vec![e]))?;
+    Ok(Json(s.app.add_hold(&super::order_id(&order_id)?, hold.as_str(), scope).await?.into()))
 }
 
 /// Release a hold; the last release sends the fulfillment orders to their nodes.
@@ -121,7 +122,8 @@ async fn release_hold(
     CleanPath((order_id, hold)): CleanPath<(String, String)>,
 ) -> ApiResult<Json<OrderView>> {
     let scope = order_scope(&caller, &order_id)?;
-    Ok(Json(s.app.release_hold(&super::order_id(&order_id)?, &hold, scope).await?.into()))
+    let hold = HoldKind::parse("hold", &hold).map_err(|e| ApiError::invalid(vec![e]))?;
+    Ok(Json(s.app.release_hold(&super::order_id(&order_id)?, hold.as_str(), scope).await?.into()))
 }
 
 /// Place an order: sourced by the active (or named) policy and allocated in the same

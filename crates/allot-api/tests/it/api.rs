@@ -28,6 +28,7 @@ backend_tests!(
     hostile_text_is_refused_naming_the_field_and_changes_nothing,
     trailing_json_after_the_body_is_refused,
     optional_fields_take_null_and_impossible_weights_are_refused,
+    errors_name_the_field_once_and_the_kind_of_mistake,
 );
 
 async fn requests_without_a_valid_key_are_401_and_roles_without_rights_are_403(s: TestServer) {
@@ -1056,4 +1057,34 @@ async fn optional_fields_take_null_and_impossible_weights_are_refused(s: TestSer
     assert_eq!(s.get("/v1/items/SKU-Z").await.0, StatusCode::NOT_FOUND);
     assert_eq!(s.put("/v1/items/SKU-Z", json!({"name": "Feather", "weight_g": 1})).await.0, StatusCode::CREATED);
     assert_eq!(s.put("/v1/items/SKU-Y", json!({"name": "Unknown weight"})).await.0, StatusCode::CREATED);
+}
+
+/// Errors that help (day-one trial): an empty body names the field it needs, an
+/// over-long external id is one error, an unknown hold is a 422 (in a body or a path).
+async fn errors_name_the_field_once_and_the_kind_of_mistake(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 5})).await;
+    let empty = s.client.post(s.url("/v1/orders")).bearer_auth(ADMIN_KEY).header("content-type", "application/json");
+    let (status, p) = s.send(empty).await;
+    assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::BAD_REQUEST, json!("lines")), "{p}");
+    let (status, p) = s.post("/v1/orders", json!({"channel": "web"})).await;
+    assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::BAD_REQUEST, json!("lines")), "{p}");
+
+    let order = |ext: String, holds: Value| {
+        json!({"channel": "web", "external_id": ext, "ship_to": {"lat": 39.95, "lon": -75.16}, "holds": holds,
+               "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 1}]})
+    };
+    let (status, p) = s.post("/v1/orders", order("W".repeat(100), json!([]))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = p["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["external_id"], "one error for one mistake: {p}");
+
+    let (status, p) = s.post("/v1/orders", order("E-1".into(), json!(["vip"]))).await;
+    assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("holds[0]")), "{p}");
+    let id = s.post("/v1/orders", order("E-2".into(), json!([]))).await.1["order_id"].as_str().unwrap().to_owned();
+    let (status, p) = s.post(&format!("/v1/orders/{id}/holds"), json!({"hold": "vip"})).await;
+    assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("hold")), "{p}");
+    let (status, p) = s.post(&format!("/v1/orders/{id}/holds/vip/release"), json!(null)).await;
+    assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("hold")), "{p}");
+    assert_eq!(s.get(&format!("/v1/orders/{id}")).await.1["holds"], json!([]), "nothing changed");
 }

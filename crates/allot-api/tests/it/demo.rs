@@ -7,7 +7,7 @@ use crate::common::{ADMIN_KEY, Backend, TestServer};
 use allot_app::FixedClock;
 use allot_core::scenario::{ScenarioSpec, generate};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// A 3-line cart (the three SKUs Allentown holds most of) to Philadelphia, asked on Tuesday 2026-12-01 at 09:00 in
 /// New York: every service level of the demo carrier is offered, each package handed to
@@ -45,6 +45,26 @@ async fn the_demo_database_answers_promises(backend: Backend) {
     let next_day = ship.iter().find(|o| o["service_level"] == "next_day").unwrap();
     assert_eq!(next_day["packages"][0]["node_id"], "DC-ALLENTOWN", "{next_day}");
     assert_eq!(next_day["order_within_s"], 4 * 3600 + 1800, "order by 13:30: 15:00 cut-off less 90 minutes");
+    // Pickup counts down too: to the last order ready the same day (it said 0 before).
+    let mut pickup_sku = None;
+    for n in 1..=50 {
+        let sku = format!("SKU-{n:05}");
+        let a = s.get(&format!("/v1/availability?sku={sku}&lat=39.95&lon=-75.16&radius_km=80&method=pickup")).await.1;
+        if a["items"][0]["nodes"].as_array().is_some_and(|n| !n.is_empty()) {
+            pickup_sku = Some(sku);
+            break;
+        }
+    }
+    let pickup_sku = pickup_sku.expect("a demo SKU a Philadelphia-area store holds");
+    let pickup_cart = json!({"lines": [{"sku": pickup_sku, "quantity": 1}], "ship_to": {"lat": 39.95, "lon": -75.16},
+                             "methods": ["pickup"]});
+    let (_, p) = s.post("/v1/promises", pickup_cart).await;
+    let pickups: Vec<&Value> = p["options"].as_array().unwrap().iter().filter(|o| o["method"] == "pickup").collect();
+    assert!(!pickups.is_empty(), "{p}");
+    for o in &pickups {
+        let within = o["order_within_s"].as_i64().unwrap();
+        assert!(within > 0 && within <= 24 * 3600, "{o}");
+    }
 
     // A rule on the service level still shapes that level alone: express only from
     // dropship nodes (the demo has none) leaves express without stock, the others as they were.

@@ -64,7 +64,7 @@ impl App {
         let handed_over = || {
             AppError::Conflict(vec![FieldError::new(
                 "quantity",
-                "the units are already shipped or picked up; a return (not a cancellation) takes them back",
+                "the units have left their node (shipped or picked up); they can no longer be cancelled",
             )])
         };
         let picks: Vec<(usize, i64)> = match target {
