@@ -1149,7 +1149,8 @@ pub struct SupplyView {
     pub eta: String,
     /// expected, received, cancelled
     pub status: String,
-    /// Units put on hand when received.
+    /// Units put on hand so far (receipts add up; the supply stays `expected` for the rest
+    /// until they reach its quantity or it is closed).
     pub received: i64,
     pub created_at: String,
     pub updated_at: String,
@@ -1178,7 +1179,7 @@ impl From<allot_app::SupplyRow> for SupplyView {
     fn from(s: allot_app::SupplyRow) -> SupplyView {
         let open = s.status == "expected";
         SupplyView {
-            available: if open { s.quantity - s.committed } else { 0 },
+            available: if open { (s.quantity - s.received - s.committed).max(0) } else { 0 },
             id: s.supply_id,
             node_id: s.node_id,
             sku: s.sku,

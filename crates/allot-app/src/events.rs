@@ -69,6 +69,7 @@ pub fn event_types() -> Vec<String> {
         "supply.expected",
         "supply.received",
         "supply.cancelled",
+        "supply.closed",
         "inventory.changed",
         "fulfillment_order.service_upgraded",
         "shipment.shipped",
@@ -235,6 +236,20 @@ pub(crate) fn commitment_event(
         .collect();
     let data = json!({"order_id": order_id, "sku": sku, "expected": expected});
     new_event("order.supply_committed", channel, Some(order_id), None, now, data.to_string())
+}
+
+/// `supply.received`: a receipt of `units` (the supply's `received` counts all of them;
+/// status `expected` while units are still to come).
+pub(crate) fn supply_receipt_event(
+    s: &SupplyRow,
+    units: i64,
+    reference: Option<&str>,
+    now: i64,
+) -> allot_store::NewEvent {
+    let data = json!({"supply_id": s.supply_id, "node_id": s.node_id, "sku": s.sku, "quantity": s.quantity,
+                      "received": s.received, "receipt": {"quantity": units, "reference": reference},
+                      "eta": ms_to_rfc3339(s.eta_ms), "status": s.status});
+    new_event("supply.received", None, None, Some(&s.node_id), now, data.to_string())
 }
 
 pub(crate) fn supply_event(kind: &str, s: &SupplyRow, now: i64) -> allot_store::NewEvent {

@@ -80,7 +80,7 @@ pub use promising::{
 };
 pub use read_model::ReadModel;
 pub use reservations::{RESERVATION_LINES_MAX, RESERVATION_TTL_MAX_S, ReserveInput, ReserveLine, SWEEP_INTERVAL};
-pub use supply::{SUPPLY_ETA_MAX_MS, SUPPLY_QUANTITY_MAX, SupplyEntry, SupplyInput};
+pub use supply::{SUPPLY_ETA_MAX_MS, SUPPLY_QUANTITY_MAX, SupplyEntry, SupplyInput, SupplyReceipt};
 pub use webhooks::{
     WEBHOOK_TYPES_MAX, WEBHOOK_URL_MAX, WebhookInfo, WebhookInput, WebhookOptions, install_tls_provider,
     sign as sign_webhook,

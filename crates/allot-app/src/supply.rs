@@ -15,8 +15,9 @@
 //!   transaction that closes the supply) and fills backorders at once: the orders the
 //!   supply was committed to first, then the SKU's other backorders by promise. A feed
 //!   that also reports the receipt as a delta would count it twice; a feed of absolute
-//!   positions or snapshots does not (it overwrites). Receipts are all at once: fewer
-//!   units than expected close the supply (post new supply for the rest).
+//!   positions or snapshots does not (it overwrites). A supply may arrive in several
+//!   receipts (each a row, its reference taken once); the units still expected keep their
+//!   promises until they arrive, the supply is closed, or it is cancelled.
 //! - Limits: commitments match units by SKU and date only — a line that could not use the
 //!   supply's node (a node its order excluded after a failure) still gets a date from it,
 //!   and on receipt the fill then gives the units to the next orders. Recomputing a SKU
@@ -45,6 +46,29 @@ pub struct SupplyInput {
     pub sku: Sku,
     pub quantity: i64,
     pub eta_ms: i64,
+}
+
+/// One receipt of expected supply.
+#[derive(Debug, Clone, Default)]
+pub struct SupplyReceipt {
+    /// Units received; `None`: all still expected.
+    pub quantity: Option<i64>,
+    /// The receiver's own reference (an ASN or goods-received note number): a receipt
+    /// with a reference already taken for this supply is a retry and adds nothing.
+    pub reference: Option<String>,
+}
+
+/// A supply's commitments, oldest first (they are released when units arrive).
+async fn released_commitments(tx: &mut allot_store::Tx, supply: &SupplyRow) -> Result<Vec<CommitmentRow>> {
+    let mut released = tx.commitments_of(std::slice::from_ref(&supply.supply_id)).await?;
+    released.sort_by(|a, b| (a.committed_at_ms, &a.order_id).cmp(&(b.committed_at_ms, &b.order_id)));
+    Ok(released)
+}
+
+/// The orders of some commitments, each once, in their order.
+fn orders_of(commitments: &[CommitmentRow]) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    commitments.iter().filter(|c| seen.insert(c.order_id.clone())).map(|c| c.order_id.clone()).collect()
 }
 
 /// A supply record with the backordered units promised against it.
@@ -129,13 +153,21 @@ impl App {
         Ok(ListPage { entries, next_cursor })
     }
 
-    /// Receives expected supply: `quantity` (default: all expected) units go on hand at
-    /// the node in the transaction that closes the supply, then backorders are filled
-    /// (see the module docs). A repeated receipt answers the received supply and changes
-    /// nothing; cancelled supply cannot be received (409).
-    pub async fn receive_supply(&self, supply_id: &allot_core::SupplyId, quantity: Option<i64>) -> Result<SupplyEntry> {
+    /// Receives expected supply, in one receipt or several: `quantity` (default: all still
+    /// expected) units go on hand at the node in the transaction that records the receipt,
+    /// then backorders are filled (see the module docs). Receipts add up; once they reach
+    /// the expected quantity the supply closes as received (a partly received supply stays
+    /// expected for the rest, until [`App::close_supply`] says no more will come). A
+    /// receipt naming a `reference` already taken is a retry: it answers the supply as it
+    /// is and changes nothing; so does any receipt of a received supply. Cancelled supply
+    /// cannot be received (409).
+    pub async fn receive_supply(
+        &self,
+        supply_id: &allot_core::SupplyId,
+        receipt: SupplyReceipt,
+    ) -> Result<SupplyEntry> {
         let supply_id = supply_id.as_str();
-        if quantity.is_some_and(|q| !(1..=SUPPLY_QUANTITY_MAX).contains(&q)) {
+        if receipt.quantity.is_some_and(|q| !(1..=SUPPLY_QUANTITY_MAX).contains(&q)) {
             return Err(AppError::invalid("quantity", format!("must be 1–{SUPPLY_QUANTITY_MAX}")));
         }
         let now = self.now_ms();
@@ -143,20 +175,20 @@ impl App {
             Ok(open) => open,
             Err(repeat) => return Ok(repeat),
         };
-        let received = quantity.unwrap_or(supply.quantity);
-        // Its commitments end with it: their orders are filled first, and all of them
-        // hear what they wait for next.
-        let mut released = tx.commitments_of(std::slice::from_ref(&supply.supply_id)).await?;
-        released.sort_by(|a, b| (a.committed_at_ms, &a.order_id).cmp(&(b.committed_at_ms, &b.order_id)));
-        let committed_orders: Vec<String> = {
-            let mut seen = BTreeSet::new();
-            released.iter().filter(|c| seen.insert(c.order_id.clone())).map(|c| c.order_id.clone()).collect()
+        let units = receipt.quantity.unwrap_or((supply.quantity - supply.received).max(1));
+        let Some(received) = tx.add_supply_receipt(supply_id, receipt.reference.as_deref(), units, now).await? else {
+            tx.rollback().await?;
+            return self.supply_row_entry(supply_id).await;
         };
+        // Its commitments end (the units arrived, or some did): their orders are filled
+        // first, and all of them hear what they wait for next.
+        let released = released_commitments(&mut tx, &supply).await?;
+        let committed_orders = orders_of(&released);
         // The units go on hand the way a feed's delta would, in this transaction.
         let delta = OnHandDelta {
             node_id: parse_node(&supply.node_id)?,
             sku: parse_sku(&supply.sku)?,
-            on_hand_delta: received,
+            on_hand_delta: units,
             seq: None,
         };
         let changed = match crate::inventory::apply_deltas_in(&mut tx, &[delta], now).await? {
@@ -168,20 +200,54 @@ impl App {
             }
         };
         let written = self.write_positions_in(&mut tx, &changed, now).await?;
-        tx.close_supply(supply_id, "received", received, now).await?;
-        let closed = SupplyRow { status: "received".to_owned(), received, committed: 0, updated_at_ms: now, ..supply };
-        tx.insert_events(&[supply_event("supply.received", &closed, now)]).await?;
+        let status = if received >= supply.quantity {
+            tx.close_supply(supply_id, "received", received, now).await?;
+            "received"
+        } else {
+            tx.release_supply_commitments(supply_id, now).await?;
+            "expected"
+        };
+        let after = SupplyRow { status: status.to_owned(), received, committed: 0, updated_at_ms: now, ..supply };
+        let event = crate::events::supply_receipt_event(&after, units, receipt.reference.as_deref(), now);
+        tx.insert_events(&[event]).await?;
         tx.commit().await?;
         self.refresh_positions(written);
         // The orders this supply was promised to come first, then everyone else by
         // promise; the answer shows them filled.
         self.follow_up_now(FollowUp {
             orders_first: committed_orders,
-            backorders: BTreeSet::from([closed.sku.clone()]),
-            recommit: vec![(closed.sku.clone(), released)],
+            backorders: BTreeSet::from([after.sku.clone()]),
+            recommit: vec![(after.sku.clone(), released)],
             ..FollowUp::default()
         })
         .await?;
+        self.supply_row_entry(supply_id).await
+    }
+
+    /// Closes a partly received supply as received: the rest will not come. Its
+    /// commitments end and the SKU's backorders are matched to the remaining supply.
+    /// Repeating it answers the received supply; a supply nothing was received of is
+    /// cancelled instead (409), a cancelled one cannot be closed (409).
+    pub async fn close_supply(&self, supply_id: &allot_core::SupplyId) -> Result<SupplyEntry> {
+        let supply_id = supply_id.as_str();
+        let now = self.now_ms();
+        let (mut tx, supply) = match self.lock_to_close(supply_id, "received").await? {
+            Ok(open) => open,
+            Err(repeat) => return Ok(repeat),
+        };
+        if supply.received == 0 {
+            tx.rollback().await?;
+            return Err(AppError::Conflict(vec![FieldError::new(
+                "status",
+                "nothing of this supply was received: cancel it instead",
+            )]));
+        }
+        let released = released_commitments(&mut tx, &supply).await?;
+        tx.close_supply(supply_id, "received", supply.received, now).await?;
+        let closed = SupplyRow { status: "received".to_owned(), committed: 0, updated_at_ms: now, ..supply };
+        tx.insert_events(&[supply_event("supply.closed", &closed, now)]).await?;
+        tx.commit().await?;
+        self.follow_up_now(FollowUp { recommit: vec![(closed.sku.clone(), released)], ..FollowUp::default() }).await?;
         self.supply_row_entry(supply_id).await
     }
 
@@ -264,7 +330,7 @@ impl App {
             let mut need = line.backordered;
             let mut rows = Vec::new();
             for s in &supplies {
-                let take = need.min(s.quantity - s.committed);
+                let take = need.min(s.quantity - s.received - s.committed);
                 if take <= 0 {
                     continue;
                 }
@@ -316,7 +382,7 @@ impl App {
         let mut li = 0;
         let mut need = lines.first().map_or(0, |l| l.backordered);
         for s in &supplies {
-            let mut left = s.quantity;
+            let mut left = s.quantity - s.received;
             while left > 0 && li < lines.len() {
                 let take = left.min(need);
                 let l = &lines[li];

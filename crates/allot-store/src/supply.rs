@@ -119,6 +119,73 @@ impl Tx {
         Ok(row)
     }
 
+    /// Records a receipt of `quantity` units of a supply (not closing it). A receipt with a
+    /// `reference` taken before is a retry: nothing changes and the answer is `None`; else
+    /// the supply's units received in all, this receipt included.
+    pub async fn add_supply_receipt(
+        &mut self,
+        supply_id: &str,
+        reference: Option<&str>,
+        quantity: i64,
+        now_ms: i64,
+    ) -> Result<Option<i64>> {
+        let received = on_tx!(self, |conn| {
+            let seen = match reference {
+                Some(r) => sqlx::query_scalar::<_, i64>(
+                    "SELECT receipt_no FROM supply_receipts WHERE supply_id = $1 AND reference = $2",
+                )
+                .bind(supply_id)
+                .bind(r)
+                .fetch_optional(&mut *conn)
+                .await?
+                .is_some(),
+                None => false,
+            };
+            if seen {
+                None
+            } else {
+                sqlx::query(
+                    "INSERT INTO supply_receipts (supply_id, receipt_no, reference, quantity, received_at_ms) \
+                     SELECT $1, COALESCE(MAX(receipt_no), 0) + 1, $2, $3, $4 FROM supply_receipts WHERE supply_id = $1",
+                )
+                .bind(supply_id)
+                .bind(reference)
+                .bind(quantity)
+                .bind(now_ms)
+                .execute(&mut *conn)
+                .await?;
+                let received = sqlx::query_scalar::<_, i64>(
+                    "UPDATE inbound_supply SET received = received + $2, updated_at_ms = $3 WHERE supply_id = $1 \
+                     RETURNING received",
+                )
+                .bind(supply_id)
+                .bind(quantity)
+                .bind(now_ms)
+                .fetch_one(&mut *conn)
+                .await?;
+                Some(received)
+            }
+        });
+        Ok(received)
+    }
+
+    /// Ends a supply's commitments without closing it (a partial receipt: the orders it
+    /// was promised to are filled from what arrived, the rest promised again).
+    pub async fn release_supply_commitments(&mut self, supply_id: &str, now_ms: i64) -> Result<()> {
+        on_tx!(self, |conn| {
+            sqlx::query("DELETE FROM supply_commitments WHERE supply_id = $1")
+                .bind(supply_id)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("UPDATE inbound_supply SET committed = 0, updated_at_ms = $2 WHERE supply_id = $1")
+                .bind(supply_id)
+                .bind(now_ms)
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
+    }
+
     /// Closes a supply: `received` (with the units received) or `cancelled`; its
     /// commitments end.
     pub async fn close_supply(&mut self, supply_id: &str, status: &str, received: i64, now_ms: i64) -> Result<()> {

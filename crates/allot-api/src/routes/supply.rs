@@ -23,7 +23,7 @@ use crate::views::{SupplyList, SupplyView};
 
 pub fn router(state: &ApiState) -> OpenApiRouter<ApiState> {
     let record = OpenApiRouter::new().routes(routes!(post_supply, list_supply)).routes(routes!(get_supply));
-    let receive = OpenApiRouter::new().routes(routes!(receive_supply));
+    let receive = OpenApiRouter::new().routes(routes!(receive_supply)).routes(routes!(close_supply));
     let cancel = OpenApiRouter::new().routes(routes!(cancel_supply));
     guarded(
         record,
@@ -70,9 +70,13 @@ pub struct PostSupply {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiveSupply {
-    /// Units received; default: all expected.
+    /// Units received; default: all still expected.
     #[serde(default)]
     pub quantity: Option<i64>,
+    /// Your reference for this receipt (an ASN or goods-received note number): a receipt
+    /// with a reference already taken for this supply is a retry and adds nothing.
+    #[serde(default)]
+    pub reference: Option<crate::text::Reference>,
 }
 
 const SUPPLY_STATUSES: [&str; 3] = ["expected", "received", "cancelled"];
@@ -183,7 +187,27 @@ async fn receive_supply(
     } else {
         parse_json(&body.bytes)?
     };
-    Ok(Json(s.app.receive_supply(&super::supply_id(&supply_id)?, p.quantity).await?.into()))
+    if p.reference.as_ref().is_some_and(|r| r.chars().count() > crate::params::SHORT_TEXT_MAX) {
+        let message = format!("at most {} characters", crate::params::SHORT_TEXT_MAX);
+        return Err(ApiError::invalid(vec![allot_app::FieldError::new("reference", message)]));
+    }
+    let receipt = allot_app::SupplyReceipt { quantity: p.quantity, reference: p.reference.map(Into::into) };
+    Ok(Json(s.app.receive_supply(&super::supply_id(&supply_id)?, receipt).await?.into()))
+}
+
+/// Close a partly received supply as received: the rest will not come; the units it
+/// promised are promised again against other supply, or wait.
+#[utoipa::path(post, path = "/v1/inventory/supply/{supply_id}/close", tag = "inventory",
+    params(("supply_id" = String, Path)),
+    responses((status = 200, body = SupplyView), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("api_key" = [])))]
+async fn close_supply(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+    CleanPath(supply_id): CleanPath<String>,
+) -> ApiResult<Json<SupplyView>> {
+    admin_only(&caller, "receive inbound supply")?;
+    Ok(Json(s.app.close_supply(&super::supply_id(&supply_id)?).await?.into()))
 }
 
 /// Cancel expected supply (admin): the units promised against it go back to waiting

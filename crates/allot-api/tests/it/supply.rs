@@ -232,3 +232,76 @@ async fn preorders_are_promised_against_supply_and_filled_when_it_arrives_sqlite
 async fn preorders_are_promised_against_supply_and_filled_when_it_arrives_postgres() {
     preorders_are_promised_against_supply_and_filled_when_it_arrives(Backend::Postgres).await;
 }
+
+/// A supply arriving in several receipts (day-one trial: a partial receipt closed the
+/// supply and the rest was silently lost): receipts add up on hand, a retried receipt
+/// with the same reference adds nothing, the units still expected keep promising
+/// backorders, and the supply closes when all arrived — or when an operator closes it.
+async fn receipts_of_a_supply_add_up_until_it_closes(backend: Backend) {
+    let start: jiff::Timestamp = "2026-12-01T15:00:00Z".parse().unwrap();
+    let Some(s) = TestServer::start_with(backend, Arc::new(FixedClock::new(start)), false).await else { return };
+    s.seed().await;
+    let mut ids = Vec::new();
+    for (ext, q, promise) in [("R-1", 3, Some("2026-12-05")), ("R-2", 4, Some("2026-12-06"))] {
+        let (status, o) = s.post("/v1/orders", preorder(ext, q, promise)).await;
+        assert_eq!((status, o["status"].clone()), (StatusCode::CREATED, json!("backordered")), "{o}");
+        ids.push(o["order_id"].as_str().unwrap().to_owned());
+    }
+    let body = json!({"node_id": "DC-EAST", "sku": "SKU-3", "quantity": 10, "eta": "2026-12-04T12:00:00Z"});
+    let id = s.post("/v1/inventory/supply", body).await.1["id"].as_str().unwrap().to_owned();
+    assert_eq!(supply_counts(&s, &id).await, ("expected".to_owned(), 7, 3, 0));
+
+    // Four units arrive: R-1 (its supply's first promise) gets three, R-2 one; R-2's other
+    // three units are promised again against the six still expected.
+    let receive = |q: i64, reference: &str| json!({"quantity": q, "reference": reference});
+    let (status, v) = s.post(&format!("/v1/inventory/supply/{id}/receive"), receive(4, "GRN-1")).await;
+    assert_eq!(
+        (status, v["status"].clone(), v["received"].clone()),
+        (StatusCode::OK, json!("expected"), json!(4)),
+        "{v}"
+    );
+    assert_eq!(s.get("/v1/inventory/DC-EAST/SKU-3").await.1["on_hand"], 4);
+    assert_eq!(s.get(&format!("/v1/orders/{}", ids[0])).await.1["status"], "allocated");
+    let r2 = s.get(&format!("/v1/orders/{}", ids[1])).await.1;
+    assert_eq!(
+        (r2["lines"][0]["allocated_quantity"].clone(), r2["lines"][0]["backordered_quantity"].clone()),
+        (json!(1), json!(3))
+    );
+    assert_eq!(expected(&s, &ids[1]).await, [("DC-EAST".to_owned(), 3)]);
+    assert_eq!(supply_counts(&s, &id).await, ("expected".to_owned(), 3, 3, 4));
+
+    // The same receipt again (a retry): nothing more on hand.
+    let (status, v) = s.post(&format!("/v1/inventory/supply/{id}/receive"), receive(4, "GRN-1")).await;
+    assert_eq!((status, v["received"].clone()), (StatusCode::OK, json!(4)));
+    let p = s.get("/v1/inventory/DC-EAST/SKU-3").await.1;
+    assert_eq!((p["on_hand"].clone(), p["allocated"].clone()), (json!(4), json!(4)), "nothing more arrived: {p}");
+
+    // Two more arrive, then nothing more will come: closing ends the supply as received.
+    let (_, v) = s.post(&format!("/v1/inventory/supply/{id}/receive"), receive(2, "GRN-2")).await;
+    assert_eq!((v["status"].clone(), v["received"].clone()), (json!("expected"), json!(6)));
+    let (status, v) = s.post(&format!("/v1/inventory/supply/{id}/close"), json!(null)).await;
+    assert_eq!((status, v["status"].clone(), v["received"].clone()), (StatusCode::OK, json!("received"), json!(6)));
+    assert_eq!(expected(&s, &ids[1]).await, [], "no supply is left to promise R-2's last unit");
+    let r2 = s.get(&format!("/v1/orders/{}", ids[1])).await.1;
+    assert_eq!(
+        (r2["lines"][0]["allocated_quantity"].clone(), r2["lines"][0]["backordered_quantity"].clone()),
+        (json!(3), json!(1))
+    );
+    // A closed supply takes no receipt; one never received is cancelled, not closed.
+    let (status, v) = s.post(&format!("/v1/inventory/supply/{id}/receive"), receive(1, "GRN-3")).await;
+    assert_eq!((status, v["received"].clone()), (StatusCode::OK, json!(6)), "a repeat, changes nothing");
+    let body = json!({"node_id": "DC-EAST", "sku": "SKU-3", "quantity": 5, "eta": "2026-12-09T12:00:00Z"});
+    let other = s.post("/v1/inventory/supply", body).await.1["id"].as_str().unwrap().to_owned();
+    assert_eq!(s.post(&format!("/v1/inventory/supply/{other}/close"), json!(null)).await.0, StatusCode::CONFLICT);
+    assert_eq!(s.store.allocation_totals().await.unwrap().1, 6, "every unit that arrived is allocated, once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_of_a_supply_add_up_until_it_closes_sqlite() {
+    receipts_of_a_supply_add_up_until_it_closes(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_of_a_supply_add_up_until_it_closes_postgres() {
+    receipts_of_a_supply_add_up_until_it_closes(Backend::Postgres).await;
+}
