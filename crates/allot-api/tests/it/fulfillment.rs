@@ -120,6 +120,10 @@ async fn a_shipped_order_walks_to_delivery_and_its_stock_leaves_at_shipment(s: T
     let (status, sh) = s.post("/v1/shipments/1Z-1/events", scan("in_transit")).await;
     assert_eq!((status, sh["status"].clone()), (StatusCode::OK, json!("in_transit")), "{sh}");
     assert_eq!(s.post("/v1/shipments/NOPE/events", scan("in_transit")).await.0, StatusCode::NOT_FOUND);
+    // A scan from the future (a carrier clock gone wrong) is refused and changes nothing.
+    let (status, p) =
+        s.post("/v1/shipments/1Z-1/events", json!({"type": "delivered", "at": "2099-01-01T00:00:00Z"})).await;
+    assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("at")), "{p}");
     let (status, sh) = s.post("/v1/shipments/1Z-1/events", scan("delivered")).await;
     assert_eq!((status, sh["delivered_at"].clone()), (StatusCode::OK, json!("2026-11-26T15:00:00Z")));
     // A scan after delivery other than the delivery itself is refused.

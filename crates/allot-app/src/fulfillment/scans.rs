@@ -3,6 +3,11 @@
 
 use super::*;
 
+/// How far ahead of the server's clock a scan's time may be (carrier clocks drift a
+/// little); a scan further in the future is refused, as it would make a delivery look
+/// early and spoil the promise accuracy it feeds.
+pub const SCAN_AHEAD_MAX_MS: i64 = 5 * 60_000;
+
 impl App {
     /// A carrier's scan of a shipment. A repeat of the shipment's current scan changes
     /// nothing; a delivery scan delivers the fulfillment order once all its shipments are
@@ -13,6 +18,9 @@ impl App {
         }
         let not_found = || AppError::NotFound { what: "shipment", id: tracking_number.to_owned() };
         let now = self.now_ms();
+        if scan.at_ms > now + SCAN_AHEAD_MAX_MS {
+            return Err(AppError::invalid("at", "is more than 5 minutes ahead of the server's clock"));
+        }
         let mut tx = self.inner.store.begin().await?;
         let Some(order_id) = tx.shipment_owner(tracking_number).await? else {
             tx.rollback().await?;
