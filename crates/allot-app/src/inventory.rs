@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use allot_core::inventory::{self, AbsolutePosition, OnHandDelta, Position, SnapshotEntry, UpdateError};
-use allot_core::{FulfillmentMethod, GeoPoint, NodeId, Qty, Sku};
+use allot_core::{ChannelId, FulfillmentMethod, GeoPoint, NodeId, Qty, Sku};
 use allot_store::StoredPosition;
 
 use crate::events::inventory_changed;
@@ -44,6 +44,12 @@ pub struct AvailabilityQuery {
     pub near: Option<GeoPoint>,
     pub radius_km: Option<f64>,
     pub method: Option<FulfillmentMethod>,
+    /// Availability as this channel may be sold it: the policy's rule for the channel
+    /// applies (excluded nodes and node types left out, stores' protected units kept back
+    /// from ship-type methods), as sourcing will. `None` with no `policy` either: raw ATP.
+    pub channel: Option<ChannelId>,
+    /// The policy whose rules apply (default: the active one).
+    pub policy: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -300,6 +306,11 @@ impl App {
             return Err(AppError::Invalid(unknown));
         }
         let capability = query.method.map(FulfillmentMethod::required_capability);
+        let method = query.method.unwrap_or(FulfillmentMethod::Ship);
+        let selling = match (&query.channel, &query.policy) {
+            (None, None) => None,
+            (channel, policy) => Some(self.selling_filters(channel.as_ref(), policy.as_deref(), method)?),
+        };
         let items = query
             .skus
             .iter()
@@ -310,7 +321,17 @@ impl App {
                         if capability.is_some_and(|c| !node.has(c)) {
                             return None;
                         }
-                        let atp = p.position.counts.atp();
+                        let mut atp = p.position.counts.atp();
+                        if let Some(filters) = &selling {
+                            if !filters.admits(node) {
+                                return None;
+                            }
+                            // Protection holds stock back from ship-type lines only.
+                            if !method.at_counter() {
+                                let kept = Qty::new(filters.protected_units(node.node_type)).unwrap_or(Qty::MAX);
+                                atp = atp.checked_sub(kept).unwrap_or(Qty::ZERO);
+                            }
+                        }
                         if atp == Qty::ZERO {
                             return None;
                         }

@@ -217,6 +217,33 @@ impl App {
     }
 
     /// A quote that may not use `excluded` nodes (re-sourcing after a node failed).
+    /// The eligibility filters the engine would apply to an order of `channel` with
+    /// `method` lines under the named policy (else the active one, else the built-in):
+    /// what availability shows a channel must agree with what sourcing will sell it.
+    pub(crate) fn selling_filters(
+        &self,
+        channel: Option<&allot_core::ChannelId>,
+        policy: Option<&str>,
+        method: allot_core::FulfillmentMethod,
+    ) -> Result<allot_core::sourcing::Filters> {
+        let read = self.inner.read.read();
+        let chosen = match policy {
+            Some(name) => Some(
+                read.policies
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| AppError::invalid("policy", format!("unknown policy {name}")))?,
+            ),
+            None => read.active_policy.clone(),
+        };
+        let facts =
+            allot_core::sourcing::OrderFacts { channel: channel.cloned(), methods: vec![method], ..Default::default() };
+        Ok(match chosen {
+            Some(p) => p.policy.select(&facts).1.filters.clone(),
+            None => builtin().0.select(&facts).1.filters.clone(),
+        })
+    }
+
     pub(crate) fn quote_excluding(
         &self,
         order: &OrderToSource,

@@ -1,7 +1,7 @@
 //! `/v1/inventory` and `/v1/availability`: positions, feeds and ATP.
 
 use allot_app::{AvailabilityQuery, FieldError, Principal};
-use allot_core::{FulfillmentMethod, GeoPoint, NodeId, Sku};
+use allot_core::{ChannelId, FulfillmentMethod, GeoPoint, NodeId, Sku};
 use axum::Extension;
 use axum::Json;
 use axum::extract::State;
@@ -127,11 +127,20 @@ async fn post_snapshot(
     params(("sku" = Vec<String>, Query, description = "repeat for several SKUs"),
            ("lat" = Option<f64>, Query), ("lon" = Option<f64>, Query),
            ("radius_km" = Option<f64>, Query, description = "needs lat and lon"),
-           ("method" = Option<String>, Query, description = "ship, pickup, curbside, ship_to_store, same_day")),
-    responses((status = 200, body = AvailabilityView), (status = 400, body = Problem), (status = 422, body = Problem)),
+           ("method" = Option<String>, Query, description = "ship, pickup, curbside, ship_to_store, same_day"),
+           ("channel" = Option<String>, Query, description = "availability as sourcing sells it to this channel: \
+            the policy's rule for it applies (excluded nodes, node types, stores' protected units); a channel key \
+            always sees its own channel's"),
+           ("policy" = Option<String>, Query, description = "whose rules apply (admin keys; default: the active policy)")),
+    responses((status = 200, body = AvailabilityView), (status = 400, body = Problem), (status = 403, body = Problem),
+              (status = 422, body = Problem)),
     security(("api_key" = [])))]
-async fn availability(State(s): State<ApiState>, q: QueryPairs) -> ApiResult<Json<AvailabilityView>> {
-    q.only(&["sku", "lat", "lon", "radius_km", "method"])?;
+async fn availability(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+    q: QueryPairs,
+) -> ApiResult<Json<AvailabilityView>> {
+    q.only(&["sku", "lat", "lon", "radius_km", "method", "channel", "policy"])?;
     let mut errors = Vec::new();
     let skus: Vec<Sku> = q
         .all("sku")
@@ -157,9 +166,25 @@ async fn availability(State(s): State<ApiState>, q: QueryPairs) -> ApiResult<Jso
         }),
         None => None,
     };
+    let named = q
+        .single("channel")?
+        .and_then(|c| ChannelId::parse(c).map_err(|e| errors.push(FieldError::new("channel", e))).ok());
+    let policy = q.single("policy")?.map(str::to_owned);
+    let channel = match &caller.role {
+        allot_app::Role::Channel(own) => {
+            if named.as_ref().is_some_and(|n| n != own) {
+                errors.push(FieldError::new("channel", "a channel key sees its own channel's availability"));
+            }
+            if policy.is_some() {
+                return Err(allot_app::AppError::Forbidden { action: "choose a routing policy" }.into());
+            }
+            Some(own.clone())
+        }
+        _ => named,
+    };
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let query = AvailabilityQuery { skus, near, radius_km, method };
+    let query = AvailabilityQuery { skus, near, radius_km, method, channel, policy };
     Ok(Json(s.app.availability(&query)?.into()))
 }

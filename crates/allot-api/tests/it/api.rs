@@ -29,6 +29,7 @@ backend_tests!(
     trailing_json_after_the_body_is_refused,
     optional_fields_take_null_and_impossible_weights_are_refused,
     errors_name_the_field_once_and_the_kind_of_mistake,
+    availability_for_a_channel_agrees_with_what_sourcing_sells_it,
 );
 
 async fn requests_without_a_valid_key_are_401_and_roles_without_rights_are_403(s: TestServer) {
@@ -1087,4 +1088,35 @@ async fn errors_name_the_field_once_and_the_kind_of_mistake(s: TestServer) {
     let (status, p) = s.post(&format!("/v1/orders/{id}/holds/vip/release"), json!(null)).await;
     assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("hold")), "{p}");
     assert_eq!(s.get(&format!("/v1/orders/{id}")).await.1["holds"], json!([]), "nothing changed");
+}
+
+/// Availability as a channel is sold it: the policy's store protection applies, as in
+/// sourcing (day-one trial: availability showed units the policy never sells online).
+async fn availability_for_a_channel_agrees_with_what_sourcing_sells_it(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/ST-CHI/SKU-2", json!({"on_hand": 5})).await;
+    let policy = json!({"fallback": {"filters": {"store_protection_units": 3}}});
+    assert_eq!(s.put("/v1/policies/protect", policy).await.0, StatusCode::CREATED);
+    assert_eq!(s.post("/v1/policies/protect/activate", json!(null)).await.0, StatusCode::OK);
+    let atp = |v: &Value| v["items"][0]["atp"].as_u64().unwrap();
+    assert_eq!(atp(&s.get("/v1/availability?sku=SKU-2").await.1), 5, "an admin without a channel sees the shelf");
+    assert_eq!(atp(&s.get("/v1/availability?sku=SKU-2&channel=web").await.1), 2);
+    assert_eq!(
+        atp(&s.get("/v1/availability?sku=SKU-2&channel=web&method=pickup").await.1),
+        5,
+        "pickup is not protected"
+    );
+    let web = s.app.create_key(Role::parse("channel:web").unwrap()).await.unwrap().secret;
+    assert_eq!(atp(&s.get_as(&web, "/v1/availability?sku=SKU-2").await.1), 2, "a channel key sees its own channel's");
+    assert_eq!(s.get_as(&web, "/v1/availability?sku=SKU-2&policy=protect").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(s.get_as(&web, "/v1/availability?sku=SKU-2&channel=app").await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    // What availability promised is what an order gets: 2 units, the third backordered.
+    let order = json!({"channel": "web", "external_id": "AV-1", "ship_to": {"lat": 41.88, "lon": -87.63},
+                       "lines": [{"line_id": "1", "sku": "SKU-2", "quantity": 3, "allow_backorder": true}]});
+    let o = s.post_as(&web, "/v1/orders", order).await.1;
+    assert_eq!(
+        (o["lines"][0]["allocated_quantity"].clone(), o["lines"][0]["backordered_quantity"].clone()),
+        (json!(2), json!(1)),
+        "{o}"
+    );
 }

@@ -54,6 +54,21 @@ pub struct Filters {
     pub hazmat_node_types: Vec<NodeType>,
 }
 
+impl Filters {
+    /// Units of a SKU a node of `node_type` keeps back from ship-type lines of this rule:
+    /// `store_protection_units` at stores, none elsewhere (the engine and availability both
+    /// read it from here).
+    #[inline(always)]
+    pub fn protected_units(&self, node_type: NodeType) -> u64 {
+        if node_type == NodeType::Store { self.store_protection_units } else { 0 }
+    }
+
+    /// Whether the rule lets a node serve at all (not excluded, of an allowed type).
+    pub fn admits(&self, node: &crate::network::Node) -> bool {
+        !self.exclude_nodes.contains(&node.id) && self.node_types.as_ref().is_none_or(|t| t.contains(&node.node_type))
+    }
+}
+
 impl Default for Filters {
     fn default() -> Filters {
         Filters {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::catalog::FulfillmentMethod;
 use crate::geo::{ChordLimit, GeoPoint, SpherePoint};
 use crate::ids::Sku;
-use crate::network::{Capability, Node, NodeType};
+use crate::network::{Capability, Node};
 use crate::sourcing::policy::{CostModel, Filters};
 use crate::sourcing::table::capability_bit;
 
@@ -495,7 +495,7 @@ impl<'s, 'o> HolderExam<'s, 'o> {
         node: &Node,
         stock_at: impl Fn(usize) -> (u64, u64),
     ) {
-        let protection = if node.node_type == NodeType::Store { rules.filters.store_protection_units } else { 0 };
+        let protection = rules.filters.protected_units(node.node_type);
         for (s, sku) in self.skus.iter().enumerate() {
             let (atp, aging) = stock_at(s);
             let pinned =
