@@ -164,6 +164,17 @@ impl App {
         list
     }
 
+    /// Whether `role` may source with the policy `name`: admins with any stored policy;
+    /// channels with the active one only (a channel's own routing is a rule of the active
+    /// policy whose `when` names the channel, which an admin writes).
+    pub fn may_choose_policy(&self, role: &crate::Role, name: &str) -> Result<()> {
+        match role {
+            crate::Role::Admin => Ok(()),
+            _ if self.inner.read.read().active_policy.as_ref().is_some_and(|a| a.stored.name == name) => Ok(()),
+            _ => Err(AppError::Forbidden { action: "choose a routing policy other than the active one" }),
+        }
+    }
+
     /// The stamp of the policy orders and quotes use now: the active version, or the
     /// built-in default (version 0) when none is active.
     pub fn active_policy_stamp(&self) -> PolicyStamp {

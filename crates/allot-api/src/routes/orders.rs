@@ -148,6 +148,9 @@ async fn place_order(
         Role::Node(_) => return Err(allot_app::AppError::Forbidden { action: "place orders" }.into()),
     };
     let param: OrderParam = parse_json(&body.bytes)?;
+    if let Some(policy) = &param.policy {
+        s.app.may_choose_policy(&caller.role, policy)?;
+    }
     let input = param.into_place_order(key_channel.as_ref()).map_err(ApiError::invalid)?;
     let placed = s.app.place_order(input).await?;
     let status = if placed.created { StatusCode::CREATED } else { StatusCode::OK };

@@ -139,6 +139,9 @@ async fn quote(
         Role::Channel(c) => Some(c),
         Role::Node(_) => return Err(allot_app::AppError::Forbidden { action: "request sourcing quotes" }.into()),
     };
+    if let Some(policy) = &body.policy {
+        s.app.may_choose_policy(&caller.role, policy)?;
+    }
     let order = body.parse(key_channel).map_err(ApiError::invalid)?;
     Ok(Json(s.app.quote(&order, body.policy.as_deref())?.into()))
 }

@@ -97,6 +97,9 @@ async fn promise(
     if let Role::Node(_) = caller.role {
         return Err(allot_app::AppError::Forbidden { action: "ask for promises" }.into());
     }
+    if let Some(policy) = &p.policy {
+        s.app.may_choose_policy(&caller.role, policy)?;
+    }
     let q = p.parse().map_err(crate::error::ApiError::invalid)?;
     Ok(Json(s.app.promise(&q).await?.into()))
 }

@@ -30,6 +30,7 @@ backend_tests!(
     optional_fields_take_null_and_impossible_weights_are_refused,
     errors_name_the_field_once_and_the_kind_of_mistake,
     availability_for_a_channel_agrees_with_what_sourcing_sells_it,
+    only_admins_choose_a_policy_other_than_the_active_one,
 );
 
 async fn requests_without_a_valid_key_are_401_and_roles_without_rights_are_403(s: TestServer) {
@@ -1119,4 +1120,33 @@ async fn availability_for_a_channel_agrees_with_what_sourcing_sells_it(s: TestSe
         (json!(2), json!(1)),
         "{o}"
     );
+}
+
+/// A channel key cannot route its orders with a stored policy that was never activated
+/// (hardening battery: `"policy": "heavy"` was honoured); admins may (to try one out).
+async fn only_admins_choose_a_policy_other_than_the_active_one(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 5})).await;
+    for (name, split) in [("live", 500), ("heavy", 99_000)] {
+        let policy = json!({"fallback": {"cost": {"split_penalty_minor": split}}});
+        assert_eq!(s.put(&format!("/v1/policies/{name}"), policy).await.0, StatusCode::CREATED);
+    }
+    assert_eq!(s.post("/v1/policies/live/activate", json!(null)).await.0, StatusCode::OK);
+    let web = s.app.create_key(Role::parse("channel:web").unwrap()).await.unwrap().secret;
+    let order = |ext: &str, policy: &str| {
+        json!({"external_id": ext, "ship_to": {"lat": 39.95, "lon": -75.16}, "policy": policy,
+               "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 1}]})
+    };
+    let (status, p) = s.post_as(&web, "/v1/orders", order("P-1", "heavy")).await;
+    assert_eq!((status, p["type"].clone()), (StatusCode::FORBIDDEN, json!("urn:allot:problem:forbidden")), "{p}");
+    assert_eq!(s.post_as(&web, "/v1/sourcing/quote", order("Q", "heavy")).await.0, StatusCode::FORBIDDEN);
+    let cart = json!({"lines": [{"sku": "SKU-1", "quantity": 1}], "ship_to": {"lat": 39.95, "lon": -75.16}, "policy": "heavy"});
+    assert_eq!(s.post_as(&web, "/v1/promises", cart).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(s.get("/v1/orders").await.1["orders"], json!([]), "nothing was placed");
+    let (status, o) = s.post_as(&web, "/v1/orders", order("P-2", "live")).await;
+    assert_eq!((status, o["policy"]["name"].clone()), (StatusCode::CREATED, json!("live")), "the active one, named");
+    let mut admin = order("P-3", "heavy");
+    admin["channel"] = json!("web");
+    let (status, o) = s.post("/v1/orders", admin).await;
+    assert_eq!((status, o["policy"]["name"].clone()), (StatusCode::CREATED, json!("heavy")));
 }
