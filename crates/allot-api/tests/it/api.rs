@@ -554,7 +554,8 @@ async fn operations_endpoints_answer_without_a_key(s: TestServer) {
         ("/v1/fulfillment-orders/{id}/deliver", &["post"]),
         ("/v1/shipments/{tracking_number}/events", &["post"]),
         ("/v1/orders/{order_id}/contacts", &["post"]),
-        ("/v1/webhooks/{webhook_id}", &["put", "get"]),
+        ("/v1/webhooks", &["get"]),
+        ("/v1/webhooks/{webhook_id}", &["put", "get", "delete"]),
         ("/v1/webhooks/{webhook_id}/deliveries", &["get"]),
         ("/v1/webhooks/{webhook_id}/redrive", &["post"]),
         ("/v1/carriers/{carrier_id}", &["put", "get"]),
@@ -564,13 +565,14 @@ async fn operations_endpoints_answer_without_a_key(s: TestServer) {
         ("/v1/inventory/supply/{supply_id}", &["get"]),
         ("/v1/inventory/supply/{supply_id}/receive", &["post"]),
         ("/v1/inventory/supply/{supply_id}/cancel", &["post"]),
+        ("/v1/inventory/supply/{supply_id}/close", &["post"]),
         ("/v1/promise-accuracy", &["get"]),
     ] {
         for m in methods {
             assert!(paths[path].get(*m).is_some(), "{m} {path} missing from the OpenAPI document");
         }
     }
-    assert_eq!(paths.len(), 47, "every route is documented and nothing else: {:?}", paths.keys());
+    assert_eq!(paths.len(), 49, "every route is documented and nothing else: {:?}", paths.keys());
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
 }
 

@@ -263,7 +263,10 @@ async fn cancellations_release_stock_at_once_and_holds_gate_release(s: TestServe
         (json!("allocated"), json!("released"))
     );
     assert_eq!(s.post(&format!("/v1/orders/{id2}/holds/fraud/release"), json!(null)).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(s.post(&format!("/v1/orders/{id2}/holds"), json!({"hold": "vibes"})).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        s.post(&format!("/v1/orders/{id2}/holds"), json!({"hold": "vibes"})).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
 }
 
 /// Daily capacity in sourcing (`node_load`): the orders a node was assigned today count

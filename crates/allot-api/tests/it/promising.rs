@@ -292,7 +292,7 @@ async fn a_promised_order_is_watched_for_jeopardy(backend: Backend) {
     }
     assert_eq!(s.app.sweep_jeopardy().await.unwrap(), 1);
     assert_eq!(line(&s.get(&format!("/v1/orders/{id2}")).await.1), "on_track");
-    let scan = |kind: &str| json!({"type": kind, "at": "2026-11-26T13:00:00Z"});
+    let scan = |kind: &str| json!({"type": kind, "at": "2026-11-26T11:30:00Z"});
     assert_eq!(s.post("/v1/shipments/JEO-1/events", scan("delayed")).await.0, StatusCode::OK);
     assert_eq!(s.app.sweep_jeopardy().await.unwrap(), 1);
     let o2 = s.get(&format!("/v1/orders/{id2}")).await.1;
@@ -528,7 +528,8 @@ async fn sourcing_keeps_the_promise_the_policy_asks_for_postgres() {
 /// `transit: observed_p90` promises a lane's learned p90 once it has 30 deliveries.
 async fn deliveries_teach_the_promise(backend: Backend) {
     let monday: jiff::Timestamp = "2026-11-30T15:00:00Z".parse().unwrap();
-    let Some(s) = TestServer::start_with(backend, Arc::new(FixedClock::new(monday)), false).await else { return };
+    let clock = Arc::new(FixedClock::new(monday));
+    let Some(s) = TestServer::start_with(backend, clock.clone(), false).await else { return };
     s.seed().await;
     let ups = json!({"name": "UPS", "services": [{"code": "ground", "service_level": "standard",
         "pickup_cutoff_local": "17:00", "transit_days": [{"max_km": 300.0, "days": 1}, {"max_km": 5000.0, "days": 5}],
@@ -551,7 +552,7 @@ async fn deliveries_teach_the_promise(backend: Backend) {
 
     // Each order promised for Tuesday arrives on Thursday: three carrier days, two late.
     let deliver = |n: usize| {
-        let s = &s;
+        let (s, clock) = (&s, &clock);
         async move {
             let order = json!({"channel": "web", "external_id": format!("ACC-{n}"),
                 "ship_to": {"lat": 39.95, "lon": -75.16, "region": "PA"},
@@ -573,8 +574,11 @@ async fn deliveries_teach_the_promise(backend: Backend) {
                 };
                 assert_eq!(status, StatusCode::OK, "{action}");
             }
+            // The carrier reports on Thursday; the next order is placed on Monday again.
+            clock.set("2026-12-03T19:00:00Z".parse().unwrap());
             let scan = json!({"type": "delivered", "at": "2026-12-03T18:00:00Z"});
             assert_eq!(s.post(&format!("/v1/shipments/ACC-{n}/events"), scan).await.0, StatusCode::OK);
+            clock.set(monday);
         }
     };
     for n in 0..29 {
