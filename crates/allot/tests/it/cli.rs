@@ -75,7 +75,14 @@ impl Server {
         let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
         let exit = self.child.wait().unwrap();
-        (exit, self.stderr.try_iter().collect())
+        // Everything printed until the pipe closed: the reader thread may still be
+        // forwarding the last lines when the process has exited (under load it was, and
+        // "allot stopped" was missed).
+        let mut after = Vec::new();
+        while let Ok(line) = self.stderr.recv_timeout(std::time::Duration::from_secs(10)) {
+            after.push(line);
+        }
+        (exit, after)
     }
 }
 
