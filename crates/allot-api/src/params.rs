@@ -419,15 +419,6 @@ impl From<ServiceLevel> for allot_core::ServiceLevel {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum HoldKind {
-    Fraud,
-    Payment,
-    Address,
-    Manual,
-}
-
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerParam {
@@ -438,6 +429,30 @@ pub struct CustomerParam {
     pub tier: Option<Reference>,
     #[serde(default)]
     pub email: Option<Reference>,
+    #[serde(default)]
+    pub name: Option<Prose>,
+    #[serde(default)]
+    pub phone: Option<Reference>,
+}
+
+/// The billing address. Its country is what the policy's `ship_to_not_billing` hold
+/// condition compares with the ship-to country.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BillToParam {
+    #[serde(default)]
+    pub name: Option<Prose>,
+    #[serde(default)]
+    pub address1: Option<Prose>,
+    #[serde(default)]
+    pub city: Option<Prose>,
+    #[serde(default)]
+    pub region: Option<Reference>,
+    #[serde(default)]
+    pub postal_code: Option<Reference>,
+    /// ISO 3166-1 alpha-2.
+    #[serde(default)]
+    pub country: Option<Reference>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -509,13 +524,15 @@ pub struct OrderParam {
     pub customer: Option<CustomerParam>,
     #[serde(default)]
     pub ship_to: Option<ShipToParam>,
+    #[serde(default)]
+    pub bill_to: Option<BillToParam>,
     /// ISO 4217; default USD.
     #[serde(default)]
     pub currency: Option<String>,
     pub lines: Vec<OrderLineParam>,
-    /// An order with holds is allocated but its fulfillment orders are not released.
+    /// An order with holds is allocated but its fulfillment orders are not released
+    /// (fraud, fraud_review, payment, address, manual). The policy's hold rules may add more.
     #[serde(default)]
-    /// fraud, payment, address, manual.
     pub holds: Vec<Reference>,
     /// A checkout reservation to convert into this order's allocation.
     #[serde(default)]
@@ -699,6 +716,7 @@ impl OrderParam {
             ship_to: point,
             country: ship_to.country.clone().map(Into::into),
             region: ship_to.region.clone().map(Into::into),
+            billing_country: self.bill_to.as_ref().and_then(|b| b.country.clone().map(Into::into)),
             lines,
         })
     }
@@ -725,7 +743,7 @@ impl OrderParam {
             errors.push(FieldError::new("channel", "required with an admin key"));
         }
         for (i, h) in self.holds.iter().enumerate() {
-            if let Err(e) = HoldKind::parse(&format!("holds[{i}]"), h) {
+            if let Err(e) = hold_kind(&format!("holds[{i}]"), h) {
                 errors.push(e);
             }
         }
@@ -765,6 +783,16 @@ impl OrderParam {
                 id: reference(c.id),
                 tier: reference(c.tier),
                 email: reference(c.email),
+                name: text(c.name),
+                phone: reference(c.phone),
+            }),
+            bill_to: self.bill_to.map(|b| allot_app::CapturedBillTo {
+                name: text(b.name),
+                address1: text(b.address1),
+                city: text(b.city),
+                region: reference(b.region),
+                postal_code: reference(b.postal_code),
+                country: reference(b.country),
             }),
             ship_to: self.ship_to.map(|s| allot_app::CapturedShipTo {
                 name: text(s.name),
@@ -825,29 +853,18 @@ pub struct CancelParam {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldParam {
-    /// fraud, payment, address, manual.
+    /// fraud, fraud_review, payment, address, manual.
     pub hold: Reference,
+    /// Why (shown with the hold; 1–200 characters).
+    #[serde(default)]
+    pub reason: Option<Prose>,
 }
 
-impl HoldKind {
-    pub const ALL: [HoldKind; 4] = [HoldKind::Fraud, HoldKind::Payment, HoldKind::Address, HoldKind::Manual];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HoldKind::Fraud => "fraud",
-            HoldKind::Payment => "payment",
-            HoldKind::Address => "address",
-            HoldKind::Manual => "manual",
-        }
-    }
-
-    /// A hold kind by name; an unknown one is a field error naming `field` (422).
-    pub fn parse(field: &str, text: &str) -> Result<HoldKind, FieldError> {
-        HoldKind::ALL.into_iter().find(|h| h.as_str() == text).ok_or_else(|| {
-            let all: Vec<&str> = HoldKind::ALL.iter().map(|h| h.as_str()).collect();
-            FieldError::new(field, format!("{text:?} is not a hold; one of {}", all.join(", ")))
-        })
-    }
+/// A hold kind by name; an unknown one is a field error naming `field` (422).
+pub fn hold_kind(field: &str, text: &str) -> Result<allot_core::HoldKind, FieldError> {
+    allot_core::HoldKind::parse(text).ok_or_else(|| {
+        FieldError::new(field, format!("{text:?} is not a hold; one of {}", allot_core::HoldKind::expected()))
+    })
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -1081,6 +1098,7 @@ impl PromiseParam {
                 ship_to: point,
                 country: self.ship_to.country.clone().map(Into::into),
                 region: self.ship_to.region.clone().map(Into::into),
+                billing_country: None,
                 lines,
             },
             policy: self.policy.clone().map(Into::into),

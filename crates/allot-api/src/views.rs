@@ -516,7 +516,13 @@ pub struct OrderView {
     /// allocated, partially_allocated, backordered, unfilled, on_hold, partially_shipped,
     /// shipped, delivered, cancelled
     pub status: String,
+    /// The kinds of hold the order has now (see `hold_details` for who and why).
     pub holds: Vec<String>,
+    /// Each active hold with who placed it (`operator`, `channel:<id>`,
+    /// `policy:<policy>/<rule>`), when and why (`GET /v1/orders/{id}` and the hold
+    /// endpoints).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_details: Option<Vec<HoldView>>,
     pub created_at: String,
     pub lines: Vec<OrderLineView>,
     /// Every fulfillment order of every attempt, rejected and cancelled ones included.
@@ -534,6 +540,28 @@ pub struct OrderView {
     /// Customer-service contacts about the order (`GET /v1/orders/{id}` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contacts: Option<Vec<ContactView>>,
+}
+
+/// An active hold.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HoldView {
+    /// fraud, fraud_review, payment, address, manual
+    pub hold: String,
+    pub reason: Option<String>,
+    pub placed_by: String,
+    /// Absent for holds placed before their details were recorded.
+    pub placed_at: Option<String>,
+}
+
+impl From<allot_app::ActiveHold> for HoldView {
+    fn from(h: allot_app::ActiveHold) -> HoldView {
+        HoldView {
+            hold: h.note.hold.as_str().to_owned(),
+            reason: h.note.reason,
+            placed_by: h.note.placed_by,
+            placed_at: (h.placed_at_ms > 0).then(|| allot_app::ms_to_rfc3339(h.placed_at_ms)),
+        }
+    }
 }
 
 /// A customer-service contact about an order.
@@ -621,6 +649,7 @@ impl From<allot_app::StoredOrder> for OrderView {
         let (lines, fulfillment_orders) =
             order_parts(&o.lines, &o.fulfillment_orders, &o.allocations, &o.shipments, &o.expectations);
         OrderView {
+            hold_details: None,
             timeline: None,
             contacts: None,
             shipments: o.shipments.into_iter().map(Into::into).collect(),

@@ -29,6 +29,10 @@ pub struct CapturedOrder {
     pub customer: Option<CapturedCustomer>,
     #[serde(default)]
     pub ship_to: Option<CapturedShipTo>,
+    /// The billing address (fields added after the first documents are written only when
+    /// given, so a document's canonical text, its identity, does not change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bill_to: Option<CapturedBillTo>,
     /// ISO 4217; `None`: USD.
     #[serde(default)]
     pub currency: Option<String>,
@@ -52,6 +56,27 @@ pub struct CapturedCustomer {
     pub tier: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CapturedBillTo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address1: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -154,6 +179,7 @@ impl CapturedOrder {
             ship_to,
             country: self.ship_to.as_ref().and_then(|s| s.country.clone()),
             region: self.ship_to.as_ref().and_then(|s| s.region.clone()),
+            billing_country: self.bill_to.as_ref().and_then(|b| b.country.clone()),
             lines,
         })
     }
@@ -219,6 +245,7 @@ mod tests {
             external_id: "W-1".into(),
             customer: None,
             ship_to: None,
+            bill_to: None,
             currency: None,
             lines: vec![line("1")],
             holds: vec!["payment".into(), "fraud".into()],
@@ -228,6 +255,8 @@ mod tests {
         };
         let b = CapturedOrder { holds: vec!["fraud".into(), "payment".into(), "fraud".into()], ..a.clone() };
         assert_eq!(a.canonical(), b.canonical());
+        // Fields added later are absent when not given: documents keep their identity.
+        assert!(!a.canonical().contains("bill_to"), "{}", a.canonical());
         let back: CapturedOrder = serde_json::from_str(&a.canonical()).unwrap();
         assert_eq!(back.canonical(), a.canonical());
     }

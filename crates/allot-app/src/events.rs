@@ -55,6 +55,7 @@ pub fn event_types() -> Vec<String> {
         "order.allocated",
         "order.backordered",
         "order.on_hold",
+        "order.hold_released",
         "order.released",
         "order.line_cancelled",
         "order.cancelled",
@@ -130,7 +131,7 @@ pub(crate) fn order_event(kind: &str, o: &StoredOrder, at_ms: i64, extra: serde_
 }
 
 /// The events of a newly placed order.
-pub(crate) fn placed_events(o: &StoredOrder, at_ms: i64) -> Vec<NewEvent> {
+pub(crate) fn placed_events(o: &StoredOrder, holds: &[crate::HoldNote], at_ms: i64) -> Vec<NewEvent> {
     let mut events = vec![order_event("order.created", o, at_ms, json!({}))];
     if o.lines.iter().any(|l| l.allocated > 0) {
         events.push(order_event("order.allocated", o, at_ms, json!({})));
@@ -138,9 +139,8 @@ pub(crate) fn placed_events(o: &StoredOrder, at_ms: i64) -> Vec<NewEvent> {
     if o.lines.iter().any(|l| l.backordered > 0) {
         events.push(order_event("order.backordered", o, at_ms, json!({})));
     }
-    if !o.holds.is_empty() {
-        events.push(order_event("order.on_hold", o, at_ms, json!({})));
-    }
+    // One per hold, with who placed it and why (`App::order_holds` reads them back).
+    events.extend(holds.iter().map(|h| order_event("order.on_hold", o, at_ms, h.event_data())));
     events
 }
 

@@ -55,7 +55,7 @@ pub use allot_store::{CommitmentRow, LineExpectation, SupplyFilter, SupplyRow};
 pub use allot_store::{DbConfig, StoredItem, StoredNode};
 pub use allot_store::{StoredDocument, StoredOrder};
 pub use auth::{NewKey, Principal, Role};
-pub use captured::{CapturedCustomer, CapturedLine, CapturedOrder, CapturedShipTo};
+pub use captured::{CapturedBillTo, CapturedCustomer, CapturedLine, CapturedOrder, CapturedShipTo};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use decision_doc::{DecisionJson, attempt_json, decision_json, package_kind};
 pub use demo::{DEMO_CARRIER_ID, LoadSummary, PromiseData, demo_promise_data};
@@ -71,7 +71,7 @@ pub use inventory::{Availability, AvailabilityQuery, DeltaInput, NodeAvailabilit
 pub use nats::{NATS_RELAY, NatsOptions, NatsPass, connect as connect_nats};
 pub use network::{ListPage, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
 pub use order_facts::{LineFacts, OrderRows, is_live, shipment_carries};
-pub use orders::{PLACE_ATTEMPTS, PlaceOrder, Placed, ShipPromise};
+pub use orders::{ActiveHold, HoldNote, PLACE_ATTEMPTS, PlaceOrder, Placed, ShipPromise};
 pub use policies::{BUILTIN_POLICY, LoadedPolicy, PolicyInfo, PolicyStamp, Quote};
 pub use promise_data::{LoadedCalendar, LoadedCarrier};
 pub use promising::{

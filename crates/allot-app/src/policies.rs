@@ -224,6 +224,7 @@ impl App {
     /// `policy` names a stored policy (its latest version); else the active one; else the
     /// built-in default.
     pub fn quote(&self, order: &OrderToSource, policy: Option<&str>) -> Result<Quote> {
+        self.check_limits(order, policy)?;
         self.quote_excluding(order, policy, &[])
     }
 
@@ -302,5 +303,67 @@ impl App {
         let policy = if excluded.is_empty() { policy } else { policy.excluding(excluded) };
         let decision = source(order, &*read, &policy, &SearchOptions::default());
         Ok(Quote { decision, policy: stamp })
+    }
+
+    /// Runs `f` on the named policy (else the active one, else the built-in); an unknown
+    /// name is a 422 on `policy`.
+    fn with_policy<T>(
+        &self,
+        name: Option<&str>,
+        f: impl FnOnce(&Policy, &crate::read_model::ReadModel) -> T,
+    ) -> Result<T> {
+        let read = self.inner.read.read();
+        let chosen = match name {
+            Some(n) => Some(
+                read.policies
+                    .get(n)
+                    .cloned()
+                    .ok_or_else(|| AppError::invalid("policy", format!("unknown policy {n}")))?,
+            ),
+            None => read.active_policy.clone(),
+        };
+        Ok(match chosen {
+            Some(p) => f(&p.policy, &read),
+            None => f(&builtin().0, &read),
+        })
+    }
+
+    /// What a node's rejection for `reason` does with its units, by the active policy
+    /// (like `accept_within_minutes`, the policy in force when the node acts).
+    pub(crate) fn reject_stock(&self, reason: &str) -> allot_core::sourcing::RejectStock {
+        self.with_policy(None, |p, _| p.stock_after_reject(reason))
+            .unwrap_or_else(|_| allot_core::sourcing::RejectStock::default_for(reason))
+    }
+
+    /// Refuses (422) an order that asks for more units than the policy allows
+    /// (`limits`: 10,000 per line unless the policy says otherwise), before any sourcing.
+    pub(crate) fn check_limits(&self, order: &OrderToSource, policy: Option<&str>) -> Result<()> {
+        let quantities: Vec<u64> = order.lines.iter().map(|l| l.quantity.get()).collect();
+        // An unknown policy is reported by the quote, with every other problem.
+        let Ok(problems) = self.with_policy(policy, |p, _| p.limits.check(&quantities)) else { return Ok(()) };
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(AppError::Invalid(problems.into_iter().map(|(f, m)| FieldError::new(f, m)).collect()))
+    }
+
+    /// The holds the policy's hold rules place on this order at capture, each placed by
+    /// `policy:<policy>/<rule>` with the rule's reason.
+    pub(crate) fn policy_holds(&self, order: &OrderToSource, policy: Option<&str>) -> Result<Vec<crate::HoldNote>> {
+        self.with_policy(policy, |p, read| {
+            if p.holds.is_empty() {
+                return Vec::new();
+            }
+            let hazmat = order.lines.iter().any(|l| read.item(l.sku.as_str()).is_some_and(|i| i.item.hazmat));
+            let facts = allot_core::sourcing::OrderFacts::of(order, hazmat);
+            p.holds_for(&facts)
+                .into_iter()
+                .map(|r| crate::HoldNote {
+                    hold: r.hold,
+                    reason: Some(r.reason.clone()),
+                    placed_by: format!("policy:{}/{}", p.name, r.name),
+                })
+                .collect()
+        })
     }
 }

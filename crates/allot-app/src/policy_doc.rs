@@ -7,9 +7,10 @@
 
 use allot_core::network::NodeType;
 use allot_core::sourcing::{
-    Condition, Constraints, CostModel, Filters, JeopardyAction, Policy, Rule, RuleBody, ShippingZone, TransitSource,
+    Condition, Constraints, CostModel, Filters, HoldRule, JeopardyAction, OrderLimits, Policy, RejectStock, Rule,
+    RuleBody, ShippingZone, TransitSource,
 };
-use allot_core::{ChannelId, FulfillmentMethod, NodeId};
+use allot_core::{ChannelId, FulfillmentMethod, HoldKind, NodeId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -40,6 +41,38 @@ pub struct PolicyDoc {
     /// `observed_p90` (a lane's learned 90th percentile once it has 30 deliveries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transit: Option<String>,
+    /// Holds placed on matching orders at capture (each rule: `name`, `hold`, `reason`,
+    /// `when` with the same conditions as a routing rule plus `ship_to_not_billing`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<HoldRuleDoc>,
+    /// What a rejection does with the node's units, by reason: `release` (back to ATP),
+    /// `write_off` or `quarantine`. Default: `not_found` → write_off, `damaged` →
+    /// quarantine, anything else → release.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub reject_reasons: std::collections::BTreeMap<String, String>,
+    /// Units one order may ask for (default: 10,000 per line, no order total).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsDoc>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldRuleDoc {
+    pub name: String,
+    /// fraud, fraud_review, payment, address, manual.
+    pub hold: String,
+    pub reason: String,
+    #[serde(default)]
+    pub when: ConditionDoc,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsDoc {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_units_per_line: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_units_per_order: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -91,6 +124,9 @@ pub struct ConditionDoc {
     pub order_value_max_minor: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub any_hazmat: Option<bool>,
+    /// `true`: only orders billed in another country than they ship to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ship_to_not_billing: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -315,6 +351,49 @@ struct BodyParts<'a> {
     cost: &'a CostDoc,
 }
 
+/// A rule's condition (`at`: the rule's path, for errors).
+fn condition(w: &ConditionDoc, at: &str, errors: &mut Vec<FieldError>) -> Condition {
+    Condition {
+        customer_tier: w.customer_tier.clone(),
+        channel: w.channel.as_ref().map(|v| {
+            v.iter()
+                .enumerate()
+                .filter_map(|(j, c)| {
+                    ChannelId::parse(c)
+                        .map_err(|e| errors.push(FieldError::new(format!("{at}.when.channel[{j}]"), e)))
+                        .ok()
+                })
+                .collect()
+        }),
+        method: w.method.as_ref().map(|v| {
+            enum_list(errors, &format!("{at}.when.method"), v, FulfillmentMethod::parse, &FulfillmentMethod::expected())
+        }),
+        service_level: w.service_level.clone(),
+        country: w.country.clone(),
+        region: w.region.clone(),
+        order_value_min_minor: w.order_value_min_minor,
+        order_value_max_minor: w.order_value_max_minor,
+        any_hazmat: w.any_hazmat,
+        ship_to_not_billing: w.ship_to_not_billing,
+    }
+}
+
+/// The document form of a condition.
+fn condition_doc(w: &Condition) -> ConditionDoc {
+    ConditionDoc {
+        customer_tier: w.customer_tier.clone(),
+        channel: w.channel.as_ref().map(|v| v.iter().map(|c| c.to_string()).collect()),
+        method: w.method.as_ref().map(|v| v.iter().map(|m| m.as_str().to_owned()).collect()),
+        service_level: w.service_level.clone(),
+        country: w.country.clone(),
+        region: w.region.clone(),
+        order_value_min_minor: w.order_value_min_minor,
+        order_value_max_minor: w.order_value_max_minor,
+        any_hazmat: w.any_hazmat,
+        ship_to_not_billing: w.ship_to_not_billing,
+    }
+}
+
 /// Turns a parsed document into a validated core policy named `name`.
 pub fn to_policy(name: &str, doc: &PolicyDoc) -> Result<Policy, Vec<FieldError>> {
     let mut errors = Vec::new();
@@ -329,35 +408,7 @@ pub fn to_policy(name: &str, doc: &PolicyDoc) -> Result<Policy, Vec<FieldError>>
         .enumerate()
         .map(|(i, r)| {
             let at = format!("rules[{i}]");
-            let w = &r.when;
-            let when = Condition {
-                customer_tier: w.customer_tier.clone(),
-                channel: w.channel.as_ref().map(|v| {
-                    v.iter()
-                        .enumerate()
-                        .filter_map(|(j, c)| {
-                            ChannelId::parse(c)
-                                .map_err(|e| errors.push(FieldError::new(format!("{at}.when.channel[{j}]"), e)))
-                                .ok()
-                        })
-                        .collect()
-                }),
-                method: w.method.as_ref().map(|v| {
-                    enum_list(
-                        &mut errors,
-                        &format!("{at}.when.method"),
-                        v,
-                        FulfillmentMethod::parse,
-                        &FulfillmentMethod::expected(),
-                    )
-                }),
-                service_level: w.service_level.clone(),
-                country: w.country.clone(),
-                region: w.region.clone(),
-                order_value_min_minor: w.order_value_min_minor,
-                order_value_max_minor: w.order_value_max_minor,
-                any_hazmat: w.any_hazmat,
-            };
+            let when = condition(&r.when, &at, &mut errors);
             let parts = BodyParts { filters: &r.filters, constraints: &r.constraints, cost: &r.cost };
             Rule { name: r.name.clone(), when, body: body(&parts, &at, &mut errors) }
         })
@@ -381,6 +432,42 @@ pub fn to_policy(name: &str, doc: &PolicyDoc) -> Result<Policy, Vec<FieldError>>
             TransitSource::Table
         }),
     };
+    let holds = doc
+        .holds
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let at = format!("holds[{i}]");
+            let hold = HoldKind::parse(&h.hold).unwrap_or_else(|| {
+                errors.push(FieldError::new(format!("{at}.hold"), format!("one of {}", HoldKind::expected())));
+                HoldKind::Manual
+            });
+            HoldRule {
+                name: h.name.clone(),
+                hold,
+                reason: h.reason.clone(),
+                when: condition(&h.when, &at, &mut errors),
+            }
+        })
+        .collect();
+    let mut reject_reasons = std::collections::BTreeMap::new();
+    for (reason, what) in &doc.reject_reasons {
+        match RejectStock::parse(what) {
+            Some(r) => {
+                reject_reasons.insert(reason.clone(), r);
+            }
+            None => errors.push(FieldError::new(
+                format!("reject_reasons.{reason}"),
+                format!("one of {}", RejectStock::ALL.map(RejectStock::as_str).join(", ")),
+            )),
+        }
+    }
+    let limits_doc = doc.limits.clone().unwrap_or_default();
+    let default_limits = OrderLimits::default();
+    let limits = OrderLimits {
+        max_units_per_line: limits_doc.max_units_per_line.unwrap_or(default_limits.max_units_per_line),
+        max_units_per_order: limits_doc.max_units_per_order,
+    };
     let policy = Policy {
         name: name.to_owned(),
         rules,
@@ -388,6 +475,9 @@ pub fn to_policy(name: &str, doc: &PolicyDoc) -> Result<Policy, Vec<FieldError>>
         accept_within_minutes: doc.accept_within_minutes,
         jeopardy_action,
         transit,
+        holds,
+        reject_reasons,
+        limits,
     };
     if let Err(problems) = policy.validate() {
         errors.extend(problems.into_iter().map(|(f, m)| FieldError::new(f, m)));
@@ -442,24 +532,7 @@ pub fn canonical_doc(p: &Policy) -> PolicyDoc {
             .iter()
             .map(|r| {
                 let (filters, constraints, cost) = body_doc(&r.body);
-                let w = &r.when;
-                RuleDoc {
-                    name: r.name.clone(),
-                    when: ConditionDoc {
-                        customer_tier: w.customer_tier.clone(),
-                        channel: w.channel.as_ref().map(|v| v.iter().map(|c| c.to_string()).collect()),
-                        method: w.method.as_ref().map(|v| v.iter().map(|m| m.as_str().to_owned()).collect()),
-                        service_level: w.service_level.clone(),
-                        country: w.country.clone(),
-                        region: w.region.clone(),
-                        order_value_min_minor: w.order_value_min_minor,
-                        order_value_max_minor: w.order_value_max_minor,
-                        any_hazmat: w.any_hazmat,
-                    },
-                    filters,
-                    constraints,
-                    cost,
-                }
+                RuleDoc { name: r.name.clone(), when: condition_doc(&r.when), filters, constraints, cost }
             })
             .collect(),
         fallback: Some({
@@ -470,6 +543,22 @@ pub fn canonical_doc(p: &Policy) -> PolicyDoc {
         jeopardy_action: (p.jeopardy_action != JeopardyAction::NotifyOnly)
             .then(|| p.jeopardy_action.as_str().to_owned()),
         transit: (p.transit != TransitSource::Table).then(|| p.transit.as_str().to_owned()),
+        // Written only when set, so policies stored before they existed keep their hash.
+        holds: p
+            .holds
+            .iter()
+            .map(|h| HoldRuleDoc {
+                name: h.name.clone(),
+                hold: h.hold.as_str().to_owned(),
+                reason: h.reason.clone(),
+                when: condition_doc(&h.when),
+            })
+            .collect(),
+        reject_reasons: p.reject_reasons.iter().map(|(k, v)| (k.clone(), v.as_str().to_owned())).collect(),
+        limits: (p.limits != OrderLimits::default()).then_some(LimitsDoc {
+            max_units_per_line: Some(p.limits.max_units_per_line),
+            max_units_per_order: p.limits.max_units_per_order,
+        }),
     }
 }
 

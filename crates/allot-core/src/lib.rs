@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod fulfillment;
 pub mod geo;
 pub mod hash;
+pub mod hold;
 pub mod ids;
 pub mod inventory;
 pub mod money;
@@ -31,6 +32,7 @@ pub mod text;
 pub use catalog::{FulfillmentMethod, Item};
 pub use fulfillment::{FoEvent, FoKind, FoStatus, InvalidTransition, Transition};
 pub use geo::GeoPoint;
+pub use hold::HoldKind;
 pub use ids::{
     ChannelId, FulfillmentOrderId, GeneratedIdError, IdError, LineId, NodeId, OrderId, ReservationId, ReturnId, Sku,
     SupplyId,

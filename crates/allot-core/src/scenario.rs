@@ -375,6 +375,7 @@ pub fn generate_orders(scenario: &Scenario, spec: &OrderStreamSpec) -> Vec<crate
             ship_to: Some(ship_to),
             country: Some("US".to_owned()),
             region: Some(place.state.clone()),
+            billing_country: None,
             lines,
             promise: None,
         });

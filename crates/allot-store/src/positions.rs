@@ -302,6 +302,9 @@ pub enum StockMove {
     /// pick time (on hand and allocated both go down). On hand never goes below zero: an
     /// inventory snapshot may already have counted the units out.
     Consume,
+    /// allocated → quarantined: a node rejected the work because the units are damaged.
+    /// On hand stays (the units are there); the next inventory feed owns the figure again.
+    Quarantine,
 }
 
 impl Tx {
@@ -323,6 +326,7 @@ impl Tx {
             StockMove::Unreserve => ("reserved = reserved - $3", "reserved >= $3"),
             StockMove::Convert => ("reserved = reserved - $3, allocated = allocated + $3", "reserved >= $3"),
             StockMove::Release => ("allocated = allocated - $3", "allocated >= $3"),
+            StockMove::Quarantine => ("allocated = allocated - $3, quarantined = quarantined + $3", "allocated >= $3"),
             StockMove::Consume => (
                 "allocated = allocated - $3, on_hand = CASE WHEN on_hand >= $3 THEN on_hand - $3 ELSE 0 END",
                 "allocated >= $3",

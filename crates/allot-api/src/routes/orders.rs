@@ -12,7 +12,7 @@ use super::guard::{Refusal, WriteGuard, Writers, guarded};
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, RawBody, parse_json};
-use crate::params::{CancelParam, ContactParam, HoldKind, HoldParam, OrderParam, SHORT_TEXT_MAX};
+use crate::params::{CancelParam, ContactParam, HoldParam, OrderParam, SHORT_TEXT_MAX, hold_kind};
 use crate::query::QueryPairs;
 use crate::text::CleanPath;
 use crate::views::{ContactView, OrderList, OrderView};
@@ -95,10 +95,13 @@ async fn cancel_line(
     Ok(Json(s.app.cancel_line(&super::order_id(&order_id)?, &line_id, p.quantity, &reason, scope).await?.into()))
 }
 
-/// Put a hold on an order: its fulfillment orders are held back until the last hold is released.
+/// Put a hold on an order: work not yet accepted is held back from its node, and work a
+/// node accepted may be picked but not packed, shipped or handed over until the hold is
+/// released (409 naming the hold). Refused (409) once every unit has left its node.
 #[utoipa::path(post, path = "/v1/orders/{order_id}/holds", tag = "orders",
     params(("order_id" = String, Path)), request_body = HoldParam,
-    responses((status = 200, body = OrderView), (status = 404, body = Problem), (status = 409, body = Problem)),
+    responses((status = 200, body = OrderView), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)),
     security(("api_key" = [])))]
 async fn add_hold(
     State(s): State<ApiState>,
@@ -107,14 +110,30 @@ async fn add_hold(
     Body(p): Body<HoldParam>,
 ) -> ApiResult<Json<OrderView>> {
     let scope = order_scope(&caller, &order_id)?;
-    let hold = HoldKind::parse("hold", &p.hold).map_err(|e| ApiError::invalid(vec![e]))?;
-    Ok(Json(s.app.add_hold(&super::order_id(&order_id)?, hold.as_str(), scope).await?.into()))
+    let hold = hold_kind("hold", &p.hold).map_err(|e| ApiError::invalid(vec![e]))?;
+    let reason = p.reason.map(String::from);
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 200) {
+        return Err(ApiError::invalid(vec![allot_app::FieldError::new("reason", "1–200 characters")]));
+    }
+    let order = s.app.add_hold(&super::order_id(&order_id)?, hold, reason, scope).await?;
+    with_holds(&s, order).await
 }
 
-/// Release a hold; the last release sends the fulfillment orders to their nodes.
+/// The order's view with its active holds' details.
+async fn with_holds(s: &ApiState, order: allot_app::StoredOrder) -> ApiResult<Json<OrderView>> {
+    let holds = s.app.order_holds(&order).await?;
+    let mut view = OrderView::from(order);
+    view.hold_details = Some(holds.into_iter().map(Into::into).collect());
+    Ok(Json(view))
+}
+
+/// Release a hold (any of them: `order.hold_released`); the last release sends held work
+/// to its nodes (`order.released`). A channel key may not release a fraud hold an
+/// operator or a policy placed (403).
 #[utoipa::path(post, path = "/v1/orders/{order_id}/holds/{hold}/release", tag = "orders",
-    params(("order_id" = String, Path), ("hold" = String, Path, description = "fraud, payment, address, manual")),
-    responses((status = 200, body = OrderView), (status = 404, body = Problem)),
+    params(("order_id" = String, Path), ("hold" = String, Path, description = "fraud, fraud_review, payment, address, manual")),
+    responses((status = 200, body = OrderView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem)),
     security(("api_key" = [])))]
 async fn release_hold(
     State(s): State<ApiState>,
@@ -122,8 +141,9 @@ async fn release_hold(
     CleanPath((order_id, hold)): CleanPath<(String, String)>,
 ) -> ApiResult<Json<OrderView>> {
     let scope = order_scope(&caller, &order_id)?;
-    let hold = HoldKind::parse("hold", &hold).map_err(|e| ApiError::invalid(vec![e]))?;
-    Ok(Json(s.app.release_hold(&super::order_id(&order_id)?, hold.as_str(), scope).await?.into()))
+    let hold = hold_kind("hold", &hold).map_err(|e| ApiError::invalid(vec![e]))?;
+    let order = s.app.release_hold(&super::order_id(&order_id)?, hold, scope).await?;
+    with_holds(&s, order).await
 }
 
 /// Place an order: sourced by the active (or named) policy and allocated in the same
@@ -172,7 +192,9 @@ async fn get_order(
     let order = s.app.order_for(&order_id, channel).await?;
     let timeline = s.app.order_timeline(&order_id).await?;
     let contacts = s.app.order_contacts(&order_id).await?;
+    let holds = s.app.order_holds(&order).await?;
     let mut view = OrderView::from(order);
+    view.hold_details = Some(holds.into_iter().map(Into::into).collect());
     view.timeline = Some(timeline.into_iter().map(Into::into).collect());
     view.contacts = Some(contacts.into_iter().map(Into::into).collect());
     Ok(Json(view))

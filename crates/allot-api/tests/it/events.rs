@@ -58,6 +58,7 @@ async fn order_changes_are_events_in_order_and_pages_resume(s: TestServer) {
             "order.allocated",
             "order.backordered",
             "order.on_hold",
+            "order.hold_released",
             "order.released",
             "order.line_cancelled",
             "fulfillment_order.cancelled",
@@ -67,14 +68,15 @@ async fn order_changes_are_events_in_order_and_pages_resume(s: TestServer) {
     let events = all["events"].as_array().unwrap();
     assert!(events.iter().all(|e| e["order_id"] == id.as_str() && e["version"] == 1));
     assert_eq!(events[0]["data"]["lines"][0]["allocated"], 2);
-    assert_eq!(events[4]["data"]["fulfillment_orders"][0]["status"], "released");
-    assert_eq!((events[5]["data"]["line_id"].clone(), events[5]["data"]["quantity"].clone()), (json!("1"), json!(1)));
+    assert_eq!((events[3]["data"]["hold"].clone(), events[4]["data"]["remaining"].clone()), (json!("payment"), json!([])));
+    assert_eq!(events[5]["data"]["fulfillment_orders"][0]["status"], "released");
+    assert_eq!((events[6]["data"]["line_id"].clone(), events[6]["data"]["quantity"].clone()), (json!("1"), json!(1)));
     assert_eq!(
-        (events[6]["data"]["status"].clone(), events[6]["node_id"].clone()),
-        (json!("cancelled"), events[6]["data"]["node_id"].clone())
+        (events[7]["data"]["status"].clone(), events[7]["node_id"].clone()),
+        (json!("cancelled"), events[7]["data"]["node_id"].clone())
     );
     assert_eq!(
-        (events[7]["data"]["status"].clone(), events[7]["data"]["reason"].clone()),
+        (events[8]["data"]["status"].clone(), events[8]["data"]["reason"].clone()),
         (json!("cancelled"), json!("fraud"))
     );
 
@@ -97,7 +99,7 @@ async fn order_changes_are_events_in_order_and_pages_resume(s: TestServer) {
     let app_key = s.app.create_key(Role::parse("channel:app").unwrap()).await.unwrap().secret;
     assert_eq!(types(&s.get_as(&app_key, "/v1/events").await.1).len(), 0);
     let web_key = s.app.create_key(Role::parse("channel:web").unwrap()).await.unwrap().secret;
-    assert_eq!(types(&s.get_as(&web_key, "/v1/events").await.1).len(), 8);
+    assert_eq!(types(&s.get_as(&web_key, "/v1/events").await.1).len(), 9);
     let node_key = s.app.create_key(Role::parse("node:DC-EAST").unwrap()).await.unwrap().secret;
     assert_eq!(s.get_as(&node_key, "/v1/events").await.0, StatusCode::FORBIDDEN);
     assert_eq!(s.get("/v1/events?after=x").await.0, StatusCode::UNPROCESSABLE_ENTITY);

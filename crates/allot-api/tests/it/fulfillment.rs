@@ -19,6 +19,8 @@ backend_tests!(
     bad_fulfillment_input_is_refused_and_changes_nothing,
     backorders_are_sourced_when_stock_arrives_oldest_first,
     substitutes_cover_what_the_ordered_sku_cannot_when_the_line_allows_it,
+    work_no_node_can_take_is_cancelled_and_announced,
+    units_a_node_cannot_find_or_found_damaged_are_not_sold_again,
 );
 
 fn order(ext: &str, lines: Value) -> Value {
@@ -246,10 +248,10 @@ async fn a_rejection_gives_stock_back_and_reroutes_excluding_every_failed_node(s
     let east = s.app.create_key(Role::parse("node:DC-EAST").unwrap()).await.unwrap().secret;
     let west = s.app.create_key(Role::parse("node:DC-WEST").unwrap()).await.unwrap().secret;
 
-    let (status, f) = fo_action(&s, &east, &first, "reject", Some(json!({"reason": "damaged"}))).await;
+    let (status, f) = fo_action(&s, &east, &first, "reject", Some(json!({"reason": "too_busy"}))).await;
     assert_eq!(
         (status, f["status"].clone(), f["reason"].clone()),
-        (StatusCode::OK, json!("rejected"), json!("damaged"))
+        (StatusCode::OK, json!("rejected"), json!("too_busy"))
     );
     assert_eq!(position(&s, "DC-EAST", "SKU-1").await, (5, 0, 5));
     assert_eq!(position(&s, "DC-WEST", "SKU-1").await, (5, 3, 2));
@@ -267,7 +269,7 @@ async fn a_rejection_gives_stock_back_and_reroutes_excluding_every_failed_node(s
     let attempt = &o["sourcing_attempts"][0];
     assert_eq!(
         (attempt["attempt"].clone(), attempt["reason"].clone(), attempt["failed_node_id"].clone()),
-        (json!(2), json!("rejected: damaged"), json!("DC-EAST"))
+        (json!(2), json!("rejected: too_busy"), json!("DC-EAST"))
     );
     assert_eq!(attempt["decision"]["excluded_nodes"], json!(["DC-EAST"]));
     // The attempt keeps the engine's full explanation: the failed node dropped as excluded,
@@ -281,7 +283,7 @@ async fn a_rejection_gives_stock_back_and_reroutes_excluding_every_failed_node(s
     assert_eq!(sourcing["plan"]["packages"][0]["node_id"], second["node_id"]);
     // A retried reject answers the rejected state and re-sources nothing more.
     assert_eq!(
-        fo_action(&s, &east, &first, "reject", Some(json!({"reason": "damaged"}))).await.1["status"],
+        fo_action(&s, &east, &first, "reject", Some(json!({"reason": "too_busy"}))).await.1["status"],
         "rejected"
     );
     assert_eq!(s.get(&format!("/v1/orders/{oid}")).await.1["fulfillment_orders"].as_array().unwrap().len(), 2);
@@ -485,6 +487,13 @@ async fn bad_fulfillment_input_is_refused_and_changes_nothing(s: TestServer) {
         s.post("/v1/shipments/A/events", json!({"type": "teleported"})).await.0,
         StatusCode::UNPROCESSABLE_ENTITY
     );
+    // A delivery reported in the future is refused like a future scan (issue 18).
+    let ship = json!({"packages": [{"carrier": "ups", "tracking_number": "B"}]});
+    assert_eq!(fo_action(&s, ADMIN_KEY, &fo, "ship", Some(ship)).await.0, StatusCode::OK);
+    let (status, p) =
+        fo_action(&s, ADMIN_KEY, &fo, "deliver", Some(json!({"delivered_at": "2999-01-01T00:00:00Z"}))).await;
+    assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("delivered_at")));
+    assert_eq!(s.get(&format!("/v1/fulfillment-orders/{fo}")).await.1["status"], "shipped");
     assert_stock_consistent(&s).await;
 }
 
@@ -787,4 +796,117 @@ async fn the_oldest_promise_is_served_first_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_oldest_promise_is_served_first_postgres() {
     the_oldest_promise_is_served_first(Backend::Postgres).await;
+}
+
+/// Re-sourcing that finds no node cancels the units (lines without backorder): announced
+/// like any cancellation — `order.cancelled` when nothing is left, else
+/// `order.line_cancelled` per line (issue 18, defect 2: there was no event at all).
+async fn work_no_node_can_take_is_cancelled_and_announced(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 3})).await;
+    s.put("/v1/inventory/DC-WEST/SKU-3", json!({"on_hand": 1})).await;
+    let (_, a) = s.post("/v1/orders", order("U-1", json!([{"line_id": "1", "sku": "SKU-1", "quantity": 2}]))).await;
+    let a_id = a["order_id"].as_str().unwrap().to_owned();
+    let fo = a["fulfillment_orders"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = fo_action(&s, ADMIN_KEY, &fo, "reject", Some(json!({"reason": "no_stock"}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let stored = s.store.order(&a_id).await.unwrap().unwrap();
+    assert_eq!((stored.status.as_str(), stored.lines[0].cancelled), ("cancelled", 2));
+    let events = s.store.order_events(&a_id).await.unwrap();
+    let cancelled: Vec<_> = events.iter().filter(|e| e.event_type == "order.cancelled").collect();
+    assert_eq!(cancelled.len(), 1, "{:?}", events.iter().map(|e| &e.event_type).collect::<Vec<_>>());
+    let data: Value = serde_json::from_str(&cancelled[0].data).unwrap();
+    assert_eq!(data["reason"], "unsourceable after rejected: no_stock");
+
+    // Two lines at two nodes: one node fails, its line is cancelled, the other goes on.
+    let (_, b) = s
+        .post(
+            "/v1/orders",
+            order("U-2", json!([{"line_id": "1", "sku": "SKU-1", "quantity": 1}, {"line_id": "2", "sku": "SKU-3", "quantity": 1}])),
+        )
+        .await;
+    let b_id = b["order_id"].as_str().unwrap().to_owned();
+    let east = b["fulfillment_orders"].as_array().unwrap().iter().find(|f| f["node_id"] == "DC-EAST").unwrap().clone();
+    let (status, _) =
+        fo_action(&s, ADMIN_KEY, east["id"].as_str().unwrap(), "reject", Some(json!({"reason": "closed"}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let stored = s.store.order(&b_id).await.unwrap().unwrap();
+    assert_eq!((stored.lines[0].cancelled, stored.lines[1].allocated, stored.status.as_str()), (1, 1, "allocated"));
+    let events = s.store.order_events(&b_id).await.unwrap();
+    let lines: Vec<Value> = events
+        .iter()
+        .filter(|e| e.event_type == "order.line_cancelled")
+        .map(|e| serde_json::from_str(&e.data).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!((lines[0]["line_id"].clone(), lines[0]["quantity"].clone()), (json!("1"), json!(1)));
+    assert!(!events.iter().any(|e| e.event_type == "order.cancelled"), "the order goes on");
+    assert_stock_consistent(&s).await;
+}
+
+/// A rejection's reason decides what happens to the node's units (issue 18, defect 1:
+/// every reason gave them back to ATP, so units a node said it could not find were sold
+/// again): `not_found` writes them off, `damaged` quarantines them, others give them back;
+/// a policy maps its own reasons. Counted in the positions.
+async fn units_a_node_cannot_find_or_found_damaged_are_not_sold_again(s: TestServer) {
+    s.seed().await;
+    for node in ["DC-EAST", "DC-WEST"] {
+        s.put(&format!("/v1/inventory/{node}/SKU-1"), json!({"on_hand": 10})).await;
+    }
+    let reject = |ext: &'static str, reason: &'static str| {
+        let s = &s;
+        async move {
+            let o = s.post("/v1/orders", order(ext, json!([{"line_id": "1", "sku": "SKU-1", "quantity": 2}]))).await.1;
+            let fo = &o["fulfillment_orders"][0];
+            let node = fo["node_id"].as_str().unwrap().to_owned();
+            let (status, f) =
+                fo_action(s, ADMIN_KEY, fo["id"].as_str().unwrap(), "reject", Some(json!({"reason": reason}))).await;
+            assert_eq!(status, StatusCode::OK, "{f}");
+            let rejected = s.get(&format!("/v1/orders/{}", o["order_id"].as_str().unwrap())).await.1["timeline"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["type"] == "fulfillment_order.rejected")
+                .unwrap()["data"]["stock"]
+                .clone();
+            (node, rejected)
+        }
+    };
+    let counters = |node: String| {
+        let s = &s;
+        async move {
+            let p = s.get(&format!("/v1/inventory/{node}/SKU-1")).await.1;
+            (p["on_hand"].as_i64().unwrap(), p["quarantined"].as_i64().unwrap(), p["allocated"].as_i64().unwrap())
+        }
+    };
+    // Each order goes to DC-EAST (nearest) and is re-sourced to DC-WEST when rejected.
+    // Not found: 2 units gone from DC-EAST's books (on hand 10 → 8), none allocated.
+    assert_eq!(reject("N-1", "not_found").await, ("DC-EAST".to_owned(), json!("write_off")));
+    assert_eq!(counters("DC-EAST".to_owned()).await, (8, 0, 0));
+    // Damaged: on hand stays, 2 quarantined, ATP does not get them back.
+    assert_eq!(reject("N-2", "damaged").await, ("DC-EAST".to_owned(), json!("quarantine")));
+    assert_eq!(counters("DC-EAST".to_owned()).await, (8, 2, 0));
+    assert_eq!(s.get("/v1/inventory/DC-EAST/SKU-1").await.1["atp"], 6);
+    // Any other reason: back to ATP.
+    assert_eq!(reject("N-3", "too_busy").await, ("DC-EAST".to_owned(), json!("release")));
+    assert_eq!(counters("DC-EAST".to_owned()).await, (8, 2, 0));
+    assert_eq!(s.get("/v1/inventory/DC-EAST/SKU-1").await.1["atp"], 6);
+
+    // A policy maps its own reasons; a bad mapping is named.
+    let (status, p) =
+        s.put("/v1/policies/ops", json!({"reject_reasons": {"too_busy": "quarantine", "lost": "shred"}})).await;
+    assert_eq!(
+        (status, p["errors"][0]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("reject_reasons.lost"))
+    );
+    let policy = json!({"reject_reasons": {"too_busy": "write_off", "not_found": "release"}});
+    assert_eq!(s.put("/v1/policies/ops", policy).await.0, StatusCode::CREATED);
+    assert_eq!(s.post("/v1/policies/ops/activate", json!(null)).await.0, StatusCode::OK);
+    assert_eq!(reject("N-4", "too_busy").await.1, "write_off");
+    assert_eq!(counters("DC-EAST".to_owned()).await, (6, 2, 0));
+    assert_eq!(reject("N-5", "not_found").await.1, "release");
+    assert_eq!(counters("DC-EAST".to_owned()).await, (6, 2, 0));
+    // The re-sourced units: 5 orders × 2 at DC-WEST.
+    assert_eq!(counters("DC-WEST".to_owned()).await, (10, 0, 10));
+    assert_stock_consistent(&s).await;
 }

@@ -12,6 +12,7 @@ mod api;
 mod demo;
 mod events;
 mod fulfillment;
+mod holds;
 mod interleavings;
 mod nats;
 mod orders;

@@ -61,6 +61,13 @@ impl App {
         node: Option<&NodeId>,
     ) -> Result<FulfillmentOrderEntry> {
         validate(&action)?;
+        // Like a carrier's scan: a delivery in the future would look early and spoil the
+        // promise accuracy it feeds.
+        if let FoAction::Deliver { delivered_at_ms: Some(at) } = action
+            && at > self.now_ms() + super::scans::SCAN_AHEAD_MAX_MS
+        {
+            return Err(AppError::invalid("delivered_at", "is more than 5 minutes ahead of the server's clock"));
+        }
         // Positions are locked in key order before any stock moves (below), but a
         // re-sourcing may still meet another transaction's locks: a PostgreSQL deadlock
         // or serialization failure rolled everything back, so the action runs again.
@@ -153,6 +160,7 @@ impl App {
         fx: &mut Effects,
     ) -> Result<()> {
         let before = order.status.clone();
+        let mut cancelled = Vec::new();
         if !fx.reroute.is_empty() {
             let reason = match action {
                 FoAction::Reject { reason } => format!("rejected: {reason}"),
@@ -168,9 +176,22 @@ impl App {
                     "no other node can take all of its units; it stays",
                 )]));
             }
+            if let Some(c) = summary["cancelled"].as_array() {
+                cancelled.clone_from(c);
+            }
             fx.events.push(crate::events::order_event("order.rerouted", order, now, summary));
         }
         self.write_progress(tx, order, &before, now, fx).await?;
+        // Units no node could take were cancelled: announced as a cancellation by hand
+        // would be (the whole order, or each line).
+        if order.status == "cancelled" && before != "cancelled" {
+            let reason = cancelled.first().map(|c| c["reason"].clone()).unwrap_or_default();
+            fx.events.push(crate::events::order_event("order.cancelled", order, now, json!({"reason": reason})));
+        } else {
+            for c in cancelled {
+                fx.events.push(crate::events::order_event("order.line_cancelled", order, now, c));
+            }
+        }
         tx.insert_events(&fx.events).await?;
         Ok(())
     }
@@ -252,6 +273,15 @@ impl App {
             Err(_) if matches!(action, FoAction::Withdraw { .. } | FoAction::Reassign { .. }) => return Ok(false),
             Err(e) => return Err(AppError::Conflict(vec![FieldError::new("status", e.to_string())])),
         };
+        // A hold placed after the node accepted stops the work before the units leave.
+        if allot_core::hold::blocks(action.event()) && !order.holds.is_empty() {
+            let event = action.event().as_str();
+            let holds = order.holds.join(", ");
+            return Err(AppError::Conflict(vec![FieldError::new(
+                "hold",
+                format!("the order is on hold ({holds}): {event} waits until the hold is released"),
+            )]));
+        }
         let mut to = to;
         let mut reason: Option<String> = None;
         let mut extra = json!({});
@@ -265,11 +295,23 @@ impl App {
             | FoAction::ReleaseTimeout { .. }
             | FoAction::Withdraw { .. }
             | FoAction::Reassign { .. } => {
+                // A node's reason says whether its units can be sold again (the policy's
+                // `reject_reasons`); the system's own moves always give them back.
+                let stock = match action {
+                    FoAction::Reject { reason } => self.reject_stock(reason),
+                    _ => allot_core::sourcing::RejectStock::Release,
+                };
+                let how = match stock {
+                    allot_core::sourcing::RejectStock::Release => StockMove::Release,
+                    allot_core::sourcing::RejectStock::WriteOff => StockMove::Consume,
+                    allot_core::sourcing::RejectStock::Quarantine => StockMove::Quarantine,
+                };
+                extra = json!({"stock": stock.as_str()});
                 for &ai in &allocs {
                     let a = &order.allocations[ai];
                     let (node, sku) = parse_position(a)?;
                     let q = a.quantity;
-                    self.move_or_mismatch(tx, StockMove::Release, &node, &sku, q, &order.order_id, now, fx).await?;
+                    self.move_or_mismatch(tx, how, &node, &sku, q, &order.order_id, now, fx).await?;
                     if let Some(li) = line_index(order, &a.line_id) {
                         order.lines[li].allocated -= q;
                     }

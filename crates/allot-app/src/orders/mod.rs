@@ -45,6 +45,7 @@ use crate::rows::{
 
 mod cancel;
 mod holds;
+pub use holds::{ActiveHold, HoldNote};
 mod list;
 mod place;
 
@@ -76,6 +77,9 @@ pub struct PlaceOrder {
     /// SHA-256 (hex) of `document`: the order's identity for idempotency.
     request_hash: String,
     holds: Vec<String>,
+    /// Who placed each hold and why (the request's holds, and the policy's hold rules'),
+    /// filled in when the order is placed.
+    hold_notes: Vec<HoldNote>,
     /// Line ids whose units may come as the item's substitutes (in the item's order) when
     /// the ordered SKU cannot be sourced.
     substitutable: std::collections::BTreeSet<String>,
@@ -109,6 +113,7 @@ impl PlaceOrder {
             document,
             request_hash,
             holds,
+            hold_notes: Vec::new(),
             substitutable,
         })
     }

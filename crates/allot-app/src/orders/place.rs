@@ -74,6 +74,8 @@ impl App {
         if input.external_id().is_empty() {
             return Err(AppError::invalid("external_id", "required"));
         }
+        self.check_limits(&input.order, input.policy())?;
+        self.note_holds(&mut input)?;
         let pickup_ready_at_ms = match &input.pickup_promise {
             Some(store) => Some(self.pickup_ready_at(store, &input.order)?),
             None => None,
@@ -453,6 +455,27 @@ impl App {
         Ok(Some(Placed { order: self.order_by_id(&order_id).await?, created: false }))
     }
 
+    /// Who placed the request's holds (the caller) and the holds the policy's hold rules
+    /// add for this order, with their reasons.
+    fn note_holds(&self, input: &mut PlaceOrder) -> Result<()> {
+        let actor = crate::events::current_actor();
+        let mut notes: Vec<HoldNote> = input
+            .holds
+            .iter()
+            .filter_map(|h| allot_core::HoldKind::parse(h))
+            .map(|hold| HoldNote { hold, reason: None, placed_by: actor.clone() })
+            .collect();
+        for note in self.policy_holds(&input.order, input.policy())? {
+            if !notes.iter().any(|n| n.hold == note.hold) {
+                input.holds.push(note.hold.as_str().to_owned());
+                notes.push(note);
+            }
+        }
+        input.holds.sort();
+        input.hold_notes = notes;
+        Ok(())
+    }
+
     /// Re-reads positions into the read model (after another transaction took their stock).
     pub(crate) async fn reload_positions(&self, keys: &[(NodeId, Sku)]) -> Result<()> {
         let mut fresh = Vec::with_capacity(keys.len());
@@ -496,7 +519,7 @@ impl App {
             }
         }
         order.sort_parts();
-        let mut events = crate::events::placed_events(&order, now);
+        let mut events = crate::events::placed_events(&order, &input.hold_notes, now);
         events.extend(crate::events::substitution_event(&order, now));
         (order, events)
     }

@@ -141,20 +141,7 @@ fn choose_rule<'p>(
     if policy.rules.is_empty() {
         return (None, &policy.fallback);
     }
-    let facts = OrderFacts {
-        customer_tier: order.customer_tier.clone(),
-        channel: order.channel.clone(),
-        methods: order.lines.iter().map(|l| l.method).collect(),
-        service_levels: order.lines.iter().filter_map(|l| l.service_level.clone()).collect(),
-        country: order.country.clone(),
-        region: order.region.clone(),
-        order_value_minor: order
-            .lines
-            .iter()
-            .map(|l| l.unit_price_minor.saturating_mul(l.quantity.get() as i64))
-            .fold(0i64, i64::saturating_add),
-        any_hazmat: items.iter().any(|i| i.is_some_and(|i| i.hazmat)),
-    };
+    let facts = OrderFacts::of(order, items.iter().any(|i| i.is_some_and(|i| i.hazmat)));
     policy.select(&facts)
 }
 

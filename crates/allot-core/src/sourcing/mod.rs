@@ -57,7 +57,7 @@ pub use engine::{
 };
 pub use memory::MemoryNetwork;
 pub use policy::{
-    Condition, Constraints, CostModel, Filters, JeopardyAction, OBSERVED_MIN_DELIVERIES, OrderFacts, Policy, Rule,
-    RuleBody, ShippingZone, TransitSource, upgraded_service_level,
+    Condition, Constraints, CostModel, Filters, HoldRule, JeopardyAction, OBSERVED_MIN_DELIVERIES, OrderFacts,
+    OrderLimits, Policy, RejectStock, Rule, RuleBody, ShippingZone, TransitSource, upgraded_service_level,
 };
 pub use table::NodeTable;

@@ -18,6 +18,13 @@ pub const ZONES_MAX: usize = 50;
 pub const ACCEPT_WITHIN_MINUTES_MAX: u32 = 7 * 24 * 60;
 /// Largest `max_nodes` accepted.
 pub const MAX_NODES_LIMIT: u32 = 10;
+/// Most hold rules a policy may have.
+pub const HOLD_RULES_MAX: usize = 50;
+/// Units one order line may ask for unless the policy says otherwise: an order for a
+/// billion units is a mistake or an attack, never a sale.
+pub const DEFAULT_MAX_UNITS_PER_LINE: u64 = 10_000;
+/// The largest per-line or per-order unit limit a policy may set.
+pub const UNITS_LIMIT_MAX: u64 = 1_000_000_000;
 
 /// When a rule applies. Every given list must contain the order's value; absent lists
 /// match anything; `{}` matches every order.
@@ -35,6 +42,9 @@ pub struct Condition {
     pub order_value_max_minor: Option<i64>,
     /// `Some(true)`: only orders with a hazmat line; `Some(false)`: only orders without.
     pub any_hazmat: Option<bool>,
+    /// `Some(true)`: only orders shipped to another country than they are billed in (an
+    /// order without a billing country never matches); `Some(false)`: only the others.
+    pub ship_to_not_billing: Option<bool>,
 }
 
 /// Which nodes may serve.
@@ -247,6 +257,104 @@ pub struct Policy {
     pub jeopardy_action: JeopardyAction,
     /// Where promised transit times come from.
     pub transit: TransitSource,
+    /// Holds placed on an order at capture: every matching rule places its hold.
+    pub holds: Vec<HoldRule>,
+    /// What happens to the units of a rejected fulfillment order, by the node's reason
+    /// (exact match); reasons not listed fall back to [`RejectStock::default_for`].
+    pub reject_reasons: std::collections::BTreeMap<String, RejectStock>,
+    /// What one order may ask for.
+    pub limits: OrderLimits,
+}
+
+/// What a rejection does with the units the node held for the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectStock {
+    /// Back to ATP: the node simply will not do the work (closed, too busy).
+    Release,
+    /// Off the books: the units are not there (on hand and allocated both go down).
+    WriteOff,
+    /// Kept out of ATP until the inventory feed says otherwise: the units are damaged.
+    Quarantine,
+}
+
+impl RejectStock {
+    pub const ALL: [RejectStock; 3] = [RejectStock::Release, RejectStock::WriteOff, RejectStock::Quarantine];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectStock::Release => "release",
+            RejectStock::WriteOff => "write_off",
+            RejectStock::Quarantine => "quarantine",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RejectStock> {
+        RejectStock::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+
+    /// Without a policy entry: `not_found` writes the units off, `damaged` quarantines
+    /// them, any other reason gives them back — selling units a node just said it cannot
+    /// find is how DOMs oversell.
+    pub fn default_for(reason: &str) -> RejectStock {
+        match reason {
+            "not_found" => RejectStock::WriteOff,
+            "damaged" => RejectStock::Quarantine,
+            _ => RejectStock::Release,
+        }
+    }
+}
+
+/// A hold the policy places on matching orders at capture (e.g. `fraud_review` for a
+/// first order over a value, or one shipped abroad from a domestic card).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HoldRule {
+    pub name: String,
+    pub hold: crate::HoldKind,
+    /// Shown with the hold (who placed it is `policy:<policy name>/<rule name>`).
+    pub reason: String,
+    pub when: Condition,
+}
+
+/// Units one order may ask for: beyond them it is refused (422) before any sourcing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderLimits {
+    /// Units of one line. Default [`DEFAULT_MAX_UNITS_PER_LINE`].
+    pub max_units_per_line: u64,
+    /// Units of all lines together; `None`: only the per-line limit.
+    pub max_units_per_order: Option<u64>,
+}
+
+impl Default for OrderLimits {
+    fn default() -> OrderLimits {
+        OrderLimits { max_units_per_line: DEFAULT_MAX_UNITS_PER_LINE, max_units_per_order: None }
+    }
+}
+
+impl OrderLimits {
+    /// Every problem of an order's quantities against the limits, each with its field
+    /// path (`lines[2].quantity`, `lines`).
+    pub fn check(&self, quantities: &[u64]) -> Vec<PolicyProblem> {
+        let mut problems = Vec::new();
+        for (i, q) in quantities.iter().enumerate() {
+            if *q > self.max_units_per_line {
+                let max = self.max_units_per_line;
+                problems.push((
+                    format!("lines[{i}].quantity"),
+                    format!("at most {max} units per line (the policy's limit)"),
+                ));
+            }
+        }
+        let total = quantities.iter().fold(0u64, |a, q| a.saturating_add(*q));
+        if let Some(max) = self.max_units_per_order
+            && total > max
+        {
+            problems.push((
+                "lines".to_owned(),
+                format!("{total} units in all; at most {max} per order (the policy's limit)"),
+            ));
+        }
+        problems
+    }
 }
 
 impl Policy {
@@ -276,6 +384,9 @@ impl Default for Policy {
             accept_within_minutes: None,
             jeopardy_action: JeopardyAction::NotifyOnly,
             transit: TransitSource::Table,
+            holds: Vec::new(),
+            reject_reasons: Default::default(),
+            limits: OrderLimits::default(),
         }
     }
 }
@@ -313,6 +424,33 @@ impl Policy {
             validate_body(&rule.body, &at, &mut problems);
         }
         validate_body(&self.fallback, "fallback", &mut problems);
+        if self.holds.len() > HOLD_RULES_MAX {
+            problems.push(("holds".to_owned(), format!("at most {HOLD_RULES_MAX} hold rules")));
+        }
+        for (i, rule) in self.holds.iter().enumerate() {
+            let at = format!("holds[{i}]");
+            if rule.name.trim().is_empty() || rule.name.chars().count() > 64 {
+                problems.push((format!("{at}.name"), "must be 1–64 characters".to_owned()));
+            }
+            if self.holds[..i].iter().any(|r| r.name == rule.name) {
+                problems.push((format!("{at}.name"), format!("duplicate hold rule name {:?}", rule.name)));
+            }
+            if rule.reason.trim().is_empty() || rule.reason.chars().count() > 200 {
+                problems.push((format!("{at}.reason"), "must be 1–200 characters".to_owned()));
+            }
+            if let (Some(lo), Some(hi)) = (rule.when.order_value_min_minor, rule.when.order_value_max_minor)
+                && lo > hi
+            {
+                problems.push((format!("{at}.when.order_value_min_minor"), "must not exceed the max".to_owned()));
+            }
+        }
+        let l = &self.limits;
+        if !(1..=UNITS_LIMIT_MAX).contains(&l.max_units_per_line) {
+            problems.push(("limits.max_units_per_line".to_owned(), format!("must be 1–{UNITS_LIMIT_MAX}")));
+        }
+        if l.max_units_per_order.is_some_and(|m| !(1..=UNITS_LIMIT_MAX).contains(&m)) {
+            problems.push(("limits.max_units_per_order".to_owned(), format!("must be 1–{UNITS_LIMIT_MAX}")));
+        }
         if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
 
@@ -323,6 +461,22 @@ impl Policy {
             Some(rule) => (Some(rule), &rule.body),
             None => (None, &self.fallback),
         }
+    }
+
+    /// What a rejection for `reason` does with the node's units.
+    pub fn stock_after_reject(&self, reason: &str) -> RejectStock {
+        self.reject_reasons.get(reason).copied().unwrap_or_else(|| RejectStock::default_for(reason))
+    }
+
+    /// The hold rules an order matches, one per kind of hold (the first rule of a kind).
+    pub fn holds_for(&self, facts: &OrderFacts) -> Vec<&HoldRule> {
+        let mut found: Vec<&HoldRule> = Vec::new();
+        for rule in self.holds.iter().filter(|r| r.when.matches(facts)) {
+            if !found.iter().any(|f| f.hold == rule.hold) {
+                found.push(rule);
+            }
+        }
+        found
     }
 }
 
@@ -391,6 +545,33 @@ pub struct OrderFacts {
     pub region: Option<String>,
     pub order_value_minor: i64,
     pub any_hazmat: bool,
+    /// The order has a billing country and ships to another one.
+    pub ship_to_not_billing: bool,
+}
+
+impl OrderFacts {
+    /// The facts of an order (`any_hazmat`: whether a line's item is hazmat, which the
+    /// order itself does not say).
+    pub fn of(order: &crate::sourcing::OrderToSource, any_hazmat: bool) -> OrderFacts {
+        OrderFacts {
+            customer_tier: order.customer_tier.clone(),
+            channel: order.channel.clone(),
+            methods: order.lines.iter().map(|l| l.method).collect(),
+            service_levels: order.lines.iter().filter_map(|l| l.service_level.clone()).collect(),
+            country: order.country.clone(),
+            region: order.region.clone(),
+            order_value_minor: order
+                .lines
+                .iter()
+                .map(|l| l.unit_price_minor.saturating_mul(l.quantity.get() as i64))
+                .fold(0i64, i64::saturating_add),
+            any_hazmat,
+            ship_to_not_billing: order
+                .billing_country
+                .as_ref()
+                .is_some_and(|b| order.country.as_ref().is_none_or(|c| !c.eq_ignore_ascii_case(b))),
+        }
+    }
 }
 
 impl Condition {
@@ -416,6 +597,7 @@ impl Condition {
             && self.order_value_min_minor.is_none_or(|min| o.order_value_minor >= min)
             && self.order_value_max_minor.is_none_or(|max| o.order_value_minor <= max)
             && self.any_hazmat.is_none_or(|h| h == o.any_hazmat)
+            && self.ship_to_not_billing.is_none_or(|d| d == o.ship_to_not_billing)
     }
 
     /// Human-readable reasons the condition matched (for the explanation).
@@ -447,6 +629,9 @@ impl Condition {
         }
         if let Some(v) = self.any_hazmat {
             parts.push(format!("any_hazmat = {v}"));
+        }
+        if let Some(v) = self.ship_to_not_billing {
+            parts.push(format!("ship_to_not_billing = {v}"));
         }
         if parts.is_empty() { "matches every order".to_owned() } else { parts.join(" and ") }
     }

@@ -36,6 +36,8 @@ pub struct OrderToSource {
     pub ship_to: Option<GeoPoint>,
     pub country: Option<String>,
     pub region: Option<String>,
+    /// The country the order is billed in (ISO 3166-1 alpha-2), if the channel says.
+    pub billing_country: Option<String>,
     pub lines: Vec<LineToSource>,
     /// A delivery date promised for the lines shipped to `ship_to` (the promise engine
     /// works out each node's date; the engine only compares).

@@ -202,6 +202,9 @@ fn random_instance(seed: u64) -> (Net, OrderToSource, Policy) {
         accept_within_minutes: None,
         jeopardy_action: Default::default(),
         transit: Default::default(),
+        holds: Vec::new(),
+        reject_reasons: Default::default(),
+        limits: Default::default(),
     };
     (Net { nodes, orders_today, units_today, items, stock }, order, policy)
 }
@@ -491,6 +494,9 @@ fn random_crowded_instance(seed: u64) -> (Net, OrderToSource, Policy) {
         accept_within_minutes: None,
         jeopardy_action: Default::default(),
         transit: Default::default(),
+        holds: Vec::new(),
+        reject_reasons: Default::default(),
+        limits: Default::default(),
     };
     (Net { nodes, orders_today, units_today, items, stock }, order, policy)
 }
