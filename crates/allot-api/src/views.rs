@@ -469,6 +469,19 @@ pub struct OrderLineView {
     pub line_id: String,
     pub sku: String,
     pub quantity: i64,
+    /// ship, pickup, curbside, same_day, ship_to_store (`GET /v1/orders/{id}` and the
+    /// order's own answers; listings leave the terms out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit_price_minor: Option<i64>,
+    /// `unit_price_minor` × the units not cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line_total_minor: Option<i64>,
+    /// The service level the line travels by (as upgraded, else as ordered or promised,
+    /// else standard); absent for lines collected at a store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_level: Option<String>,
     /// allocated, partially_allocated, backordered, unfilled, cancelled
     pub status: String,
     pub allocated_quantity: i64,
@@ -516,6 +529,19 @@ pub struct OrderView {
     /// allocated, partially_allocated, backordered, unfilled, on_hold, partially_shipped,
     /// shipped, delivered, cancelled
     pub status: String,
+    /// The customer as the channel sent them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer: Option<CustomerView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ship_to: Option<AddressView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bill_to: Option<AddressView>,
+    /// ISO 4217 (USD when the channel did not say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// What the customer pays for the units not cancelled, in minor units of `currency`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_minor: Option<i64>,
     /// The kinds of hold the order has now (see `hold_details` for who and why).
     pub holds: Vec<String>,
     /// Each active hold with who placed it (`operator`, `channel:<id>`,
@@ -603,6 +629,10 @@ fn order_parts(
             line_id: l.line_id.clone(),
             sku: l.sku.clone(),
             quantity: l.quantity,
+            method: None,
+            unit_price_minor: None,
+            line_total_minor: None,
+            service_level: None,
             status: l.status.clone(),
             allocated_quantity: l.allocated,
             backordered_quantity: l.backordered,
@@ -644,11 +674,97 @@ fn order_parts(
 
 use allot_app::ms_to_rfc3339;
 
+/// The customer as an order shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerView {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub tier: Option<String>,
+}
+
+/// A postal address as an order shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AddressView {
+    pub name: Option<String>,
+    pub address1: Option<String>,
+    pub city: Option<String>,
+    pub region: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lat: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lon: Option<f64>,
+}
+
+impl From<allot_app::CapturedShipTo> for AddressView {
+    fn from(a: allot_app::CapturedShipTo) -> AddressView {
+        AddressView {
+            name: a.name,
+            address1: a.address1,
+            city: a.city,
+            region: a.region,
+            postal_code: a.postal_code,
+            country: a.country,
+            lat: a.lat,
+            lon: a.lon,
+        }
+    }
+}
+
+impl From<allot_app::CapturedBillTo> for AddressView {
+    fn from(a: allot_app::CapturedBillTo) -> AddressView {
+        AddressView {
+            name: a.name,
+            address1: a.address1,
+            city: a.city,
+            region: a.region,
+            postal_code: a.postal_code,
+            country: a.country,
+            lat: None,
+            lon: None,
+        }
+    }
+}
+
 impl From<allot_app::StoredOrder> for OrderView {
     fn from(o: allot_app::StoredOrder) -> OrderView {
-        let (lines, fulfillment_orders) =
+        let (mut lines, fulfillment_orders) =
             order_parts(&o.lines, &o.fulfillment_orders, &o.allocations, &o.shipments, &o.expectations);
+        let terms = allot_app::OrderTerms::of(&o);
+        for (view, t) in lines.iter_mut().filter_map(|v| {
+            let t = terms.as_ref()?.lines.iter().find(|t| t.line_id == v.line_id)?;
+            Some((v, t))
+        }) {
+            view.method = Some(t.method.clone());
+            view.unit_price_minor = Some(t.unit_price_minor);
+            view.line_total_minor = Some(t.line_total_minor);
+            view.service_level.clone_from(&t.service_level);
+        }
+        let (customer, ship_to, bill_to, currency, total_minor) = match terms {
+            Some(t) => (
+                t.customer.map(|c| CustomerView {
+                    id: c.id,
+                    name: c.name,
+                    email: c.email,
+                    phone: c.phone,
+                    tier: c.tier,
+                }),
+                t.ship_to.map(Into::into),
+                t.bill_to.map(Into::into),
+                Some(t.currency),
+                Some(t.total_minor),
+            ),
+            None => (None, None, None, None, None),
+        };
         OrderView {
+            customer,
+            ship_to,
+            bill_to,
+            currency,
+            total_minor,
             hold_details: None,
             timeline: None,
             contacts: None,

@@ -204,6 +204,70 @@ impl CapturedOrder {
     }
 }
 
+/// What an order says about its customer, addresses and money, for whoever reads it
+/// (customer service, notifications): read from the captured document, once, below the
+/// API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderTerms {
+    pub customer: Option<CapturedCustomer>,
+    pub ship_to: Option<CapturedShipTo>,
+    pub bill_to: Option<CapturedBillTo>,
+    /// ISO 4217 (USD when the channel did not say).
+    pub currency: String,
+    /// Per line, in the order's line order.
+    pub lines: Vec<LineTerms>,
+    /// What the customer pays for the units not cancelled, in minor units.
+    pub total_minor: i64,
+}
+
+/// One line's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineTerms {
+    pub line_id: String,
+    pub method: String,
+    pub unit_price_minor: i64,
+    /// `unit_price_minor` × the units not cancelled.
+    pub line_total_minor: i64,
+    /// The service level its units travel by (as upgraded by the jeopardy sweep, else as
+    /// ordered or promised, else standard); `None` for lines collected at a store.
+    pub service_level: Option<String>,
+}
+
+impl OrderTerms {
+    /// The terms of a stored order; `None` when its document cannot be read (a corrupt
+    /// row is reported where the order is acted on, not where it is shown).
+    pub fn of(order: &StoredOrder) -> Option<OrderTerms> {
+        let c = CapturedOrder::of(order).ok()?;
+        let lines: Vec<LineTerms> = c
+            .lines
+            .iter()
+            .map(|l| {
+                let row = order.lines.iter().find(|r| r.line_id == l.line_id);
+                let units = row.map_or(0, |r| r.quantity - r.cancelled);
+                let ships = FulfillmentMethod::parse(&l.method).is_some_and(FulfillmentMethod::ships_to_customer);
+                LineTerms {
+                    line_id: l.line_id.clone(),
+                    method: l.method.clone(),
+                    unit_price_minor: l.unit_price_minor,
+                    line_total_minor: l.unit_price_minor.saturating_mul(units),
+                    service_level: ships.then(|| {
+                        row.and_then(|r| r.upgraded_service_level.clone())
+                            .unwrap_or_else(|| c.service_level(&l.line_id))
+                    }),
+                }
+            })
+            .collect();
+        Some(OrderTerms {
+            total_minor: lines.iter().map(|l| l.line_total_minor).fold(0, i64::saturating_add),
+            customer: c.customer,
+            ship_to: c.ship_to,
+            bill_to: c.bill_to,
+            currency: c.currency.unwrap_or_else(|| "USD".to_owned()),
+            lines,
+        })
+    }
+}
+
 fn corrupt(order: &StoredOrder, detail: String) -> AppError {
     AppError::Store(allot_store::StoreError::Corrupt {
         table: "orders",

@@ -55,7 +55,9 @@ pub use allot_store::{CommitmentRow, LineExpectation, SupplyFilter, SupplyRow};
 pub use allot_store::{DbConfig, StoredItem, StoredNode};
 pub use allot_store::{StoredDocument, StoredOrder};
 pub use auth::{NewKey, Principal, Role};
-pub use captured::{CapturedBillTo, CapturedCustomer, CapturedLine, CapturedOrder, CapturedShipTo};
+pub use captured::{
+    CapturedBillTo, CapturedCustomer, CapturedLine, CapturedOrder, CapturedShipTo, LineTerms, OrderTerms,
+};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use decision_doc::{DecisionJson, attempt_json, decision_json, package_kind};
 pub use demo::{DEMO_CARRIER_ID, LoadSummary, PromiseData, demo_promise_data};

@@ -68,7 +68,10 @@ async fn order_changes_are_events_in_order_and_pages_resume(s: TestServer) {
     let events = all["events"].as_array().unwrap();
     assert!(events.iter().all(|e| e["order_id"] == id.as_str() && e["version"] == 1));
     assert_eq!(events[0]["data"]["lines"][0]["allocated"], 2);
-    assert_eq!((events[3]["data"]["hold"].clone(), events[4]["data"]["remaining"].clone()), (json!("payment"), json!([])));
+    assert_eq!(
+        (events[3]["data"]["hold"].clone(), events[4]["data"]["remaining"].clone()),
+        (json!("payment"), json!([]))
+    );
     assert_eq!(events[5]["data"]["fulfillment_orders"][0]["status"], "released");
     assert_eq!((events[6]["data"]["line_id"].clone(), events[6]["data"]["quantity"].clone()), (json!("1"), json!(1)));
     assert_eq!(

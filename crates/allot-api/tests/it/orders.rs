@@ -13,6 +13,7 @@ backend_tests!(
     a_hot_sku_is_never_oversold_by_concurrent_orders,
     cancellations_release_stock_at_once_and_holds_gate_release,
     a_node_at_its_daily_capacity_is_passed_over_and_pressure_is_charged,
+    an_order_shows_its_customer_addresses_and_money,
 );
 
 fn order(ext: &str, lines: Value) -> Value {
@@ -355,4 +356,41 @@ mod pause {
 
 async fn allocated(s: &TestServer) -> Value {
     s.get("/v1/inventory/DC-EAST/SKU-1").await.1["allocated"].clone()
+}
+
+/// What people downstream need (issue 18): the order shows its customer, ship-to and
+/// bill-to, currency, unit prices, line totals of the units not cancelled and the service
+/// level each line travels by (none for a line collected at a store).
+async fn an_order_shows_its_customer_addresses_and_money(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 10})).await;
+    s.put("/v1/inventory/ST-CHI/SKU-2", json!({"on_hand": 5})).await;
+    let body = json!({"channel": "web", "external_id": "T-1",
+        "customer": {"id": "C-7", "name": "Ada Lovelace", "email": "ada@example.com", "phone": "+1 215 555 0100", "tier": "gold"},
+        "ship_to": {"name": "Ada Lovelace", "address1": "1 Main St", "city": "Philadelphia", "region": "PA",
+                    "postal_code": "19104", "country": "US", "lat": 39.95, "lon": -75.16},
+        "bill_to": {"name": "A. Lovelace", "country": "GB", "postal_code": "W1"},
+        "currency": "USD",
+        "lines": [{"line_id": "1", "sku": "SKU-1", "quantity": 3, "unit_price_minor": 1999},
+                  {"line_id": "2", "sku": "SKU-2", "quantity": 1, "unit_price_minor": 999, "method": "pickup", "pickup_node_id": "ST-CHI"}]});
+    let (status, o) = s.post("/v1/orders", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{o}");
+    let id = o["order_id"].as_str().unwrap().to_owned();
+    s.post(&format!("/v1/orders/{id}/lines/1/cancel"), json!({"quantity": 1})).await;
+    let (_, o) = s.get(&format!("/v1/orders/{id}")).await;
+    assert_eq!(
+        o["customer"],
+        json!({"id": "C-7", "name": "Ada Lovelace", "email": "ada@example.com", "phone": "+1 215 555 0100", "tier": "gold"})
+    );
+    assert_eq!(
+        (o["ship_to"]["address1"].clone(), o["ship_to"]["postal_code"].clone()),
+        (json!("1 Main St"), json!("19104"))
+    );
+    assert_eq!(o["bill_to"]["country"], "GB");
+    assert_eq!((o["currency"].clone(), o["total_minor"].clone()), (json!("USD"), json!(2 * 1999 + 999)));
+    let terms = |l: &Value| {
+        (l["method"].clone(), l["unit_price_minor"].clone(), l["line_total_minor"].clone(), l["service_level"].clone())
+    };
+    assert_eq!(terms(&o["lines"][0]), (json!("ship"), json!(1999), json!(3998), json!("standard")));
+    assert_eq!(terms(&o["lines"][1]), (json!("pickup"), json!(999), json!(999), Value::Null));
 }
