@@ -231,6 +231,11 @@ fn timestamp_ms(q: &QueryPairs, key: &str) -> Result<Option<i64>, ApiError> {
     params(("channel" = Option<String>, Query), ("status" = Option<String>, Query),
            ("sku" = Option<String>, Query, description = "orders with a line of this SKU"),
            ("node_id" = Option<String>, Query, description = "orders with a fulfillment order at this node"),
+           ("external_id" = Option<String>, Query, description = "the channel's order number"),
+           ("email" = Option<String>, Query, description = "the customer's e-mail (any case)"),
+           ("phone" = Option<String>, Query, description = "the customer's phone, as the channel sent it"),
+           ("tracking_number" = Option<String>, Query, description = "orders with this shipment"),
+           ("jeopardy" = Option<String>, Query, description = "at_risk or late: orders with such a line"),
            ("created_after" = Option<String>, Query, description = "RFC 3339, exclusive"),
            ("created_before" = Option<String>, Query, description = "RFC 3339, exclusive"),
            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
@@ -242,7 +247,21 @@ async fn list_orders(
     Extension(caller): Extension<Principal>,
     q: QueryPairs,
 ) -> ApiResult<Json<OrderList>> {
-    q.only(&["channel", "status", "sku", "node_id", "created_after", "created_before", "cursor", "limit"])?;
+    q.only(&[
+        "channel",
+        "status",
+        "sku",
+        "node_id",
+        "external_id",
+        "email",
+        "phone",
+        "tracking_number",
+        "jeopardy",
+        "created_after",
+        "created_before",
+        "cursor",
+        "limit",
+    ])?;
     let scope = match &caller.role {
         Role::Admin => None,
         Role::Channel(c) => Some(c),
@@ -263,6 +282,10 @@ async fn list_orders(
     if cursor.as_ref().is_some_and(|c| c.is_empty() || c.len() > SHORT_TEXT_MAX) {
         errors.push(allot_app::FieldError::new("cursor", "not a cursor from this endpoint"));
     }
+    let jeopardy = q.single("jeopardy")?.map(str::to_owned);
+    if jeopardy.as_deref().is_some_and(|j| !matches!(j, "at_risk" | "late")) {
+        errors.push(allot_app::FieldError::new("jeopardy", "at_risk or late"));
+    }
     let created_after_ms = timestamp_ms(&q, "created_after")?;
     let created_before_ms = timestamp_ms(&q, "created_before")?;
     if !errors.is_empty() {
@@ -273,6 +296,11 @@ async fn list_orders(
         status,
         sku: q.single("sku")?.map(str::to_owned),
         node_id: q.single("node_id")?.map(str::to_owned),
+        external_id: q.single("external_id")?.map(str::to_owned),
+        email: q.single("email")?.map(str::to_owned),
+        phone: q.single("phone")?.map(str::to_owned),
+        tracking_number: q.single("tracking_number")?.map(str::to_owned),
+        jeopardy,
         created_after_ms,
         created_before_ms,
         before_order_id: cursor,

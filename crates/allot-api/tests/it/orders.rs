@@ -14,6 +14,7 @@ backend_tests!(
     cancellations_release_stock_at_once_and_holds_gate_release,
     a_node_at_its_daily_capacity_is_passed_over_and_pressure_is_charged,
     an_order_shows_its_customer_addresses_and_money,
+    customer_service_finds_orders_by_what_the_caller_knows,
 );
 
 fn order(ext: &str, lines: Value) -> Value {
@@ -393,4 +394,63 @@ async fn an_order_shows_its_customer_addresses_and_money(s: TestServer) {
     };
     assert_eq!(terms(&o["lines"][0]), (json!("ship"), json!(1999), json!(3998), json!("standard")));
     assert_eq!(terms(&o["lines"][1]), (json!("pickup"), json!(999), json!(999), Value::Null));
+}
+
+/// The customer-service search (issue 18): by the channel's order number, the customer's
+/// e-mail (any case) or phone, a tracking number; filters combine with the others.
+async fn customer_service_finds_orders_by_what_the_caller_knows(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 10})).await;
+    let place = |ext: &'static str, channel: &'static str, email: &'static str, phone: &'static str| {
+        let s = &s;
+        async move {
+            let mut o = order(ext, json!([{"line_id": "1", "sku": "SKU-1", "quantity": 1}]));
+            o["channel"] = json!(channel);
+            o["customer"] = json!({"id": ext, "email": email, "phone": phone});
+            let (status, o) = s.post("/v1/orders", o).await;
+            assert_eq!(status, StatusCode::CREATED, "{o}");
+            o["order_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let a = place("CS-1", "web", "Ada@Example.com", "+1 215 555 0100").await;
+    let b = place("CS-2", "web", "bob@example.com", "+1 215 555 0199").await;
+    let c = place("CS-1", "app", "ada@example.com", "+44 20 7946 0000").await;
+    let ids = |page: &Value| -> Vec<String> {
+        page["orders"].as_array().unwrap().iter().map(|o| o["order_id"].as_str().unwrap().to_owned()).collect()
+    };
+    for (query, want) in [
+        ("external_id=CS-1", vec![c.clone(), a.clone()]),
+        ("external_id=CS-1&channel=web", vec![a.clone()]),
+        ("email=ada@example.com", vec![c.clone(), a.clone()]),
+        ("email=ADA@EXAMPLE.COM&channel=app", vec![c.clone()]),
+        ("phone=%2B1%20215%20555%200199", vec![b.clone()]),
+        ("email=nobody@example.com", vec![]),
+    ] {
+        let (status, page) = s.get(&format!("/v1/orders?{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {page}");
+        assert_eq!(ids(&page), want, "{query}");
+    }
+    // A channel key searches its own channel only.
+    let app = s.app.create_key(Role::parse("channel:app").unwrap()).await.unwrap().secret;
+    assert_eq!(ids(&s.get_as(&app, "/v1/orders?email=ada@example.com").await.1), vec![c.clone()]);
+
+    // By tracking number, once shipped.
+    let fo = s.get(&format!("/v1/orders/{b}")).await.1["fulfillment_orders"][0]["id"].as_str().unwrap().to_owned();
+    for (action, body) in [
+        ("accept", None),
+        ("pick", None),
+        ("pack", None),
+        ("ship", Some(json!({"packages": [{"carrier": "ups", "tracking_number": "1Z-CS-2"}]}))),
+    ] {
+        let path = format!("/v1/fulfillment-orders/{fo}/{action}");
+        let status = match body {
+            Some(b) => s.post(&path, b).await.0,
+            None => s.post_empty(crate::common::ADMIN_KEY, &path).await.0,
+        };
+        assert_eq!(status, StatusCode::OK, "{action}");
+    }
+    assert_eq!(ids(&s.get("/v1/orders?tracking_number=1Z-CS-2").await.1), vec![b.clone()]);
+    assert_eq!(ids(&s.get("/v1/orders?tracking_number=1Z-NONE").await.1), Vec::<String>::new());
+    let (status, p) = s.get("/v1/orders?jeopardy=on_track").await;
+    assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("jeopardy")));
 }

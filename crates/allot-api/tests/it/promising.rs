@@ -305,6 +305,15 @@ async fn a_promised_order_is_watched_for_jeopardy(backend: Backend) {
     s.app.sweep_jeopardy().await.unwrap();
     let o = s.get(&format!("/v1/orders/{id}")).await.1;
     assert_eq!((line(&o), events(&o, "order.late"), events(&o, "order.at_risk")), (json!("late"), 1, 1));
+    // The customer-service worklist: orders with a line late (issue 18's search).
+    let late: Vec<serde_json::Value> = s.get("/v1/orders?jeopardy=late").await.1["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["order_id"].clone())
+        .collect();
+    assert!(late.contains(&json!(id)), "{late:?}");
+    assert!(!late.contains(&json!(id2)), "delivered on time: {late:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,7 @@ conformance!(
     every_order_filter_selects_exactly_its_orders,
     fulfillment_orders_queue_by_due_date_then_id_page_by_page,
     a_fulfillment_order_entry_carries_its_lines_and_shipments,
+    the_customer_service_search_starts_from_an_index,
 );
 
 /// Orders 1..=12 of two channels, three statuses, four SKUs and two nodes, made at
@@ -262,4 +263,35 @@ async fn a_fulfillment_order_entry_carries_its_lines_and_shipments(store: &Store
             .all(|e| e.shipments.is_empty()),
         "the shipment belongs to its fulfillment order alone"
     );
+}
+
+/// Every customer-service search filter is served by an index, not a scan of the orders
+/// (issue 18: the listing stays on indexes on both backends), read from the database's
+/// own plan of the very statement `list_orders` runs.
+async fn the_customer_service_search_starts_from_an_index(store: &Store) {
+    let pg = matches!(store, Store::Postgres(_));
+    let text = |s: &str| Some(s.to_owned());
+    let cases = [
+        (
+            "external_id",
+            OrderFilter { external_id: text("W-1"), limit: 50, ..Default::default() },
+            "orders_by_external_id",
+        ),
+        ("email", OrderFilter { email: text("ada@example.com"), limit: 50, ..Default::default() }, "orders_by_email"),
+        ("phone", OrderFilter { phone: text("+1 215 555 0100"), limit: 50, ..Default::default() }, "orders_by_phone"),
+        (
+            "tracking_number",
+            OrderFilter { tracking_number: text("1Z"), limit: 50, ..Default::default() },
+            if pg { "shipments_tracking_number_key" } else { "INDEX sqlite_autoindex_shipments_2 (tracking_number=?)" },
+        ),
+        (
+            "jeopardy",
+            OrderFilter { jeopardy: text("late"), limit: 50, ..Default::default() },
+            "order_lines_in_jeopardy",
+        ),
+    ];
+    for (what, filter, index) in cases {
+        let plan = store.explain_list_orders(&filter).await.unwrap().join("\n");
+        assert!(plan.contains(index), "{what}: {index} not in the plan:\n{plan}");
+    }
 }
