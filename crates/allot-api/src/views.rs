@@ -898,6 +898,10 @@ pub struct FulfillmentLineView {
     /// Units not found at pick time (written off and re-sourced).
     pub short_quantity: i64,
     pub shipped_quantity: i64,
+    /// The service level the line travels by (`GET /v1/fulfillment-orders/{id}`; absent
+    /// for lines collected at a store).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_level: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -959,6 +963,10 @@ pub struct FulfillmentOrderDetailView {
     pub due_date: String,
     pub lines: Vec<FulfillmentLineView>,
     pub shipments: Vec<ShipmentView>,
+    /// Where the order goes (`GET /v1/fulfillment-orders/{id}`): what the node prints on
+    /// the label. Customer contact details and prices are not shown to nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ship_to: Option<AddressView>,
 }
 
 pub(crate) fn fulfillment_line(a: &allot_app::AllocationRow) -> FulfillmentLineView {
@@ -969,6 +977,7 @@ pub(crate) fn fulfillment_line(a: &allot_app::AllocationRow) -> FulfillmentLineV
         picked_quantity: a.picked,
         short_quantity: a.short,
         shipped_quantity: a.shipped,
+        service_level: None,
     }
 }
 
@@ -1001,6 +1010,7 @@ impl FulfillmentOrderDetailView {
                 .cloned()
                 .map(Into::into)
                 .collect(),
+            ship_to: None,
         }
     }
 }

@@ -87,9 +87,26 @@ pub fn event_types() -> Vec<String> {
 pub const EVENT_VERSION: i32 = 1;
 
 /// The order summary carried by order events.
+/// Who an order's events concern and where it goes: what a notification service needs
+/// to write to the customer (read from the captured document; absent parts are null).
+#[derive(serde::Deserialize, Default)]
+struct Addressee {
+    #[serde(default)]
+    customer: Option<crate::CapturedCustomer>,
+    #[serde(default)]
+    ship_to: Option<crate::CapturedShipTo>,
+}
+
 fn order_data(o: &StoredOrder, extra: serde_json::Value) -> String {
+    let to: Addressee = serde_json::from_str(&o.document).unwrap_or_default();
+    let customer = to.customer.map(|c| json!({"id": c.id, "name": c.name, "email": c.email, "phone": c.phone}));
+    let ship_to = to.ship_to.map(|a| {
+        json!({"name": a.name, "address1": a.address1, "city": a.city, "region": a.region,
+               "postal_code": a.postal_code, "country": a.country})
+    });
     let mut data = json!({
         "order_id": o.order_id, "channel": o.channel, "external_id": o.external_id, "status": o.status,
+        "customer": customer, "ship_to": ship_to,
         "holds": o.holds,
         "lines": o.lines.iter().map(|l| json!({"line_id": l.line_id, "sku": l.sku, "quantity": l.quantity,
             "allocated": l.allocated, "backordered": l.backordered, "unfilled": l.unfilled,

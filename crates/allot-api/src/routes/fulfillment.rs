@@ -141,7 +141,18 @@ async fn get_fulfillment_order(
     CleanPath(id): CleanPath<String>,
 ) -> ApiResult<Json<FulfillmentOrderDetailView>> {
     let node = node_scope(&caller, "read fulfillment orders")?;
-    Ok(Json(s.app.fulfillment_order(&super::fo_id(&id)?, node).await?.into()))
+    let (entry, terms) = s.app.fulfillment_order_work(&super::fo_id(&id)?, node).await?;
+    let mut view = FulfillmentOrderDetailView::from(entry);
+    if let Some(t) = terms {
+        // What the node needs to send it: where, and by which service level; not the
+        // customer's contact details or the prices.
+        view.ship_to = t.ship_to.map(Into::into);
+        for line in view.lines.iter_mut() {
+            line.service_level =
+                t.lines.iter().find(|l| l.line_id == line.line_id).and_then(|l| l.service_level.clone());
+        }
+    }
+    Ok(Json(view))
 }
 
 /// The node takes the work (from `released`).

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 backend_tests!(order_changes_are_events_in_order_and_pages_resume);
 
 fn order(ext: &str, lines: Value) -> Value {
-    json!({"channel": "web", "external_id": ext, "ship_to": {"lat": 39.95, "lon": -75.16}, "lines": lines})
+    json!({"channel": "web", "external_id": ext, "customer": {"id": "C-1", "email": "ada@example.com", "phone": "+1 215 555 0100"},
+           "ship_to": {"name": "Ada", "city": "Philadelphia", "lat": 39.95, "lon": -75.16}, "lines": lines})
 }
 
 fn types(page: &Value) -> Vec<String> {
@@ -68,6 +69,18 @@ async fn order_changes_are_events_in_order_and_pages_resume(s: TestServer) {
     let events = all["events"].as_array().unwrap();
     assert!(events.iter().all(|e| e["order_id"] == id.as_str() && e["version"] == 1));
     assert_eq!(events[0]["data"]["lines"][0]["allocated"], 2);
+    // Every order event says whom to tell and where the order goes (issue 18).
+    for e in events.iter().filter(|e| e["type"].as_str().unwrap().starts_with("order.")) {
+        assert_eq!(
+            (
+                e["data"]["customer"]["email"].clone(),
+                e["data"]["customer"]["phone"].clone(),
+                e["data"]["ship_to"]["city"].clone()
+            ),
+            (json!("ada@example.com"), json!("+1 215 555 0100"), json!("Philadelphia")),
+            "{e}"
+        );
+    }
     assert_eq!(
         (events[3]["data"]["hold"].clone(), events[4]["data"]["remaining"].clone()),
         (json!("payment"), json!([]))

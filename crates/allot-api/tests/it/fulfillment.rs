@@ -210,6 +210,16 @@ async fn node_keys_see_and_act_on_their_own_node_only(s: TestServer) {
     let west = s.app.create_key(Role::parse("node:DC-WEST").unwrap()).await.unwrap().secret;
     let web = s.app.create_key(Role::parse("channel:web").unwrap()).await.unwrap().secret;
 
+    // A node sees where its work goes and how fast, not the customer's contact or prices.
+    let (status, work) = s.get_as(&east, &format!("/v1/fulfillment-orders/{}", fos[0])).await;
+    assert_eq!(status, StatusCode::OK, "{work}");
+    assert_eq!(
+        (work["ship_to"]["city"].clone(), work["ship_to"]["country"].clone()),
+        (json!("Philadelphia"), json!("US"))
+    );
+    assert_eq!(work["lines"][0]["service_level"], "standard");
+    assert!(work.get("customer").is_none() && work["lines"][0].get("unit_price_minor").is_none(), "{work}");
+
     // The east queue: its two, oldest first, paged.
     let page = s.get_as(&east, "/v1/fulfillment-orders?limit=1").await.1;
     assert_eq!(page["fulfillment_orders"][0]["id"], fos[0].as_str());

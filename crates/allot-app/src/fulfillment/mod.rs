@@ -289,6 +289,18 @@ impl App {
         let order = self.order_by_id(&order_id).await?;
         entry_of(&order, fo_id).ok_or_else(not_found)
     }
+
+    /// A fulfillment order with what its node needs to send it: the order's terms (the
+    /// ship-to and each line's service level; a node key reaches its own work only).
+    pub async fn fulfillment_order_work(
+        &self,
+        fo_id: &allot_core::FulfillmentOrderId,
+        node: Option<&NodeId>,
+    ) -> Result<(FulfillmentOrderEntry, Option<crate::OrderTerms>)> {
+        let entry = self.fulfillment_order(fo_id, node).await?;
+        let order = self.order_by_id(&entry.fulfillment_order.order_id).await?;
+        Ok((entry, crate::OrderTerms::of(&order)))
+    }
 }
 
 /// Farthest an address may be from an embedded place to take its time zone.
