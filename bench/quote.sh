@@ -6,28 +6,7 @@
 source "$(dirname "$0")/common.sh"
 RUNS="${1:-3}"; DURATION="${2:-10s}"; CONNECTIONS="${3:-32}"
 start_server
-python3 - "$DATA/bodies.lua" <<'PY'
-import json, random, sys
-random.seed(7)
-cities = [(40.71, -74.01), (34.05, -118.24), (41.85, -87.65), (29.76, -95.36), (33.45, -112.07),
-          (39.95, -75.16), (29.42, -98.49), (32.72, -117.16), (32.78, -96.80), (37.34, -121.89)]
-weights = [1 / (r ** 1.1) for r in range(1, 501)]
-bodies = []
-for i in range(200):
-    lat, lon = random.choice(cities)
-    skus = set()
-    while len(skus) < 3:
-        skus.add(random.choices(range(1, 501), weights)[0])
-    lines = [{"line_id": str(k + 1), "sku": "SKU-%05d" % s, "quantity": random.randint(1, 2),
-              "unit_price_minor": 2500} for k, s in enumerate(sorted(skus))]
-    bodies.append(json.dumps({"channel": "web", "customer": {"tier": "standard"},
-                              "ship_to": {"lat": lat + random.uniform(-0.1, 0.1), "lon": lon + random.uniform(-0.1, 0.1)},
-                              "lines": lines}))
-with open(sys.argv[1], "w") as f:
-    f.write("bodies = {\n" + ",\n".join("[==[" + b + "]==]" for b in bodies) + "\n}\n")
-    f.write('i = 0\nwrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
-    f.write('request = function()\n  i = (i % #bodies) + 1\n  return wrk.format(nil, nil, nil, bodies[i])\nend\n')
-PY
+python3 "$ROOT/bench/quote_bodies.py" "$DATA/bodies.lua"
 for i in $(seq 1 "$RUNS"); do
   wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$DATA/bodies.lua" \
     -H "Authorization: Bearer $ALLOT_ADMIN_KEY" \

@@ -221,6 +221,10 @@ impl App {
 
     /// The state change of one action inside the order's transaction. `Ok(false)`: a
     /// repeat of the action that produced the current state (nothing to write).
+    ///
+    /// Longer than 100 lines on purpose: one exhaustive `match` over every node action —
+    /// the workflow's transition table written as code, each arm the stock moves of one
+    /// action — read and checked in one place, like the status tables in core.
     pub(super) async fn apply(
         &self,
         tx: &mut Tx,
