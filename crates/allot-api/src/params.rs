@@ -610,9 +610,11 @@ impl OrderParam {
                 e.push("customer.email", "must be at most 254 characters");
             }
         }
-        if let Some(c) = &self.currency {
-            e.check("currency", Currency::parse(c));
-        }
+        // The currency the order is costed in: only nodes costing in it are compared.
+        let currency = match &self.currency {
+            Some(c) => e.check("currency", Currency::parse(c)),
+            None => Currency::parse("USD").ok(),
+        };
         let ship_to = self.ship_to.clone().unwrap_or_default();
         for (field, value) in [
             ("ship_to.name", ship_to.name.as_deref()),
@@ -717,6 +719,7 @@ impl OrderParam {
             country: ship_to.country.clone().map(Into::into),
             region: ship_to.region.clone().map(Into::into),
             billing_country: self.bill_to.as_ref().and_then(|b| b.country.clone().map(Into::into)),
+            currency,
             lines,
         })
     }
@@ -1099,6 +1102,7 @@ impl PromiseParam {
                 country: self.ship_to.country.clone().map(Into::into),
                 region: self.ship_to.region.clone().map(Into::into),
                 billing_country: None,
+                currency: None,
                 lines,
             },
             policy: self.policy.clone().map(Into::into),

@@ -180,6 +180,7 @@ impl CapturedOrder {
             country: self.ship_to.as_ref().and_then(|s| s.country.clone()),
             region: self.ship_to.as_ref().and_then(|s| s.region.clone()),
             billing_country: self.bill_to.as_ref().and_then(|b| b.country.clone()),
+            currency: allot_core::Currency::parse(self.currency.as_deref().unwrap_or("USD")).ok(),
             lines,
         })
     }

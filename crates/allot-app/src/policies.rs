@@ -230,6 +230,7 @@ impl App {
     /// built-in default.
     pub fn quote(&self, order: &OrderToSource, policy: Option<&str>) -> Result<Quote> {
         self.check_limits(order, policy)?;
+        self.check_currency(order)?;
         self.quote_excluding(order, policy, &[])
     }
 
@@ -345,6 +346,28 @@ impl App {
     pub(crate) fn reject_stock(&self, reason: &str) -> allot_core::sourcing::RejectStock {
         self.with_policy(None, |p, _| p.stock_after_reject(reason))
             .unwrap_or_else(|_| allot_core::sourcing::RejectStock::default_for(reason))
+    }
+
+    /// Refuses (422) an order in a currency no node costs in: Allot does not convert
+    /// currencies, and never adds costs in two of them (nodes in other currencies are left
+    /// out of an order's sourcing as `other_currency`).
+    pub(crate) fn check_currency(&self, order: &OrderToSource) -> Result<()> {
+        let Some(currency) = order.currency else { return Ok(()) };
+        let read = self.inner.read.read();
+        if read.node_slots.is_empty() || read.node_slots.iter().any(|n| n.costs.currency == currency) {
+            return Ok(());
+        }
+        let mut others: Vec<&str> = read.node_slots.iter().map(|n| n.costs.currency.code()).collect();
+        others.sort_unstable();
+        others.dedup();
+        Err(AppError::invalid(
+            "currency",
+            format!(
+                "no node costs in {}; nodes cost in {} (Allot does not convert currencies)",
+                currency.code(),
+                others.join(", ")
+            ),
+        ))
     }
 
     /// Refuses (422) an order that asks for more units than the policy allows

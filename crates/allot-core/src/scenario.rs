@@ -376,6 +376,7 @@ pub fn generate_orders(scenario: &Scenario, spec: &OrderStreamSpec) -> Vec<crate
             country: Some("US".to_owned()),
             region: Some(place.state.clone()),
             billing_country: None,
+            currency: None,
             lines,
             promise: None,
         });

@@ -15,6 +15,7 @@ backend_tests!(
     a_node_at_its_daily_capacity_is_passed_over_and_pressure_is_charged,
     an_order_shows_its_customer_addresses_and_money,
     customer_service_finds_orders_by_what_the_caller_knows,
+    orders_are_costed_in_one_currency_never_two,
 );
 
 fn order(ext: &str, lines: Value) -> Value {
@@ -453,4 +454,41 @@ async fn customer_service_finds_orders_by_what_the_caller_knows(s: TestServer) {
     assert_eq!(ids(&s.get("/v1/orders?tracking_number=1Z-NONE").await.1), Vec::<String>::new());
     let (status, p) = s.get("/v1/orders?jeopardy=on_track").await;
     assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("jeopardy")));
+}
+
+/// Costs in two currencies are never added (issue 18, defect 10: an order in EUR was costed
+/// with USD node rates): only nodes costing in the order's currency are compared, the
+/// others shown as `other_currency`; an order in a currency no node costs in is refused.
+async fn orders_are_costed_in_one_currency_never_two(s: TestServer) {
+    s.seed().await;
+    // A euro-costed node right next to the customer, and the US one further away.
+    let mut eu = crate::common::node_json("dc", 39.96, -75.17, "America/New_York", &["ship"]);
+    eu["currency"] = json!("EUR");
+    assert_eq!(s.put("/v1/nodes/DC-EU", eu).await.0, StatusCode::CREATED);
+    for node in ["DC-EU", "DC-EAST"] {
+        s.put(&format!("/v1/inventory/{node}/SKU-1"), json!({"on_hand": 5})).await;
+    }
+    let in_currency = |ext: &str, currency: &str| {
+        let mut o = order(ext, json!([{"line_id": "1", "sku": "SKU-1", "quantity": 1, "unit_price_minor": 1000}]));
+        o["currency"] = json!(currency);
+        o
+    };
+    let reason = |o: &Value, node: &str| {
+        o["sourcing"]["explanation"]["candidates"].as_array().unwrap().iter().find(|c| c["node_id"] == node).unwrap()
+            ["reason"]
+            .clone()
+    };
+    let (status, usd) = s.post("/v1/orders", in_currency("C-1", "USD")).await;
+    assert_eq!(status, StatusCode::CREATED, "{usd}");
+    assert_eq!(usd["lines"][0]["allocations"][0]["node_id"], "DC-EAST");
+    assert_eq!(reason(&usd, "DC-EU"), "other_currency");
+    let (_, eur) = s.post("/v1/orders", in_currency("C-2", "EUR")).await;
+    assert_eq!(eur["lines"][0]["allocations"][0]["node_id"], "DC-EU");
+    assert_eq!(reason(&eur, "DC-EAST"), "other_currency");
+
+    let (status, p) = s.post("/v1/orders", in_currency("C-3", "GBP")).await;
+    assert_eq!((status, p["errors"][0]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("currency")), "{p}");
+    assert!(p["errors"][0]["message"].as_str().unwrap().contains("no node costs in GBP"), "{p}");
+    assert_eq!(s.get("/v1/orders").await.1["orders"].as_array().unwrap().len(), 2, "nothing written");
+    assert_eq!(s.store.allocation_totals().await.unwrap(), (2, 2), "one unit at each node");
 }

@@ -38,6 +38,9 @@ pub struct OrderToSource {
     pub region: Option<String>,
     /// The country the order is billed in (ISO 3166-1 alpha-2), if the channel says.
     pub billing_country: Option<String>,
+    /// The order's currency: only nodes costing in it are compared (`None`: any, for
+    /// callers that cost in one currency only, like the scenario generator).
+    pub currency: Option<crate::Currency>,
     pub lines: Vec<LineToSource>,
     /// A delivery date promised for the lines shipped to `ship_to` (the promise engine
     /// works out each node's date; the engine only compares).
@@ -204,6 +207,8 @@ pub enum DropReason {
     /// The order was placed on a promised date this node cannot deliver by
     /// (`must_meet_promise`).
     MissesPromise,
+    /// The node's costs are in another currency than the order's.
+    OtherCurrency,
 }
 
 impl DropReason {
@@ -221,6 +226,7 @@ impl DropReason {
             DropReason::ProtectedStock => "protected_stock",
             DropReason::NoStock => "no_stock",
             DropReason::MissesPromise => "misses_promise",
+            DropReason::OtherCurrency => "other_currency",
         }
     }
 }

@@ -155,6 +155,9 @@ impl NodeDistance {
 /// with.
 struct GroupRules<'a> {
     filters: &'a Filters,
+    /// The order's currency: a node costing in another one is not compared (costs in two
+    /// currencies cannot be added).
+    currency: Option<crate::Currency>,
     must_meet_promise: bool,
     cost: &'a CostModel,
     dest: Option<GeoPoint>,
@@ -196,6 +199,7 @@ impl<'a> GroupRules<'a> {
         };
         GroupRules {
             filters,
+            currency: order.currency,
             must_meet_promise: body.constraints.must_meet_promise,
             cost,
             dest,
@@ -225,6 +229,8 @@ impl<'a> GroupRules<'a> {
         let (filters, node) = (self.filters, state.node);
         if filters.exclude_nodes.contains(&node.id) {
             Some(DropReason::Excluded)
+        } else if self.currency.is_some_and(|c| node.costs.currency != c) {
+            Some(DropReason::OtherCurrency)
         } else if filters.node_types.as_ref().is_some_and(|t| !t.contains(&node.node_type)) {
             Some(DropReason::NodeTypeNotAllowed)
         } else if !node.is_active() {
