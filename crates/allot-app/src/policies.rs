@@ -382,15 +382,28 @@ impl App {
         Err(AppError::Invalid(problems.into_iter().map(|(f, m)| FieldError::new(f, m)).collect()))
     }
 
+    /// Whether the policy's hold rules ask whether an order is the customer's first.
+    pub(crate) fn holds_need_history(&self, policy: Option<&str>) -> Result<bool> {
+        // An unknown policy is reported by the quote, with every other problem.
+        Ok(self.with_policy(policy, |p, _| p.holds_need_history()).unwrap_or(false))
+    }
+
     /// The holds the policy's hold rules place on this order at capture, each placed by
     /// `policy:<policy>/<rule>` with the rule's reason.
-    pub(crate) fn policy_holds(&self, order: &OrderToSource, policy: Option<&str>) -> Result<Vec<crate::HoldNote>> {
-        self.with_policy(policy, |p, read| {
+    pub(crate) fn policy_holds(
+        &self,
+        order: &OrderToSource,
+        policy: Option<&str>,
+        first_order: bool,
+    ) -> Result<Vec<crate::HoldNote>> {
+        // An unknown policy is reported by the quote, with every other problem.
+        let holds = self.with_policy(policy, |p, read| {
             if p.holds.is_empty() {
                 return Vec::new();
             }
             let hazmat = order.lines.iter().any(|l| read.item(l.sku.as_str()).is_some_and(|i| i.item.hazmat));
-            let facts = allot_core::sourcing::OrderFacts::of(order, hazmat);
+            let facts =
+                allot_core::sourcing::OrderFacts { first_order, ..allot_core::sourcing::OrderFacts::of(order, hazmat) };
             p.holds_for(&facts)
                 .into_iter()
                 .map(|r| crate::HoldNote {
@@ -399,6 +412,7 @@ impl App {
                     placed_by: format!("policy:{}/{}", p.name, r.name),
                 })
                 .collect()
-        })
+        });
+        Ok(holds.unwrap_or_default())
     }
 }

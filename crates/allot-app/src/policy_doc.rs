@@ -127,6 +127,9 @@ pub struct ConditionDoc {
     /// `true`: only orders billed in another country than they ship to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ship_to_not_billing: Option<bool>,
+    /// `true`: only the customer's first order (by e-mail). Hold rules only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_order: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -375,6 +378,7 @@ fn condition(w: &ConditionDoc, at: &str, errors: &mut Vec<FieldError>) -> Condit
         order_value_max_minor: w.order_value_max_minor,
         any_hazmat: w.any_hazmat,
         ship_to_not_billing: w.ship_to_not_billing,
+        first_order: w.first_order,
     }
 }
 
@@ -391,6 +395,7 @@ fn condition_doc(w: &Condition) -> ConditionDoc {
         order_value_max_minor: w.order_value_max_minor,
         any_hazmat: w.any_hazmat,
         ship_to_not_billing: w.ship_to_not_billing,
+        first_order: w.first_order,
     }
 }
 

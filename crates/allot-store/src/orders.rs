@@ -1162,6 +1162,22 @@ impl Store {
         )
     }
 
+    /// Whether an order was ever placed with this customer e-mail (any case), read through
+    /// the e-mail index of migration 0016 (the same expression as the listing's filter).
+    pub async fn customer_has_orders(&self, email: &str) -> Result<bool> {
+        let sql = match self {
+            Store::Postgres(_) => {
+                "SELECT 1 FROM orders o WHERE lower(o.document::jsonb #>> '{customer,email}') = lower($1) LIMIT 1"
+            }
+            Store::Sqlite(_) => {
+                "SELECT 1 FROM orders o WHERE lower(json_extract(o.document, '$.customer.email')) = lower($1) LIMIT 1"
+            }
+        };
+        let found: Option<(i32,)> =
+            on_read!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(email).fetch_optional(pool).await?);
+        Ok(found.is_some())
+    }
+
     /// How the database would read one page of [`Store::list_orders`]: its plan, one line
     /// per step (PostgreSQL: `EXPLAIN` with sequential scans discouraged, so a usable index
     /// shows even on small tables; SQLite: `EXPLAIN QUERY PLAN`). For tests that keep every

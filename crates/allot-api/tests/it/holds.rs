@@ -14,6 +14,7 @@ backend_tests!(
     every_release_is_an_event_and_fraud_is_lifted_by_whoever_may_judge_it,
     policy_rules_hold_risky_orders_at_capture,
     orders_beyond_the_policy_limits_are_refused_and_write_nothing,
+    a_first_order_over_a_value_is_held_for_review,
 );
 
 fn order(ext: &str, quantity: u64, extra: Value) -> Value {
@@ -271,4 +272,35 @@ async fn orders_beyond_the_policy_limits_are_refused_and_write_nothing(s: TestSe
     let orders = s.get("/v1/orders").await.1["orders"].as_array().unwrap().len();
     assert_eq!(orders, 2);
     assert_eq!(s.store.allocation_totals().await.unwrap().0, 20);
+}
+
+/// The hold rule "a first-time customer over a threshold": the customer's first order (by
+/// e-mail, any case) over the value is held for review; their next one is not; routing
+/// rules may not use the condition (sourcing does not look up history).
+async fn a_first_order_over_a_value_is_held_for_review(s: TestServer) {
+    s.seed().await;
+    s.put("/v1/inventory/DC-EAST/SKU-1", json!({"on_hand": 20})).await;
+    let policy = json!({"holds": [{"name": "first-big", "hold": "fraud_review", "reason": "first order over 500.00",
+        "when": {"first_order": true, "order_value_min_minor": 50000}}]});
+    assert_eq!(s.put("/v1/policies/new-buyers", policy).await.0, StatusCode::CREATED);
+    assert_eq!(s.post("/v1/policies/new-buyers/activate", json!(null)).await.0, StatusCode::OK);
+    let bad = json!({"rules": [{"name": "r", "when": {"first_order": true}}]});
+    let (status, p) = s.put("/v1/policies/bad", bad).await;
+    assert_eq!(
+        (status, p["errors"][0]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("rules[0].when.first_order"))
+    );
+
+    let by =
+        |ext: &str, email: &str, quantity: u64| order(ext, quantity, json!({"customer": {"id": ext, "email": email}}));
+    let holds = |o: &Value| o["holds"].clone();
+    // 2 × 300.00 = 600.00, Ada's first order: held. Her second: not. Bob's small first: not.
+    let (status, first) = s.post("/v1/orders", by("F-1", "ada@example.com", 2)).await;
+    assert_eq!((status, holds(&first)), (StatusCode::CREATED, json!(["fraud_review"])), "{first}");
+    let (_, second) = s.post("/v1/orders", by("F-2", "ADA@example.com", 2)).await;
+    assert_eq!(holds(&second), json!([]), "{second}");
+    let (_, small) = s.post("/v1/orders", by("F-3", "bob@example.com", 1)).await;
+    assert_eq!(holds(&small), json!([]));
+    let stored = s.store.order(first["order_id"].as_str().unwrap()).await.unwrap().unwrap();
+    assert_eq!((stored.status.as_str(), stored.fulfillment_orders[0].status.as_str()), ("on_hold", "created"));
 }

@@ -75,7 +75,7 @@ impl App {
             return Err(AppError::invalid("external_id", "required"));
         }
         self.check_limits(&input.order, input.policy())?;
-        self.note_holds(&mut input)?;
+        self.note_holds(&mut input).await?;
         let pickup_ready_at_ms = match &input.pickup_promise {
             Some(store) => Some(self.pickup_ready_at(store, &input.order)?),
             None => None,
@@ -457,15 +457,24 @@ impl App {
 
     /// Who placed the request's holds (the caller) and the holds the policy's hold rules
     /// add for this order, with their reasons.
-    fn note_holds(&self, input: &mut PlaceOrder) -> Result<()> {
+    async fn note_holds(&self, input: &mut PlaceOrder) -> Result<()> {
         let actor = crate::events::current_actor();
+        // A customer's first order (by e-mail; none given counts as a first), looked up
+        // only when a hold rule asks.
+        let first_order = match self.holds_need_history(input.policy())? {
+            false => false,
+            true => match input.captured.customer.as_ref().and_then(|c| c.email.as_deref()) {
+                Some(email) => !self.inner.store.customer_has_orders(email).await?,
+                None => true,
+            },
+        };
         let mut notes: Vec<HoldNote> = input
             .holds
             .iter()
             .filter_map(|h| allot_core::HoldKind::parse(h))
             .map(|hold| HoldNote { hold, reason: None, placed_by: actor.clone() })
             .collect();
-        for note in self.policy_holds(&input.order, input.policy())? {
+        for note in self.policy_holds(&input.order, input.policy(), first_order)? {
             if !notes.iter().any(|n| n.hold == note.hold) {
                 input.holds.push(note.hold.as_str().to_owned());
                 notes.push(note);

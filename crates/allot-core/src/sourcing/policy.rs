@@ -45,6 +45,10 @@ pub struct Condition {
     /// `Some(true)`: only orders shipped to another country than they are billed in (an
     /// order without a billing country never matches); `Some(false)`: only the others.
     pub ship_to_not_billing: Option<bool>,
+    /// `Some(true)`: only the customer's first order (no earlier order with their e-mail;
+    /// an order without one counts as a first order). Hold rules only: sourcing does not
+    /// look up a customer's history.
+    pub first_order: Option<bool>,
 }
 
 /// Which nodes may serve.
@@ -421,6 +425,10 @@ impl Policy {
             {
                 problems.push((format!("{at}.when.order_value_min_minor"), "must not exceed the max".to_owned()));
             }
+            if rule.when.first_order.is_some() {
+                let why = "hold rules only: sourcing does not look up the customer's history";
+                problems.push((format!("{at}.when.first_order"), why.to_owned()));
+            }
             validate_body(&rule.body, &at, &mut problems);
         }
         validate_body(&self.fallback, "fallback", &mut problems);
@@ -466,6 +474,12 @@ impl Policy {
     /// What a rejection for `reason` does with the node's units.
     pub fn stock_after_reject(&self, reason: &str) -> RejectStock {
         self.reject_reasons.get(reason).copied().unwrap_or_else(|| RejectStock::default_for(reason))
+    }
+
+    /// Whether a hold rule asks whether the order is the customer's first (the caller
+    /// looks it up only then).
+    pub fn holds_need_history(&self) -> bool {
+        self.holds.iter().any(|r| r.when.first_order.is_some())
     }
 
     /// The hold rules an order matches, one per kind of hold (the first rule of a kind).
@@ -547,6 +561,8 @@ pub struct OrderFacts {
     pub any_hazmat: bool,
     /// The order has a billing country and ships to another one.
     pub ship_to_not_billing: bool,
+    /// The customer has no earlier order (looked up for hold rules only; false otherwise).
+    pub first_order: bool,
 }
 
 impl OrderFacts {
@@ -570,6 +586,7 @@ impl OrderFacts {
                 .billing_country
                 .as_ref()
                 .is_some_and(|b| order.country.as_ref().is_none_or(|c| !c.eq_ignore_ascii_case(b))),
+            first_order: false,
         }
     }
 }
@@ -598,6 +615,7 @@ impl Condition {
             && self.order_value_max_minor.is_none_or(|max| o.order_value_minor <= max)
             && self.any_hazmat.is_none_or(|h| h == o.any_hazmat)
             && self.ship_to_not_billing.is_none_or(|d| d == o.ship_to_not_billing)
+            && self.first_order.is_none_or(|f| f == o.first_order)
     }
 
     /// Human-readable reasons the condition matched (for the explanation).
@@ -632,6 +650,9 @@ impl Condition {
         }
         if let Some(v) = self.ship_to_not_billing {
             parts.push(format!("ship_to_not_billing = {v}"));
+        }
+        if let Some(v) = self.first_order {
+            parts.push(format!("first_order = {v}"));
         }
         if parts.is_empty() { "matches every order".to_owned() } else { parts.join(" and ") }
     }
