@@ -97,14 +97,15 @@ struct Addressee {
     ship_to: Option<crate::CapturedShipTo>,
 }
 
-fn order_data(o: &StoredOrder, extra: serde_json::Value) -> String {
+/// What every event of an order says about it (the addressee read from the document once).
+fn order_base(o: &StoredOrder) -> serde_json::Value {
     let to: Addressee = serde_json::from_str(&o.document).unwrap_or_default();
     let customer = to.customer.map(|c| json!({"id": c.id, "name": c.name, "email": c.email, "phone": c.phone}));
     let ship_to = to.ship_to.map(|a| {
         json!({"name": a.name, "address1": a.address1, "city": a.city, "region": a.region,
                "postal_code": a.postal_code, "country": a.country})
     });
-    let mut data = json!({
+    json!({
         "order_id": o.order_id, "channel": o.channel, "external_id": o.external_id, "status": o.status,
         "customer": customer, "ship_to": ship_to,
         "holds": o.holds,
@@ -113,11 +114,21 @@ fn order_data(o: &StoredOrder, extra: serde_json::Value) -> String {
             "cancelled": l.cancelled, "status": l.status})).collect::<Vec<_>>(),
         "fulfillment_orders": o.fulfillment_orders.iter().map(|f| json!({"id": f.fulfillment_order_id,
             "node_id": f.node_id, "status": f.status})).collect::<Vec<_>>(),
-    });
+    })
+}
+
+/// An order event from its base (see [`order_base`]) and what this event adds.
+fn order_event_from(
+    kind: &str,
+    o: &StoredOrder,
+    mut data: serde_json::Value,
+    at_ms: i64,
+    extra: serde_json::Value,
+) -> NewEvent {
     if let (Some(d), serde_json::Value::Object(more)) = (data.as_object_mut(), extra) {
         d.extend(more);
     }
-    data.to_string()
+    new_event(kind, Some(&o.channel), Some(&o.order_id), None, at_ms, data.to_string())
 }
 
 /// An outbox event with a fresh id, the current actor and the current payload version.
@@ -144,20 +155,23 @@ pub(crate) fn new_event(
 
 /// An event about an order.
 pub(crate) fn order_event(kind: &str, o: &StoredOrder, at_ms: i64, extra: serde_json::Value) -> NewEvent {
-    new_event(kind, Some(&o.channel), Some(&o.order_id), None, at_ms, order_data(o, extra))
+    order_event_from(kind, o, order_base(o), at_ms, extra)
 }
 
 /// The events of a newly placed order.
 pub(crate) fn placed_events(o: &StoredOrder, holds: &[crate::HoldNote], at_ms: i64) -> Vec<NewEvent> {
-    let mut events = vec![order_event("order.created", o, at_ms, json!({}))];
+    // Placement is the hot path: the document is read once for all of them.
+    let base = order_base(o);
+    let event = |kind: &str, extra| order_event_from(kind, o, base.clone(), at_ms, extra);
+    let mut events = vec![event("order.created", json!({}))];
     if o.lines.iter().any(|l| l.allocated > 0) {
-        events.push(order_event("order.allocated", o, at_ms, json!({})));
+        events.push(event("order.allocated", json!({})));
     }
     if o.lines.iter().any(|l| l.backordered > 0) {
-        events.push(order_event("order.backordered", o, at_ms, json!({})));
+        events.push(event("order.backordered", json!({})));
     }
     // One per hold, with who placed it and why (`App::order_holds` reads them back).
-    events.extend(holds.iter().map(|h| order_event("order.on_hold", o, at_ms, h.event_data())));
+    events.extend(holds.iter().map(|h| event("order.on_hold", h.event_data())));
     events
 }
 

@@ -228,9 +228,17 @@ impl App {
     /// Sources an order without reserving anything: the plan orders would get now.
     /// `policy` names a stored policy (its latest version); else the active one; else the
     /// built-in default.
+    /// A quote as the API asks for one: the order's limits and currency are checked
+    /// first (placement checks them once per order, then plans with [`App::plan`]).
     pub fn quote(&self, order: &OrderToSource, policy: Option<&str>) -> Result<Quote> {
         self.check_limits(order, policy)?;
         self.check_currency(order)?;
+        self.plan(order, policy)
+    }
+
+    /// The engine's plan for an order already checked (placement's attempts, promises,
+    /// reservations, substitutes).
+    pub(crate) fn plan(&self, order: &OrderToSource, policy: Option<&str>) -> Result<Quote> {
         self.quote_excluding(order, policy, &[])
     }
 

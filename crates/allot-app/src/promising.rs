@@ -407,7 +407,7 @@ impl App {
                 // The engine sees the service level only through rule conditions: when no
                 // rule names one, every level gets the same plan, so it is sourced once.
                 if !level_blind || quote.is_none() {
-                    quote = Some(self.quote(&order, q.policy.as_deref())?);
+                    quote = Some(self.plan(&order, q.policy.as_deref())?);
                 }
                 let Some(quote) = quote.as_ref() else { continue }; // set just above
                 let plan = &quote.decision.plan;
@@ -619,7 +619,7 @@ impl App {
             l.service_level = Some("same_day".to_owned());
             l.method = allot_core::FulfillmentMethod::SameDay;
         }
-        let quote = self.quote(&order, q.policy.as_deref())?;
+        let quote = self.plan(&order, q.policy.as_deref())?;
         let plan = &quote.decision.plan;
         if !plan.backordered.is_empty() || !plan.unfilled.is_empty() || plan.packages.is_empty() {
             return Ok(Err("no same-day node has the whole cart".to_owned()));

@@ -175,7 +175,7 @@ impl App {
                     .collect(),
                 ..OrderToSource::default()
             };
-            let quote = self.quote(&order, None)?;
+            let quote = self.plan(&order, None)?;
             if !quote.decision.plan.unfilled.is_empty() || !quote.decision.plan.backordered.is_empty() {
                 return Err(self.shortage(input));
             }

@@ -111,11 +111,7 @@ async fn add_hold(
 ) -> ApiResult<Json<OrderView>> {
     let scope = order_scope(&caller, &order_id)?;
     let hold = hold_kind("hold", &p.hold).map_err(|e| ApiError::invalid(vec![e]))?;
-    let reason = p.reason.map(String::from);
-    if reason.as_ref().is_some_and(|r| r.chars().count() > 200) {
-        return Err(ApiError::invalid(vec![allot_app::FieldError::new("reason", "1–200 characters")]));
-    }
-    let order = s.app.add_hold(&super::order_id(&order_id)?, hold, reason, scope).await?;
+    let order = s.app.add_hold(&super::order_id(&order_id)?, hold, p.reason.map(String::from), scope).await?;
     with_holds(&s, order).await
 }
 

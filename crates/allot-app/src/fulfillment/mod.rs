@@ -278,16 +278,7 @@ impl App {
         fo_id: &allot_core::FulfillmentOrderId,
         node: Option<&NodeId>,
     ) -> Result<FulfillmentOrderEntry> {
-        let fo_id = fo_id.as_str();
-        let not_found = || AppError::NotFound { what: "fulfillment order", id: fo_id.to_owned() };
-        let Some((order_id, node_id)) = self.inner.store.fulfillment_order_owner(fo_id).await? else {
-            return Err(not_found());
-        };
-        if node.is_some_and(|n| n.as_str() != node_id) {
-            return Err(not_found());
-        }
-        let order = self.order_by_id(&order_id).await?;
-        entry_of(&order, fo_id).ok_or_else(not_found)
+        Ok(self.fulfillment_order_of_order(fo_id, node).await?.1)
     }
 
     /// A fulfillment order with what its node needs to send it: the order's terms (the
@@ -297,9 +288,27 @@ impl App {
         fo_id: &allot_core::FulfillmentOrderId,
         node: Option<&NodeId>,
     ) -> Result<(FulfillmentOrderEntry, Option<crate::OrderTerms>)> {
-        let entry = self.fulfillment_order(fo_id, node).await?;
-        let order = self.order_by_id(&entry.fulfillment_order.order_id).await?;
+        let (order, entry) = self.fulfillment_order_of_order(fo_id, node).await?;
         Ok((entry, crate::OrderTerms::of(&order)))
+    }
+
+    /// The fulfillment order and the order it belongs to, read once.
+    async fn fulfillment_order_of_order(
+        &self,
+        fo_id: &allot_core::FulfillmentOrderId,
+        node: Option<&NodeId>,
+    ) -> Result<(StoredOrder, FulfillmentOrderEntry)> {
+        let fo_id = fo_id.as_str();
+        let not_found = || AppError::NotFound { what: "fulfillment order", id: fo_id.to_owned() };
+        let Some((order_id, node_id)) = self.inner.store.fulfillment_order_owner(fo_id).await? else {
+            return Err(not_found());
+        };
+        if node.is_some_and(|n| n.as_str() != node_id) {
+            return Err(not_found());
+        }
+        let order = self.order_by_id(&order_id).await?;
+        let entry = entry_of(&order, fo_id).ok_or_else(not_found)?;
+        Ok((order, entry))
     }
 }
 

@@ -14,6 +14,9 @@ use allot_core::HoldKind;
 
 use super::*;
 
+/// Longest reason a hold may carry.
+pub const HOLD_REASON_MAX: usize = 200;
+
 /// A hold placed on an order, with what the event that placed it says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HoldNote {
@@ -50,6 +53,9 @@ impl App {
         reason: Option<String>,
         channel: Option<&ChannelId>,
     ) -> Result<StoredOrder> {
+        if reason.as_ref().is_some_and(|r| r.trim().is_empty() || r.chars().count() > HOLD_REASON_MAX) {
+            return Err(AppError::invalid("reason", format!("1–{HOLD_REASON_MAX} characters")));
+        }
         let order_id = order_id.as_str();
         let mut tx = self.inner.store.begin().await?;
         let mut order = self.lock_for_change(&mut tx, order_id, channel).await?;
@@ -147,42 +153,40 @@ impl App {
     }
 
     async fn order_holds_now(&self, order_id: &str, holds: &[String]) -> Result<Vec<ActiveHold>> {
+        // Each placement of a hold, oldest first, its payload read once.
         let events = self.inner.store.order_events(order_id).await?;
-        let mut active = Vec::with_capacity(holds.len());
-        for kind in holds {
-            let Some(hold) = HoldKind::parse(kind) else { continue };
-            // The latest placement of this kind (a hold released and placed again shows
-            // its second placement).
-            let placed =
-                events.iter().rev().find(|e| e.event_type == "order.on_hold" && placed_hold(&e.data) == Some(hold));
-            let note = match placed {
-                Some(e) => {
-                    let data: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
-                    ActiveHold {
+        let mut placed: Vec<(HoldKind, serde_json::Value, &allot_store::StoredEvent)> = Vec::new();
+        for e in events.iter().filter(|e| e.event_type == "order.on_hold") {
+            let data: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
+            if let Some(hold) = data["hold"].as_str().and_then(HoldKind::parse) {
+                placed.push((hold, data, e));
+            }
+        }
+        let active = holds
+            .iter()
+            .filter_map(|kind| HoldKind::parse(kind))
+            .map(|hold| {
+                // The latest placement of this kind (a hold released and placed again
+                // shows its second placement); orders placed before holds carried their
+                // details have none.
+                match placed.iter().rev().find(|(h, _, _)| *h == hold) {
+                    Some((_, data, e)) => ActiveHold {
                         note: HoldNote {
                             hold,
                             reason: data["reason"].as_str().map(str::to_owned),
                             placed_by: data["placed_by"].as_str().or(e.actor.as_deref()).unwrap_or("system").to_owned(),
                         },
                         placed_at_ms: e.at_ms,
-                    }
+                    },
+                    None => ActiveHold {
+                        note: HoldNote { hold, reason: None, placed_by: "unknown".to_owned() },
+                        placed_at_ms: 0,
+                    },
                 }
-                // Orders placed before holds carried their details.
-                None => ActiveHold {
-                    note: HoldNote { hold, reason: None, placed_by: "unknown".to_owned() },
-                    placed_at_ms: 0,
-                },
-            };
-            active.push(note);
-        }
+            })
+            .collect();
         Ok(active)
     }
-}
-
-/// The hold an `order.on_hold` event's payload names.
-fn placed_hold(data: &str) -> Option<HoldKind> {
-    let v: serde_json::Value = serde_json::from_str(data).ok()?;
-    HoldKind::parse(v["hold"].as_str()?)
 }
 
 /// Why a new hold would hold nothing, if it would not: the order is cancelled, or every

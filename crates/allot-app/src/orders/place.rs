@@ -75,6 +75,7 @@ impl App {
             return Err(AppError::invalid("external_id", "required"));
         }
         self.check_limits(&input.order, input.policy())?;
+        self.check_currency(&input.order)?;
         self.note_holds(&mut input).await?;
         let pickup_ready_at_ms = match &input.pickup_promise {
             Some(store) => Some(self.pickup_ready_at(store, &input.order)?),
@@ -97,12 +98,12 @@ impl App {
         for attempt in 1..=PLACE_ATTEMPTS {
             let last = attempt == PLACE_ATTEMPTS;
             let to_source = conversion.as_ref().map_or(&input.order, |c| &c.residual);
-            let mut quote = self.quote(to_source, input.policy())?;
+            let mut quote = self.plan(to_source, input.policy())?;
             // Units the plan cannot place may sit in reservations past their expiry that the
             // sweep has not reached: expire them and plan again (module docs).
             let short = !quote.decision.plan.backordered.is_empty() || !quote.decision.plan.unfilled.is_empty();
             if attempt == 1 && short && self.may_hold_reservations(to_source) && self.sweep_if_due().await? > 0 {
-                quote = self.quote(to_source, input.policy())?;
+                quote = self.plan(to_source, input.policy())?;
             }
             let subs = self.plan_substitutes(&input, to_source, &quote)?;
             let decision = crate::decision_doc::stored_decision(&quote);
@@ -346,7 +347,7 @@ impl App {
                     continue;
                 }
                 let as_sub = LineToSource { sku: sub.clone(), quantity, ..wanted.clone() };
-                let q = self.quote(&OrderToSource { lines: vec![as_sub], ..to_source.clone() }, input.policy())?;
+                let q = self.plan(&OrderToSource { lines: vec![as_sub], ..to_source.clone() }, input.policy())?;
                 let packages: Vec<(NodeId, u64)> = q
                     .decision
                     .plan
